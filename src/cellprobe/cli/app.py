@@ -1,0 +1,73 @@
+"""The ``cellprobe`` command.
+
+Each command lives in its own module with a ``register(app)`` function; heavy imports (torch, timm) happen
+inside the command bodies so that ``cellprobe --help`` and ``cellprobe score`` start fast.
+Bad input (:class:`cellprobe.errors.InputError`) becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from cellprobe import __version__
+from cellprobe.errors import InputError
+
+app = typer.Typer(
+    name="cellprobe",
+    help="Benchmark frozen image encoders for cell instance segmentation and classification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# One entry per command module (cellprobe.cli.<name>); each defines register(app).
+COMMAND_MODULES: tuple[str, ...] = (
+    "score",
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"cellprobe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """cellprobe: frozen encoders, multi-level embeddings, one decoder, official metrics."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"cellprobe.cli.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, mapping bad input to exit status 2 with one line, no traceback."""
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except InputError as err:
+        print(f"cellprobe: error: {err}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:  # --help, --version, explicit exits
+        return exc.exit_code
+    except typer.Abort:
+        print("cellprobe: aborted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

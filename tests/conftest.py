@@ -1,0 +1,38 @@
+"""Shared test fixtures. Tests never reach a model hub: HF_HUB_OFFLINE is set before anything imports it."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def consep_root() -> Path:
+    """The real CoNSeP patches of ../shared/data/consep (train/ and test/), or skip with the reason."""
+    root = SHARED_DATA / "consep"
+    if not (root / "test" / "labels.npz").is_file():
+        pytest.skip(f"real-data test: {root} is absent (it ships beside the project checkout, not with it)")
+    return root
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the cellprobe CLI in-process: returns (exit status, stdout, stderr)."""
+    from cellprobe.cli.app import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run

@@ -1,0 +1,54 @@
+"""The package's foundations: bad input → one line and exit 2; atomic writes; strict configs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cellprobe import atomic
+from cellprobe.config import StrictModel, load_config
+from cellprobe.errors import InputError
+
+
+class _Cfg(StrictModel):
+    size: int = 256
+    name: str = "x"
+
+
+def test_atomic_write_json_replaces_and_maps_nan(tmp_path):
+    path = tmp_path / "sub" / "r.json"
+    atomic.write_json(path, {"a": float("nan"), "b": [1.5, float("nan")]})
+    assert json.loads(path.read_text()) == {"a": None, "b": [1.5, None]}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temporary left behind
+
+
+def test_atomic_write_keeps_old_file_when_interrupted(tmp_path):
+    path = tmp_path / "r.txt"
+    atomic.write_text(path, "old")
+    with pytest.raises(RuntimeError), atomic.atomic_open(path, "w") as handle:
+        handle.write("half")
+        raise RuntimeError("killed")
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.txt"]
+
+
+def test_config_rejects_unknown_key_naming_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("size: 128\nsiez: 3\n")
+    with pytest.raises(InputError) as err:
+        load_config(_Cfg, path)
+    assert str(path) in str(err.value) and "siez" in str(err.value)
+
+
+def test_config_overrides_and_types(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("size: 128\n")
+    assert load_config(_Cfg, path, {"name": "y"}) == _Cfg(size=128, name="y")
+    with pytest.raises(InputError, match="size"):
+        load_config(_Cfg, path, {"size": "big"})
+
+
+def test_cli_version(cli):
+    rc, out, _ = cli("--version")
+    assert rc == 0 and out.startswith("cellprobe ")
