@@ -76,6 +76,18 @@ def read_wheel(wheel: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     return image, inst.astype(np.int32), types.astype(np.uint8), license_text
 
 
+def one_class_per_nucleus(inst: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """Class map with background where there is no nucleus and each nucleus' majority type throughout
+    (the source type raster has a few stray typed pixels outside any instance)."""
+    out = np.zeros_like(types)
+    for ident in np.unique(inst[inst > 0]):
+        where = inst == ident
+        votes = np.bincount(types[where], minlength=len(CLASS_NAMES) + 1)
+        votes[0] = 0
+        out[where] = votes.argmax() if votes.any() else 0
+    return out
+
+
 def write_split(out: Path, name: str, cols: tuple[int, ...], image, inst, types) -> int:
     size = image.shape[0]
     gutter = (size - GRID * PATCH) // (GRID - 1)
@@ -90,8 +102,9 @@ def write_split(out: Path, name: str, cols: tuple[int, ...], image, inst, types)
             buf = io.BytesIO()
             Image.fromarray(image[window]).save(buf, format="JPEG", quality=JPEG_QUALITY)
             (split_dir / "images" / f"{patch}.jpg").write_bytes(buf.getvalue())
-            insts.append(relabel_sequential(inst[window])[0].astype(np.int32))
-            clss.append(types[window])
+            patch_inst = relabel_sequential(inst[window])[0].astype(np.int32)
+            insts.append(patch_inst)
+            clss.append(one_class_per_nucleus(patch_inst, types[window]))
             rows.append(f"{len(rows)},{patch},hgsc_nest_col{col}")
     np.savez_compressed(split_dir / "labels.npz", inst=np.stack(insts), cls=np.stack(clss))
     (split_dir / "patch_info.csv").write_text("index,patch,source_image\n" + "\n".join(rows) + "\n")
