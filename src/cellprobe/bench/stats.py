@@ -114,6 +114,10 @@ def align(
         if keys[m] != keys[models[0]]:
             diff = sorted(keys[m] ^ keys[models[0]], key=str)[:3]
             raise ValueError(f"align: models {models[0]!r} and {m!r} are not on the same runs/images, e.g. {diff}")
+    # numeric statistics as one float block (column access in aggregate functions is then ~3× faster)
+    numeric = [c for c in df.select_dtypes("number").columns if c not in (*run_cols, model_col)]
+    df[numeric] = df[numeric].astype(float)
+    keep = numeric + ([strata_col] if strata_col and strata_col in df.columns else [])
     runs = tuple(sorted(df["_run"].unique(), key=str))
     images = tuple(sorted(df["_image"].unique()))
     img_index = {name: i for i, name in enumerate(images)}
@@ -124,7 +128,7 @@ def align(
         names = sorted(in_run["_image"].unique())
         for pos, name in enumerate(names):
             local[r, img_index[name]] = pos
-        blocks = [in_run[in_run[model_col] == m].set_index("_image").loc[names].reset_index() for m in models]
+        blocks = [in_run[in_run[model_col] == m].set_index("_image").loc[names, keep] for m in models]
         frames.append(pd.concat(blocks, ignore_index=True))
     first = df[df[model_col] == models[0]].drop_duplicates("_image").set_index("_image")
     tissue = (first[strata_col].reindex(list(images)).astype(object).where(lambda s: s.notna(), "?").astype(str)
@@ -263,7 +267,7 @@ def paired_tests(
     Each permutation swaps, for a random half of the images, the two models' rows (all runs of that image
     at once); the same swap pattern serves every pair, which makes the max-T null joint. Returns one row per
     (metric, pair): a, b, diff = a − b, its paired bootstrap CI (when ``boot`` is given), raw p, Holm and max-T
-    adjusted p (max-T studentised by the bootstrap sd of each difference when available).
+    adjusted p (max-T on differences scaled by each pair's permutation-null sd).
     """
     index = {m: i for i, m in enumerate(al.models)}
     pairs = list(pairs) if pairs is not None else list(combinations(al.models, 2))
@@ -294,12 +298,11 @@ def paired_tests(
         if boot is not None:
             diffs = np.stack([boot.reps[:, index[a], k] - boot.reps[:, index[b], k] for a, b in pairs], axis=1)
             lo, hi = percentile_ci(diffs, alpha)
-            scale = np.nanstd(diffs, axis=0, ddof=1)
         else:
             lo = hi = np.full(len(pairs), np.nan)
-            scale = None
         adj_holm = holm(raw)
-        adj_maxt = max_t(obs, null[:, :, k], scale)
+        # each pair's statistic in units of its own permutation-null sd, so that no pair dominates the max
+        adj_maxt = max_t(obs, null[:, :, k], np.nanstd(null[:, :, k], axis=0))
         for q, (a, b) in enumerate(pairs):
             rows.append({"metric": metric, "a": a, "b": b, "diff": obs[q], "ci_lo": lo[q], "ci_hi": hi[q],
                          "p": raw[q], "p_holm": adj_holm[q], "p_maxt": adj_maxt[q]})

@@ -1,0 +1,149 @@
+"""The benchmark folder: where each cell's results live, and how to read them back.
+
+```
+BENCH_DIR/
+  bench.yaml                   the resolved benchmark config
+  index.csv                    one row per finished cell (rewritten atomically after each cell)
+  cells/<cell_id>/
+    result.json                written last, atomically: its presence marks the cell as done
+    per_image.parquet          per-image sufficient statistics (+ image, tissue) for re-aggregation
+    examples.npz               optional: a few test patches with truth and this cell's prediction
+    run/                       the training run folder
+```
+A cell is one (dataset, encoder, weights, fold, seed). The runner writes this layout; the report reads it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cellprobe import atomic
+from cellprobe.errors import InputError
+
+RESULT = "result.json"
+PER_IMAGE = "per_image.parquet"
+EXAMPLES = "examples.npz"
+INDEX = "index.csv"
+CONFIG = "bench.yaml"
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    encoder: str
+    weights: str
+    fold: int
+    seed: int
+
+    @property
+    def cell_id(self) -> str:
+        raw = f"{self.dataset}__{self.encoder}__{self.weights}__f{self.fold}__s{self.seed}"
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
+
+    @property
+    def model(self) -> str:
+        return model_label(self.encoder, self.weights)
+
+
+def model_label(encoder: str, weights: str) -> str:
+    """How a model is named in tables: the encoder, with its weights when not the pretrained ones."""
+    return encoder if weights == "pretrained" else f"{encoder} ({Path(weights).name})"
+
+
+def cell_dir(bench_dir: Path, cell: Cell) -> Path:
+    return Path(bench_dir) / "cells" / cell.cell_id
+
+
+def is_done(bench_dir: Path, cell: Cell) -> bool:
+    return (cell_dir(bench_dir, cell) / RESULT).is_file()
+
+
+def flatten_summary(summary: Mapping[str, Any]) -> dict[str, float]:
+    """Numeric scalars of a metrics summary, with per-class lists spread as ``<key>.<class name>``."""
+    names = list(summary.get("class_names") or [])
+    flat: dict[str, float] = {}
+    for key, value in summary.items():
+        if isinstance(value, bool) or key == "num_images":
+            continue
+        if isinstance(value, int | float | np.floating | np.integer):
+            flat[key] = float(value)
+        elif isinstance(value, list | tuple) and value and all(isinstance(v, int | float) or v is None
+                                                              for v in value):
+            labels = names if len(names) == len(value) else [f"class{i + 1}" for i in range(len(value))]
+            for label, v in zip(labels, value, strict=True):
+                flat[f"{key}.{label}"] = float("nan") if v is None else float(v)
+    return flat
+
+
+def aggregator(fmt: str, class_names: list[str] | None = None) -> Callable[[pd.DataFrame], dict[str, float]]:
+    """The metrics module's re-aggregation for a result format, returning flat numeric summaries."""
+    from cellprobe.metrics.aggregate import aggregate_conic, aggregate_pannuke
+
+    funcs = {"conic": aggregate_conic, "pannuke": aggregate_pannuke}
+    if fmt not in funcs:
+        raise ValueError(f"no aggregation for metrics format {fmt!r}")
+    func = funcs[fmt]
+
+    def aggregate(rows: pd.DataFrame) -> dict[str, float]:
+        return flatten_summary(func(rows.reset_index(drop=True), class_names=class_names))
+
+    return aggregate
+
+
+def read_results(bench_dir: Path) -> pd.DataFrame:
+    """One row per finished cell: identity, timings and flattened metrics (from each result.json)."""
+    bench_dir = Path(bench_dir)
+    paths = sorted((bench_dir / "cells").glob(f"*/{RESULT}"))
+    if not paths:
+        raise InputError(bench_dir, "no finished benchmark cells (cells/*/result.json) in this folder")
+    rows = []
+    for path in paths:
+        try:
+            res = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(path, f"unreadable result ({exc})") from None
+        row = {k: v for k, v in res.items() if k not in ("summary", "metrics")}
+        row.update(res.get("metrics", {}))
+        row["cell_dir"] = str(path.parent)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def read_per_image(cell_directory: str | Path, model: str, fold: int, seed: int) -> pd.DataFrame:
+    """A cell's per-image table tagged with model, fold and seed (the keys the statistics pair on)."""
+    path = Path(cell_directory) / PER_IMAGE
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"unreadable per-image table ({exc})") from None
+    return df.assign(model=model, fold=fold, seed=seed)
+
+
+def save_cell(bench_dir: Path, cell: Cell, summary: Mapping[str, Any], per_image: pd.DataFrame,
+              info: Mapping[str, Any], examples: Mapping[str, np.ndarray] | None = None) -> Path:
+    """Write a finished cell: per-image table and examples first, result.json last (the done marker)."""
+    out = cell_dir(bench_dir, cell)
+    table = per_image.reset_index() if "image" not in per_image.columns else per_image.reset_index(drop=True)
+    table["image"] = table["image"].astype(str)
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    atomic.write_bytes(out / PER_IMAGE, buf.getvalue())
+    if examples is not None:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **examples)
+        atomic.write_bytes(out / EXAMPLES, buf.getvalue())
+    result = {"cell_id": cell.cell_id, **asdict(cell), "model": cell.model, **info,
+              "format": summary.get("format", info.get("format")),
+              "class_names": list(summary.get("class_names") or []),
+              "metrics": flatten_summary(summary), "summary": dict(summary)}
+    atomic.write_json(out / RESULT, result)
+    return out

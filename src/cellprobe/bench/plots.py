@@ -1,0 +1,158 @@
+"""The report's figures (matplotlib, Agg backend), each returned as PNG bytes for embedding."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cellprobe.bench import layout
+from cellprobe.bench.stats import FriedmanResult
+
+CLASS_COLOURS = np.array([[0, 0, 0], [230, 159, 0], [86, 180, 233], [0, 158, 115], [240, 228, 66],
+                          [0, 114, 178], [213, 94, 0], [204, 121, 167]], dtype=float) / 255  # Okabe–Ito
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png(fig) -> bytes:
+    """A figure as PNG bytes; the figure is closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def metric_bars(estimate: pd.DataFrame, lo: pd.DataFrame, hi: pd.DataFrame, keys: Sequence[str],
+                labels: Mapping[str, str], title: str) -> bytes:
+    """Grouped bars: one group per metric, one bar per model, 95% CI whiskers."""
+    plt = _pyplot()
+    models = list(estimate.index)
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(keys) * max(1, len(models) / 2)), 3.6))
+    x = np.arange(len(keys))
+    for i, model in enumerate(models):
+        est = estimate.loc[model, list(keys)].to_numpy(float)
+        err = np.vstack([est - lo.loc[model, list(keys)].to_numpy(float),
+                         hi.loc[model, list(keys)].to_numpy(float) - est])
+        err = np.where(np.isfinite(err), np.maximum(err, 0), 0)
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, est, width, yerr=err, capsize=3, label=model)
+    ax.set_xticks(x, [labels.get(k, k) for k in keys], rotation=20, ha="right")
+    ax.set_ylabel("score")
+    ax.set_title(f"{title}: metrics, 95% bootstrap CIs")
+    ax.legend(fontsize=8, frameon=False, ncols=min(len(models), 3))
+    ax.grid(axis="y", alpha=0.3)
+    return png(fig)
+
+
+def class_heatmap(values: pd.DataFrame, title: str) -> bytes:
+    """Models × classes heatmap of a per-class metric, annotated."""
+    plt = _pyplot()
+    classes = [c.split(".", 1)[1] for c in values.columns]
+    data = values.to_numpy(float)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(classes), 0.8 + 0.45 * len(values)))
+    im = ax.imshow(data, cmap="viridis", vmin=0, vmax=max(1e-9, np.nanmax(data)) if np.isfinite(data).any() else 1,
+                   aspect="auto")
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(values)), list(values.index))
+    for (i, j), v in np.ndenumerate(data):
+        ax.text(j, i, "–" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center",
+                color="white" if np.isfinite(v) and v < 0.6 * np.nanmax(data) else "black", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_title(f"{title}: {values.columns[0].split('.')[0].replace('_per_class', '')} per class")
+    return png(fig)
+
+
+def cd_diagram(result: FriedmanResult) -> bytes:
+    """Critical-difference diagram (Demšar 2006): average ranks on an axis, the CD as a bar, and thick lines
+    joining models whose ranks differ by less than the CD."""
+    plt = _pyplot()
+    ranks = result.ranks.sort_values()
+    k = len(ranks)
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.3 * k))
+    ax.set_xlim(0.5, k + 0.5)
+    ax.set_ylim(-(k + 2), 2)
+    ax.axhline(0, color="black", lw=1)
+    for r in range(1, k + 1):
+        ax.plot([r, r], [0, 0.2], color="black", lw=1)
+        ax.text(r, 0.35, str(r), ha="center", fontsize=8)
+    if np.isfinite(result.cd):
+        ax.plot([1, 1 + result.cd], [1.3, 1.3], color="black", lw=2)
+        ax.text(1 + result.cd / 2, 1.45, f"CD = {result.cd:.2f}", ha="center", fontsize=8)
+    half = (k + 1) // 2
+    for i, (model, rank) in enumerate(ranks.items()):
+        left = i < half
+        y = -(i + 1) if left else -(k - i)
+        x_text = 0.6 if left else k + 0.4
+        ax.plot([rank, rank, x_text], [0, y, y], color="tab:blue", lw=0.8)
+        ax.text(x_text, y + 0.1, f"{model} ({rank:.2f})", ha="left" if left else "right", fontsize=8,
+                va="bottom")
+    values = ranks.to_numpy()
+    cliques = []
+    for i in range(k):
+        j = int(np.searchsorted(values, values[i] + result.cd, side="right")) - 1 if np.isfinite(result.cd) else i
+        if j > i and not any(a <= i and j <= b for a, b in cliques):
+            cliques.append((i, j))
+    for n, (i, j) in enumerate(cliques):
+        y = -0.4 - 0.25 * n
+        ax.plot([values[i] - 0.03, values[j] + 0.03], [y, y], color="black", lw=3)
+    ax.axis("off")
+    ax.set_title("Average rank (1 = best); a bar joins models closer than the critical difference", fontsize=9)
+    return png(fig)
+
+
+def overlay(image: np.ndarray, inst: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """The image with each nucleus outlined in its class colour."""
+    from skimage.segmentation import find_boundaries
+
+    out = image.astype(float) / 255
+    edge = find_boundaries(inst, mode="inner")
+    out[edge] = CLASS_COLOURS[np.clip(cls[edge], 0, len(CLASS_COLOURS) - 1).astype(int)]
+    out[edge & (cls == 0)] = (1.0, 1.0, 1.0)
+    return out
+
+
+def examples_figure(runs: pd.DataFrame, models: Sequence[str], max_examples: int) -> bytes | None:
+    """Rows of test patches: image, truth, then each model's prediction (first run that saved examples)."""
+    plt = _pyplot()
+    chosen: dict[str, dict[str, np.ndarray]] = {}
+    for model in models:
+        for cell_dir in runs[runs["model"] == model].sort_values(["fold", "seed"])["cell_dir"]:
+            path = Path(cell_dir) / layout.EXAMPLES
+            if path.is_file():
+                with np.load(path) as z:
+                    chosen[model] = {k: z[k] for k in z.files}
+                break
+    if not chosen:
+        return None
+    ref = next(iter(chosen.values()))
+    n = min(max_examples, len(ref["names"]))
+    cols = ["image", "truth", *chosen]
+    fig, axes = plt.subplots(n, len(cols), figsize=(2.2 * len(cols), 2.3 * n), squeeze=False)
+    for i in range(n):
+        name = ref["names"][i]
+        panels = [ref["image"][i], overlay(ref["image"][i], ref["true_inst"][i], ref["true_cls"][i])]
+        for model in chosen:
+            ex = chosen[model]
+            where = np.flatnonzero(ex["names"] == name)
+            panels.append(overlay(ex["image"][where[0]], ex["pred_inst"][where[0]], ex["pred_cls"][where[0]])
+                          if where.size else np.ones_like(ref["image"][i], dtype=float))
+        for j, panel in enumerate(panels):
+            axes[i, j].imshow(panel)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            if i == 0:
+                axes[i, j].set_title(cols[j], fontsize=8)
+        axes[i, 0].set_ylabel(str(name), fontsize=7)
+    fig.suptitle("Outlines coloured by class", fontsize=9)
+    return png(fig)

@@ -1,0 +1,67 @@
+"""The report on a synthetic benchmark with a known ranking."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from cellprobe.bench.report import ReportOptions, build_report
+
+FAST = ReportOptions(n_boot=40, n_perm=40)
+
+
+@pytest.fixture(scope="module")
+def report(synthetic_bench):
+    return build_report(synthetic_bench, options=FAST)
+
+
+def test_markdown_leaderboard_ranks_the_known_order_with_cis_and_p(report):
+    md = report[1].read_text()
+    for label in ("PQ (image-avg.)", "mPQ+ (pooled)", "R²", "F1_d", "F1 tumour"):
+        assert label in md
+    alpha = md.split("## alpha")[1].split("## beta")[0]
+    board = [line for line in alpha.splitlines() if line.startswith("| ") and "±" in line]
+    assert [line.split("|")[1].strip() for line in board] == ["uni", "convnext", "vit"]
+    assert re.search(r"\[\d\.\d{3}, \d\.\d{3}\]", board[0]) and "p=" in board[1] and "p=" not in board[0]
+    assert "Friedman" in md and "Gap (histopathology − general) on all datasets" in md
+
+
+def test_html_is_self_contained(report):
+    page = report[0].read_text()
+    assert page.count("data:image/png;base64,") >= 5  # bars ×2, heatmaps ×2, CD diagram, examples
+    assert not re.search(r"""(src|href)=["']?(https?:|//|/)""", page)
+    assert "<table>" in page and "critical-difference" in page
+
+
+def test_unpaired_models_get_no_tests_but_still_a_leaderboard(tmp_path, synthetic_bench):
+    bench = tmp_path / "b"
+    shutil.copytree(synthetic_bench, bench, ignore=shutil.ignore_patterns("beta__*"))
+    import pandas as pd
+
+    path = next((bench / "cells").glob("alpha__vit__*s1/per_image.parquet"))
+    pd.read_parquet(path).iloc[1:].to_parquet(path)  # one image missing for one run
+    _, md_path = build_report(bench, options=FAST)
+    alpha = md_path.read_text().split("## alpha")[1]
+    assert "not evaluated on the same runs and images" in alpha and "No paired tests" in alpha
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)")
+def test_page_renders_in_headless_chromium(report, tmp_path):
+    shot = tmp_path / "shot.png"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+           "--window-size=1200,1600", f"--screenshot={shot}", report[0].as_uri()]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120, cwd=tmp_path)
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (1600, 1200)
+    assert pixels.std() > 20  # text, tables and plots, not a blank page
+    assert (pixels < 100).mean() > 0.005  # dark ink present
