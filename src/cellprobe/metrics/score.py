@@ -1,0 +1,288 @@
+"""Score predictions against truth: per-image statistics, then the summary recomputed from them.
+
+Entry points:
+- :func:`score_conic` for (N, H, W, 2) label stacks (instance id, class id): the CoNIC release layout;
+- :func:`score_pannuke` for (N, H, W, C+1) PanNuke masks with tissue names;
+- :func:`score_maps` and :class:`ConicAccumulator` for lists of (instance map, class map) pairs of any size
+  (what training and inference produce).
+In every case ``summary == aggregate_*(per_image)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cellprobe import atomic
+from cellprobe.errors import InputError
+from cellprobe.metrics.aggregate import (
+    aggregate_conic,
+    aggregate_pannuke,
+    conic_image_metrics,
+    pannuke_image_metrics,
+)
+from cellprobe.metrics.config import MetricsParams
+from cellprobe.metrics.image import (
+    OVERLAP_COLUMNS,
+    conic_columns,
+    conic_image_row,
+    pannuke_columns,
+    pannuke_image_row,
+)
+from cellprobe.metrics.inputs import as_ids, check_conic_stack, check_pannuke_stack, check_same_layout
+from cellprobe.metrics.parallel import map_rows
+
+PANNUKE_CLASSES = ("neoplastic", "inflammatory", "connective", "dead", "epithelial")
+
+
+@dataclass
+class ScoreResult:
+    """``summary``: metric name → value (per-class lists in class-id order); ``per_image``: one row of
+    sufficient statistics (and readable per-image metrics) per image; ``params``: the thresholds used."""
+
+    summary: dict[str, Any]
+    per_image: pd.DataFrame
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary, "params": dict(self.params)}
+
+    def write(self, json_path: str | Path | None = None, csv_path: str | Path | None = None) -> None:
+        """Write the summary as JSON and the per-image table as CSV, each atomically."""
+        if json_path is not None:
+            atomic.write_json(json_path, self.to_dict())
+        if csv_path is not None:
+            atomic.write_text(csv_path, self.per_image.to_csv())
+
+
+def _params(radius: float | None, mpp: float | None, match_iou: float, r2_crop: int | None) -> MetricsParams:
+    return MetricsParams(radius=radius, mpp=mpp, match_iou=match_iou, r2_crop=r2_crop)
+
+
+def _conic_row(
+    get: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    sources: tuple[str, str],
+    num_classes: int,
+    params: MetricsParams,
+    i: int,
+) -> np.ndarray:
+    true_inst, true_cls, pred_inst, pred_cls = get(i)
+    where_true, where_pred = f"{sources[0]}[{i}]", f"{sources[1]}[{i}]"
+    if true_inst.shape != pred_inst.shape or true_cls.shape != true_inst.shape or pred_cls.shape != pred_inst.shape:
+        raise InputError(where_pred, f"map shapes differ: truth {true_inst.shape}/{true_cls.shape}, "
+                                     f"prediction {pred_inst.shape}/{pred_cls.shape}")
+    return conic_image_row(
+        as_ids(true_inst, where_true, "instance ids"),
+        as_ids(true_cls, where_true, "class ids", num_classes),
+        as_ids(pred_inst, where_pred, "instance ids"),
+        as_ids(pred_cls, where_pred, "class ids", num_classes),
+        num_classes=num_classes,
+        radius=params.detection_radius,
+        match_iou=params.match_iou,
+        r2_crop=params.r2_crop,
+    )
+
+
+@dataclass(frozen=True)
+class _StackPair:
+    """Image i of two (N, H, W, 2) stacks as (true inst, true cls, pred inst, pred cls); picklable."""
+
+    true: np.ndarray
+    pred: np.ndarray
+
+    def __call__(self, i: int):
+        return self.true[i, ..., 0], self.true[i, ..., 1], self.pred[i, ..., 0], self.pred[i, ..., 1]
+
+
+@dataclass(frozen=True)
+class _ListPair:
+    """Image i of four map lists; picklable."""
+
+    true_inst: Sequence[np.ndarray]
+    true_cls: Sequence[np.ndarray]
+    pred_inst: Sequence[np.ndarray]
+    pred_cls: Sequence[np.ndarray]
+
+    def __call__(self, i: int):
+        return self.true_inst[i], self.true_cls[i], self.pred_inst[i], self.pred_cls[i]
+
+
+def _conic_result(rows: np.ndarray, num_classes: int, params: MetricsParams, class_names, index) -> ScoreResult:
+    columns = conic_columns(num_classes, params.r2_crop is not None)
+    stats = pd.DataFrame(rows, columns=list(columns), index=index)
+    stats = stats.astype({c: np.int64 for c in columns if "iou_sum" not in c and c not in OVERLAP_COLUMNS})
+    summary = aggregate_conic(stats, class_names=class_names)
+    per_image = pd.concat([stats, conic_image_metrics(stats)], axis=1)
+    used = params.model_dump()
+    used["radius"] = params.detection_radius
+    return ScoreResult(summary, per_image, used)
+
+
+def _index(n: int, names: Sequence[str] | None) -> pd.Index:
+    if names is None:
+        return pd.RangeIndex(n, name="image")
+    if len(names) != n:
+        raise ValueError(f"{len(names)} image names for {n} images")
+    return pd.Index(list(names), name="image")
+
+
+def _infer_classes(class_names: Sequence[str] | None, num_classes: int | None, arrays) -> int:
+    if class_names is not None:
+        if num_classes is not None and num_classes != len(class_names):
+            raise ValueError(f"num_classes={num_classes} but {len(class_names)} class names")
+        return len(class_names)
+    if num_classes is not None:
+        return num_classes
+    top = 0
+    for cls in arrays:
+        if np.size(cls):
+            top = max(top, int(np.max(cls)))
+    return top
+
+
+def score_conic(
+    true: np.ndarray,
+    pred: np.ndarray,
+    *,
+    radius: float | None = None,
+    mpp: float | None = None,
+    r2_crop: int | None = None,
+    class_names: Sequence[str] | None = None,
+    num_classes: int | None = None,
+    match_iou: float = 0.5,
+    workers: int = 1,
+    image_names: Sequence[str] | None = None,
+    sources: tuple[str, str] = ("true", "pred"),
+) -> ScoreResult:
+    """Score (N, H, W, 2) label stacks (instance id, class id), CoNIC layout.
+
+    ``radius``: detection radius in px (default: 12 px at 40×, i.e. ``3 µm / mpp``; give ``mpp=0.5`` for 20×
+    data such as CoNIC). ``r2_crop``: count nuclei for R² in the central crop (CoNIC challenge: 224).
+    ``num_classes``: from ``class_names``, else given, else the largest class id present. ``workers``: processes
+    (<= 0: all cores). ``sources`` name the inputs in error messages (file paths in the CLI).
+    """
+    check_conic_stack(true, sources[0])
+    check_conic_stack(pred, sources[1])
+    check_same_layout(true, pred, *sources)
+    params = _params(radius, mpp, match_iou, r2_crop)
+    n_cls = _infer_classes(class_names, num_classes, (true[..., 1], pred[..., 1]))
+
+    get = _StackPair(true, pred)
+    width = len(conic_columns(n_cls, r2_crop is not None))
+    rows = map_rows(partial(_conic_row, get, sources, n_cls, params), true.shape[0], width, workers)
+    return _conic_result(rows, n_cls, params, class_names, _index(true.shape[0], image_names))
+
+
+def score_maps(
+    true_inst: Sequence[np.ndarray],
+    true_cls: Sequence[np.ndarray],
+    pred_inst: Sequence[np.ndarray],
+    pred_cls: Sequence[np.ndarray],
+    *,
+    num_classes: int,
+    radius: float | None = None,
+    mpp: float | None = None,
+    r2_crop: int | None = None,
+    class_names: Sequence[str] | None = None,
+    match_iou: float = 0.5,
+    workers: int = 1,
+    image_names: Sequence[str] | None = None,
+) -> ScoreResult:
+    """Score lists of (H, W) instance and class maps (sizes may differ between images), CoNIC semantics."""
+    n = len(true_inst)
+    if not (len(true_cls) == len(pred_inst) == len(pred_cls) == n):
+        raise ValueError("true_inst, true_cls, pred_inst and pred_cls must have the same length")
+    params = _params(radius, mpp, match_iou, r2_crop)
+
+    get = _ListPair(true_inst, true_cls, pred_inst, pred_cls)
+    width = len(conic_columns(num_classes, r2_crop is not None))
+    rows = map_rows(partial(_conic_row, get, ("true", "pred"), num_classes, params), n, width, workers)
+    return _conic_result(rows, num_classes, params, class_names, _index(n, image_names))
+
+
+class ConicAccumulator:
+    """Add (truth, prediction) map pairs one at a time (e.g. during validation), then get the ScoreResult."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        radius: float | None = None,
+        mpp: float | None = None,
+        r2_crop: int | None = None,
+        class_names: Sequence[str] | None = None,
+        match_iou: float = 0.5,
+    ) -> None:
+        self.num_classes = num_classes
+        self.class_names = class_names
+        self.params = _params(radius, mpp, match_iou, r2_crop)
+        self._rows: list[np.ndarray] = []
+        self._names: list[str] = []
+
+    def add(self, true_inst, true_cls, pred_inst, pred_cls, name: str | None = None) -> None:
+        i = len(self._rows)
+        row = _conic_row(lambda _: (true_inst, true_cls, pred_inst, pred_cls), ("true", "pred"),
+                         self.num_classes, self.params, i)
+        self._rows.append(row)
+        self._names.append(str(i) if name is None else name)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def result(self) -> ScoreResult:
+        width = len(conic_columns(self.num_classes, self.params.r2_crop is not None))
+        rows = np.stack(self._rows) if self._rows else np.zeros((0, width))
+        return _conic_result(rows, self.num_classes, self.params, self.class_names, _index(len(rows), self._names))
+
+
+def _pannuke_row(true: np.ndarray, pred: np.ndarray, sources: tuple[str, str], num_classes: int,
+                 match_iou: float, i: int) -> np.ndarray:
+    return pannuke_image_row(
+        as_ids(np.asarray(true[i]), f"{sources[0]}[{i}]", "instance ids"),
+        as_ids(np.asarray(pred[i]), f"{sources[1]}[{i}]", "instance ids"),
+        num_classes=num_classes,
+        match_iou=match_iou,
+    )
+
+
+def score_pannuke(
+    true_masks: np.ndarray,
+    pred_masks: np.ndarray,
+    types: Sequence[str],
+    *,
+    class_names: Sequence[str] | None = None,
+    match_iou: float = 0.5,
+    workers: int = 1,
+    sources: tuple[str, str] = ("true", "pred"),
+) -> ScoreResult:
+    """Score PanNuke masks (N, H, W, C+1): C class channels of instance ids, then background (ignored).
+
+    ``types``: tissue name of each image. Class names default to PanNuke's five when C = 5.
+    """
+    num_classes = true_masks.shape[-1] - 1 if true_masks.ndim == 4 else 5
+    if class_names is not None:
+        num_classes = len(class_names)
+    elif num_classes == len(PANNUKE_CLASSES):
+        class_names = PANNUKE_CLASSES
+    check_pannuke_stack(true_masks, sources[0], num_classes)
+    check_pannuke_stack(pred_masks, sources[1], num_classes)
+    check_same_layout(true_masks, pred_masks, *sources)
+    n = true_masks.shape[0]
+    if len(types) != n:
+        raise InputError(sources[0], f"{len(types)} tissue types for {n} images")
+    MetricsParams(match_iou=match_iou)  # validates the threshold
+    fn = partial(_pannuke_row, true_masks, pred_masks, sources, num_classes, match_iou)
+    columns = pannuke_columns(num_classes)
+    rows = map_rows(fn, n, len(columns), workers)
+    stats = pd.DataFrame(rows, columns=list(columns), index=pd.RangeIndex(n, name="image"))
+    stats = stats.astype({c: np.int64 for c in columns if "iou_sum" not in c})
+    stats.insert(0, "tissue", [str(t) for t in types])
+    summary = aggregate_pannuke(stats, class_names=class_names)
+    per_image = pd.concat([stats, pannuke_image_metrics(stats)], axis=1)
+    return ScoreResult(summary, per_image, {"match_iou": match_iou})
