@@ -72,3 +72,20 @@ def make_bench(root: Path, models: dict[str, float], datasets=("alpha", "beta"),
                 info = {"group": (groups or {}).get(model, "general"), "seconds": 1.0}
                 layout.save_cell(root, cell, res.summary, per_image, info, examples)
     return root
+
+
+def fake_cell_output(dataset: str, model: str, seed: int, quality: float, n_images: int = 8, size: int = 48):
+    """A CellOutput as the training API would give it, from synthetic maps of a model of ``quality``."""
+    from cellprobe.bench.runner import CellOutput
+
+    rng = np.random.default_rng(zlib.crc32(dataset.encode()))
+    truth = [_truth(rng, size) for _ in range(n_images)]
+    prng = np.random.default_rng(zlib.crc32(f"{dataset}|{model}|{seed}".encode()))
+    preds = [_predict(prng, inst, cls, quality) for _, inst, cls in truth]
+    names = [f"{dataset}_{i:03d}" for i in range(n_images)]
+    res = score_maps([t[1] for t in truth], [t[2] for t in truth], [p[0] for p in preds], [p[1] for p in preds],
+                     num_classes=3, class_names=CLASSES, image_names=names)
+    examples = {"names": np.array(names[:2]), "image": np.stack([t[0] for t in truth[:2]]),
+                "true_inst": np.stack([t[1] for t in truth[:2]]), "true_cls": np.stack([t[2] for t in truth[:2]]),
+                "pred_inst": np.stack([p[0] for p in preds[:2]]), "pred_cls": np.stack([p[1] for p in preds[:2]])}
+    return CellOutput(res.summary, res.per_image, {"seconds_train": 0.0}, examples)

@@ -1,0 +1,168 @@
+"""The benchmark matrix runner: one cell per (dataset, encoder, weights, fold, seed), resumable.
+
+A cell is done when its ``result.json`` exists (written last, atomically), so a re-run skips finished cells and
+a killed run resumes at the first unfinished one. The cell's work (train, evaluate, keep examples) is a
+function, :func:`cellprobe.bench.cell.run_cell` by default, injectable for tests and other back-ends.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from cellprobe import atomic
+from cellprobe.bench import layout
+from cellprobe.bench.config import BenchConfig, DatasetSpec, EncoderEntry, FoldSpec
+from cellprobe.config import dump_config
+from cellprobe.errors import InputError
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """Everything one cell needs: its identity and the specs it was expanded from."""
+
+    cell: layout.Cell
+    dataset: DatasetSpec
+    fold: FoldSpec
+    encoder: EncoderEntry
+    config: BenchConfig
+
+
+@dataclass
+class CellOutput:
+    """What a cell function returns: the metrics summary, the per-image table and extra facts."""
+
+    summary: dict[str, Any]
+    per_image: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+    examples: dict[str, np.ndarray] | None = None
+
+
+class CellFn(Protocol):
+    def __call__(self, task: CellTask, work_dir: Path) -> CellOutput: ...
+
+
+def expand(config: BenchConfig) -> Iterator[CellTask]:
+    """The matrix in a stable order: dataset, fold, encoder, weights, seed."""
+    for dataset in config.datasets:
+        for f, fold in enumerate(dataset.folds):
+            for encoder in config.encoders:
+                for weights in encoder.weights:
+                    for seed in config.seeds:
+                        cell = layout.Cell(dataset.name, encoder.name, weights, f, seed)
+                        yield CellTask(cell, dataset, fold, encoder, config)
+
+
+@dataclass
+class BenchSummary:
+    done: list[str] = field(default_factory=list)  # finished in this run
+    skipped: list[str] = field(default_factory=list)  # already finished before
+    failed: dict[str, str] = field(default_factory=dict)  # cell id → one-line error
+    seconds: float = 0.0
+
+
+def _check_same_setup(bench_dir: Path, config: BenchConfig) -> None:
+    """A benchmark folder holds one setup: cells trained differently must not be mixed in one report."""
+    path = bench_dir / layout.CONFIG
+    if not path.is_file():
+        return
+    old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    new = config.model_dump(mode="json")
+    for key in ("training", "feature_cache"):
+        if old.get(key) != new.get(key):
+            raise InputError(path, f"'{key}' differs from the benchmark already in this folder; use a new output "
+                                   "folder (finished cells would otherwise mix two setups)")
+    old_sets = {d["name"]: d for d in old.get("datasets", [])}
+    for d in new["datasets"]:
+        if d["name"] in old_sets and old_sets[d["name"]] != d:
+            raise InputError(path, f"dataset '{d['name']}' is defined differently from the benchmark already in "
+                                   "this folder; use a new output folder")
+
+
+def write_index(bench_dir: Path) -> Path:
+    """index.csv: one row per finished cell (identity, timings, flat metrics), rewritten atomically."""
+    results = layout.read_results(bench_dir)
+    results = results.drop(columns=[c for c in ("class_names", "cell_dir") if c in results.columns])
+    path = Path(bench_dir) / layout.INDEX
+    atomic.write_text(path, results.to_csv(index=False))
+    return path
+
+
+def run_bench(
+    config: BenchConfig,
+    bench_dir: str | Path,
+    cell_fn: CellFn | None = None,
+    on_cell: Callable[[CellTask, str], None] | None = None,
+) -> BenchSummary:
+    """Run every unfinished cell of the matrix into ``bench_dir``.
+
+    ``on_cell(task, status)`` is called with status "start", "skip", "done" or "failed" (progress display).
+    Bad input (InputError) stops the run; other errors stop it too unless ``config.on_error == "continue"``,
+    in which case the error is kept in the cell's ``error.txt`` and the next cell runs.
+    """
+    if cell_fn is None:
+        from cellprobe.bench.cell import run_cell as cell_fn
+    bench_dir = Path(bench_dir)
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    _check_same_setup(bench_dir, config)
+    atomic.write_text(bench_dir / layout.CONFIG, dump_config(config))
+    summary = BenchSummary()
+    start = time.perf_counter()
+    for task in expand(config):
+        cid = task.cell.cell_id
+        if layout.is_done(bench_dir, task.cell):
+            summary.skipped.append(cid)
+            if on_cell:
+                on_cell(task, "skip")
+            continue
+        if on_cell:
+            on_cell(task, "start")
+        out_dir = layout.cell_dir(bench_dir, task.cell)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        try:
+            output = cell_fn(task, out_dir)
+        except InputError:
+            raise
+        except Exception as exc:
+            if config.on_error == "stop":
+                raise
+            atomic.write_text(out_dir / "error.txt", traceback.format_exc())
+            summary.failed[cid] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            if on_cell:
+                on_cell(task, "failed")
+            continue
+        info = {"group": task.encoder.group, "dataset_path": str(task.dataset.path),
+                "splits": task.fold.model_dump(), "seconds": round(time.perf_counter() - t0, 2), **output.info}
+        if info.get("group") is None:
+            info["group"] = _registry_group(task.cell.encoder)
+        layout.save_cell(bench_dir, task.cell, output.summary, output.per_image, info, output.examples)
+        (out_dir / "error.txt").unlink(missing_ok=True)
+        write_index(bench_dir)
+        summary.done.append(cid)
+        if on_cell:
+            on_cell(task, "done")
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _registry_group(encoder: str) -> str | None:
+    """The encoder's group (general / histopathology) from the encoder registry, when it knows it."""
+    try:
+        from cellprobe.encoders.registry import get_spec
+    except ImportError:
+        return None
+    try:
+        spec = get_spec(encoder)
+    except Exception:  # unknown name: the cell function already failed or used a custom encoder
+        return None
+    group = getattr(spec, "group", None) or getattr(spec, "family_group", None)
+    return str(group) if group else None

@@ -1,0 +1,107 @@
+"""The matrix runner with an injected cell function: expansion, skipping, resuming, atomic results, index."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cellprobe.bench import layout
+from cellprobe.bench.config import BenchConfig
+from cellprobe.bench.runner import expand, run_bench
+from cellprobe.config import parse_config
+from cellprobe.errors import InputError
+
+from .conftest import synth
+
+CONFIG = {
+    "name": "t",
+    "datasets": [{"name": "ds", "path": "/data/ds", "folds": [{"train": "f1", "val": "f2", "test": "f3"},
+                                                             {"train": "f2", "val": "f1", "test": "f3"}]}],
+    "encoders": [{"name": "lite0", "weights": ["pretrained", "random"], "group": "general"}],
+    "seeds": [0, 1],
+}
+
+
+class FakeCell:
+    """Pretrained weights give better predictions than random ones; counts calls; can fail on demand."""
+
+    def __init__(self, fail_at: int | None = None, exc: type[BaseException] = KeyboardInterrupt):
+        self.calls: list[str] = []
+        self.attempts = 0
+        self.fail_at, self.exc = fail_at, exc
+
+    def __call__(self, task, work_dir):
+        self.attempts += 1
+        if self.attempts - 1 == self.fail_at:
+            (work_dir / "half-written.tmp").write_text("x")
+            raise self.exc("killed")
+        self.calls.append(task.cell.cell_id)
+        quality = 0.9 if task.cell.weights == "pretrained" else 0.6
+        return synth.fake_cell_output(task.cell.dataset, task.cell.model, task.cell.seed, quality)
+
+
+def _config(**changes) -> BenchConfig:
+    return parse_config(BenchConfig, {**CONFIG, **changes})
+
+
+def test_matrix_expansion_order_and_ids():
+    tasks = list(expand(_config()))
+    assert len(tasks) == 2 * 2 * 2  # folds × weights × seeds
+    ids = [t.cell.cell_id for t in tasks]
+    assert len(set(ids)) == len(ids)
+    assert tasks[0].cell == layout.Cell("ds", "lite0", "pretrained", 0, 0)
+    assert tasks[-1].fold.train == "f2"
+
+
+def test_finished_cells_are_skipped_and_killed_runs_resume(tmp_path):
+    cfg = _config()
+    killed = FakeCell(fail_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(cfg, tmp_path, killed)
+    assert len(killed.calls) == 3
+    assert len(layout.read_results(tmp_path)) == 3
+    resumed = FakeCell()
+    summary = run_bench(cfg, tmp_path, resumed)
+    assert len(summary.skipped) == 3 and len(summary.done) == 5
+    assert set(resumed.calls).isdisjoint(killed.calls)
+    again = FakeCell()
+    assert run_bench(cfg, tmp_path, again).done == [] and again.calls == []
+    index = pd.read_csv(tmp_path / layout.INDEX)
+    assert len(index) == 8 and {"mpq_plus", "f1_detection", "model", "seed", "fold"} <= set(index.columns)
+    assert set(index["model"]) == {"lite0", "lite0 (random)"}
+
+
+def test_results_and_per_image_tables_are_kept(tmp_path):
+    run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    results = layout.read_results(tmp_path)
+    row = results[results["weights"] == "pretrained"].iloc[0]
+    per_image = pd.read_parquet(f"{row['cell_dir']}/{layout.PER_IMAGE}")
+    assert len(per_image) == 8 and per_image["image"].str.startswith("ds_").all()
+    from cellprobe.metrics import aggregate_conic
+
+    assert aggregate_conic(per_image.drop(columns="image"))["mpq_plus"] == pytest.approx(row["mpq_plus"])
+    assert row["group"] == "general" and row["splits"] == {"train": "f1", "val": "f2", "test": "f3"}
+    assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_errors_are_recorded_and_the_matrix_goes_on(tmp_path):
+    summary = run_bench(_config(seeds=[0]), tmp_path, FakeCell(fail_at=0, exc=RuntimeError))
+    assert len(summary.failed) == 1 and len(summary.done) == 3
+    failed = layout.cell_dir(tmp_path, next(expand(_config(seeds=[0]))).cell)
+    assert "RuntimeError: killed" in (failed / "error.txt").read_text()
+    with pytest.raises(RuntimeError):
+        run_bench(_config(seeds=[0], on_error="stop", name="x"), tmp_path / "other", FakeCell(0, RuntimeError))
+
+
+def test_a_changed_training_setup_is_refused_in_the_same_folder(tmp_path):
+    run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    with pytest.raises(InputError, match="training"):
+        run_bench(_config(seeds=[0], training={"epochs": 3}), tmp_path, FakeCell())
+    run_bench(_config(seeds=[0, 1]), tmp_path, FakeCell())  # extending the matrix is fine
+
+
+def test_config_rejects_unknown_keys_and_duplicates():
+    with pytest.raises(InputError, match="epoch"):
+        parse_config(BenchConfig, {**CONFIG, "epoch": 3})
+    with pytest.raises(InputError, match="unique"):
+        parse_config(BenchConfig, {**CONFIG, "encoders": [{"name": "a"}, {"name": "a"}]})
