@@ -26,6 +26,9 @@ app = typer.Typer(
 # One entry per command module (cellprobe.cli.<name>); each defines register(app).
 COMMAND_MODULES: tuple[str, ...] = (
     "score",
+    "bench",
+    "report",
+    "demo",
 )
 
 

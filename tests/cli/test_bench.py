@@ -1,0 +1,58 @@
+"""`cellprobe bench`: config → matrix → index, resumable, bad input in one line (cell function faked)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location("cellprobe_test_synth", Path(__file__).parents[1] / "bench" / "synth.py")
+synth = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(synth)
+
+CONFIG = """
+name: tiny
+datasets:
+  - name: ds
+    path: data/ds
+    folds: [{train: train, test: test}]
+encoders:
+  - {name: lite0, weights: [pretrained, random], group: general}
+seeds: [0, 1]
+"""
+
+
+@pytest.fixture
+def fake_cells(monkeypatch):
+    calls = []
+
+    def fake(task, work_dir):
+        calls.append(task)
+        quality = 0.9 if task.cell.weights == "pretrained" else 0.6
+        return synth.fake_cell_output(task.cell.dataset, task.cell.model, task.cell.seed, quality)
+
+    monkeypatch.setattr("cellprobe.bench.cell.run_cell", fake)
+    return calls
+
+
+def test_bench_runs_the_matrix_then_skips_finished_cells(cli, tmp_path, fake_cells):
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(CONFIG)
+    rc, _, err = cli("bench", cfg, "--out", tmp_path / "out", "--no-report")
+    assert rc == 0, err
+    assert "4 cell(s) run, 0 already done, 0 failed" in err
+    assert len(pd.read_csv(tmp_path / "out" / "index.csv")) == 4
+    assert fake_cells[0].dataset.path == (tmp_path / "data" / "ds").resolve()  # relative to the config file
+    rc, _out, err = cli("bench", cfg, "--out", tmp_path / "out", "--no-report", "--set", "seeds=[0,1,2]")
+    assert rc == 0 and "2 cell(s) run, 4 already done" in err
+
+
+def test_bench_bad_config_is_one_line_and_exit_2(cli, tmp_path, fake_cells):
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(CONFIG + "epochs: 3\n")
+    rc, _, err = cli("bench", cfg, "--out", tmp_path / "out")
+    assert rc == 2 and err.count("\n") == 1 and "b.yaml" in err and "epochs" in err
+    rc, _out, err = cli("bench", tmp_path / "missing.yaml")
+    assert rc == 2 and "missing.yaml" in err and not fake_cells

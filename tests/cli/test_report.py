@@ -1,0 +1,23 @@
+"""`cellprobe report BENCH_DIR` on a synthetic benchmark folder."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+_SPEC = importlib.util.spec_from_file_location("cellprobe_test_synth", Path(__file__).parents[1] / "bench" / "synth.py")
+synth = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(synth)
+
+
+def test_report_writes_html_and_markdown(cli, tmp_path):
+    bench = synth.make_bench(tmp_path / "bench", {"a": 0.9, "b": 0.7}, datasets=("ds",), seeds=(0,), n_images=8)
+    rc, out, err = cli("report", bench, "--n-boot", "30", "--n-perm", "30", "--out", tmp_path / "rep")
+    assert rc == 0, err
+    assert f"report: {tmp_path / 'rep' / 'report.html'}" in out
+    assert "| a |" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_report_on_a_folder_without_results_is_one_line_and_exit_2(cli, tmp_path):
+    rc, _out, err = cli("report", tmp_path)
+    assert rc == 2 and "no finished benchmark cells" in err and err.count("\n") == 1
