@@ -1,0 +1,71 @@
+"""`cellprobe demo`: the shipped data, the plumbing (cell function faked, fast) and the real run (slow)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cellprobe.cli.demo import demo_config_path
+
+_SPEC = importlib.util.spec_from_file_location("cellprobe_test_synth", Path(__file__).parents[1] / "bench" / "synth.py")
+synth = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(synth)
+
+DEMO = demo_config_path().parent
+
+
+def test_shipped_demo_data_is_small_licensed_and_spatially_split():
+    assert "BSD 3-Clause" in (DEMO / "LICENSE").read_text()
+    readme = (DEMO / "README.md").read_text()
+    assert "not from hand annotation" in readme and "connective" in readme
+    size = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
+    assert size < 1_000_000
+    columns = {}
+    for split in ("train", "val", "test"):
+        with np.load(DEMO / split / "labels.npz") as z:
+            inst, cls = z["inst"], z["cls"]
+        rows = list(csv.DictReader((DEMO / split / "patch_info.csv").open()))
+        assert inst.shape == (len(rows), 256, 256) and inst.dtype == np.int32 and cls.dtype == np.uint8
+        assert set(np.unique(cls)) <= {0, 1, 2, 3} and np.array_equal(inst > 0, cls > 0)
+        assert all((DEMO / split / "images" / f"{r['patch']}.jpg").is_file() for r in rows)
+        columns[split] = {r["source_image"] for r in rows}
+    assert columns["train"].isdisjoint(columns["val"]) and columns["train"].isdisjoint(columns["test"])
+    assert columns["val"].isdisjoint(columns["test"])
+
+
+def test_demo_plumbing_with_a_fake_cell(cli, tmp_path, monkeypatch):
+    seen = []
+
+    def fake(task, work_dir):
+        seen.append(task)
+        quality = 0.9 if task.cell.weights == "pretrained" else 0.5
+        return synth.fake_cell_output(task.cell.dataset, task.cell.model, task.cell.seed, quality)
+
+    monkeypatch.setattr("cellprobe.bench.cell.run_cell", fake)
+    rc, out, err = cli("demo", "--quick", "--out", tmp_path / "demo")
+    assert rc == 0, err
+    assert f"The demo report is at {(tmp_path / 'demo' / 'report.html').resolve()}" in out
+    assert [t.cell.weights for t in seen] == ["pretrained", "random"]
+    assert seen[0].cell.encoder == "efficientnet_lite0" and seen[0].dataset.path == DEMO.resolve()
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert "efficientnet_lite0 (random)" in md
+
+
+@pytest.mark.slow
+def test_full_demo_runs_offline_within_budget_and_pretrained_wins(cli, tmp_path):
+    start = time.perf_counter()
+    rc, _, err = cli("demo", "--out", tmp_path / "demo")
+    seconds = time.perf_counter() - start
+    assert rc == 0, err
+    assert seconds < 600, f"demo took {seconds:.0f} s"
+    import pandas as pd
+
+    index = pd.read_csv(tmp_path / "demo" / "index.csv").set_index("model")
+    assert index.loc["efficientnet_lite0", "pq"] > index.loc["efficientnet_lite0 (random)", "pq"]
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 3
