@@ -49,8 +49,12 @@ def metric_bars(estimate: pd.DataFrame, lo: pd.DataFrame, hi: pd.DataFrame, keys
         ax.bar(x + (i - (len(models) - 1) / 2) * width, est, width, yerr=err, capsize=3, label=model)
     ax.set_xticks(x, [labels.get(k, k) for k in keys], rotation=20, ha="right")
     ax.set_ylabel("score")
-    ax.set_title(f"{title}: metrics, 95% bootstrap CIs")
-    ax.legend(fontsize=8, frameon=False, ncols=min(len(models), 3))
+    low = np.nanmin(lo.loc[models, list(keys)].to_numpy(float), initial=0.0)
+    clipped = low < -1  # R² can go far below 0: keep the other metrics readable
+    ax.set_ylim(max(low, -1.0) - 0.05 if low < 0 else 0, 1.05)
+    ax.set_title(f"{title}: metrics, 95% bootstrap CIs" + (" (axis clipped at −1)" if clipped else ""))
+    ax.legend(fontsize=8, frameon=False, ncols=min(len(models), 3), loc="upper center",
+              bbox_to_anchor=(0.5, -0.25))
     ax.grid(axis="y", alpha=0.3)
     return png(fig)
 

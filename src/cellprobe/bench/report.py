@@ -161,7 +161,9 @@ def _across(datasets: list[DatasetReport], results: pd.DataFrame, options: Repor
         metric = datasets[0].primary
     table = pd.DataFrame({d.name: d.estimate[metric] for d in datasets if metric in d.estimate}).T
     friedman, figure = None, None
-    if table.shape[1] >= 2:
+    if len(table) < 2:
+        notes.append("One dataset: no ranking across datasets (Friedman/Nemenyi needs several).")
+    elif table.shape[1] >= 2:
         full = table.dropna(axis=1, how="any")
         friedman = stats.friedman_nemenyi(full, alpha=options.alpha)
         figure = plots.cd_diagram(friedman)
