@@ -1,0 +1,56 @@
+"""Sizes of the decoder and weights of its losses, as validated config models.
+
+The defaults are deliberately small (CPU training is the design point): widths can be raised in a run's
+config without touching code. The neck's output widths live here too because the decoder consumes them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from cellprobe.config import StrictModel
+
+
+class DecoderConfig(StrictModel):
+    """Widths of the U-Net decoder.
+
+    ``pyramid_channels``: what the neck emits at strides 4, 8, 16, 32 (the decoder's skip inputs).
+    ``decoder_channels``: output width of the decoder block at strides 16, 8, 4, 2, 1.
+    ``stem_channels``: width of the full-resolution image stem at strides 1 and 2 (fine detail that patch
+    tokens lose).
+    """
+
+    pyramid_channels: tuple[int, int, int, int] = (32, 48, 64, 96)
+    decoder_channels: tuple[int, int, int, int, int] = (64, 48, 32, 16, 16)
+    stem_channels: tuple[int, int] = (8, 16)
+
+    @model_validator(mode="after")
+    def _positive(self) -> DecoderConfig:
+        for name in ("pyramid_channels", "decoder_channels", "stem_channels"):
+            if min(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        return self
+
+
+class LossConfig(StrictModel):
+    """Weights of the six loss terms and the parameters of the type loss.
+
+    ``class_weights``: weights of the type cross-entropy over classes 0..C (background first); ``"auto"``
+    uses inverse square-root pixel frequencies of the training targets (rare classes count more), ``None``
+    leaves all classes at 1.
+    ``tversky_alpha`` penalises false positives, ``tversky_beta`` false negatives (beta > alpha favours
+    recall of rare cell types).
+    """
+
+    semantic_ce: float = Field(1.0, ge=0)
+    semantic_dice: float = Field(1.0, ge=0)
+    distance_l1: float = Field(1.0, ge=0)
+    distance_grad: float = Field(1.0, ge=0)
+    types_ce: float = Field(1.0, ge=0)
+    types_tversky: float = Field(1.0, ge=0)
+    tversky_alpha: float = Field(0.3, ge=0)
+    tversky_beta: float = Field(0.7, ge=0)
+    class_weights: list[float] | Literal["auto"] | None = "auto"
+    distance_background: float = Field(0.1, ge=0, le=1)  # L1 weight of background pixels (target 0 there)
