@@ -175,6 +175,30 @@ def class_counts(inst, cls, num_classes, crop=None):
     return [len(ids_of(inst * (cls == c))) for c in range(1, num_classes + 1)]
 
 
+def image_row(ti, tc, pi, pc, num_classes, radius, crop=None):
+    """The per-image counts (named as cellprobe's per-image columns), computed plainly."""
+    out = dict(zip(("tp", "fp", "fn", "iou_sum"), pq_stats(ti, pi), strict=True))
+    out["n_true"], out["n_pred"] = len(ids_of(ti)), len(ids_of(pi))
+    for c in range(1, num_classes + 1):
+        stats = pq_stats(ti * (tc == c), pi * (pc == c))
+        out.update(dict(zip((f"tp_c{c}", f"fp_c{c}", f"fn_c{c}", f"iou_sum_c{c}"), stats, strict=True)))
+    for who, (i, c_map) in {"true": (ti, tc), "pred": (pi, pc)}.items():
+        for c, n in enumerate(class_counts(i, c_map, num_classes), 1):
+            out[f"{who}_count_c{c}"] = n
+        if crop:
+            for c, n in enumerate(class_counts(i, c_map, num_classes, crop), 1):
+                out[f"{who}_count_crop_c{c}"] = n
+    t_info, p_info = instance_info(ti, tc), instance_info(pi, pc)
+    pairs, ut, up = pair_points([x[0] for x in t_info], [x[0] for x in p_info], radius)
+    types = range(num_classes + 1)
+    for t in types:
+        out[f"det_fn_t{t}"] = sum(t_info[i][1] == t for i in ut)
+        out[f"det_fp_p{t}"] = sum(p_info[j][1] == t for j in up)
+        for p in types:
+            out[f"det_pair_t{t}_p{p}"] = sum(t_info[i][1] == t and p_info[j][1] == p for i, j in pairs)
+    return out
+
+
 def conic_summary(true, pred, num_classes, radius, crop=None):
     """The CoNIC-format summary of (N, H, W, 2) stacks, computed the plain way."""
     pq_list, dq_list, sq_list, class_info, aji_l, ajip_l, d1_l, d2_l = [], [], [], [], [], [], [], []

@@ -25,29 +25,6 @@ def _row(true_inst, true_cls, pred_inst, pred_cls, num_classes, radius=12.0, cro
     return dict(zip(conic_columns(num_classes, crop is not None), values.tolist(), strict=True))
 
 
-def _plain_row(ti, tc, pi, pc, num_classes, radius=12.0, crop=None):
-    out = dict(zip(("tp", "fp", "fn", "iou_sum"), plain.pq_stats(ti, pi), strict=True))
-    out["n_true"], out["n_pred"] = len(plain.ids_of(ti)), len(plain.ids_of(pi))
-    for c in range(1, num_classes + 1):
-        stats = plain.pq_stats(ti * (tc == c), pi * (pc == c))
-        out.update(dict(zip((f"tp_c{c}", f"fp_c{c}", f"fn_c{c}", f"iou_sum_c{c}"), stats, strict=True)))
-    for who, (i, c_map) in {"true": (ti, tc), "pred": (pi, pc)}.items():
-        for c, n in enumerate(plain.class_counts(i, c_map, num_classes), 1):
-            out[f"{who}_count_c{c}"] = n
-        if crop:
-            for c, n in enumerate(plain.class_counts(i, c_map, num_classes, crop), 1):
-                out[f"{who}_count_crop_c{c}"] = n
-    t_info, p_info = plain.instance_info(ti, tc), plain.instance_info(pi, pc)
-    pairs, ut, up = plain.pair_points([x[0] for x in t_info], [x[0] for x in p_info], radius)
-    types = range(num_classes + 1)
-    for t in types:
-        out[f"det_fn_t{t}"] = sum(t_info[i][1] == t for i in ut)
-        out[f"det_fp_p{t}"] = sum(p_info[j][1] == t for j in up)
-        for p in types:
-            out[f"det_pair_t{t}_p{p}"] = sum(t_info[i][1] == t and p_info[j][1] == p for i, j in pairs)
-    return out
-
-
 def _same(got, ref):
     for key, value in ref.items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
@@ -60,7 +37,7 @@ def test_conic_row_matches_plain_on_real_patches(consep_labels, kind):
         ti, tc = consep_labels[k, ..., 0], consep_labels[k, ..., 1]
         pi, pc = corrupt(ti, tc, rng, kind, 4, rate=0.3)
         got = _row(ti, tc, pi, pc, 4, crop=224)
-        _same(got, _plain_row(ti, tc, pi, pc, 4, crop=224))
+        _same(got, plain.image_row(ti, tc, pi, pc, 4, radius=12.0, crop=224))
         metrics = conic_image_metrics(pd.DataFrame([got])).iloc[0]
         for name, ref in (("aji", plain.aji), ("aji_plus", plain.aji_plus), ("dice", plain.dice1),
                           ("dice2", plain.dice2)):

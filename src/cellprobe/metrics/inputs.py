@@ -76,7 +76,7 @@ def as_ids(arr: np.ndarray, where: str, what: str, max_value: int | None = None)
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr) | (arr != np.floor(arr))
         if bad.any():
-            value = arr[bad].flat[0]
+            value = float(arr[bad].flat[0])
             raise InputError(where, f"{what}: non-integral id {value!r}")
         arr = arr.astype(np.int64)
     elif arr.dtype.kind == "b":
