@@ -77,6 +77,9 @@ def _conic_row(
     if true_inst.shape != pred_inst.shape or true_cls.shape != true_inst.shape or pred_cls.shape != pred_inst.shape:
         raise InputError(where_pred, f"map shapes differ: truth {true_inst.shape}/{true_cls.shape}, "
                                      f"prediction {pred_inst.shape}/{pred_cls.shape}")
+    crop = params.r2_crop
+    if crop is not None and (crop > true_inst.shape[0] or crop > true_inst.shape[1]):
+        raise InputError(where_true, f"the R² crop {crop} is larger than the image {true_inst.shape}")
     return conic_image_row(
         as_ids(true_inst, where_true, "instance ids"),
         as_ids(true_cls, where_true, "class ids", num_classes),

@@ -1,0 +1,136 @@
+"""`cellprobe score`: tables, JSON and CSV outputs for both formats; bad input is one line and exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellprobe.metrics import score_conic
+
+CONIC_KEYS = ("pq", "mpq_plus", "pq_per_class", "r2", "f1_detection", "f1_per_class", "aji", "aji_plus", "dice")
+PANNUKE_KEYS = ("bpq", "mpq", "bpq_image", "mpq_image", "pq_per_class", "per_tissue")
+
+
+def _labels(seed: int = 0, n: int = 3) -> np.ndarray:
+    """(n, 32, 32, 2) int32 labels with a few square nuclei of classes 1..3."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, 32, 32, 2), np.int32)
+    for k in range(n):
+        for i in range(1, 6):
+            y, x = rng.integers(0, 26, size=2)
+            out[k, y : y + 5, x : x + 5] = (i * 3, rng.integers(1, 4))
+    return out
+
+
+@pytest.fixture
+def conic_files(tmp_path):
+    true, pred = _labels(0), _labels(0)
+    pred[1] = _labels(1)[1]
+    np.save(tmp_path / "T.npy", true)
+    np.save(tmp_path / "P.npy", pred)
+    return tmp_path / "T.npy", tmp_path / "P.npy"
+
+
+def test_conic_table_json_and_csv(cli, conic_files, tmp_path):
+    true, pred = conic_files
+    rc, out, err = cli("score", "--format", "conic", "--true", true, "--pred", pred, "--classes", "a,b,c",
+                       "--radius", "6", "--r2-crop", "24", "--json", tmp_path / "o" / "s.json",
+                       "--per-image", tmp_path / "o" / "p.csv")
+    assert rc == 0, err
+    assert "mPQ+" in out and "AJI+" in out and "3 c" in out
+    summary = json.loads((tmp_path / "o" / "s.json").read_text())
+    for key in CONIC_KEYS:
+        assert key in summary
+    assert len(summary["pq_per_class"]) == 3 and summary["class_names"] == ["a", "b", "c"]
+    assert summary["params"]["radius"] == 6.0 and summary["r2_region"] == "crop"
+    ref = score_conic(np.load(true), np.load(pred), radius=6, r2_crop=24, class_names=["a", "b", "c"]).summary
+    assert summary["pq"] == ref["pq"] and summary["f1_per_class"] == ref["f1_per_class"]
+    table = pd.read_csv(tmp_path / "o" / "p.csv", index_col="image")
+    assert len(table) == 3 and {"tp", "pq", "aji", "true_count_crop_c3"} <= set(table.columns)
+    assert table["pq"].iloc[0] == pytest.approx((5 / (5 + 1e-6)) ** 2)
+
+
+def test_conic_workers_give_the_same_json(cli, conic_files, tmp_path):
+    true, pred = conic_files
+    outs = []
+    for workers in ("1", "2"):
+        path = tmp_path / f"{workers}.json"
+        assert cli("score", "--format", "conic", "--true", true, "--pred", pred, "--workers", workers,
+                   "--json", path)[0] == 0
+        outs.append(path.read_text())
+    assert outs[0] == outs[1]
+
+
+def test_pannuke_folders(cli, tmp_path):
+    labels = _labels(2, n=4)
+    for name in ("true", "pred"):
+        (tmp_path / name).mkdir()
+        masks = np.zeros((4, 32, 32, 6))
+        for c in (1, 2, 3):
+            masks[..., c - 1] = labels[..., 0] * (labels[..., 1] == c)
+        np.save(tmp_path / name / "masks.npy", masks)
+    np.save(tmp_path / "true" / "types.npy", np.array(["Colon", "Colon", "Breast", "Skin"]))
+    rc, out, err = cli("score", "--format", "pannuke", "--true", tmp_path / "true", "--pred", tmp_path / "pred",
+                       "--json", tmp_path / "s.json")
+    assert rc == 0, err
+    assert "bPQ (official: mean over tissues)" in out and "Breast" in out and "neoplastic" in out
+    summary = json.loads((tmp_path / "s.json").read_text())
+    for key in PANNUKE_KEYS:
+        assert key in summary
+    assert summary["bpq"] == pytest.approx(1.0, abs=1e-5) and summary["pq_per_class"][3] is None
+    assert set(summary["per_tissue"]) == {"Colon", "Breast", "Skin"}
+
+
+def _one_line_error(result, *needles):
+    rc, out, err = result
+    assert rc == 2, (out, err)
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in err, err
+    for needle in needles:
+        assert str(needle) in line, (needle, line)
+
+
+def test_bad_conic_inputs(cli, conic_files, tmp_path):
+    true, pred = conic_files
+    run = lambda p, *extra: cli("score", "--format", "conic", "--true", true, "--pred", p, *extra)  # noqa: E731
+    _one_line_error(run(tmp_path / "missing.npy"), "missing.npy", "no such file")
+    broken = tmp_path / "broken.npy"
+    broken.write_bytes(true.read_bytes()[:-500])
+    _one_line_error(run(broken), "broken.npy", "not a readable")
+    cases = {
+        "float.npy": np.load(pred).astype(np.float32),
+        "negative.npy": np.where(np.load(pred) == 3, -3, np.load(pred)),
+        "count.npy": np.load(pred)[:2],
+        "channels.npy": np.load(pred)[..., :1],
+        "shape.npy": np.load(pred)[:, :16],
+    }
+    for name, arr in cases.items():
+        np.save(tmp_path / name, arr)
+    _one_line_error(run(tmp_path / "float.npy"), "float.npy", "float ids")
+    _one_line_error(run(tmp_path / "negative.npy"), "negative.npy[0]", "negative id")
+    _one_line_error(run(tmp_path / "count.npy"), "count.npy", "2 images")
+    _one_line_error(run(tmp_path / "channels.npy"), "channels.npy", "2 channels")
+    _one_line_error(run(tmp_path / "shape.npy"), "shape.npy", "shape")
+    _one_line_error(run(pred, "--classes", "a,b"), "class id 3 exceeds")
+    _one_line_error(run(pred, "--r2-crop", "64"), "T.npy[0]", "larger than the image")
+    _one_line_error(run(pred, "--radius", "-1"), "--radius must be > 0")
+    _one_line_error(run(pred, "--workers", "-2"), "--workers must be >= 0")
+    _one_line_error(run(pred, "--classes", "a,,b"), "empty class name")
+
+
+def test_bad_pannuke_inputs(cli, tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "p").mkdir()
+    np.save(tmp_path / "t" / "masks.npy", np.zeros((2, 8, 8, 6)))
+    np.save(tmp_path / "p" / "masks.npy", np.zeros((2, 8, 8, 5)))
+    run = lambda *extra: cli("score", "--format", "pannuke", "--true", tmp_path / "t", "--pred",  # noqa: E731
+                             tmp_path / "p", *extra)
+    _one_line_error(run(), "types.npy", "needs types.npy")
+    np.save(tmp_path / "t" / "types.npy", np.array(["a", "b"]))
+    _one_line_error(run(), "masks.npy", "expected 6 channels")
+    _one_line_error(run("--r2-crop", "10"), "--r2-crop applies to --format conic only")
+    rc, _, err = cli("score", "--format", "pannuke", "--true", tmp_path / "t" / "masks.npy", "--pred", tmp_path / "p")
+    _one_line_error((rc, "", err), "masks.npy", "expected a folder")
