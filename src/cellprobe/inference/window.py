@@ -1,0 +1,107 @@
+"""Sliding-window prediction of the decoder's maps on images of any size.
+
+Windows overlap; each window's maps are blended with weights that ramp down towards the window's edges that
+lie inside the image (predictions there lack context), so every pixel gets a smooth mix of the windows that see
+it well. Post-processing then runs once on the stitched maps, so a nucleus on a window border is one nucleus:
+never duplicated by two windows, never cut by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from cellprobe.config import StrictModel
+
+MapFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+class WindowConfig(StrictModel):
+    """``tile``: window side in pixels (a multiple of 32); ``overlap``: pixels shared by neighbouring windows;
+    ``batch_size``: windows per forward pass."""
+
+    tile: int = Field(256, ge=32)
+    overlap: int = Field(64, ge=0)
+    batch_size: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> WindowConfig:
+        if self.tile % 32:
+            raise ValueError(f"tile must be a multiple of 32, got {self.tile}")
+        if self.overlap >= self.tile // 2:
+            raise ValueError(f"overlap must be less than half the tile ({self.tile // 2}), got {self.overlap}")
+        return self
+
+
+def window_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of windows of ``tile`` covering ``[0, length)`` with at least ``overlap`` shared pixels;
+    the last window ends exactly at ``length`` (``length >= tile``)."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def _ramp(tile: int, overlap: int, low: bool, high: bool) -> np.ndarray:
+    """1-D weights: rising over ``overlap`` pixels at an inner low edge, falling at an inner high edge."""
+    w = np.ones(tile, dtype=np.float32)
+    if overlap > 0:
+        ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        if low:
+            w[:overlap] = ramp
+        if high:
+            w[-overlap:] = ramp[::-1]
+    return w
+
+
+def blend_weights(tile: int, overlap: int, y: int, x: int, height: int, width: int) -> np.ndarray:
+    """(tile, tile) weights of the window at (y, x): ramps only on sides that have a neighbouring window."""
+    wy = _ramp(tile, overlap, y > 0, y + tile < height)
+    wx = _ramp(tile, overlap, x > 0, x + tile < width)
+    return np.outer(wy, wx)
+
+
+def _probabilities(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {
+        "semantic": out["semantic"].float().softmax(1),
+        "distance": out["distance"].float(),
+        "types": out["types"].float().softmax(1),
+    }
+
+
+def predict_maps(image: np.ndarray, fn: MapFn, config: WindowConfig | None = None,
+                 device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+    """Maps of an (H, W, 3) uint8 image: ``semantic`` (3,H,W) and ``types`` (C+1,H,W) probabilities,
+    ``distance`` (4,H,W). ``fn`` maps a (B,3,t,t) float batch in [0,1] to the decoder's raw outputs.
+
+    Images smaller than a window are reflect-padded to the window; the padding is cropped off again.
+    """
+    cfg = config or WindowConfig()
+    h, w = image.shape[:2]
+    tile, overlap = cfg.tile, cfg.overlap
+    ph, pw = max(h, tile), max(w, tile)
+    img = image
+    if (ph, pw) != (h, w):
+        mode = "reflect" if h > 1 and w > 1 and ph - h < h and pw - w < w else "edge"
+        img = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode=mode)
+    positions = [(y, x) for y in window_starts(ph, tile, overlap) for x in window_starts(pw, tile, overlap)]
+    sums: dict[str, np.ndarray] = {}
+    weight_sum = np.zeros((ph, pw), dtype=np.float32)
+    for i in range(0, len(positions), cfg.batch_size):
+        chunk = positions[i:i + cfg.batch_size]
+        batch = np.stack([img[y:y + tile, x:x + tile] for y, x in chunk])
+        tensor = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        with torch.no_grad():
+            maps = {k: v.cpu().numpy() for k, v in _probabilities(fn(tensor)).items()}
+        for j, (y, x) in enumerate(chunk):
+            wgt = blend_weights(tile, overlap, y, x, ph, pw)
+            weight_sum[y:y + tile, x:x + tile] += wgt
+            for key, value in maps.items():
+                acc = sums.setdefault(key, np.zeros((value.shape[1], ph, pw), dtype=np.float32))
+                acc[:, y:y + tile, x:x + tile] += value[j] * wgt
+    return {k: (v / weight_sum)[:, :h, :w] for k, v in sums.items()}
