@@ -51,9 +51,9 @@ def test_demo_plumbing_with_a_fake_cell(cli, tmp_path, monkeypatch):
     assert rc == 0, err
     assert f"The demo report is at {(tmp_path / 'demo' / 'report.html').resolve()}" in out
     assert [t.cell.weights for t in seen] == ["pretrained", "random"]
-    assert seen[0].cell.encoder == "efficientnet_lite0" and seen[0].dataset.path == DEMO.resolve()
+    assert seen[0].cell.encoder == "efficientnet-lite0" and seen[0].dataset.path == DEMO.resolve()
     md = (tmp_path / "demo" / "report.md").read_text()
-    assert "efficientnet_lite0 (random)" in md
+    assert "efficientnet-lite0 (random)" in md
 
 
 @pytest.mark.slow
@@ -66,6 +66,6 @@ def test_full_demo_runs_offline_within_budget_and_pretrained_wins(cli, tmp_path)
     import pandas as pd
 
     index = pd.read_csv(tmp_path / "demo" / "index.csv").set_index("model")
-    assert index.loc["efficientnet_lite0", "pq"] > index.loc["efficientnet_lite0 (random)", "pq"]
+    assert index.loc["efficientnet-lite0", "pq"] > index.loc["efficientnet-lite0 (random)", "pq"]
     page = (tmp_path / "demo" / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 3

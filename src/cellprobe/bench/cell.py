@@ -25,6 +25,7 @@ def training_overrides(task: CellTask, run_dir: Path) -> dict[str, Any]:
         "seed": task.cell.seed,
         "cache_features": task.config.feature_cache,
         "output": str(run_dir),
+        **({"cache_dir": str(cache)} if (cache := task.feature_cache_dir()) is not None else {}),
     }
 
 

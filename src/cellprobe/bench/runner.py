@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +34,18 @@ class CellTask:
     fold: FoldSpec
     encoder: EncoderEntry
     config: BenchConfig
+    bench_dir: Path | None = None  # set by run_bench
+
+    def feature_cache_dir(self) -> Path | None:
+        """A feature cache shared by the cells that encode the same images with the same weights (seeds of a
+        pretrained encoder); random weights depend on the seed, so each seed gets its own."""
+        if self.bench_dir is None:
+            return None
+        c = self.cell
+        key = f"{c.dataset}__f{c.fold}__{c.encoder}__{Path(c.weights).name}"
+        if c.weights == "random":
+            key += f"__s{c.seed}"
+        return self.bench_dir / "feature_cache" / key
 
 
 @dataclass
@@ -117,6 +129,7 @@ def run_bench(
     summary = BenchSummary()
     start = time.perf_counter()
     for task in expand(config):
+        task = replace(task, bench_dir=bench_dir)
         cid = task.cell.cell_id
         if layout.is_done(bench_dir, task.cell):
             summary.skipped.append(cid)
