@@ -126,6 +126,11 @@ def main() -> None:
     (args.out / "LICENSE").write_text(
         "The demo data are derived from the sample data of histolytics 0.3.0 (hgsc_nest.jpg and its masks),\n"
         "redistributed under its licence, reproduced here:\n\n" + license_text)
+    (args.out / "dataset.yaml").write_text(
+        "# read by cellprobe's patches reader (cellprobe.data.info)\n"
+        "name: hgsc-demo\n"
+        f"class_names: [{', '.join(CLASS_NAMES)}]\n"
+        "tissue: ovary (high-grade serous carcinoma)\n")
     (args.out / "README.md").write_text(README.format(n_train=counts["train"], n_val=counts["val"],
                                                       n_test=counts["test"], quality=JPEG_QUALITY))
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
