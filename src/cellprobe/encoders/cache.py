@@ -1,0 +1,298 @@
+"""Feature cache: frozen-encoder taps computed once, stored in float16, memory-mapped, verified, resumable.
+
+One cache folder holds one (encoder, weights digest, taps, input fit, input size, dataset fingerprint, number of
+items, dihedral view): a ``manifest.json`` and one ``tap<i>.npy`` per tap of shape (N, C, h, w), float16.
+Items are written in chunks; each finished chunk's sha256 goes into the manifest, which is replaced atomically
+after the chunk's data is flushed, so a killed extraction resumes at the first unfinished chunk and never trusts
+half-written data. Opening checks the manifest's key against the caller's (a mismatch is refused, naming the
+fields) and every file's shape and dtype; each chunk's checksum is verified the first time this process reads
+it (``verify()`` checks them all at once). Reads are memory-mapped, so a cache larger than memory trains fine.
+
+numpy's ``.npy`` memory maps are used rather than a chunked store (zarr, HDF5) because random access per item,
+float16 and append-by-chunk are all the cache needs, and numpy is already a dependency. One writer at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellprobe import atomic
+from cellprobe.encoders.views import apply_view, check_view
+from cellprobe.errors import InputError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DTYPE = np.dtype("float16")
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything the cached features depend on. Two runs with equal keys share one cache."""
+
+    encoder: str
+    weights_digest: str
+    taps: tuple[int, ...]
+    fit: str
+    input_size: tuple[int, int]  # (H, W) of the encoder input, after the view
+    dataset_fingerprint: str
+    num_items: int
+    view: int
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["taps"], data["input_size"] = list(self.taps), list(self.input_size)
+        return data
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
+
+
+def cache_dir(root: str | Path, key: CacheKey) -> Path:
+    """Where ``key``'s cache lives under ``root``: ``<root>/<encoder>/view<v>-<digest[:16]>``."""
+    return Path(root) / key.encoder / f"view{key.view}-{key.digest()[:16]}"
+
+
+def dataset_fingerprint(images: Sequence[np.ndarray] | Any) -> str:
+    """sha256 over the count, shapes, dtypes and pixels of every image (what the features depend on).
+
+    Accepts a sequence of (H, W, 3) arrays or a dataset whose items have an ``.image`` (the Sample contract).
+    """
+    digest = hashlib.sha256(f"n={len(images)}".encode())
+    for i in range(len(images)):
+        image = _image_of(images[i])
+        digest.update(f"|{image.shape}|{image.dtype}|".encode())
+        digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
+
+
+def _image_of(item: Any) -> np.ndarray:
+    return np.asarray(item.image if hasattr(item, "image") else item)
+
+
+class FeatureCache:
+    """One cache folder. ``cache[i]`` → list of float16 arrays (C, h, w), one per tap, for item ``i``."""
+
+    def __init__(self, directory: str | Path, key: CacheKey,
+                 tap_shapes: Sequence[tuple[int, int, int]] | None = None, chunk_size: int = 64) -> None:
+        """Open the cache in ``directory`` for ``key``; create it if absent and ``tap_shapes`` is given."""
+        self.directory = Path(directory)
+        self.key = key
+        self._readers: list[np.memmap] | None = None
+        self._writers: list[np.memmap] | None = None
+        self._verified: set[int] = set()
+        manifest_path = self.directory / MANIFEST
+        if manifest_path.is_file():
+            self.manifest = self._load_manifest(manifest_path)
+            if tap_shapes is not None and [list(s) for s in tap_shapes] != self.manifest["tap_shapes"]:
+                raise InputError(manifest_path, f"cached tap shapes {self.manifest['tap_shapes']} differ from the "
+                                                f"encoder's {[list(s) for s in tap_shapes]}")
+            self._check_files()
+        elif tap_shapes is None:
+            raise InputError(manifest_path, "no feature cache here (manifest.json missing)")
+        else:
+            self.manifest = self._create(tap_shapes, chunk_size)
+
+    # ------------------------------------------------------------------------------------------ manifest
+    def _load_manifest(self, path: Path) -> dict[str, Any]:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(path, f"unreadable cache manifest ({exc})") from None
+        if manifest.get("format") != FORMAT_VERSION:
+            raise InputError(path, f"cache format {manifest.get('format')} is not {FORMAT_VERSION}; delete the "
+                                   "folder to rebuild it")
+        stored, wanted = manifest.get("key", {}), self.key.to_json()
+        diff = [f"{k}: cached {stored.get(k)!r} vs requested {wanted[k]!r}" for k in wanted if stored.get(k) != wanted[k]]
+        if diff:
+            raise InputError(path, "feature cache was built for different inputs, refusing to reuse it ("
+                                   + "; ".join(diff) + ")")
+        return manifest
+
+    def _create(self, tap_shapes: Sequence[tuple[int, int, int]], chunk_size: int) -> dict[str, Any]:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        n = self.key.num_items
+        files = []
+        for i, shape in enumerate(tap_shapes):
+            name = f"tap{i}.npy"
+            np.lib.format.open_memmap(self.directory / name, mode="w+", dtype=DTYPE, shape=(n, *shape)).flush()
+            files.append(name)
+        manifest = {"format": FORMAT_VERSION, "key": self.key.to_json(), "dtype": DTYPE.name,
+                    "tap_shapes": [list(s) for s in tap_shapes], "files": files, "chunk_size": int(chunk_size),
+                    "num_chunks": -(-n // chunk_size), "chunks": {}}
+        atomic.write_json(self.directory / MANIFEST, manifest)
+        return manifest
+
+    def _check_files(self) -> None:
+        n = self.key.num_items
+        for name, shape in zip(self.manifest["files"], self.manifest["tap_shapes"], strict=True):
+            path = self.directory / name
+            try:
+                array = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise InputError(path, f"unreadable cached features ({exc})") from None
+            if array.shape != (n, *shape) or array.dtype != DTYPE:
+                raise InputError(path, f"cached features have shape {array.shape} {array.dtype}, manifest says "
+                                       f"{(n, *shape)} {DTYPE}")
+
+    # ------------------------------------------------------------------------------------------ layout
+    @property
+    def tap_shapes(self) -> list[tuple[int, int, int]]:
+        return [tuple(s) for s in self.manifest["tap_shapes"]]
+
+    @property
+    def chunk_size(self) -> int:
+        return int(self.manifest["chunk_size"])
+
+    @property
+    def num_chunks(self) -> int:
+        return int(self.manifest["num_chunks"])
+
+    def chunk_items(self, chunk: int) -> range:
+        return range(chunk * self.chunk_size, min((chunk + 1) * self.chunk_size, self.key.num_items))
+
+    def missing_chunks(self) -> list[int]:
+        return [c for c in range(self.num_chunks) if str(c) not in self.manifest["chunks"]]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing_chunks()
+
+    @property
+    def bytes_per_item(self) -> int:
+        return sum(int(np.prod(s)) for s in self.tap_shapes) * DTYPE.itemsize
+
+    def __len__(self) -> int:
+        return self.key.num_items
+
+    # ------------------------------------------------------------------------------------------ writing
+    def write_chunk(self, chunk: int, arrays: Sequence[np.ndarray]) -> None:
+        """Store one chunk (one array (n, C, h, w) per tap, exactly float16-representable) and record it."""
+        items = self.chunk_items(chunk)
+        if len(arrays) != len(self.tap_shapes):
+            raise ValueError(f"expected {len(self.tap_shapes)} tap arrays, got {len(arrays)}")
+        if self._writers is None:
+            self._writers = [np.load(self.directory / f, mmap_mode="r+") for f in self.manifest["files"]]
+        for writer, array, shape in zip(self._writers, arrays, self.tap_shapes, strict=True):
+            if array.shape != (len(items), *shape) or array.dtype != DTYPE:
+                raise ValueError(f"chunk {chunk}: expected {(len(items), *shape)} float16, got {array.shape} "
+                                 f"{array.dtype}")
+            if not np.isfinite(array).all():  # float16 tops out at 65504: never store a silent inf
+                raise ValueError(f"chunk {chunk}: features not finite in float16 (overflow or NaN)")
+            writer[items.start: items.stop] = array
+            writer.flush()
+        self.manifest["chunks"][str(chunk)] = self._checksum([a for a in arrays])
+        atomic.write_json(self.directory / MANIFEST, self.manifest)
+        self._verified.add(chunk)
+
+    def close(self) -> None:
+        """Drop open memory maps (writers first: their data is already flushed)."""
+        self._writers = None
+        self._readers = None
+
+    # ------------------------------------------------------------------------------------------ reading
+    def __getitem__(self, index: int) -> list[np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        chunk = index // self.chunk_size
+        if chunk not in self._verified:
+            self._verify_chunk(chunk)
+        return [np.array(r[index]) for r in self._open_readers()]
+
+    def _open_readers(self) -> list[np.memmap]:
+        if self._readers is None:
+            self._readers = [np.load(self.directory / f, mmap_mode="r") for f in self.manifest["files"]]
+        return self._readers
+
+    def _verify_chunk(self, chunk: int) -> None:
+        expected = self.manifest["chunks"].get(str(chunk))
+        if expected is None:
+            raise InputError(self.directory / MANIFEST, f"chunk {chunk} (items {self.chunk_items(chunk).start}-"
+                                                        f"{self.chunk_items(chunk).stop - 1}) was never written: "
+                                                        "the cache is incomplete, resume the extraction")
+        items = self.chunk_items(chunk)
+        actual = self._checksum([r[items.start: items.stop] for r in self._open_readers()])
+        if actual != expected:
+            raise InputError(self.directory, f"cached features of chunk {chunk} fail their checksum (corrupt); "
+                                             "delete the folder to rebuild it")
+        self._verified.add(chunk)
+
+    def verify(self) -> None:
+        """Check the checksum of every written chunk now (reads the whole cache once)."""
+        for chunk in range(self.num_chunks):
+            if str(chunk) in self.manifest["chunks"]:
+                self._verify_chunk(chunk)
+
+    @staticmethod
+    def _checksum(arrays: Sequence[np.ndarray]) -> str:
+        digest = hashlib.sha256()
+        for array in arrays:
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers: reopen maps instead of pickling data
+        state = self.__dict__.copy()
+        state["_readers"], state["_writers"] = None, None
+        return state
+
+
+def extract_features(encoder: Any, dataset: Any, root: str | Path, views: Sequence[int] = (0,),
+                     batch_size: int = 8, chunk_size: int = 64, fingerprint: str | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> list[FeatureCache]:
+    """Fill (or resume, or reuse) one cache per view for ``dataset`` under ``root``; returns them in order.
+
+    ``dataset``: a sequence of (H, W, 3) uint8 images or of items with ``.image`` (a PatchDataset). All images
+    must share one size. ``encoder``: a :class:`~cellprobe.encoders.frozen.FrozenEncoder`; its device is used.
+    ``progress(done_chunks, total_chunks)`` is called after each chunk.
+    """
+    import torch
+
+    n = len(dataset)
+    if n == 0:
+        raise InputError(None, "cannot cache features of an empty dataset")
+    first = _image_of(dataset[0])
+    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
+        raise InputError("item[0]", f"expected an (H, W, 3) uint8 image, got {first.shape} {first.dtype}")
+    fingerprint = fingerprint or dataset_fingerprint(dataset)
+    device = encoder.mean.device
+    caches: list[FeatureCache] = []
+    for view in (check_view(v) for v in views):
+        height, width = first.shape[:2] if view % 2 == 0 else first.shape[1::-1]
+        key = CacheKey(encoder.spec.name, encoder.weights_digest, tuple(encoder.taps), encoder.fit,
+                       (int(height), int(width)), fingerprint, n, view)
+        where = cache_dir(root, key)
+        shapes = None if (where / MANIFEST).is_file() else encoder.feature_shapes(int(height), int(width))
+        cache = FeatureCache(where, key, shapes, chunk_size)
+        caches.append(cache)
+    total = sum(len(c.missing_chunks()) for c in caches)
+    done = 0
+    for cache in caches:
+        for chunk in cache.missing_chunks():
+            outputs: list[list[np.ndarray]] = [[] for _ in cache.tap_shapes]
+            items = list(cache.chunk_items(chunk))
+            for start in range(0, len(items), batch_size):
+                batch = []
+                for i in items[start: start + batch_size]:
+                    image = _image_of(dataset[i])
+                    if image.shape != first.shape or image.dtype != np.uint8:
+                        raise InputError(f"item[{i}]", f"image is {image.shape} {image.dtype}; every image must "
+                                                       f"be {first.shape} uint8 like item[0]")
+                    batch.append(image)
+                x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).to(device=device, dtype=torch.float32)
+                x = apply_view(x / 255.0, cache.key.view).contiguous()
+                for out, tap in zip(outputs, encoder(x), strict=True):
+                    out.append(tap.float().cpu().numpy().astype(DTYPE))
+            cache.write_chunk(chunk, [np.concatenate(o) for o in outputs])
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        cache.close()
+    return caches

@@ -1,0 +1,177 @@
+"""A frozen encoder: images in [0, 1] → one feature map per tapped layer.
+
+The wrapped timm model is built with no classifier, loaded strictly (``weights.py``), put in eval mode and
+stripped of gradients. ``train()`` cannot switch it back: a segmenter's ``.train()`` leaves the encoder's
+BatchNorm statistics and dropout alone, and since no parameter requires a gradient, no optimizer step moves it.
+Normalisation and the resize/pad that patch-14 models need (see ``registry`` for the policy) happen inside.
+Taps come from timm's ``forward_intermediates`` (ViT tokens reshaped to a grid, prefix tokens dropped); a
+hybrid's CNN stages are captured with forward hooks on its stem, which ``forward_intermediates`` does not expose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cellprobe.encoders import weights as W
+from cellprobe.encoders.registry import TOKEN_STRIDE, EncoderSpec, Fit, get_spec
+from cellprobe.errors import InputError
+
+
+def create_timm_model(spec: EncoderSpec, num_classes: int = 0, device: str | torch.device = "cpu") -> nn.Module:
+    """The bare timm architecture of ``spec`` with random weights (``device="meta"``: shapes only, no memory)."""
+    import timm
+
+    with torch.device(device):
+        return timm.create_model(spec.arch, pretrained=False, **spec.model_kwargs(num_classes))
+
+
+def tap_names(spec: EncoderSpec, model: nn.Module, taps: Sequence[int]) -> list[str]:
+    """Module names of the taps (``blocks.5``, ``stages.2``, ``patch_embed.backbone.stages.0``)."""
+    return [_tap_info(spec, model, t)["module"] for t in taps]
+
+
+def _tap_levels(spec: EncoderSpec, model: nn.Module) -> list[dict]:
+    levels = list(model.feature_info)
+    if spec.family == "hybrid":
+        stem = [dict(info, module=f"patch_embed.backbone.{info['module']}")
+                for info in model.patch_embed.backbone.feature_info]
+        levels = stem[: spec.hybrid_cnn_levels] + levels
+    return levels
+
+
+def _tap_info(spec: EncoderSpec, model: nn.Module, tap: int) -> dict:
+    return _tap_levels(spec, model)[tap]
+
+
+class FrozenEncoder(nn.Module):
+    """Frozen feature extractor. ``forward(images (B,3,H,W) in [0,1]) -> [tap maps (B,C_i,h_i,w_i)]``.
+
+    Attributes: ``spec``, ``taps``, ``tap_names``, ``tap_channels``, ``tap_strides`` (input pixels per feature
+    cell), ``fit``, ``weights_origin`` and ``weights_digest`` (sha256 of the weights file, or of the state dict
+    for random weights; computed on first access).
+    """
+
+    def __init__(self, spec: EncoderSpec, model: nn.Module, taps: Sequence[int], fit: Fit,
+                 weights: W.ResolvedWeights) -> None:
+        super().__init__()
+        self.spec = spec
+        self.model = model
+        self.taps = tuple(int(t) for t in taps)
+        self.fit = fit
+        self.weights_origin = weights.origin
+        self._weights = weights
+        levels = _tap_levels(spec, model)
+        self.tap_names = [levels[t]["module"] for t in self.taps]
+        self.tap_channels = tuple(int(levels[t]["num_chs"]) for t in self.taps)
+        self.tap_strides = tuple(self._input_stride(int(levels[t]["reduction"])) for t in self.taps)
+        device = next(model.parameters()).device
+        self.register_buffer("mean", torch.tensor(spec.mean, device=device).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std, device=device).view(1, 3, 1, 1), persistent=False)
+        self._cnn_taps = [t for t in self.taps if spec.family == "hybrid" and t < spec.hybrid_cnn_levels]
+        self._block_taps = [t - spec.hybrid_cnn_levels if spec.family == "hybrid" else t
+                            for t in self.taps if t not in self._cnn_taps]
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.train(False)
+
+    def _input_stride(self, reduction: int) -> int:
+        """Input pixels per cell of a tap: a token of a resized patch-14 model covers 16 input pixels."""
+        if self.fit == "resize" and self.spec.family in ("vit", "hybrid") and reduction == self.spec.patch_size:
+            return TOKEN_STRIDE
+        return reduction
+
+    def train(self, mode: bool = True) -> FrozenEncoder:
+        """Stays in eval mode whatever ``mode`` is, so BatchNorm statistics and dropout never change."""
+        return super().train(False)
+
+    @cached_property
+    def weights_digest(self) -> str:
+        if self._weights.path is not None:
+            return W.file_sha256(self._weights.path)
+        return W.state_dict_sha256(self.model)
+
+    def feature_shapes(self, height: int, width: int) -> list[tuple[int, int, int]]:
+        """(C, h, w) of every tap for an input of ``height`` × ``width``, by a shape-only (meta) dry run."""
+        meta = create_timm_model(self.spec, device="meta")
+        shadow = FrozenEncoder(self.spec, meta, self.taps, self.fit, self._weights)
+        out = shadow(torch.empty(1, 3, height, width, device="meta"))
+        return [tuple(int(s) for s in o.shape[1:]) for o in out]
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
+            raise ValueError(f"expected float images (B,3,H,W) in [0,1], got {tuple(images.shape)} {images.dtype}")
+        x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+        x = self._fit_input(x)
+        return self._extract(x)
+
+    def _fit_input(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        patch = self.spec.patch_size
+        if self.spec.family in ("cnn", "swin") or self.fit == "native":
+            return x
+        if self.fit == "resize":
+            if height % TOKEN_STRIDE or width % TOKEN_STRIDE:
+                raise ValueError(f"fit='resize' needs sides divisible by {TOKEN_STRIDE}, got {height}x{width}")
+            size = (height // TOKEN_STRIDE * patch, width // TOKEN_STRIDE * patch)
+            if size == (height, width):
+                return x
+            return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        pad_h, pad_w = (-height) % patch, (-width) % patch  # fit == "pad": zeros = the mean colour
+        return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+
+    def _extract(self, x: torch.Tensor) -> list[torch.Tensor]:
+        captured: dict[int, torch.Tensor] = {}
+        handles = []
+        if self._cnn_taps:
+            stem = self.model.patch_embed.backbone
+            for tap in self._cnn_taps:
+                module = stem.get_submodule(stem.feature_info[tap]["module"])
+                handles.append(module.register_forward_hook(
+                    lambda _m, _i, out, tap=tap: captured.__setitem__(tap, out)))
+        try:
+            blocks = self.model.forward_intermediates(
+                x, indices=self._block_taps, norm=self.spec.tap_norm, stop_early=True, output_fmt="NCHW",
+                intermediates_only=True) if self._block_taps else []
+            if not self._block_taps:  # hybrid with CNN taps only: run the stem alone
+                self.model.patch_embed(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        by_tap = dict(zip((t for t in self.taps if t not in self._cnn_taps), blocks, strict=True))
+        by_tap.update(captured)
+        return [by_tap[t] for t in self.taps]
+
+
+def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", taps: Sequence[int] | None = None,
+                  *, fit: Fit | None = None, seed: int = 0, device: str | torch.device = "cpu") -> FrozenEncoder:
+    """Build a frozen encoder by registry name (or spec).
+
+    ``weights``: ``"pretrained"`` (hub or package, see the registry), ``"random"`` (seeded timm initialisation:
+    the baseline that shows what pretraining adds) or a local file. ``taps`` overrides the default tapped
+    layers (timm ``forward_intermediates`` indices, see ``registry``); ``fit`` overrides the input policy.
+    """
+    spec = get_spec(name) if isinstance(name, str) else name
+    fit = fit or spec.fit
+    if fit not in ("native", "resize", "pad"):
+        raise InputError(None, f"encoder '{spec.name}': fit must be native, resize or pad, got '{fit}'")
+    resolved = W.resolve_weights(spec, weights)
+    torch.manual_seed(seed)
+    model = create_timm_model(spec, device="meta" if str(device) == "meta" else "cpu")
+    if resolved.path is not None:
+        W.load_strict(model, spec, W.read_checkpoint(resolved.path), resolved.origin)
+    taps = tuple(spec.default_taps if taps is None else taps)
+    levels = len(_tap_levels(spec, model))
+    bad = [t for t in taps if not isinstance(t, int) or not 0 <= t < levels]
+    if not taps or bad or len(set(taps)) != len(taps) or list(taps) != sorted(taps):
+        raise InputError(None, f"encoder '{spec.name}': taps must be distinct increasing indices in 0..{levels - 1}, "
+                               f"got {list(taps)}")
+    encoder = FrozenEncoder(spec, model, taps, fit, resolved)
+    return encoder if str(device) in ("cpu", "meta") else encoder.to(device)
+

