@@ -1,0 +1,142 @@
+"""What every format reader shares: validated samples from raw reads, options as strict config models, and
+windows (whole images, tiles or random crops) over large images with a small decode cache."""
+
+from __future__ import annotations
+
+import abc
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from cellprobe.config import StrictModel, parse_config
+from cellprobe.data.sample import PatchDataset, Sample
+from cellprobe.data.validate import Anomaly, RawSample, sample_problems, to_sample
+
+OptionsT = TypeVar("OptionsT", bound=StrictModel)
+
+
+def parse_options(model: type[OptionsT], options: dict[str, Any], root: Path) -> OptionsT:
+    """Reader options validated like a config: an unknown or ill-typed option is one InputError line."""
+    return parse_config(model, dict(options), root)
+
+
+class Reader(PatchDataset):
+    """A :class:`PatchDataset` over one released layout: subclasses implement :meth:`read_raw`; every sample
+    is validated on the way out (see :mod:`cellprobe.data.validate`)."""
+
+    format_name: ClassVar[str]
+    allow_float_image: ClassVar[bool] = False  # only for releases that store whole numbers as floats
+    allow_float_labels: ClassVar[bool] = False
+
+    def __init__(self, root: Path, split: str | None) -> None:
+        self.root = Path(root)
+        self.split = split
+
+    @abc.abstractmethod
+    def read_raw(self, index: int) -> RawSample:
+        """The arrays of sample ``index`` as stored (no validation)."""
+
+    @classmethod
+    def released_splits(cls, root: Path) -> list[str]:
+        """The splits the release itself defines under ``root`` (what ``data check`` walks); [] for none."""
+        return []
+
+    def _index(self, index: int) -> int:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"sample {index} out of range for {n} samples")
+        return index % n
+
+    def __getitem__(self, index: int) -> Sample:
+        return to_sample(self.read_raw(self._index(index)), self.num_classes,
+                         self.allow_float_image, self.allow_float_labels)
+
+    def inspect(self, index: int) -> tuple[RawSample, list[Anomaly]]:
+        """The raw sample and all its problems, without raising (for ``cellprobe data check``)."""
+        raw = self.read_raw(self._index(index))
+        return raw, sample_problems(raw, self.num_classes, self.allow_float_image, self.allow_float_labels)
+
+
+# --- windows over large images -----------------------------------------------------------------------------
+
+class WindowOptions(StrictModel):
+    """How samples are cut from whole images: ``none`` (one sample per image), ``tiled`` (a grid of
+    ``crop_size`` windows covering the image; the last row/column is aligned to the border, so it may overlap)
+    or ``random`` (``crops_per_image`` windows at seeded random positions)."""
+
+    crop: Literal["none", "tiled", "random"] = "none"
+    crop_size: int = Field(256, ge=8)
+    stride: int | None = Field(None, ge=1)  # tiled: default crop_size (no overlap)
+    crops_per_image: int = Field(16, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _stride(self) -> WindowOptions:
+        if self.stride is not None and self.crop != "tiled":
+            raise ValueError("stride applies only to crop: tiled")
+        return self
+
+
+@dataclass(frozen=True)
+class Window:
+    item: int  # index of the whole image
+    y: int
+    x: int
+    h: int
+    w: int
+
+
+def tile_starts(length: int, size: int, stride: int) -> list[int]:
+    """Start offsets covering ``0..length`` with windows of ``size``; the last window ends at the border."""
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] + size < length:
+        starts.append(length - size)
+    return starts
+
+
+def make_windows(sizes: Sequence[tuple[int, int]], opts: WindowOptions, where: Callable[[int], str]) -> list[Window]:
+    """Windows over images of the given (H, W) sizes; an image smaller than the crop is an InputError."""
+    from cellprobe.errors import InputError
+
+    out: list[Window] = []
+    rng = np.random.default_rng(opts.seed)
+    for item, (h, w) in enumerate(sizes):
+        if opts.crop == "none":
+            out.append(Window(item, 0, 0, h, w))
+            continue
+        s = opts.crop_size
+        if h < s or w < s:
+            raise InputError(where(item), f"image {h}×{w} is smaller than crop_size {s}")
+        if opts.crop == "tiled":
+            stride = opts.stride or s
+            out.extend(Window(item, y, x, s, s) for y in tile_starts(h, s, stride) for x in tile_starts(w, s, stride))
+        else:
+            ys = rng.integers(0, h - s + 1, size=opts.crops_per_image)
+            xs = rng.integers(0, w - s + 1, size=opts.crops_per_image)
+            out.extend(Window(item, int(y), int(x), s, s) for y, x in zip(ys, xs, strict=True))
+    return out
+
+
+class DecodeCache:
+    """The last few decoded whole images (tiles of one image are consecutive, so a tiny LRU suffices)."""
+
+    def __init__(self, maxsize: int = 2) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[int, Any] = OrderedDict()
+
+    def get(self, key: int, load: Callable[[], Any]) -> Any:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = load()
+        self._items[key] = value
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+        return value

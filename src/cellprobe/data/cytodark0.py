@@ -1,0 +1,117 @@
+"""CytoDArk0 (Nissl-stained mammalian brain; Vadori et al. 2024, Zenodo record 13694738), as released in
+``cytoDArk0.zip``: ``cytoDArk0/20x/1024x1024/`` and ``cytoDArk0/40x/2048x2048/``, each with ``image/<id>.png``
+(RGB), ``label/<id>.tiff`` (instance ids), ``graymask4/<id>.png`` (a semantic mask, not used here) and
+``folds.csv`` (``img_id``, ``fold`` ∈ {0, 1, 2}). All cells (neurons and glia) form one class.
+
+Samples are 256² crops: ``tiled`` (default; a grid covering each image) or ``random`` (seeded). Splits are the
+folds of ``folds.csv``: ``fold0``/``fold1``/``fold2``, with ``train``/``val``/``test`` naming folds 0/1/2 (the
+reading of other public loaders of this release). µm/px is nominal for the objective (0.5 at 20×, 0.25 at 40×).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from cellprobe.data.base import WindowOptions, parse_options
+from cellprobe.data.io import find_with_suffix, read_label_image, require_file
+from cellprobe.data.validate import DataWarning
+from cellprobe.data.wholeimage import Item, WholeImageReader
+from cellprobe.errors import InputError
+
+MAGNIFICATIONS = {"20x": ("1024x1024", 0.5), "40x": ("2048x2048", 0.25)}
+ROLES = {"train": 0, "val": 1, "test": 2}
+
+
+class CytoDArk0Options(WindowOptions):
+    crop: Literal["none", "tiled", "random"] = "tiled"
+    magnification: Literal["20x", "40x"] = "20x"
+    mpp: float | None = None  # default: nominal for the magnification
+
+
+def cytodark0_base(root: Path, magnification: str) -> Path:
+    root = Path(root)
+    size = MAGNIFICATIONS[magnification][0]
+    for candidate in (root / magnification / size, root / "cytoDArk0" / magnification / size, root / size, root):
+        if (candidate / "folds.csv").is_file() and (candidate / "image").is_dir():
+            return candidate
+    raise InputError(root, f"no CytoDArk0 layout for {magnification} here (expected "
+                           f"[cytoDArk0/]{magnification}/{size}/image, label, folds.csv)")
+
+
+def read_folds(path: Path) -> dict[str, int]:
+    import pandas as pd
+
+    require_file(path, "folds file")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(path, f"unreadable folds file ({str(exc).splitlines()[0]})") from None
+    if not {"img_id", "fold"} <= set(table.columns):
+        raise InputError(path, f"needs columns img_id and fold; has {', '.join(table.columns)}")
+    try:
+        folds = {str(i): int(f) for i, f in zip(table["img_id"], table["fold"], strict=True)}
+    except ValueError:
+        raise InputError(path, "column 'fold' must hold integers") from None
+    if len(folds) != len(table):
+        raise InputError(path, "an img_id is listed twice")
+    return folds
+
+
+def fold_of_split(split: str, path: Path, available: set[int]) -> int:
+    m = re.fullmatch(r"fold\s*(\d+)", split.strip().lower())
+    if split in ROLES:
+        fold = ROLES[split]
+    elif m:
+        fold = int(m.group(1))
+    else:
+        raise InputError(path, f"unknown CytoDArk0 split '{split}' (fold0, fold1, fold2, or train/val/test)")
+    if fold not in available:
+        raise InputError(path, f"fold {fold} is missing (folds: {', '.join(map(str, sorted(available)))})")
+    return fold
+
+
+class CytoDArk0Dataset(WholeImageReader):
+    format_name = "cytodark0"
+    name = "cytodark0"
+    class_names = ("cell",)
+
+    def __init__(self, root: Path, split: str | None = None, **options) -> None:
+        super().__init__(root, split)
+        opts = parse_options(CytoDArk0Options, options, self.root)
+        self.magnification = opts.magnification
+        self.mpp = opts.mpp if opts.mpp is not None else MAGNIFICATIONS[opts.magnification][1]
+        base = cytodark0_base(self.root, opts.magnification)
+        folds = read_folds(base / "folds.csv")
+        wanted = None if split in (None, "all") else fold_of_split(split, base / "folds.csv", set(folds.values()))
+        items = []
+        for img_id, fold in folds.items():
+            if wanted is not None and fold != wanted:
+                continue
+            image = find_with_suffix(base / "image", img_id, (".png",))
+            label = find_with_suffix(base / "label", img_id, (".tiff", ".tif"))
+            if image is None or label is None:
+                missing = base / ("image" if image is None else "label") / img_id
+                raise InputError(missing, "missing file of an image listed in folds.csv")
+            items.append(Item(img_id, img_id, image, label, tissue="brain",
+                              extra={"fold": str(fold), "magnification": opts.magnification}))
+        unlisted = [p for p in (base / "image").glob("*.png") if p.stem not in folds]
+        if unlisted:
+            warnings.warn(f"{base / 'image'}: {len(unlisted)} images not in folds.csv are left out "
+                          f"(e.g. {unlisted[0].name})", DataWarning, stacklevel=2)
+        self._setup(items, WindowOptions(**opts.model_dump(include=set(WindowOptions.model_fields))))
+
+    @classmethod
+    def released_splits(cls, root: Path) -> list[str]:
+        try:
+            base = cytodark0_base(Path(root), "20x")
+        except InputError:
+            return []
+        return [f"fold{k}" for k in sorted(set(read_folds(base / "folds.csv").values()))]
+
+    def load_labels(self, item: Item) -> tuple[np.ndarray, np.ndarray | None]:
+        return read_label_image(item.label), None

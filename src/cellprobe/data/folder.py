@@ -1,0 +1,112 @@
+"""The generic ``folder`` format for users' own data (documented in docs/data-formats.md)::
+
+    root/
+      dataset.yaml            optional: name, class_names, mpp, tissue
+      [<split>/]              optional split folders (train/, val/, test/, …)
+        images/<name>.png|jpg|jpeg|tif|tiff|bmp    RGB uint8
+        inst/<name>.tif|tiff|png|npy               instance ids (0 = background), one per image
+        cls/<name>.tif|tiff|png|npy                class ids per pixel (optional: without it, one class)
+        sources.csv           optional: name,source (the source image of each patch; default: itself)
+
+Without split folders, splits come from a split file, k-fold by source, or train/val by source
+(:class:`cellprobe.data.splits.SplitOptions`). Large images can be cut into windows (``crop``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from cellprobe.data.base import WindowOptions, parse_options
+from cellprobe.data.info import read_info
+from cellprobe.data.io import IMAGE_SUFFIXES, LABEL_SUFFIXES, find_with_suffix, read_label_image, require_file
+from cellprobe.data.splits import SplitOptions, select_split
+from cellprobe.data.validate import DataWarning
+from cellprobe.data.wholeimage import Item, WholeImageReader
+from cellprobe.errors import InputError
+
+
+class FolderOptions(WindowOptions, SplitOptions):
+    class_names: tuple[str, ...] | None = None
+    mpp: float | None = None
+    tissue: str | None = None
+
+
+def is_folder_split(folder: Path) -> bool:
+    return (folder / "images").is_dir() and (folder / "inst").is_dir()
+
+
+def folder_splits(root: Path) -> list[str]:
+    root = Path(root)
+    if not root.is_dir() or is_folder_split(root):
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and is_folder_split(p))
+
+
+def read_sources(path: Path) -> dict[str, str]:
+    import pandas as pd
+
+    if not path.is_file():
+        return {}
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(path, f"unreadable sources file ({str(exc).splitlines()[0]})") from None
+    if not {"name", "source"} <= set(table.columns):
+        raise InputError(path, f"needs columns name and source; has {', '.join(table.columns)}")
+    return dict(zip(table["name"], table["source"], strict=True))
+
+
+class FolderDataset(WholeImageReader):
+    format_name = "folder"
+
+    def __init__(self, root: Path, split: str | None = None, **options) -> None:
+        super().__init__(root, split)
+        opts = parse_options(FolderOptions, options, self.root)
+        splits = folder_splits(self.root)
+        if is_folder_split(self.root):
+            folder, dataset_root, sub_split = self.root, self.root, split
+        elif not splits:
+            raise InputError(self.root, "no images/ and inst/ folders here (see docs/data-formats.md)")
+        elif split in splits:
+            folder, dataset_root, sub_split = self.root / split, self.root, None
+        else:
+            which = "choose one" if split is None else f"split '{split}' is missing"
+            raise InputError(self.root, f"holds split folders ({', '.join(splits)}): {which}")
+        info = read_info(folder, dataset_root)
+        self.name = info.name or dataset_root.name
+        self.mpp = opts.mpp if opts.mpp is not None else info.mpp
+        has_cls = (folder / "cls").is_dir()
+        names = opts.class_names or (tuple(info.class_names) if info.class_names else None)
+        if has_cls and names is None:
+            raise InputError(folder / "cls", "class maps given without class names: add class_names to dataset.yaml")
+        self.class_names = tuple(names) if names else ("cell",)
+        sources = read_sources(folder / "sources.csv")
+        items = []
+        for image in sorted(p for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            inst = find_with_suffix(folder / "inst", image.stem, LABEL_SUFFIXES)
+            if inst is None:
+                raise InputError(folder / "inst" / f"{image.stem}.tif", f"missing instance map for {image.name}")
+            extra = {}
+            if has_cls:
+                cls = find_with_suffix(folder / "cls", image.stem, LABEL_SUFFIXES)
+                extra["cls"] = str(require_file(cls or folder / "cls" / f"{image.stem}.tif", f"class map for {image.name}"))
+            items.append(Item(image.stem, sources.get(image.stem, image.stem), image, inst, tissue=opts.tissue or info.tissue,
+                              extra=extra))
+        orphans = {p.stem for p in (folder / "inst").iterdir()} - {it.name for it in items}
+        if orphans:
+            warnings.warn(f"{folder / 'inst'}: {len(orphans)} instance maps without an image are ignored "
+                          f"(e.g. {sorted(orphans)[0]})", DataWarning, stacklevel=2)
+        rows = select_split([it.name for it in items], [it.source for it in items], sub_split,
+                            SplitOptions(**opts.model_dump(include=set(SplitOptions.model_fields))), folder)
+        self._setup([items[i] for i in rows], WindowOptions(**opts.model_dump(include=set(WindowOptions.model_fields))))
+
+    @classmethod
+    def released_splits(cls, root: Path) -> list[str]:
+        return folder_splits(Path(root))
+
+    def load_labels(self, item: Item) -> tuple[np.ndarray, np.ndarray | None]:
+        cls = read_label_image(Path(item.extra["cls"])) if "cls" in item.extra else None
+        return read_label_image(item.label), cls

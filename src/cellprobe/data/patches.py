@@ -1,0 +1,147 @@
+"""The ``patches`` layout (../shared/data/consep, the embedded demo): per split folder ``images/<patch>.jpg``,
+``labels.npz`` with ``inst`` (N,H,W) instance ids and ``cls`` (N,H,W) class ids (row i ↔ row i of the patch
+list), and ``patch_info.csv`` (``index, patch, source_image``). Split folders sit under the dataset root.
+
+Class names come from the ``class_names`` option, else a ``dataset.yaml`` (split folder, then root), else they
+are numbered ``class1..classC`` with C the largest class id of all split folders (so every split of one dataset
+agrees). µm/px likewise (``mpp`` option or ``dataset.yaml``; unknown otherwise).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from cellprobe.config import StrictModel
+from cellprobe.data.base import Reader, parse_options
+from cellprobe.data.info import read_info
+from cellprobe.data.io import IMAGE_SUFFIXES, find_with_suffix, load_npz_member, read_image, require_file
+from cellprobe.data.sample import SampleMeta
+from cellprobe.data.validate import DataWarning, RawSample
+from cellprobe.errors import InputError
+
+
+class PatchesOptions(StrictModel):
+    class_names: tuple[str, ...] | None = None
+    mpp: float | None = None
+    tissue: str | None = None
+
+
+def is_split_folder(folder: Path) -> bool:
+    return (folder / "labels.npz").is_file() and (folder / "patch_info.csv").is_file()
+
+
+def split_folders(root: Path) -> list[str]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and is_split_folder(p))
+
+
+def resolve_split_folder(root: Path, split: str | None) -> Path:
+    if is_split_folder(root):
+        if split in (None, root.name):
+            return root
+        raise InputError(root, f"is a single split folder; split '{split}' does not exist here")
+    found = split_folders(root)
+    if not found:
+        raise InputError(root, "no split folder with labels.npz and patch_info.csv")
+    if split is None:
+        if len(found) == 1:
+            return root / found[0]
+        raise InputError(root, f"holds several splits ({', '.join(found)}): choose one")
+    if split not in found:
+        raise InputError(root / split, f"split '{split}' is missing (splits: {', '.join(found)})")
+    return root / split
+
+
+def read_patch_list(path: Path) -> tuple[list[str], list[str]]:
+    import pandas as pd
+
+    require_file(path, "patch list (patch_info.csv)")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(path, f"unreadable patch list ({str(exc).splitlines()[0]})") from None
+    missing = {"index", "patch", "source_image"} - set(table.columns)
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(sorted(missing))}")
+    expected = [str(i) for i in range(len(table))]
+    if table["index"].tolist() != expected:
+        raise InputError(path, "column 'index' must be 0, 1, 2, … in row order (row i ↔ labels.npz row i)")
+    return table["patch"].tolist(), table["source_image"].tolist()
+
+
+class PatchesDataset(Reader):
+    format_name = "patches"
+
+    def __init__(self, root: Path, split: str | None = None, **options) -> None:
+        super().__init__(root, split)
+        opts = parse_options(PatchesOptions, options, self.root)
+        self.folder = resolve_split_folder(self.root, split)
+        dataset_root = self.root if self.folder != self.root else self.root.parent
+        info = read_info(self.folder, dataset_root)
+        self.name = info.name or dataset_root.name
+        self.mpp = opts.mpp if opts.mpp is not None else info.mpp
+        self.tissue = opts.tissue or info.tissue
+        self.names, self._sources = read_patch_list(self.folder / "patch_info.csv")
+        labels = self.folder / "labels.npz"
+        self.labels_path = labels
+        self.inst = load_npz_member(labels, "inst")
+        self.cls = load_npz_member(labels, "cls")
+        n = len(self.names)
+        for key, arr in (("inst", self.inst), ("cls", self.cls)):
+            if arr.ndim != 3:
+                raise InputError(labels, f"'{key}' must be (N, H, W), got shape {arr.shape}")
+            if len(arr) != n:
+                raise InputError(labels, f"mismatched counts: '{key}' has {len(arr)} rows, patch_info.csv {n}")
+        images = self.folder / "images"
+        self.image_paths = []
+        for name in self.names:
+            path = find_with_suffix(images, name, IMAGE_SUFFIXES)
+            if path is None:
+                raise InputError(images / f"{name}.jpg", "missing image of a listed patch")
+            self.image_paths.append(path)
+        listed = {p.name for p in self.image_paths}
+        extra = [p for p in images.iterdir() if p.is_file() and p.name not in listed] if images.is_dir() else []
+        if extra:
+            warnings.warn(f"{images}: {len(extra)} image files not listed in patch_info.csv are ignored "
+                          f"(e.g. {extra[0].name})", DataWarning, stacklevel=2)
+        if opts.class_names is not None:
+            self.class_names = tuple(opts.class_names)
+        elif info.class_names is not None:
+            self.class_names = tuple(info.class_names)
+        else:
+            self.class_names = numbered_classes(self.folder, dataset_root, self.cls)
+
+    @classmethod
+    def released_splits(cls, root: Path) -> list[str]:
+        return [] if is_split_folder(Path(root)) else split_folders(Path(root))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def sources(self) -> list[str]:
+        return list(self._sources)
+
+    def read_raw(self, index: int) -> RawSample:
+        meta = SampleMeta(dataset=self.name, name=self.names[index], source=self._sources[index], index=index,
+                          tissue=self.tissue, mpp=self.mpp)
+        path = self.image_paths[index]
+        return RawSample(read_image(path), self.inst[index], self.cls[index], meta, f"{self.labels_path}[{index}]",
+                         image_where=str(path))
+
+
+def numbered_classes(folder: Path, dataset_root: Path, cls: np.ndarray) -> tuple[str, ...]:
+    """``class1..classC``, C the largest class id in this split and its sibling split folders."""
+    top = int(cls.max()) if cls.size else 0
+    if folder != dataset_root:
+        for sibling in split_folders(dataset_root):
+            if dataset_root / sibling != folder:
+                other = load_npz_member(dataset_root / sibling / "labels.npz", "cls")
+                top = max(top, int(other.max()) if other.size else 0)
+    if top > 255:
+        raise InputError(folder / "labels.npz", f"class id {top} > 255: give class_names or fix the class map")
+    return tuple(f"class{c}" for c in range(1, max(top, 1) + 1))

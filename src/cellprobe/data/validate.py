@@ -1,0 +1,172 @@
+"""Validation of raw samples: what a reader read, before it becomes a :class:`Sample`.
+
+One set of rules for every format, used two ways: loaders raise the first fatal problem as an
+:class:`InputError` naming the file and sample (nothing is silently cast or skipped), and ``cellprobe data
+check`` collects every problem of every sample into a report. The only conversions are lossless ones that are
+checked first: integer labels of any width to int32/uint8 within range, and (for releases that store them so,
+like PanNuke) float arrays whose values are all whole numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cellprobe.data.sample import Sample, SampleMeta
+from cellprobe.errors import InputError
+
+INT32_MAX = np.iinfo(np.int32).max
+
+
+class DataWarning(UserWarning):
+    """Something in the data was skipped or changed; always said, never silent."""
+
+
+@dataclass
+class RawSample:
+    """Arrays as read from disk (any dtype), with ``where``: the file and sample, e.g. ``labels.npy[17]``."""
+
+    image: np.ndarray
+    inst: np.ndarray
+    cls: np.ndarray | None  # None: a single-class dataset, class 1 wherever inst > 0
+    meta: SampleMeta
+    where: str
+    image_where: str | None = None  # when the image lives in another file than the labels
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One problem of one sample. ``fatal`` problems make the loader refuse the sample."""
+
+    where: str
+    kind: str
+    message: str
+    fatal: bool = True
+
+
+def _whole(arr: np.ndarray, where: str, what: str, allow_float: bool) -> tuple[np.ndarray | None, Anomaly | None]:
+    """Integer view of a label array; floats only when allowed and all whole numbers; never a silent cast."""
+    kind = arr.dtype.kind
+    if kind in "iu":
+        return arr, None
+    if kind == "f":
+        if not allow_float:
+            return None, Anomaly(where, "label_dtype", f"{what} are float ({arr.dtype}); ids must be integers")
+        finite = np.isfinite(arr)
+        if not finite.all() or np.any(arr != np.floor(arr)):
+            return None, Anomaly(where, "label_dtype", f"{what} hold non-integer or non-finite values ({arr.dtype})")
+        return arr.astype(np.int64), None
+    return None, Anomaly(where, "label_dtype", f"{what} have dtype {arr.dtype}; ids must be integers")
+
+
+def whole_labels(arr: np.ndarray, where: str, what: str, allow_float: bool = False) -> np.ndarray:
+    """:func:`_whole` that raises: for readers that must combine label arrays before validation (PanNuke)."""
+    out, problem = _whole(np.asarray(arr), where, what, allow_float)
+    if problem is not None:
+        raise InputError(problem.where, problem.message)
+    assert out is not None
+    return out
+
+
+def image_problems(image: np.ndarray, where: str, allow_float: bool = False) -> list[Anomaly]:
+    if image.ndim != 3 or image.shape[2] != 3:
+        return [Anomaly(where, "image_shape", f"image must be (H, W, 3) RGB, got shape {image.shape}")]
+    if image.dtype == np.uint8:
+        return []
+    if allow_float and image.dtype.kind == "f":
+        if np.all(np.isfinite(image)) and image.min() >= 0 and image.max() <= 255 and np.all(image == np.floor(image)):
+            return []
+        return [Anomaly(where, "image_dtype", f"float image ({image.dtype}) is not whole values in 0..255")]
+    return [Anomaly(where, "image_dtype", f"image is {image.dtype}, expected uint8 RGB")]
+
+
+def label_problems(raw: RawSample, num_classes: int, allow_float: bool = False) -> list[Anomaly]:
+    """Every problem of the label maps of ``raw`` (dtype, range, shape, instance/class agreement)."""
+    where = raw.where
+    out: list[Anomaly] = []
+    h, w = raw.image.shape[:2]
+    inst, problem = _whole(np.asarray(raw.inst), where, "instance ids", allow_float)
+    if problem:
+        out.append(problem)
+    cls = None
+    if raw.cls is not None:
+        cls, problem = _whole(np.asarray(raw.cls), where, "class ids", allow_float)
+        if problem:
+            out.append(problem)
+    if raw.inst.shape != (h, w) or (raw.cls is not None and raw.cls.shape != (h, w)):
+        shapes = f"{raw.inst.shape}" + ("" if raw.cls is None else f"/{raw.cls.shape}")
+        out.append(Anomaly(where, "shape_mismatch", f"label maps {shapes} do not match image {(h, w)}"))
+        return out
+    if inst is None or (raw.cls is not None and cls is None):
+        return out
+    if inst.size and inst.min() < 0:
+        out.append(Anomaly(where, "negative_id", f"negative instance id {int(inst.min())}"))
+    if inst.size and inst.max() > INT32_MAX:
+        out.append(Anomaly(where, "id_range", f"instance id {int(inst.max())} does not fit int32"))
+    if cls is not None and cls.size:
+        lo, hi = int(cls.min()), int(cls.max())
+        if lo < 0 or hi > num_classes:
+            bad = lo if lo < 0 else hi
+            out.append(Anomaly(where, "class_range", f"class id {bad} outside 0..{num_classes}"))
+    if out or cls is None:
+        return out
+    mismatch = class_mismatch(inst, cls)
+    if mismatch:
+        out.append(Anomaly(where, "class_mismatch", f"instance ids do not match the class map: {mismatch}"))
+    return out
+
+
+def class_mismatch(inst: np.ndarray, cls: np.ndarray) -> str | None:
+    """Why ``inst`` and ``cls`` disagree (an instance with several classes or with background class, class
+    pixels outside every instance), or None. Vectorised over foreground pixels only."""
+    fg = (inst > 0) | (cls > 0)
+    if not fg.any():
+        return None
+    ids = inst[fg].astype(np.int64)
+    classes = cls[fg].astype(np.int64)
+    pairs = np.unique(ids * 65536 + classes)
+    pid, pcls = pairs // 65536, pairs % 65536
+    stray = pcls[pid == 0]
+    if stray.size:
+        return f"class {int(stray[0])} pixels outside every instance"
+    unclassed = pid[pcls == 0]
+    if unclassed.size:
+        return f"instance {int(unclassed[0])} has background (0) class pixels"
+    uniq, counts = np.unique(pid, return_counts=True)
+    multi = uniq[counts > 1]
+    if multi.size:
+        found = sorted(int(c) for c in pcls[pid == multi[0]])
+        return f"instance {int(multi[0])} has several classes {found}"
+    return None
+
+
+def sample_problems(raw: RawSample, num_classes: int, allow_float_image: bool = False,
+                    allow_float_labels: bool = False) -> list[Anomaly]:
+    """All problems of ``raw``: image first, then labels (fatal ones) and an empty patch (not fatal)."""
+    out = image_problems(np.asarray(raw.image), raw.image_where or raw.where, allow_float_image)
+    if out:
+        return out
+    out = label_problems(raw, num_classes, allow_float_labels)
+    if not out and not np.any(np.asarray(raw.inst)):
+        out.append(Anomaly(raw.where, "empty", "no nucleus in this patch", fatal=False))
+    return out
+
+
+def to_sample(raw: RawSample, num_classes: int, allow_float_image: bool = False,
+              allow_float_labels: bool = False) -> Sample:
+    """The validated :class:`Sample` of ``raw``; the first fatal problem is raised as an InputError."""
+    for problem in sample_problems(raw, num_classes, allow_float_image, allow_float_labels):
+        if problem.fatal:
+            raise InputError(problem.where, problem.message)
+    image = np.asarray(raw.image)
+    if image.dtype != np.uint8:  # whole values in 0..255, checked above
+        image = image.astype(np.uint8)
+    inst = np.asarray(raw.inst)
+    inst = inst.astype(np.int32) if inst.dtype != np.int32 else np.array(inst)  # ranges checked above
+    if raw.cls is None:
+        cls = (inst > 0).astype(np.uint8)
+    else:
+        cls_in = np.asarray(raw.cls)
+        cls = cls_in.astype(np.uint8) if cls_in.dtype != np.uint8 else np.array(cls_in)
+    return Sample(np.ascontiguousarray(image), np.ascontiguousarray(inst), np.ascontiguousarray(cls), raw.meta)

@@ -1,0 +1,78 @@
+"""Readers whose release is a set of whole images with label files (CoNSeP, MoNuSeg, CytoDArk0, user folders):
+samples are windows over the images (see :class:`cellprobe.data.base.WindowOptions`)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cellprobe.data.base import DecodeCache, Reader, Window, WindowOptions, make_windows
+from cellprobe.data.io import image_size, read_image
+from cellprobe.data.sample import SampleMeta
+from cellprobe.data.validate import RawSample
+from cellprobe.errors import InputError
+
+
+@dataclass
+class Item:
+    """One whole image of a release and the file holding its labels."""
+
+    name: str
+    source: str
+    image: Path
+    label: Path
+    tissue: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class WholeImageReader(Reader):
+    """Windows over :class:`Item` images; subclasses read the labels of one item."""
+
+    def _setup(self, items: list[Item], windows: WindowOptions) -> None:
+        if not items:
+            raise InputError(self.root, f"no images found for split '{self.split}'" if self.split else "no images found")
+        self.items = items
+        self.window_options = windows
+        sizes = [image_size(it.image) for it in items] if windows.crop != "none" else [(0, 0)] * len(items)
+        self.windows: list[Window] = make_windows(sizes, windows, lambda i: str(items[i].image))
+        self._cache = DecodeCache()
+
+    @abc.abstractmethod
+    def load_labels(self, item: Item) -> tuple[np.ndarray, np.ndarray | None]:
+        """(inst, cls or None) of a whole image, as stored."""
+
+    def _decode(self, item_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        item = self.items[item_index]
+        image = read_image(item.image)
+        inst, cls = self.load_labels(item)
+        for arr in (inst, cls):
+            if arr is not None and arr.shape != image.shape[:2]:
+                raise InputError(item.label, f"label map {arr.shape} does not match image {image.shape[:2]} "
+                                             f"of {item.image.name}")
+        return image, inst, cls
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def sources(self) -> list[str]:
+        return [self.items[w.item].source for w in self.windows]
+
+    def read_raw(self, index: int) -> RawSample:
+        w = self.windows[index]
+        item = self.items[w.item]
+        image, inst, cls = self._cache.get(w.item, lambda: self._decode(w.item))
+        whole = self.window_options.crop == "none"
+        ys = slice(None) if whole else slice(w.y, w.y + w.h)
+        xs = slice(None) if whole else slice(w.x, w.x + w.w)
+        name = item.name if whole else f"{item.name}_y{w.y}_x{w.x}"
+        extra = dict(item.extra)
+        if not whole:
+            extra.update(y=str(w.y), x=str(w.x))
+        meta = SampleMeta(dataset=self.name, name=name, source=item.source, index=index,
+                          tissue=item.tissue, mpp=self.mpp, extra=extra)
+        where = f"{item.label}" + ("" if whole else f"[y={w.y}, x={w.x}]")
+        return RawSample(image[ys, xs], inst[ys, xs], None if cls is None else cls[ys, xs], meta, where,
+                         image_where=str(item.image))
