@@ -29,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench",
     "report",
     "demo",
+    "encoders",
+    "data",
 )
 
 

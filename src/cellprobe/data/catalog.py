@@ -1,0 +1,99 @@
+"""Where the public datasets can be downloaded from, with their sha256 where it is known.
+
+Checksums: the PanNuke, MoNuSeg and CytoDArk0 archives' sha256 are the published/recorded ones of those exact
+files (as used by other public loaders of these releases). For Lizard no checksum could be established offline:
+its archives are verified by size (when the server states it) and by opening them as zip files, and the
+download says so. The CoNIC patch release is a Google Drive folder with no direct file address: it cannot be
+fetched here, and ``cellprobe data download conic`` says where to get it instead.
+
+A user catalog (YAML: ``{name: {title, format, files: [{url, filename, sha256, size}], note}}``) can add or
+replace entries, e.g. an institutional mirror.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from cellprobe.config import StrictModel, load_yaml, parse_config
+from cellprobe.errors import InputError
+
+
+class RemoteFile(StrictModel):
+    url: str
+    filename: str = Field(pattern=r"^[A-Za-z0-9._-]+$")  # a plain file name: it must not steer the path
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    size: int | None = Field(None, gt=0)
+    unpack: bool = True
+
+
+class DatasetSource(StrictModel):
+    title: str
+    format: str | None = None  # reader name for cellprobe.data.open_dataset; None: not read directly
+    files: list[RemoteFile] = Field(default_factory=list)  # empty: no direct public address
+    license: str = ""
+    note: str = ""
+
+
+class Catalog(StrictModel):
+    datasets: dict[str, DatasetSource]
+
+
+_TIA = "https://warwick.ac.uk/fac/cross_fac/tia/data"
+
+CATALOG: dict[str, DatasetSource] = {
+    "pannuke": DatasetSource(
+        title="PanNuke (3 folds, 40×, 19 tissues, 5 classes)", format="pannuke", license="CC BY-NC-SA 4.0",
+        files=[
+            RemoteFile(url=f"{_TIA}/pannuke/fold_1.zip", filename="fold_1.zip",
+                       sha256="6e19ad380300e8ce9480f9ab6a14cc91fa4b6a511609b40e3d70bdf9c881ed0b"),
+            RemoteFile(url=f"{_TIA}/pannuke/fold_2.zip", filename="fold_2.zip",
+                       sha256="5bc540cc509f64b5f5a274d6e5a245527dbd3e6d3155d43555115c5d54709b07"),
+            RemoteFile(url=f"{_TIA}/pannuke/fold_3.zip", filename="fold_3.zip",
+                       sha256="c14d372981c42f611ebc80afad01702b89cad8c1b3089daa31931cf5a4b1a39d"),
+        ]),
+    "monuseg": DatasetSource(
+        title="MoNuSeg 2018 (train 30 + test 14 images, 40×, Aperio XML outlines)", format="monuseg",
+        license="CC BY-NC-SA 4.0",
+        files=[
+            RemoteFile(url="https://drive.google.com/uc?export=download&id=1ZgqFJomqQGNnsx7w7QBzQQMVA16lbVCA",
+                       filename="monuseg_train.zip",
+                       sha256="25d3d3185bb2970b397cafa72eb664c9b4d24294aee382e7e3df9885affce742"),
+            RemoteFile(url="https://drive.google.com/uc?export=download&id=1NKkSQ5T0ZNQ8aUhh0a8Dt2YKYCQXIViw",
+                       filename="monuseg_test.zip",
+                       sha256="13e522387ae8b1bcc0530e13ff9c7b4d91ec74959ef6f6e57747368d7ee6f88a"),
+        ],
+        note="hosted on Google Drive, which may answer with a confirmation page instead of the file"),
+    "cytodark0": DatasetSource(
+        title="CytoDArk0 (Nissl-stained brain, 20× 1024² and 40× 2048² images)", format="cytodark0",
+        license="CC BY 4.0 (Zenodo record 13694738)",
+        files=[RemoteFile(url="https://zenodo.org/records/13694738/files/cytoDArk0.zip", filename="cytoDArk0.zip",
+                          sha256="ce4b05675aa5057e277c8d4ab74524307e2402a3703f6bd80643b93ca9b70ff8")]),
+    "lizard": DatasetSource(
+        title="Lizard (original whole-image release behind CoNIC)", format=None, license="CC BY-NC-SA 4.0",
+        files=[RemoteFile(url=f"{_TIA}/lizard/lizard_images1.zip", filename="lizard_images1.zip"),
+               RemoteFile(url=f"{_TIA}/lizard/lizard_images2.zip", filename="lizard_images2.zip"),
+               RemoteFile(url=f"{_TIA}/lizard/lizard_labels.zip", filename="lizard_labels.zip")],
+        note="no checksum known offline: verified by size and zip format only. Its .mat labels are not read "
+             "directly; cellprobe reads the CoNIC patch release of the same data (format 'conic')"),
+    "conic": DatasetSource(
+        title="CoNIC patches of Lizard (4,981 × 256², 20×, 6 classes)", format="conic", license="CC BY-NC-SA 4.0",
+        note="no direct download address (a Google Drive folder linked from conic-challenge.grand-challenge.org): "
+             "download images.npy, labels.npy and patch_info.csv by hand into ROOT/conic"),
+}
+
+
+def load_catalog(extra: Path | None = None) -> dict[str, DatasetSource]:
+    """The built-in catalog, with the entries of a user YAML catalog added or replacing built-in ones."""
+    out = dict(CATALOG)
+    if extra is not None:
+        out.update(parse_config(Catalog, {"datasets": load_yaml(extra)}, extra).datasets)
+    return out
+
+
+def get_source(name: str, extra: Path | None = None) -> DatasetSource:
+    catalog = load_catalog(extra)
+    if name not in catalog:
+        raise InputError(extra, f"no dataset '{name}' in the catalog (have: {', '.join(sorted(catalog))})")
+    return catalog[name]

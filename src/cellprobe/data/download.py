@@ -1,0 +1,207 @@
+"""Downloading the public datasets: resumable (HTTP Range), verified (sha256, else size and archive format),
+unpacked safely (no member may land outside the target folder; links out are refused).
+
+Written on the standard library (urllib, zipfile, tarfile): resumption and pre-extraction checks are the job
+here, and no well-kept library adds both without pulling in a download manager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
+from urllib.request import Request, urlopen
+
+from pydantic import Field
+
+from cellprobe.config import StrictModel
+from cellprobe.data.catalog import DatasetSource, RemoteFile
+from cellprobe.errors import InputError
+
+Progress = Callable[[str, int, int | None], None]  # (file name, bytes done, total or None)
+
+
+class DownloadConfig(StrictModel):
+    timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(2, ge=0)  # extra attempts after an interrupted transfer, each resuming
+    chunk_bytes: int = Field(1 << 20, ge=1024)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _total_from(resp, offset: int) -> int | None:
+    content_range = resp.headers.get("Content-Range")
+    if content_range and "/" in content_range and not content_range.endswith("/*"):
+        return int(content_range.rsplit("/", 1)[1])
+    length = resp.headers.get("Content-Length")
+    return int(length) + offset if length is not None else None
+
+
+def _transfer(url: str, part: Path, cfg: DownloadConfig, progress: Progress | None, name: str) -> int | None:
+    """One request appending to ``part`` from its current size; returns the total size if the server said it."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "cellprobe"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        resp = urlopen(Request(url, headers=headers), timeout=cfg.timeout_s)
+    except HTTPError as exc:
+        if exc.code == 416 and offset:  # nothing left to send: the partial file is already whole
+            return offset
+        raise InputError(url, f"HTTP {exc.code} {exc.reason}") from None
+    with resp:
+        if offset and resp.status != 206:  # the server ignored the range: start over
+            offset = 0
+        if offset == 0 and "text/html" in (resp.headers.get("Content-Type") or ""):
+            raise InputError(url, "the server sent a web page instead of the file (a login or confirmation page?)")
+        total = _total_from(resp, offset)
+        done = offset
+        try:
+            with open(part, "ab" if offset else "wb") as out:
+                while block := resp.read(cfg.chunk_bytes):
+                    out.write(block)
+                    done += len(block)
+                    if progress:
+                        progress(name, done, total)
+        except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as exc:
+            raise _Interrupted(f"{done} bytes so far ({type(exc).__name__})") from None
+    if total is not None and done < total:
+        raise _Interrupted(f"{done} of {total} bytes")
+    return total
+
+
+def _verify(path: Path, remote: RemoteFile, total: int | None) -> None:
+    size = path.stat().st_size
+    expected = remote.size or total
+    if expected is not None and size != expected:
+        raise InputError(path, f"size {size} bytes, expected {expected}")
+    if remote.sha256 is not None:
+        got = sha256_of(path)
+        if got != remote.sha256:
+            path.unlink()
+            raise InputError(path, f"sha256 mismatch (expected {remote.sha256}, got {got}); deleted, run again")
+    elif remote.unpack and archive_kind(path) is None:  # no checksum known: at least the format must hold
+        raise InputError(path, "not a readable zip or tar archive (no checksum is known to verify it)")
+
+
+def fetch(remote: RemoteFile, folder: Path, cfg: DownloadConfig | None = None, progress: Progress | None = None,
+          url: str | None = None) -> Path:
+    """Download ``remote`` into ``folder`` (resuming a ``.part`` file left by an interrupted run) and verify it.
+    An already complete, verified file is not downloaded again."""
+    cfg = cfg or DownloadConfig()
+    url = url or remote.url
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise InputError(url, "only http(s) addresses are downloaded")
+    folder.mkdir(parents=True, exist_ok=True)
+    final, part = folder / remote.filename, folder / f"{remote.filename}.part"
+    if final.exists():
+        _verify(final, remote, None)
+        return final
+    total = None
+    for attempt in range(cfg.retries + 1):
+        try:
+            total = _transfer(url, part, cfg, progress, remote.filename)
+            break
+        except (_Interrupted, ConnectionError, http.client.HTTPException) as exc:
+            if attempt == cfg.retries:
+                raise InputError(url, f"download interrupted ({exc}); run again to resume") from None
+        except URLError as exc:
+            host = urlsplit(url).hostname
+            raise InputError(url, f"cannot reach {host} ({exc.reason}); offline? a partial download resumes "
+                                  "when run again") from None
+        except TimeoutError:
+            raise InputError(url, f"no answer within {cfg.timeout_s:g} s; offline? run again to resume") from None
+    _verify(part, remote, total)
+    os.replace(part, final)
+    return final
+
+
+def archive_kind(path: Path) -> str | None:
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        if tarfile.is_tarfile(path):
+            return "tar"
+    except OSError:
+        return None
+    return None
+
+
+def _safe_target(dest: Path, name: str, archive: Path) -> Path:
+    """The extraction path of member ``name``, refusing absolute paths and any escape from ``dest``."""
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if posix.is_absolute() or (posix.parts and ":" in posix.parts[0]) or ".." in posix.parts:
+        raise InputError(archive, f"refused: member '{name}' would be written outside the target folder")
+    target = (dest / posix).resolve()
+    if not target.is_relative_to(dest.resolve()):
+        raise InputError(archive, f"refused: member '{name}' resolves outside the target folder")
+    return target
+
+
+def unpack(archive: Path, dest: Path) -> list[str]:
+    """Extract a zip or tar archive into ``dest`` after checking *every* member first (nothing is written
+    when any member would escape ``dest`` or is a link); returns the member names."""
+    dest.mkdir(parents=True, exist_ok=True)
+    kind = archive_kind(archive)
+    if kind == "zip":
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise InputError(archive, f"refused: member '{info.filename}' is a symbolic link")
+                _safe_target(dest, info.filename, archive)
+            zf.extractall(dest)
+            return zf.namelist()
+    if kind == "tar":
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+            for member in members:
+                if member.issym() or member.islnk():
+                    raise InputError(archive, f"refused: member '{member.name}' is a link")
+                if not (member.isfile() or member.isdir()):
+                    raise InputError(archive, f"refused: member '{member.name}' is not a file or folder")
+                _safe_target(dest, member.name, archive)
+                try:
+                    tarfile.data_filter(member, str(dest))
+                except tarfile.FilterError as exc:
+                    raise InputError(archive, f"refused: {exc}") from None
+            tf.extractall(dest, filter="data")
+            return [m.name for m in members]
+    raise InputError(archive, "not a zip or tar archive")
+
+
+def download_dataset(name: str, source: DatasetSource, root: Path, cfg: DownloadConfig | None = None,
+                     progress: Progress | None = None, mirror: str | None = None) -> Path:
+    """Fetch every file of ``source`` into ``root/downloads`` and unpack archives into ``root/name``
+    (once: a marker file records each archive unpacked). ``mirror`` replaces the address up to the file name."""
+    if not source.files:
+        raise InputError(None, f"{name}: {source.note or 'no public download address'}")
+    target = Path(root) / name
+    for remote in source.files:
+        url = f"{mirror.rstrip('/')}/{remote.filename}" if mirror else None
+        path = fetch(remote, Path(root) / "downloads", cfg, progress, url)
+        marker = target / f".unpacked-{remote.filename}"
+        if remote.unpack and not marker.exists():
+            unpack(path, target)
+            marker.write_text(f"{sha256_of(path)}\n")
+        elif not remote.unpack and not (target / remote.filename).exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / remote.filename)
+    return target
