@@ -1,0 +1,120 @@
+"""The training config: everything a run depends on, validated, stored resolved in the run folder.
+
+Top-level keys are the ones a benchmark overrides most (``epochs``, ``seed``, ``cache_features``); the
+sections group the rest. ``cellprobe train --set epochs=3`` and the benchmark's ``training:`` mapping use the
+same dotted keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from cellprobe.config import StrictModel, parse_config, set_dotted
+from cellprobe.decoder.config import DecoderConfig, LossConfig
+
+
+class EncoderSection(StrictModel):
+    """Which frozen encoder: a registry name, ``pretrained`` / ``random`` / a weights file, optional taps."""
+
+    name: str
+    weights: str = "pretrained"
+    taps: list[int] | None = None
+
+
+class DataSection(StrictModel):
+    """The training data. ``val_split: null`` takes ``val_fraction`` of the training split's source images
+    (never single patches: patches of one image overlap) as validation."""
+
+    path: Path
+    format: str | None = None
+    train_split: str | None = "train"
+    val_split: str | None = None
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlateauSection(StrictModel):
+    """ReduceLROnPlateau on the validation loss."""
+
+    factor: float = Field(0.5, gt=0, lt=1)
+    patience: int = Field(3, ge=0)
+    min_lr: float = Field(1e-6, ge=0)
+
+
+class EarlyStoppingSection(StrictModel):
+    patience: int = Field(8, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainerSection(StrictModel):
+    """Lightning trainer settings. ``precision: auto`` is 16-bit mixed on a GPU, 32-bit on a CPU."""
+
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = 1
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    precision: Literal["auto", "32-true", "16-mixed", "bf16-mixed"] = "auto"
+    num_workers: int = Field(0, ge=0)
+    progress: bool = True
+    log_every_n_steps: int = Field(10, ge=1)
+    limit_train_batches: int | None = Field(None, ge=1)  # a cap per epoch (quick checks), None: all
+    threads: int | None = Field(None, ge=1)  # torch CPU threads; None leaves torch's default
+
+
+class TrainConfig(StrictModel):
+    """One decoder training run.
+
+    ``cache_features``: train on the frozen encoder's taps from the feature cache (all 8 dihedral views
+    cached, one drawn per patch and epoch) instead of running the encoder with full augmentation (online).
+    ``cache_dir``: where the cache lives (shared by runs of the same encoder and data); default
+    ``<output>/feature_cache``.
+    """
+
+    output: Path
+    encoder: EncoderSection
+    data: DataSection
+    seed: int = 0
+    cache_features: bool = True
+    cache_dir: Path | None = None
+    cache_views: Literal[1, 8] = 8
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    plateau: PlateauSection = Field(default_factory=PlateauSection)
+    early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    augment: dict[str, Any] = Field(default_factory=dict)  # options of cellprobe.data.augment (online mode)
+    trainer: TrainerSection = Field(default_factory=TrainerSection)
+
+    def feature_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.output / "feature_cache"
+
+
+def train_config(source: TrainConfig | dict[str, Any] | str | Path,
+                 overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A TrainConfig from a model, a mapping (e.g. the benchmark's) or a YAML file, with dotted overrides."""
+    from cellprobe.config import load_yaml
+
+    if isinstance(source, TrainConfig):
+        data, where = source.model_dump(mode="json"), None
+    elif isinstance(source, dict):
+        data, where = {}, None
+        for key, value in _deep_copy(source).items():  # dotted keys ("trainer.threads") are overrides too
+            set_dotted(data, key, value) if "." in key else data.__setitem__(key, value)
+    else:
+        data, where = load_yaml(source), source
+    for dotted, value in (overrides or {}).items():
+        set_dotted(data, dotted, value)
+    return parse_config(TrainConfig, data, where)
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data

@@ -1,0 +1,140 @@
+"""The Lightning module: (frozen encoder →) trainable neck → the decoder → losses.
+
+Online mode holds the frozen encoder and runs it on every (augmented) batch; cached mode gets the encoder's
+taps with the batch. The encoder's weights never go into checkpoints (they can be gigabytes and are
+reproducible from its name and weights); the checkpoint records the encoder's identity instead, and loading it
+against a different encoder is an InputError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from cellprobe.decoder import CellDecoder, CellLoss
+from cellprobe.errors import InputError
+from cellprobe.training.config import PlateauSection
+
+IDENTITY_KEY = "cellprobe"
+ENCODER_PREFIX = "encoder."
+
+
+class SegmenterModule(L.LightningModule):
+    """``identity``: facts that must match when a checkpoint is loaded (encoder name, weights digest, taps,
+    class count); it is saved in every checkpoint under ``"cellprobe"``."""
+
+    def __init__(
+        self,
+        neck: nn.Module,
+        decoder: CellDecoder,
+        loss: CellLoss,
+        identity: dict[str, Any],
+        *,
+        encoder: nn.Module | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        plateau: PlateauSection | None = None,
+    ) -> None:
+        super().__init__()
+        self.neck = neck
+        self.decoder = decoder
+        self.loss = loss
+        self.encoder = encoder
+        if encoder is not None:
+            encoder.eval()
+            encoder.requires_grad_(False)
+        self.identity = dict(identity)
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.plateau = plateau or PlateauSection()
+
+    # -- model ---------------------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> SegmenterModule:
+        """Lightning switches everything to train mode each epoch; the frozen encoder (and its BatchNorm
+        statistics) stays in eval mode."""
+        super().train(mode)
+        if self.encoder is not None:
+            self.encoder.eval()
+        return self
+
+    def taps(self, image: torch.Tensor) -> list[torch.Tensor]:
+        if self.encoder is None:
+            raise RuntimeError("cached-mode module: the batch must carry the encoder taps")
+        with torch.no_grad():
+            return [t.detach() for t in self.encoder(image)]
+
+    def forward(self, image: torch.Tensor, taps: Sequence[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        if taps is None:
+            taps = self.taps(image)
+        taps = [t.to(image.dtype) if t.is_floating_point() else t for t in taps]
+        pyramid = self.neck(list(taps), tuple(image.shape[-2:]))
+        return self.decoder(pyramid, image)
+
+    # -- steps ---------------------------------------------------------------------------------------------
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        out = self(batch["image"], batch.get("taps"))
+        total, terms = self.loss(out, batch)
+        n = batch["image"].shape[0]
+        on_step = stage == "train"
+        self.log(f"{stage}_loss", total, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=n, sync_dist=True)
+        for name, value in terms.items():
+            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        return total
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=self.plateau.factor, patience=self.plateau.patience, min_lr=self.plateau.min_lr)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                    if not k.startswith(ENCODER_PREFIX)}
+        checkpoint[IDENTITY_KEY] = dict(self.identity)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_identity(checkpoint, self.identity, where=None)
+        if self.encoder is not None:  # put the (not saved) frozen weights back so the load stays strict
+            for k, v in self.encoder.state_dict().items():
+                checkpoint["state_dict"][ENCODER_PREFIX + k] = v
+
+    def load_weights(self, checkpoint: dict[str, Any], where: Any = None) -> None:
+        """Load a checkpoint's trainable weights (inference), checking the identity first."""
+        check_identity(checkpoint, self.identity, where)
+        state = dict(checkpoint["state_dict"])
+        if self.encoder is not None:
+            state.update({ENCODER_PREFIX + k: v for k, v in self.encoder.state_dict().items()})
+        try:
+            self.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise InputError(where, f"checkpoint does not fit the model ({str(exc).splitlines()[0][:200]})") from None
+
+
+#: identity keys whose mismatch makes a checkpoint unusable with the given model
+CHECKED = ("encoder", "weights_digest", "tap_channels", "tap_strides", "num_classes")
+
+
+def check_identity(checkpoint: dict[str, Any], identity: dict[str, Any], where: Any) -> None:
+    saved = checkpoint.get(IDENTITY_KEY)
+    if not isinstance(saved, dict):
+        raise InputError(where, "checkpoint has no cellprobe identity: not written by cellprobe")
+    for key in CHECKED:
+        if key in identity and _norm(saved.get(key)) != _norm(identity[key]):
+            raise InputError(where, f"checkpoint was trained with {key}={saved.get(key)!r} but the model has "
+                                    f"{key}={identity[key]!r} (encoder/checkpoint mismatch)")
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
