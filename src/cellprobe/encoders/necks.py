@@ -8,8 +8,8 @@ feeds pyramid level ``i`` (taps are ordered shallow → deep). The family decide
 * ``vit``: all taps share the token stride (16), so, as in ViTDet's simple feature pyramid and UNETR, learned
   2× transposed convolutions climb to finer levels (two for H/4, one for H/8), max-pooling descends to H/32,
   then a 1×1 and a 3×3 convolution set the width.
-* ``hybrid``: a tap coarser than its level gets the ViT branch, any other the CNN branch (R50+ViT: CNN stages
-  at H/4 and H/8, tokens at H/16 and, pooled, H/32).
+* ``hybrid``: taps on the token grid (the coarsest tap stride) get the ViT branch, the CNN stem's stages the
+  CNN branch (R50+ViT: CNN stages at H/4 and H/8, tokens at H/16 and, max-pooled, H/32).
 
 Strides that are not a power-of-two ratio of the level (patch-14 models with ``fit="pad"``: 14-pixel cells) are
 brought onto the exact grid by resampling with the true scale factor and cropping the padded margin, which keeps
@@ -104,8 +104,9 @@ class PyramidNeck(nn.Module):
         self.family = family
         self.out_channels = tuple(int(c) for c in out_channels)
         branches = []
+        token_stride = max(tap_strides)
         for c_in, s_in, c_out, s_out in zip(tap_channels, tap_strides, out_channels, PYRAMID_STRIDES, strict=True):
-            token = family == "vit" or (family == "hybrid" and s_in > s_out)
+            token = family == "vit" or (family == "hybrid" and s_in == token_stride)
             branch = TokenRescale if token else ProjectResample
             branches.append(branch(int(c_in), float(s_in), int(c_out), s_out))
         self.branches = nn.ModuleList(branches)

@@ -69,6 +69,7 @@ class EncoderSpec:
     name: str
     title: str
     family: Family
+    group: Literal["general", "histopathology"]
     arch: str
     timm_kwargs: Mapping[str, Any]
     pretraining: str
@@ -134,29 +135,32 @@ _NC = "CC-BY-NC-ND-4.0 (non-commercial, gated)"
 _SPECS: tuple[EncoderSpec, ...] = (
     # ---------------------------------------------------------------- general-purpose (the paper's)
     EncoderSpec(
-        name="convnext-b", title="ConvNeXt-B", family="cnn", arch="convnext_base", timm_kwargs={},
+        name="convnext-b", title="ConvNeXt-B", family="cnn", group="general",
+        arch="convnext_base", timm_kwargs={},
         pretraining="ImageNet-22K", params_published="89M", params_source="ConvNeXt paper, Table 1 (1000-class head)",
         params_num_classes=1000, patch_size=4, native_input=224, default_taps=(0, 1, 2, 3),
         tap_channels=(128, 256, 512, 1024), tap_strides=(4, 8, 16, 32),
         weights=_timm_hub("convnext_base.fb_in22k", "Apache-2.0 (timm) / MIT (FAIR)", ("head.fc.",)),
     ),
     EncoderSpec(
-        name="swinv2-b", title="Swin-V2-B", family="swin", arch="swinv2_base_window12to16_192to256",
-        timm_kwargs={}, pretraining="ImageNet-22K (fine-tuned ImageNet-1K at 256 px)", params_published="88M",
+        name="swinv2-b", title="Swin-V2-B", family="swin", group="general",
+        arch="swinv2_base_window12to16_192to256",
+        timm_kwargs={"dynamic_img_size": True}, pretraining="ImageNet-22K (fine-tuned ImageNet-1K at 256 px)", params_published="88M",
         params_source="Swin V2 paper, Table 1 (1000-class head)", params_num_classes=1000, patch_size=4,
         native_input=256, default_taps=(0, 1, 2, 3), tap_channels=(128, 256, 512, 1024), tap_strides=(4, 8, 16, 32),
         weights=_timm_hub("swinv2_base_window12to16_192to256.ms_in22k_ft_in1k", "MIT", ("head.fc.",)),
         notes="window 16 at 256 px: the pure 22K checkpoint (window 12, 192 px) does not tile 256-px inputs",
     ),
     EncoderSpec(
-        name="vit-b16", title="ViT-B/16", family="vit", arch="vit_base_patch16_224",
+        name="vit-b16", title="ViT-B/16", family="vit", group="general", arch="vit_base_patch16_224",
         timm_kwargs={"dynamic_img_size": True}, pretraining="ImageNet-21K", params_published="86M",
         params_source="ViT paper, Table 1 (ViT-Base)", params_num_classes=0, patch_size=16, native_input=224,
         default_taps=vit_taps(12), tap_channels=(768,) * 4, tap_strides=(16,) * 4, mean=HALF, std=HALF,
         tap_norm=True, weights=_timm_hub("vit_base_patch16_224.orig_in21k", "Apache-2.0", ("head.",)),
     ),
     EncoderSpec(
-        name="vit-r50-b16", title="ResNet-50 + ViT-B/16 (hybrid)", family="hybrid", arch="vit_base_r50_s16_224",
+        name="vit-r50-b16", title="ResNet-50 + ViT-B/16 (hybrid)", family="hybrid", group="general",
+        arch="vit_base_r50_s16_224",
         timm_kwargs={"dynamic_img_size": True}, pretraining="ImageNet-21K", params_published="99.0M",
         params_source="timm model card vit_base_r50_s16_384.orig_in21k_ft_in1k (1000-class head)",
         params_num_classes=1000, patch_size=16, native_input=224, default_taps=(1, 2, 4 + 5, 4 + 11),
@@ -165,14 +169,16 @@ _SPECS: tuple[EncoderSpec, ...] = (
         notes="taps: ResNet stages 1-2 (stride 4, 8) then ViT blocks 6 and 12",
     ),
     EncoderSpec(
-        name="dinov2-b14", title="DINOv2 ViT-B/14", family="vit", arch="vit_base_patch14_dinov2",
+        name="dinov2-b14", title="DINOv2 ViT-B/14", family="vit", group="general",
+        arch="vit_base_patch14_dinov2",
         timm_kwargs={"dynamic_img_size": True}, pretraining="LVD-142M", params_published="86.6M",
         params_source="timm model card vit_base_patch14_dinov2.lvd142m (DINOv2 paper: 86M)", params_num_classes=0,
         patch_size=14, native_input=518, default_taps=vit_taps(12), tap_channels=(768,) * 4, tap_strides=(16,) * 4,
         fit="resize", tap_norm=True, weights=_timm_hub("vit_base_patch14_dinov2.lvd142m", "Apache-2.0"),
     ),
     EncoderSpec(
-        name="dinov2-l14", title="DINOv2 ViT-L/14", family="vit", arch="vit_large_patch14_dinov2",
+        name="dinov2-l14", title="DINOv2 ViT-L/14", family="vit", group="general",
+        arch="vit_large_patch14_dinov2",
         timm_kwargs={"dynamic_img_size": True}, pretraining="LVD-142M", params_published="304.4M",
         params_source="timm model card vit_large_patch14_dinov2.lvd142m (DINOv2 paper: 300M)", params_num_classes=0,
         patch_size=14, native_input=518, default_taps=vit_taps(24), tap_channels=(1024,) * 4, tap_strides=(16,) * 4,
@@ -180,7 +186,8 @@ _SPECS: tuple[EncoderSpec, ...] = (
     ),
     # ---------------------------------------------------------------- histopathology (the paper's)
     EncoderSpec(
-        name="uni", title="UNI (ViT-L/16)", family="vit", arch="vit_large_patch16_224",
+        name="uni", title="UNI (ViT-L/16)", family="vit", group="histopathology",
+        arch="vit_large_patch16_224",
         timm_kwargs={"img_size": 224, "patch_size": 16, "init_values": 1e-5, "dynamic_img_size": True},
         pretraining="Mass-100K (100M H&E tiles, 20 tissue types)", params_published="303M",
         params_source="UNI model card", params_num_classes=0, patch_size=16, native_input=224,
@@ -188,7 +195,8 @@ _SPECS: tuple[EncoderSpec, ...] = (
         weights=WeightSource("hub", "MahmoodLab/UNI", license=_NC, gated=True),
     ),
     EncoderSpec(
-        name="virchow2", title="Virchow2 (ViT-H/14, 4 registers, SwiGLU)", family="vit", arch="vit_huge_patch14_224",
+        name="virchow2", title="Virchow2 (ViT-H/14, 4 registers, SwiGLU)", family="vit", group="histopathology",
+        arch="vit_huge_patch14_224",
         timm_kwargs={"img_size": 224, "init_values": 1e-5, "mlp_ratio": 5.3375, "global_pool": "",
                      "reg_tokens": 4, "dynamic_img_size": True, **_SWIGLU},
         pretraining="3.1M WSIs (Paige, mixed magnifications)", params_published="632M",
@@ -197,7 +205,8 @@ _SPECS: tuple[EncoderSpec, ...] = (
         weights=WeightSource("hub", "paige-ai/Virchow2", license=_NC, gated=True),
     ),
     EncoderSpec(
-        name="prov-gigapath", title="Prov-GigaPath tile encoder (ViT-g)", family="vit", arch="vit_giant_patch14_dinov2",
+        name="prov-gigapath", title="Prov-GigaPath tile encoder (ViT-g)", family="vit", group="histopathology",
+        arch="vit_giant_patch14_dinov2",
         timm_kwargs={"img_size": 224, "patch_size": 16, "embed_dim": 1536, "depth": 40, "num_heads": 24,
                      "init_values": 1e-5, "mlp_ratio": 5.33334, "dynamic_img_size": True},
         pretraining="Prov-Path (1.3B tiles, 171K WSIs)", params_published="1.13B",
@@ -208,7 +217,8 @@ _SPECS: tuple[EncoderSpec, ...] = (
     ),
     # ---------------------------------------------------------------- histopathology (beyond the paper)
     EncoderSpec(
-        name="uni2-h", title="UNI2-h (ViT-H/14, 8 registers, SwiGLU)", family="vit", arch="vit_giant_patch14_224",
+        name="uni2-h", title="UNI2-h (ViT-H/14, 8 registers, SwiGLU)", family="vit", group="histopathology",
+        arch="vit_giant_patch14_224",
         timm_kwargs={"img_size": 224, "patch_size": 14, "depth": 24, "num_heads": 24, "init_values": 1e-5,
                      "embed_dim": 1536, "mlp_ratio": 2.66667 * 2, "no_embed_class": True, "reg_tokens": 8,
                      "dynamic_img_size": True, **_SWIGLU},
@@ -218,7 +228,7 @@ _SPECS: tuple[EncoderSpec, ...] = (
         weights=WeightSource("hub", "MahmoodLab/UNI2-h", license=_NC, gated=True),
     ),
     EncoderSpec(
-        name="h-optimus-0", title="H-optimus-0 (ViT-g/14, 4 registers)", family="vit",
+        name="h-optimus-0", title="H-optimus-0 (ViT-g/14, 4 registers)", family="vit", group="histopathology",
         arch="vit_giant_patch14_reg4_dinov2",
         timm_kwargs={"img_size": 224, "init_values": 1e-5, "dynamic_img_size": True},
         pretraining="500K+ H&E WSIs (Bioptimus)", params_published="1.1B", params_source="H-optimus-0 model card",
@@ -228,7 +238,8 @@ _SPECS: tuple[EncoderSpec, ...] = (
         weights=WeightSource("hub", "bioptimus/H-optimus-0", license="Apache-2.0 (gated)", gated=True),
     ),
     EncoderSpec(
-        name="virchow", title="Virchow (ViT-H/14, SwiGLU)", family="vit", arch="vit_huge_patch14_224",
+        name="virchow", title="Virchow (ViT-H/14, SwiGLU)", family="vit", group="histopathology",
+        arch="vit_huge_patch14_224",
         timm_kwargs={"img_size": 224, "init_values": 1e-5, "mlp_ratio": 5.3375, "global_pool": "",
                      "dynamic_img_size": True, **_SWIGLU},
         pretraining="1.5M WSIs (Paige)", params_published="632M", params_source="Virchow model card",
@@ -237,7 +248,8 @@ _SPECS: tuple[EncoderSpec, ...] = (
         weights=WeightSource("hub", "paige-ai/Virchow", license="Apache-2.0 (gated)", gated=True),
     ),
     EncoderSpec(
-        name="phikon-v2", title="Phikon-v2 (DINOv2 ViT-L/16)", family="vit", arch="vit_large_patch16_224",
+        name="phikon-v2", title="Phikon-v2 (DINOv2 ViT-L/16)", family="vit", group="histopathology",
+        arch="vit_large_patch16_224",
         timm_kwargs={"img_size": 224, "patch_size": 16, "init_values": 1e-5, "dynamic_img_size": True},
         pretraining="PANCAN-XL (456M tiles, 58K WSIs)", params_published="303M",
         params_source="Hugging Face owkin/phikon-v2 page (model size)", params_num_classes=0, patch_size=16,
@@ -247,7 +259,8 @@ _SPECS: tuple[EncoderSpec, ...] = (
         notes="transformers Dinov2Model checkpoint, keys converted to timm (q/k/v fused)",
     ),
     EncoderSpec(
-        name="phikon", title="Phikon (iBOT ViT-B/16)", family="vit", arch="vit_base_patch16_224",
+        name="phikon", title="Phikon (iBOT ViT-B/16)", family="vit", group="histopathology",
+        arch="vit_base_patch16_224",
         timm_kwargs={"dynamic_img_size": True}, pretraining="PanCancer40M (43M tiles, 6K TCGA WSIs)",
         params_published="86M", params_source="Phikon paper (ViT-Base)", params_num_classes=0, patch_size=16,
         native_input=224, default_taps=vit_taps(12), tap_channels=(768,) * 4, tap_strides=(16,) * 4, tap_norm=True,
@@ -257,21 +270,23 @@ _SPECS: tuple[EncoderSpec, ...] = (
     ),
     # ---------------------------------------------------------------- small general-purpose ones
     EncoderSpec(
-        name="dinov2-s14", title="DINOv2 ViT-S/14", family="vit", arch="vit_small_patch14_dinov2",
+        name="dinov2-s14", title="DINOv2 ViT-S/14", family="vit", group="general",
+        arch="vit_small_patch14_dinov2",
         timm_kwargs={"dynamic_img_size": True}, pretraining="LVD-142M", params_published="22.1M",
         params_source="timm model card vit_small_patch14_dinov2.lvd142m", params_num_classes=0, patch_size=14,
         native_input=518, default_taps=vit_taps(12), tap_channels=(384,) * 4, tap_strides=(16,) * 4, fit="resize",
         tap_norm=True, weights=_timm_hub("vit_small_patch14_dinov2.lvd142m", "Apache-2.0"),
     ),
     EncoderSpec(
-        name="resnet50", title="ResNet-50", family="cnn", arch="resnet50", timm_kwargs={},
+        name="resnet50", title="ResNet-50", family="cnn", group="general", arch="resnet50", timm_kwargs={},
         pretraining="ImageNet-1K", params_published="25.6M", params_source="timm model card resnet50.a1_in1k",
         params_num_classes=1000, patch_size=4, native_input=224, default_taps=(1, 2, 3, 4),
         tap_channels=(256, 512, 1024, 2048), tap_strides=(4, 8, 16, 32),
         weights=_timm_hub("resnet50.a1_in1k", "Apache-2.0", ("fc.",)),
     ),
     EncoderSpec(
-        name="efficientnet-lite0", title="EfficientNet-Lite0", family="cnn", arch="tf_efficientnet_lite0",
+        name="efficientnet-lite0", title="EfficientNet-Lite0", family="cnn", group="general",
+        arch="tf_efficientnet_lite0",
         timm_kwargs={}, pretraining="ImageNet-1K", params_published="4.7M",
         params_source="TensorFlow EfficientNet-Lite README (1000-class head)", params_num_classes=1000,
         patch_size=2, native_input=224, default_taps=(1, 2, 3, 4), tap_channels=(24, 40, 112, 320),

@@ -36,3 +36,10 @@ def apply_view(x: T, view: int, channels_last: bool = False) -> T:
 
     out = torch.rot90(x, view % 4, dims=axes)
     return torch.flip(out, dims=(axes[1],)) if view >= 4 else out
+
+
+def apply_view_hw(array: np.ndarray, view: int) -> np.ndarray:
+    """``apply_view`` for numpy arrays with the spatial axes first: (H, W) label maps and (H, W, C) images."""
+    view = check_view(view)
+    out = np.rot90(array, view % 4, axes=(0, 1))
+    return np.flip(out, axis=1) if view >= 4 else out

@@ -1,0 +1,84 @@
+"""The registry: every architecture builds with the published parameter count and the declared taps."""
+
+from __future__ import annotations
+
+import pytest
+
+from cellprobe.encoders.registry import get_spec, list_encoders, parse_count, vit_taps
+from cellprobe.errors import InputError
+
+SPECS = list_encoders()
+PAPER = {"convnext-b", "swinv2-b", "vit-b16", "vit-r50-b16", "dinov2-b14", "dinov2-l14", "uni", "virchow2",
+         "prov-gigapath"}
+REQUIRED = PAPER | {"uni2-h", "h-optimus-0", "phikon-v2", "efficientnet-lite0"}
+
+
+def test_registry_has_the_required_encoders_once():
+    names = [s.name for s in SPECS]
+    assert len(names) == len(set(names))
+    assert REQUIRED <= set(names)
+    assert {s.family for s in SPECS} == {"cnn", "swin", "vit", "hybrid"}
+
+
+def test_unknown_encoder_is_input_error():
+    with pytest.raises(InputError, match="unknown encoder 'nope'.*convnext-b"):
+        get_spec("nope")
+
+
+def test_parse_count_and_vit_taps():
+    assert parse_count("304.4M") == pytest.approx((304.4e6, 0.1e6))
+    assert parse_count("1.1B") == pytest.approx((1.1e9, 0.1e9))
+    assert parse_count("89M") == (89e6, 1e6)
+    assert vit_taps(24) == (5, 11, 17, 23)
+    assert vit_taps(12) == (2, 5, 8, 11)
+    assert vit_taps(40) == (9, 19, 29, 39)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_spec_is_consistent(spec):
+    assert len(spec.default_taps) == len(spec.tap_channels) == len(spec.tap_strides) == 4
+    assert list(spec.default_taps) == sorted(set(spec.default_taps))
+    assert spec.fit in ("native", "resize", "pad")
+    assert spec.fit != "resize" or spec.patch_size != 16
+    assert len(spec.mean) == len(spec.std) == 3
+    assert spec.weights.license
+    if spec.family == "vit" and spec.fit == "resize":
+        assert spec.patch_size == 14 and set(spec.tap_strides) == {16}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_parameter_count_matches_published(spec):
+    """Build the exact architecture (meta device: no memory) and compare with the published figure.
+
+    Within 1 %, or within the precision the figure is published with (\"1.1B\" is ±0.05B).
+    """
+    from cellprobe.encoders.frozen import create_timm_model
+
+    model = create_timm_model(spec, num_classes=spec.params_num_classes, device="meta")
+    counted = sum(p.numel() for p in model.parameters())
+    published, resolution = spec.published_params()
+    assert abs(counted - published) <= max(0.01 * published, resolution / 2), (
+        f"{spec.name}: counted {counted / 1e6:.2f}M, published {spec.params_published} ({spec.params_source})")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_declared_taps_match_the_model(spec):
+    """Widths and strides in the registry are what the built model's taps have (meta device)."""
+    from cellprobe.encoders import build_encoder
+
+    encoder = build_encoder(spec.name, weights="random", device="meta")
+    assert encoder.tap_channels == spec.tap_channels
+    assert encoder.tap_strides == spec.tap_strides
+    assert len(encoder.tap_names) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_tap_shapes_at_256(spec):
+    """A shape-only forward of every full-size encoder at 256×256 gives maps of the declared width and stride."""
+    from cellprobe.encoders import build_encoder
+
+    encoder = build_encoder(spec.name, weights="random", device="meta")
+    for (c, h, w), width, stride in zip(encoder.feature_shapes(256, 256), spec.tap_channels, spec.tap_strides,
+                                        strict=True):
+        assert (c, h, w) == (width, 256 // stride, 256 // stride)

