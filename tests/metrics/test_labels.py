@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from cellprobe.metrics import labels
-from cellprobe.metrics.labels import centroids, compact, group_overlap, majority_class, overlap, segments
+from cellprobe.metrics.labels import (
+    centroids,
+    compact,
+    crop_presence,
+    group_overlap,
+    joint,
+    majority_class,
+    overlap,
+    segments,
+)
 
 
 def test_compact_dense_path_relabels_in_key_order():
@@ -72,15 +81,47 @@ def test_group_overlap_sums_segments_into_instances():
 
 
 @pytest.mark.parametrize("force_fallback", [False, True])
-def test_centroids_are_pixel_means(monkeypatch, force_fallback):
+def test_joint_table_gives_intersections_and_centroids(monkeypatch, force_fallback):
     rng = np.random.default_rng(1)
-    inst = rng.integers(0, 5, size=(31, 17)) * 3
+    true = rng.integers(0, 5, size=(31, 17)) * 3
+    pred = rng.integers(0, 7, size=(31, 17))
     cls = rng.integers(0, 3, size=(31, 17))
     if force_fallback:
-        monkeypatch.setattr(labels, "_EXACT", 0)
-    s = segments(inst, cls, 2)
-    got = centroids(s)
-    for k, i in enumerate(s.inst_ids):
-        rows, cols = np.nonzero(inst == i)
-        assert got[k].tolist() == [rows.mean(), cols.mean()]
-    assert centroids(segments(np.zeros((3, 3), int), None, 0)).shape == (0, 2)
+        monkeypatch.setattr(labels, "_packing", lambda shape: (0, 0, 0))
+    ts, ps = segments(true, cls, 2), segments(pred, None, 0)
+    table = joint(ts.seg, ps.seg, ts.shape)
+    ref = overlap(ts.seg.dense, ts.n_seg, ps.seg.dense, ps.n_seg)
+    assert np.array_equal(table.overlap.inter, ref.inter) and np.array_equal(table.overlap.ti, ref.ti)
+    for s, sums, label_map in ((ts, table.true_sums, true), (ps, table.pred_sums, pred)):
+        got = centroids(s, sums)
+        for k, i in enumerate(s.inst_ids):
+            rows, cols = np.nonzero(label_map == i)
+            assert got[k].tolist() == [rows.mean(), cols.mean()]
+    empty = segments(np.zeros((3, 3), int), None, 0)
+    assert centroids(empty, joint(empty.seg, empty.seg, (3, 3)).true_sums).shape == (0, 2)
+
+
+def test_packing_capacity_for_a_256_patch():
+    cap, s1, s2 = labels._packing((256, 256))
+    assert cap == 4095 and (cap * 255 + 1) << s2 <= 2**53 and s2 - s1 >= (cap * 255).bit_length()
+
+
+def test_joint_falls_back_for_a_label_above_the_packing_capacity():
+    big = np.zeros((256, 256), np.int64)
+    big[:80, :80] = 1  # 6400 px > 4095
+    big[100:103, 5:9] = 2
+    s = segments(big, None, 0)
+    table = joint(s.seg, s.seg, s.shape)
+    assert centroids(s, table.true_sums).tolist() == [[39.5, 39.5], [101.0, 6.5]]
+    assert table.overlap.inter.tolist() == [6400, 12]
+
+
+def test_crop_presence_counts_pixels_in_the_central_window():
+    inst = np.zeros((8, 8), np.int64)
+    inst[0, 0] = 1  # only in the frame
+    inst[1, 1:3] = 2  # one pixel inside the 6×6 window (rows/cols 1..6)
+    inst[3:5, 3:5] = 3  # inside
+    inst[7, 2:6] = 4  # bottom frame row only
+    assert crop_presence(segments(inst, None, 0), 6).tolist() == [False, True, True, False]
+    with pytest.raises(ValueError, match="larger"):
+        crop_presence(segments(inst, None, 0), 9)

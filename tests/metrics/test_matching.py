@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 
 from cellprobe.metrics.labels import overlap, segments
-from cellprobe.metrics.matching import (
-    aji_plus_sums,
-    aji_sums,
-    dice2_sums,
-    iou_pairs,
-    pair_centroids,
-    pair_iou,
-)
+from cellprobe.metrics.matching import aji_and_aji_plus_sums, dice2_sums, iou_pairs, pair_centroids, pair_iou
 
 
 def _ov(true, pred):
@@ -34,21 +27,18 @@ def test_iou_threshold_is_strict():
         iou_pairs(ov, iou, 0.4)
 
 
-def test_aji_lets_a_prediction_serve_several_truths():
+def test_aji_shares_predictions_and_aji_plus_pairs_one_to_one():
     ov, ta, pa = _ov(TRUE, PRED)
-    assert aji_sums(ov, ta, pa) == (6.0, 14.0)  # (4 + 2) / (6 + 8)
-
-
-def test_aji_plus_pairs_one_to_one_and_adds_unpaired_truth_to_union():
-    ov, ta, pa = _ov(TRUE, PRED)
-    assert aji_plus_sums(ov, ta, pa) == (4.0, 10.0)  # A-P: 4 / 6, B unpaired: + 4
+    aji_inter, aji_union, plus_inter, plus_union = aji_and_aji_plus_sums(ov, ta, pa)
+    assert (aji_inter, aji_union) == (6.0, 14.0)  # AJI: P serves A and B: (4 + 2) / (6 + 8)
+    assert (plus_inter, plus_union) == (4.0, 10.0)  # AJI+: A-P 4 / 6, B unpaired adds 4 to the union
 
 
 def test_aji_with_an_empty_side():
     ov, ta, pa = _ov(TRUE, np.zeros((2, 4), int))
-    assert aji_sums(ov, ta, pa) == (0.0, 8.0) and aji_plus_sums(ov, ta, pa) == (0.0, 8.0)
+    assert aji_and_aji_plus_sums(ov, ta, pa) == (0.0, 8.0, 0.0, 8.0)
     ov, ta, pa = _ov(np.zeros((2, 4), int), np.zeros((2, 4), int))
-    assert aji_sums(ov, ta, pa) == (0.0, 0.0)
+    assert aji_and_aji_plus_sums(ov, ta, pa) == (0.0, 0.0, 0.0, 0.0)
 
 
 def test_dice2_sums_over_overlapping_pairs():

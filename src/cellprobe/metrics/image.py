@@ -24,19 +24,14 @@ from cellprobe.metrics.labels import (
     Segments,
     centroids,
     compact,
+    crop_presence,
     group_overlap,
+    joint,
     majority_class,
     overlap,
     segments,
 )
-from cellprobe.metrics.matching import (
-    aji_plus_sums,
-    aji_sums,
-    dice2_sums,
-    iou_pairs,
-    pair_centroids,
-    pair_iou,
-)
+from cellprobe.metrics.matching import aji_and_aji_plus_sums, dice2_sums, iou_pairs, pair_centroids, pair_iou
 
 BINARY_COLUMNS = ("n_true", "n_pred", "tp", "fp", "fn", "iou_sum")
 PQ_STATS = ("tp", "fp", "fn", "iou_sum")
@@ -101,19 +96,14 @@ def _class_pq_counts(ov, ts: Segments, ps: Segments, num_classes: int, match_iou
 
 def _crop_counts(s: Segments, crop: int, num_classes: int) -> np.ndarray:
     """Per-class number of segments with at least one pixel in the central crop × crop window."""
-    h, w = s.shape
-    if crop > h or crop > w:
-        raise ValueError(f"r2 crop {crop} is larger than the image {h}×{w}")
-    y0, x0 = int((h - crop) * 0.5), int((w - crop) * 0.5)  # the challenge's cropping_center
-    window = s.seg.dense.reshape(h, w)[y0 : y0 + crop, x0 : x0 + crop]
-    inside = np.bincount(window.reshape(-1), minlength=s.n_seg + 1)[1:] > 0
-    return np.bincount(s.seg_cls[inside], minlength=num_classes + 1)[1:]
+    return np.bincount(s.seg_cls[crop_presence(s, crop)], minlength=num_classes + 1)[1:]
 
 
-def _detection(ts: Segments, ps: Segments, num_classes: int, radius: float) -> np.ndarray:
+def _detection(ts: Segments, ps: Segments, t_sums: np.ndarray, p_sums: np.ndarray, num_classes: int,
+               radius: float) -> np.ndarray:
     width = num_classes + 1
     t_type, p_type = majority_class(ts), majority_class(ps)
-    rows, cols = pair_centroids(centroids(ts), centroids(ps), radius)
+    rows, cols = pair_centroids(centroids(ts, t_sums), centroids(ps, p_sums), radius)
     pairs = np.bincount(t_type[rows] * width + p_type[cols], minlength=width * width)
     t_left = np.ones(ts.n_inst, bool)
     t_left[rows] = False
@@ -142,7 +132,8 @@ def conic_image_row(
     """
     ts = segments(true_inst, true_cls, num_classes)
     ps = segments(pred_inst, pred_cls, num_classes)
-    seg_ov = overlap(ts.seg.dense, ts.n_seg, ps.seg.dense, ps.n_seg)
+    table = joint(ts.seg, ps.seg, ts.shape)
+    seg_ov = table.overlap
     if ts.splits or ps.splits:
         inst_ov = group_overlap(seg_ov, ts.seg_inst, ps.seg_inst, max(ps.n_inst, 1))
     else:
@@ -155,11 +146,10 @@ def conic_image_row(
     counts = [np.bincount(ts.seg_cls, minlength=width)[1:], np.bincount(ps.seg_cls, minlength=width)[1:]]
     if r2_crop is not None:
         counts += [_crop_counts(ts, r2_crop, num_classes), _crop_counts(ps, r2_crop, num_classes)]
-    detection = _detection(ts, ps, num_classes, radius)
+    detection = _detection(ts, ps, table.true_sums, table.pred_sums, num_classes, radius)
     fg_inter = float(seg_ov.inter.sum())
     sums = [
-        *aji_sums(inst_ov, ta, pa),
-        *aji_plus_sums(inst_ov, ta, pa),
+        *aji_and_aji_plus_sums(inst_ov, ta, pa),
         fg_inter,
         float(ta.sum() + pa.sum()),
         *dice2_sums(inst_ov, ta, pa),

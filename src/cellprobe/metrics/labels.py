@@ -124,13 +124,17 @@ def overlap(true_dense: np.ndarray, n_true: int, pred_dense: np.ndarray, n_pred:
     width = n_pred + 1
     if _dense_ok((n_true + 1) * width, n_pixels):
         hist = np.bincount(true_dense * width + pred_dense, minlength=(n_true + 1) * width)
-        hist = hist.reshape(n_true + 1, width)[1:, 1:]
-        ti, pj = np.nonzero(hist)
-        return Overlap(ti, pj, hist[ti, pj].astype(np.int64))
+        return _nonzero_cells(hist.reshape(n_true + 1, width))
     both = (true_dense > 0) & (pred_dense > 0)
     joint = true_dense[both].astype(np.int64) * width + pred_dense[both]
     uniq, counts = np.unique(joint, return_counts=True)
     return Overlap(uniq // width - 1, uniq % width - 1, counts.astype(np.int64))
+
+
+def _nonzero_cells(counts: np.ndarray) -> Overlap:
+    inner = counts[1:, 1:]
+    ti, pj = np.nonzero(inner)
+    return Overlap(ti, pj, inner[ti, pj].astype(np.int64))
 
 
 def group_overlap(ov: Overlap, true_group: np.ndarray, pred_group: np.ndarray, n_pred_groups: int) -> Overlap:
@@ -143,44 +147,93 @@ def group_overlap(ov: Overlap, true_group: np.ndarray, pred_group: np.ndarray, n
     return Overlap(uniq // n_pred_groups, uniq % n_pred_groups, inter)
 
 
-_EXACT = 2**53  # float64 sums of integers stay exact below this
+# --- Coordinate sums (centroids) packed into the joint histogram -------------------------------------------------
+# One weighted bincount over (true, pred) pixel pairs with the weight 1 + S1·col + S2·row gives, for every cell,
+# its pixel count, column sum and row sum in one float64 (all integers, exact below 2**53). Summing cells over
+# the other map's labels then gives each label's area and coordinate sums: intersections and centroids of both
+# maps in one pass. S1 exceeds any cell's count and S2/S1 any column sum, which holds while no label is larger
+# than the shape's cap (4095 px for 256×256); larger labels take the fallback (separate bincounts).
+
+_EXACT = 2**53
 
 
 @lru_cache(maxsize=16)
-def _packed_coordinates(shape: tuple[int, int], scale: int) -> np.ndarray:
-    """Flat ``row * scale + col`` per pixel, as float64 (bincount's weight type)."""
-    rows = np.arange(shape[0], dtype=np.float64) * scale
-    return (rows[:, None] + np.arange(shape[1], dtype=np.float64)[None, :]).reshape(-1)
-
-
-def _coordinate_sums(dense: np.ndarray, n_labels: int, area: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(n_labels, 2) sums of (row, col) over the pixels of labels 1..n_labels.
-
-    One weighted bincount instead of two: the weight ``row * scale + col`` with ``scale`` above any label's
-    column sum packs both sums into one float64 sum, exact while it stays below 2**53 (any patch size used
-    here); larger images fall back to two bincounts.
-    """
+def _packing(shape: tuple[int, int]) -> tuple[int, int, int]:
+    """(largest label area packable, S1, S2) for an image shape; area 0 when nothing fits."""
     h, w = shape
-    largest = int(area.max()) if area.size else 0
-    scale = 1 << max(int(largest * max(w - 1, 1)).bit_length(), 1)
-    if largest * max(h - 1, 1) * scale + scale < _EXACT:
-        packed = np.bincount(dense, weights=_packed_coordinates(shape, scale), minlength=n_labels + 1)[1:]
-        packed = packed.astype(np.int64)
-        row_sum = packed // scale
-        return np.stack([row_sum, packed - row_sum * scale], axis=1).astype(np.float64)
+    for bits in range(24, 0, -1):
+        cap = (1 << bits) - 1
+        s2_shift = bits + int(cap * max(w - 1, 1)).bit_length()
+        if (cap * max(h - 1, 1) + 1) << s2_shift <= _EXACT:
+            return cap, bits, s2_shift
+    return 0, 0, 0
+
+
+@lru_cache(maxsize=8)
+def _packed_weights(shape: tuple[int, int]) -> np.ndarray:
+    _, s1_shift, s2_shift = _packing(shape)
+    rows = np.arange(shape[0], dtype=np.float64) * float(1 << s2_shift)
+    cols = np.arange(shape[1], dtype=np.float64) * float(1 << s1_shift) + 1.0
+    return (rows[:, None] + cols[None, :]).reshape(-1)
+
+
+def _coordinate_sums(dense: np.ndarray, n_labels: int, shape: tuple[int, int]) -> np.ndarray:
+    """(n_labels, 2) sums of (row, col) over labels 1..n_labels: the fallback, two weighted bincounts."""
+    h, w = shape
     rows = np.repeat(np.arange(h, dtype=np.float64), w)
     cols = np.tile(np.arange(w, dtype=np.float64), h)
     return np.stack([np.bincount(dense, weights=v, minlength=n_labels + 1)[1:] for v in (rows, cols)], axis=1)
 
 
-def centroids(seg: Segments) -> np.ndarray:
-    """(n_inst, 2) centroid (row, col) of every instance: the mean of its pixel coordinates."""
+@dataclass(frozen=True)
+class Joint:
+    """Intersections of two labelled maps and the coordinate sums (row, col) of each map's labels."""
+
+    overlap: Overlap
+    true_sums: np.ndarray  # (n_true, 2) float64, exact integers
+    pred_sums: np.ndarray  # (n_pred, 2)
+
+
+def joint(t: Compacted, p: Compacted, shape: tuple[int, int]) -> Joint:
+    """Overlap table and coordinate sums of two compacted maps of ``shape``, in one pass where possible."""
+    width = p.n + 1
+    cap, s1_shift, s2_shift = _packing(shape)
+    largest = max(int(t.area.max(initial=0)), int(p.area.max(initial=0)))
+    if largest <= cap and _dense_ok((t.n + 1) * width, t.dense.size):
+        packed = np.bincount(t.dense * width + p.dense, weights=_packed_weights(shape), minlength=(t.n + 1) * width)
+        packed = packed.reshape(t.n + 1, width)
+        packed[0, 0] = 0.0  # background on both sides: too many pixels to pack, never used
+        cells = packed.astype(np.int64)
+        count = cells & ((1 << s1_shift) - 1)
+        col = (cells >> s1_shift) & ((1 << (s2_shift - s1_shift)) - 1)
+        row = cells >> s2_shift
+        true_sums = np.stack([row[1:].sum(axis=1), col[1:].sum(axis=1)], axis=1).astype(np.float64)
+        pred_sums = np.stack([row[:, 1:].sum(axis=0), col[:, 1:].sum(axis=0)], axis=1).astype(np.float64)
+        return Joint(_nonzero_cells(count), true_sums, pred_sums)
+    return Joint(overlap(t.dense, t.n, p.dense, p.n), _coordinate_sums(t.dense, t.n, shape),
+                 _coordinate_sums(p.dense, p.n, shape))
+
+
+def centroids(seg: Segments, sums: np.ndarray) -> np.ndarray:
+    """(n_inst, 2) centroid (row, col) of every instance, from its segments' coordinate sums."""
     if seg.n_inst == 0:
         return np.zeros((0, 2))
-    sums = _coordinate_sums(seg.seg.dense, seg.n_seg, seg.seg.area, seg.shape)
     if seg.splits:
         sums = np.stack([np.bincount(seg.seg_inst, weights=sums[:, k], minlength=seg.n_inst) for k in (0, 1)], 1)
     return sums / seg.inst_area[:, None]
+
+
+def crop_presence(seg: Segments, crop: int) -> np.ndarray:
+    """(n_seg,) whether each segment has a pixel in the central crop × crop window (the challenge's
+    ``cropping_center``): its area minus its pixels in the frame around the window, counted on the frame only."""
+    h, w = seg.shape
+    if crop > h or crop > w:
+        raise ValueError(f"crop {crop} is larger than the image {h}×{w}")
+    y0, x0 = int((h - crop) * 0.5), int((w - crop) * 0.5)
+    dense = seg.seg.dense.reshape(h, w)
+    frame = [dense[:y0], dense[y0 + crop :], dense[y0 : y0 + crop, :x0], dense[y0 : y0 + crop, x0 + crop :]]
+    outside = np.bincount(np.concatenate([part.reshape(-1) for part in frame]), minlength=seg.n_seg + 1)[1:]
+    return seg.seg.area - outside > 0
 
 
 def majority_class(seg: Segments) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 Each function reproduces one official definition (PanNuke / CoNIC / HoVer-Net evaluation code):
 - :func:`iou_pairs`: IoU > threshold pairing (unique for thresholds >= 0.5), the basis of PQ.
-- :func:`aji_sums`, :func:`aji_plus_sums`: AJI (each true instance takes its best-IoU prediction, reuse
-  allowed) and AJI+ (Hungarian one-to-one pairing), as overall intersection and union sums.
+- :func:`aji_and_aji_plus_sums`: AJI (each true instance takes its best-IoU prediction, reuse allowed) and
+  AJI+ (Hungarian one-to-one pairing), as overall intersection and union sums.
 - :func:`dice2_sums`: "ensemble" Dice over every overlapping pair.
 - :func:`pair_centroids`: Hungarian pairing of centroids on Euclidean distance, pairs kept within a radius.
 """
@@ -53,30 +53,28 @@ def _aji_matrices(ov: Overlap, true_area: np.ndarray, pred_area: np.ndarray):
     return inter, union, inter / (union + _AJI_EPS)
 
 
-def aji_sums(ov: Overlap, true_area: np.ndarray, pred_area: np.ndarray) -> tuple[float, float]:
-    """(overall intersection, overall union) of AJI; AJI = inter / union (0/0 when both maps are empty)."""
+def aji_and_aji_plus_sums(ov: Overlap, true_area: np.ndarray, pred_area: np.ndarray) -> tuple[float, ...]:
+    """(inter, union) of AJI, then (inter, union) of AJI+; AJI = inter / union (0/0: both maps empty).
+
+    AJI: each true instance takes the prediction of highest IoU (first on ties), a prediction may serve several.
+    AJI+: maximal unique pairing (Hungarian on IoU), pairs with IoU > 0 kept. Both then add the areas of the
+    unpaired instances of either side to the union.
+    """
     if true_area.size == 0 or pred_area.size == 0:
-        return 0.0, float(true_area.sum() + pred_area.sum())
+        everything = float(true_area.sum() + pred_area.sum())
+        return 0.0, everything, 0.0, everything
     inter, union, score = _aji_matrices(ov, true_area, pred_area)
     best = np.argmax(score, axis=1)  # first maximum, as np.argmax in the official code
     rows = np.flatnonzero(score[np.arange(true_area.size), best] > 0.0)
-    cols = best[rows]
-    total_inter = float(inter[rows, cols].sum())
-    total_union = float(union[rows, cols].sum()) + _unpaired_area(true_area, pred_area, rows, cols)
-    return total_inter, total_union
-
-
-def aji_plus_sums(ov: Overlap, true_area: np.ndarray, pred_area: np.ndarray) -> tuple[float, float]:
-    """(overall intersection, overall union) of AJI+ (maximal unique pairing by Hungarian on IoU)."""
-    if true_area.size == 0 or pred_area.size == 0:
-        return 0.0, float(true_area.sum() + pred_area.sum())
-    inter, union, score = _aji_matrices(ov, true_area, pred_area)
+    aji = _aji_totals(inter, union, true_area, pred_area, rows, best[rows])
     rows, cols = linear_sum_assignment(-score)
     keep = score[rows, cols] > 0.0
-    rows, cols = rows[keep], cols[keep]
+    return (*aji, *_aji_totals(inter, union, true_area, pred_area, rows[keep], cols[keep]))
+
+
+def _aji_totals(inter, union, true_area, pred_area, rows, cols) -> tuple[float, float]:
     total_inter = float(inter[rows, cols].sum())
-    total_union = float(union[rows, cols].sum()) + _unpaired_area(true_area, pred_area, rows, cols)
-    return total_inter, total_union
+    return total_inter, float(union[rows, cols].sum()) + _unpaired_area(true_area, pred_area, rows, cols)
 
 
 def dice2_sums(ov: Overlap, true_area: np.ndarray, pred_area: np.ndarray) -> tuple[float, float]:
@@ -90,8 +88,9 @@ def pair_centroids(true_xy: np.ndarray, pred_xy: np.ndarray, radius: float) -> t
     if true_xy.shape[0] == 0 or pred_xy.shape[0] == 0:
         empty = np.zeros(0, np.intp)
         return empty, empty
-    diff = true_xy[:, None, :] - pred_xy[None, :, :]
-    dist = np.sqrt(np.sum(diff**2, axis=-1))
+    dy = true_xy[:, 0, None] - pred_xy[None, :, 0]
+    dx = true_xy[:, 1, None] - pred_xy[None, :, 1]
+    dist = np.sqrt(dy * dy + dx * dx)  # same operations, in the same order, as the official code
     rows, cols = linear_sum_assignment(dist)
     keep = dist[rows, cols] <= radius
     return rows[keep], cols[keep]
