@@ -46,10 +46,10 @@ def cached_sets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[Cac
     (the identity view)."""
     views = tuple(range(config.cache_views))
     train_caches = _extract(config, encoder, data.train, views)
-    train = CachedSet(data.train, data.train_positions, ViewTaps(train_caches), view_image_or_map)
+    train = CachedSet(data.train, data.train_positions, ViewTaps(train_caches), view_image_or_map, config.targets)
     if data.val is data.train:
         val_caches = train_caches
     else:
         val_caches = _extract(config, encoder, data.val, (0,))
-    val = CachedSet(data.val, data.val_positions, ViewTaps(val_caches), view_image_or_map)
+    val = CachedSet(data.val, data.val_positions, ViewTaps(val_caches), view_image_or_map, config.targets)
     return train, val, len(views)

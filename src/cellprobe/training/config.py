@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cellprobe.config import StrictModel, parse_config, set_dotted
+from cellprobe.data.targets import TargetConfig
 from cellprobe.decoder.config import DecoderConfig, LossConfig
 
 
@@ -85,6 +86,7 @@ class TrainConfig(StrictModel):
     weight_decay: float = Field(1e-4, ge=0)
     plateau: PlateauSection = Field(default_factory=PlateauSection)
     early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
+    targets: TargetConfig = Field(default_factory=TargetConfig)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     augment: dict[str, Any] = Field(default_factory=dict)  # options of cellprobe.data.augment (online mode)

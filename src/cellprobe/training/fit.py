@@ -99,8 +99,8 @@ def _datasets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[Any, 
         from cellprobe.training.augment import online_augment
 
         augment = online_augment(config)
-        return (OnlineSet(data.train, data.train_positions, augment),
-                OnlineSet(data.val, data.val_positions, None), 8)
+        return (OnlineSet(data.train, data.train_positions, augment, config.targets),
+                OnlineSet(data.val, data.val_positions, None, config.targets), 8)
     from cellprobe.training.cached import cached_sets
 
     return cached_sets(config, data, encoder)

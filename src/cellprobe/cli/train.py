@@ -1,0 +1,37 @@
+"""``cellprobe train``: train the decoder on a frozen encoder's embeddings; re-running resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_cmd(
+        encoder: str = typer.Option(..., "--encoder", "-e", help="Encoder name (see `cellprobe encoders`)."),
+        data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (any supported format)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Run folder to create (or to resume)."),
+        config: Path | None = typer.Option(None, "--config", "-c", help="Training config YAML (e.g. "
+                                                                         "configs/train/consep_efficientnet_lite0.yaml)."),
+        set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set epochs=5 "
+                                                         "--set trainer.devices=2."),
+        weights: str | None = typer.Option(None, help="pretrained (default), random, or a weights file."),
+        format: str | None = typer.Option(None, "--format", help="Dataset format (default: detected)."),
+    ) -> None:
+        """Train one decoder: best.ckpt, last.ckpt, config.yaml, logs in the run folder. Running the same
+        command again resumes an interrupted run (or does nothing on a finished one)."""
+        from cellprobe.cli.bench import parse_sets
+        from cellprobe.training.config import train_config
+        from cellprobe.training.fit import train
+
+        overrides = {"encoder.name": encoder, "data.path": str(data), "output": str(out)}
+        if weights is not None:
+            overrides["encoder.weights"] = weights
+        if format is not None:
+            overrides["data.format"] = format
+        overrides.update(parse_sets(set_))
+        cfg = train_config(config if config is not None else {}, overrides)
+        run_dir = train(cfg)
+        typer.echo(f"run: {run_dir}")

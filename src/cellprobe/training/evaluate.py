@@ -1,0 +1,56 @@
+"""``evaluate(run_dir, data, split) -> ScoreResult``: predict every patch, post-process with the run's
+thresholds, score with the metrics engine, write metrics.json and per_image.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cellprobe import atomic
+from cellprobe.data.sample import PatchDataset
+from cellprobe.errors import InputError
+from cellprobe.training import run as R
+
+
+def open_eval_data(data: PatchDataset | str | Path, split: str | None, format: str | None = None,
+                   **options: Any) -> PatchDataset:
+    if isinstance(data, PatchDataset):
+        return data
+    from cellprobe.data import open_dataset
+
+    return open_dataset(data, format=format, split=split, **options)
+
+
+def iter_predictions(segmenter: Any, dataset: PatchDataset, positions: Any, batch: int = 16, params: Any = None):
+    """(sample, maps) for each position, batched through the network."""
+    positions = list(positions)
+    for start in range(0, len(positions), batch):
+        samples = [dataset[int(p)] for p in positions[start:start + batch]]
+        yield from zip(samples, segmenter.patch_maps([s.image for s in samples]), strict=True)
+
+
+def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | None = "test", *,
+             checkpoint: str = "best", out: str | Path | None = None, device: str | None = None,
+             format: str | None = None, workers: int = 1, **options: Any):
+    """Score the run on ``data`` (a PatchDataset, or a dataset path opened with ``format``/``options`` at
+    ``split``). Writes ``metrics.json`` and ``per_image.csv`` into ``out`` (default: the run folder)."""
+    from cellprobe.inference.segmenter import Segmenter
+    from cellprobe.metrics import ConicAccumulator
+
+    seg = Segmenter(run_dir, checkpoint=checkpoint, device=device)
+    dataset = open_eval_data(data, split, format, **options)
+    if list(dataset.class_names) != seg.class_names:
+        raise InputError(getattr(data, "root", data) if not isinstance(data, PatchDataset) else None,
+                         f"dataset classes {list(dataset.class_names)} differ from the run's {seg.class_names}")
+    acc = ConicAccumulator(seg.num_classes, mpp=dataset.mpp, class_names=seg.class_names)
+    for sample, maps in iter_predictions(seg, dataset, range(len(dataset))):
+        inst, cls_map, _ = seg.instances(maps)
+        acc.add(sample.inst, sample.cls, inst, cls_map, name=sample.meta.name)
+    result = acc.result()
+    out_dir = Path(out) if out is not None else Path(run_dir)
+    record = {**result.to_dict(), "evaluation": {
+        "data": str(data) if not isinstance(data, PatchDataset) else getattr(data, "name", type(data).__name__),
+        "split": split, "checkpoint": checkpoint, "postprocess": seg.params.model_dump(mode="json")}}
+    atomic.write_json(out_dir / R.METRICS, record)
+    result.write(csv_path=out_dir / R.PER_IMAGE)
+    return result

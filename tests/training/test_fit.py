@@ -1,0 +1,83 @@
+"""train(): run folder, resume after an interruption with the same result, refusals, both modes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from cellprobe.errors import InputError
+from cellprobe.training import run as R
+from cellprobe.training import train
+from cellprobe.training.checkpoint import load_checkpoint
+
+from .conftest import tiny_config
+
+
+class Interrupt(Callback):
+    """Stands in for a kill: the process dies at the start of epoch ``at`` (after epoch at-1's checkpoint)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.at:
+            raise SystemExit("killed")
+
+
+def _weights(path):
+    return load_checkpoint(path)["state_dict"]
+
+
+def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=3)
+    run_dir = train(cfg)
+    for name in (R.CONFIG, R.STAMP, R.BEST, R.LAST, R.POSTPROCESS):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / R.LOGS / "metrics.csv").is_file()
+    stamp = json.loads((run_dir / R.STAMP).read_text())
+    assert stamp["status"] == "finished" and stamp["encoder"]["encoder"] == "efficientnet-lite0"
+    assert stamp["info"]["epochs"] == 3
+    ckpt = load_checkpoint(run_dir / R.LAST)
+    assert not any(k.startswith("encoder.") for k in ckpt["state_dict"])
+    assert any((run_dir / "feature_cache").rglob("manifest.json"))
+
+    # interrupted after epoch 1, resumed: the same weights as the uninterrupted run
+    cfg2 = tiny_config(tiny_data, tmp_path / "run2", epochs=3)
+    with pytest.raises(SystemExit):
+        train(cfg2, callbacks=[Interrupt(at=1)])
+    assert json.loads((tmp_path / "run2" / R.STAMP).read_text())["status"] == "training"
+    resumed = train(cfg2)
+    a, b = _weights(run_dir / R.LAST), _weights(resumed / R.LAST)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+    assert json.loads((resumed / R.STAMP).read_text())["info"]["resumed"] is True
+
+    # a finished run returns at once; another config in the same folder is refused
+    assert train(cfg) == run_dir
+    with pytest.raises(InputError, match=r"different config.*epochs"):
+        train(tiny_config(tiny_data, tmp_path / "run", epochs=4))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.txt").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        train(tiny_config(tiny_data, tmp_path / "junk"))
+
+
+def test_online_mode_trains(tiny_data, tmp_path):
+    run_dir = train(tiny_config(tiny_data, tmp_path / "online", epochs=1, cache_features=False))
+    assert (run_dir / R.BEST).is_file()
+    assert not (run_dir / "feature_cache").exists()
+
+
+def test_run_from_another_version_is_refused(tiny_data, tmp_path):
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    (run_dir / R.STAMP).write_text(json.dumps({"version": "0.0.1", "run_format": 1}))
+    (run_dir / R.CONFIG).write_text("output: x\n")
+    with pytest.raises(InputError, match=r"cellprobe 0\.0\.1"):
+        R.Run.open(run_dir)
+    with pytest.raises(InputError, match="not a cellprobe run"):
+        R.Run.open(tmp_path)
