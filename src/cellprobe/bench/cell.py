@@ -15,37 +15,76 @@ from cellprobe.bench.runner import CellOutput, CellTask
 def training_overrides(task: CellTask, run_dir: Path) -> dict[str, Any]:
     """The training config of a cell: the benchmark's ``training`` section plus the cell's identity."""
     fold = task.fold
+    training = task.config.training
+    cache = task.feature_cache_dir()
     return {
-        **task.config.training,
-        "encoder": {**task.config.training.get("encoder", {}), "name": task.cell.encoder,
-                    "weights": task.cell.weights},
-        "data": {**task.config.training.get("data", {}), "path": str(task.dataset.path),
-                 "format": task.dataset.format, "train_split": fold.train, "val_split": fold.val,
+        **training,
+        "encoder": {**training.get("encoder", {}), "name": task.cell.encoder, "weights": task.cell.weights},
+        "data": {**training.get("data", {}), "path": str(task.dataset.path), "format": task.dataset.format,
+                 "train_split": fold.train, "val_split": fold.val,
                  **({"options": task.dataset.options} if task.dataset.options else {})},
         "seed": task.cell.seed,
         "cache_features": task.config.feature_cache,
         "output": str(run_dir),
-        **({"cache_dir": str(cache)} if (cache := task.feature_cache_dir()) is not None else {}),
+        **({"cache_dir": str(cache)} if cache is not None else {}),
     }
 
 
+def _epoch_callback(task: CellTask):
+    """A Lightning callback reporting finished epochs to the benchmark's progress display."""
+    import lightning as L
+
+    class EpochProgress(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            if task.progress is not None:
+                task.progress(f"training {task.cell.model} (seed {task.cell.seed})", trainer.current_epoch + 1,
+                              trainer.max_epochs)
+
+    return EpochProgress()
+
+
+def examples(run_dir: Path, dataset, count: int) -> dict[str, np.ndarray] | None:
+    """The first ``count`` test patches with truth and this run's prediction (the report's example figure)."""
+    if count <= 0 or len(dataset) == 0:
+        return None
+    from cellprobe.inference.segmenter import Segmenter
+
+    seg = Segmenter(run_dir)
+    samples = [dataset[i] for i in range(min(count, len(dataset)))]
+    pred_inst, pred_cls = [], []
+    for maps in seg.patch_maps([s.image for s in samples]):
+        inst, cls_map, _ = seg.instances(maps)
+        pred_inst.append(inst)
+        pred_cls.append(cls_map)
+    return {"names": np.array([s.meta.name for s in samples]), "image": np.stack([s.image for s in samples]),
+            "true_inst": np.stack([s.inst for s in samples]), "true_cls": np.stack([s.cls for s in samples]),
+            "pred_inst": np.stack(pred_inst).astype(np.int32), "pred_cls": np.stack(pred_cls).astype(np.uint8)}
+
+
 def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
+    """Train (or resume) the cell's run, evaluate it on the test split, keep examples."""
     from cellprobe.data import open_dataset
     from cellprobe.training import evaluate, train
+    from cellprobe.training.run import read_stamp
 
     t0 = time.perf_counter()
-    run_dir = Path(train(training_overrides(task, work_dir / "run")))
+    run_dir = Path(train(training_overrides(task, work_dir / "run"), callbacks=[_epoch_callback(task)]))
+    if read_stamp(run_dir).status != "finished":  # interrupted: leave the cell unfinished (resumable)
+        raise KeyboardInterrupt(f"training of {task.cell.cell_id} was interrupted")
     t1 = time.perf_counter()
     test = open_dataset(task.dataset.path, format=task.dataset.format, split=task.fold.test,
                         **task.dataset.options)
     score = evaluate(run_dir, test, task.fold.test)
     t2 = time.perf_counter()
     per_image = score.per_image.copy()
-    names = [test[i].meta.name for i in range(len(test))] if len(per_image) == len(test) else None
-    if names is not None and "image" not in per_image.columns:
-        per_image.index = np.asarray(names, dtype=object)
-        per_image.index.name = "image"
+    if len(per_image) != len(test):
+        raise RuntimeError(f"{len(per_image)} per-image rows for {len(test)} test patches")
+    metas = [test[i].meta for i in range(len(test))]
+    per_image.index = np.asarray([m.name for m in metas], dtype=object)
+    per_image.index.name = "image"
+    if any(m.tissue for m in metas):
+        per_image["tissue"] = [m.tissue or "" for m in metas]
     info = {"seconds_train": round(t1 - t0, 2), "seconds_eval": round(t2 - t1, 2),
             "run_dir": str(run_dir.relative_to(work_dir)) if run_dir.is_relative_to(work_dir) else str(run_dir),
             "n_test_images": len(test)}
-    return CellOutput(score.summary, per_image, info, None)
+    return CellOutput(score.summary, per_image, info, examples(run_dir, test, task.config.examples))

@@ -35,6 +35,7 @@ class CellTask:
     encoder: EncoderEntry
     config: BenchConfig
     bench_dir: Path | None = None  # set by run_bench
+    progress: Callable[[str, int, int], None] | None = None  # (label, done, total) inside a cell, e.g. epochs
 
     def feature_cache_dir(self) -> Path | None:
         """A feature cache shared by the cells that encode the same images with the same weights (seeds of a
@@ -113,10 +114,12 @@ def run_bench(
     bench_dir: str | Path,
     cell_fn: CellFn | None = None,
     on_cell: Callable[[CellTask, str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> BenchSummary:
     """Run every unfinished cell of the matrix into ``bench_dir``.
 
-    ``on_cell(task, status)`` is called with status "start", "skip", "done" or "failed" (progress display).
+    ``on_cell(task, status)`` is called with status "start", "skip", "done" or "failed"; ``progress`` is handed
+    to the cell function for progress inside a cell (epochs).
     Bad input (InputError) stops the run; other errors stop it too unless ``config.on_error == "continue"``,
     in which case the error is kept in the cell's ``error.txt`` and the next cell runs.
     """
@@ -129,7 +132,7 @@ def run_bench(
     summary = BenchSummary()
     start = time.perf_counter()
     for task in expand(config):
-        task = replace(task, bench_dir=bench_dir)
+        task = replace(task, bench_dir=bench_dir, progress=progress)
         cid = task.cell.cell_id
         if layout.is_done(bench_dir, task.cell):
             summary.skipped.append(cid)

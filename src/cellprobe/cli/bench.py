@@ -32,6 +32,8 @@ def run_and_report(cfg: BenchConfig, bench_dir: Path, report: ReportOptions | No
 
     Returns the report's path (None when not asked for). Failed cells → a list on stderr and exit status 1.
     """
+    import logging
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -39,6 +41,8 @@ def run_and_report(cfg: BenchConfig, bench_dir: Path, report: ReportOptions | No
     from cellprobe.bench.runner import expand, run_bench
     from cellprobe.cli.report import progress_printer
 
+    # Lightning's per-run banners ("GPU available: …") would scroll the progress display away
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
@@ -52,7 +56,12 @@ def run_and_report(cfg: BenchConfig, bench_dir: Path, report: ReportOptions | No
                 if status == "failed":
                     console.print(f"[red]failed[/red] {task.cell.cell_id} (see its error.txt)")
 
-        summary = run_bench(cfg, bench_dir, on_cell=on_cell)
+        inner = progress.add_task("", total=None, visible=False)
+
+        def on_progress(label: str, done: int, total: int) -> None:
+            progress.update(inner, description=label, completed=done, total=total, visible=done < total)
+
+        summary = run_bench(cfg, bench_dir, on_cell=on_cell, progress=on_progress)
     console.print(f"{len(summary.done)} cell(s) run, {len(summary.skipped)} already done, "
                   f"{len(summary.failed)} failed, {summary.seconds:.0f} s → {bench_dir}")
     if summary.failed:
