@@ -14,6 +14,7 @@ from cellprobe.metrics.image import (
     pannuke_columns,
     pannuke_image_row,
 )
+from cellprobe.metrics.labels import compact
 
 from . import plain
 from .corrupt import KINDS, corrupt, subsample
@@ -77,8 +78,10 @@ def test_merge_channels_later_channels_overwrite():
     masks = np.zeros((1, 4, 3), np.int64)
     masks[0, :, 0] = [1, 1, 2, 0]
     masks[0, :, 1] = [0, 1, 1, 0]  # same id 1 as channel 0, but another instance
-    merged = merge_channels(masks, 2)
-    assert merged.tolist() == [1, 3, 3, 0]  # channel 0's id 2 is gone entirely, its id 1 keeps one pixel
+    merged = merge_channels([compact(masks[..., k].reshape(-1)) for k in range(2)])
+    # channel 0's id 2 is covered entirely, its id 1 keeps one pixel; channel 1's id 1 is a third instance
+    assert merged.dense.tolist() == [1, 2, 2, 0] and merged.keys.tolist() == [1, 3]
+    assert merge_channels([]).n == 0
 
 
 def test_pannuke_row_matches_plain(consep_labels):

@@ -21,6 +21,7 @@ from functools import lru_cache
 import numpy as np
 
 from cellprobe.metrics.labels import (
+    Compacted,
     Segments,
     centroids,
     compact,
@@ -159,33 +160,34 @@ def conic_image_row(
     ).astype(np.float64)
 
 
-def _channel_ids(channel: np.ndarray) -> np.ndarray:
-    return channel.reshape(-1).astype(np.int64)
+def _channels(masks: np.ndarray, num_classes: int) -> list[Compacted]:
+    """Compacted instance labels of each class channel of (H, W, >= num_classes) masks."""
+    planes = np.moveaxis(masks[..., :num_classes], -1, 0).reshape(num_classes, -1).astype(np.int64, copy=False)
+    return [compact(plane) for plane in planes]
 
 
-def merge_channels(masks: np.ndarray, num_classes: int) -> np.ndarray:
+def merge_channels(channels: list[Compacted]) -> Compacted:
     """PanNuke's binary instance map: every (channel, id) becomes its own instance, later channels
     overwriting earlier ones where they overlap (the official ``binarize``)."""
-    merged = np.zeros(masks.shape[0] * masks.shape[1], np.int64)
+    merged = np.zeros(channels[0].dense.size if channels else 0, np.int64)
     offset = 0
-    for k in range(num_classes):
-        lab = compact(_channel_ids(masks[..., k]))
-        inside = lab.dense > 0
-        merged[inside] = lab.dense[inside] + offset
-        offset += lab.n
-    return merged
+    for lab in channels:
+        if lab.n:
+            np.copyto(merged, lab.dense + offset, where=lab.dense > 0)
+            offset += lab.n
+    return compact(merged)
+
+
+def _pq_of(t: Compacted, p: Compacted, match_iou: float) -> list:
+    return _pq_counts(overlap(t.dense, t.n, p.dense, p.n), t.area, p.area, match_iou)
 
 
 def pannuke_image_row(true_masks: np.ndarray, pred_masks: np.ndarray, *, num_classes: int,
                       match_iou: float = 0.5) -> np.ndarray:
     """Sufficient statistics of one PanNuke image (columns :func:`pannuke_columns`) from valid
     (H, W, num_classes [+ background]) instance masks: binary on merged channels, then per channel."""
-    row = []
-    t = compact(merge_channels(true_masks, num_classes))
-    p = compact(merge_channels(pred_masks, num_classes))
-    row += _pq_counts(overlap(t.dense, t.n, p.dense, p.n), t.area, p.area, match_iou)
-    for k in range(num_classes):
-        t = compact(_channel_ids(true_masks[..., k]))
-        p = compact(_channel_ids(pred_masks[..., k]))
-        row += _pq_counts(overlap(t.dense, t.n, p.dense, p.n), t.area, p.area, match_iou)[2:]
+    t_channels, p_channels = _channels(true_masks, num_classes), _channels(pred_masks, num_classes)
+    row = _pq_of(merge_channels(t_channels), merge_channels(p_channels), match_iou)
+    for t, p in zip(t_channels, p_channels, strict=True):
+        row += _pq_of(t, p, match_iou)[2:]
     return np.asarray(row, np.float64)

@@ -74,11 +74,13 @@ def as_ids(arr: np.ndarray, where: str, what: str, max_value: int | None = None)
     if arr.size == 0:
         return np.asarray(arr, np.int64)
     if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr) | (arr != np.floor(arr))
+        with np.errstate(invalid="ignore"):
+            ints = arr.astype(np.int64)  # NaN/inf cast to garbage, caught by the round trip below
+        bad = ints != arr
         if bad.any():
             value = float(arr[bad].flat[0])
             raise InputError(where, f"{what}: non-integral id {value!r}")
-        arr = arr.astype(np.int64)
+        arr = ints
     elif arr.dtype.kind == "b":
         arr = arr.astype(np.uint8)
     elif arr.dtype.kind not in "iu":

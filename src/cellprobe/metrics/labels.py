@@ -43,6 +43,9 @@ def compact(keys: np.ndarray, n_background: int = 1) -> Compacted:
     """Relabel a flat non-negative int64 key map to 1..n; keys below ``n_background`` are background (0)."""
     n_pixels = keys.size
     top = int(keys.max()) if n_pixels else 0
+    if top < n_background:  # nothing but background (e.g. an empty class channel)
+        empty = np.zeros(0, np.int64)
+        return Compacted(np.zeros(n_pixels, np.intp), empty, empty)
     if _dense_ok(top + 1, n_pixels):
         counts = np.bincount(keys, minlength=n_background)
         counts[:n_background] = 0
@@ -122,6 +125,9 @@ def overlap(true_dense: np.ndarray, n_true: int, pred_dense: np.ndarray, n_pred:
     """All non-empty (true label, pred label) intersections, from one joint histogram of pixel pairs."""
     n_pixels = true_dense.size
     width = n_pred + 1
+    if n_true == 0 or n_pred == 0:
+        empty = np.zeros(0, np.int64)
+        return Overlap(empty, empty, empty)
     if _dense_ok((n_true + 1) * width, n_pixels):
         hist = np.bincount(true_dense * width + pred_dense, minlength=(n_true + 1) * width)
         return _nonzero_cells(hist.reshape(n_true + 1, width))
