@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cellprobe.errors import InputError
@@ -74,6 +75,20 @@ def test_score_maps_and_accumulator_equal_score_conic(consep_labels):
         acc.add(true[k, ..., 0], true[k, ..., 1], pred[k, ..., 0], pred[k, ..., 1])
     assert len(acc) == len(idx) and same(acc.result().summary, ref.summary)
     assert list(got.per_image.index) == [f"p{i}" for i in idx]
+
+
+def test_per_image_csv_round_trip_reaggregates_exactly(consep_labels, tmp_path):
+    """What the benchmark's bootstrap reads back from a run folder gives the same summary."""
+    idx = subsample(consep_labels, 4, seed=12)
+    true = consep_labels[idx]
+    result = score_conic(true, corrupted_stack(true, seed=5, num_classes=4), r2_crop=224)
+    result.write(tmp_path / "m.json", tmp_path / "per_image.csv")
+    table = pd.read_csv(tmp_path / "per_image.csv", index_col="image")
+    assert same(aggregate_conic(table), result.summary)
+    types = ["a", "b", "a", "c", "b"][: len(idx)]
+    pannuke = score_pannuke(_to_pannuke(true, 4), _to_pannuke(true, 4), types)
+    pannuke.write(csv_path=tmp_path / "p.csv")
+    assert same(aggregate_pannuke(pd.read_csv(tmp_path / "p.csv", index_col="image")), pannuke.summary)
 
 
 def test_maps_of_different_sizes():
