@@ -43,7 +43,7 @@ def test_kfold_and_split_file(conic_root, tmp_path):
 def test_bad_release_files(conic_root):
     labels = np.load(conic_root / "labels.npy")
     np.save(conic_root / "labels.npy", labels[:5])
-    with pytest.raises(InputError, match="mismatched counts: images.npy 6, labels.npy 5"):
+    with pytest.raises(InputError, match=r"mismatched counts: images.npy 6, labels.npy 5"):
         open_dataset(conic_root)
     labels[3, 0, 0, 0] = 99  # a pixel of instance 99 with background class
     labels[3, 0, 0, 1] = 0

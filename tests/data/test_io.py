@@ -39,7 +39,7 @@ def test_missing_and_garbage_files(tmp_path):
     with pytest.raises(InputError, match="no array 'cls'"):
         load_npz_member(tmp_path / "ok.npz", "cls")
     (tmp_path / "bad.mat").write_bytes(b"garbage")
-    with pytest.raises(InputError, match="unreadable .mat"):
+    with pytest.raises(InputError, match=r"unreadable .mat"):
         read_mat(tmp_path / "bad.mat", ("inst_map",))
 
 

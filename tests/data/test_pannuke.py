@@ -54,7 +54,7 @@ def test_missing_fold_and_bad_options(pannuke_root):
 
 def test_mismatched_counts(pannuke_root):
     np.save(fold_paths(pannuke_root, 1)[1], np.array(["Breast"] * 3))
-    with pytest.raises(InputError, match="mismatched counts: images.npy 4, masks.npy 4, types.npy 3"):
+    with pytest.raises(InputError, match=r"mismatched counts: images.npy 4, masks.npy 4, types.npy 3"):
         open_dataset(pannuke_root, split="fold1")
 
 

@@ -56,7 +56,7 @@ def test_label_rows_must_match_patch_list(tmp_path, synth):
     with np.load(folder / "labels.npz") as z:
         inst, cls = z["inst"], z["cls"]
     np.savez_compressed(folder / "labels.npz", inst=inst[:4], cls=cls)
-    with pytest.raises(InputError, match="mismatched counts: 'inst' has 4 rows, patch_info.csv 6"):
+    with pytest.raises(InputError, match=r"mismatched counts: 'inst' has 4 rows, patch_info.csv 6"):
         open_dataset(folder)
     np.savez_compressed(folder / "labels.npz", inst=-inst.astype(np.int32), cls=cls)
     with pytest.raises(InputError, match=r"labels\.npz\[0\]: negative instance id"):

@@ -61,7 +61,7 @@ def test_float_image_only_whole_values_in_range():
     img = np.full((8, 8, 3), 200.0)
     assert to_sample(raw(image=img), 2, allow_float_image=True).image.dtype == np.uint8
     img[0, 0, 0] = 300.0
-    with pytest.raises(InputError, match="0..255"):
+    with pytest.raises(InputError, match=r"0..255"):
         to_sample(raw(image=img), 2, allow_float_image=True)
 
 

@@ -40,7 +40,7 @@ def test_consep_missing_split_and_bad_type_map(tmp_path):
     mat = scipy.io.loadmat(path)
     mat["type_map"][0, 0] = 9
     scipy.io.savemat(path, {k: v for k, v in mat.items() if not k.startswith("__")})
-    with pytest.raises(InputError, match="type_map value 9 outside 0..7"):
+    with pytest.raises(InputError, match=r"type_map value 9 outside 0..7"):
         open_dataset(root, split="train")[0]
 
 
@@ -87,10 +87,10 @@ def test_cytodark0_unlisted_and_missing_files(tmp_path):
     root = fixtures.write_cytodark0(tmp_path, [0, 1], size=256)
     base = root / "cytoDArk0" / "20x" / "1024x1024"
     (base / "image" / "extra.png").write_bytes((base / "image" / "species0_region0.png").read_bytes())
-    with pytest.warns(UserWarning, match="1 images not in folds.csv are left out"):
+    with pytest.warns(UserWarning, match=r"1 images not in folds.csv are left out"):
         open_dataset(root)
     (base / "label" / "species1_region1.tiff").unlink()
-    with pytest.raises(InputError, match="missing file of an image listed in folds.csv"):
+    with pytest.raises(InputError, match=r"missing file of an image listed in folds.csv"):
         open_dataset(root)
 
 
@@ -119,5 +119,5 @@ def test_folder_without_class_maps_and_with_split_folders(tmp_path, synth):
     with pytest.raises(InputError, match=r"holds split folders \(test, train\): choose one"):
         open_dataset(tmp_path / "d")
     (tmp_path / "d" / "test" / "inst" / "f.tif").unlink()
-    with pytest.raises(InputError, match="missing instance map for f.png"):
+    with pytest.raises(InputError, match=r"missing instance map for f.png"):
         open_dataset(tmp_path / "d", split="test")

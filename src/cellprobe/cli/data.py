@@ -46,12 +46,19 @@ def register(app: typer.Typer) -> None:
         from cellprobe.data.check import check_path
 
         console = Console()
-        with Progress(console=Console(stderr=True), transient=True) as bar:
-            def progress(total: int, name: str):
-                task = bar.add_task(f"checking {name}", total=total)
-                return lambda: bar.advance(task)
+        bar = Progress(console=Console(stderr=True), transient=True)
 
+        def progress(total: int, name: str):
+            if not bar.live.is_started:  # only once a split is open: an early error stays one line
+                bar.start()
+            task = bar.add_task(f"checking {name}", total=total)
+            return lambda: bar.advance(task)
+
+        try:
             report = check_path(path, format, split, progress=progress, **parse_options(option))
+        finally:
+            if bar.live.is_started:
+                bar.stop()
         print_report(console, report)
         if json_out is not None:
             write_json(json_out, report)
@@ -80,16 +87,22 @@ def register(app: typer.Typer) -> None:
         source = get_source(name, catalog)
         cfg = parse_config(DownloadConfig, {"retries": retries, "timeout_s": timeout})
         console = Console(stderr=True)
-        with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-                      console=console, transient=True) as bar:
-            tasks: dict[str, Any] = {}
+        bar = Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                       transient=True)
+        tasks: dict[str, Any] = {}
 
-            def progress(file: str, done: int, total: int | None) -> None:
-                if file not in tasks:
-                    tasks[file] = bar.add_task(file, total=total)
-                bar.update(tasks[file], completed=done, total=total)
+        def progress(file: str, done: int, total: int | None) -> None:
+            if not bar.live.is_started:  # started on the first byte: an offline error stays one line
+                bar.start()
+            if file not in tasks:
+                tasks[file] = bar.add_task(file, total=total)
+            bar.update(tasks[file], completed=done, total=total)
 
+        try:
             target = download_dataset(name, source, root, cfg, progress, mirror)
+        finally:
+            if bar.live.is_started:
+                bar.stop()
         if not any(f.sha256 for f in source.files):
             console.print(f"note: {source.note}")
         how = f"format '{source.format}'" if source.format else "not read directly by cellprobe"

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from cellprobe.data import fixtures
+from cellprobe.data.check import check_path, nuclei_per_class
+
+
+def test_cli_check_reproduces_consep_counts(cli, consep_root, tmp_path):
+    rc, out, err = cli("data", "check", consep_root, "--json", tmp_path / "r.json")
+    assert rc == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    splits = report["splits"]
+    assert report["format"] == "patches"
+    assert (splits["train"]["patches"], splits["test"]["patches"]) == (432, 224)
+    assert (splits["train"]["nuclei"], splits["test"]["nuclei"]) == (18216, 10330)
+    assert splits["train"]["sizes"] == {"256x256": 432}
+    assert sum(splits["test"]["nuclei_per_class"].values()) == 10330
+    assert splits["train"]["fatal"] == 0 and splits["train"]["duplicated_patches"] == 0
+    assert report["cross_split_duplicates"] == []
+    for text in ("432", "224", "18,216", "10,330"):
+        assert text in out
+
+
+def test_anomalies_found_and_reported(cli, tmp_path, synth):
+    images, inst, cls = synth
+    images, inst, cls = images.copy(), inst.copy(), cls.copy()
+    images[5] = images[1]  # duplicate patch
+    inst[2][:] = 0  # empty patch
+    cls[2][:] = 0
+    ids = np.unique(inst[3])[1:]
+    cls[3][inst[3] == ids[0]] = 0  # an instance with background class: refused
+    names = [f"p{i}" for i in range(6)]
+    folder = fixtures.write_patches(tmp_path / "ds" / "train", images, inst, cls, names, names)
+    fixtures.write_patches(tmp_path / "ds" / "test", images[:1], inst[:1], cls[:1], ["q0"], ["q0"])
+    report = check_path(tmp_path / "ds")
+    train = report["splits"]["train"]
+    kinds = {a["kind"] for a in train["anomalies"]}
+    assert {"empty", "duplicate", "class_mismatch"} <= kinds
+    assert train["fatal"] == 1 and train["empty_patches"] == 1 and train["duplicated_patches"] == 2
+    assert train["patches"] == 6
+    assert report["cross_split_duplicates"] == [{"first": "test/q0", "second": "train/p0"}]
+    rc, out, _ = cli("data", "check", tmp_path / "ds", "--split", "train")
+    assert rc == 1 and "has background (0) class pixels" in " ".join(out.split())
+    np.savez_compressed(folder / "labels.npz", inst=inst.astype(np.float32), cls=cls)
+    rc, out, _ = cli("data", "check", folder)
+    assert rc == 1 and "instance ids are float" in " ".join(out.split())
+
+
+def test_cli_check_bad_path_is_one_line(cli, tmp_path):
+    rc, _, err = cli("data", "check", tmp_path / "missing")
+    assert rc == 2 and err.count("\n") == 1 and "does not exist" in err
+
+
+def test_nuclei_per_class():
+    inst = np.array([[1, 1, 0], [2, 3, 3]])
+    cls = np.array([[2, 2, 0], [1, 2, 2]], np.uint8)
+    assert nuclei_per_class(inst, cls, 3).tolist() == [0, 1, 2, 0]
