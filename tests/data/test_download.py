@@ -1,0 +1,201 @@
+"""Downloads against a loopback HTTP server started here (127.0.0.1 only), serving archives built here."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import socket
+import tarfile
+import threading
+import zipfile
+
+import pytest
+import yaml
+
+from cellprobe.data.catalog import DatasetSource, RemoteFile, get_source
+from cellprobe.data.download import DownloadConfig, download_dataset, fetch, unpack
+from cellprobe.errors import InputError
+
+pytestmark = pytest.mark.network
+
+
+class Server:
+    """Serves ``files`` with HTTP Range support; names in ``cut`` are cut off halfway on their first GET."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.cut: set[str] = set()
+        self.ranges: list[str | None] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                name = self.path.lstrip("/")
+                if name not in server.files:
+                    self.send_error(404)
+                    return
+                body = server.files[name]
+                rng = self.headers.get("Range")
+                server.ranges.append(rng)
+                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+                self.send_response(206 if rng else 200)
+                if rng:
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                self.send_header("Content-Length", str(len(body) - start))
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                if name in server.cut:
+                    server.cut.discard(name)
+                    self.wfile.write(body[start:start + len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                self.wfile.write(body[start:])
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def add(self, name: str, data: bytes) -> RemoteFile:
+        self.files[name] = data
+        return RemoteFile(url=f"{self.url}/{name}", filename=name, sha256=hashlib.sha256(data).hexdigest())
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    s.thread.start()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def tar_bytes(members: dict[str, bytes], link: tuple[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        if link:
+            info = tarfile.TarInfo(link[0])
+            info.type = tarfile.SYMTYPE
+            info.linkname = link[1]
+            tf.addfile(info)
+    return buf.getvalue()
+
+
+def test_download_verify_unpack_zip_and_tar(server, tmp_path):
+    source = DatasetSource(title="t", format="conic", files=[
+        server.add("a.zip", zip_bytes({"Fold 1/images/x.txt": b"hello", "Fold 1/y.txt": b"y" * 5000})),
+        server.add("b.tar.gz", tar_bytes({"inner/z.txt": b"zz"}))])
+    target = download_dataset("toy", source, tmp_path, DownloadConfig(retries=0))
+    assert (target / "Fold 1" / "images" / "x.txt").read_bytes() == b"hello"
+    assert (target / "inner" / "z.txt").read_bytes() == b"zz"
+    n = len(server.ranges)
+    download_dataset("toy", source, tmp_path)  # complete and verified: nothing fetched again
+    assert len(server.ranges) == n
+
+
+def test_interrupted_download_resumes_with_range(server, tmp_path):
+    data = bytes(range(256)) * 400
+    remote = server.add("big.bin", data).model_copy(update={"unpack": False})
+    server.cut.add("big.bin")
+    with pytest.raises(InputError, match=r"interrupted.*run again to resume"):
+        fetch(remote, tmp_path, DownloadConfig(retries=0, chunk_bytes=1024))
+    part = tmp_path / "big.bin.part"
+    assert 0 < part.stat().st_size < len(data)
+    done = part.stat().st_size
+    path = fetch(remote, tmp_path, DownloadConfig(retries=0))
+    assert path.read_bytes() == data and not part.exists()
+    assert server.ranges[-1] == f"bytes={done}-"
+
+
+def test_retries_resume_within_one_call(server, tmp_path):
+    data = b"x" * 50000
+    remote = server.add("r.bin", data).model_copy(update={"unpack": False})
+    server.cut.add("r.bin")
+    assert fetch(remote, tmp_path, DownloadConfig(retries=1)).read_bytes() == data
+    assert server.ranges[0] is None and server.ranges[1].startswith("bytes=")
+
+
+def test_checksum_mismatch_deletes_file(server, tmp_path):
+    remote = server.add("c.zip", zip_bytes({"a": b"1"})).model_copy(update={"sha256": "0" * 64})
+    with pytest.raises(InputError, match="sha256 mismatch"):
+        fetch(remote, tmp_path)
+    assert not (tmp_path / "c.zip").exists() and not (tmp_path / "c.zip.part").exists()
+
+
+def test_unknown_checksum_checks_archive_format(server, tmp_path):
+    remote = server.add("d.zip", b"not an archive at all").model_copy(update={"sha256": None})
+    with pytest.raises(InputError, match="not a readable zip or tar archive"):
+        fetch(remote, tmp_path)
+
+
+@pytest.mark.parametrize("members", [{"../evil.txt": b"x"}, {"/abs/evil.txt": b"x"}, {"ok/../../evil.txt": b"x"}])
+def test_malicious_zip_refused_before_writing(tmp_path, members):
+    archive = tmp_path / "m.zip"
+    archive.write_bytes(zip_bytes({"good.txt": b"g", **members}))
+    with pytest.raises(InputError, match="refused"):
+        unpack(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "good.txt").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def test_tar_with_link_out_refused(tmp_path):
+    archive = tmp_path / "m.tar.gz"
+    archive.write_bytes(tar_bytes({"a.txt": b"a"}, link=("escape", "../../etc")))
+    with pytest.raises(InputError, match="refused: member 'escape' is a link"):
+        unpack(archive, tmp_path / "out")
+    archive.write_bytes(tar_bytes({"../up.txt": b"a"}))
+    with pytest.raises(InputError, match="refused"):
+        unpack(archive, tmp_path / "out")
+    assert not (tmp_path / "up.txt").exists()
+
+
+def test_cli_download_with_catalog_and_malicious_archive(cli, server, tmp_path):
+    good = server.add("good.zip", zip_bytes({"images.npy": b"0"}))
+    bad = server.add("bad.zip", zip_bytes({"../../outside.txt": b"x"}))
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({
+        "mine": {"title": "mine", "format": "conic", "files": [good.model_dump()]},
+        "evil": {"title": "evil", "format": "conic", "files": [bad.model_dump()]}}))
+    rc, out, err = cli("data", "download", "mine", "--root", tmp_path / "root", "--catalog", catalog)
+    assert rc == 0, err
+    assert "format 'conic'" in out and (tmp_path / "root" / "mine" / "images.npy").is_file()
+    rc, _, err = cli("data", "download", "evil", "--root", tmp_path / "root", "--catalog", catalog)
+    assert rc == 2 and "refused" in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "outside.txt").exists()
+
+
+def test_offline_is_one_clear_line(cli, tmp_path):
+    with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    catalog = tmp_path / "c.yaml"
+    catalog.write_text(yaml.safe_dump({"x": {"title": "x", "files": [
+        {"url": f"http://127.0.0.1:{port}/x.zip", "filename": "x.zip"}]}}))
+    rc, _, err = cli("data", "download", "x", "--root", tmp_path, "--catalog", catalog, "--retries", "0")
+    assert rc == 2 and "cannot reach 127.0.0.1" in err and "offline?" in err and err.count("\n") == 1
+
+
+def test_builtin_catalog(cli):
+    assert get_source("pannuke").files[0].sha256 is not None
+    with pytest.raises(InputError, match="no direct download address"):
+        download_dataset("conic", get_source("conic"), None)
+    rc, out, _ = cli("data", "list")
+    assert rc == 0 and "cytodark0" in out and "pannuke" in out
+    with pytest.raises(InputError, match="no dataset 'nope'"):
+        get_source("nope")
