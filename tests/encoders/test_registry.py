@@ -21,7 +21,7 @@ def test_registry_has_the_required_encoders_once():
 
 
 def test_unknown_encoder_is_input_error():
-    with pytest.raises(InputError, match="unknown encoder 'nope'.*convnext-b"):
+    with pytest.raises(InputError, match=r"unknown encoder 'nope'.*convnext-b"):
         get_spec("nope")
 
 

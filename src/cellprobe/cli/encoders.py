@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
             if verify:
                 params += f" ({row['params_counted'] / 1e6:.1f}M counted)"
             taps = ",".join(str(t) for t in row["taps"])
-            weights = row["weights"] + (" [gated]" if row["gated"] else "")
+            weights = row["weights"] + (" (gated)" if row["gated"] else "")
             table.add_row(row["name"], row["family"], row["pretraining"], params,
                           f"{row['patch_size']} ({row['fit']})", "/".join(map(str, row["tap_channels"])),
                           "/".join(map(str, row["tap_strides"])), taps,
