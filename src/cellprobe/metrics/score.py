@@ -246,9 +246,10 @@ class ConicAccumulator:
 
 def _pannuke_row(true: np.ndarray, pred: np.ndarray, sources: tuple[str, str], num_classes: int,
                  match_iou: float, i: int) -> np.ndarray:
+    # Only the class channels: the last (background) channel plays no part in the official metric.
     return pannuke_image_row(
-        as_ids(np.asarray(true[i]), f"{sources[0]}[{i}]", "instance ids"),
-        as_ids(np.asarray(pred[i]), f"{sources[1]}[{i}]", "instance ids"),
+        as_ids(np.asarray(true[i, ..., :num_classes]), f"{sources[0]}[{i}]", "instance ids"),
+        as_ids(np.asarray(pred[i, ..., :num_classes]), f"{sources[1]}[{i}]", "instance ids"),
         num_classes=num_classes,
         match_iou=match_iou,
     )
