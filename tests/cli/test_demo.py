@@ -69,3 +69,15 @@ def test_full_demo_runs_offline_within_budget_and_pretrained_wins(cli, tmp_path)
     assert index.loc["efficientnet-lite0", "pq"] > index.loc["efficientnet-lite0 (random)", "pq"]
     page = (tmp_path / "demo" / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 3
+
+
+@pytest.mark.slow
+def test_quick_demo_trains_for_real(cli, tmp_path):
+    rc, out, err = cli("demo", "--quick", "--out", tmp_path / "demo")
+    assert rc == 0, err
+    assert "The demo report is at" in out
+    import pandas as pd
+
+    index = pd.read_csv(tmp_path / "demo" / "index.csv")
+    assert len(index) == 2 and index["n_test_images"].tolist() == [10, 10]
+    assert (tmp_path / "demo" / "cells" / index["cell_id"][0] / "examples.npz").is_file()
