@@ -161,6 +161,8 @@ def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", t
     fit = fit or spec.fit
     if fit not in ("native", "resize", "pad"):
         raise InputError(None, f"encoder '{spec.name}': fit must be native, resize or pad, got '{fit}'")
+    if str(device) == "meta" and weights != "random":
+        raise ValueError("the meta device holds no values: build it with weights='random'")
     resolved = W.resolve_weights(spec, weights)
     torch.manual_seed(seed)
     model = create_timm_model(spec, device="meta" if str(device) == "meta" else "cpu")

@@ -1,0 +1,113 @@
+"""Feature-extraction speed and memory of every registered encoder on CPU (random weights, 256×256 input).
+
+Each encoder runs in its own subprocess so that its peak resident memory (``ru_maxrss``: weights + activations
++ the Python/torch baseline) is its own. Per encoder: build with random weights (seeded timm init), one warm-up
+batch, then timed batches until ``--min-seconds`` have passed (at least ``--min-batches``). The machine is
+shared, so images/s is taken from the fastest batch (the least disturbed one, as ``timeit`` advises); the
+median is reported beside it. Also reports the
+feature-cache size per 256×256 patch (float16 taps) and checks it against a real on-disk cache of a few patches.
+
+    .venv/bin/python benchmarks/bench_encoders.py                 # all encoders, Markdown table on stdout
+    .venv/bin/python benchmarks/bench_encoders.py --only uni vit-b16 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def measure(name: str, batch: int, size: int, min_seconds: float, min_batches: int) -> dict:
+    """Run in the child process: build, warm up, time; returns one result row."""
+    import numpy as np
+    import torch
+
+    from cellprobe.encoders import build_encoder
+    from cellprobe.encoders.cache import extract_features
+
+    start = time.perf_counter()
+    encoder = build_encoder(name, weights="random", seed=0)
+    build_s = time.perf_counter() - start
+    images = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    encoder(images)  # warm-up
+    times = []
+    while len(times) < min_batches or sum(times) < min_seconds:
+        t = time.perf_counter()
+        encoder(images)
+        times.append(time.perf_counter() - t)
+    shapes = encoder.feature_shapes(size, size)
+    cache_bytes = sum(int(np.prod(s)) for s in shapes) * 2
+    on_disk = None
+    if name == "efficientnet-lite0":  # a real cache: file bytes per patch vs the computed size
+        rng = np.random.default_rng(0)
+        patches = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(8)]
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = extract_features(encoder, patches, tmp, batch_size=batch, chunk_size=4)[0]
+            on_disk = sum(f.stat().st_size for f in cache.directory.glob("tap*.npy")) / len(patches)
+    return {
+        "encoder": name, "params_m": sum(p.numel() for p in encoder.parameters()) / 1e6, "batch": batch,
+        "size": size, "build_s": build_s, "batches": len(times), "seconds_per_batch": float(np.median(times)),
+        "images_per_s": batch / float(np.min(times)), "images_per_s_median": batch / float(np.median(times)),
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "tap_shapes": [list(s) for s in shapes], "cache_kib_per_patch": cache_bytes / 1024,
+        "cache_on_disk_kib_per_patch": None if on_disk is None else on_disk / 1024,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", help="encoder names (default: all registered)")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--min-seconds", type=float, default=6.0)
+    parser.add_argument("--min-batches", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        row = measure(args.child, args.batch, args.size, args.min_seconds, args.min_batches)
+        print("RESULT " + json.dumps(row))
+        return 0
+
+    from cellprobe.encoders.registry import list_encoders
+
+    names = args.only or [s.name for s in list_encoders()]
+    rows = []
+    total = time.perf_counter()
+    for name in names:
+        cmd = [sys.executable, __file__, "--child", name, "--batch", str(args.batch), "--size", str(args.size),
+               "--min-seconds", str(args.min_seconds), "--min-batches", str(args.min_batches)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        if done.returncode or not lines:
+            print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+            continue
+        row = json.loads(lines[-1][len("RESULT "):])
+        rows.append(row)
+        print(f"{name}: {row['images_per_s']:.2f} img/s, peak RSS {row['peak_rss_gib']:.2f} GiB", file=sys.stderr)
+    print("| encoder | params (M) | images/s (best) | images/s (median) | peak RSS (GiB) | build (s) | "
+          "cache / patch (KiB, fp16) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['encoder']} | {r['params_m']:.1f} | {r['images_per_s']:.2f} | {r['images_per_s_median']:.2f} | "
+              f"{r['peak_rss_gib']:.2f} | {r['build_s']:.1f} | {r['cache_kib_per_patch']:.0f} |")
+    elapsed = time.perf_counter() - total
+    print(f"\n{len(rows)} encoders in {elapsed / 60:.1f} min; torch threads {rows[0]['threads'] if rows else '?'}; "
+          f"{platform.processor() or platform.machine()}", file=sys.stderr)
+    if args.json:
+        from cellprobe import atomic
+
+        atomic.write_json(args.json, {"rows": rows, "elapsed_s": elapsed})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
