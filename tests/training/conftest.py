@@ -24,6 +24,12 @@ def tiny_data(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """One feature cache shared by the tests' runs (the key inside keeps different encoders apart)."""
+    return tmp_path_factory.mktemp("tiny-cache")
+
+
 def tiny_config(data: Path, out: Path, **changes: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "output": str(out),

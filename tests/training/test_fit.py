@@ -32,9 +32,9 @@ def _weights(path):
 
 
 def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
-    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=3)
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=3)  # its own cache folder: <run>/feature_cache
     run_dir = train(cfg)
-    for name in (R.CONFIG, R.STAMP, R.BEST, R.LAST, R.POSTPROCESS):
+    for name in (R.CONFIG, R.STAMP, R.BEST, R.LAST):
         assert (run_dir / name).is_file(), name
     assert (run_dir / R.LOGS / "metrics.csv").is_file()
     stamp = json.loads((run_dir / R.STAMP).read_text())
@@ -45,7 +45,7 @@ def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
     assert any((run_dir / "feature_cache").rglob("manifest.json"))
 
     # interrupted after epoch 1, resumed: the same weights as the uninterrupted run
-    cfg2 = tiny_config(tiny_data, tmp_path / "run2", epochs=3)
+    cfg2 = tiny_config(tiny_data, tmp_path / "run2", epochs=3, cache_dir=str(tmp_path / "run" / "feature_cache"))
     with pytest.raises(SystemExit):
         train(cfg2, callbacks=[Interrupt(at=1)])
     assert json.loads((tmp_path / "run2" / R.STAMP).read_text())["status"] == "training"

@@ -1,5 +1,5 @@
-"""Online-mode augmentation: the drawn dihedral view, then the data module's photometric and elastic
-augmentation, seeded by the draw (so a resumed epoch replays the same augmented images)."""
+"""Online-mode augmentation: the data module's Augmenter (dihedral view, elastic, stain, colour, blur, noise),
+seeded by the draw, so a resumed epoch replays the same augmented images."""
 
 from __future__ import annotations
 
@@ -7,22 +7,30 @@ from typing import Any
 
 import numpy as np
 
+from cellprobe.data.augment import AugmentConfig
 from cellprobe.data.sample import Sample
-from cellprobe.training.cached import view_image_or_map
 from cellprobe.training.config import TrainConfig
 from cellprobe.training.sampling import Draw
 
 
 class OnlineAugment:
-    """(sample, draw) → augmented (image, inst, cls). Picklable for DataLoader workers."""
+    """(sample, draw) → augmented (image, inst, cls). The albumentations pipeline is built on first use in
+    each process, so the callable pickles cleanly into DataLoader workers."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = dict(options)
+    def __init__(self, config: AugmentConfig) -> None:
+        self.config = config
+        self._augmenter: Any = None
 
     def __call__(self, sample: Sample, draw: Draw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        image, inst, cls = (np.ascontiguousarray(view_image_or_map(x, draw.view))
-                            for x in (sample.image, sample.inst, sample.cls))
-        return image, inst, cls
+        if self._augmenter is None:
+            from cellprobe.data.augment import Augmenter
+
+            self._augmenter = Augmenter(self.config)
+        out = self._augmenter(sample, draw.seed)
+        return out.image, out.inst, out.cls
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "_augmenter": None}
 
 
 def online_augment(config: TrainConfig) -> OnlineAugment:

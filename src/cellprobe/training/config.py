@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cellprobe.config import StrictModel, parse_config, set_dotted
+from cellprobe.data.augment import AugmentConfig
 from cellprobe.data.targets import TargetConfig
 from cellprobe.decoder.config import DecoderConfig, LossConfig
 
@@ -62,6 +63,7 @@ class TrainerSection(StrictModel):
     log_every_n_steps: int = Field(10, ge=1)
     limit_train_batches: int | None = Field(None, ge=1)  # a cap per epoch (quick checks), None: all
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None leaves torch's default
+    max_minutes: float | None = Field(None, gt=0)  # wall-clock budget of the fit (counted across resumes)
 
 
 class TrainConfig(StrictModel):
@@ -89,7 +91,7 @@ class TrainConfig(StrictModel):
     targets: TargetConfig = Field(default_factory=TargetConfig)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
-    augment: dict[str, Any] = Field(default_factory=dict)  # options of cellprobe.data.augment (online mode)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)  # online mode only (cached: dihedral views)
     trainer: TrainerSection = Field(default_factory=TrainerSection)
 
     def feature_cache_dir(self) -> Path:

@@ -18,7 +18,6 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from cellprobe import atomic
 from cellprobe.training import run as R
 from cellprobe.training.build import (
     TrainData,
@@ -78,14 +77,19 @@ def _loggers(run_dir: Path) -> list[Any]:
 
 
 def _callbacks(config: TrainConfig, run_dir: Path, extra: Sequence[Any]) -> list[Any]:
+    """Plateau step, early stopping, ``best.ckpt`` (lowest validation loss) and ``last.ckpt`` (every epoch;
+    a second checkpoint callback: ``save_last`` only writes when a top-k checkpoint was written)."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
-    ckpt = ModelCheckpoint(dirpath=str(run_dir), filename=Path(R.BEST).stem, monitor="val_loss", mode="min",
-                           save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
-    ckpt.CHECKPOINT_NAME_LAST = Path(R.LAST).stem
+    from cellprobe.training.module import PlateauStep
+
+    common = {"dirpath": str(run_dir), "save_top_k": 1, "enable_version_counter": False,
+              "auto_insert_metric_name": False, "save_on_train_epoch_end": True}
+    best = ModelCheckpoint(filename=Path(R.BEST).stem, monitor="val_loss", mode="min", **common)
+    last = ModelCheckpoint(filename=Path(R.LAST).stem, monitor=None, **common)
     stop = EarlyStopping(monitor="val_loss", mode="min", patience=config.early_stopping.patience,
                          min_delta=config.early_stopping.min_delta)
-    callbacks: list[Any] = [ckpt, stop, LearningRateMonitor(logging_interval="epoch")]
+    callbacks: list[Any] = [PlateauStep(), stop, LearningRateMonitor(logging_interval="epoch"), best, last]
     if config.trainer.progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
@@ -99,8 +103,9 @@ def _datasets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[Any, 
         from cellprobe.training.augment import online_augment
 
         augment = online_augment(config)
+        # the Augmenter draws the dihedral view itself (from the draw's seed): no separate view draw
         return (OnlineSet(data.train, data.train_positions, augment, config.targets),
-                OnlineSet(data.val, data.val_positions, None, config.targets), 8)
+                OnlineSet(data.val, data.val_positions, None, config.targets), 1)
     from cellprobe.training.cached import cached_sets
 
     return cached_sets(config, data, encoder)
@@ -143,6 +148,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=cfg.trainer.log_every_n_steps,
         limit_train_batches=cfg.trainer.limit_train_batches,
+        max_time=None if cfg.trainer.max_minutes is None else {"minutes": cfg.trainer.max_minutes},
         enable_progress_bar=cfg.trainer.progress,
         enable_model_summary=False,
         use_distributed_sampler=False,  # our sampler shards by rank itself
@@ -160,22 +166,19 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
 def _finish(run_dir: Path, stamp: R.RunStamp, trainer: L.Trainer, seconds: float, resumed: bool) -> None:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    ckpt = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
+    ckpt = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == "val_loss")
     stop = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
     best = ckpt.best_model_score
     stamp.status = "finished"
     stamp.info = {
         "epochs": trainer.current_epoch,
         "stopped_early": bool(stop.stopped_epoch),
+        "time_limit_reached": trainer.current_epoch < trainer.max_epochs and not stop.stopped_epoch,
         "best_val_loss": None if best is None else float(best),
         "seconds_last_session": round(seconds, 1),
         "resumed": resumed,
     }
     stamp.write(run_dir)
-    if not (run_dir / R.POSTPROCESS).exists():
-        from cellprobe.postprocess import PostprocessParams
-
-        atomic.write_text(run_dir / R.POSTPROCESS, PostprocessParams().model_dump_json(indent=2) + "\n")
 
 
 __all__ = ["SegmenterData", "train"]

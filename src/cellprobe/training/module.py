@@ -21,6 +21,17 @@ from cellprobe.training.config import PlateauSection
 
 IDENTITY_KEY = "cellprobe"
 ENCODER_PREFIX = "encoder."
+PLATEAU_KEY = "cellprobe_plateau"
+
+
+class PlateauStep(L.Callback):
+    """Steps the module's ReduceLROnPlateau on the epoch's validation loss at the end of validation, which
+    runs before the checkpoint callbacks (Lightning orders those last), so checkpoints include the step."""
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
+            return
+        pl_module.step_plateau(float(trainer.callback_metrics["val_loss"]))
 
 
 class SegmenterModule(L.LightningModule):
@@ -51,6 +62,8 @@ class SegmenterModule(L.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.plateau = plateau or PlateauSection()
+        self._scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._scheduler_state: dict[str, Any] | None = None
 
     # -- model ---------------------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> SegmenterModule:
@@ -91,21 +104,32 @@ class SegmenterModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "val")
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW; the plateau scheduler is stepped by :class:`PlateauStep` right after validation, *before* the
+        epoch's checkpoints are written (Lightning steps it after them, so a resumed run would miss one step)."""
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        self._scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=self.plateau.factor, patience=self.plateau.patience, min_lr=self.plateau.min_lr)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
+        if self._scheduler_state is not None:
+            self._scheduler.load_state_dict(self._scheduler_state)
+        return opt
+
+    def step_plateau(self, val_loss: float) -> None:
+        if self._scheduler is not None:
+            self._scheduler.step(val_loss)
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
                                     if not k.startswith(ENCODER_PREFIX)}
         checkpoint[IDENTITY_KEY] = dict(self.identity)
+        if self._scheduler is not None:
+            checkpoint[PLATEAU_KEY] = self._scheduler.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_identity(checkpoint, self.identity, where=None)
+        self._scheduler_state = checkpoint.get(PLATEAU_KEY)
         if self.encoder is not None:  # put the (not saved) frozen weights back so the load stays strict
             for k, v in self.encoder.state_dict().items():
                 checkpoint["state_dict"][ENCODER_PREFIX + k] = v
