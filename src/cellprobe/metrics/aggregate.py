@@ -58,18 +58,32 @@ def _mean(values) -> float:
 
 def num_classes_of(per_image: pd.DataFrame) -> int:
     """Number of classes in a per-image table (from its ``tp_c{c}`` columns)."""
-    return sum(1 for col in per_image.columns if re.fullmatch(r"tp_c\d+", col))
+    return sum(1 for col in per_image.columns if re.fullmatch(r"tp_c\d+", str(col)))
 
 
-def _col(df: pd.DataFrame, name: str) -> np.ndarray:
-    return df[name].to_numpy(np.float64)
+class _Stats:
+    """The numeric columns of a per-image table as one float64 array (a bootstrap aggregates thousands of
+    resamples: one conversion instead of a pandas lookup per column)."""
 
+    def __init__(self, per_image: pd.DataFrame) -> None:
+        numeric = per_image.drop(columns="tissue") if "tissue" in per_image.columns else per_image
+        self.values = numeric.to_numpy(np.float64)
+        self.where = {str(c): i for i, c in enumerate(numeric.columns)}
+        self.num_classes = num_classes_of(per_image)
+        self.rows = self.values.shape[0]
 
-def _class_matrix(df: pd.DataFrame, stat: str, num_classes: int) -> np.ndarray:
-    """(N, C) values of ``{stat}_c{c}`` columns."""
-    return np.stack([_col(df, f"{stat}_c{c}") for c in range(1, num_classes + 1)], axis=1) if num_classes else (
-        np.zeros((len(df), 0))
-    )
+    def col(self, name: str) -> np.ndarray:
+        return self.values[:, self.where[name]]
+
+    def cols(self, names: Sequence[str]) -> np.ndarray:
+        return self.values[:, [self.where[n] for n in names]]
+
+    def per_class(self, stat: str) -> np.ndarray:
+        """(N, C) values of the ``{stat}_c{c}`` columns."""
+        return self.cols([f"{stat}_c{c}" for c in range(1, self.num_classes + 1)])
+
+    def has(self, name: str) -> bool:
+        return name in self.where
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -99,8 +113,8 @@ def _r2(true_counts: np.ndarray, pred_counts: np.ndarray) -> np.ndarray:
     return np.asarray(r2_score(true_counts, pred_counts, multioutput="raw_values"), np.float64)
 
 
-def _r2_region(per_image: pd.DataFrame, region: str) -> str:
-    has_crop = any(col.startswith("true_count_crop_c") for col in per_image.columns)
+def _r2_region(st: _Stats, region: str) -> str:
+    has_crop = st.num_classes > 0 and st.has("true_count_crop_c1")
     if region == "auto":
         return "crop" if has_crop else "patch"
     if region not in ("crop", "patch"):
@@ -110,23 +124,20 @@ def _r2_region(per_image: pd.DataFrame, region: str) -> str:
     return region
 
 
-def _detection(df: pd.DataFrame, num_classes: int) -> dict[str, Any]:
-    types = range(num_classes + 1)
-    pairs = np.array([[_col(df, f"det_pair_t{t}_p{p}").sum() for p in types] for t in types]).reshape(
-        num_classes + 1, num_classes + 1
-    )
-    fn_by_type = np.array([_col(df, f"det_fn_t{t}").sum() for t in types])
-    fp_by_type = np.array([_col(df, f"det_fp_p{p}").sum() for p in types])
+def _detection(st: _Stats) -> dict[str, Any]:
+    types = range(st.num_classes + 1)
+    width = st.num_classes + 1
+    pairs = st.cols([f"det_pair_t{t}_p{p}" for t in types for p in types]).sum(axis=0).reshape(width, width)
+    fn_by_type = st.cols([f"det_fn_t{t}" for t in types]).sum(axis=0)
+    fp_by_type = st.cols([f"det_fp_p{p}" for p in types]).sum(axis=0)
     tp_d, fp_d, fn_d = pairs.sum(), fp_by_type.sum(), fn_by_type.sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         f1_d = 2 * tp_d / (2 * tp_d + fp_d + fn_d)
         accuracy = np.trace(pairs) / tp_d
-        per_class = []
-        for c in range(1, num_classes + 1):
-            tp = pairs[c, c]
-            fp = pairs[:, c].sum() - tp  # paired, predicted c, true another type
-            fn = pairs[c, :].sum() - tp  # paired, true c, predicted another type
-            per_class.append(2 * tp / (2 * tp + 2 * fp + 2 * fn + fp_by_type[c] + fn_by_type[c]))
+        tp = np.diag(pairs)[1:]
+        fp = pairs.sum(axis=0)[1:] - tp  # paired, predicted c, true another type
+        fn = pairs.sum(axis=1)[1:] - tp  # paired, true c, predicted another type
+        per_class = 2 * tp / (2 * tp + 2 * fp + 2 * fn + fp_by_type[1:] + fn_by_type[1:])
         precision = tp_d / (tp_d + fp_d)
         recall = tp_d / (tp_d + fn_d)
     return {
@@ -134,27 +145,30 @@ def _detection(df: pd.DataFrame, num_classes: int) -> dict[str, Any]:
         "precision_detection": float(precision),
         "recall_detection": float(recall),
         "accuracy_type": float(accuracy),
-        "f1_per_class": _listed(np.asarray(per_class, np.float64)),
+        "f1_per_class": _listed(per_class),
+    }
+
+
+def _conic_image_values(st: _Stats) -> dict[str, np.ndarray]:
+    dq, sq, pq = pq_terms(*(st.col(c) for c in ("tp", "fp", "fn", "iou_sum")), CONIC_DQ_EPS)
+    dice2_total = st.col("dice2_total")
+    dice2 = _ratio(st.col("dice2_inter"), dice2_total, 2.0)
+    # DICE2: 0 when instances exist but none overlap, NaN when both maps are empty
+    any_instance = (st.col("n_true") + st.col("n_pred")) > 0
+    return {
+        "pq": pq,
+        "dq": dq,
+        "sq": sq,
+        "aji": _ratio(st.col("aji_inter"), st.col("aji_union")),
+        "aji_plus": _ratio(st.col("ajip_inter"), st.col("ajip_union")),
+        "dice": _ratio(st.col("dice_inter"), st.col("dice_total"), 2.0),
+        "dice2": np.where(any_instance & ~(dice2_total > 0), 0.0, dice2),
     }
 
 
 def conic_image_metrics(per_image: pd.DataFrame) -> pd.DataFrame:
     """Per-image metric values (for people reading the per-image table), computed from its statistics."""
-    dq, sq, pq = pq_terms(*(_col(per_image, s) for s in ("tp", "fp", "fn", "iou_sum")), CONIC_DQ_EPS)
-    f = {"pq": pq, "dq": dq, "sq": sq}
-    f["aji"] = _ratio(_col(per_image, "aji_inter"), _col(per_image, "aji_union"))
-    f["aji_plus"] = _ratio(_col(per_image, "ajip_inter"), _col(per_image, "ajip_union"))
-    f["dice"] = _ratio(_col(per_image, "dice_inter"), _col(per_image, "dice_total"), 2.0)
-    f["dice2"] = _dice2(per_image)
-    return pd.DataFrame(f, index=per_image.index)
-
-
-def _dice2(per_image: pd.DataFrame) -> np.ndarray:
-    """Per-image DICE2: 0 when instances exist but none overlap, NaN when both maps are empty."""
-    inter, total = _col(per_image, "dice2_inter"), _col(per_image, "dice2_total")
-    any_instance = (_col(per_image, "n_true") + _col(per_image, "n_pred")) > 0
-    value = _ratio(inter, total, 2.0)
-    return np.where(any_instance & ~(total > 0), 0.0, value)
+    return pd.DataFrame(_conic_image_values(_Stats(per_image)), index=per_image.index)
 
 
 def aggregate_conic(
@@ -165,21 +179,18 @@ def aggregate_conic(
     ``r2_region``: count nuclei for R² in the ``"patch"`` or the central ``"crop"``; ``"auto"`` uses the crop
     counts when the table has them.
     """
-    num_classes = num_classes_of(per_image)
-    names = _names(class_names, num_classes)
-    region = _r2_region(per_image, r2_region)
-    image = conic_image_metrics(per_image)
+    st = _Stats(per_image)
+    names = _names(class_names, st.num_classes)
+    region = _r2_region(st, r2_region)
+    image = _conic_image_values(st)
 
-    stats = [_class_matrix(per_image, s, num_classes).sum(axis=0) for s in ("tp", "fp", "fn", "iou_sum")]
-    dq_c, sq_c, pq_c = pq_terms(*stats, CONIC_DQ_EPS)
+    dq_c, sq_c, pq_c = pq_terms(*(st.per_class(s).sum(axis=0) for s in ("tp", "fp", "fn", "iou_sum")), CONIC_DQ_EPS)
     infix = "_crop" if region == "crop" else ""
-    true_counts = _class_matrix(per_image, f"true_count{infix}", num_classes)
-    pred_counts = _class_matrix(per_image, f"pred_count{infix}", num_classes)
-    r2_c = _r2(true_counts, pred_counts)
+    r2_c = _r2(st.per_class(f"true_count{infix}"), st.per_class(f"pred_count{infix}"))
 
     summary: dict[str, Any] = {
         "format": "conic",
-        "num_images": len(per_image),
+        "num_images": st.rows,
         "class_names": names,
         "pq": _mean(image["pq"]),
         "dq": _mean(image["dq"]),
@@ -192,36 +203,35 @@ def aggregate_conic(
         "r2_per_class": _listed(r2_c),
         "r2_region": region,
     }
-    summary.update(_detection(per_image, num_classes))
+    summary.update(_detection(st))
     for key in ("aji", "aji_plus", "dice", "dice2"):
-        summary[key] = float(_nanmean(image[key])) if len(per_image) else float("nan")
+        summary[key] = float(_nanmean(image[key]))
     return summary
 
 
-def pannuke_image_pq(per_image: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _pannuke_image_pq(st: _Stats) -> tuple[np.ndarray, np.ndarray]:
     """(bPQ per image, (N, C) PQ per image and class), NaN where that image's truth (of the class) is empty."""
-    num_classes = num_classes_of(per_image)
-    tp, fp, fn, iou = (_col(per_image, s) for s in ("tp", "fp", "fn", "iou_sum"))
+    tp, fp, fn, iou = (st.col(s) for s in ("tp", "fp", "fn", "iou_sum"))
     bpq = np.where(tp + fn > 0, pq_terms(tp, fp, fn, iou, 0.0)[2], np.nan)
-    tp, fp, fn, iou = (_class_matrix(per_image, s, num_classes) for s in ("tp", "fp", "fn", "iou_sum"))
+    tp, fp, fn, iou = (st.per_class(s) for s in ("tp", "fp", "fn", "iou_sum"))
     pq = np.where(tp + fn > 0, pq_terms(tp, fp, fn, iou, 0.0)[2], np.nan)
     return bpq, pq
 
 
 def pannuke_image_metrics(per_image: pd.DataFrame) -> pd.DataFrame:
     """Per-image ``bpq`` and ``mpq`` (nanmean over classes) and per-class ``pq_c{c}`` values."""
-    bpq, pq = pannuke_image_pq(per_image)
-    data = {"bpq": bpq, "mpq": _nanmean(pq, axis=1) if pq.shape[1] else np.full(len(bpq), np.nan)}
+    bpq, pq = _pannuke_image_pq(_Stats(per_image))
+    data = {"bpq": bpq, "mpq": _nanmean(pq, axis=1)}
     data.update({f"pq_c{c + 1}": pq[:, c] for c in range(pq.shape[1])})
     return pd.DataFrame(data, index=per_image.index)
 
 
 def aggregate_pannuke(per_image: pd.DataFrame, *, class_names: Sequence[str] | None = None) -> dict[str, Any]:
     """Summary of a PanNuke-format evaluation from its per-image table (needs a ``tissue`` column)."""
-    num_classes = num_classes_of(per_image)
-    names = _names(class_names, num_classes)
-    image = pannuke_image_metrics(per_image)
-    bpq_i, mpq_i = image["bpq"].to_numpy(), image["mpq"].to_numpy()
+    st = _Stats(per_image)
+    names = _names(class_names, st.num_classes)
+    bpq_i, pq = _pannuke_image_pq(st)
+    mpq_i = _nanmean(pq, axis=1)
     tissues = per_image["tissue"].astype(str).to_numpy()
     per_tissue: dict[str, dict[str, Any]] = {}
     for tissue in sorted(set(tissues)):
@@ -231,17 +241,14 @@ def aggregate_pannuke(per_image: pd.DataFrame, *, class_names: Sequence[str] | N
             "mpq": float(_nanmean(mpq_i[sel])),
             "num_images": int(sel.sum()),
         }
-    tissue_bpq = [v["bpq"] for v in per_tissue.values()]
-    tissue_mpq = [v["mpq"] for v in per_tissue.values()]
-    pq = image[[f"pq_c{c}" for c in range(1, num_classes + 1)]].to_numpy(np.float64)
     return {
         "format": "pannuke",
-        "num_images": len(per_image),
+        "num_images": st.rows,
         "class_names": names,
-        "bpq": float(_nanmean(tissue_bpq)),
-        "mpq": float(_nanmean(tissue_mpq)),
+        "bpq": float(_nanmean([v["bpq"] for v in per_tissue.values()])),
+        "mpq": float(_nanmean([v["mpq"] for v in per_tissue.values()])),
         "bpq_image": float(_nanmean(bpq_i)),
         "mpq_image": float(_nanmean(mpq_i)),
-        "pq_per_class": _listed(_nanmean(pq, axis=0)) if len(per_image) else [float("nan")] * num_classes,
+        "pq_per_class": _listed(_nanmean(pq, axis=0)),
         "per_tissue": per_tissue,
     }
