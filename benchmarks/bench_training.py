@@ -75,7 +75,7 @@ def speed(args: argparse.Namespace) -> dict:
 
 
 def quality(args: argparse.Namespace) -> dict:
-    from cellprobe.training import evaluate, train, tune
+    from cellprobe.training import train
     from cellprobe.training.config import train_config
 
     overrides = {"output": str(args.out), "encoder.weights": args.weights, "data.path": str(args.data),
@@ -91,6 +91,8 @@ def quality(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     run_dir = train(cfg)
     t1 = time.perf_counter()
+    from cellprobe.training import evaluate, tune
+
     params = tune(run_dir)
     t2 = time.perf_counter()
     result = evaluate(run_dir, args.data, "test")

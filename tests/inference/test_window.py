@@ -35,8 +35,17 @@ def test_window_starts_cover_with_overlap():
 
 
 def test_blend_weights_ramp_only_inside_the_image():
-    w = blend_weights(64, 16, 0, 0, 64, 200)  # left image border, a neighbour on the right
-    assert w[32, 0] == 1.0 and w[32, -1] < 0.1 and w[0, 32] == 1.0 and w.min() > 0
+    w = blend_weights(64, 16, 8, 0, 0, 64, 200)  # left image border, a neighbour on the right
+    assert w[32, 0] == 1.0 and w[0, 32] == 1.0 and w.min() > 0
+    assert w[32, -4] < 1e-3 and w[32, -8] == pytest.approx(0.5, abs=0.07) and w[32, -13] == 1.0
+
+
+@pytest.mark.parametrize("blend", [0, 8, 16])
+def test_neighbouring_weights_cross_fade_to_one_around_the_seam(blend):
+    """Two windows overlapping by exactly ``overlap``: their weights sum to 1 across the overlap."""
+    a = blend_weights(64, 16, blend, 0, 0, 64, 112)[0]  # x = 0..63, a neighbour on the right
+    b = blend_weights(64, 16, blend, 0, 48, 64, 112)[0]  # x = 48..111
+    np.testing.assert_allclose(a[48:] + b[:16], 1.0, atol=2e-4)
 
 
 def test_window_config_is_checked():
@@ -44,3 +53,5 @@ def test_window_config_is_checked():
         WindowConfig(tile=100)
     with pytest.raises(ValueError, match="overlap"):
         WindowConfig(tile=64, overlap=32)
+    with pytest.raises(ValueError, match="blend"):
+        WindowConfig(tile=64, overlap=8, blend=16)

@@ -31,6 +31,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "encoders",
     "data",
+    "train",
+    "tune",
+    "evaluate",
+    "predict",
 )
 
 

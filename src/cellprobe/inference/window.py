@@ -1,9 +1,11 @@
 """Sliding-window prediction of the decoder's maps on images of any size.
 
-Windows overlap; each window's maps are blended with weights that ramp down towards the window's edges that
-lie inside the image (predictions there lack context), so every pixel gets a smooth mix of the windows that see
-it well. Post-processing then runs once on the stitched maps, so a nucleus on a window border is one nucleus:
-never duplicated by two windows, never cut by one.
+Windows overlap by ``overlap`` pixels. In each overlap the seam lies in its middle: a window's weight is ~0 in
+the outer part of the overlap (where nuclei cut by the window's edge look cut to the network), ramps across a
+band of ``blend`` pixels around the seam, and is 1 beyond. A nucleus crossing the seam is therefore predicted
+by windows that each see it whole (up to about ``(overlap + blend) / 2`` px across), and post-processing runs
+once on the stitched maps: a nucleus on a window border is one nucleus, never duplicated by two windows, never
+cut by one.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ MapFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 class WindowConfig(StrictModel):
     """``tile``: window side in pixels (a multiple of 32); ``overlap``: pixels shared by neighbouring windows;
-    ``batch_size``: windows per forward pass."""
+    ``blend``: width of the cross-fade around each seam (0: a hard seam); ``batch_size``: windows per pass."""
 
     tile: int = Field(256, ge=32)
     overlap: int = Field(64, ge=0)
+    blend: int = Field(16, ge=0)
     batch_size: int = Field(4, ge=1)
 
     @model_validator(mode="after")
@@ -33,6 +36,8 @@ class WindowConfig(StrictModel):
             raise ValueError(f"tile must be a multiple of 32, got {self.tile}")
         if self.overlap >= self.tile // 2:
             raise ValueError(f"overlap must be less than half the tile ({self.tile // 2}), got {self.overlap}")
+        if self.blend > self.overlap:
+            raise ValueError(f"blend ({self.blend}) must not exceed overlap ({self.overlap})")
         return self
 
 
@@ -47,22 +52,27 @@ def window_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
-def _ramp(tile: int, overlap: int, low: bool, high: bool) -> np.ndarray:
-    """1-D weights: rising over ``overlap`` pixels at an inner low edge, falling at an inner high edge."""
+#: weight floor: keeps every pixel covered (weights normalise away) while a window's edge adds nothing visible
+_FLOOR = 1e-4
+
+
+def _ramp(tile: int, overlap: int, blend: int, low: bool, high: bool) -> np.ndarray:
+    """1-D weights: ~0 in the outer ``(overlap - blend) / 2`` px of an inner edge, a linear ramp over ``blend``
+    px, then 1."""
+    pos = np.arange(tile, dtype=np.float32) + 0.5  # pixel centres
+    start = (overlap - blend) / 2.0
     w = np.ones(tile, dtype=np.float32)
-    if overlap > 0:
-        ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-        if low:
-            w[:overlap] = ramp
-        if high:
-            w[-overlap:] = ramp[::-1]
+    for inner, dist in ((low, pos), (high, tile - pos)):
+        if inner and overlap > 0:
+            edge = (dist - start) / blend if blend > 0 else (dist > start).astype(np.float32)
+            w = np.minimum(w, np.clip(edge, _FLOOR, 1.0))
     return w
 
 
-def blend_weights(tile: int, overlap: int, y: int, x: int, height: int, width: int) -> np.ndarray:
+def blend_weights(tile: int, overlap: int, blend: int, y: int, x: int, height: int, width: int) -> np.ndarray:
     """(tile, tile) weights of the window at (y, x): ramps only on sides that have a neighbouring window."""
-    wy = _ramp(tile, overlap, y > 0, y + tile < height)
-    wx = _ramp(tile, overlap, x > 0, x + tile < width)
+    wy = _ramp(tile, overlap, blend, y > 0, y + tile < height)
+    wx = _ramp(tile, overlap, blend, x > 0, x + tile < width)
     return np.outer(wy, wx)
 
 
@@ -99,7 +109,7 @@ def predict_maps(image: np.ndarray, fn: MapFn, config: WindowConfig | None = Non
         with torch.no_grad():
             maps = {k: v.cpu().numpy() for k, v in _probabilities(fn(tensor)).items()}
         for j, (y, x) in enumerate(chunk):
-            wgt = blend_weights(tile, overlap, y, x, ph, pw)
+            wgt = blend_weights(tile, overlap, cfg.blend, y, x, ph, pw)
             weight_sum[y:y + tile, x:x + tile] += wgt
             for key, value in maps.items():
                 acc = sums.setdefault(key, np.zeros((value.shape[1], ph, pw), dtype=np.float32))

@@ -1,0 +1,25 @@
+"""``cellprobe tune``: fit a run's post-processing thresholds on its validation patches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("tune")
+    def tune_cmd(
+        run: Path = typer.Argument(..., help="Run folder (from `cellprobe train`)."),
+        data: Path | None = typer.Option(None, "--data", "-d", help="Tune on this dataset instead of the run's "
+                                                                    "validation patches."),
+        split: str | None = typer.Option(None, "--split", help="Split of --data."),
+        metric: str = typer.Option("pq", help="Summary metric to maximise (pq, mpq_plus, aji, ...)."),
+        checkpoint: str = typer.Option("best", help="best or last."),
+        device: str | None = typer.Option(None, help="cpu, cuda, ... (default: a GPU when there is one)."),
+    ) -> None:
+        """Grid-search the watershed thresholds and save them in the run's postprocess.json."""
+        from cellprobe.training.tune import tune
+
+        params = tune(run, data, split, metric=metric, checkpoint=checkpoint, device=device)
+        typer.echo(f"wrote {run / 'postprocess.json'}: {params.model_dump_json()}")

@@ -1,0 +1,48 @@
+"""``tune(run_dir)``: fit the post-processing thresholds on the run's validation patches, save postprocess.json.
+
+The network runs once per patch; the grid search re-runs only post-processing and scoring
+(:func:`cellprobe.postprocess.tune_params`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellprobe import atomic
+from cellprobe.data.sample import PatchDataset
+from cellprobe.training import run as R
+
+
+def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, split: str | None = None, *,
+         metric: str = "pq", grid: Mapping[str, Sequence] | None = None, checkpoint: str = "best",
+         device: str | None = None, format: str | None = None, **options: Any):
+    """Tune on ``data`` at ``split`` (default: the run's own validation patches, split by source image as in
+    training) for the summary ``metric``; writes ``postprocess.json`` and ``tune.csv``; returns the params."""
+    from cellprobe.inference.segmenter import Segmenter
+    from cellprobe.postprocess import MapPrediction, tune_params
+    from cellprobe.postprocess.tune import CLASS_METRICS
+    from cellprobe.training.build import open_training_data
+    from cellprobe.training.evaluate import iter_predictions, open_eval_data
+
+    seg = Segmenter(run_dir, checkpoint=checkpoint, device=device)
+    if data is None:
+        td = open_training_data(seg.run.config)
+        dataset, positions = td.val, td.val_positions
+    else:
+        dataset = open_eval_data(data, split, format, **options)
+        positions = np.arange(len(dataset))
+    with_types = metric in CLASS_METRICS
+    predictions, truths = [], []
+    for sample, maps in iter_predictions(seg, dataset, positions):
+        predictions.append(MapPrediction(maps["semantic"], maps["distance"], maps["types"] if with_types else None))
+        truths.append((sample.inst, sample.cls))
+    result = tune_params(predictions, truths, grid, metric, base=seg.params, num_classes=seg.num_classes,
+                         mpp=dataset.mpp)
+    run_path = Path(run_dir)
+    atomic.write_text(run_path / R.POSTPROCESS, result.best.model_dump_json(indent=2) + "\n")
+    atomic.write_text(run_path / "tune.csv", result.table.to_csv(index=False))
+    return result.best
