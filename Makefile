@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cellprobe-installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test test-all lint bench-metrics clean
+.PHONY: install demo test test-all lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -52,3 +52,9 @@ def test_config_overrides_and_types(tmp_path):
 def test_cli_version(cli):
     rc, out, _ = cli("--version")
     assert rc == 0 and out.startswith("cellprobe ")
+
+
+def test_cli_usage_error_is_one_message_exit_2(cli):
+    rc, out, err = cli("score", "--format", "nope", "--true", "a.npy", "--pred", "b.npy")
+    assert rc == 2
+    assert "Traceback" not in out + err and "nope" in err

@@ -68,13 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("cellprobe: aborted", file=sys.stderr)
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code and message
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except typer.TyperException as exc:  # usage errors (typer bundles its own click): message, exit 2
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        return int(getattr(exc, "exit_code", 2))
     return rv if isinstance(rv, int) else 0
 
 
