@@ -7,13 +7,12 @@ import json
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
+from tests.training.tiny import tiny_config
 
 from cellprobe.errors import InputError
 from cellprobe.training import run as R
 from cellprobe.training import train
 from cellprobe.training.checkpoint import load_checkpoint
-
-from .conftest import tiny_config
 
 
 class Interrupt(Callback):
@@ -56,8 +55,9 @@ def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
     assert json.loads((resumed / R.STAMP).read_text())["info"]["resumed"] is True
 
-    # a finished run returns at once; another config in the same folder is refused
+    # a finished run returns at once (also with other runtime settings); another config is refused
     assert train(cfg) == run_dir
+    assert train(cfg, overrides={"trainer.threads": 1, "trainer.max_minutes": 5}) == run_dir
     with pytest.raises(InputError, match=r"different config.*epochs"):
         train(tiny_config(tiny_data, tmp_path / "run", epochs=4))
     (tmp_path / "junk").mkdir()

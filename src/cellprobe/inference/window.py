@@ -89,29 +89,33 @@ def predict_maps(image: np.ndarray, fn: MapFn, config: WindowConfig | None = Non
     """Maps of an (H, W, 3) uint8 image: ``semantic`` (3,H,W) and ``types`` (C+1,H,W) probabilities,
     ``distance`` (4,H,W). ``fn`` maps a (B,3,t,t) float batch in [0,1] to the decoder's raw outputs.
 
-    Images smaller than a window are reflect-padded to the window; the padding is cropped off again.
+    A side shorter than the tile is predicted in one window, reflect-padded to a multiple of 32; the padding is
+    cropped off again.
     """
     cfg = config or WindowConfig()
     h, w = image.shape[:2]
-    tile, overlap = cfg.tile, cfg.overlap
-    ph, pw = max(h, tile), max(w, tile)
+    # a side shorter than the tile gets one window of its own size rounded up to 32 (less padding)
+    th, tw = min(cfg.tile, -(-h // 32) * 32), min(cfg.tile, -(-w // 32) * 32)
+    ph, pw = max(h, th), max(w, tw)
     img = image
     if (ph, pw) != (h, w):
-        mode = "reflect" if h > 1 and w > 1 and ph - h < h and pw - w < w else "edge"
+        mode = "reflect" if ph - h < h and pw - w < w else "edge"
         img = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode=mode)
-    positions = [(y, x) for y in window_starts(ph, tile, overlap) for x in window_starts(pw, tile, overlap)]
+    overlap = cfg.overlap
+    positions = [(y, x) for y in window_starts(ph, th, overlap) for x in window_starts(pw, tw, overlap)]
     sums: dict[str, np.ndarray] = {}
     weight_sum = np.zeros((ph, pw), dtype=np.float32)
     for i in range(0, len(positions), cfg.batch_size):
         chunk = positions[i:i + cfg.batch_size]
-        batch = np.stack([img[y:y + tile, x:x + tile] for y, x in chunk])
+        batch = np.stack([img[y:y + th, x:x + tw] for y, x in chunk])
         tensor = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
         with torch.no_grad():
             maps = {k: v.cpu().numpy() for k, v in _probabilities(fn(tensor)).items()}
         for j, (y, x) in enumerate(chunk):
-            wgt = blend_weights(tile, overlap, cfg.blend, y, x, ph, pw)
-            weight_sum[y:y + tile, x:x + tile] += wgt
+            wgt = np.outer(_ramp(th, overlap, cfg.blend, y > 0, y + th < ph),
+                           _ramp(tw, overlap, cfg.blend, x > 0, x + tw < pw))
+            weight_sum[y:y + th, x:x + tw] += wgt
             for key, value in maps.items():
                 acc = sums.setdefault(key, np.zeros((value.shape[1], ph, pw), dtype=np.float32))
-                acc[:, y:y + tile, x:x + tile] += value[j] * wgt
+                acc[:, y:y + th, x:x + tw] += value[j] * wgt
     return {k: (v / weight_sum)[:, :h, :w] for k, v in sums.items()}

@@ -36,6 +36,9 @@ LAST = "last.ckpt"
 POSTPROCESS = "postprocess.json"
 LOGS = "logs"
 METRICS = "metrics.json"
+#: settings that change how a run executes, not what it computes: a resume may change them
+RUNTIME_KEYS = frozenset({"trainer.threads", "trainer.progress", "trainer.max_minutes", "trainer.num_workers",
+                          "trainer.log_every_n_steps"})
 PER_IMAGE = "per_image.csv"
 
 
@@ -126,10 +129,12 @@ def start_run(config: TrainConfig) -> tuple[Path, Path | None, bool]:
     if run_dir.is_dir() and (run_dir / CONFIG).exists():
         run = Run.open(run_dir)
         old, new = run.config.model_dump(mode="json"), config.model_dump(mode="json")
-        if old != new:
-            diff = sorted(_diff_keys(old, new))
+        diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS)
+        if diff:
             raise InputError(run_dir, f"holds a run with a different config (differs at {', '.join(diff[:5])}); "
                                       "choose another --out")
+        if old != new:  # only how it runs changed (threads, time budget, ...): record the new settings
+            atomic.write_text(run_dir / CONFIG, dump_config(config))
         if run.finished:
             return run_dir, None, True
         last = run_dir / LAST

@@ -1,0 +1,41 @@
+"""`cellprobe train`: a tiny run through the CLI, config file + --set overrides; bad input → exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from tests.training.tiny import make_tiny_data, tiny_config
+
+
+def test_train_from_config_with_overrides(cli, tmp_path):
+    data = make_tiny_data(tmp_path / "data")
+    cfg = tiny_config(data, tmp_path / "ignored", epochs=5)
+    for key in ("output", "encoder", "data"):
+        cfg.pop(key)
+    cfg_path = tmp_path / "train.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    rc, out, err = cli("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data,
+                       "--format", "patches", "--out", run, "--config", cfg_path, "--set", "epochs=1",
+                       "--set", "data.val_fraction=0.25")
+    assert rc == 0, err
+    assert f"run: {run}" in out
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["epochs"] == 1 and resolved["encoder"]["weights"] == "random"
+    assert resolved["decoder"]["stem_channels"] == [4, 4]
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    # the same command again: nothing to do
+    rc, out, _ = cli("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data,
+                     "--format", "patches", "--out", run, "--config", cfg_path, "--set", "epochs=1",
+                     "--set", "data.val_fraction=0.25")
+    assert rc == 0
+
+
+def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
+    rc, _, err = cli("train", "--encoder", "efficientnet-lite0", "--data", tmp_path / "nowhere", "--out",
+                     tmp_path / "r", "--set", "epohcs=3")
+    assert rc == 2 and "epohcs" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = cli("train", "--encoder", "no-such-encoder", "--data", tmp_path, "--out", tmp_path / "r2",
+                     "--set", "trainer.progress=false")
+    assert rc == 2 and len(err.strip().splitlines()) == 1

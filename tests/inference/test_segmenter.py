@@ -1,0 +1,62 @@
+"""A trained (tiny) run as a segmenter: maps, instances, batching, encoder/checkpoint mismatch, bad images."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from tests.training.tiny import shared_data, shared_run
+
+from cellprobe.data import open_dataset
+from cellprobe.errors import InputError
+from cellprobe.inference.segmenter import Segmenter
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return shared_run(tmp_path_factory)
+
+
+def test_maps_instances_and_batching_agree(run):
+    seg = Segmenter(run, device="cpu")
+    assert seg.class_names == ["class1", "class2"]
+    ds = open_dataset(shared_data(), format="patches", split="test")
+    images = [ds[i].image for i in range(len(ds))]
+    batched = seg.patch_maps(images)
+    single = seg.maps(images[1])
+    assert batched[1]["semantic"].shape == (3, 64, 64) and batched[1]["types"].shape == (3, 64, 64)
+    np.testing.assert_allclose(batched[1]["semantic"], single["semantic"], atol=1e-5)
+    np.testing.assert_allclose(batched[1]["semantic"].sum(0), 1.0, atol=1e-5)
+    inst, cls_map, types = seg.instances(single)
+    assert inst.shape == (64, 64) and inst.dtype == np.int32 and cls_map.dtype == np.uint8
+    assert set(types) == set(np.unique(inst[inst > 0]).tolist())
+    big = np.concatenate([images[0], images[1], images[2]], axis=1)  # 64 × 192: padded, one window
+    assert seg.segment(big)[0].shape == (64, 192)
+
+
+def test_images_of_the_wrong_type_are_refused(run):
+    seg = Segmenter(run, device="cpu")
+    with pytest.raises(InputError, match="RGB uint8"):
+        seg.maps(np.zeros((64, 64, 3), np.float32))
+    with pytest.raises(InputError, match="RGB uint8"):
+        seg.maps(np.zeros((64, 64), np.uint8))
+
+
+def test_checkpoint_of_another_encoder_or_version_is_refused(run, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns("feature_cache"))
+    cfg = yaml.safe_load((other / "config.yaml").read_text())
+    cfg["seed"] = 1  # random weights are seeded: another seed is another encoder
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(InputError, match="weights_digest"):
+        Segmenter(other, device="cpu")
+    stamp = json.loads((other / "run.json").read_text())
+    stamp["version"] = "9.9.9"
+    (other / "run.json").write_text(json.dumps(stamp))
+    with pytest.raises(InputError, match=r"cellprobe 9\.9\.9"):
+        Segmenter(other, device="cpu")
+    with pytest.raises(InputError, match="checkpoint"):
+        Segmenter(run, checkpoint="middle")
