@@ -1,0 +1,49 @@
+"""evaluate() and tune() on a tiny trained run: files written, numbers consistent with the metrics engine."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from cellprobe.data import open_dataset
+from cellprobe.errors import InputError
+from cellprobe.postprocess import PostprocessParams
+from cellprobe.training import evaluate, tune
+from cellprobe.training import run as R
+from tests.training.tiny import shared_data, shared_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return shared_run(tmp_path_factory)
+
+
+def test_tune_then_evaluate(run, tmp_path):
+    params = tune(run, grid={"fg_threshold": [0.3, 0.5], "min_size": [3, 10]})
+    assert isinstance(params, PostprocessParams)
+    saved = PostprocessParams.model_validate_json((run / R.POSTPROCESS).read_text())
+    assert saved == params
+    table = pd.read_csv(run / "tune.csv")
+    assert len(table) == 4 and "pq" in table.columns
+
+    result = evaluate(run, shared_data(), "test", format="patches", out=tmp_path)
+    metrics = json.loads((tmp_path / R.METRICS).read_text())
+    per_image = pd.read_csv(tmp_path / R.PER_IMAGE)
+    assert metrics["num_images"] == len(per_image) == 4
+    assert metrics["evaluation"]["split"] == "test" and metrics["evaluation"]["postprocess"] == params.model_dump()
+    assert metrics["pq"] == pytest.approx(result.summary["pq"], nan_ok=True)
+    assert 0.0 <= result.summary["pq"] <= 1.0
+    assert list(per_image["image"]) == ["p08", "p09", "p10", "p11"]
+
+    # a PatchDataset works as well as a path
+    ds = open_dataset(shared_data(), format="patches", split="test")
+    again = evaluate(run, ds, "test", out=tmp_path / "again")
+    assert again.summary["pq"] == pytest.approx(result.summary["pq"], nan_ok=True)
+
+
+def test_dataset_with_other_classes_is_refused(run, tmp_path):
+    ds = open_dataset(shared_data(), format="patches", split="test", class_names=("a", "b"))
+    with pytest.raises(InputError, match="classes"):
+        evaluate(run, ds, "test", out=tmp_path)
