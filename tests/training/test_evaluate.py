@@ -6,13 +6,13 @@ import json
 
 import pandas as pd
 import pytest
+from tests.training.tiny import shared_data, shared_run
 
 from cellprobe.data import open_dataset
 from cellprobe.errors import InputError
 from cellprobe.postprocess import PostprocessParams
 from cellprobe.training import evaluate, tune
 from cellprobe.training import run as R
-from tests.training.tiny import shared_data, shared_run
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,33 @@
+"""`cellprobe evaluate`: metrics.json + per_image.csv from a tiny run; bad runs → exit 2 with one line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from tests.training.tiny import shared_data, shared_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return shared_run(tmp_path_factory)
+
+
+def test_evaluate_writes_metrics_and_per_image_table(cli, run, tmp_path):
+    rc, out, err = cli("evaluate", run, "--data", shared_data(), "--split", "test", "--format", "patches",
+                       "--out", tmp_path, "--device", "cpu")
+    assert rc == 0, err
+    assert "PQ" in out and "per class" in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["num_images"] == 4 and metrics["class_names"] == ["class1", "class2"]
+    assert len(pd.read_csv(tmp_path / "per_image.csv")) == 4
+
+
+def test_not_a_run_or_another_version(cli, tmp_path):
+    rc, _, err = cli("evaluate", tmp_path, "--data", tmp_path)
+    assert rc == 2 and "not a cellprobe run folder" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "run.json").write_text(json.dumps({"version": "0.0.0", "run_format": 1}))
+    (tmp_path / "config.yaml").write_text("output: x\n")
+    rc, _, err = cli("evaluate", tmp_path, "--data", tmp_path)
+    assert rc == 2 and "cellprobe 0.0.0" in err

@@ -1,0 +1,53 @@
+"""`cellprobe predict`: patches and a large tiled image → maps, overlay, GeoJSON; wrong inputs → exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from tests.training.tiny import shared_data, shared_run
+
+from cellprobe.data import open_dataset
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return shared_run(tmp_path_factory)
+
+
+def test_predict_patches_and_a_large_image(cli, run, tmp_path):
+    ds = open_dataset(shared_data(), format="patches", split="test")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(2):
+        Image.fromarray(ds[i].image).save(inputs / f"patch{i}.png")
+    tiles = [ds[i].image for i in range(4)]
+    large = np.concatenate([np.concatenate(tiles[:2], 1), np.concatenate(tiles[2:], 1)] * 2, 0)  # 256 × 128
+    tifffile.imwrite(tmp_path / "large.tif", large)
+    out = tmp_path / "out"
+    rc, stdout, err = cli("predict", run, inputs, tmp_path / "large.tif", "--out", out, "--tile", "64",
+                          "--overlap", "16", "--device", "cpu")
+    assert rc == 0, err
+    assert "3 image(s)" in stdout
+    inst = tifffile.imread(out / "large_inst.tif")
+    assert inst.shape == (256, 128) and inst.dtype == np.int32
+    assert tifffile.imread(out / "large_class.tif").shape == (256, 128)
+    assert Image.open(out / "patch0_overlay.png").size == (64, 64)
+    gj = json.loads((out / "large.geojson").read_text())
+    assert gj["type"] == "FeatureCollection"
+    assert len(gj["features"]) == len(np.unique(inst)) - 1
+
+
+def test_wrong_inputs(cli, run, tmp_path):
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 3] = 10
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", tmp_path / "o")
+    assert rc == 2 and "alpha.png" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = cli("predict", run, tmp_path / "missing.png", "--out", tmp_path / "o")
+    assert rc == 2 and "no such file" in err
+    rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", tmp_path / "o", "--tile", "100")
+    assert rc == 2 and "multiple of 32" in err
