@@ -2,10 +2,13 @@
 
 speed:   seconds per training epoch, cached vs online mode, same decoder, same data (the first N batches of an
          epoch, extrapolated to the whole epoch; the feature cache is built before timing starts).
+components: per-patch seconds of augmentation, targets, encoder forward and decoder step, and the online/cached
+         ratio they imply, for several encoders (no cache needed).
 quality: train on CoNSeP train (validation: 20 % of its source images), tune post-processing on the validation
          patches, evaluate on the CoNSeP test patches; pretrained and random weights.
 
     nice -n 10 .venv/bin/python benchmarks/bench_training.py speed --encoder efficientnet-lite0 --batches 12
+    nice -n 10 .venv/bin/python benchmarks/bench_training.py components --encoders efficientnet-lite0 vit-b16
     nice -n 10 .venv/bin/python benchmarks/bench_training.py quality --weights pretrained --out /tmp/seg/pre
 """
 
@@ -48,13 +51,14 @@ def speed(args: argparse.Namespace) -> dict:
     from cellprobe.training.config import train_config
 
     out = Path(args.out)
-    cache = out / "feature_cache"
+    cache = Path(args.cache_dir) if args.cache_dir else out / "feature_cache"
     results = {}
     for mode in ("cached", "online"):
         overrides = {"output": str(out / f"{args.encoder}-{args.weights}-{mode}"), "encoder.name": args.encoder,
                      "encoder.weights": args.weights, "data.path": str(args.data), "epochs": 1,
                      "cache_features": mode == "cached", "cache_dir": str(cache), "trainer.progress": False,
-                     "trainer.limit_train_batches": args.batches, "trainer.threads": args.threads}
+                     "trainer.limit_train_batches": args.batches, "trainer.threads": args.threads,
+                     "cache_views": args.cache_views}
         cfg = train_config(CONFIG, overrides)
         if mode == "cached":  # build the cache outside the timed epoch
             from cellprobe.training.build import build_encoder
@@ -72,6 +76,63 @@ def speed(args: argparse.Namespace) -> dict:
                          "s_per_patch": round(per_batch / cfg.batch_size, 3), "s_per_epoch": round(epoch, 1)}
     results["online_over_cached"] = round(results["online"]["s_per_epoch"] / results["cached"]["s_per_epoch"], 2)
     return results
+
+
+def components(args: argparse.Namespace) -> dict:
+    """Per-patch seconds of each part of a training step (what separates online from cached mode)."""
+    import numpy as np
+    import torch
+
+    from cellprobe.data import open_dataset
+    from cellprobe.decoder import CellDecoder, CellLoss
+    from cellprobe.encoders import build_encoder
+    from cellprobe.encoders.necks import build_neck
+    from cellprobe.training.augment import OnlineAugment
+    from cellprobe.training.config import train_config
+    from cellprobe.training.datasets import make_item
+    from cellprobe.training.sampling import Draw
+
+    torch.set_num_threads(args.threads)
+    cfg = train_config(CONFIG, {"output": "/tmp/unused", "data.path": str(args.data)})
+    ds = open_dataset(args.data, format="patches", split="train")
+    samples = [ds[i] for i in range(args.batches * cfg.batch_size)]
+    aug = OnlineAugment(cfg.augment)
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) / len(samples)
+
+    out: dict = {"patches": len(samples)}
+    out["augment_s"] = timed(lambda: [aug(s, Draw(0, 0, i)) for i, s in enumerate(samples)])
+    items: list = []
+    out["targets_s"] = timed(lambda: items.extend(make_item(s.image, s.inst, s.cls) for s in samples))
+    images = torch.stack([it["image"] for it in items])
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("semantic", "distance", "cls")}
+    bs = cfg.batch_size
+    for name in args.encoders:
+        enc = build_encoder(name, "random" if name != "efficientnet-lite0" else args.weights)
+        taps: list = []
+        out[f"encoder_s[{name}]"] = timed(lambda enc=enc, taps=taps: taps.extend(
+            enc(images[i:i + bs]) for i in range(0, len(images), bs)))
+        neck = build_neck(enc.spec.family, enc.tap_channels, enc.tap_strides, cfg.decoder.pyramid_channels)
+        dec = CellDecoder(cfg.decoder.pyramid_channels, ds.num_classes, cfg.decoder)
+        loss = CellLoss(ds.num_classes, cfg.loss)
+        opt = torch.optim.AdamW([*neck.parameters(), *dec.parameters()])
+
+        def step(neck=neck, dec=dec, loss=loss, opt=opt, taps=taps) -> None:
+            for j, i in enumerate(range(0, len(images), bs)):
+                x = images[i:i + bs]
+                total, _ = loss(dec(neck(taps[j], tuple(x.shape[-2:])), x), {k: v[i:i + bs] for k, v in batch.items()})
+                total.backward()
+                opt.step()
+                opt.zero_grad()
+
+        out[f"decoder_step_s[{name}]"] = timed(step)
+        cached = out[f"decoder_step_s[{name}]"] + out["targets_s"]
+        online = cached + out[f"encoder_s[{name}]"] + out["augment_s"]
+        out[f"online_over_cached[{name}]"] = round(online / cached, 2)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()} | {"numpy": np.__version__}
 
 
 def quality(args: argparse.Namespace) -> dict:
@@ -108,17 +169,20 @@ def quality(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("speed", "quality"))
+    p.add_argument("what", choices=("speed", "components", "quality"))
     p.add_argument("--data", default=str(CONSEP))
     p.add_argument("--encoder", default="efficientnet-lite0")
     p.add_argument("--weights", default="pretrained")
     p.add_argument("--batches", type=int, default=12, help="speed: batches timed per mode")
     p.add_argument("--epochs", type=int, default=None, help="quality: override the config's epochs")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache-views", type=int, default=8, help="speed: dihedral views cached (1 or 8)")
+    p.add_argument("--cache-dir", default=None, help="speed: reuse this feature cache")
+    p.add_argument("--encoders", nargs="+", default=["efficientnet-lite0"], help="components: encoders timed")
     p.add_argument("--set", action="append", help="quality: extra config overrides KEY=VALUE")
     p.add_argument("--out", default="/tmp/cellprobe-bench-training")
     args = p.parse_args()
-    res = speed(args) if args.what == "speed" else quality(args)
+    res = {"speed": speed, "components": components, "quality": quality}[args.what](args)
     print(json.dumps(res, indent=2))
 
 
