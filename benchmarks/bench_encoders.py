@@ -9,6 +9,8 @@ feature-cache size per 256×256 patch (float16 taps) and checks it against a rea
 
     .venv/bin/python benchmarks/bench_encoders.py                 # all encoders, Markdown table on stdout
     .venv/bin/python benchmarks/bench_encoders.py --only uni vit-b16 --json out.json
+    .venv/bin/python benchmarks/bench_encoders.py --cache-data ../shared/data/consep --cache-split train
+        # real data: fill a feature cache (pretrained EfficientNet-Lite0), then reopen it: time and bytes
 """
 
 from __future__ import annotations
@@ -62,6 +64,38 @@ def measure(name: str, batch: int, size: int, min_seconds: float, min_batches: i
     }
 
 
+def cache_on_real_data(path: Path, split: str | None, encoder_name: str, views: int) -> dict:
+    """Fill a cache for a real data set, reopen it (reuse, full verification) and read every item once."""
+    import numpy as np
+
+    from cellprobe.data import open_dataset
+    from cellprobe.encoders import build_encoder
+    from cellprobe.encoders.cache import FeatureCache, extract_features
+
+    dataset = open_dataset(path, split=split)
+    encoder = build_encoder(encoder_name)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        caches = extract_features(encoder, dataset, tmp, views=tuple(range(views)), batch_size=8)
+        fill_s = time.perf_counter() - t
+        t = time.perf_counter()
+        again = extract_features(encoder, dataset, tmp, views=tuple(range(views)), batch_size=8)
+        reuse_s = time.perf_counter() - t
+        t = time.perf_counter()
+        reopened = [FeatureCache(c.directory, c.key) for c in again]
+        for cache in reopened:
+            for i in range(len(cache)):
+                cache[i]  # first read of each chunk verifies its checksum
+        read_s = time.perf_counter() - t
+        disk = sum(f.stat().st_size for c in caches for f in c.directory.iterdir())
+        n = len(dataset) * views
+    return {"data": str(path), "split": split, "encoder": encoder_name, "patches": len(dataset), "views": views,
+            "image_size": list(caches[0].key.input_size), "fill_s": fill_s, "fill_patches_per_s": n / fill_s,
+            "reuse_s": reuse_s, "read_verify_s": read_s, "disk_mib": disk / 2**20,
+            "kib_per_patch_view": disk / n / 1024, "computed_kib_per_patch_view": caches[0].bytes_per_item / 1024,
+            "rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "dtype": str(np.float16)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", help="encoder names (default: all registered)")
@@ -70,8 +104,16 @@ def main() -> int:
     parser.add_argument("--min-seconds", type=float, default=6.0)
     parser.add_argument("--min-batches", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--cache-data", type=Path, help="real data set for the cache measurement (skips speed)")
+    parser.add_argument("--cache-split", default=None)
+    parser.add_argument("--cache-encoder", default="efficientnet-lite0")
+    parser.add_argument("--cache-views", type=int, default=1)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cache_data:
+        row = cache_on_real_data(args.cache_data, args.cache_split, args.cache_encoder, args.cache_views)
+        print(json.dumps(row, indent=2))
+        return 0
     if args.child:
         row = measure(args.child, args.batch, args.size, args.min_seconds, args.min_batches)
         print("RESULT " + json.dumps(row))
