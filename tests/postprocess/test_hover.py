@@ -8,8 +8,7 @@ import pytest
 from cellprobe.metrics import score_maps
 from cellprobe.postprocess import HoverParams, instances_from_hv
 
-from .conftest import oracle_maps
-from .test_maps import discs
+from .oracle import discs, oracle_maps
 
 
 def test_separates_touching_discs():

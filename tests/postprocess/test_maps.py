@@ -11,16 +11,7 @@ from cellprobe.errors import InputError
 from cellprobe.metrics import score_maps
 from cellprobe.postprocess import PostprocessParams, contour_strength, instances_from_maps
 
-from .conftest import one_hot, oracle_maps
-
-
-def discs(shape=(64, 64), centres=((20, 20), (20, 33), (45, 40)), radius=7) -> np.ndarray:
-    """Discs 1..n; the first two overlap, so the later one is cut and they touch along a chord."""
-    rows, cols = np.indices(shape)
-    inst = np.zeros(shape, np.int32)
-    for k, (r, c) in enumerate(centres, start=1):
-        inst[(rows - r) ** 2 + (cols - c) ** 2 <= radius**2] = k
-    return inst
+from .oracle import degrade, discs, one_hot, oracle_maps
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -82,15 +73,6 @@ def test_empty_and_bad_inputs():
         instances_from_maps(np.zeros((2, 16, 16)), np.zeros((4, 16, 16)))
     with pytest.raises(InputError, match="distance"):
         instances_from_maps(np.zeros((3, 16, 16)), np.zeros((4, 16, 17)))
-
-
-def degrade(semantic: np.ndarray, distance: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Soft, noisy maps like a decoder's: blurred, with noise, probabilities renormalised."""
-    sem = ndi.gaussian_filter(semantic, (0, 1.0, 1.0)) + rng.normal(0, 0.05, semantic.shape)
-    sem = np.clip(sem, 1e-3, None)
-    sem /= sem.sum(0, keepdims=True)
-    dist = np.clip(ndi.gaussian_filter(distance, (0, 0.7, 0.7)) + rng.normal(0, 0.05, distance.shape), -1, 1)
-    return sem.astype(np.float32), dist.astype(np.float32)
 
 
 def oracle_pq(inst: np.ndarray, cls: np.ndarray, noisy: bool = False) -> float:

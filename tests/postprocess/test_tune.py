@@ -6,8 +6,7 @@ import pytest
 from cellprobe.errors import InputError
 from cellprobe.postprocess import MapPrediction, PostprocessParams, tune_params
 
-from .conftest import oracle_maps
-from .test_maps import discs
+from .oracle import discs, oracle_maps
 
 
 def dataset(n: int = 3, body_prob: float = 0.45):

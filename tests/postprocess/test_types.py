@@ -6,7 +6,7 @@ import pytest
 from cellprobe.errors import InputError
 from cellprobe.postprocess import assign_types
 
-from .conftest import one_hot, oracle_maps
+from .oracle import one_hot, oracle_maps
 
 
 def test_probability_weighted_vote_ignores_background():
