@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 
 
-def measure(name: str, batch: int, size: int, min_seconds: float, min_batches: int) -> dict:
+def measure(name: str, batch: int, size: int, min_seconds: float, min_batches: int, threads: int) -> dict:
     """Run in the child process: build, warm up, time; returns one result row."""
     import numpy as np
     import torch
+
+    torch.set_num_threads(threads)
 
     from cellprobe.encoders import build_encoder
     from cellprobe.encoders.cache import extract_features
@@ -103,6 +105,9 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--min-seconds", type=float, default=6.0)
     parser.add_argument("--min-batches", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a shared 2-core machine two OpenMP threads stall on "
+                             "each other whenever another process holds a core, 10-50x slower)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--cache-data", type=Path, help="real data set for the cache measurement (skips speed)")
     parser.add_argument("--cache-split", default=None)
@@ -115,7 +120,7 @@ def main() -> int:
         print(json.dumps(row, indent=2))
         return 0
     if args.child:
-        row = measure(args.child, args.batch, args.size, args.min_seconds, args.min_batches)
+        row = measure(args.child, args.batch, args.size, args.min_seconds, args.min_batches, args.threads)
         print("RESULT " + json.dumps(row))
         return 0
 
@@ -126,7 +131,8 @@ def main() -> int:
     total = time.perf_counter()
     for name in names:
         cmd = [sys.executable, __file__, "--child", name, "--batch", str(args.batch), "--size", str(args.size),
-               "--min-seconds", str(args.min_seconds), "--min-batches", str(args.min_batches)]
+               "--min-seconds", str(args.min_seconds), "--min-batches", str(args.min_batches),
+               "--threads", str(args.threads)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if done.returncode or not lines:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cellprobe.encoders.registry import list_encoders
 
 
@@ -28,6 +30,7 @@ def test_json_has_the_fields(cli):
     assert {"pretraining", "params_published", "tap_strides", "license"} <= set(virchow2)
 
 
+@pytest.mark.slow
 def test_verify_counts_parameters(cli):
     rc, out, _ = cli("encoders", "--json", "--verify")
     assert rc == 0

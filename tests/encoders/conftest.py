@@ -34,3 +34,15 @@ def tiny_specs() -> dict[str, object]:
 @pytest.fixture(scope="session")
 def tiny():
     return tiny_specs()
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread while these tests run: on the shared 2-core machine two OpenMP threads stall on each
+    other whenever another process holds a core (a 40 ms forward then takes 2 s)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -166,3 +166,37 @@ def test_random_weights_are_seeded_and_digested(tiny):
     c = build_encoder(spec, weights="random", seed=1)
     assert a.weights_digest == b.weights_digest != c.weights_digest
     assert len(a.weights_digest) == 64
+
+
+@pytest.mark.parametrize("error,message", [
+    ("GatedRepoError", "is gated: accept its licence"),
+    ("LocalEntryNotFoundError", "cannot reach the hub"),
+    ("RepositoryNotFoundError", "repository not found or not accessible .gated"),
+])
+def test_hub_errors_become_input_errors(monkeypatch, error, message):
+    import huggingface_hub
+    import huggingface_hub.errors
+
+    def fail(*_args, **_kwargs):
+        cls = getattr(huggingface_hub.errors, error)
+        raise cls("boom") if error == "LocalEntryNotFoundError" else cls("boom", response=_FakeResponse())
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fail)
+    with pytest.raises(InputError, match=message):
+        build_encoder("virchow2")
+
+
+class _FakeResponse:
+    status_code = 401
+    headers: dict = {}  # noqa: RUF012
+    url = "https://example.invalid"
+    request = None
+
+    def json(self):
+        return {}
+
+
+def test_meta_device_only_with_random_weights():
+    with pytest.raises(ValueError, match="meta"):
+        build_encoder("efficientnet-lite0", weights="pretrained", device="meta")
