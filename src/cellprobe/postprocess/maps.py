@@ -6,8 +6,8 @@ Steps (``semantic_prob`` channels: background, boundary, body, as in :mod:`cellp
    inside it are filled.
 2. Contours from the distance maps: each map rises from -1 to +1 across a cell along its direction and falls
    where one cell ends and the next begins. The contour strength of a pixel is the largest fall of any map
-   between the pixels ``contour_step`` px before and after it along that map's direction, halved (about 1 on
-   both sides of a cell-cell border, <= 0 inside a cell).
+   between the pixels ``contour_step`` px before and after it along that map's direction, halved and floored
+   at 0 (about 1 on both sides of a cell-cell border, 0 inside a cell).
 3. Markers: 4-connected components of {P(body) >= ``body_threshold``} minus the contours, inside the
    foreground; components below ``min_marker_size`` px are dropped.
 4. Watershed of the relief ``1 - P(body) + contour_weight * contour`` from the markers inside the
@@ -28,16 +28,26 @@ from cellprobe.postprocess.labels import check_maps, components, drop_small, fil
 from cellprobe.postprocess.params import PostprocessParams
 
 
+def _window(n: int, margin: int, shift: int) -> slice:
+    return slice(margin + shift, n - margin + shift)
+
+
 def contour_strength(distance: np.ndarray, step: int = 1) -> np.ndarray:
-    """(H, W) float32: half the largest fall of any distance map across ``2 * step`` px along its direction."""
+    """(H, W) float32: half the largest fall of any distance map across ``2 * step`` px along its direction,
+    floored at 0. Pixels closer than ``step`` to the image border along a direction get nothing from it."""
     distance = check_maps("distance", distance, len(DIRECTIONS))
     _, h, w = distance.shape
-    padded = np.pad(distance, ((0, 0), (step, step), (step, step)), mode="edge")
-    out = np.full((h, w), -np.inf, np.float32)
+    out = np.zeros((h, w), np.float32)
+    fall = np.empty((h, w), np.float32)
     for ch, (dr, dc) in enumerate(DIRECTIONS):
-        before = padded[ch, step - dr * step: step - dr * step + h, step - dc * step: step - dc * step + w]
-        after = padded[ch, step + dr * step: step + dr * step + h, step + dc * step: step + dc * step + w]
-        np.maximum(out, before - after, out=out)
+        mr, mc = abs(dr) * step, abs(dc) * step
+        if 2 * mr >= h or 2 * mc >= w:
+            continue
+        here = (_window(h, mr, 0), _window(w, mc, 0))
+        before = distance[ch, _window(h, mr, -dr * step), _window(w, mc, -dc * step)]
+        after = distance[ch, _window(h, mr, dr * step), _window(w, mc, dc * step)]
+        np.subtract(before, after, out=fall[here])  # views: no temporary arrays
+        np.maximum(out[here], fall[here], out=out[here])
     out *= 0.5
     return out
 
@@ -57,7 +67,7 @@ def instances_from_maps(semantic_prob: np.ndarray, distance: np.ndarray,
     seeds = fg & (body >= p.body_threshold) & (contour < p.contour_threshold)
     markers = drop_small(components(seeds), p.min_marker_size)
 
-    relief = 1.0 - body
+    relief = 1.0 - body.astype(np.float64)  # skimage floods float64; converting here saves a copy there
     if p.contour_weight:
-        relief += p.contour_weight * np.maximum(contour, 0.0)
+        relief += p.contour_weight * contour
     return drop_small(flood(relief, markers, fg), p.min_size)
