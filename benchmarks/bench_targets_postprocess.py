@@ -1,6 +1,7 @@
 """Time target generation and post-processing on the 224 CoNSeP test patches, on one core; oracle quality.
 
     .venv/bin/python benchmarks/bench_targets_postprocess.py [--data ../shared/data/consep] [--repeats 5]
+        [--boundary-radius 2] [--quality-only]
 
 One core: BLAS/OpenMP/OpenCV threads set to 1 and the process pinned to one CPU (``sched_setaffinity``).
 Each call is timed ``--repeats`` times on the same patch and its fastest run kept, in CPU time of the thread
@@ -40,7 +41,7 @@ sys.path.insert(0, str(ROOT))  # the oracle / degraded maps live in the tests
 
 from tests.postprocess.oracle import degrade, one_hot  # noqa: E402
 
-from cellprobe.data.targets import make_targets  # noqa: E402
+from cellprobe.data.targets import TargetConfig, make_targets  # noqa: E402
 from cellprobe.metrics import score_maps  # noqa: E402
 from cellprobe.postprocess import assign_types, instances_from_hv, instances_from_maps  # noqa: E402
 
@@ -79,6 +80,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "consep")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--boundary-radius", type=int, default=TargetConfig().boundary_radius)
+    parser.add_argument("--quality-only", action="store_true", help="only the PQ column, no timing")
     args = parser.parse_args()
 
     cv2.setNumThreads(1)
@@ -89,14 +92,15 @@ def main() -> None:
     n = len(inst)
 
     rng = np.random.default_rng(0)
-    targets = [make_targets(inst[i], cls[i]) for i in range(n)]
+    config = TargetConfig(boundary_radius=args.boundary_radius)
+    targets = [make_targets(inst[i], cls[i], config) for i in range(n)]
     semantic = [one_hot(t.semantic, 3) for t in targets]
     types = [one_hot(t.cls, 5) for t in targets]
     degraded = [degrade(s, t.distance, rng) for s, t in zip(semantic, targets, strict=True)]
     fg = [(i > 0).astype(np.float32) for i in inst]
 
     jobs = {
-        "make_targets (semantic, 4 distance maps, classes, hv)": lambda i: make_targets(inst[i], cls[i]),
+        "make_targets (semantic, 4 distance maps, classes, hv)": lambda i: make_targets(inst[i], cls[i], config),
         "instances_from_maps, oracle maps": lambda i: instances_from_maps(semantic[i], targets[i].distance),
         "instances_from_maps, degraded maps": lambda i: instances_from_maps(*degraded[i]),
         "assign_types (5 channels)": lambda i: assign_types(inst[i], types[i]),
@@ -109,9 +113,13 @@ def main() -> None:
         "instances_from_hv (HoVer-Net), oracle hv maps": lambda: [instances_from_hv(f, t.hv)
                                                                   for f, t in zip(fg, targets, strict=True)],
     }
-    print(f"{n} CoNSeP test patches, 256², one core (pinned), load average "
-          f"{os.getloadavg()[0]:.1f} at start")
+    print(f"{n} CoNSeP test patches, 256², one core (pinned), boundary radius {args.boundary_radius}, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
     scores = {name: f"{pq(inst, cls, run()):.4f}" for name, run in quality.items()}
+    if args.quality_only:
+        for name, score in scores.items():
+            print(f"| {name} | binary PQ {score} |")
+        return
     print("| what | CPU ms per patch, mean (median) | wall, one pass of 224 | page faults per call | binary PQ |")
     print("| --- | --- | --- | --- | --- |")
     for name, fn in jobs.items():
