@@ -18,7 +18,7 @@ def test_train_from_config_with_overrides(cli, tmp_path):
     run = tmp_path / "run"
     rc, out, err = cli("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data,
                        "--format", "patches", "--out", run, "--config", cfg_path, "--set", "epochs=1",
-                       "--set", "data.val_fraction=0.25")
+                       "--set", "data.val_fraction=0.25", "--set", "cache_views=1")
     assert rc == 0, err
     assert f"run: {run}" in out
     resolved = yaml.safe_load((run / "config.yaml").read_text())
@@ -28,7 +28,7 @@ def test_train_from_config_with_overrides(cli, tmp_path):
     # the same command again: nothing to do
     rc, out, _ = cli("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data,
                      "--format", "patches", "--out", run, "--config", cfg_path, "--set", "epochs=1",
-                     "--set", "data.val_fraction=0.25")
+                     "--set", "data.val_fraction=0.25", "--set", "cache_views=1")
     assert rc == 0
 
 

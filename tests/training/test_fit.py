@@ -31,20 +31,20 @@ def _weights(path):
 
 
 def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
-    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=3)  # its own cache folder: <run>/feature_cache
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=2)  # its own cache folder: <run>/feature_cache
     run_dir = train(cfg)
     for name in (R.CONFIG, R.STAMP, R.BEST, R.LAST):
         assert (run_dir / name).is_file(), name
     assert (run_dir / R.LOGS / "metrics.csv").is_file()
     stamp = json.loads((run_dir / R.STAMP).read_text())
     assert stamp["status"] == "finished" and stamp["encoder"]["encoder"] == "efficientnet-lite0"
-    assert stamp["info"]["epochs"] == 3
+    assert stamp["info"]["epochs"] == 2
     ckpt = load_checkpoint(run_dir / R.LAST)
     assert not any(k.startswith("encoder.") for k in ckpt["state_dict"])
     assert any((run_dir / "feature_cache").rglob("manifest.json"))
 
     # interrupted after epoch 1, resumed: the same weights as the uninterrupted run
-    cfg2 = tiny_config(tiny_data, tmp_path / "run2", epochs=3, cache_dir=str(tmp_path / "run" / "feature_cache"))
+    cfg2 = tiny_config(tiny_data, tmp_path / "run2", epochs=2, cache_dir=str(tmp_path / "run" / "feature_cache"))
     with pytest.raises(SystemExit):
         train(cfg2, callbacks=[Interrupt(at=1)])
     assert json.loads((tmp_path / "run2" / R.STAMP).read_text())["status"] == "training"
@@ -59,7 +59,7 @@ def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
     assert train(cfg) == run_dir
     assert train(cfg, overrides={"trainer.threads": 1, "trainer.max_minutes": 5}) == run_dir
     with pytest.raises(InputError, match=r"different config.*epochs"):
-        train(tiny_config(tiny_data, tmp_path / "run", epochs=4))
+        train(tiny_config(tiny_data, tmp_path / "run", epochs=3))
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x.txt").write_text("x")
     with pytest.raises(InputError, match="not empty"):

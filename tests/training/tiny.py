@@ -39,7 +39,7 @@ _SHARED: dict[str, Path] = {}
 
 
 def shared_run(tmp_path_factory) -> Path:
-    """One tiny trained run (2 epochs, cached mode) per test session, shared by the inference and CLI tests
+    """One tiny trained run (1 epoch, cached mode, identity view only) per test session, shared by the inference and CLI tests
     (which must not change its checkpoints; tuning may rewrite its postprocess.json)."""
     if "run" not in _SHARED:
         from cellprobe.training import train
@@ -47,7 +47,7 @@ def shared_run(tmp_path_factory) -> Path:
         root = tmp_path_factory.mktemp("tiny-run")
         data = make_tiny_data(root / "data")
         _SHARED["data"] = data
-        _SHARED["run"] = train(tiny_config(data, root / "run"))
+        _SHARED["run"] = train(tiny_config(data, root / "run", epochs=1, cache_views=1))
     return _SHARED["run"]
 
 

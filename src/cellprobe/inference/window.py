@@ -53,7 +53,7 @@ def window_starts(length: int, tile: int, overlap: int) -> list[int]:
 
 
 #: weight floor: keeps every pixel covered (weights normalise away) while a window's edge adds nothing visible
-_FLOOR = 1e-4
+_FLOOR = 1e-12
 
 
 def _ramp(tile: int, overlap: int, blend: int, low: bool, high: bool) -> np.ndarray:
