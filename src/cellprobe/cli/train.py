@@ -34,4 +34,9 @@ def register(app: typer.Typer) -> None:
         overrides.update(parse_sets(set_))
         cfg = train_config(config if config is not None else {}, overrides)
         run_dir = train(cfg)
+        from cellprobe.training.run import read_stamp
+
+        if read_stamp(run_dir).status != "finished":
+            typer.echo(f"cellprobe: training of {run_dir} was interrupted; run the same command to resume", err=True)
+            raise typer.Exit(130)
         typer.echo(f"run: {run_dir}")
