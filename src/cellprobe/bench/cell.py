@@ -64,6 +64,7 @@ def examples(run_dir: Path, dataset, count: int) -> dict[str, np.ndarray] | None
 def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
     """Train (or resume) the cell's run, evaluate it on the test split, keep examples."""
     from cellprobe.data import open_dataset
+
     # from the submodules: once cellprobe.training.evaluate (the module) is imported, the package attribute
     # `evaluate` is that module, not the function the package's lazy __getattr__ would give
     from cellprobe.training.evaluate import evaluate
