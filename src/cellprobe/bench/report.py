@@ -211,7 +211,8 @@ def _cell(d: DatasetReport, model: str, key: str) -> tuple[str, str, str]:
     if not d.tests.empty and model != d.models[0]:
         t = d.tests[(d.tests["metric"] == key) & (d.tests["a"] == d.models[0]) & (d.tests["b"] == model)]
         if len(t):
-            p = f"p={_p(t['p_holm'].iloc[0])}"
+            text = _p(t["p_holm"].iloc[0])
+            p = f"p{text}" if text.startswith("<") else f"p={text}"
     return mean, ci, p
 
 
