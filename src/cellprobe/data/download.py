@@ -7,7 +7,6 @@ here, and no well-kept library adds both without pulling in a download manager.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -25,6 +24,7 @@ from pydantic import Field
 from cellprobe.config import StrictModel
 from cellprobe.data.catalog import DatasetSource, RemoteFile
 from cellprobe.errors import InputError
+from cellprobe.hashing import file_sha256 as sha256_of
 
 Progress = Callable[[str, int, int | None], None]  # (file name, bytes done, total or None)
 
@@ -37,14 +37,6 @@ class DownloadConfig(StrictModel):
 
 class _Interrupted(Exception):
     pass
-
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _total_from(resp, offset: int) -> int | None:

@@ -21,6 +21,7 @@ from torch import nn
 from cellprobe.encoders.convert import StateDict, to_timm
 from cellprobe.encoders.registry import EncoderSpec
 from cellprobe.errors import InputError
+from cellprobe.hashing import file_sha256 as file_sha256  # re-exported: weights' digest API
 
 _SHOWN_KEYS = 6
 
@@ -151,14 +152,6 @@ def load_strict(model: nn.Module, spec: EncoderSpec, state_dict: StateDict, orig
     if problems:
         raise InputError(origin, f"weights do not fit encoder '{spec.name}' ({spec.arch}): " + "; ".join(problems))
     model.load_state_dict({k: state_dict[k] for k in expected}, strict=True)
-
-
-def file_sha256(path: Path, chunk: int = 1 << 24) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def state_dict_sha256(model: nn.Module) -> str:
