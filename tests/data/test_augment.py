@@ -9,13 +9,11 @@ from cellprobe.data import fixtures
 from cellprobe.data.augment import (
     AugmentConfig,
     Augmenter,
-    apply_view,
-    inverse_view,
-    invert_view,
     nissl_matrices,
     perturb_stain,
 )
 from cellprobe.data.sample import Sample, SampleMeta
+from cellprobe.data.views import apply_view, inverse_view, invert_view
 from cellprobe.errors import InputError
 
 STRONG = AugmentConfig(elastic={"p": 1.0, "alpha": 40}, stain={"p": 1.0, "scale": 0.1, "shift": 0.01},

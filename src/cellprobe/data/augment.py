@@ -10,15 +10,14 @@ concentrations). albumentations' ``HEStain`` re-colours with H&E stain matrices 
 (cresyl violet) space and no per-stain scale/shift in skimage's Ruifrok-Johnston HED space; the colour-space
 conversions themselves are skimage's (``rgb2hed``/``hed2rgb``, ``separate_stains``/``combine_stains``).
 
-Dihedral views (``view`` 0..7) for feature caching and test-time augmentation are here too, with inverses.
+Dihedral views (``view`` 0..7) are :mod:`cellprobe.data.views`.
 
 Deterministic: ``Augmenter(config)(sample, seed)`` depends only on the sample, the config and the seed.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -26,7 +25,6 @@ from pydantic import Field, field_validator
 from cellprobe.config import StrictModel
 from cellprobe.data.sample import Sample
 
-T = TypeVar("T")
 IMAGE_FILL = 255  # out-of-image pixels after deformation: white (slide background); labels: 0
 
 
@@ -182,34 +180,3 @@ class Augmenter:
         inst, cls = out["masks"]
         return Sample(np.ascontiguousarray(out["image"], dtype=np.uint8), np.ascontiguousarray(inst, dtype=np.int32),
                       np.ascontiguousarray(cls, dtype=np.uint8), sample.meta)
-
-
-# --- dihedral views ----------------------------------------------------------------------------------------
-
-def inverse_view(view: int) -> int:
-    """The view undoing ``view``: quarter turns k → 4 - k; a turn followed by a flip is its own inverse."""
-    from cellprobe.encoders.views import check_view
-
-    view = check_view(view)
-    return (4 - view) % 4 if view < 4 else view
-
-
-def apply_view(x: T, view: int) -> T:
-    """Dihedral ``view`` of a :class:`Sample`, or of (H, W) / (H, W, C) arrays (one array or a tuple/list):
-    ``view % 4`` counter-clockwise quarter turns, then a horizontal flip if ``view >= 4`` (the convention of
-    :mod:`cellprobe.encoders.views`, which does the array work)."""
-    if isinstance(x, Sample):
-        return replace(x, image=apply_view(x.image, view), inst=apply_view(x.inst, view), cls=apply_view(x.cls, view))
-    if isinstance(x, tuple | list):
-        return type(x)(apply_view(a, view) for a in x)
-    from cellprobe.encoders.views import apply_view as view_array
-
-    arr = np.asarray(x)
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"apply_view takes (H, W) or (H, W, C) arrays, got shape {arr.shape}")
-    return np.ascontiguousarray(view_array(arr, view, channels_last=arr.ndim == 3))
-
-
-def invert_view(x: T, view: int) -> T:
-    """Undo :func:`apply_view` (e.g. bring a test-time-augmented prediction back to the original frame)."""
-    return apply_view(x, inverse_view(view))

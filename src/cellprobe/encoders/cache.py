@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from cellprobe import atomic
-from cellprobe.encoders.views import apply_view, check_view
+from cellprobe.data.views import check_view, view_array
 from cellprobe.errors import InputError
 
 FORMAT_VERSION = 1
@@ -287,7 +287,7 @@ def extract_features(encoder: Any, dataset: Any, root: str | Path, views: Sequen
                                                        f"be {first.shape} uint8 like item[0]")
                     batch.append(image)
                 x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).to(device=device, dtype=torch.float32)
-                x = apply_view(x / 255.0, cache.key.view).contiguous()
+                x = view_array(x / 255.0, cache.key.view).contiguous()
                 for out, tap in zip(outputs, encoder(x), strict=True):
                     out.append(tap.float().cpu().numpy().astype(DTYPE))
             cache.write_chunk(chunk, [np.concatenate(o) for o in outputs])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cellprobe.data.views import apply_view
 from cellprobe.encoders.cache import FeatureCache, extract_features
-from cellprobe.encoders.views import apply_view
 from cellprobe.training.build import TrainData
 from cellprobe.training.config import TrainConfig
 from cellprobe.training.datasets import CachedSet
@@ -20,11 +20,6 @@ class ViewTaps:
 
     def __call__(self, position: int, view: int) -> list[Any]:
         return self.caches[view][position]
-
-
-def view_image_or_map(x: Any, view: int) -> Any:
-    """Images (H, W, 3) and label maps (H, W) in dihedral ``view`` (the cache's convention)."""
-    return apply_view(x, view, channels_last=x.ndim == 3)
 
 
 def _extract(config: TrainConfig, encoder: Any, dataset: Any, views: tuple[int, ...]) -> list[FeatureCache]:
@@ -46,10 +41,10 @@ def cached_sets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[Cac
     (the identity view)."""
     views = tuple(range(config.cache_views))
     train_caches = _extract(config, encoder, data.train, views)
-    train = CachedSet(data.train, data.train_positions, ViewTaps(train_caches), view_image_or_map, config.targets)
+    train = CachedSet(data.train, data.train_positions, ViewTaps(train_caches), apply_view, config.targets)
     if data.val is data.train:
         val_caches = train_caches
     else:
         val_caches = _extract(config, encoder, data.val, (0,))
-    val = CachedSet(data.val, data.val_positions, ViewTaps(val_caches), view_image_or_map, config.targets)
+    val = CachedSet(data.val, data.val_positions, ViewTaps(val_caches), apply_view, config.targets)
     return train, val, len(views)

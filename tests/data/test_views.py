@@ -1,4 +1,4 @@
-"""Dihedral views: the convention shared by the feature cache and cached training."""
+"""Dihedral views: the convention shared by augmentation, the feature cache and cached training."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cellprobe.encoders.views import apply_view, apply_view_hw
+from cellprobe.data.views import view_array as apply_view
 
 
 def test_view_convention():
@@ -23,10 +23,11 @@ def test_numpy_torch_and_layouts_agree(view):
     rng = np.random.default_rng(view)
     hwc = rng.integers(0, 255, (4, 6, 3))
     chw = torch.from_numpy(hwc).permute(2, 0, 1)
-    want = apply_view_hw(hwc, view)
+    want = np.rot90(hwc, view % 4, axes=(0, 1))
+    want = want[:, ::-1] if view >= 4 else want
     assert np.array_equal(apply_view(hwc, view, channels_last=True), want)
     assert np.array_equal(apply_view(chw, view).permute(1, 2, 0).numpy(), want)
-    assert np.array_equal(apply_view_hw(hwc[..., 0], view), want[..., 0])
+    assert np.array_equal(apply_view(hwc[..., 0], view), want[..., 0])
 
 
 def test_bad_view():
