@@ -47,3 +47,21 @@ def test_dataset_with_other_classes_is_refused(run, tmp_path):
     ds = open_dataset(shared_data(), format="patches", split="test", class_names=("a", "b"))
     with pytest.raises(InputError, match="classes"):
         evaluate(run, ds, "test", out=tmp_path)
+
+
+def test_the_runs_own_dataset_is_read_with_the_runs_options(tmp_path):
+    from tests.training.tiny import make_tiny_data, tiny_config
+
+    from cellprobe.training.config import train_config
+    from cellprobe.training.evaluate import open_eval_data
+
+    data = make_tiny_data(tmp_path / "data")
+    cfg = tiny_config(data, tmp_path / "run")
+    cfg["data"]["options"] = {"class_names": ["tumour", "stroma"], "mpp": 0.5}
+    config = train_config(cfg)
+    same = open_eval_data(data, "test", run_config=config)
+    assert list(same.class_names) == ["tumour", "stroma"] and same.mpp == 0.5
+    # other options given, or another folder: the run's options are not imposed
+    assert list(open_eval_data(data, "test", run_config=config, class_names=("a", "b")).class_names) == ["a", "b"]
+    other = make_tiny_data(tmp_path / "other")
+    assert list(open_eval_data(other, "test", run_config=config).class_names) == ["class1", "class2"]

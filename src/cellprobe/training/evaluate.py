@@ -10,15 +10,29 @@ from cellprobe import atomic
 from cellprobe.data.sample import PatchDataset
 from cellprobe.errors import InputError
 from cellprobe.training import run as R
+from cellprobe.training.config import TrainConfig
 
 
 def open_eval_data(data: PatchDataset | str | Path, split: str | None, format: str | None = None,
-                   **options: Any) -> PatchDataset:
+                   run_config: TrainConfig | None = None, **options: Any) -> PatchDataset:
+    """``data`` at ``split``. The run's own training dataset (same folder), opened without options, gets the
+    run's reader format and options: the class names and µm/px given at training describe its other splits
+    too (the shared CoNSeP layout, say, ships no dataset.yaml)."""
     if isinstance(data, PatchDataset):
         return data
     from cellprobe.data import open_dataset
 
+    if run_config is not None and not options and _same_folder(data, run_config.data.path):
+        format = format or run_config.data.format
+        options = dict(run_config.data.options)
     return open_dataset(data, format=format, split=split, **options)
+
+
+def _same_folder(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
 
 
 def iter_predictions(segmenter: Any, dataset: PatchDataset, positions: Any, batch: int = 16, params: Any = None):
@@ -38,7 +52,7 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     from cellprobe.metrics import ConicAccumulator
 
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device)
-    dataset = open_eval_data(data, split, format, **options)
+    dataset = open_eval_data(data, split, format, seg.run.config, **options)
     if list(dataset.class_names) != seg.class_names:
         raise InputError(getattr(data, "root", data) if not isinstance(data, PatchDataset) else None,
                          f"dataset classes {list(dataset.class_names)} differ from the run's {seg.class_names}")

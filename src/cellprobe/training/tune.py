@@ -33,7 +33,7 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
         td = open_training_data(seg.run.config)
         dataset, positions = td.val, td.val_positions
     else:
-        dataset = open_eval_data(data, split, format, **options)
+        dataset = open_eval_data(data, split, format, seg.run.config, **options)
         positions = np.arange(len(dataset))
     with_types = metric in CLASS_METRICS
     predictions, truths = [], []
