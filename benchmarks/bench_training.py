@@ -7,7 +7,7 @@ components: per-patch seconds of augmentation, targets, encoder forward and deco
 quality: train on CoNSeP train (validation: 20 % of its source images), tune post-processing on the validation
          patches, evaluate on the CoNSeP test patches; pretrained and random weights.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_training.py speed --encoder efficientnet-lite0 --batches 12
+    nice -n 10 .venv/bin/python benchmarks/bench_training.py speed --encoders efficientnet-lite0 vit-b16 --subset 48
     nice -n 10 .venv/bin/python benchmarks/bench_training.py components --encoders efficientnet-lite0 vit-b16
     nice -n 10 .venv/bin/python benchmarks/bench_training.py quality --weights pretrained --out /tmp/seg/pre
 """
@@ -45,36 +45,60 @@ class EpochTimer(Callback):
         self.batches.append(self._n)
 
 
+def subset_of_train(data: Path, n: int, out: Path) -> Path:
+    """The first ``n`` patches of ``data``'s train split (whole source images first) in the ``patches`` layout,
+    losslessly (PNG of the decoded pixels): cached and online epochs of a large encoder on a CPU without
+    caching all 432 patches."""
+    import numpy as np
+
+    from cellprobe.data import open_dataset
+    from cellprobe.data.fixtures import write_patches
+
+    ds = open_dataset(data, format="patches", split="train")
+    samples = [ds[i] for i in range(min(n, len(ds)))]
+    root = out / f"consep-train-first{len(samples)}"
+    if not (root / "train" / "labels.npz").is_file():
+        write_patches(root / "train", np.stack([s.image for s in samples]), np.stack([s.inst for s in samples]),
+                      np.stack([s.cls for s in samples]), [s.meta.name for s in samples],
+                      [s.meta.source for s in samples])
+    return root
+
+
 def speed(args: argparse.Namespace) -> dict:
+    """Per encoder: a cached and an online training epoch of the same decoder on the same patches."""
     from cellprobe.training import train
-    from cellprobe.training.build import open_training_data
+    from cellprobe.training.build import build_encoder, open_training_data
+    from cellprobe.training.cached import cached_sets
     from cellprobe.training.config import train_config
 
     out = Path(args.out)
-    cache = Path(args.cache_dir) if args.cache_dir else out / "feature_cache"
-    results = {}
-    for mode in ("cached", "online"):
-        overrides = {"output": str(out / f"{args.encoder}-{args.weights}-{mode}"), "encoder.name": args.encoder,
-                     "encoder.weights": args.weights, "data.path": str(args.data), "epochs": 1,
-                     "cache_features": mode == "cached", "cache_dir": str(cache), "trainer.progress": False,
-                     "trainer.limit_train_batches": args.batches, "trainer.threads": args.threads,
-                     "cache_views": args.cache_views}
-        cfg = train_config(CONFIG, overrides)
-        if mode == "cached":  # build the cache outside the timed epoch
-            from cellprobe.training.build import build_encoder
-            from cellprobe.training.cached import cached_sets
-
-            t0 = time.perf_counter()
-            cached_sets(cfg, open_training_data(cfg), build_encoder(cfg))
-            results["cache_build_s"] = round(time.perf_counter() - t0, 1)
-        timer = EpochTimer()
-        train(cfg, callbacks=[timer])
-        n_train = len(open_training_data(cfg).train_positions)
-        per_batch = timer.seconds[0] / timer.batches[0]
-        epoch = per_batch * math.ceil(n_train / cfg.batch_size)
-        results[mode] = {"batches_timed": timer.batches[0], "seconds_timed": round(timer.seconds[0], 1),
-                         "s_per_patch": round(per_batch / cfg.batch_size, 3), "s_per_epoch": round(epoch, 1)}
-    results["online_over_cached"] = round(results["online"]["s_per_epoch"] / results["cached"]["s_per_epoch"], 2)
+    data = subset_of_train(Path(args.data), args.subset, out) if args.subset else Path(args.data)
+    results: dict = {"data": str(data), "threads": args.threads}
+    for name in args.encoders:
+        weights = args.weights if name == "efficientnet-lite0" else "random"
+        cache = Path(args.cache_dir) if args.cache_dir else out / f"cache-{name}-{weights}"
+        row: dict = {"weights": weights}
+        for mode in ("cached", "online"):
+            overrides = {"output": str(out / f"{name}-{weights}-{mode}"), "encoder.name": name,
+                         "encoder.weights": weights, "data.path": str(data), "epochs": 1,
+                         "cache_features": mode == "cached", "cache_dir": str(cache), "trainer.progress": False,
+                         "trainer.limit_train_batches": args.batches, "trainer.threads": args.threads,
+                         "cache_views": args.cache_views}
+            cfg = train_config(CONFIG, overrides)
+            if mode == "cached":  # build the cache outside the timed epoch
+                t0 = time.perf_counter()
+                cached_sets(cfg, open_training_data(cfg), build_encoder(cfg))
+                row["cache_build_s"] = round(time.perf_counter() - t0, 1)
+            timer = EpochTimer()
+            train(cfg, callbacks=[timer])
+            n_train = len(open_training_data(cfg).train_positions)
+            per_batch = timer.seconds[0] / timer.batches[0]
+            row[mode] = {"batches_timed": timer.batches[0], "seconds_timed": round(timer.seconds[0], 1),
+                         "s_per_patch": round(per_batch / cfg.batch_size, 3),
+                         "s_per_epoch": round(per_batch * math.ceil(n_train / cfg.batch_size), 1)}
+        row["online_over_cached"] = round(row["online"]["s_per_epoch"] / row["cached"]["s_per_epoch"], 2)
+        results[name] = row
+        print(json.dumps({name: row}), flush=True)
     return results
 
 
@@ -171,14 +195,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=("speed", "components", "quality"))
     p.add_argument("--data", default=str(CONSEP))
-    p.add_argument("--encoder", default="efficientnet-lite0")
     p.add_argument("--weights", default="pretrained")
     p.add_argument("--batches", type=int, default=12, help="speed: batches timed per mode")
     p.add_argument("--epochs", type=int, default=None, help="quality: override the config's epochs")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache-views", type=int, default=8, help="speed: dihedral views cached (1 or 8)")
-    p.add_argument("--cache-dir", default=None, help="speed: reuse this feature cache")
-    p.add_argument("--encoders", nargs="+", default=["efficientnet-lite0"], help="components: encoders timed")
+    p.add_argument("--cache-dir", default=None, help="speed: reuse this feature cache (one encoder)")
+    p.add_argument("--encoders", nargs="+", default=["efficientnet-lite0"],
+                   help="speed, components: encoders timed (all but efficientnet-lite0 with random weights)")
+    p.add_argument("--subset", type=int, default=None,
+                   help="speed: train on the first N training patches only (large encoders on a CPU)")
     p.add_argument("--set", action="append", help="quality: extra config overrides KEY=VALUE")
     p.add_argument("--out", default="/tmp/cellprobe-bench-training")
     args = p.parse_args()

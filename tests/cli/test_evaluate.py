@@ -22,6 +22,16 @@ def test_evaluate_writes_metrics_and_per_image_table(cli, run, tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["num_images"] == 4 and metrics["class_names"] == ["class1", "class2"]
     assert len(pd.read_csv(tmp_path / "per_image.csv")) == 4
+    assert metrics["evaluation"]["tta_views"] == 1
+
+
+def test_evaluate_with_tta(cli, run, tmp_path):
+    rc, _, err = cli("evaluate", run, "--data", shared_data(), "--format", "patches", "--out", tmp_path,
+                     "--device", "cpu", "--tta", "8")
+    assert rc == 0, err
+    assert json.loads((tmp_path / "metrics.json").read_text())["evaluation"]["tta_views"] == 8
+    rc, _, err = cli("evaluate", run, "--data", shared_data(), "--out", tmp_path, "--tta", "9")
+    assert rc == 2 and "--tta" in err and "less than or equal to 8" in err
 
 
 def test_not_a_run_or_another_version(cli, tmp_path):

@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", "-o", help="Folder for metrics.json and per_image.csv "
                                                                   "(default: the run folder)."),
         device: str | None = typer.Option(None, help="cpu, cuda, ... (default: a GPU when there is one)."),
+        tta: int = typer.Option(1, "--tta", min=1, max=8, help="Dihedral views averaged per patch (1: none, 8: all)."),
     ) -> None:
         """Predict every patch, post-process with the run's thresholds, write metrics.json and per_image.csv."""
         from rich.console import Console
@@ -25,7 +26,8 @@ def register(app: typer.Typer) -> None:
 
         from cellprobe.training.evaluate import evaluate
 
-        result = evaluate(run, data, split, checkpoint=checkpoint, out=out, device=device, format=format)
+        result = evaluate(run, data, split, checkpoint=checkpoint, out=out, device=device, format=format,
+                          tta=tta)
         s = result.summary
         table = Table(title=f"{run} on {data} [{split}]")
         for col in ("images", "PQ", "mPQ+", "R²", "F1 det", "AJI"):

@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
         tile: int = typer.Option(256, help="Sliding-window side in pixels (multiple of 32)."),
         overlap: int = typer.Option(64, help="Pixels shared by neighbouring windows."),
         device: str | None = typer.Option(None, help="cpu, cuda, ... (default: a GPU when there is one)."),
+        tta: int = typer.Option(1, "--tta", min=1, max=8, help="Dihedral views averaged per patch (1: none, 8: all)."),
     ) -> None:
         """Write <name>_inst.tif, <name>_class.tif, <name>_overlay.png and <name>.geojson (QuPath) per image."""
         from rich.progress import Progress
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
         files = collect_inputs(inputs)
         window = parse_config(WindowConfig, {"tile": tile, "overlap": overlap}, "--tile/--overlap")
-        segmenter = Segmenter(run, checkpoint=checkpoint, device=device, window=window)
+        segmenter = Segmenter(run, checkpoint=checkpoint, device=device, window=window, tta=tta)
         with Progress(transient=True) as bar:
             task = bar.add_task("predicting", total=len(files))
             predict_files(segmenter, files, out, progress=lambda _p: bar.advance(task))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cellprobe.errors import InputError
+from cellprobe.inference.tta import dihedral_tta
 from cellprobe.inference.window import WindowConfig, predict_maps
 from cellprobe.training.run import POSTPROCESS, Run
 
@@ -45,7 +46,8 @@ class Segmenter:
     """``maps(image)`` → probability/distance maps; ``segment(image)`` → (inst, class map, {id: class})."""
 
     def __init__(self, run: Run | str | Path, checkpoint: str = "best", device: str | None = None,
-                 window: WindowConfig | None = None) -> None:
+                 window: WindowConfig | None = None, tta: int = 1) -> None:
+        """``tta``: dihedral views averaged per window (1: none, 8: all; :mod:`cellprobe.inference.tta`)."""
         from cellprobe.training.build import (
             build_encoder,
             build_module,
@@ -68,9 +70,11 @@ class Segmenter:
         self.module = module.eval().to(self.device)
         self.window = window or WindowConfig()
         self.params = load_postprocess(self.run.path)
+        self.tta = tta
+        self._forward = dihedral_tta(self._network, tta)
 
     @torch.no_grad()
-    def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _network(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.module(batch.to(self.device))
 
     def maps(self, image: np.ndarray) -> dict[str, np.ndarray]:

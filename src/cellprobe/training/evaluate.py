@@ -45,13 +45,14 @@ def iter_predictions(segmenter: Any, dataset: PatchDataset, positions: Any, batc
 
 def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | None = "test", *,
              checkpoint: str = "best", out: str | Path | None = None, device: str | None = None,
-             format: str | None = None, workers: int = 1, **options: Any):
+             format: str | None = None, workers: int = 1, tta: int = 1, **options: Any):
     """Score the run on ``data`` (a PatchDataset, or a dataset path opened with ``format``/``options`` at
-    ``split``). Writes ``metrics.json`` and ``per_image.csv`` into ``out`` (default: the run folder)."""
+    ``split``), averaging ``tta`` dihedral views per patch. Writes ``metrics.json`` and ``per_image.csv``
+    into ``out`` (default: the run folder)."""
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.metrics import ConicAccumulator
 
-    seg = Segmenter(run_dir, checkpoint=checkpoint, device=device)
+    seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     dataset = open_eval_data(data, split, format, seg.run.config, **options)
     if list(dataset.class_names) != seg.class_names:
         raise InputError(getattr(data, "root", data) if not isinstance(data, PatchDataset) else None,
@@ -64,7 +65,7 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     out_dir = Path(out) if out is not None else Path(run_dir)
     record = {**result.to_dict(), "evaluation": {
         "data": str(data) if not isinstance(data, PatchDataset) else getattr(data, "name", type(data).__name__),
-        "split": split, "checkpoint": checkpoint, "postprocess": seg.params.model_dump(mode="json")}}
+        "split": split, "checkpoint": checkpoint, "tta_views": tta, "postprocess": seg.params.model_dump(mode="json")}}
     atomic.write_json(out_dir / R.METRICS, record)
     result.write(csv_path=out_dir / R.PER_IMAGE)
     return result

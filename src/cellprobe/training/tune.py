@@ -19,16 +19,18 @@ from cellprobe.training import run as R
 
 def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, split: str | None = None, *,
          metric: str = "pq", grid: Mapping[str, Sequence] | None = None, checkpoint: str = "best",
-         device: str | None = None, format: str | None = None, **options: Any):
+         device: str | None = None, format: str | None = None, tta: int = 1, **options: Any):
     """Tune on ``data`` at ``split`` (default: the run's own validation patches, split by source image as in
-    training) for the summary ``metric``; writes ``postprocess.json`` and ``tune.csv``; returns the params."""
+    training) for the summary ``metric``, on maps averaged over ``tta`` dihedral views (tune with the ``tta``
+    you evaluate with: averaged maps are smoother); writes ``postprocess.json`` and ``tune.csv``; returns the
+    params."""
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.postprocess import MapPrediction, tune_params
     from cellprobe.postprocess.tune import CLASS_METRICS
     from cellprobe.training.build import open_training_data
     from cellprobe.training.evaluate import iter_predictions, open_eval_data
 
-    seg = Segmenter(run_dir, checkpoint=checkpoint, device=device)
+    seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     if data is None:
         td = open_training_data(seg.run.config)
         dataset, positions = td.val, td.val_positions
