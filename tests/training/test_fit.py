@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -54,6 +55,9 @@ def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
     assert json.loads((resumed / R.STAMP).read_text())["info"]["resumed"] is True
+    logs = resumed / R.LOGS
+    earlier, latest = pd.read_csv(logs / "metrics.session-0.csv"), pd.read_csv(logs / "metrics.csv")
+    assert set(earlier["epoch"].dropna()) == {0} and set(latest["epoch"].dropna()) == {1}  # nothing lost
 
     # a finished run returns at once (also with other runtime settings); another config is refused
     assert train(cfg) == run_dir

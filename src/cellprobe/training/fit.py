@@ -9,8 +9,11 @@ on a finished run it returns at once.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,15 @@ def _precision(config: TrainConfig) -> str:
     return "16-mixed" if gpu else "32-true"
 
 
+def _keep_earlier_logs(run_dir: Path) -> None:
+    """Lightning's CSVLogger deletes a metrics.csv it finds when it starts; a resumed run first moves the
+    earlier sessions' rows to ``metrics.session-<k>.csv`` (k = 0, 1, ...), so no epoch's log is lost."""
+    log = run_dir / R.LOGS / "metrics.csv"
+    if log.is_file():
+        k = len(list(log.parent.glob("metrics.session-*.csv")))
+        log.rename(log.parent / f"metrics.session-{k}.csv")
+
+
 def _loggers(run_dir: Path) -> list[Any]:
     from lightning.pytorch.loggers import CSVLogger
 
@@ -111,6 +123,23 @@ def _datasets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[Any, 
     return cached_sets(config, data, encoder)
 
 
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence what Lightning prints on every fit that says nothing about this run: the run folder is never
+    empty (config.yaml and run.json come first, by design), the cloud-logger advertisement, and a deprecation
+    inside Lightning itself. Every other warning still shows."""
+    tip = logging.getLogger("lightning.pytorch.trainer.connectors.logger_connector.logger_connector")
+    level = tip.level
+    tip.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            yield
+    finally:
+        tip.setLevel(level)
+
+
 def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Sequence[Any] = (),
           overrides: dict[str, Any] | None = None) -> Path:
     """Train (or resume, or find finished) the run of ``config``; returns the run folder.
@@ -132,6 +161,8 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
     identity = encoder_identity(encoder, num_classes, data.class_names, cfg)
     stamp = R.RunStamp(encoder=identity, class_names=data.class_names, mpp=getattr(data.train, "mpp", None))
     stamp.write(run_dir)
+    if resume is not None and L.pytorch.utilities.rank_zero_only.rank == 0:
+        _keep_earlier_logs(run_dir)
     train_set, val_set, views = _datasets(cfg, data, encoder)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # the same initial weights in both modes
     module = build_module(cfg, identity, None if cfg.cache_features else encoder,
@@ -154,8 +185,9 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
         use_distributed_sampler=False,  # our sampler shards by rank itself
         num_sanity_val_steps=0,
     )
-    trainer.fit(module, datamodule=SegmenterData(train_set, val_set, cfg, views),
-                ckpt_path=str(resume) if resume else None, weights_only=True)
+    with _quiet_lightning():
+        trainer.fit(module, datamodule=SegmenterData(train_set, val_set, cfg, views),
+                    ckpt_path=str(resume) if resume else None, weights_only=True)
     if trainer.interrupted:  # Ctrl-C: Lightning returns; the run stays resumable
         return run_dir
     if trainer.is_global_zero:
