@@ -21,7 +21,7 @@ def run(tmp_path_factory):
 
 
 def test_tune_then_evaluate(run, tmp_path):
-    params = tune(run, grid={"fg_threshold": [0.3, 0.5], "min_size": [3, 10]})
+    params = tune(run, grid={"fg_threshold": [0.3, 0.5], "min_size": [3, 10]}, search="grid")
     assert isinstance(params, PostprocessParams)
     saved = PostprocessParams.model_validate_json((run / R.POSTPROCESS).read_text())
     assert saved == params

@@ -15,6 +15,8 @@ def register(app: typer.Typer) -> None:
                                                                     "validation patches."),
         split: str | None = typer.Option(None, "--split", help="Split of --data."),
         metric: str = typer.Option("pq", help="Summary metric to maximise (pq, mpq_plus, aji, ...)."),
+        search: str = typer.Option("coordinate", help="coordinate (one parameter at a time, default) or grid "
+                                                       "(every combination)."),
         checkpoint: str = typer.Option("best", help="best or last."),
         device: str | None = typer.Option(None, help="cpu, cuda, ... (default: a GPU when there is one)."),
         tta: int = typer.Option(1, "--tta", min=1, max=8, help="Dihedral views averaged per patch (1: none, 8: all)."),
@@ -22,5 +24,6 @@ def register(app: typer.Typer) -> None:
         """Grid-search the watershed thresholds and save them in the run's postprocess.json."""
         from cellprobe.training.tune import tune
 
-        params = tune(run, data, split, metric=metric, checkpoint=checkpoint, device=device, tta=tta)
+        params = tune(run, data, split, metric=metric, search=search, checkpoint=checkpoint, device=device,
+                      tta=tta)
         typer.echo(f"wrote {run / 'postprocess.json'}: {params.model_dump_json()}")

@@ -59,10 +59,13 @@ class HoverParams(StrictModel):
         return value
 
 
-#: grid searched by :func:`cellprobe.postprocess.tune_params` when none is given (81 settings)
+#: values searched by :func:`cellprobe.postprocess.tune_params` when none are given. Wide on purpose: decoders
+#: trained briefly (or on weak encoders) give soft distance maps, whose contours only show with a long step
+#: and a low threshold; the coordinate search tries about 25 settings a round.
 DEFAULT_GRID: dict[str, list] = {
-    "fg_threshold": [0.4, 0.5, 0.6],
-    "body_threshold": [0.4, 0.5, 0.6],
-    "contour_threshold": [0.3, 0.5, 0.7],
-    "min_size": [3, 10, 30],
+    "fg_threshold": [0.3, 0.4, 0.5, 0.6, 0.7],
+    "body_threshold": [0.3, 0.4, 0.5, 0.6, 0.7],
+    "contour_threshold": [0.05, 0.1, 0.2, 0.3, 0.5, 0.7],
+    "contour_step": [1, 2, 3, 4, 6],
+    "min_size": [3, 10, 20, 30, 50],
 }

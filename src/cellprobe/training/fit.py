@@ -167,25 +167,25 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # the same initial weights in both modes
     module = build_module(cfg, identity, None if cfg.cache_features else encoder,
                           resolve_class_weights(cfg, data, num_classes))
-    trainer = L.Trainer(
-        default_root_dir=str(run_dir),
-        max_epochs=cfg.epochs,
-        accelerator=cfg.trainer.accelerator,
-        devices=cfg.trainer.devices,
-        strategy=cfg.trainer.strategy,
-        precision=_precision(cfg),
-        callbacks=_callbacks(cfg, run_dir, callbacks),
-        logger=_loggers(run_dir),
-        plugins=[AtomicCheckpointIO()],
-        log_every_n_steps=cfg.trainer.log_every_n_steps,
-        limit_train_batches=cfg.trainer.limit_train_batches,
-        max_time=None if cfg.trainer.max_minutes is None else {"minutes": cfg.trainer.max_minutes},
-        enable_progress_bar=cfg.trainer.progress,
-        enable_model_summary=False,
-        use_distributed_sampler=False,  # our sampler shards by rank itself
-        num_sanity_val_steps=0,
-    )
     with _quiet_lightning():
+        trainer = L.Trainer(
+            default_root_dir=str(run_dir),
+            max_epochs=cfg.epochs,
+            accelerator=cfg.trainer.accelerator,
+            devices=cfg.trainer.devices,
+            strategy=cfg.trainer.strategy,
+            precision=_precision(cfg),
+            callbacks=_callbacks(cfg, run_dir, callbacks),
+            logger=_loggers(run_dir),
+            plugins=[AtomicCheckpointIO()],
+            log_every_n_steps=cfg.trainer.log_every_n_steps,
+            limit_train_batches=cfg.trainer.limit_train_batches,
+            max_time=None if cfg.trainer.max_minutes is None else {"minutes": cfg.trainer.max_minutes},
+            enable_progress_bar=cfg.trainer.progress,
+            enable_model_summary=False,
+            use_distributed_sampler=False,  # our sampler shards by rank itself
+            num_sanity_val_steps=0,
+        )
         trainer.fit(module, datamodule=SegmenterData(train_set, val_set, cfg, views),
                     ckpt_path=str(resume) if resume else None, weights_only=True)
     if trainer.interrupted:  # Ctrl-C: Lightning returns; the run stays resumable

@@ -18,7 +18,8 @@ from cellprobe.training import run as R
 
 
 def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, split: str | None = None, *,
-         metric: str = "pq", grid: Mapping[str, Sequence] | None = None, checkpoint: str = "best",
+         metric: str = "pq", grid: Mapping[str, Sequence] | None = None, search: str = "coordinate",
+         checkpoint: str = "best",
          device: str | None = None, format: str | None = None, tta: int = 1, **options: Any):
     """Tune on ``data`` at ``split`` (default: the run's own validation patches, split by source image as in
     training) for the summary ``metric``, on maps averaged over ``tta`` dihedral views (tune with the ``tta``
@@ -42,8 +43,8 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
     for sample, maps in iter_predictions(seg, dataset, positions):
         predictions.append(MapPrediction(maps["semantic"], maps["distance"], maps["types"] if with_types else None))
         truths.append((sample.inst, sample.cls))
-    result = tune_params(predictions, truths, grid, metric, base=seg.params, num_classes=seg.num_classes,
-                         mpp=dataset.mpp)
+    result = tune_params(predictions, truths, grid, metric, search=search, base=seg.params,
+                         num_classes=seg.num_classes, mpp=dataset.mpp)
     run_path = Path(run_dir)
     atomic.write_text(run_path / R.POSTPROCESS, result.best.model_dump_json(indent=2) + "\n")
     atomic.write_text(run_path / "tune.csv", result.table.to_csv(index=False))
