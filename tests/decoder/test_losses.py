@@ -85,3 +85,22 @@ def test_class_weights_from_counts():
     assert class_weights_from_counts([0, 0]) == [1.0, 1.0]
     with pytest.raises(ValueError, match="class weights"):
         CellLoss(3, class_weights=[1.0, 1.0])
+
+
+def test_semantic_weights_weigh_the_cross_entropy_per_class():
+    """Errors on the boundary class cost ``semantic_weights[1]`` times as much; the weights stay out of the
+    state dict (they come from the config, so older checkpoints still load)."""
+    torch.manual_seed(0)
+    out = {"semantic": torch.randn(2, 3, 8, 8), "distance": torch.zeros(2, 4, 8, 8), "types": torch.randn(2, 3, 8, 8)}
+    batch = {"semantic": torch.ones(2, 8, 8, dtype=torch.long), "distance": torch.zeros(2, 4, 8, 8),
+             "cls": torch.zeros(2, 8, 8, dtype=torch.long)}  # every pixel boundary
+    plain = CellLoss(2)(out, batch)[1]["semantic_ce"]
+    weighted_loss = CellLoss(2, LossConfig(semantic_weights=(1.0, 5.0, 1.0)))
+    weighted = weighted_loss(out, batch)[1]["semantic_ce"]
+    # one class present: the weighted mean equals the plain mean (weights cancel)
+    assert weighted.item() == pytest.approx(plain.item())
+    batch["semantic"][0] = 0  # half background: the boundary half now counts 5×
+    ce = torch.nn.functional.cross_entropy(out["semantic"], batch["semantic"], reduction="none")
+    want = (ce[0].sum() + 5 * ce[1].sum()) / (64 + 5 * 64)
+    assert weighted_loss(out, batch)[1]["semantic_ce"].item() == pytest.approx(want.item(), rel=1e-5)
+    assert "semantic_weights" not in weighted_loss.state_dict()

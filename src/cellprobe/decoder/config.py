@@ -40,6 +40,8 @@ class LossConfig(StrictModel):
     ``class_weights``: weights of the type cross-entropy over classes 0..C (background first); ``"auto"``
     uses inverse square-root pixel frequencies of the training targets (rare classes count more), ``None``
     leaves all classes at 1.
+    ``semantic_weights``: weights of the semantic cross-entropy per class (background, boundary, body); the
+    boundary band between touching cells is a few per cent of the pixels, yet it is what separates them.
     ``tversky_alpha`` penalises false positives, ``tversky_beta`` false negatives (beta > alpha favours
     recall of rare cell types).
     """
@@ -53,4 +55,5 @@ class LossConfig(StrictModel):
     tversky_alpha: float = Field(0.3, ge=0)
     tversky_beta: float = Field(0.7, ge=0)
     class_weights: list[float] | Literal["auto"] | None = "auto"
+    semantic_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # CE weights: background, boundary, body
     distance_background: float = Field(0.1, ge=0, le=1)  # L1 weight of background pixels (target 0 there)

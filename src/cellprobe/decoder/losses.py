@@ -1,6 +1,6 @@
 """The training losses of the three heads, weighted by :class:`~cellprobe.decoder.config.LossConfig`.
 
-- semantic (background / boundary / body): cross-entropy + soft Dice;
+- semantic (background / boundary / body): cross-entropy (optionally class-weighted) + soft Dice;
 - distances (4 maps in [-1, 1]): L1 (background pixels down-weighted: their target is 0 and they are most of
   the image) + gradient loss (squared difference of Sobel derivatives inside nuclei, where the maps carry the
   information that separates touching nuclei, as in HoVer-Net);
@@ -89,12 +89,14 @@ class CellLoss(nn.Module):
             raise ValueError(f"{len(class_weights)} class weights for {num_classes} classes + background")
         weights = torch.ones(num_classes + 1) if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights)
+        self.register_buffer("semantic_weights", torch.tensor(self.config.semantic_weights, dtype=torch.float32),
+                             persistent=False)  # from the config; not in checkpoints
 
     def forward(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c = self.config
         semantic, cls = batch["semantic"].long(), batch["cls"].long()
         terms = {
-            "semantic_ce": F.cross_entropy(out["semantic"].float(), semantic),
+            "semantic_ce": F.cross_entropy(out["semantic"].float(), semantic, weight=self.semantic_weights),
             "semantic_dice": soft_dice_loss(out["semantic"], semantic),
             "types_ce": F.cross_entropy(out["types"].float(), cls, weight=self.class_weights),
             "types_tversky": tversky_loss(out["types"], cls, c.tversky_alpha, c.tversky_beta),
