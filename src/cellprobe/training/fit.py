@@ -128,16 +128,19 @@ def _quiet_lightning() -> Iterator[None]:
     """Silence what Lightning prints on every fit that says nothing about this run: the run folder is never
     empty (config.yaml and run.json come first, by design), the cloud-logger advertisement, and a deprecation
     inside Lightning itself. Every other warning still shows."""
-    tip = logging.getLogger("lightning.pytorch.trainer.connectors.logger_connector.logger_connector")
-    level = tip.level
-    tip.setLevel(logging.WARNING)
+    from lightning_utilities.core import rank_zero
+
+    def no_tip(record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.msg)
+
+    rank_zero.log.addFilter(no_tip)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
             yield
     finally:
-        tip.setLevel(level)
+        rank_zero.log.removeFilter(no_tip)
 
 
 def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Sequence[Any] = (),
