@@ -126,8 +126,8 @@ def _datasets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[Any, 
 @contextlib.contextmanager
 def _quiet_lightning() -> Iterator[None]:
     """Silence what Lightning prints on every fit that says nothing about this run: the run folder is never
-    empty (config.yaml and run.json come first, by design), the cloud-logger advertisement, and a deprecation
-    inside Lightning itself. Every other warning still shows."""
+    empty (config.yaml and run.json come first, by design), nor is a resumed run's log folder, the
+    cloud-logger advertisement, and a deprecation inside Lightning itself. Every other warning still shows."""
     from lightning_utilities.core import rank_zero
 
     def no_tip(record: logging.LogRecord) -> bool:
@@ -137,6 +137,8 @@ def _quiet_lightning() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            # its CSV logger deletes an old metrics.csv: _keep_earlier_logs has moved it away already
+            warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
             yield
     finally:
