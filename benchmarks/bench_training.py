@@ -178,13 +178,13 @@ def quality(args: argparse.Namespace) -> dict:
     t1 = time.perf_counter()
     from cellprobe.training import evaluate, tune
 
-    params = tune(run_dir)
+    params = tune(run_dir, tta=args.tta)
     t2 = time.perf_counter()
-    result = evaluate(run_dir, args.data, "test")
+    result = evaluate(run_dir, args.data, "test", tta=args.tta)
     t3 = time.perf_counter()
     s = result.summary
     stamp = json.loads((run_dir / "run.json").read_text())
-    return {"weights": args.weights, "run": str(run_dir), "bpq": s["pq"], "mpq_plus": s["mpq_plus"],
+    return {"weights": args.weights, "run": str(run_dir), "tta": args.tta, "bpq": s["pq"], "mpq_plus": s["mpq_plus"],
             "pq_per_class": s["pq_per_class"], "r2": s["r2"], "f1_detection": s.get("f1_detection"),
             "aji": s["aji"], "epochs": stamp["info"].get("epochs"), "best_val_loss": stamp["info"].get("best_val_loss"),
             "train_s": round(t1 - t0, 1), "tune_s": round(t2 - t1, 1), "eval_s": round(t3 - t2, 1),
@@ -206,6 +206,7 @@ def main() -> None:
     p.add_argument("--subset", type=int, default=None,
                    help="speed: train on the first N training patches only (large encoders on a CPU)")
     p.add_argument("--set", action="append", help="quality: extra config overrides KEY=VALUE")
+    p.add_argument("--tta", type=int, default=1, help="quality: dihedral views averaged in tune and evaluate")
     p.add_argument("--out", default="/tmp/cellprobe-bench-training")
     args = p.parse_args()
     res = {"speed": speed, "components": components, "quality": quality}[args.what](args)
