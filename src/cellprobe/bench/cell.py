@@ -1,5 +1,5 @@
-"""One benchmark cell through the training API: train a decoder on a frozen encoder, evaluate it on the test
-split, keep a few predictions for the report."""
+"""One benchmark cell through the training API: train a decoder on a frozen encoder, tune its post-processing on
+the validation patches, evaluate it on the test split, keep a few predictions for the report."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def examples(run_dir: Path, dataset, count: int) -> dict[str, np.ndarray] | None
 
 
 def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
-    """Train (or resume) the cell's run, evaluate it on the test split, keep examples."""
+    """Train (or resume) the cell's run, tune it on validation, evaluate it on the test split, keep examples."""
     from cellprobe.data import open_dataset
 
     # from the submodules: once cellprobe.training.evaluate (the module) is imported, the package attribute
@@ -70,15 +70,19 @@ def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
     from cellprobe.training.evaluate import evaluate
     from cellprobe.training.fit import train
     from cellprobe.training.run import read_stamp
+    from cellprobe.training.tune import tune
 
     t0 = time.perf_counter()
     run_dir = Path(train(training_overrides(task, work_dir / "run"), callbacks=[_epoch_callback(task)]))
     if read_stamp(run_dir).status != "finished":  # interrupted: leave the cell unfinished (resumable)
         raise KeyboardInterrupt(f"training of {task.cell.cell_id} was interrupted")
     t1 = time.perf_counter()
+    if task.config.tune:
+        tune(run_dir, metric=task.config.tune_metric, tta=task.config.tta)
+    t_tune = time.perf_counter()
     test = open_dataset(task.dataset.path, format=task.dataset.format, split=task.fold.test,
                         **task.dataset.options)
-    score = evaluate(run_dir, test, task.fold.test)
+    score = evaluate(run_dir, test, task.fold.test, tta=task.config.tta)
     t2 = time.perf_counter()
     per_image = score.per_image.copy()
     if len(per_image) != len(test):
@@ -88,7 +92,8 @@ def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
     per_image.index.name = "image"
     if any(m.tissue for m in metas):
         per_image["tissue"] = [m.tissue or "" for m in metas]
-    info = {"seconds_train": round(t1 - t0, 2), "seconds_eval": round(t2 - t1, 2),
+    info = {"seconds_train": round(t1 - t0, 2), "seconds_tune": round(t_tune - t1, 2),
+            "seconds_eval": round(t2 - t_tune, 2),
             "run_dir": str(run_dir.relative_to(work_dir)) if run_dir.is_relative_to(work_dir) else str(run_dir),
             "n_test_images": len(test)}
     return CellOutput(score.summary, per_image, info, examples(run_dir, test, task.config.examples))

@@ -44,6 +44,11 @@ class BenchConfig(StrictModel):
     training: dict[str, Any] = Field(default_factory=dict)  # training config overrides (training module's keys)
     feature_cache: bool = True  # train on cached frozen features (shared by cells of one encoder)
     examples: int = Field(3, ge=0)  # test patches with predictions kept per cell for the report
+    # every cell fits its post-processing thresholds on its own validation patches before the test split is
+    # scored (the watershed thresholds that suit one decoder's maps do not suit another's)
+    tune: bool = True
+    tune_metric: str = "pq"
+    tta: int = Field(1, ge=1, le=8)  # dihedral views averaged in tuning and evaluation
     on_error: Literal["stop", "continue"] = "continue"
 
     @model_validator(mode="after")

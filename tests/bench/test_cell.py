@@ -1,0 +1,46 @@
+"""A real benchmark cell on tiny data: train, tune on the validation patches, evaluate on test, examples."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.training.tiny import TINY_DECODER, make_tiny_data
+
+from cellprobe.bench.cell import run_cell
+from cellprobe.bench.config import BenchConfig
+from cellprobe.bench.runner import expand
+from cellprobe.training import run as R
+
+
+def _config(data, **changes) -> BenchConfig:
+    return BenchConfig.model_validate({
+        "datasets": [{"name": "tiny", "path": str(data), "format": "patches",
+                      "folds": [{"train": "train", "val": None, "test": "test"}]}],
+        "encoders": [{"name": "efficientnet-lite0", "weights": ["random"]}],
+        "training": {"epochs": 1, "batch_size": 4, "cache_views": 1, "decoder": dict(TINY_DECODER),
+                     "data": {"val_fraction": 0.25}, "trainer": {"accelerator": "cpu", "progress": False}},
+        "examples": 2, **changes})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_tiny_data(tmp_path_factory.mktemp("cell-data"))
+
+
+def test_a_cell_tunes_on_validation_then_scores_the_test_split(data, tmp_path):
+    task = next(expand(_config(data, tta=2)))
+    out = run_cell(task, tmp_path)
+    run_dir = tmp_path / out.info["run_dir"]
+    tuned = json.loads((run_dir / R.POSTPROCESS).read_text())  # written by the tuning step
+    assert (run_dir / "tune.csv").is_file() and set(tuned) >= {"fg_threshold", "contour_step"}
+    assert out.info["n_test_images"] == 4 and len(out.per_image) == 4 and out.info["seconds_tune"] > 0
+    assert 0.0 <= out.summary["pq"] <= 1.0
+    assert out.examples["pred_inst"].shape == (2, 64, 64)
+    metrics = json.loads((run_dir / R.METRICS).read_text())
+    assert metrics["evaluation"]["tta_views"] == 2 and metrics["evaluation"]["postprocess"] == tuned
+
+
+def test_tuning_can_be_switched_off(data, tmp_path):
+    out = run_cell(next(expand(_config(data, tune=False))), tmp_path)
+    assert not (tmp_path / out.info["run_dir"] / R.POSTPROCESS).exists()
