@@ -45,6 +45,17 @@ class EpochTimer(Callback):
         self.batches.append(self._n)
 
 
+def extra_overrides(args: argparse.Namespace) -> dict:
+    """``--set KEY=VALUE`` config overrides, values read as YAML."""
+    import yaml
+
+    out = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def subset_of_train(data: Path, n: int, out: Path) -> Path:
     """The first ``n`` patches of ``data``'s train split (whole source images first) in the ``patches`` layout,
     losslessly (PNG of the decoded pixels): cached and online epochs of a large encoder on a CPU without
@@ -83,7 +94,7 @@ def speed(args: argparse.Namespace) -> dict:
                          "encoder.weights": weights, "data.path": str(data), "epochs": 1,
                          "cache_features": mode == "cached", "cache_dir": str(cache), "trainer.progress": False,
                          "trainer.limit_train_batches": args.batches, "trainer.threads": args.threads,
-                         "cache_views": args.cache_views}
+                         "cache_views": args.cache_views, **extra_overrides(args)}
             cfg = train_config(CONFIG, overrides)
             if mode == "cached":  # build the cache outside the timed epoch
                 t0 = time.perf_counter()
@@ -164,14 +175,9 @@ def quality(args: argparse.Namespace) -> dict:
     from cellprobe.training.config import train_config
 
     overrides = {"output": str(args.out), "encoder.weights": args.weights, "data.path": str(args.data),
-                 "trainer.threads": args.threads}
+                 "trainer.threads": args.threads, **extra_overrides(args)}
     if args.epochs:
         overrides["epochs"] = args.epochs
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        import yaml
-
-        overrides[key] = yaml.safe_load(value)
     cfg = train_config(CONFIG, overrides)
     t0 = time.perf_counter()
     run_dir = train(cfg)
@@ -205,7 +211,7 @@ def main() -> None:
                    help="speed, components: encoders timed (all but efficientnet-lite0 with random weights)")
     p.add_argument("--subset", type=int, default=None,
                    help="speed: train on the first N training patches only (large encoders on a CPU)")
-    p.add_argument("--set", action="append", help="quality: extra config overrides KEY=VALUE")
+    p.add_argument("--set", action="append", help="speed, quality: extra config overrides KEY=VALUE")
     p.add_argument("--tta", type=int, default=1, help="quality: dihedral views averaged in tune and evaluate")
     p.add_argument("--out", default="/tmp/cellprobe-bench-training")
     args = p.parse_args()
