@@ -140,6 +140,8 @@ def _quiet_lightning() -> Iterator[None]:
             # its CSV logger deletes an old metrics.csv: _keep_earlier_logs has moved it away already
             warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            # online mode: the frozen encoder is in eval mode on purpose (SegmenterModule.train keeps it there)
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
             yield
     finally:
         rank_zero.log.removeFilter(no_tip)
