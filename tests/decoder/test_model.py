@@ -48,3 +48,19 @@ def test_gradients_reach_every_parameter():
     out = dec(_pyramid(2, 32, 32), torch.rand(2, 3, 32, 32))
     sum(v.sum() for v in out.values()).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in dec.parameters())
+
+
+def test_stem_depth_adds_convs_and_keeps_depth_one_names():
+    """Deeper stems add 3×3 convs per level; depth 1 keeps the parameter names of earlier checkpoints."""
+    shallow = CellDecoder(TINY.pyramid_channels, num_classes=2, config=TINY)
+    deep_cfg = TINY.model_copy(update={"stem_depth": 3})
+    deep = CellDecoder(TINY.pyramid_channels, num_classes=2, config=deep_cfg)
+    convs = lambda m: sum(isinstance(x, torch.nn.Conv2d) for x in m.stem.modules())  # noqa: E731
+    assert (convs(shallow), convs(deep)) == (2, 6)
+    assert {k for k in shallow.state_dict() if k.startswith("stem.")} == {
+        f"stem.{level}.{i}.{p}" for level in ("s1", "s2") for i, p in
+        [(0, "weight"), (1, "weight"), (1, "bias"), (1, "running_mean"), (1, "running_var"), (1, "num_batches_tracked")]}
+    out = deep(_pyramid(1, 32, 32), torch.rand(1, 3, 32, 32))
+    assert out["semantic"].shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError):
+        DecoderConfig(stem_depth=0)

@@ -19,12 +19,13 @@ class DecoderConfig(StrictModel):
     ``pyramid_channels``: what the neck emits at strides 4, 8, 16, 32 (the decoder's skip inputs).
     ``decoder_channels``: output width of the decoder block at strides 16, 8, 4, 2, 1.
     ``stem_channels``: width of the full-resolution image stem at strides 1 and 2 (fine detail that patch
-    tokens lose).
+    tokens lose); ``stem_depth``: 3×3 convs at each of those two levels.
     """
 
     pyramid_channels: tuple[int, int, int, int] = (32, 48, 64, 96)
     decoder_channels: tuple[int, int, int, int, int] = (64, 48, 32, 16, 16)
     stem_channels: tuple[int, int] = (8, 16)
+    stem_depth: int = Field(1, ge=1, le=4)
 
     @model_validator(mode="after")
     def _positive(self) -> DecoderConfig:

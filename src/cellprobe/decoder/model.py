@@ -39,12 +39,18 @@ class UpBlock(nn.Module):
 
 
 class ImageStem(nn.Module):
-    """Full-resolution features straight from the pixels, at strides 1 and 2."""
+    """Full-resolution features straight from the pixels, at strides 1 and 2, ``depth`` 3×3 convs at each.
 
-    def __init__(self, c1: int, c2: int) -> None:
+    No encoder pyramid reaches below stride 4, so the thin gaps between touching nuclei are seen only here:
+    one conv per level sees 3×3 (stride 1) and 7×7 (stride 2) pixels; each extra conv widens that.
+    """
+
+    def __init__(self, c1: int, c2: int, depth: int = 1) -> None:
         super().__init__()
-        self.s1 = conv_bn_relu(3, c1)
-        self.s2 = conv_bn_relu(c1, c2, stride=2)
+        # flat Sequentials: with depth 1 the parameter names are those of earlier checkpoints
+        self.s1 = nn.Sequential(*conv_bn_relu(3, c1), *(m for _ in range(depth - 1) for m in conv_bn_relu(c1, c1)))
+        self.s2 = nn.Sequential(*conv_bn_relu(c1, c2, stride=2),
+                                *(m for _ in range(depth - 1) for m in conv_bn_relu(c2, c2)))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f1 = self.s1((image - 0.5) / 0.25)  # fixed centring: the stem's BN does the rest
@@ -72,7 +78,7 @@ class CellDecoder(nn.Module):
         p4, p8, p16, p32 = self.pyramid_channels
         d16, d8, d4, d2, d1 = cfg.decoder_channels
         s1, s2 = cfg.stem_channels
-        self.stem = ImageStem(s1, s2)
+        self.stem = ImageStem(s1, s2, cfg.stem_depth)
         self.up16 = UpBlock(p32, p16, d16)
         self.up8 = UpBlock(d16, p8, d8)
         self.up4 = UpBlock(d8, p4, d4)
