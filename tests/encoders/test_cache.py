@@ -46,11 +46,18 @@ def test_round_trip_is_bit_exact(tmp_path):
 
 
 @pytest.mark.parametrize("field,value", [("weights_digest", "e" * 64), ("taps", (0, 2)), ("view", 3),
-                                         ("input_size", (64, 64)), ("dataset_fingerprint", "0" * 64)])
+                                         ("input_size", (64, 64)), ("dataset_fingerprint", "0" * 64),
+                                         ("input_scale", 2.0)])
 def test_mismatched_manifest_is_refused_naming_the_field(tmp_path, field, value):
     FeatureCache(tmp_path / "c", _key(), SHAPES)
     with pytest.raises(InputError, match=f"refusing to reuse it.*{field}: cached"):
         FeatureCache(tmp_path / "c", _key(**{field: value}))
+
+
+def test_default_input_scale_keeps_the_digest_of_older_caches():
+    """Caches written before ``input_scale`` existed carry no such field; at 1 their digest is unchanged."""
+    assert "input_scale" not in _key().to_json() and _key().digest() == _key(input_scale=1.0).digest()
+    assert _key(input_scale=2.0).to_json()["input_scale"] == 2.0 and _key(input_scale=2.0).digest() != _key().digest()
 
 
 def test_open_without_manifest_or_with_wrong_shapes(tmp_path):

@@ -60,6 +60,23 @@ def test_resize_feeds_the_model_the_native_grid(tiny, monkeypatch):
     assert seen == [(1, 3, 224, 448)]
 
 
+@pytest.mark.parametrize("name", ["tiny-cnn", "tiny-vit14"])
+def test_input_scale_magnifies_before_the_model_and_divides_the_strides(tiny, name):
+    plain = build_encoder(tiny[name], weights="random")
+    magnified = build_encoder(tiny[name], weights="random", input_scale=2.0)
+    assert magnified.tap_strides == tuple(s / 2 for s in plain.tap_strides)
+    images = torch.rand(1, 3, 64, 96)
+    up = torch.nn.functional.interpolate(images, scale_factor=2, mode="bilinear", align_corners=False)
+    for a, b in zip(magnified(images), plain(up), strict=True):  # same as magnifying by hand (bilinear is affine)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert [tuple(s) for s in magnified.feature_shapes(64, 96)] == [tuple(t.shape[1:]) for t in magnified(images)]
+    neck = build_neck(magnified.spec.family, magnified.tap_channels, magnified.tap_strides, (4, 4, 4, 4))
+    assert [tuple(p.shape[-2:]) for p in neck(magnified(images), (64, 96))] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+    for bad in (0.0, 8.0):
+        with pytest.raises(InputError, match="input_scale"):
+            build_encoder(tiny[name], weights="random", input_scale=bad)
+
+
 def test_taps_can_be_overridden_and_are_validated(tiny):
     encoder = build_encoder("efficientnet-lite0", weights="random", taps=(0, 2, 3, 4))
     assert encoder.tap_strides == (2, 8, 16, 32) and encoder.tap_channels == (16, 40, 112, 320)

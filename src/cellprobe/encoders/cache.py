@@ -44,10 +44,13 @@ class CacheKey:
     dataset_fingerprint: str
     num_items: int
     view: int
+    input_scale: float = 1.0  # magnification before the encoder (input_size is before it)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["taps"], data["input_size"] = list(self.taps), list(self.input_size)
+        if self.input_scale == 1.0:  # left out at its default: caches written before it existed stay valid
+            del data["input_scale"]
         return data
 
     def digest(self) -> str:
@@ -267,7 +270,7 @@ def extract_features(encoder: Any, dataset: Any, root: str | Path, views: Sequen
     for view in (check_view(v) for v in views):
         height, width = first.shape[:2] if view % 2 == 0 else first.shape[1::-1]
         key = CacheKey(encoder.spec.name, encoder.weights_digest, tuple(encoder.taps), encoder.fit,
-                       (int(height), int(width)), fingerprint, n, view)
+                       (int(height), int(width)), fingerprint, n, view, float(encoder.input_scale))
         where = cache_dir(root, key)
         shapes = None if (where / MANIFEST).is_file() else encoder.feature_shapes(int(height), int(width))
         cache = FeatureCache(where, key, shapes, chunk_size)

@@ -53,23 +53,31 @@ class FrozenEncoder(nn.Module):
     """Frozen feature extractor. ``forward(images (B,3,H,W) in [0,1]) -> [tap maps (B,C_i,h_i,w_i)]``.
 
     Attributes: ``spec``, ``taps``, ``tap_names``, ``tap_channels``, ``tap_strides`` (input pixels per feature
-    cell), ``fit``, ``weights_origin`` and ``weights_digest`` (sha256 of the weights file, or of the state dict
-    for random weights; computed on first access).
+    cell), ``fit``, ``input_scale``, ``weights_origin`` and ``weights_digest`` (sha256 of the weights file, or of
+    the state dict for random weights; computed on first access).
+
+    ``input_scale`` magnifies the images (bilinear) before the encoder sees them: an ImageNet model at 2× sees
+    a 40× nucleus at the size of its training objects and its stride-4 stage resolves 2 image pixels; tap
+    strides are divided by it, so the neck still lands every tap on the decoder's grid.
     """
 
     def __init__(self, spec: EncoderSpec, model: nn.Module, taps: Sequence[int], fit: Fit,
-                 weights: W.ResolvedWeights) -> None:
+                 weights: W.ResolvedWeights, input_scale: float = 1.0) -> None:
         super().__init__()
+        if not input_scale > 0:
+            raise ValueError(f"input_scale must be positive, got {input_scale}")
         self.spec = spec
         self.model = model
         self.taps = tuple(int(t) for t in taps)
         self.fit = fit
+        self.input_scale = float(input_scale)
         self.weights_origin = weights.origin
         self._weights = weights
         levels = _tap_levels(spec, model)
         self.tap_names = [levels[t]["module"] for t in self.taps]
         self.tap_channels = tuple(int(levels[t]["num_chs"]) for t in self.taps)
-        self.tap_strides = tuple(self._input_stride(int(levels[t]["reduction"])) for t in self.taps)
+        self.tap_strides = tuple(self._input_stride(int(levels[t]["reduction"])) / self.input_scale
+                                 for t in self.taps)
         device = next(model.parameters()).device
         self.register_buffer("mean", torch.tensor(spec.mean, device=device).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std, device=device).view(1, 3, 1, 1), persistent=False)
@@ -81,7 +89,7 @@ class FrozenEncoder(nn.Module):
         self.train(False)
 
     def _input_stride(self, reduction: int) -> int:
-        """Input pixels per cell of a tap: a token of a resized patch-14 model covers 16 input pixels."""
+        """Pixels of the (magnified) input per cell of a tap: a token of a resized patch-14 model covers 16."""
         if self.fit == "resize" and self.spec.family in ("vit", "hybrid") and reduction == self.spec.patch_size:
             return TOKEN_STRIDE
         return reduction
@@ -99,7 +107,7 @@ class FrozenEncoder(nn.Module):
     def feature_shapes(self, height: int, width: int) -> list[tuple[int, int, int]]:
         """(C, h, w) of every tap for an input of ``height`` × ``width``, by a shape-only (meta) dry run."""
         meta = create_timm_model(self.spec, device="meta")
-        shadow = FrozenEncoder(self.spec, meta, self.taps, self.fit, self._weights)
+        shadow = FrozenEncoder(self.spec, meta, self.taps, self.fit, self._weights, self.input_scale)
         out = shadow(torch.empty(1, 3, height, width, device="meta"))
         return [tuple(int(s) for s in o.shape[1:]) for o in out]
 
@@ -108,6 +116,9 @@ class FrozenEncoder(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
             raise ValueError(f"expected float images (B,3,H,W) in [0,1], got {tuple(images.shape)} {images.dtype}")
         x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+        if self.input_scale != 1.0:
+            size = (round(x.shape[-2] * self.input_scale), round(x.shape[-1] * self.input_scale))
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=self.input_scale < 1)
         x = self._fit_input(x)
         return self._extract(x)
 
@@ -150,17 +161,21 @@ class FrozenEncoder(nn.Module):
 
 
 def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", taps: Sequence[int] | None = None,
-                  *, fit: Fit | None = None, seed: int = 0, device: str | torch.device = "cpu") -> FrozenEncoder:
+                  *, fit: Fit | None = None, input_scale: float = 1.0, seed: int = 0,
+                  device: str | torch.device = "cpu") -> FrozenEncoder:
     """Build a frozen encoder by registry name (or spec).
 
     ``weights``: ``"pretrained"`` (hub or package, see the registry), ``"random"`` (seeded timm initialisation:
     the baseline that shows what pretraining adds) or a local file. ``taps`` overrides the default tapped
-    layers (timm ``forward_intermediates`` indices, see ``registry``); ``fit`` overrides the input policy.
+    layers (timm ``forward_intermediates`` indices, see ``registry``); ``fit`` overrides the input policy;
+    ``input_scale`` magnifies the input first (see :class:`FrozenEncoder`).
     """
     spec = get_spec(name) if isinstance(name, str) else name
     fit = fit or spec.fit
     if fit not in ("native", "resize", "pad"):
         raise InputError(None, f"encoder '{spec.name}': fit must be native, resize or pad, got '{fit}'")
+    if not (isinstance(input_scale, (int, float)) and 0.25 <= input_scale <= 4):
+        raise InputError(None, f"encoder '{spec.name}': input_scale must be between 0.25 and 4, got {input_scale}")
     if str(device) == "meta" and weights != "random":
         raise ValueError("the meta device holds no values: build it with weights='random'")
     resolved = W.resolve_weights(spec, weights)
@@ -174,6 +189,6 @@ def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", t
     if not taps or bad or len(set(taps)) != len(taps) or list(taps) != sorted(taps):
         raise InputError(None, f"encoder '{spec.name}': taps must be distinct increasing indices in 0..{levels - 1}, "
                                f"got {list(taps)}")
-    encoder = FrozenEncoder(spec, model, taps, fit, resolved)
+    encoder = FrozenEncoder(spec, model, taps, fit, resolved, input_scale)
     return encoder if str(device) in ("cpu", "meta") else encoder.to(device)
 

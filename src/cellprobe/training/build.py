@@ -52,7 +52,7 @@ def build_encoder(config: TrainConfig, device: Any = "cpu"):
     from cellprobe.encoders import build_encoder as build
 
     e = config.encoder
-    return build(e.name, e.weights, e.taps, seed=config.seed, device=device)
+    return build(e.name, e.weights, e.taps, input_scale=e.input_scale, seed=config.seed, device=device)
 
 
 def encoder_identity(encoder: Any, num_classes: int, class_names: list[str], config: TrainConfig) -> dict[str, Any]:

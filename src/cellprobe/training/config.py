@@ -19,11 +19,13 @@ from cellprobe.decoder.config import DecoderConfig, LossConfig
 
 
 class EncoderSection(StrictModel):
-    """Which frozen encoder: a registry name, ``pretrained`` / ``random`` / a weights file, optional taps."""
+    """Which frozen encoder: a registry name, ``pretrained`` / ``random`` / a weights file, optional taps,
+    and ``input_scale``: magnification of the images before the encoder (the decoder stays at image size)."""
 
     name: str
     weights: str = "pretrained"
     taps: list[int] | None = None
+    input_scale: float = Field(1.0, ge=0.25, le=4)
 
 
 class DataSection(StrictModel):
