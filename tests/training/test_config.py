@@ -31,3 +31,13 @@ def test_typos_and_bad_values_are_input_errors(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(InputError, match="mapping"):
         train_config(bad)
+
+
+def test_encoder_input_scale_reaches_the_built_encoder():
+    from cellprobe.training.build import build_encoder
+
+    base = {"output": "r", "encoder": {"name": "efficientnet-lite0", "weights": "random"}, "data": {"path": "d"}}
+    encoder = build_encoder(train_config(base, {"encoder.input_scale": 2.0}))
+    assert encoder.input_scale == 2.0 and encoder.tap_strides == (2, 4, 8, 16)
+    with pytest.raises(InputError, match="input_scale"):
+        train_config(base, {"encoder.input_scale": 8})
