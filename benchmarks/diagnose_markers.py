@@ -1,0 +1,117 @@
+"""Where a trained run loses PQ: its post-processing re-run on the same predicted maps with one input swapped
+for the truth (oracle markers, oracle foreground), and with two other marker rules.
+
+The maps of every patch (validation split of the run and a test split, averaged over ``--tta`` views) are
+predicted once; each variant re-runs only the watershed and the metrics engine with the run's tuned
+thresholds (postprocess.json). Binary PQ / DQ / SQ per variant and split:
+
+- ``tuned``: the run's own post-processing (what ``cellprobe evaluate`` scores);
+- ``true markers``: markers = the true nuclei eroded by a 5×5 square, inside the predicted foreground;
+- ``true foreground``: the true foreground (its boundary band from the true instances), predicted markers;
+- ``centre gate c``: markers also need min over the distance maps of (1 - |d|) >= c (centre-ness);
+- ``edt h-maxima h``: markers = h-maxima of the distance transform of the tuned marker mask.
+
+    .venv/bin/python benchmarks/diagnose_markers.py runs/seg/a-pretrained-tta8 --tta 8
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+from skimage.morphology import h_maxima
+
+from cellprobe.data.targets import BODY, BOUNDARY, make_targets
+from cellprobe.inference.segmenter import Segmenter
+from cellprobe.metrics import score_maps
+from cellprobe.postprocess.labels import components, drop_small, fill_holes, flood
+from cellprobe.postprocess.maps import contour_strength, instances_from_maps
+from cellprobe.training.build import open_training_data
+from cellprobe.training.evaluate import iter_predictions, open_eval_data
+
+Variant = Callable[[dict, np.ndarray, object], np.ndarray]
+
+
+def _parts(maps: dict, p) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """foreground, body probability, contour strength and the tuned marker mask of one patch."""
+    body = maps["semantic"][BODY]
+    fg = fill_holes((maps["semantic"][BOUNDARY] + body) >= p.fg_threshold, p.max_hole_size)
+    contour = contour_strength(maps["distance"], p.contour_step)
+    seeds = fg & (body >= p.body_threshold) & (contour < p.contour_threshold)
+    return fg, body, contour, seeds
+
+
+def _finish(markers: np.ndarray, fg: np.ndarray, body: np.ndarray, contour: np.ndarray, p) -> np.ndarray:
+    relief = 1.0 - body.astype(np.float64) + p.contour_weight * contour
+    return drop_small(flood(relief, markers, fg), p.min_size)
+
+
+def tuned(maps, inst, p):
+    return instances_from_maps(maps["semantic"], maps["distance"], p)
+
+
+def true_markers(maps, inst, p):
+    fg, body, contour, _ = _parts(maps, p)
+    ids, square = inst.astype(np.float32), np.ones((5, 5), np.uint8)
+    # a pixel stays when its whole 5×5 square is its own nucleus: each nucleus eroded alone, in two passes
+    keep = (cv2.erode(ids, square) == ids) & (cv2.dilate(ids, square) == ids) & (inst > 0) & fg
+    markers = np.where(keep, inst, 0).astype(np.int32)
+    for k in np.setdiff1d(np.unique(inst[inst > 0]), np.unique(markers)):  # nuclei too small to survive
+        markers[(inst == k) & fg] = k
+    return _finish(markers, fg, body, contour, p)
+
+
+def true_foreground(maps, inst, p):
+    semantic = make_targets(inst, np.zeros_like(inst)).semantic
+    body = np.where(semantic > 0, maps["semantic"][BODY], 0.0).astype(np.float32)
+    prob = np.stack([(semantic == 0).astype(np.float32), np.where(semantic > 0, 1 - body, 0), body])
+    return instances_from_maps(prob, maps["distance"], p)
+
+
+def centre_gate(c: float) -> Variant:
+    def run(maps, inst, p):
+        fg, body, contour, seeds = _parts(maps, p)
+        seeds &= np.min(1 - np.abs(maps["distance"]), axis=0) >= c
+        return _finish(drop_small(components(seeds), p.min_marker_size), fg, body, contour, p)
+    return run
+
+
+def edt_maxima(h: float) -> Variant:
+    def run(maps, inst, p):
+        fg, body, contour, seeds = _parts(maps, p)
+        edt = cv2.distanceTransform(seeds.astype(np.uint8), cv2.DIST_L2, 5)
+        return _finish(components(h_maxima(edt, h).astype(bool) & seeds), fg, body, contour, p)
+    return run
+
+
+VARIANTS: dict[str, Variant] = {"tuned": tuned, "true markers": true_markers, "true foreground": true_foreground,
+                                **{f"centre gate {c}": centre_gate(c) for c in (0.3, 0.5)},
+                                **{f"edt h-maxima {h}": edt_maxima(h) for h in (1.0, 3.0)}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run")
+    ap.add_argument("--data", default=None, help="test dataset (default: the run's training dataset folder)")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--tta", type=int, default=1)
+    args = ap.parse_args()
+
+    seg = Segmenter(args.run, tta=args.tta)
+    td = open_training_data(seg.run.config)
+    test = open_eval_data(args.data or seg.run.config.data.path, args.split, None, seg.run.config)
+    print("| split | variant | PQ | DQ | SQ |\n| --- | --- | --- | --- | --- |")
+    for split, dataset, positions in (("val", td.val, td.val_positions), (args.split, test, range(len(test)))):
+        pairs = [(maps, sample.inst) for sample, maps in iter_predictions(seg, dataset, positions)]
+        truth = [inst for _, inst in pairs]
+        ones = [(t > 0).astype(np.uint8) for t in truth]
+        for name, variant in VARIANTS.items():
+            pred = [variant(maps, inst, seg.params) for maps, inst in pairs]
+            s = score_maps(truth, ones, pred, [(q > 0).astype(np.uint8) for q in pred], num_classes=1).summary
+            print(f"| {split} | {name} | {s['pq']:.3f} | {s['dq']:.3f} | {s['sq']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
