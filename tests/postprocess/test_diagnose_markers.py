@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
+from tests.postprocess.oracle import discs, oracle_maps
 
 from cellprobe.metrics import score_maps
 from cellprobe.postprocess.params import PostprocessParams
-from tests.postprocess.oracle import discs, oracle_maps
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "diagnose_markers.py"
 
