@@ -7,7 +7,7 @@ thresholds (postprocess.json). Binary PQ / DQ / SQ per variant and split:
 
 - ``tuned``: the run's own post-processing (what ``cellprobe evaluate`` scores);
 - ``true markers``: markers = the true nuclei eroded by a 5×5 square, inside the predicted foreground;
-- ``true foreground``: the true foreground (its boundary band from the true instances), predicted markers;
+- ``true foreground``: the true foreground (P(body) kept inside it), predicted markers;
 - ``centre gate c``: markers also need min over the distance maps of (1 - |d|) >= c (centre-ness);
 - ``edt h-maxima h``: markers = h-maxima of the distance transform of the tuned marker mask.
 
@@ -23,29 +23,19 @@ import cv2
 import numpy as np
 from skimage.morphology import h_maxima
 
-from cellprobe.data.targets import BODY, BOUNDARY, make_targets
+from cellprobe.data.targets import BODY
 from cellprobe.inference.segmenter import Segmenter
 from cellprobe.metrics import score_maps
-from cellprobe.postprocess.labels import components, drop_small, fill_holes, flood
-from cellprobe.postprocess.maps import contour_strength, instances_from_maps
+from cellprobe.postprocess.labels import components, drop_small
+from cellprobe.postprocess.maps import grow_markers, instances_from_maps, watershed_inputs
 from cellprobe.training.build import open_training_data
 from cellprobe.training.evaluate import iter_predictions, open_eval_data
 
 Variant = Callable[[dict, np.ndarray, object], np.ndarray]
 
 
-def _parts(maps: dict, p) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """foreground, body probability, contour strength and the tuned marker mask of one patch."""
-    body = maps["semantic"][BODY]
-    fg = fill_holes((maps["semantic"][BOUNDARY] + body) >= p.fg_threshold, p.max_hole_size)
-    contour = contour_strength(maps["distance"], p.contour_step)
-    seeds = fg & (body >= p.body_threshold) & (contour < p.contour_threshold)
-    return fg, body, contour, seeds
-
-
-def _finish(markers: np.ndarray, fg: np.ndarray, body: np.ndarray, contour: np.ndarray, p) -> np.ndarray:
-    relief = 1.0 - body.astype(np.float64) + p.contour_weight * contour
-    return drop_small(flood(relief, markers, fg), p.min_size)
+def _inputs(maps: dict, p):
+    return watershed_inputs(maps["semantic"], maps["distance"], p)
 
 
 def tuned(maps, inst, p):
@@ -53,36 +43,36 @@ def tuned(maps, inst, p):
 
 
 def true_markers(maps, inst, p):
-    fg, body, contour, _ = _parts(maps, p)
+    inputs = _inputs(maps, p)
     ids, square = inst.astype(np.float32), np.ones((5, 5), np.uint8)
     # a pixel stays when its whole 5×5 square is its own nucleus: each nucleus eroded alone, in two passes
-    keep = (cv2.erode(ids, square) == ids) & (cv2.dilate(ids, square) == ids) & (inst > 0) & fg
+    keep = (cv2.erode(ids, square) == ids) & (cv2.dilate(ids, square) == ids) & (inst > 0) & inputs.foreground
     markers = np.where(keep, inst, 0).astype(np.int32)
     for k in np.setdiff1d(np.unique(inst[inst > 0]), np.unique(markers)):  # nuclei too small to survive
-        markers[(inst == k) & fg] = k
-    return _finish(markers, fg, body, contour, p)
+        markers[(inst == k) & inputs.foreground] = k
+    return grow_markers(markers, inputs, p)
 
 
 def true_foreground(maps, inst, p):
-    semantic = make_targets(inst, np.zeros_like(inst)).semantic
-    body = np.where(semantic > 0, maps["semantic"][BODY], 0.0).astype(np.float32)
-    prob = np.stack([(semantic == 0).astype(np.float32), np.where(semantic > 0, 1 - body, 0), body])
+    fg = inst > 0
+    body = np.where(fg, maps["semantic"][BODY], 0.0).astype(np.float32)
+    prob = np.stack([(~fg).astype(np.float32), np.where(fg, 1 - body, 0), body])
     return instances_from_maps(prob, maps["distance"], p)
 
 
 def centre_gate(c: float) -> Variant:
     def run(maps, inst, p):
-        fg, body, contour, seeds = _parts(maps, p)
-        seeds &= np.min(1 - np.abs(maps["distance"]), axis=0) >= c
-        return _finish(drop_small(components(seeds), p.min_marker_size), fg, body, contour, p)
+        inputs = _inputs(maps, p)
+        seeds = inputs.seeds & (np.min(1 - np.abs(maps["distance"]), axis=0) >= c)
+        return grow_markers(drop_small(components(seeds), p.min_marker_size), inputs, p)
     return run
 
 
 def edt_maxima(h: float) -> Variant:
     def run(maps, inst, p):
-        fg, body, contour, seeds = _parts(maps, p)
-        edt = cv2.distanceTransform(seeds.astype(np.uint8), cv2.DIST_L2, 5)
-        return _finish(components(h_maxima(edt, h).astype(bool) & seeds), fg, body, contour, p)
+        inputs = _inputs(maps, p)
+        edt = cv2.distanceTransform(inputs.seeds.astype(np.uint8), cv2.DIST_L2, 5)
+        return grow_markers(components(h_maxima(edt, h).astype(bool) & inputs.seeds), inputs, p)
     return run
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cellprobe.encoders import weights as W
-from cellprobe.encoders.registry import TOKEN_STRIDE, EncoderSpec, Fit, get_spec
+from cellprobe.encoders.registry import INPUT_SCALE_RANGE, TOKEN_STRIDE, EncoderSpec, Fit, get_spec
 from cellprobe.errors import InputError
 
 
@@ -64,8 +64,6 @@ class FrozenEncoder(nn.Module):
     def __init__(self, spec: EncoderSpec, model: nn.Module, taps: Sequence[int], fit: Fit,
                  weights: W.ResolvedWeights, input_scale: float = 1.0) -> None:
         super().__init__()
-        if not input_scale > 0:
-            raise ValueError(f"input_scale must be positive, got {input_scale}")
         self.spec = spec
         self.model = model
         self.taps = tuple(int(t) for t in taps)
@@ -174,8 +172,10 @@ def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", t
     fit = fit or spec.fit
     if fit not in ("native", "resize", "pad"):
         raise InputError(None, f"encoder '{spec.name}': fit must be native, resize or pad, got '{fit}'")
-    if not (isinstance(input_scale, (int, float)) and 0.25 <= input_scale <= 4):
-        raise InputError(None, f"encoder '{spec.name}': input_scale must be between 0.25 and 4, got {input_scale}")
+    low, high = INPUT_SCALE_RANGE
+    if not (isinstance(input_scale, (int, float)) and low <= input_scale <= high):
+        raise InputError(None, f"encoder '{spec.name}': input_scale must be between {low} and {high}, "
+                               f"got {input_scale}")
     if str(device) == "meta" and weights != "random":
         raise ValueError("the meta device holds no values: build it with weights='random'")
     resolved = W.resolve_weights(spec, weights)

@@ -35,6 +35,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
 #: The token stride (input pixels per token) that ``fit="resize"`` gives every ViT.
 TOKEN_STRIDE = 16
+#: the magnifications ``input_scale`` may take (build_encoder and the training config check it)
+INPUT_SCALE_RANGE = (0.25, 4.0)
 #: Checkpoint files tried, in order, in a hub repository.
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")
 

@@ -21,6 +21,8 @@ here needs no per-image normalisation, so its thresholds mean the same on every 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from cellprobe.data.targets import BODY, BOUNDARY, DIRECTIONS
@@ -52,22 +54,41 @@ def contour_strength(distance: np.ndarray, step: int = 1) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class WatershedInputs:
+    """What the watershed is built from (steps 1-3 of the module docstring): ``foreground`` (bool),
+    ``body`` (P(body), float32), ``contour`` (contour strength) and ``seeds`` (the marker mask, before its
+    components are labelled). Separate so that a diagnosis can swap one of them for the truth."""
+
+    foreground: np.ndarray
+    body: np.ndarray
+    contour: np.ndarray
+    seeds: np.ndarray
+
+
+def watershed_inputs(semantic_prob: np.ndarray, distance: np.ndarray, p: PostprocessParams) -> WatershedInputs:
+    """Steps 1-3 on (3, H, W) class probabilities and (4, H, W) distance maps."""
+    semantic_prob = check_maps("semantic_prob", semantic_prob, 3)
+    distance = check_maps("distance", distance, len(DIRECTIONS), semantic_prob.shape[1:])
+    body = semantic_prob[BODY]
+    fg = fill_holes((semantic_prob[BOUNDARY] + body) >= p.fg_threshold, p.max_hole_size)
+    contour = contour_strength(distance, p.contour_step)
+    seeds = fg & (body >= p.body_threshold) & (contour < p.contour_threshold)
+    return WatershedInputs(fg, body, contour, seeds)
+
+
+def grow_markers(markers: np.ndarray, inputs: WatershedInputs, p: PostprocessParams) -> np.ndarray:
+    """Step 4: flood the relief from labelled ``markers`` (inside the foreground), drop small instances."""
+    relief = 1.0 - inputs.body.astype(np.float64)  # skimage floods float64; converting here saves a copy there
+    if p.contour_weight:
+        relief += p.contour_weight * inputs.contour
+    return drop_small(flood(relief, markers, inputs.foreground), p.min_size)
+
+
 def instances_from_maps(semantic_prob: np.ndarray, distance: np.ndarray,
                         params: PostprocessParams | None = None) -> np.ndarray:
     """Instance map (H, W) int32 (0 = background, 1..K) from (3, H, W) class probabilities and (4, H, W)
     distance maps; see the module docstring for the steps."""
     p = params or PostprocessParams()
-    semantic_prob = check_maps("semantic_prob", semantic_prob, 3)
-    distance = check_maps("distance", distance, len(DIRECTIONS), semantic_prob.shape[1:])
-    body = semantic_prob[BODY]
-
-    fg = (semantic_prob[BOUNDARY] + body) >= p.fg_threshold
-    fg = fill_holes(fg, p.max_hole_size)
-    contour = contour_strength(distance, p.contour_step)
-    seeds = fg & (body >= p.body_threshold) & (contour < p.contour_threshold)
-    markers = drop_small(components(seeds), p.min_marker_size)
-
-    relief = 1.0 - body.astype(np.float64)  # skimage floods float64; converting here saves a copy there
-    if p.contour_weight:
-        relief += p.contour_weight * contour
-    return drop_small(flood(relief, markers, fg), p.min_size)
+    inputs = watershed_inputs(semantic_prob, distance, p)
+    return grow_markers(drop_small(components(inputs.seeds), p.min_marker_size), inputs, p)

@@ -16,6 +16,7 @@ from cellprobe.config import StrictModel, parse_config, set_dotted
 from cellprobe.data.augment import AugmentConfig
 from cellprobe.data.targets import TargetConfig
 from cellprobe.decoder.config import DecoderConfig, LossConfig
+from cellprobe.encoders.registry import INPUT_SCALE_RANGE
 
 
 class EncoderSection(StrictModel):
@@ -25,7 +26,7 @@ class EncoderSection(StrictModel):
     name: str
     weights: str = "pretrained"
     taps: list[int] | None = None
-    input_scale: float = Field(1.0, ge=0.25, le=4)
+    input_scale: float = Field(1.0, ge=INPUT_SCALE_RANGE[0], le=INPUT_SCALE_RANGE[1])
 
 
 class DataSection(StrictModel):
