@@ -103,4 +103,5 @@ def build_module(config: TrainConfig, identity: dict[str, Any], encoder: Any | N
     decoder = CellDecoder(config.decoder.pyramid_channels, num_classes, config.decoder)
     loss = CellLoss(num_classes, config.loss, class_weights)
     return SegmenterModule(neck, decoder, loss, identity, encoder=encoder, lr=config.lr,
-                           weight_decay=config.weight_decay, plateau=config.plateau)
+                           weight_decay=config.weight_decay, plateau=config.plateau,
+                           monitor=config.selection.monitor)

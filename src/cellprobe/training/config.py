@@ -17,6 +17,7 @@ from cellprobe.data.augment import AugmentConfig
 from cellprobe.data.targets import TargetConfig
 from cellprobe.decoder.config import DecoderConfig, LossConfig
 from cellprobe.encoders.registry import INPUT_SCALE_RANGE
+from cellprobe.postprocess.params import PostprocessParams
 
 
 class EncoderSection(StrictModel):
@@ -41,8 +42,29 @@ class DataSection(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+#: whether a smaller or a larger value of each selection metric is better
+MONITOR_MODES: dict[str, Literal["min", "max"]] = {"val_loss": "min", "val_pq": "max"}
+
+
+class SelectionSection(StrictModel):
+    """What picks ``best.ckpt`` and drives the learning-rate plateau and early stopping.
+
+    ``val_loss``: the summed validation loss. ``val_pq``: binary PQ of the validation patches (mean over
+    patches, as evaluated) after post-processing with ``postprocess``, fixed during training (``cellprobe tune``
+    refits it afterwards). The summed loss includes the cell-type terms, whose epoch-to-epoch noise can stop a
+    run and halve its learning rate while its segmentation still improves (BENCHMARKS.md, "Segmenter").
+    """
+
+    monitor: Literal["val_loss", "val_pq"] = "val_loss"
+    postprocess: PostprocessParams = Field(default_factory=PostprocessParams)
+
+    @property
+    def mode(self) -> Literal["min", "max"]:
+        return MONITOR_MODES[self.monitor]
+
+
 class PlateauSection(StrictModel):
-    """ReduceLROnPlateau on the validation loss."""
+    """ReduceLROnPlateau on the selection metric (``selection.monitor``)."""
 
     factor: float = Field(0.5, gt=0, lt=1)
     patience: int = Field(3, ge=0)
@@ -91,6 +113,7 @@ class TrainConfig(StrictModel):
     weight_decay: float = Field(1e-4, ge=0)
     plateau: PlateauSection = Field(default_factory=PlateauSection)
     early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
+    selection: SelectionSection = Field(default_factory=SelectionSection)
     targets: TargetConfig = Field(default_factory=TargetConfig)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     loss: LossConfig = Field(default_factory=LossConfig)

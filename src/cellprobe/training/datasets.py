@@ -29,13 +29,15 @@ TapsFn = Callable[[int, int], Sequence[np.ndarray]]
 
 def make_item(image: np.ndarray, inst: np.ndarray, cls: np.ndarray,
               targets: TargetConfig | None = None) -> dict[str, torch.Tensor]:
-    """Tensors of one training item: image (3,H,W) float in [0,1] and the targets of its labels."""
+    """Tensors of one training item: image (3,H,W) float in [0,1], the targets of its labels, and the
+    instance map itself (validation PQ scores against it)."""
     t = make_targets(np.ascontiguousarray(inst), np.ascontiguousarray(cls), targets)
     return {
         "image": torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1).div_(255.0),
         "semantic": torch.from_numpy(np.asarray(t.semantic, dtype=np.int64)),
         "distance": torch.from_numpy(np.asarray(t.distance, dtype=np.float32)),
         "cls": torch.from_numpy(np.asarray(t.cls, dtype=np.int64)),
+        "inst": torch.from_numpy(np.array(inst, dtype=np.int64)),
     }
 
 

@@ -1,6 +1,7 @@
 """``train(config) -> run_dir``: fit the decoder with Lightning, resumably.
 
-AdamW, ReduceLROnPlateau and early stopping on the validation loss, ``best.ckpt`` and ``last.ckpt`` written
+AdamW, ReduceLROnPlateau and early stopping on the selection metric (the validation loss, or validation PQ
+after post-processing: ``selection.monitor``), ``best.ckpt`` and ``last.ckpt`` written
 atomically every epoch, CSV (and TensorBoard, when installed) logs, rich progress, 16-bit mixed precision on a
 GPU, DDP when asked. Calling ``train`` again with the same config resumes from ``last.ckpt`` (nothing lost but
 the unfinished epoch, which is replayed identically: every random draw derives from the seed and the epoch);
@@ -89,19 +90,25 @@ def _loggers(run_dir: Path) -> list[Any]:
 
 
 def _callbacks(config: TrainConfig, run_dir: Path, extra: Sequence[Any]) -> list[Any]:
-    """Plateau step, early stopping, ``best.ckpt`` (lowest validation loss) and ``last.ckpt`` (every epoch;
-    a second checkpoint callback: ``save_last`` only writes when a top-k checkpoint was written)."""
+    """Validation PQ (when it is the selection metric), plateau step, early stopping, ``best.ckpt`` (best
+    selection metric) and ``last.ckpt`` (every epoch; a second checkpoint callback: ``save_last`` only writes
+    when a top-k checkpoint was written)."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
     from cellprobe.training.module import PlateauStep
 
     common = {"dirpath": str(run_dir), "save_top_k": 1, "enable_version_counter": False,
               "auto_insert_metric_name": False, "save_on_train_epoch_end": True}
-    best = ModelCheckpoint(filename=Path(R.BEST).stem, monitor="val_loss", mode="min", **common)
+    monitor, mode = config.selection.monitor, config.selection.mode
+    best = ModelCheckpoint(filename=Path(R.BEST).stem, monitor=monitor, mode=mode, **common)
     last = ModelCheckpoint(filename=Path(R.LAST).stem, monitor=None, **common)
-    stop = EarlyStopping(monitor="val_loss", mode="min", patience=config.early_stopping.patience,
+    stop = EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping.patience,
                          min_delta=config.early_stopping.min_delta)
     callbacks: list[Any] = [PlateauStep(), stop, LearningRateMonitor(logging_interval="epoch"), best, last]
+    if monitor == "val_pq":
+        from cellprobe.training.selection import ValidationPQ
+
+        callbacks.insert(0, ValidationPQ(config.selection.postprocess))
     if config.trainer.progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
@@ -205,15 +212,16 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
 def _finish(run_dir: Path, stamp: R.RunStamp, trainer: L.Trainer, seconds: float, resumed: bool) -> None:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    ckpt = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == "val_loss")
     stop = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
+    ckpt = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == stop.monitor)
     best = ckpt.best_model_score
     stamp.status = "finished"
     stamp.info = {
         "epochs": trainer.current_epoch,
         "stopped_early": bool(stop.stopped_epoch),
         "time_limit_reached": trainer.current_epoch < trainer.max_epochs and not stop.stopped_epoch,
-        "best_val_loss": None if best is None else float(best),
+        "monitor": stop.monitor,
+        f"best_{stop.monitor}": None if best is None else float(best),
         "seconds_last_session": round(seconds, 1),
         "resumed": resumed,
     }

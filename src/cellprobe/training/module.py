@@ -17,7 +17,7 @@ from torch import nn
 
 from cellprobe.decoder import CellDecoder, CellLoss
 from cellprobe.errors import InputError
-from cellprobe.training.config import PlateauSection
+from cellprobe.training.config import MONITOR_MODES, PlateauSection
 
 IDENTITY_KEY = "cellprobe"
 ENCODER_PREFIX = "encoder."
@@ -25,18 +25,20 @@ PLATEAU_KEY = "cellprobe_plateau"
 
 
 class PlateauStep(L.Callback):
-    """Steps the module's ReduceLROnPlateau on the epoch's validation loss at the end of validation, which
-    runs before the checkpoint callbacks (Lightning orders those last), so checkpoints include the step."""
+    """Steps the module's ReduceLROnPlateau on the epoch's selection metric (``pl_module.monitor``) at the end
+    of validation, which runs before the checkpoint callbacks (Lightning orders those last), so checkpoints
+    include the step."""
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
+        if trainer.sanity_checking or pl_module.monitor not in trainer.callback_metrics:
             return
-        pl_module.step_plateau(float(trainer.callback_metrics["val_loss"]))
+        pl_module.step_plateau(float(trainer.callback_metrics[pl_module.monitor]))
 
 
 class SegmenterModule(L.LightningModule):
     """``identity``: facts that must match when a checkpoint is loaded (encoder name, weights digest, taps,
-    class count); it is saved in every checkpoint under ``"cellprobe"``."""
+    class count); it is saved in every checkpoint under ``"cellprobe"``. ``monitor``: the logged metric the
+    plateau scheduler follows (a key of :data:`~cellprobe.training.config.MONITOR_MODES`)."""
 
     def __init__(
         self,
@@ -49,6 +51,7 @@ class SegmenterModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         plateau: PlateauSection | None = None,
+        monitor: str = "val_loss",
     ) -> None:
         super().__init__()
         self.neck = neck
@@ -62,6 +65,9 @@ class SegmenterModule(L.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.plateau = plateau or PlateauSection()
+        if monitor not in MONITOR_MODES:
+            raise ValueError(f"monitor must be one of {sorted(MONITOR_MODES)}, got {monitor!r}")
+        self.monitor = monitor
         self._scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._scheduler_state: dict[str, Any] | None = None
 
@@ -88,7 +94,7 @@ class SegmenterModule(L.LightningModule):
         return self.decoder(pyramid, image)
 
     # -- steps ---------------------------------------------------------------------------------------------
-    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = self(batch["image"], batch.get("taps"))
         total, terms = self.loss(out, batch)
         n = batch["image"].shape[0]
@@ -96,13 +102,14 @@ class SegmenterModule(L.LightningModule):
         self.log(f"{stage}_loss", total, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=n, sync_dist=True)
         for name, value in terms.items():
             self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        return total
+        return total, out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train")[0]
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._step(batch, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """The outputs go to the callbacks' ``on_validation_batch_end`` (validation PQ scores them)."""
+        return {k: v.detach() for k, v in self._step(batch, "val")[1].items()}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """AdamW; the plateau scheduler is stepped by :class:`PlateauStep` right after validation, *before* the
@@ -110,14 +117,14 @@ class SegmenterModule(L.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         self._scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=self.plateau.factor, patience=self.plateau.patience, min_lr=self.plateau.min_lr)
+            opt, mode=MONITOR_MODES[self.monitor], factor=self.plateau.factor, patience=self.plateau.patience, min_lr=self.plateau.min_lr)
         if self._scheduler_state is not None:
             self._scheduler.load_state_dict(self._scheduler_state)
         return opt
 
-    def step_plateau(self, val_loss: float) -> None:
+    def step_plateau(self, value: float) -> None:
         if self._scheduler is not None:
-            self._scheduler.step(val_loss)
+            self._scheduler.step(value)
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
