@@ -9,7 +9,15 @@ thresholds (postprocess.json). Binary PQ / DQ / SQ per variant and split:
 - ``true markers``: markers = the true nuclei eroded by a 5×5 square, inside the predicted foreground;
 - ``true foreground``: the true foreground (P(body) kept inside it), predicted markers;
 - ``centre gate c``: markers also need min over the distance maps of (1 - |d|) >= c (centre-ness);
-- ``edt h-maxima h``: markers = h-maxima of the distance transform of the tuned marker mask.
+- ``edt h-maxima h``: markers = h-maxima of the distance transform of the tuned marker mask;
+- ``ladder split``: a tuned marker is split when a higher threshold of P(body) - contour strength cuts it into
+  two or more pieces of at least ``LADDER_MIN_PX`` px (the first such threshold of ``LADDER_STEPS`` above the
+  tuned body threshold).
+
+Then the outline of the tuned instances that match a true nucleus (IoU > 0.5): mean IoU, median area ratio
+(predicted / true), and the pixels predicted outside / missed inside the true nuclei, as a share of their
+area. A ratio near 1 with both shares large means the outlines are wrong in shape, not biased in size, so
+dilating or eroding the instances cannot help.
 
     .venv/bin/python benchmarks/diagnose_markers.py runs/seg/a-pretrained-tta8 --tta 8
 """
@@ -21,6 +29,7 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
+from scipy import ndimage
 from skimage.morphology import h_maxima
 
 from cellprobe.data.targets import BODY
@@ -76,9 +85,62 @@ def edt_maxima(h: float) -> Variant:
     return run
 
 
+#: thresholds above the tuned body threshold tried, lowest first, and the smallest piece a split keeps (px)
+LADDER_STEPS, LADDER_MIN_PX = (0.1, 0.2, 0.3), 20
+
+
+def ladder_split(maps, inst, p):
+    inputs = _inputs(maps, p)
+    markers = drop_small(components(inputs.seeds), p.min_marker_size)
+    score = inputs.body - inputs.contour
+    out, nxt = markers.copy(), int(markers.max()) + 1
+    for k, box in enumerate(ndimage.find_objects(markers), start=1):
+        if box is None:
+            continue
+        region = markers[box] == k
+        for t in (p.body_threshold + step for step in LADDER_STEPS):
+            pieces = drop_small(components(region & (score[box] >= t)), LADDER_MIN_PX)
+            n = int(pieces.max())
+            if n >= 2:
+                # the pieces replace the marker; its other pixels join them through the watershed
+                view = out[box]
+                view[region] = 0
+                view[pieces > 0] = pieces[pieces > 0] + nxt - 1
+                nxt += n
+                break
+    return grow_markers(out, inputs, p)
+
+
+def outline_stats(truth: list[np.ndarray], pred: list[np.ndarray]) -> dict[str, float]:
+    """Matched pairs (IoU > 0.5, unique by construction): mean IoU, median area ratio, extra / missed px."""
+    ious, ratios, extra, missed, area = [], [], 0, 0, 0
+    for t, q in zip(truth, pred, strict=True):
+        t, q = t.astype(np.int64), q.astype(np.int64)
+        nq = int(q.max()) + 1
+        inter = np.bincount((t * nq + q).ravel(), minlength=(int(t.max()) + 1) * nq).reshape(-1, nq)
+        at, aq = inter.sum(1), inter.sum(0)
+        for i in range(1, inter.shape[0]):
+            if at[i] == 0:
+                continue
+            j = int(np.argmax(inter[i, 1:])) + 1 if nq > 1 else 0
+            if j == 0:
+                continue
+            both = int(inter[i, j])
+            iou = both / (at[i] + aq[j] - both)
+            if iou > 0.5:
+                ious.append(iou)
+                ratios.append(aq[j] / at[i])
+                extra += int(aq[j]) - both
+                missed += int(at[i]) - both
+                area += int(at[i])
+    return {"pairs": len(ious), "iou": float(np.mean(ious)), "ratio": float(np.median(ratios)),
+            "extra": extra / area, "missed": missed / area}
+
+
 VARIANTS: dict[str, Variant] = {"tuned": tuned, "true markers": true_markers, "true foreground": true_foreground,
                                 **{f"centre gate {c}": centre_gate(c) for c in (0.3, 0.5)},
-                                **{f"edt h-maxima {h}": edt_maxima(h) for h in (1.0, 3.0)}}
+                                **{f"edt h-maxima {h}": edt_maxima(h) for h in (1.0, 3.0)},
+                                "ladder split": ladder_split}
 
 
 def main() -> None:
@@ -93,6 +155,7 @@ def main() -> None:
     td = open_training_data(seg.run.config)
     test = open_eval_data(args.data or seg.run.config.data.path, args.split, None, seg.run.config)
     print("| split | variant | PQ | DQ | SQ |\n| --- | --- | --- | --- | --- |")
+    outlines = {}
     for split, dataset, positions in (("val", td.val, td.val_positions), (args.split, test, range(len(test)))):
         pairs = [(maps, sample.inst) for sample, maps in iter_predictions(seg, dataset, positions)]
         truth = [inst for _, inst in pairs]
@@ -101,6 +164,12 @@ def main() -> None:
             pred = [variant(maps, inst, seg.params) for maps, inst in pairs]
             s = score_maps(truth, ones, pred, [(q > 0).astype(np.uint8) for q in pred], num_classes=1).summary
             print(f"| {split} | {name} | {s['pq']:.3f} | {s['dq']:.3f} | {s['sq']:.3f} |", flush=True)
+            if name == "tuned":
+                outlines[split] = outline_stats(truth, pred)
+    print("\n| split | matched pairs | mean IoU | median area ratio | extra px | missed px |\n"
+          "| --- | --- | --- | --- | --- | --- |")
+    for split, o in outlines.items():
+        print(f"| {split} | {o['pairs']} | {o['iou']:.3f} | {o['ratio']:.3f} | {o['extra']:.1%} | {o['missed']:.1%} |")
 
 
 if __name__ == "__main__":

@@ -44,3 +44,30 @@ def test_oracle_variants_recover_what_the_maps_lost():
     for name, variant in diag.VARIANTS.items():
         out = variant({"semantic": semantic, "distance": distance}, inst, params)
         assert out.shape == inst.shape and out.dtype == np.int32, name
+
+
+def test_ladder_split_cuts_a_merged_pair_only_where_body_dips():
+    diag = _module()
+    inst = discs()
+    semantic, distance, _, _ = oracle_maps(inst, (inst > 0).astype(np.int64))
+    params = PostprocessParams(min_size=3, body_threshold=0.5)
+    merged = {"semantic": semantic.copy(), "distance": np.zeros_like(distance)}
+    merged["semantic"][2] += merged["semantic"][1]
+    merged["semantic"][1] = 0
+    assert diag.ladder_split(merged, inst, params).max() == 2  # a flat body map gives no cut to find
+    seam = ndi.binary_dilation(inst == 1, iterations=2) & ndi.binary_dilation(inst == 2, iterations=2)
+    dipped = {"semantic": merged["semantic"].copy(), "distance": merged["distance"]}
+    dipped["semantic"][2][seam] = 0.65  # above the tuned threshold, below 0.5 + 0.2
+    assert diag.tuned(dipped, inst, params).max() == 2
+    assert _pq(inst, diag.ladder_split(dipped, inst, params)) > 0.9
+
+
+def test_outline_stats_see_shape_errors_not_size_bias():
+    diag = _module()
+    inst = discs()
+    same = diag.outline_stats([inst], [inst])
+    assert same["pairs"] == 3 and same["iou"] == 1.0 and same["ratio"] == 1.0 and same["extra"] == same["missed"] == 0
+    shifted = diag.outline_stats([inst], [np.roll(inst, 2, axis=1)])  # same sizes, outlines moved
+    assert shifted["ratio"] == 1.0 and shifted["extra"] > 0.1 and shifted["missed"] > 0.1
+    grown = diag.outline_stats([inst], [ndi.grey_dilation(inst, size=3)])
+    assert grown["ratio"] > 1.1 and grown["missed"] < grown["extra"]
