@@ -189,10 +189,11 @@ def quality(args: argparse.Namespace) -> dict:
     result = evaluate(run_dir, args.data, "test", tta=args.tta)
     t3 = time.perf_counter()
     s = result.summary
-    stamp = json.loads((run_dir / "run.json").read_text())
+    info = json.loads((run_dir / "run.json").read_text())["info"]
+    monitor = info.get("monitor", "val_loss")
     return {"weights": args.weights, "run": str(run_dir), "tta": args.tta, "bpq": s["pq"], "mpq_plus": s["mpq_plus"],
             "pq_per_class": s["pq_per_class"], "r2": s["r2"], "f1_detection": s.get("f1_detection"),
-            "aji": s["aji"], "epochs": stamp["info"].get("epochs"), "best_val_loss": stamp["info"].get("best_val_loss"),
+            "aji": s["aji"], "epochs": info.get("epochs"), "monitor": monitor, f"best_{monitor}": info.get(f"best_{monitor}"),
             "train_s": round(t1 - t0, 1), "tune_s": round(t2 - t1, 1), "eval_s": round(t3 - t2, 1),
             "postprocess": params.model_dump(mode="json")}
 

@@ -60,7 +60,7 @@ def test_selection_config_checks():
 
 def test_run_selects_on_validation_pq(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data, tmp_path / "pq", epochs=3, cache_views=1,
-                      selection={"monitor": "val_pq", "postprocess": {"min_size": 3}})
+                      selection={"monitor": "val_pq", "postprocess": {"min_size": 3, "body_threshold": 0.45, "contour_step": 2}})
     run_dir = train(cfg)
     log = pd.read_csv(run_dir / R.LOGS / "metrics.csv")
     scores = log.dropna(subset=["val_pq"]).groupby("epoch")["val_pq"].last()
@@ -71,3 +71,13 @@ def test_run_selects_on_validation_pq(tiny_data, tmp_path):
     assert info["best_val_pq"] == pytest.approx(scores.max(), abs=1e-6)
     best_epoch = int(scores[scores == scores.max()].index[0])  # ties keep the first
     assert load_checkpoint(run_dir / R.BEST)["epoch"] == best_epoch
+    # before tuning, the run post-processes with the thresholds it was selected with, and tuning starts there
+    from cellprobe.inference.segmenter import Segmenter
+    from cellprobe.training import tune
+
+    selected = PostprocessParams(min_size=3, body_threshold=0.45, contour_step=2)  # not the defaults
+    assert Segmenter(run_dir).params == selected
+    tune(run_dir)
+    first = pd.read_csv(run_dir / "tune.csv").iloc[0]
+    assert all(first[name] == getattr(selected, name) for name in first.index if name != "pq")
+    assert (run_dir / R.POSTPROCESS).is_file()

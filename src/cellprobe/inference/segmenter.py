@@ -21,14 +21,15 @@ from cellprobe.inference.window import WindowConfig, predict_maps
 from cellprobe.training.run import POSTPROCESS, Run
 
 
-def load_postprocess(run_dir: Path):
-    """The run's tuned thresholds (defaults when the run has none yet)."""
+def load_postprocess(run_dir: Path, untuned: Any = None):
+    """The run's tuned thresholds; before ``cellprobe tune``, ``untuned`` (default: the post-processing
+    defaults)."""
     from cellprobe.config import parse_config
     from cellprobe.postprocess import PostprocessParams
 
     path = Path(run_dir) / POSTPROCESS
     if not path.is_file():
-        return PostprocessParams()
+        return untuned or PostprocessParams()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -69,7 +70,9 @@ class Segmenter:
         module.load_weights(ckpt, where=path)
         self.module = module.eval().to(self.device)
         self.window = window or WindowConfig()
-        self.params = load_postprocess(self.run.path)
+        # untuned runs use the thresholds validation PQ selected the checkpoint with (the defaults unless
+        # selection.monitor is val_pq); `cellprobe tune` starts its search there
+        self.params = load_postprocess(self.run.path, cfg.selection.postprocess)
         self.tta = tta
         self._forward = dihedral_tta(self._network, tta)
 
