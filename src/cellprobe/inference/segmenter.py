@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,8 +20,11 @@ from cellprobe.inference.tta import dihedral_tta
 from cellprobe.inference.window import WindowConfig, predict_maps
 from cellprobe.training.run import POSTPROCESS, Run
 
+if TYPE_CHECKING:
+    from cellprobe.postprocess import PostprocessParams
 
-def load_postprocess(run_dir: Path, untuned: Any = None):
+
+def load_postprocess(run_dir: Path, untuned: PostprocessParams | None = None) -> PostprocessParams:
     """The run's tuned thresholds; before ``cellprobe tune``, ``untuned`` (default: the post-processing
     defaults)."""
     from cellprobe.config import parse_config

@@ -37,7 +37,7 @@ def make_item(image: np.ndarray, inst: np.ndarray, cls: np.ndarray,
         "semantic": torch.from_numpy(np.asarray(t.semantic, dtype=np.int64)),
         "distance": torch.from_numpy(np.asarray(t.distance, dtype=np.float32)),
         "cls": torch.from_numpy(np.asarray(t.cls, dtype=np.int64)),
-        "inst": torch.from_numpy(np.array(inst, dtype=np.int64)),
+        "inst": torch.from_numpy(np.array(inst, dtype=np.int32)),
     }
 
 
