@@ -23,3 +23,38 @@ def test_tune_writes_postprocess_json(cli, run):
 def test_missing_run(cli, tmp_path):
     rc, _, err = cli("tune", tmp_path / "nope")
     assert rc == 2 and "does not exist" in err
+
+
+def test_tune_with_a_grid_file(cli, run, tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("contour_weight: [0.0, 2.0]\nmin_marker_size: [3, 12]\n")
+    rc, _, err = cli("tune", run, "--device", "cpu", "--grid", grid, "--search", "grid")
+    assert rc == 0, err
+    import pandas as pd
+
+    table = pd.read_csv(run / "tune.csv")
+    assert len(table) == 4 and set(table["contour_weight"]) == {0.0, 2.0}
+    assert set(table["min_marker_size"]) == {3, 12}
+
+
+@pytest.mark.parametrize("text, problem", [("contour_wieght: [1.0]\n", "unknown parameter 'contour_wieght'"),
+                                           ("min_size: 10\n", "non-empty list"),
+                                           ("body_threshold: [0.5, 1.5]\n", "invalid setting"),
+                                           ("- 1\n", "must be a mapping")])
+def test_bad_grid_file(cli, run, tmp_path, text, problem):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(text)
+    rc, _, err = cli("tune", run, "--device", "cpu", "--grid", grid)
+    assert rc == 2 and str(grid) in err and problem in err, err
+    assert "Traceback" not in err
+
+
+def test_shipped_grids_load():
+    from pathlib import Path
+
+    from cellprobe.training.tune import load_grid
+
+    files = sorted((Path(__file__).parents[2] / "configs" / "tune").glob("*.yaml"))
+    assert files
+    for path in files:
+        assert set(load_grid(path)) <= set(PostprocessParams.model_fields), path

@@ -85,3 +85,37 @@ def test_run_from_another_version_is_refused(tiny_data, tmp_path):
         R.Run.open(run_dir)
     with pytest.raises(InputError, match="not a cellprobe run"):
         R.Run.open(tmp_path)
+
+
+def test_weight_averaging_checkpoints_and_resume(tiny_data, tmp_path):
+    """ema_decay: checkpoints hold the average as state_dict (what validation and inference use) and the raw
+    weights for resuming, both without the encoder; a killed run resumes to the same average."""
+    cache = str(tmp_path / "cache")
+    cfg = tiny_config(tiny_data, tmp_path / "ema", epochs=2, cache_views=1, cache_dir=cache, ema_decay=0.9)
+    ckpt = load_checkpoint(train(cfg) / R.LAST)
+    avg, raw = ckpt["state_dict"], ckpt["current_model_state"]
+    assert avg.keys() == raw.keys() and not any(k.startswith("encoder.") for k in avg)
+    moved = [k for k in avg if avg[k].is_floating_point() and not torch.allclose(avg[k], raw[k])]
+    assert moved, "the averaged weights equal the raw ones"
+    assert ckpt["averaging_state"]["n_averaged"].item() == 4  # 2 batches of 4 training patches x 2 epochs
+
+    cfg2 = tiny_config(tiny_data, tmp_path / "ema2", epochs=2, cache_views=1, cache_dir=cache, ema_decay=0.9)
+    with pytest.raises(SystemExit):
+        train(cfg2, callbacks=[Interrupt(at=1)])
+    resumed = load_checkpoint(train(cfg2) / R.LAST)
+    for key in ("state_dict", "current_model_state"):
+        for k, v in ckpt[key].items():
+            assert torch.allclose(v.float(), resumed[key][k].float(), atol=1e-6), (key, k)
+
+    from cellprobe.inference.segmenter import Segmenter
+
+    loaded = Segmenter(tmp_path / "ema").module.state_dict()
+    best = load_checkpoint(tmp_path / "ema" / R.BEST)["state_dict"]
+    assert all(torch.equal(loaded[k], v) for k, v in best.items())  # inference runs the average
+
+
+def test_weight_averaging_online_mode_leaves_encoder_out(tiny_data, tmp_path):
+    run_dir = train(tiny_config(tiny_data, tmp_path / "ema-online", epochs=1, cache_features=False, ema_decay=0.9))
+    ckpt = load_checkpoint(run_dir / R.BEST)
+    for key in ("state_dict", "current_model_state"):
+        assert not any(k.startswith("encoder.") for k in ckpt[key]), key

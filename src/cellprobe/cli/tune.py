@@ -20,10 +20,12 @@ def register(app: typer.Typer) -> None:
         checkpoint: str = typer.Option("best", help="best or last."),
         device: str | None = typer.Option(None, help="cpu, cuda, ... (default: a GPU when there is one)."),
         tta: int = typer.Option(1, "--tta", min=1, max=8, help="Dihedral views averaged per patch (1: none, 8: all)."),
+        grid: Path | None = typer.Option(None, "--grid", help="YAML mapping of post-processing parameter to the "
+                                                              "values to search (default: the built-in grid)."),
     ) -> None:
         """Grid-search the watershed thresholds and save them in the run's postprocess.json."""
-        from cellprobe.training.tune import tune
+        from cellprobe.training.tune import load_grid, tune
 
         params = tune(run, data, split, metric=metric, search=search, checkpoint=checkpoint, device=device,
-                      tta=tta)
+                      tta=tta, grid=None if grid is None else load_grid(grid))
         typer.echo(f"wrote {run / 'postprocess.json'}: {params.model_dump_json()}")

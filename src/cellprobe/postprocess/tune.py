@@ -73,6 +73,14 @@ def _grid_points(grid: Mapping[str, Sequence], base: PostprocessParams) -> list[
     return points
 
 
+def check_grid(grid: Mapping[str, Sequence], base: PostprocessParams) -> None:
+    """Every value of every parameter checked (each against ``base``), before any work; InputError otherwise."""
+    if not isinstance(grid, Mapping) or not grid:
+        raise InputError(None, "tune grid: needs a mapping of parameter names to lists of values")
+    for name, values in grid.items():
+        _grid_points({name: values}, base)
+
+
 def _coordinate_points(grid: Mapping[str, Sequence], base: PostprocessParams, score: Callable[[PostprocessParams], float],
                        rounds: int) -> None:
     """Coordinate ascent over ``grid`` from ``base``; ``score`` records every setting it is given."""
@@ -114,8 +122,7 @@ def tune_params(
     grid = DEFAULT_GRID if grid is None else grid
     if search not in ("coordinate", "grid"):
         raise InputError(None, f"unknown search '{search}' (coordinate or grid)")
-    for name, values in grid.items():  # every value checked before any work
-        _grid_points({name: values}, base)
+    check_grid(grid, base)
     with_types = all(p.types is not None for p in predictions)
     if metric in CLASS_METRICS and not with_types:
         raise InputError(None, f"metric '{metric}' needs the predicted types of every patch")

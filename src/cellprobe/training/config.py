@@ -98,6 +98,9 @@ class TrainConfig(StrictModel):
     cached, one drawn per patch and epoch) instead of running the encoder with full augmentation (online).
     ``cache_dir``: where the cache lives (shared by runs of the same encoder and data); default
     ``<output>/feature_cache``.
+    ``ema_decay``: keep an exponential moving average of the trainable weights (updated after every optimizer
+    step, buffers included); validation, ``best.ckpt`` and inference then use the average, and the raw
+    weights travel in the checkpoints only to resume. None: no averaging.
     """
 
     output: Path
@@ -111,6 +114,7 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    ema_decay: float | None = Field(None, gt=0, lt=1)
     plateau: PlateauSection = Field(default_factory=PlateauSection)
     early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
     selection: SelectionSection = Field(default_factory=SelectionSection)

@@ -90,7 +90,7 @@ def _loggers(run_dir: Path) -> list[Any]:
 
 
 def _callbacks(config: TrainConfig, run_dir: Path, extra: Sequence[Any]) -> list[Any]:
-    """Validation PQ (when it is the selection metric), plateau step, early stopping, ``best.ckpt`` (best
+    """Weight averaging (``ema_decay``), validation PQ (when it is the selection metric), plateau step, early stopping, ``best.ckpt`` (best
     selection metric) and ``last.ckpt`` (every epoch; a second checkpoint callback: ``save_last`` only writes
     when a top-k checkpoint was written)."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -109,6 +109,11 @@ def _callbacks(config: TrainConfig, run_dir: Path, extra: Sequence[Any]) -> list
         from cellprobe.training.selection import ValidationPQ
 
         callbacks.insert(0, ValidationPQ(config.selection.postprocess))
+    if config.ema_decay is not None:
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        # swaps the averaged weights in for validation and writes them as the checkpoints' state_dict
+        callbacks.insert(0, EMAWeightAveraging(decay=config.ema_decay))
     if config.trainer.progress:
         from lightning.pytorch.callbacks import RichProgressBar
 

@@ -22,6 +22,8 @@ from cellprobe.training.config import MONITOR_MODES, PlateauSection
 IDENTITY_KEY = "cellprobe"
 ENCODER_PREFIX = "encoder."
 PLATEAU_KEY = "cellprobe_plateau"
+#: where Lightning's weight averaging keeps the raw (not averaged) weights; ``state_dict`` holds the average
+RAW_STATE_KEY = "current_model_state"
 
 
 class PlateauStep(L.Callback):
@@ -128,8 +130,10 @@ class SegmenterModule(L.LightningModule):
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
-                                    if not k.startswith(ENCODER_PREFIX)}
+        """Runs after the callbacks' hooks, so the weight-averaging copy of the raw weights is stripped too."""
+        for key in ("state_dict", RAW_STATE_KEY):
+            if key in checkpoint:
+                checkpoint[key] = {k: v for k, v in checkpoint[key].items() if not k.startswith(ENCODER_PREFIX)}
         checkpoint[IDENTITY_KEY] = dict(self.identity)
         if self._scheduler is not None:
             checkpoint[PLATEAU_KEY] = self._scheduler.state_dict()
@@ -137,9 +141,10 @@ class SegmenterModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_identity(checkpoint, self.identity, where=None)
         self._scheduler_state = checkpoint.get(PLATEAU_KEY)
-        if self.encoder is not None:  # put the (not saved) frozen weights back so the load stays strict
-            for k, v in self.encoder.state_dict().items():
-                checkpoint["state_dict"][ENCODER_PREFIX + k] = v
+        if self.encoder is not None:  # put the (not saved) frozen weights back so the loads stay strict
+            for key in ("state_dict", RAW_STATE_KEY):
+                if key in checkpoint:
+                    checkpoint[key].update({ENCODER_PREFIX + k: v for k, v in self.encoder.state_dict().items()})
 
     def load_weights(self, checkpoint: dict[str, Any], where: Any = None) -> None:
         """Load a checkpoint's trainable weights (inference), checking the identity first."""

@@ -17,6 +17,22 @@ from cellprobe.data.sample import PatchDataset
 from cellprobe.training import run as R
 
 
+def load_grid(path: str | Path) -> dict[str, list]:
+    """A search grid from YAML (parameter → list of values), checked against the post-processing parameters
+    before any network runs; problems name the file."""
+    from cellprobe.config import load_yaml
+    from cellprobe.errors import InputError
+    from cellprobe.postprocess.params import PostprocessParams
+    from cellprobe.postprocess.tune import check_grid
+
+    grid = load_yaml(path)
+    try:
+        check_grid(grid, PostprocessParams())
+    except InputError as exc:
+        raise InputError(path, exc.problem) from None
+    return grid
+
+
 def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, split: str | None = None, *,
          metric: str = "pq", grid: Mapping[str, Sequence] | None = None, search: str = "coordinate",
          checkpoint: str = "best",
