@@ -110,10 +110,10 @@ def _callbacks(config: TrainConfig, run_dir: Path, extra: Sequence[Any]) -> list
 
         callbacks.insert(0, ValidationPQ(config.selection.postprocess))
     if config.ema_decay is not None:
-        from lightning.pytorch.callbacks import EMAWeightAveraging
+        from cellprobe.training.averaging import ema_callback
 
         # swaps the averaged weights in for validation and writes them as the checkpoints' state_dict
-        callbacks.insert(0, EMAWeightAveraging(decay=config.ema_decay))
+        callbacks.insert(0, ema_callback(config.ema_decay))
     if config.trainer.progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
