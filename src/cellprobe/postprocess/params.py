@@ -59,13 +59,18 @@ class HoverParams(StrictModel):
         return value
 
 
-#: values searched by :func:`cellprobe.postprocess.tune_params` when none are given. Wide on purpose: decoders
-#: trained briefly (or on weak encoders) give soft distance maps, whose contours only show with a long step
-#: and a low threshold; the coordinate search tries about 25 settings a round.
+#: values searched by :func:`cellprobe.postprocess.tune_params` when none are given: every parameter. Wide on
+#: purpose: decoders trained briefly (or on weak encoders) give soft distance maps, whose contours only show with
+#: a long step and a low threshold; large marker sizes and contour weights undo over-splitting (on CoNSeP with
+#: frozen Lite0 they were worth +0.011 validation PQ over the first five parameters alone, BENCHMARKS.md run h).
+#: The coordinate search tries about 40 settings a round.
 DEFAULT_GRID: dict[str, list] = {
     "fg_threshold": [0.3, 0.4, 0.5, 0.6, 0.7],
     "body_threshold": [0.3, 0.4, 0.5, 0.6, 0.7],
     "contour_threshold": [0.05, 0.1, 0.2, 0.3, 0.5, 0.7],
     "contour_step": [1, 2, 3, 4, 6],
+    "contour_weight": [0.0, 0.5, 1.0, 2.0, 4.0],
+    "min_marker_size": [3, 10, 20, 40],
     "min_size": [3, 10, 20, 30, 50],
+    "max_hole_size": [0, 8, 32, 128],
 }
