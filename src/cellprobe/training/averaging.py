@@ -5,6 +5,10 @@ the random initial weights: with ``val_pq`` selection, validation then scores 0 
 learning rate and can stop the run (seen on CoNSeP, decay 0.995: PQ 0 for 6 epochs). Here the decay warms up
 as in TensorFlow's ``ExponentialMovingAverage(num_updates=...)``: ``min(decay, (1 + n) / (10 + n))`` after n
 updates, so the average follows the weights closely at first and settles to ``decay``.
+
+Cost in online mode: ``WeightAveraging`` copies the whole LightningModule, frozen encoder included, and
+averages and swaps every parameter; the encoder's copy never changes and never reaches a checkpoint, but it
+costs its memory once more and a pass over its weights per step. Cached mode (the default) holds no encoder.
 """
 
 from __future__ import annotations

@@ -99,8 +99,9 @@ class TrainConfig(StrictModel):
     ``cache_dir``: where the cache lives (shared by runs of the same encoder and data); default
     ``<output>/feature_cache``.
     ``ema_decay``: keep an exponential moving average of the trainable weights (updated after every optimizer
-    step, buffers included, the decay warmed up from 0.1; ``training/averaging.py``); validation, ``best.ckpt`` and inference then use the average, and the raw
-    weights travel in the checkpoints only to resume. None: no averaging.
+    step, buffers included, the decay warmed up from 0.1; ``training/averaging.py``); validation, ``best.ckpt``
+    and inference then use the average, and the raw weights travel in the checkpoints only to resume. None: no
+    averaging.
     """
 
     output: Path

@@ -90,9 +90,9 @@ def _loggers(run_dir: Path) -> list[Any]:
 
 
 def _callbacks(config: TrainConfig, run_dir: Path, extra: Sequence[Any]) -> list[Any]:
-    """Weight averaging (``ema_decay``), validation PQ (when it is the selection metric), plateau step, early stopping, ``best.ckpt`` (best
-    selection metric) and ``last.ckpt`` (every epoch; a second checkpoint callback: ``save_last`` only writes
-    when a top-k checkpoint was written)."""
+    """Weight averaging (``ema_decay``), validation PQ (when it is the selection metric), plateau step, early
+    stopping, ``best.ckpt`` (best selection metric) and ``last.ckpt`` (every epoch; a second checkpoint
+    callback: ``save_last`` only writes when a top-k checkpoint was written)."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
     from cellprobe.training.module import PlateauStep
