@@ -57,18 +57,37 @@ def test_dice_and_tversky_values():
 
 def test_distance_losses_masking():
     target = torch.zeros(1, 4, 8, 8)
-    fg = torch.zeros(1, 8, 8, dtype=torch.bool)
-    fg[0, 2:6, 2:6] = True
+    semantic = torch.zeros(1, 8, 8, dtype=torch.long)
+    semantic[0, 2:6, 2:6] = 2
     pred = torch.zeros(1, 4, 8, 8)
     pred[0, :, 0, 0] = 1.0  # error on background only
-    l1_bg, grad_bg = distance_losses(pred, target, fg, background_weight=0.0)
+    l1_bg, grad_bg = distance_losses(pred, target, semantic, background_weight=0.0)
     assert l1_bg.item() == 0.0 and grad_bg.item() == 0.0
-    l1_w, _ = distance_losses(pred, target, fg, background_weight=0.5)
+    l1_w, _ = distance_losses(pred, target, semantic, background_weight=0.5)
     assert l1_w.item() > 0
     pred2 = torch.zeros(1, 4, 8, 8)
     pred2[0, :, 3, 3] = 1.0  # error inside the nucleus
-    l1, grad = distance_losses(pred2, target, fg, background_weight=0.0)
+    l1, grad = distance_losses(pred2, target, semantic, background_weight=0.0)
     assert l1.item() == pytest.approx(1.0 / 16) and grad.item() > 0
+
+
+def test_distance_losses_weigh_the_boundary_band():
+    target = torch.zeros(1, 4, 8, 8)
+    semantic = torch.full((1, 8, 8), 2, dtype=torch.long)
+    semantic[0, :, 4] = 1  # a boundary column between two cells: 8 of 64 nucleus pixels
+    on_band = torch.zeros(1, 4, 8, 8)
+    on_band[0, :, 3, 4] = 1.0
+    in_body = torch.zeros(1, 4, 8, 8)
+    in_body[0, :, 3, 1] = 1.0
+    # weight 1 is the unweighted mean over nucleus pixels: both errors cost the same
+    for pred in (on_band, in_body):
+        assert distance_losses(pred, target, semantic, 0.0)[0].item() == pytest.approx(1.0 / 64)
+    # weight 5: an error on the band costs 5 / (56 + 5 * 8), one in the body 1 / (56 + 5 * 8)
+    band_l1, band_grad = distance_losses(on_band, target, semantic, 0.0, boundary_weight=5.0)
+    body_l1, body_grad = distance_losses(in_body, target, semantic, 0.0, boundary_weight=5.0)
+    assert band_l1.item() == pytest.approx(5.0 / 96)
+    assert body_l1.item() == pytest.approx(1.0 / 96)
+    assert band_grad.item() > body_grad.item() > 0
 
 
 def test_sobel_of_a_ramp():

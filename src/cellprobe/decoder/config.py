@@ -58,3 +58,4 @@ class LossConfig(StrictModel):
     class_weights: list[float] | Literal["auto"] | None = "auto"
     semantic_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # CE weights: background, boundary, body
     distance_background: float = Field(0.1, ge=0, le=1)  # L1 weight of background pixels (target 0 there)
+    distance_boundary: float = Field(1.0, gt=0)  # distance-loss weight of the boundary band (body pixels: 1)

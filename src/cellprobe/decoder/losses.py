@@ -2,7 +2,7 @@
 
 - semantic (background / boundary / body): cross-entropy (optionally class-weighted) + soft Dice;
 - distances (4 maps in [-1, 1]): L1 (background pixels down-weighted: their target is 0 and they are most of
-  the image) + gradient loss (squared difference of Sobel derivatives inside nuclei, where the maps carry the
+  the image; the boundary band optionally up-weighted) + gradient loss (squared difference of Sobel derivatives inside nuclei, where the maps carry the
   information that separates touching nuclei, as in HoVer-Net);
 - types (background + C classes): class-weighted cross-entropy + Tversky.
 """
@@ -52,16 +52,23 @@ def sobel(maps: torch.Tensor) -> torch.Tensor:
     return out.reshape(b, 2 * c, h, w)
 
 
-def distance_losses(pred: torch.Tensor, target: torch.Tensor, foreground: torch.Tensor,
-                    background_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L1, gradient loss) of the distance maps; ``foreground`` (B,H,W) bool marks nucleus pixels."""
+def distance_losses(pred: torch.Tensor, target: torch.Tensor, semantic: torch.Tensor,
+                    background_weight: float, boundary_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L1, gradient loss) of the distance maps; ``semantic`` (B,H,W) holds the 3-class targets.
+
+    Pixel weights: ``background_weight`` on background (target 0, most of the image), ``boundary_weight`` on
+    the boundary band where cells touch (where the maps must fall from +1 to -1 within a few pixels: the
+    only evidence that separates touching nuclei, and a few per cent of the nucleus pixels), 1 on cell
+    bodies. Both terms are weighted means; the gradient loss covers nucleus pixels only.
+    """
     pred, target = pred.float(), target.float()
-    fg = foreground[:, None].to(pred.dtype)
-    weight = fg + background_weight * (1 - fg)
-    l1 = ((pred - target).abs() * weight).sum() / (weight.sum() * pred.shape[1]).clamp_min(1.0)
+    semantic = semantic[:, None]
+    fg = (semantic > 0).to(pred.dtype)
+    inside = torch.where(semantic == 1, boundary_weight, 1.0).to(pred.dtype) * fg
+    weight = inside + background_weight * (1 - fg)
+    l1 = ((pred - target).abs() * weight).sum() / (weight.sum() * pred.shape[1]).clamp_min(1e-6)
     grad_err = (sobel(pred) - sobel(target)) ** 2
-    n_fg = fg.sum() * grad_err.shape[1]
-    grad = (grad_err * fg).sum() / n_fg.clamp_min(1.0)
+    grad = (grad_err * inside).sum() / (inside.sum() * grad_err.shape[1]).clamp_min(1e-6)
     return l1, grad
 
 
@@ -102,6 +109,6 @@ class CellLoss(nn.Module):
             "types_tversky": tversky_loss(out["types"], cls, c.tversky_alpha, c.tversky_beta),
         }
         terms["distance_l1"], terms["distance_grad"] = distance_losses(
-            out["distance"], batch["distance"], semantic > 0, c.distance_background)
+            out["distance"], batch["distance"], semantic, c.distance_background, c.distance_boundary)
         total = sum(getattr(c, name) * value for name, value in terms.items())
         return total, terms
