@@ -2,8 +2,9 @@
 
 - semantic (background / boundary / body): cross-entropy (optionally class-weighted) + soft Dice;
 - distances (4 maps in [-1, 1]): L1 (background pixels down-weighted: their target is 0 and they are most of
-  the image; the boundary band optionally up-weighted) + gradient loss (squared difference of Sobel derivatives inside nuclei, where the maps carry the
-  information that separates touching nuclei, as in HoVer-Net);
+  the image; the boundary band between touching nuclei optionally up-weighted) + gradient loss (squared
+  difference of Sobel derivatives inside nuclei, where the maps carry the information that separates touching
+  nuclei, as in HoVer-Net);
 - types (background + C classes): class-weighted cross-entropy + Tversky.
 """
 
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cellprobe.data.targets import BOUNDARY
 from cellprobe.decoder.config import LossConfig
 
 _EPS = 1.0
@@ -64,7 +66,7 @@ def distance_losses(pred: torch.Tensor, target: torch.Tensor, semantic: torch.Te
     pred, target = pred.float(), target.float()
     semantic = semantic[:, None]
     fg = (semantic > 0).to(pred.dtype)
-    inside = torch.where(semantic == 1, boundary_weight, 1.0).to(pred.dtype) * fg
+    inside = torch.where(semantic == BOUNDARY, boundary_weight, 1.0).to(pred.dtype) * fg
     weight = inside + background_weight * (1 - fg)
     l1 = ((pred - target).abs() * weight).sum() / (weight.sum() * pred.shape[1]).clamp_min(1e-6)
     grad_err = (sobel(pred) - sobel(target)) ** 2
