@@ -172,3 +172,39 @@ def test_gap_contrast_finds_planted_group_difference():
     assert pooled.estimate == pytest.approx(res.estimate)
     null = stats.contrast(boot, stats.group_weights({"g0": "x", "g1": "y"}, "x", "y"), "pq")
     assert null.ci_lo < 0 < null.ci_hi
+
+
+def _sources(values: dict[str, np.ndarray], copies: int) -> pd.DataFrame:
+    """Each image of ``values`` repeated ``copies`` times as patches of one source image."""
+    rows = _long({m: np.repeat(v, copies) for m, v in values.items()})
+    rows["source"] = rows["image"].map(lambda name: f"src{int(name[3:]) // copies:03d}")
+    return rows
+
+
+def test_patches_of_one_source_are_resampled_together():
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0.3, 0.8, size=12)
+    vals = {"a": base + 0.01 + rng.normal(0, 0.03, 12), "b": base}
+    agg = stats.MeanOf(["pq"])
+    alone = stats.align(_long(vals))
+    copied = stats.align(_sources(vals, 4))  # 48 patches, 4 identical ones per source
+    assert copied.n_images == 48 and copied.n_groups == 12
+    # the same draws on sources as on the 12 independent images: identical replicates and p-values
+    boot_alone = stats.bootstrap(alone, agg, ["pq"], n_boot=200, seed=0)
+    boot_copied = stats.bootstrap(copied, agg, ["pq"], n_boot=200, seed=0)
+    np.testing.assert_allclose(boot_copied.reps, boot_alone.reps)
+    t_alone = stats.paired_tests(alone, agg, ["pq"], n_perm=200, seed=0, boot=boot_alone).iloc[0]
+    t_copied = stats.paired_tests(copied, agg, ["pq"], n_perm=200, seed=0, boot=boot_copied).iloc[0]
+    assert t_copied["p"] == t_alone["p"] and t_copied["ci_lo"] == pytest.approx(t_alone["ci_lo"])
+    # treating the 48 copies as independent images would narrow the interval about twofold (sqrt 4)
+    naive = stats.align(_sources(vals, 4).drop(columns="source"))
+    lo_n, hi_n = stats.bootstrap(naive, agg, ["pq"], n_boot=200, seed=0).ci()
+    lo_c, hi_c = boot_copied.ci()
+    assert (hi_n - lo_n)[0, 0] < 0.7 * (hi_c - lo_c)[0, 0]
+
+
+def test_a_source_split_across_strata_is_refused():
+    rows = _sources({"a": np.linspace(0.2, 0.8, 4)}, 2)
+    rows["tissue"] = ["t0", "t1"] * 4  # the two patches of each source in different tissues
+    with pytest.raises(ValueError, match="different strata"):
+        stats.align(rows)

@@ -36,6 +36,9 @@ def test_tune_then_evaluate(run, tmp_path):
     assert metrics["pq"] == pytest.approx(result.summary["pq"], nan_ok=True)
     assert 0.0 <= result.summary["pq"] <= 1.0
     assert list(per_image["image"]) == ["p08", "p09", "p10", "p11"]
+    # each patch's source image rides along: the benchmark statistics resample a source's patches together
+    ds_test = open_dataset(shared_data(), format="patches", split="test")
+    assert list(per_image["source"]) == [ds_test[i].meta.source for i in range(len(ds_test))]
 
     # a PatchDataset works as well as a path
     ds = open_dataset(shared_data(), format="patches", split="test")

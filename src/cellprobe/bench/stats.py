@@ -1,7 +1,10 @@
 """Statistics of a benchmark: how sure are we that one frozen encoder beats another?
 
 The unit of resampling is the *image* (a test patch), because that is what a new study would draw anew; folds
-and seeds are runs over the same or disjoint images. Every estimate is the paper's number: a metric aggregated
+and seeds are runs over the same or disjoint images. Patches cut from one source image (CoNSeP's overlapping
+256² tiles, CoNIC's crops of one slide region) are not independent: when the per-image rows carry a ``source``
+column, all patches of a source are resampled (and sign-flipped) together, which widens the intervals to what
+a new set of source images would give. Every estimate is the paper's number: a metric aggregated
 over a run's images (pooled metrics such as mPQ+ and R² are re-aggregated from per-image sufficient
 statistics by the metrics module's ``aggregate_*`` callable), then averaged over runs (folds × seeds).
 
@@ -56,7 +59,8 @@ class Aligned:
 
     ``frames[r]`` holds run r's rows model-major (model j's rows are ``j * n_r ... (j + 1) * n_r - 1``);
     ``local[r, c]`` is the position of image cluster c inside a model's block of run r, or -1 if the run
-    does not hold it; ``strata[c]`` is the resampling stratum of cluster c.
+    does not hold it; ``strata[c]`` is the resampling stratum of cluster c; ``groups[c]`` (0..G-1) the group
+    it is resampled with (its source image; each image its own group when sources are unknown).
     """
 
     models: tuple[str, ...]
@@ -65,6 +69,7 @@ class Aligned:
     local: np.ndarray
     strata: np.ndarray
     images: tuple[str, ...]
+    groups: np.ndarray
     cache: dict = field(default_factory=dict, compare=False, repr=False)  # numeric columns per run
 
     def values(self, r: int, columns: Sequence[str]) -> np.ndarray:
@@ -81,6 +86,10 @@ class Aligned:
     def n_images(self) -> int:
         return len(self.images)
 
+    @property
+    def n_groups(self) -> int:
+        return int(self.groups.max()) + 1 if self.groups.size else 0
+
 
 def align(
     per_image: pd.DataFrame,
@@ -89,13 +98,15 @@ def align(
     image_col: str = "image",
     run_cols: Sequence[str] = ("fold", "seed"),
     strata_col: str | None = "tissue",
+    group_col: str | None = "source",
     models: Sequence[str] | None = None,
 ) -> Aligned:
     """Arrange per-image rows so that models can be resampled together, image by image.
 
     Every model must have exactly the same (run, image) rows: a comparison on different images is not paired.
     Images held by several runs (seeds) form one cluster, resampled together. Strata: the set of runs holding
-    the image (so each fold keeps its size) × ``strata_col`` when it is present and known.
+    the image (so each fold keeps its size) × ``strata_col`` when it is present and known. Images with the
+    same ``group_col`` value (their source image) form one resampling group; a group must lie in one stratum.
     """
     run_cols = [c for c in run_cols if c in per_image.columns]
     models = tuple(models) if models is not None else tuple(sorted(per_image[model_col].astype(str).unique()))
@@ -136,7 +147,19 @@ def align(
     pattern = ["".join("1" if x >= 0 else "0" for x in local[:, c]) for c in range(len(images))]
     labels = [f"{p}|{t}" for p, t in zip(pattern, tissue.to_numpy(), strict=True)]
     strata = pd.factorize(pd.Series(labels))[0].astype(np.int64)
-    return Aligned(models, runs, tuple(frames), local, strata, images)
+    if group_col and group_col in df.columns:
+        source = first[group_col].reindex(list(images)).astype(object)
+        # an unknown source keeps its image alone: the image name stands in for it
+        source = source.where(source.notna(), pd.Series(list(images), index=list(images))).astype(str)
+        groups = pd.factorize(source)[0].astype(np.int64)
+    else:
+        groups = np.arange(len(images), dtype=np.int64)
+    spans = pd.Series(strata).groupby(groups).nunique()
+    if (spans > 1).any():
+        g = int(spans.index[spans.to_numpy() > 1][0])
+        raise ValueError(f"align: the images of {group_col} group {source.iloc[int(np.flatnonzero(groups == g)[0])]!r} "
+                         "lie in different strata (runs or tissues); a source must stay in one fold")
+    return Aligned(models, runs, tuple(frames), local, strata, images, groups)
 
 
 def evaluate(
@@ -172,11 +195,18 @@ def evaluate(
     return out / len(al.frames)
 
 
-def draw_images(strata: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One stratified bootstrap draw: each stratum resampled with replacement to its own size."""
-    parts = [rng.choice(members, size=members.size, replace=True)
-             for s in np.unique(strata) for members in [np.flatnonzero(strata == s)]]
-    return np.concatenate(parts)
+def draw_images(strata: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None) -> np.ndarray:
+    """One stratified bootstrap draw: each stratum's groups (``groups[c]`` of image c; default: every image
+    alone) resampled with replacement to their own number; returns the images of the drawn groups."""
+    if groups is None:
+        groups = np.arange(strata.size)
+    picked = np.concatenate([rng.choice(members, size=members.size, replace=True)
+                             for s in np.unique(strata) for members in [np.unique(groups[strata == s])]])
+    if groups.size == picked.size:  # every image its own group (groups are numbered 0..G-1 in image order)
+        return picked
+    order = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[order], np.arange(int(groups.max()) + 2))
+    return np.concatenate([order[bounds[g]:bounds[g + 1]] for g in picked])
 
 
 @dataclass(frozen=True)
@@ -218,7 +248,7 @@ def bootstrap(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # empty classes in a resample give NaN, left out
         for b in range(n_boot):
-            reps[b] = evaluate(al, aggregate, metrics, draws=draw_images(al.strata, rng))
+            reps[b] = evaluate(al, aggregate, metrics, draws=draw_images(al.strata, rng, al.groups))
             if progress:
                 progress(1)
     return Bootstrap(al.models, tuple(metrics), estimate, reps)
@@ -264,8 +294,8 @@ def paired_tests(
 ) -> pd.DataFrame:
     """Sign-flip permutation tests of model pairs on the same images, one family per metric.
 
-    Each permutation swaps, for a random half of the images, the two models' rows (all runs of that image
-    at once); the same swap pattern serves every pair, which makes the max-T null joint. Returns one row per
+    Each permutation swaps, for a random half of the image groups (sources), the two models' rows (all runs
+    and patches of that group at once); the same swap pattern serves every pair, which makes the max-T null joint. Returns one row per
     (metric, pair): a, b, diff = a − b, its paired bootstrap CI (when ``boot`` is given), raw p, Holm and max-T
     adjusted p (max-T on differences scaled by each pair's permutation-null sd).
     """
@@ -274,7 +304,7 @@ def paired_tests(
     if not pairs:
         return pd.DataFrame(columns=["metric", "a", "b", "diff", "ci_lo", "ci_hi", "p", "p_holm", "p_maxt"])
     rng = np.random.default_rng(seed)
-    swaps = rng.random((n_perm, al.n_images)) < 0.5
+    swaps = (rng.random((n_perm, al.n_groups)) < 0.5)[:, al.groups]
     estimate = evaluate(al, aggregate, metrics) if boot is None else boot.estimate
     observed = np.array([estimate[index[a]] - estimate[index[b]] for a, b in pairs])  # (pairs, metrics)
     null = np.empty((n_perm, len(pairs), len(metrics)))

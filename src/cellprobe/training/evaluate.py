@@ -58,10 +58,14 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
         raise InputError(getattr(data, "root", data) if not isinstance(data, PatchDataset) else None,
                          f"dataset classes {list(dataset.class_names)} differ from the run's {seg.class_names}")
     acc = ConicAccumulator(seg.num_classes, mpp=dataset.mpp, class_names=seg.class_names)
+    sources = []
     for sample, maps in iter_predictions(seg, dataset, range(len(dataset))):
         inst, cls_map, _ = seg.instances(maps)
         acc.add(sample.inst, sample.cls, inst, cls_map, name=sample.meta.name)
+        sources.append(sample.meta.source)
     result = acc.result()
+    # the source image of each patch: overlapping patches of one source are resampled together (bench.stats)
+    result.per_image["source"] = sources
     out_dir = Path(out) if out is not None else Path(run_dir)
     record = {**result.to_dict(), "evaluation": {
         "data": str(data) if not isinstance(data, PatchDataset) else getattr(data, "name", type(data).__name__),
