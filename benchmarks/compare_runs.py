@@ -1,6 +1,9 @@
 """Paired comparison of evaluated runs (``cellprobe evaluate`` folders: metrics.json + per_image.csv) on the
 same test images: each model's estimate with its bootstrap CI, and every difference to the first run with its
 paired bootstrap CI and sign-flip permutation p (the statistics of the benchmark report, cellprobe.bench.stats).
+Patches of one source image are resampled together when per_image.csv has a ``source`` column (written by
+``cellprobe evaluate`` since 2026-12-02); older tables are resampled patch by patch, which is too narrow for
+overlapping tiles.
 
     .venv/bin/python benchmarks/compare_runs.py runs/seg/a-pretrained runs/seg/a-random --n-boot 1000
 """
@@ -44,7 +47,8 @@ def main() -> None:
                                n_perm=args.n_perm, seed=args.seed, boot=boot)
     print()
     print(tests.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"\n{al.n_images} images; {args.n_boot} bootstrap resamples, {args.n_perm} sign-flip permutations")
+    print(f"\n{al.n_images} images in {al.n_groups} resampled groups (source images); {args.n_boot} bootstrap "
+          f"resamples, {args.n_perm} sign-flip permutations")
 
 
 if __name__ == "__main__":
