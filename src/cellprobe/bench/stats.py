@@ -90,6 +90,23 @@ class Aligned:
     def n_groups(self) -> int:
         return int(self.groups.max()) + 1 if self.groups.size else 0
 
+    def group_strata(self) -> np.ndarray:
+        """The stratum of each group (``align`` keeps every group inside one stratum)."""
+        out = np.empty(self.n_groups, dtype=np.int64)
+        out[self.groups] = self.strata
+        return out
+
+    def images_of(self, picked: np.ndarray) -> np.ndarray:
+        """The image clusters of the ``picked`` groups, in order (``picked`` itself when each image is its own
+        group: groups are numbered in image order)."""
+        if self.n_groups == self.n_images:
+            return picked
+        if "members" not in self.cache:
+            order = np.argsort(self.groups, kind="stable")
+            self.cache["members"] = np.split(order, np.cumsum(np.bincount(self.groups))[:-1])
+        members = self.cache["members"]
+        return np.concatenate([members[g] for g in picked])
+
 
 def align(
     per_image: pd.DataFrame,
@@ -147,18 +164,17 @@ def align(
     pattern = ["".join("1" if x >= 0 else "0" for x in local[:, c]) for c in range(len(images))]
     labels = [f"{p}|{t}" for p, t in zip(pattern, tissue.to_numpy(), strict=True)]
     strata = pd.factorize(pd.Series(labels))[0].astype(np.int64)
+    groups = np.arange(len(images), dtype=np.int64)
     if group_col and group_col in df.columns:
         source = first[group_col].reindex(list(images)).astype(object)
         # an unknown source keeps its image alone: the image name stands in for it
         source = source.where(source.notna(), pd.Series(list(images), index=list(images))).astype(str)
         groups = pd.factorize(source)[0].astype(np.int64)
-    else:
-        groups = np.arange(len(images), dtype=np.int64)
-    spans = pd.Series(strata).groupby(groups).nunique()
-    if (spans > 1).any():
-        g = int(spans.index[spans.to_numpy() > 1][0])
-        raise ValueError(f"align: the images of {group_col} group {source.iloc[int(np.flatnonzero(groups == g)[0])]!r} "
-                         "lie in different strata (runs or tissues); a source must stay in one fold")
+        spans = pd.Series(strata).groupby(groups).nunique()
+        if (spans > 1).any():
+            name = source.iloc[int(np.flatnonzero(groups == spans.index[spans.to_numpy() > 1][0])[0])]
+            raise ValueError(f"align: the images of {group_col} {name!r} lie in different strata (runs or "
+                             "tissues); a source must stay in one fold")
     return Aligned(models, runs, tuple(frames), local, strata, images, groups)
 
 
@@ -195,18 +211,11 @@ def evaluate(
     return out / len(al.frames)
 
 
-def draw_images(strata: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None) -> np.ndarray:
-    """One stratified bootstrap draw: each stratum's groups (``groups[c]`` of image c; default: every image
-    alone) resampled with replacement to their own number; returns the images of the drawn groups."""
-    if groups is None:
-        groups = np.arange(strata.size)
-    picked = np.concatenate([rng.choice(members, size=members.size, replace=True)
-                             for s in np.unique(strata) for members in [np.unique(groups[strata == s])]])
-    if groups.size == picked.size:  # every image its own group (groups are numbered 0..G-1 in image order)
-        return picked
-    order = np.argsort(groups, kind="stable")
-    bounds = np.searchsorted(groups[order], np.arange(int(groups.max()) + 2))
-    return np.concatenate([order[bounds[g]:bounds[g + 1]] for g in picked])
+def draw_images(strata: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One stratified bootstrap draw: each stratum resampled with replacement to its own size."""
+    parts = [rng.choice(members, size=members.size, replace=True)
+             for s in np.unique(strata) for members in [np.flatnonzero(strata == s)]]
+    return np.concatenate(parts)
 
 
 @dataclass(frozen=True)
@@ -243,12 +252,14 @@ def bootstrap(
     rng = np.random.default_rng(seed)
     estimate = evaluate(al, aggregate, metrics)
     reps = np.empty((n_boot, al.n_models, len(metrics)))
+    group_strata = al.group_strata()  # the drawn units are the groups (source images)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # empty classes in a resample give NaN, left out
         for b in range(n_boot):
-            reps[b] = evaluate(al, aggregate, metrics, draws=draw_images(al.strata, rng, al.groups))
+            draws = al.images_of(draw_images(group_strata, rng))
+            reps[b] = evaluate(al, aggregate, metrics, draws=draws)
             if progress:
                 progress(1)
     return Bootstrap(al.models, tuple(metrics), estimate, reps)
@@ -295,9 +306,9 @@ def paired_tests(
     """Sign-flip permutation tests of model pairs on the same images, one family per metric.
 
     Each permutation swaps, for a random half of the image groups (sources), the two models' rows (all runs
-    and patches of that group at once); the same swap pattern serves every pair, which makes the max-T null joint. Returns one row per
-    (metric, pair): a, b, diff = a − b, its paired bootstrap CI (when ``boot`` is given), raw p, Holm and max-T
-    adjusted p (max-T on differences scaled by each pair's permutation-null sd).
+    and patches of that group at once); the same swap pattern serves every pair, which makes the max-T null
+    joint. Returns one row per (metric, pair): a, b, diff = a − b, its paired bootstrap CI (when ``boot`` is
+    given), raw p, Holm and max-T adjusted p (max-T on differences scaled by each pair's permutation-null sd).
     """
     index = {m: i for i, m in enumerate(al.models)}
     pairs = list(pairs) if pairs is not None else list(combinations(al.models, 2))
