@@ -39,3 +39,19 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     rc, _, err = cli("train", "--encoder", "no-such-encoder", "--data", tmp_path, "--out", tmp_path / "r2",
                      "--set", "trainer.progress=false")
     assert rc == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_refit_through_the_cli(cli, tmp_path):
+    from cellprobe.training import train
+
+    data = make_tiny_data(tmp_path / "data")
+    ref = train(tiny_config(data, tmp_path / "ref", epochs=1, cache_views=1))
+    run = tmp_path / "refit"
+    rc, out, err = cli("refit", ref, "--out", run, "--set", "trainer.progress=false")
+    assert rc == 0, err
+    assert f"run: {run}" in out
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["val_fraction"] == 0.0
+    rc, _, err = cli("refit", tmp_path / "nowhere", "--out", tmp_path / "r2")
+    assert rc == 2 and "nowhere" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = cli("tune", run)
+    assert rc == 2 and "no validation patches" in err and len(err.strip().splitlines()) == 1

@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "encoders",
     "data",
     "train",
+    "refit",
     "tune",
     "evaluate",
     "predict",

@@ -20,11 +20,11 @@ from cellprobe.training.config import TrainConfig
 @dataclass
 class TrainData:
     """The training dataset and the positions of its training and validation patches (a second dataset when
-    the validation split is a released split of its own)."""
+    the validation split is a released split of its own; None for a run without validation)."""
 
     train: PatchDataset
     train_positions: np.ndarray
-    val: PatchDataset
+    val: PatchDataset | None
     val_positions: np.ndarray
 
     @property
@@ -44,6 +44,8 @@ def open_training_data(config: TrainConfig) -> TrainData:
             raise InputError(d.path, f"split '{d.val_split}' has classes {val.class_names}, split "
                                      f"'{d.train_split}' has {train.class_names}")
         return TrainData(train, np.arange(len(train)), val, np.arange(len(val)))
+    if not d.has_validation:
+        return TrainData(train, np.arange(len(train)), None, np.arange(0))
     train_idx, val_idx = split_by_source(train.sources(), d.val_fraction, config.seed)
     return TrainData(train, np.asarray(train_idx), train, np.asarray(val_idx))
 
@@ -104,4 +106,4 @@ def build_module(config: TrainConfig, identity: dict[str, Any], encoder: Any | N
     loss = CellLoss(num_classes, config.loss, class_weights)
     return SegmenterModule(neck, decoder, loss, identity, encoder=encoder, lr=config.lr,
                            weight_decay=config.weight_decay, plateau=config.plateau,
-                           monitor=config.selection.monitor)
+                           monitor=config.selection.monitor, lr_steps=config.lr_steps)

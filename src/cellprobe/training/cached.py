@@ -36,12 +36,14 @@ def _extract(config: TrainConfig, encoder: Any, dataset: Any, views: tuple[int, 
                             batch_size=config.batch_size, progress=progress)
 
 
-def cached_sets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[CachedSet, CachedSet, int]:
+def cached_sets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[CachedSet, CachedSet | None, int]:
     """Fill (or reuse) the caches, then the training set (all ``cache_views`` views) and the validation set
-    (the identity view)."""
+    (the identity view; None without validation)."""
     views = tuple(range(config.cache_views))
     train_caches = _extract(config, encoder, data.train, views)
     train = CachedSet(data.train, data.train_positions, ViewTaps(train_caches), apply_view, config.targets)
+    if data.val is None:
+        return train, None, len(views)
     if data.val is data.train:
         val_caches = train_caches
     else:

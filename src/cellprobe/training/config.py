@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from cellprobe.config import StrictModel, parse_config, set_dotted
 from cellprobe.data.augment import AugmentConfig
@@ -32,14 +32,19 @@ class EncoderSection(StrictModel):
 
 class DataSection(StrictModel):
     """The training data. ``val_split: null`` takes ``val_fraction`` of the training split's source images
-    (never single patches: patches of one image overlap) as validation."""
+    (never single patches: patches of one image overlap) as validation; ``val_fraction: 0`` (with no
+    ``val_split``) trains on every patch with no validation at all: a refit (``cellprobe refit``)."""
 
     path: Path
     format: str | None = None
     train_split: str | None = "train"
     val_split: str | None = None
-    val_fraction: float = Field(0.2, gt=0, lt=1)
+    val_fraction: float = Field(0.2, ge=0, lt=1)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_split is not None or self.val_fraction > 0
 
 
 #: whether a smaller or a larger value of each selection metric is better
@@ -98,6 +103,11 @@ class TrainConfig(StrictModel):
     cached, one drawn per patch and epoch) instead of running the encoder with full augmentation (online).
     ``cache_dir``: where the cache lives (shared by runs of the same encoder and data); default
     ``<output>/feature_cache``.
+    ``lr_steps``: the learning rate from each listed epoch on (0-based; epoch 0 must be listed, with ``lr``), replayed
+    instead of the plateau: a refit replays the schedule its reference run's plateau took. None: the plateau
+    on the selection metric. A run without validation needs it (nothing else would lower the rate), and has no
+    early stopping: it trains ``epochs`` epochs, and ``best.ckpt`` is the last one.
+    ``refit_of``: the run whose schedule and post-processing a refit took (provenance only).
     ``ema_decay``: keep an exponential moving average of the trainable weights (updated after every optimizer
     step, buffers included, the decay warmed up from 0.1; ``training/averaging.py``); validation, ``best.ckpt``
     and inference then use the average, and the raw weights travel in the checkpoints only to resume. None: no
@@ -116,6 +126,8 @@ class TrainConfig(StrictModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
+    lr_steps: dict[int, float] | None = None
+    refit_of: str | None = None
     plateau: PlateauSection = Field(default_factory=PlateauSection)
     early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
     selection: SelectionSection = Field(default_factory=SelectionSection)
@@ -124,6 +136,21 @@ class TrainConfig(StrictModel):
     loss: LossConfig = Field(default_factory=LossConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)  # online mode only (cached: dihedral views)
     trainer: TrainerSection = Field(default_factory=TrainerSection)
+
+    @model_validator(mode="after")
+    def _schedule_without_validation(self) -> TrainConfig:
+        if self.lr_steps is not None:
+            if 0 not in self.lr_steps:
+                raise ValueError("lr_steps must give the learning rate of epoch 0")
+            if any(e < 0 for e in self.lr_steps) or any(not lr > 0 for lr in self.lr_steps.values()):
+                raise ValueError("lr_steps: epochs must be >= 0 and learning rates > 0")
+            if self.lr_steps[0] != self.lr:
+                raise ValueError(f"lr_steps gives epoch 0 the rate {self.lr_steps[0]}, lr is {self.lr}: "
+                                 "set both to the same value")
+        if not self.data.has_validation and self.lr_steps is None:
+            raise ValueError("a run without validation (data.val_fraction 0) needs lr_steps: the plateau "
+                             "follows a validation metric")
+        return self
 
     def feature_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.output / "feature_cache"

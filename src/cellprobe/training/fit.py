@@ -54,8 +54,8 @@ class SegmenterData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True, self.views)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, False, 1)
+    def val_dataloader(self) -> DataLoader | list:
+        return [] if self.val_set is None else self._loader(self.val_set, False, 1)
 
 
 def _precision(config: TrainConfig) -> str:
@@ -92,20 +92,25 @@ def _loggers(run_dir: Path) -> list[Any]:
 def _callbacks(config: TrainConfig, run_dir: Path, extra: Sequence[Any]) -> list[Any]:
     """Weight averaging (``ema_decay``), validation PQ (when it is the selection metric), plateau step, early
     stopping, ``best.ckpt`` (best selection metric) and ``last.ckpt`` (every epoch; a second checkpoint
-    callback: ``save_last`` only writes when a top-k checkpoint was written)."""
+    callback: ``save_last`` only writes when a top-k checkpoint was written). Without validation (a refit)
+    there is nothing to select on or stop early for: ``best.ckpt`` is written every epoch like ``last.ckpt``."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
     from cellprobe.training.module import PlateauStep
 
     common = {"dirpath": str(run_dir), "save_top_k": 1, "enable_version_counter": False,
               "auto_insert_metric_name": False, "save_on_train_epoch_end": True}
-    monitor, mode = config.selection.monitor, config.selection.mode
+    validated = config.data.has_validation
+    # without validation "best" is the latest epoch (ModelCheckpoint always offers "epoch" to monitor)
+    monitor, mode = (config.selection.monitor, config.selection.mode) if validated else ("epoch", "max")
     best = ModelCheckpoint(filename=Path(R.BEST).stem, monitor=monitor, mode=mode, **common)
     last = ModelCheckpoint(filename=Path(R.LAST).stem, monitor=None, **common)
-    stop = EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping.patience,
-                         min_delta=config.early_stopping.min_delta)
-    callbacks: list[Any] = [PlateauStep(), stop, LearningRateMonitor(logging_interval="epoch"), best, last]
-    if monitor == "val_pq":
+    callbacks: list[Any] = [LearningRateMonitor(logging_interval="epoch"), best, last]
+    if validated:
+        stop = EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping.patience,
+                             min_delta=config.early_stopping.min_delta)
+        callbacks[:0] = [PlateauStep(), stop]
+    if validated and monitor == "val_pq":
         from cellprobe.training.selection import ValidationPQ
 
         callbacks.insert(0, ValidationPQ(config.selection.postprocess))
@@ -128,8 +133,8 @@ def _datasets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[Any, 
 
         augment = online_augment(config)
         # the Augmenter draws the dihedral view itself (from the draw's seed): no separate view draw
-        return (OnlineSet(data.train, data.train_positions, augment, config.targets),
-                OnlineSet(data.val, data.val_positions, None, config.targets), 1)
+        val = None if data.val is None else OnlineSet(data.val, data.val_positions, None, config.targets)
+        return OnlineSet(data.train, data.train_positions, augment, config.targets), val, 1
     from cellprobe.training.cached import cached_sets
 
     return cached_sets(config, data, encoder)
@@ -204,6 +209,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
             enable_model_summary=False,
             use_distributed_sampler=False,  # our sampler shards by rank itself
             num_sanity_val_steps=0,
+            limit_val_batches=None if cfg.data.has_validation else 0,
         )
         trainer.fit(module, datamodule=SegmenterData(train_set, val_set, cfg, views),
                     ckpt_path=str(resume) if resume else None, weights_only=True)
@@ -217,19 +223,21 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
 def _finish(run_dir: Path, stamp: R.RunStamp, trainer: L.Trainer, seconds: float, resumed: bool) -> None:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    stop = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
-    ckpt = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == stop.monitor)
-    best = ckpt.best_model_score
+    stop = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
+    stopped = bool(stop is not None and stop.stopped_epoch)
     stamp.status = "finished"
     stamp.info = {
         "epochs": trainer.current_epoch,
-        "stopped_early": bool(stop.stopped_epoch),
-        "time_limit_reached": trainer.current_epoch < trainer.max_epochs and not stop.stopped_epoch,
-        "monitor": stop.monitor,
-        f"best_{stop.monitor}": None if best is None else float(best),
+        "stopped_early": stopped,
+        "time_limit_reached": trainer.current_epoch < trainer.max_epochs and not stopped,
+        "monitor": None if stop is None else stop.monitor,
         "seconds_last_session": round(seconds, 1),
         "resumed": resumed,
     }
+    if stop is not None:
+        ckpt = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == stop.monitor)
+        best = ckpt.best_model_score
+        stamp.info[f"best_{stop.monitor}"] = None if best is None else float(best)
     stamp.write(run_dir)
 
 

@@ -54,6 +54,7 @@ class SegmenterModule(L.LightningModule):
         weight_decay: float = 1e-4,
         plateau: PlateauSection | None = None,
         monitor: str = "val_loss",
+        lr_steps: dict[int, float] | None = None,
     ) -> None:
         super().__init__()
         self.neck = neck
@@ -70,6 +71,7 @@ class SegmenterModule(L.LightningModule):
         if monitor not in MONITOR_MODES:
             raise ValueError(f"monitor must be one of {sorted(MONITOR_MODES)}, got {monitor!r}")
         self.monitor = monitor
+        self.lr_steps = dict(lr_steps) if lr_steps is not None else None
         self._scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._scheduler_state: dict[str, Any] | None = None
 
@@ -113,11 +115,22 @@ class SegmenterModule(L.LightningModule):
         """The outputs go to the callbacks' ``on_validation_batch_end`` (validation PQ scores them)."""
         return {k: v.detach() for k, v in self._step(batch, "val")[1].items()}
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         """AdamW; the plateau scheduler is stepped by :class:`PlateauStep` right after validation, *before* the
-        epoch's checkpoints are written (Lightning steps it after them, so a resumed run would miss one step)."""
+        epoch's checkpoints are written (Lightning steps it after them, so a resumed run would miss one step).
+        With ``lr_steps`` the rate follows that table instead (an epoch scheduler Lightning steps, saves and
+        restores itself)."""
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_steps is not None:
+            table = sorted(self.lr_steps.items())
+            base = self.lr
+
+            def factor(epoch: int) -> float:
+                return [lr for start, lr in table if start <= epoch][-1] / base
+
+            return {"optimizer": opt,
+                    "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "epoch"}}
         self._scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode=MONITOR_MODES[self.monitor], factor=self.plateau.factor, patience=self.plateau.patience, min_lr=self.plateau.min_lr)
         if self._scheduler_state is not None:

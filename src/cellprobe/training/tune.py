@@ -49,6 +49,12 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
 
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     if data is None:
+        if not seg.run.config.data.has_validation:
+            from cellprobe.errors import InputError
+
+            raise InputError(run_dir, "run has no validation patches (a refit: its thresholds come from "
+                                      f"{seg.run.config.refit_of or 'its reference run'}); tune it with --data "
+                                      "and --split")
         td = open_training_data(seg.run.config)
         dataset, positions = td.val, td.val_positions
     else:
