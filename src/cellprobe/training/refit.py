@@ -43,20 +43,18 @@ def lr_by_epoch(run_dir: Path) -> dict[int, float]:
     return dict(sorted(rates.items()))
 
 
-def best_epoch(run_dir: Path) -> int:
-    """The 0-based epoch of the reference's ``best.ckpt``."""
-    path = run_dir / R.BEST
-    if not path.is_file():
-        raise InputError(path, "reference run has no best.ckpt")
-    return int(load_checkpoint(path)["epoch"])
+def best_epoch(run: R.Run) -> int:
+    """The 0-based epoch of the run's ``best.ckpt``."""
+    return int(load_checkpoint(run.checkpoint("best"))["epoch"])
 
 
 def schedule(rates: dict[int, float], epochs: int) -> dict[int, float]:
     """The epochs where the rate changes (epoch 0 always), within the first ``epochs``."""
     steps: dict[int, float] = {}
+    previous = None
     for epoch, lr in sorted(rates.items()):
-        if epoch < epochs and (not steps or lr != list(steps.values())[-1]):
-            steps[epoch] = lr
+        if epoch < epochs and lr != previous:
+            steps[epoch] = previous = lr
     if 0 not in steps:
         raise InputError(None, "the reference's logs have no learning rate for epoch 0")
     return steps
@@ -73,7 +71,7 @@ def refit_config(reference: str | Path, out: str | Path, overrides: dict[str, An
     if ref.config.data.val_split is not None:
         raise InputError(ref.path, f"reference validates on its own split '{ref.config.data.val_split}': "
                                    "a refit merges only source images held out of the training split")
-    epochs = best_epoch(ref.path) + 1
+    epochs = best_epoch(ref) + 1
     steps = schedule(lr_by_epoch(ref.path), epochs)
     data = ref.config.model_dump(mode="json")
     data.update(output=str(out), epochs=epochs, lr=steps[0], lr_steps=steps, refit_of=str(ref.path))
