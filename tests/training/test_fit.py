@@ -109,7 +109,7 @@ def test_weight_averaging_checkpoints_and_resume(tiny_data, tmp_path):
 
     from cellprobe.inference.segmenter import Segmenter
 
-    loaded = Segmenter(tmp_path / "ema").module.state_dict()
+    loaded = Segmenter(tmp_path / "ema").modules[0].state_dict()
     best = load_checkpoint(tmp_path / "ema" / R.BEST)["state_dict"]
     assert all(torch.equal(loaded[k], v) for k, v in best.items())  # inference runs the average
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cellprobe.errors import InputError
-from cellprobe.inference.tta import dihedral_tta
+from cellprobe.inference.tta import dihedral_tta, mean_outputs
 from cellprobe.inference.window import WindowConfig, predict_maps
 from cellprobe.training.run import POSTPROCESS, Run
 
@@ -51,7 +51,38 @@ class Segmenter:
 
     def __init__(self, run: Run | str | Path, checkpoint: str = "best", device: str | None = None,
                  window: WindowConfig | None = None, tta: int = 1) -> None:
-        """``tta``: dihedral views averaged per window (1: none, 8: all; :mod:`cellprobe.inference.tta`)."""
+        """``tta``: dihedral views averaged per window (1: none, 8: all; :mod:`cellprobe.inference.tta`).
+        An ensemble run folder (:mod:`cellprobe.training.ensemble`) loads every member's ``checkpoint``."""
+        from cellprobe.training.ensemble import is_ensemble, members
+
+        self.run = run if isinstance(run, Run) else Run.open(run)
+        cfg, stamp = self.run.config, self.run.stamp
+        self.device = pick_device(device)
+        self.class_names = list(stamp.class_names)
+        self.num_classes = len(self.class_names)
+        if is_ensemble(self.run):
+            parts = [(m.run.config, m.checkpoint(checkpoint)) for m in members(self.run)]
+        else:
+            parts = [(cfg, self.run.checkpoint(checkpoint))]
+        #: one module per member; members with the same frozen encoder share it (and its taps, see _network)
+        self.modules: list[Any] = []
+        self._groups: dict[str, list[Any]] = {}
+        encoders: dict[str, Any] = {}
+        for member_cfg, path in parts:
+            key = encoder_key(member_cfg)
+            module = self._load_module(member_cfg, path, encoders)
+            self.modules.append(module)
+            self._groups.setdefault(key, []).append(module)
+        self.window = window or WindowConfig()
+        # untuned runs use the thresholds validation PQ selected the checkpoint with (the defaults unless
+        # selection.monitor is val_pq); `cellprobe tune` starts its search there
+        self.params = load_postprocess(self.run.path, cfg.selection.postprocess)
+        self.tta = tta
+        self._forward = dihedral_tta(self._network, tta)
+
+    def _load_module(self, cfg: Any, path: Path, encoders: dict[str, Any]) -> Any:
+        """The member's module with its checkpoint loaded (identity checked), its encoder taken from
+        ``encoders`` when an earlier member built the same one."""
         from cellprobe.training.build import (
             build_encoder,
             build_module,
@@ -60,28 +91,26 @@ class Segmenter:
         )
         from cellprobe.training.checkpoint import load_checkpoint
 
-        self.run = run if isinstance(run, Run) else Run.open(run)
-        cfg, stamp = self.run.config, self.run.stamp
-        self.device = pick_device(device)
-        self.class_names = list(stamp.class_names)
-        self.num_classes = len(self.class_names)
-        path = self.run.checkpoint(checkpoint)
         ckpt = load_checkpoint(path)
-        encoder = build_encoder(cfg)
+        key = encoder_key(cfg)
+        if key not in encoders:
+            encoders[key] = build_encoder(cfg)
+        encoder = encoders[key]
         identity = encoder_identity(encoder, self.num_classes, self.class_names, cfg)
         module = build_module(cfg, identity, encoder, resolve_class_weights(cfg, None, self.num_classes))
         module.load_weights(ckpt, where=path)
-        self.module = module.eval().to(self.device)
-        self.window = window or WindowConfig()
-        # untuned runs use the thresholds validation PQ selected the checkpoint with (the defaults unless
-        # selection.monitor is val_pq); `cellprobe tune` starts its search there
-        self.params = load_postprocess(self.run.path, cfg.selection.postprocess)
-        self.tta = tta
-        self._forward = dihedral_tta(self._network, tta)
+        return module.eval().to(self.device)
 
     @torch.no_grad()
     def _network(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.module(batch.to(self.device))
+        batch = batch.to(self.device)
+        if len(self.modules) == 1:
+            return self.modules[0](batch)
+        outputs = []
+        for group in self._groups.values():
+            taps = group[0].taps(batch)  # the frozen encoder runs once per distinct encoder, not per member
+            outputs += [module(batch, taps) for module in group]
+        return mean_outputs(outputs)
 
     def maps(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """Maps of one (H, W, 3) uint8 image of any size (sliding window beyond one tile)."""
@@ -117,6 +146,12 @@ class Segmenter:
 
     def segment(self, image: np.ndarray, params: Any = None) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
         return self.instances(self.maps(image), params)
+
+
+def encoder_key(cfg: Any) -> str:
+    """What decides a run's frozen encoder (random weights depend on the seed too)."""
+    section = cfg.encoder.model_dump(mode="json")
+    return json.dumps({**section, "seed": cfg.seed if cfg.encoder.weights == "random" else None}, sort_keys=True)
 
 
 def check_image(image: Any, where: str) -> None:

@@ -11,7 +11,7 @@ four directions). :func:`distance_channel_map` derives that channel permutation 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
 
 import numpy as np
@@ -68,14 +68,21 @@ def dihedral_tta(fn: MapFn, views: int) -> MapFn:
         return fn
 
     def averaged(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        sums: dict[str, torch.Tensor] = {}
-        for view in range(views):
-            out = unview_outputs(fn(view_array(batch, view).contiguous()), view)
-            for key, value in out.items():
-                value = value.float()
-                value = value.softmax(1) if key in PROBABILITY_KEYS else value
-                sums[key] = sums[key] + value if key in sums else value
-        mean = {k: v / views for k, v in sums.items()}
-        return {k: (v.clamp_min(1e-12).log() if k in PROBABILITY_KEYS else v) for k, v in mean.items()}
+        return mean_outputs(unview_outputs(fn(view_array(batch, view).contiguous()), view) for view in range(views))
 
     return averaged
+
+
+def mean_outputs(outputs: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The mean of several raw outputs of one batch (views, ensemble members): probability maps averaged as
+    probabilities and returned as their logarithm, distance maps averaged as they are."""
+    sums: dict[str, torch.Tensor] = {}
+    n = 0
+    for out in outputs:
+        n += 1
+        for key, value in out.items():
+            value = value.float()
+            value = value.softmax(1) if key in PROBABILITY_KEYS else value
+            sums[key] = sums[key] + value if key in sums else value
+    mean = {k: v / n for k, v in sums.items()}
+    return {k: (v.clamp_min(1e-12).log() if k in PROBABILITY_KEYS else v) for k, v in mean.items()}

@@ -33,13 +33,16 @@ class EncoderSection(StrictModel):
 class DataSection(StrictModel):
     """The training data. ``val_split: null`` takes ``val_fraction`` of the training split's source images
     (never single patches: patches of one image overlap) as validation; ``val_fraction: 0`` (with no
-    ``val_split``) trains on every patch with no validation at all: a refit (``cellprobe refit``)."""
+    ``val_split``) trains on every patch with no validation at all: a refit (``cellprobe refit``).
+    ``split_seed`` draws those validation images (null: the run's ``seed``); runs that differ only in ``seed``
+    but share it train and validate on the same patches, so they can be tuned and ensembled together."""
 
     path: Path
     format: str | None = None
     train_split: str | None = "train"
     val_split: str | None = None
     val_fraction: float = Field(0.2, ge=0, lt=1)
+    split_seed: int | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -40,6 +40,8 @@ METRICS = "metrics.json"
 RUNTIME_KEYS = frozenset({"trainer.threads", "trainer.progress", "trainer.max_minutes", "trainer.num_workers",
                           "trainer.log_every_n_steps"})
 PER_IMAGE = "per_image.csv"
+#: key of run.json's info that makes a run folder an ensemble of other runs (cellprobe.training.ensemble)
+ENSEMBLE_KEY = "ensemble"
 
 
 @dataclass
@@ -107,6 +109,8 @@ class Run:
         name = {"best": BEST, "last": LAST}.get(which)
         if name is None:
             raise InputError(self.path, f"unknown checkpoint {which!r} (best or last)")
+        if ENSEMBLE_KEY in self.stamp.info:
+            raise InputError(self.path, "an ensemble has no checkpoint of its own (its members have)")
         path = self.path / name
         if not path.is_file():
             raise InputError(path, "checkpoint missing: the run has not finished an epoch")

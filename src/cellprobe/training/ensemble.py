@@ -1,0 +1,126 @@
+"""Ensemble run folders: several finished runs whose maps are averaged, tuned and evaluated as one run.
+
+``make_ensemble(members, out)`` writes a run folder without checkpoints of its own::
+
+    run.json       stamp (status finished); info.ensemble: each member's path, relative to this folder when
+                   possible (so copying the two side by side keeps it valid), and the sha256 of its checkpoints
+    config.yaml    the first member's config: the validation patches ``cellprobe tune`` uses and the untuned
+                   post-processing thresholds
+    postprocess.json, metrics.json, ...   written by ``cellprobe tune`` / ``evaluate`` as for any run
+
+:class:`~cellprobe.inference.segmenter.Segmenter` loads every member and averages their probabilities and
+distance maps, computing each distinct frozen encoder's taps once. Members must share classes, resolution and
+training/validation patches (``data.split_seed``): tuning on validation patches one member trained on would
+make the thresholds look better than they are.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cellprobe import atomic
+from cellprobe.config import dump_config
+from cellprobe.errors import InputError
+from cellprobe.hashing import file_sha256
+from cellprobe.training import run as R
+from cellprobe.training.config import TrainConfig
+
+ENSEMBLE_KEY = R.ENSEMBLE_KEY
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of an ensemble: its run and the checkpoint digests recorded when the ensemble was made."""
+
+    run: R.Run
+    digests: dict[str, str]
+
+    def checkpoint(self, which: str = "best") -> Path:
+        """The member's checkpoint, refused if it changed since the ensemble was made."""
+        path = self.run.checkpoint(which)
+        if which in self.digests and file_sha256(path) != self.digests[which]:
+            raise InputError(path, "checkpoint changed since the ensemble was made; make the ensemble again")
+        return path
+
+
+def is_ensemble(run: R.Run) -> bool:
+    return ENSEMBLE_KEY in run.stamp.info
+
+
+def members(run: R.Run) -> list[Member]:
+    """The members of an ensemble run folder, opened and checked (version, config)."""
+    entries = run.stamp.info.get(ENSEMBLE_KEY)
+    if not isinstance(entries, list) or not entries:
+        raise InputError(run.path / R.STAMP, "ensemble lists no members")
+    out = []
+    for entry in entries:
+        path = Path(entry["path"])
+        path = path if path.is_absolute() else run.path / path
+        if not path.is_dir():
+            raise InputError(run.path / R.STAMP, f"ensemble member {entry['path']} is missing (resolved to {path})")
+        out.append(Member(R.Run.open(path), dict(entry.get("checkpoints", {}))))
+    return out
+
+
+def split_seed(config: TrainConfig) -> int:
+    """The seed that drew the run's validation images."""
+    return config.seed if config.data.split_seed is None else config.data.split_seed
+
+
+def training_patches(config: TrainConfig) -> dict[str, Any]:
+    """What decides a run's training and validation patches; members must agree on it."""
+    data = config.data.model_dump(mode="json", exclude={"split_seed"})
+    data["path"] = str(Path(config.data.path).resolve())
+    return {**data, "split_seed": split_seed(config) if config.data.val_split is None else None}
+
+
+def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
+    """Write the ensemble run folder ``out`` over finished runs ``member_dirs``; returns its path."""
+    if len(member_dirs) < 2:
+        raise InputError(None, "an ensemble needs at least two runs")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(out, "output exists and is not an empty folder; choose another --out")
+    runs = [R.Run.open(d) for d in member_dirs]
+    resolved = [r.path.resolve() for r in runs]
+    if len(set(resolved)) != len(resolved):
+        raise InputError(None, "a run is listed twice")
+    first = runs[0]
+    for r in runs:
+        if is_ensemble(r):
+            raise InputError(r.path, "is an ensemble itself; list its members instead")
+        if not r.finished:
+            raise InputError(r.path, "run has not finished training")
+        for attr in ("class_names", "mpp"):
+            if getattr(r.stamp, attr) != getattr(first.stamp, attr):
+                raise InputError(r.path, f"{attr} {getattr(r.stamp, attr)} differ from {first.path}'s "
+                                         f"{getattr(first.stamp, attr)}")
+        if training_patches(r.config) != training_patches(first.config):
+            raise InputError(r.path, f"trained or validated on other patches than {first.path} (data section or "
+                                     f"validation split seed {split_seed(r.config)} vs "
+                                     f"{split_seed(first.config)}); train members with the same "
+                                     "data.split_seed")
+    entries = []
+    for r in runs:
+        checkpoints = {which: file_sha256(r.checkpoint(which)) for which in ("best", "last")
+                       if (r.path / {"best": R.BEST, "last": R.LAST}[which]).is_file()}
+        entries.append({"path": _relative(r.path, out), "checkpoints": checkpoints})
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = R.RunStamp(status="finished", encoder=dict(first.stamp.encoder), class_names=list(first.stamp.class_names),
+                       mpp=first.stamp.mpp, info={ENSEMBLE_KEY: entries})
+    stamp.write(out)
+    config = first.config.model_copy(update={"output": out})
+    atomic.write_text(out / R.CONFIG, dump_config(config))
+    return out
+
+
+def _relative(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` when both are on one drive (paths keep working when copied together)."""
+    try:
+        return os.path.relpath(path.resolve(), start.resolve())
+    except ValueError:  # another drive (Windows)
+        return str(path.resolve())

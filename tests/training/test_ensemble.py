@@ -1,0 +1,127 @@
+"""Ensembles: a shared validation split across seeds, averaged maps, tune/evaluate on the ensemble folder, and
+the refusals (other patches, unfinished or changed members, nested ensembles, a taken output)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from tests.training.tiny import tiny_config
+
+from cellprobe.data import open_dataset
+from cellprobe.errors import InputError
+from cellprobe.inference.segmenter import Segmenter
+from cellprobe.training import run as R
+from cellprobe.training import train
+from cellprobe.training.build import open_training_data
+from cellprobe.training.config import train_config
+from cellprobe.training.ensemble import make_ensemble, members
+from cellprobe.training.evaluate import evaluate
+from cellprobe.training.tune import tune
+
+
+def _config(data, out, seed, split_seed=None, **changes):
+    cfg = tiny_config(data, out, epochs=1, cache_views=1, seed=seed, **changes)
+    cfg["data"]["split_seed"] = split_seed
+    return cfg
+
+
+def _validation_sources(cfg):
+    td = open_training_data(train_config(cfg))
+    return sorted({td.val.sources()[int(p)] for p in td.val_positions})
+
+
+def test_split_seed_fixes_the_validation_images_across_seeds(tiny_data, tmp_path):
+    by_seed = {s: _validation_sources(_config(tiny_data, tmp_path / "r", s)) for s in range(4)}
+    assert len({tuple(v) for v in by_seed.values()}) > 1  # the run seed alone moves the validation images
+    shared = {s: _validation_sources(_config(tiny_data, tmp_path / "r", s, split_seed=0)) for s in range(4)}
+    assert all(v == by_seed[0] for v in shared.values())
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """Two tiny runs that differ only in their seed, on the same validation images (random encoder weights:
+    the seed draws them too, so each has its own encoder)."""
+    from tests.training.tiny import make_tiny_data
+
+    root = tmp_path_factory.mktemp("ensemble")
+    data = make_tiny_data(root / "data")
+    cache = root / "cache"
+    a = train(_config(data, root / "a", 0, split_seed=0, cache_dir=str(cache)))
+    b = train(_config(data, root / "b", 1, split_seed=0, cache_dir=str(cache / "b")))
+    return data, a, b
+
+
+def test_ensemble_maps_are_the_members_mean(pair, tmp_path):
+    data, a, b = pair
+    ens = make_ensemble([a, b], tmp_path / "ens")
+    seg = Segmenter(ens, device="cpu")
+    assert len(seg.modules) == 2 and seg.modules[0].encoder is not seg.modules[1].encoder
+    image = open_dataset(data, format="patches", split="test")[0].image
+    got = seg.maps(image)
+    each = [Segmenter(r, device="cpu").maps(image) for r in (a, b)]
+    for key in ("semantic", "types", "distance"):
+        np.testing.assert_allclose(got[key], (each[0][key] + each[1][key]) / 2, atol=1e-5)
+    assert not np.allclose(each[0]["semantic"], each[1]["semantic"], atol=1e-3)  # the members do differ
+    # tune (on the shared validation patches) and evaluate work on the ensemble folder like on any run
+    params = tune(ens, grid={"fg_threshold": [0.4, 0.5]})
+    assert (ens / R.POSTPROCESS).is_file() and Segmenter(ens, device="cpu").params == params
+    result = evaluate(ens, data, "test", format="patches")
+    assert result.summary["num_images"] == 4 and (ens / R.METRICS).is_file()
+    # copied next to its members, the copy still finds them (paths are stored relative to the folder)
+    copy = tmp_path / "ens-copy"
+    shutil.copytree(ens, copy)
+    assert [m.run.path.resolve() for m in members(R.Run.open(copy))] == [a.resolve(), b.resolve()]
+
+
+def test_members_with_one_encoder_share_it_and_its_taps(pair, tmp_path):
+    data, a, _ = pair
+    c = train(_config(data, tmp_path / "c", 0, split_seed=0, lr=0.02, cache_dir=str(a.parent / "cache")))
+    seg = Segmenter(make_ensemble([a, c], tmp_path / "ens"), device="cpu")
+    assert seg.modules[0].encoder is seg.modules[1].encoder
+    calls = []
+    seg.modules[0].encoder.register_forward_hook(lambda *_: calls.append(1))
+    image = open_dataset(data, format="patches", split="test")[0].image
+    got = seg.maps(image)
+    assert len(calls) == 1  # the frozen encoder ran once for both decoders
+    each = [Segmenter(r, device="cpu").maps(image) for r in (a, c)]
+    np.testing.assert_allclose(got["distance"], (each[0]["distance"] + each[1]["distance"]) / 2, atol=1e-5)
+
+
+def test_refusals(pair, tmp_path):
+    data, a, b = pair
+    base = _validation_sources(_config(data, tmp_path / "x", 0))
+    seed = next(s for s in range(1, 20) if _validation_sources(_config(data, tmp_path / "x", s)) != base)
+    other = train(_config(data, tmp_path / "other", seed, cache_dir=str(a.parent / "cache")))  # its own split
+    with pytest.raises(InputError, match="other patches"):
+        make_ensemble([a, other], tmp_path / "e1")
+    with pytest.raises(InputError, match="at least two"):
+        make_ensemble([a], tmp_path / "e2")
+    with pytest.raises(InputError, match="listed twice"):
+        make_ensemble([a, a], tmp_path / "e3")
+    ens = make_ensemble([a, b], tmp_path / "e4")
+    with pytest.raises(InputError, match="not an empty folder"):
+        make_ensemble([a, b], ens)
+    with pytest.raises(InputError, match="ensemble itself"):
+        make_ensemble([ens, a], tmp_path / "e5")
+    with pytest.raises(InputError, match="no checkpoint of its own"):
+        R.Run.open(ens).checkpoint()
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(b, unfinished)
+    stamp = json.loads((unfinished / R.STAMP).read_text())
+    (unfinished / R.STAMP).write_text(json.dumps({**stamp, "status": "training"}))
+    with pytest.raises(InputError, match="not finished"):
+        make_ensemble([a, unfinished], tmp_path / "e6")
+
+    changed = tmp_path / "changed"
+    shutil.copytree(b, changed)
+    ens2 = make_ensemble([a, changed], tmp_path / "e7")
+    shutil.copy(a / R.BEST, changed / R.BEST)  # the member was overwritten after the ensemble was made
+    with pytest.raises(InputError, match="changed since the ensemble was made"):
+        Segmenter(ens2, device="cpu")
+    shutil.rmtree(changed)
+    with pytest.raises(InputError, match=r"member .* is missing"):
+        Segmenter(ens2, device="cpu")
