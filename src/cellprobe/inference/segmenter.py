@@ -2,7 +2,8 @@
 
 Rebuilds the encoder, neck and decoder from the run's config.yaml, checks that the encoder is the one the
 checkpoint was trained with (name, weights digest, taps), loads the checkpoint weights-only, and runs the
-sliding window and post-processing with the run's postprocess.json.
+sliding window and post-processing with the run's postprocess.json. An ensemble run folder loads each member
+that way and averages their maps.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Segmenter:
                  window: WindowConfig | None = None, tta: int = 1) -> None:
         """``tta``: dihedral views averaged per window (1: none, 8: all; :mod:`cellprobe.inference.tta`).
         An ensemble run folder (:mod:`cellprobe.training.ensemble`) loads every member's ``checkpoint``."""
+        from cellprobe.training.build import build_encoder
         from cellprobe.training.ensemble import is_ensemble, members
 
         self.run = run if isinstance(run, Run) else Run.open(run)
@@ -70,7 +72,9 @@ class Segmenter:
         encoders: dict[str, Any] = {}
         for member_cfg, path in parts:
             key = encoder_key(member_cfg)
-            module = self._load_module(member_cfg, path, encoders)
+            if key not in encoders:
+                encoders[key] = build_encoder(member_cfg)
+            module = self._load_module(member_cfg, path, encoders[key])
             self.modules.append(module)
             self._groups.setdefault(key, []).append(module)
         self.window = window or WindowConfig()
@@ -80,22 +84,12 @@ class Segmenter:
         self.tta = tta
         self._forward = dihedral_tta(self._network, tta)
 
-    def _load_module(self, cfg: Any, path: Path, encoders: dict[str, Any]) -> Any:
-        """The member's module with its checkpoint loaded (identity checked), its encoder taken from
-        ``encoders`` when an earlier member built the same one."""
-        from cellprobe.training.build import (
-            build_encoder,
-            build_module,
-            encoder_identity,
-            resolve_class_weights,
-        )
+    def _load_module(self, cfg: Any, path: Path, encoder: Any) -> Any:
+        """A member's module on ``encoder`` with its checkpoint loaded (the encoder identity checked)."""
+        from cellprobe.training.build import build_module, encoder_identity, resolve_class_weights
         from cellprobe.training.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path)
-        key = encoder_key(cfg)
-        if key not in encoders:
-            encoders[key] = build_encoder(cfg)
-        encoder = encoders[key]
         identity = encoder_identity(encoder, self.num_classes, self.class_names, cfg)
         module = build_module(cfg, identity, encoder, resolve_class_weights(cfg, None, self.num_classes))
         module.load_weights(ckpt, where=path)
