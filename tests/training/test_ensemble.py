@@ -101,7 +101,9 @@ def test_refusals(pair, tmp_path):
         make_ensemble([a], tmp_path / "e2")
     with pytest.raises(InputError, match="listed twice"):
         make_ensemble([a, a], tmp_path / "e3")
+    (tmp_path / "e4").mkdir()  # an empty folder may be the output
     ens = make_ensemble([a, b], tmp_path / "e4")
+    assert not list(tmp_path.glob(".e4.*"))  # written beside it and renamed into place
     with pytest.raises(InputError, match="not an empty folder"):
         make_ensemble([a, b], ens)
     with pytest.raises(InputError, match="ensemble itself"):

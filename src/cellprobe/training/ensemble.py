@@ -17,6 +17,8 @@ make the thresholds look better than they are.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,12 +111,18 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
         checkpoints = {which: file_sha256(r.checkpoint(which)) for which in ("best", "last")
                        if (r.path / {"best": R.BEST, "last": R.LAST}[which]).is_file()}
         entries.append({"path": _relative(r.path, out), "checkpoints": checkpoints})
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = R.RunStamp(status="finished", encoder=dict(first.stamp.encoder), class_names=list(first.stamp.class_names),
-                       mpp=first.stamp.mpp, info={ENSEMBLE_KEY: entries})
-    stamp.write(out)
-    config = first.config.model_copy(update={"output": out})
-    atomic.write_text(out / R.CONFIG, dump_config(config))
+    # written beside ``out`` and renamed into place: a killed command leaves no half-made ensemble
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        stamp = R.RunStamp(status="finished", encoder=dict(first.stamp.encoder),
+                           class_names=list(first.stamp.class_names), mpp=first.stamp.mpp,
+                           info={ENSEMBLE_KEY: entries})
+        stamp.write(tmp)
+        atomic.write_text(tmp / R.CONFIG, dump_config(first.config.model_copy(update={"output": out})))
+        os.replace(tmp, out)  # onto a missing or empty folder
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
