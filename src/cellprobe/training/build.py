@@ -46,8 +46,7 @@ def open_training_data(config: TrainConfig) -> TrainData:
         return TrainData(train, np.arange(len(train)), val, np.arange(len(val)))
     if not d.has_validation:
         return TrainData(train, np.arange(len(train)), None, np.arange(0))
-    train_idx, val_idx = split_by_source(train.sources(), d.val_fraction,
-                                        config.seed if d.split_seed is None else d.split_seed)
+    train_idx, val_idx = split_by_source(train.sources(), d.val_fraction, config.split_seed)
     return TrainData(train, np.asarray(train_idx), train, np.asarray(val_idx))
 
 

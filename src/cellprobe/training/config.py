@@ -158,6 +158,11 @@ class TrainConfig(StrictModel):
     def feature_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.output / "feature_cache"
 
+    @property
+    def split_seed(self) -> int:
+        """The seed that draws the validation images from the training split."""
+        return self.seed if self.data.split_seed is None else self.data.split_seed
+
 
 def train_config(source: TrainConfig | dict[str, Any] | str | Path,
                  overrides: dict[str, Any] | None = None) -> TrainConfig:

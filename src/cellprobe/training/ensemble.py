@@ -60,6 +60,8 @@ def members(run: R.Run) -> list[Member]:
         raise InputError(run.path / R.STAMP, "ensemble lists no members")
     out = []
     for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise InputError(run.path / R.STAMP, f"ensemble member entry {entry!r} has no path")
         path = Path(entry["path"])
         path = path if path.is_absolute() else run.path / path
         if not path.is_dir():
@@ -68,16 +70,11 @@ def members(run: R.Run) -> list[Member]:
     return out
 
 
-def split_seed(config: TrainConfig) -> int:
-    """The seed that drew the run's validation images."""
-    return config.seed if config.data.split_seed is None else config.data.split_seed
-
-
 def training_patches(config: TrainConfig) -> dict[str, Any]:
     """What decides a run's training and validation patches; members must agree on it."""
     data = config.data.model_dump(mode="json", exclude={"split_seed"})
     data["path"] = str(Path(config.data.path).resolve())
-    return {**data, "split_seed": split_seed(config) if config.data.val_split is None else None}
+    return {**data, "split_seed": config.split_seed if config.data.val_split is None else None}
 
 
 def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
@@ -103,8 +100,8 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
                                          f"{getattr(first.stamp, attr)}")
         if training_patches(r.config) != training_patches(first.config):
             raise InputError(r.path, f"trained or validated on other patches than {first.path} (data section or "
-                                     f"validation split seed {split_seed(r.config)} vs "
-                                     f"{split_seed(first.config)}); train members with the same "
+                                     f"validation split seed {r.config.split_seed} vs "
+                                     f"{first.config.split_seed}); train members with the same "
                                      "data.split_seed")
     entries = []
     for r in runs:
