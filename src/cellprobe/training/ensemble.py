@@ -103,11 +103,9 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
                                      f"validation split seed {r.config.split_seed} vs "
                                      f"{first.config.split_seed}); train members with the same "
                                      "data.split_seed")
-    entries = []
-    for r in runs:
-        checkpoints = {which: file_sha256(r.checkpoint(which)) for which in ("best", "last")
-                       if (r.path / {"best": R.BEST, "last": R.LAST}[which]).is_file()}
-        entries.append({"path": _relative(r.path, out), "checkpoints": checkpoints})
+    entries = [{"path": _relative(r.path, out),
+                "checkpoints": {which: file_sha256(r.checkpoint(which)) for which in ("best", "last")}}
+               for r in runs]
     # written beside ``out`` and renamed into place: a killed command leaves no half-made ensemble
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
