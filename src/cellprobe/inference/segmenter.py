@@ -55,14 +55,14 @@ class Segmenter:
         """``tta``: dihedral views averaged per window (1: none, 8: all; :mod:`cellprobe.inference.tta`).
         An ensemble run folder (:mod:`cellprobe.training.ensemble`) loads every member's ``checkpoint``."""
         from cellprobe.training.build import build_encoder
-        from cellprobe.training.ensemble import is_ensemble, members
+        from cellprobe.training.ensemble import members
 
         self.run = run if isinstance(run, Run) else Run.open(run)
         cfg, stamp = self.run.config, self.run.stamp
         self.device = pick_device(device)
         self.class_names = list(stamp.class_names)
         self.num_classes = len(self.class_names)
-        if is_ensemble(self.run):
+        if self.run.is_ensemble:
             parts = [(m.run.config, m.checkpoint(checkpoint)) for m in members(self.run)]
         else:
             parts = [(cfg, self.run.checkpoint(checkpoint))]

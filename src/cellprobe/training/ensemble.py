@@ -31,8 +31,6 @@ from cellprobe.hashing import file_sha256
 from cellprobe.training import run as R
 from cellprobe.training.config import TrainConfig
 
-ENSEMBLE_KEY = R.ENSEMBLE_KEY
-
 
 @dataclass(frozen=True)
 class Member:
@@ -49,13 +47,9 @@ class Member:
         return path
 
 
-def is_ensemble(run: R.Run) -> bool:
-    return ENSEMBLE_KEY in run.stamp.info
-
-
 def members(run: R.Run) -> list[Member]:
     """The members of an ensemble run folder, opened and checked (version, config)."""
-    entries = run.stamp.info.get(ENSEMBLE_KEY)
+    entries = run.stamp.info.get(R.ENSEMBLE_KEY)
     if not isinstance(entries, list) or not entries:
         raise InputError(run.path / R.STAMP, "ensemble lists no members")
     out = []
@@ -90,7 +84,7 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
         raise InputError(None, "a run is listed twice")
     first = runs[0]
     for r in runs:
-        if is_ensemble(r):
+        if r.is_ensemble:
             raise InputError(r.path, "is an ensemble itself; list its members instead")
         if not r.finished:
             raise InputError(r.path, "run has not finished training")
@@ -112,7 +106,7 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
     try:
         stamp = R.RunStamp(status="finished", encoder=dict(first.stamp.encoder),
                            class_names=list(first.stamp.class_names), mpp=first.stamp.mpp,
-                           info={ENSEMBLE_KEY: entries})
+                           info={R.ENSEMBLE_KEY: entries})
         stamp.write(tmp)
         atomic.write_text(tmp / R.CONFIG, dump_config(first.config.model_copy(update={"output": out})))
         os.replace(tmp, out)  # onto a missing or empty folder

@@ -109,12 +109,17 @@ class Run:
         name = {"best": BEST, "last": LAST}.get(which)
         if name is None:
             raise InputError(self.path, f"unknown checkpoint {which!r} (best or last)")
-        if ENSEMBLE_KEY in self.stamp.info:
+        if self.is_ensemble:
             raise InputError(self.path, "an ensemble has no checkpoint of its own (its members have)")
         path = self.path / name
         if not path.is_file():
             raise InputError(path, "checkpoint missing: the run has not finished an epoch")
         return path
+
+    @property
+    def is_ensemble(self) -> bool:
+        """An ensemble run folder: no checkpoints of its own, its members' listed under info.ensemble."""
+        return ENSEMBLE_KEY in self.stamp.info
 
     @property
     def finished(self) -> bool:
