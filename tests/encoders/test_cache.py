@@ -11,15 +11,20 @@ import torch
 
 from cellprobe.encoders import build_encoder
 from cellprobe.encoders.cache import CacheKey, FeatureCache, cache_dir, dataset_fingerprint, extract_features
+from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
 
 SHAPES = [(4, 8, 8), (6, 4, 4)]
 
 
+ENCODER = dict(name="tiny", family="cnn", weights_digest="d" * 64, taps=(0, 1), fit="native", input_scale=1.0,
+               tap_channels=(4, 6), tap_strides=(4.0, 8.0))
+
+
 def _key(**changes) -> CacheKey:
-    base = dict(encoder="tiny", weights_digest="d" * 64, taps=(0, 1), fit="native", input_size=(32, 32),
-                dataset_fingerprint="f" * 64, num_items=5, view=0)
-    return CacheKey(**{**base, **changes})
+    encoder = EncoderIdentity(**{**ENCODER, **{k: v for k, v in changes.items() if k in ENCODER}})
+    base = dict(encoder=encoder, input_size=(32, 32), dataset_fingerprint="f" * 64, num_items=5, view=0)
+    return CacheKey(**{**base, **{k: v for k, v in changes.items() if k not in ENCODER}})
 
 
 def _chunk(cache: FeatureCache, chunk: int, rng) -> list[np.ndarray]:
@@ -178,3 +183,29 @@ def test_dataset_fingerprint_sees_every_pixel():
     images[2][10, 10, 1] ^= 1
     assert dataset_fingerprint(images) != base
     assert dataset_fingerprint(images[:2]) != dataset_fingerprint(images)
+
+
+def test_an_image_of_another_size_is_named_by_its_file(tmp_path):
+    from types import SimpleNamespace
+
+    from cellprobe.encoders import build_encoder
+
+    class Images:
+        """Two images of different sizes, as a folder of whole images can hold."""
+
+        def __init__(self):
+            self.images = [np.zeros((64, 64, 3), np.uint8), np.zeros((96, 64, 3), np.uint8)]
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return SimpleNamespace(image=self.images[i])
+
+        def sample_file(self, i):
+            return f"data/images/img{i}.png"
+
+    encoder = build_encoder("efficientnet-lite0", "random")
+    with pytest.raises(InputError, match="every image") as err:
+        extract_features(encoder, Images(), tmp_path)
+    assert err.value.path == "data/images/img1.png"

@@ -123,3 +123,98 @@ def test_optimizer_step_leaves_encoder_parameters_and_bn_statistics_bit_identica
     for key, value in encoder.state_dict().items():  # weights, BN running mean/var, num_batches_tracked
         assert torch.equal(value, before[key]), key
     assert any(not torch.equal(a, b) for a, b in zip(model.neck.parameters(), neck_before, strict=True))
+
+
+# ------------------------------------------------------------------ fit="card": the model card's preprocessing
+
+
+def _card(tiny, name, size=224, resize=True, interpolation="bicubic"):
+    from cellprobe.encoders.registry import CardFit
+
+    return tiny[name].replace(card=CardFit(size, resize=resize, interpolation=interpolation, source="test"))
+
+
+def _normalised(encoder, images):
+    mean, std = torch.tensor(encoder.spec.mean).view(1, 3, 1, 1), torch.tensor(encoder.spec.std).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def test_card_fit_resizes_with_the_cards_interpolation(tiny, monkeypatch):
+    """Virchow / DINOv2 cards: 256 → 224 bicubic where the default ``resize`` fit is bilinear; same grid."""
+    import torch.nn.functional as F
+
+    spec = _card(tiny, "tiny-vit14")
+    images = torch.rand(1, 3, 256, 256)
+    seen = {}
+    for fit in ("resize", "card"):
+        encoder = build_encoder(spec, weights="random", fit=fit)
+        monkeypatch.setattr(encoder.model, "forward_intermediates",
+                            lambda x, fit=fit, **kw: seen.__setitem__(fit, x) or [torch.zeros(1)] * 4)
+        encoder(images)
+        assert encoder.tap_strides == (16,) * 4
+    expected = F.interpolate(_normalised(encoder, images), size=(224, 224), mode="bicubic", align_corners=False,
+                             antialias=True)
+    torch.testing.assert_close(seen["card"], expected, rtol=0, atol=0)
+    assert seen["resize"].shape == seen["card"].shape and not torch.equal(seen["resize"], seen["card"])
+    assert build_encoder(spec, weights="random").fit == "resize"  # the default is unchanged
+
+
+def test_card_fit_feeds_a_patch16_model_the_cards_224_pixels(tiny):
+    """UNI / Phikon cards: a 256-px patch is resized to 224 (14×14 tokens of 256/14 input pixels)."""
+    spec = _card(tiny, "tiny-vit", interpolation="bilinear")
+    native = build_encoder(spec, weights="random")
+    card = build_encoder(spec, weights="random", fit="card")
+    assert native.fit == "native" and native.tap_strides == (16,) * 4
+    assert card.tap_strides == pytest.approx((16 * 256 / 224,) * 4)
+    images = torch.rand(2, 3, 256, 256)
+    assert [tuple(t.shape) for t in card(images)] == [(2, 32, 14, 14)] * 4
+    assert [tuple(t.shape) for t in native(images)] == [(2, 32, 16, 16)] * 4
+    neck = build_neck("vit", card.tap_channels, card.tap_strides, (4, 4, 4, 4))
+    assert [tuple(p.shape[-2:]) for p in neck(card(images), (256, 256))] == [(64, 64), (32, 32), (16, 16), (8, 8)]
+    for size in ((128, 192), (256, 512)):  # any side: padded so that the resize is exact, then windowed
+        assert [tuple(s) for s in card.feature_shapes(*size)] == [tuple(t.shape[1:]) for t in card(torch.rand(1, 3, *size))]
+
+
+def test_unresized_card_fit_stitches_224_pixel_windows(tiny):
+    """Prov-GigaPath / H-optimus-0 cards: unresized 224-px tiles. A 256-px patch (padded to 266 for 14-px
+    patches) is seen as 4 overlapping windows on the patch grid; overlapping tokens are averaged."""
+    spec = _card(tiny, "tiny-vit14", resize=False)
+    encoder = build_encoder(spec, weights="random", fit="card")
+    assert encoder.tap_strides == (14,) * 4
+    images = torch.rand(1, 3, 256, 256)
+    taps = encoder(images)
+    assert [tuple(t.shape) for t in taps] == [(1, 32, 19, 19)] * 4
+    x = torch.nn.functional.pad(_normalised(encoder, images), (0, 10, 0, 10))  # 266 = 19 × 14
+    with torch.no_grad():
+        windows = {(r, c): encoder.model.forward_intermediates(
+            x[..., r:r + 224, c:c + 224], indices=list(encoder.taps), norm=True, output_fmt="NCHW",
+            intermediates_only=True) for r in (0, 42) for c in (0, 42)}
+    for i, tap in enumerate(taps):
+        torch.testing.assert_close(tap[..., 0, 0], windows[0, 0][i][..., 0, 0])  # one window sees it
+        torch.testing.assert_close(tap[..., 18, 0], windows[42, 0][i][..., 15, 0])
+        torch.testing.assert_close(tap[..., 5, 18], (windows[0, 42][i][..., 5, 15] + windows[42, 42][i][..., 2, 15]) / 2)
+        torch.testing.assert_close(tap[..., 8, 8], sum(w[i][..., 8 - r // 14, 8 - c // 14]
+                                                        for (r, c), w in windows.items()) / 4)
+    small = encoder(torch.rand(1, 3, 128, 128))  # smaller than a window: one window, padded to 224
+    assert [tuple(t.shape) for t in small] == [(1, 32, 16, 16)] * 4
+
+
+def test_card_fit_is_part_of_the_identity_and_the_cache_key(tiny):
+    from cellprobe.encoders.cache import CacheKey
+
+    spec = _card(tiny, "tiny-vit14")
+    default, card = build_encoder(spec, weights="random"), build_encoder(spec, weights="random", fit="card")
+    assert default.identity.fit == "resize" and card.identity.fit == "card"
+    assert default.identity.differences(card.identity) == ["fit='resize' vs 'card'"]
+    keys = [CacheKey(e.identity, (256, 256), "f" * 64, 10, 0) for e in (default, card)]
+    assert keys[0].to_json()["fit"] == "resize" and keys[1].to_json()["fit"] == "card"
+    assert keys[0].digest() != keys[1].digest()
+
+
+def test_card_fit_only_where_the_spec_has_a_card(tiny):
+    with pytest.raises(InputError, match=r"'tiny-vit' has no model-card fit \(its fits: native, resize, pad\)"):
+        build_encoder(tiny["tiny-vit"], weights="random", fit="card")
+    with pytest.raises(InputError, match="has no model-card fit"):
+        build_encoder("efficientnet-lite0", weights="random", fit="card")
+    with pytest.raises(InputError, match=r"fit must be one of native, resize, pad, card, got 'crop'"):
+        build_encoder(_card(tiny, "tiny-vit14"), weights="random", fit="crop")

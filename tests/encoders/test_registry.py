@@ -44,6 +44,10 @@ def test_spec_is_consistent(spec):
     assert spec.weights.license
     if spec.family == "vit" and spec.fit == "resize":
         assert spec.patch_size == 14 and set(spec.tap_strides) == {16}
+    assert spec.fits == (("native", "resize", "pad", "card") if spec.card else ("native", "resize", "pad"))
+    if spec.card is not None:  # a model card's input: a ViT's, whole patches, its filter named
+        assert spec.family == "vit" and spec.card.size % spec.patch_size == 0
+        assert spec.card.interpolation in ("bilinear", "bicubic") and spec.card.source
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
@@ -77,3 +81,50 @@ def test_tap_shapes_at_256(spec):
     for (c, h, w), width, stride in zip(encoder.feature_shapes(256, 256), spec.tap_channels, spec.tap_strides,
                                         strict=True):
         assert (c, h, w) == (width, 256 // stride, 256 // stride)
+
+
+#: Today's default fits: ``card`` is opt-in and changes none of them.
+DEFAULT_FITS = {"convnext-b": "native", "swinv2-b": "native", "vit-b16": "native", "vit-r50-b16": "native",
+                "dinov2-b14": "resize", "dinov2-l14": "resize", "uni": "native", "virchow2": "resize",
+                "prov-gigapath": "native", "uni2-h": "resize", "h-optimus-0": "resize", "virchow": "resize",
+                "phikon-v2": "native", "phikon": "native", "dinov2-s14": "resize", "resnet50": "native",
+                "efficientnet-lite0": "native"}
+
+#: What each model card feeds the network, on a 256-pixel patch: (side, resized?, interpolation if resized).
+CARDS = {"uni": (224, True, "bilinear"), "phikon": (224, True, "bilinear"), "virchow": (224, True, "bicubic"),
+         "virchow2": (224, True, "bicubic"), "dinov2-s14": (224, True, "bicubic"),
+         "dinov2-b14": (224, True, "bicubic"), "dinov2-l14": (224, True, "bicubic"),
+         "prov-gigapath": (224, False, None), "h-optimus-0": (224, False, None)}
+
+
+def test_default_fits_are_unchanged_and_cards_are_declared():
+    assert {s.name: s.fit for s in SPECS} == DEFAULT_FITS
+    declared = {s.name: (s.card.size, s.card.resize, s.card.interpolation if s.card.resize else None)
+                for s in SPECS if s.card is not None}
+    assert declared == CARDS
+    assert get_spec("uni").card.describe() == "256→224 px bilinear"
+    assert get_spec("h-optimus-0").card.describe() == "224-px windows, unresized"
+
+
+@pytest.mark.parametrize("name,stride,grid", [("uni", 16 * 256 / 224, 14), ("h-optimus-0", 14, 19)])
+def test_card_fit_of_the_registered_encoders(name, stride, grid):
+    """Shape-only (meta) builds with ``fit="card"``: the token stride on the input and the map at 256 px."""
+    from cellprobe.encoders import build_encoder
+
+    spec = get_spec(name)
+    encoder = build_encoder(name, weights="random", device="meta", fit="card")
+    assert encoder.fit == "card" and encoder.tap_strides == pytest.approx((stride,) * 4)
+    assert encoder.feature_shapes(256, 256) == [(spec.tap_channels[0], grid, grid)] * 4
+
+
+def test_phikon_layernorms_have_the_published_eps():
+    """Phikon's published config has layer_norm_eps 1e-12 (timm's ViT: 1e-6): every LayerNorm is built with it."""
+    from torch import nn
+
+    from cellprobe.encoders.frozen import create_timm_model
+
+    norms = [m for m in create_timm_model(get_spec("phikon"), device="meta").modules() if isinstance(m, nn.LayerNorm)]
+    assert len(norms) == 2 * 12 + 1  # norm1 and norm2 of 12 blocks, and the final norm
+    assert {m.eps for m in norms} == {1e-12}
+    vit_b = [m for m in create_timm_model(get_spec("vit-b16"), device="meta").modules() if isinstance(m, nn.LayerNorm)]
+    assert {m.eps for m in vit_b} == {1e-6}

@@ -200,3 +200,78 @@ class _FakeResponse:
 def test_meta_device_only_with_random_weights():
     with pytest.raises(ValueError, match="meta"):
         build_encoder("efficientnet-lite0", weights="pretrained", device="meta")
+
+
+# ------------------------------------------------------------------ what PyTorch's and timm's own loading accept
+
+
+def test_absent_batchnorm_num_batches_tracked_is_accepted(tmp_path):
+    """A CNN checkpoint without BatchNorm ``num_batches_tracked`` counters (files that predate them) loads, as in
+    PyTorch's strict load; every other absent buffer is still a missing key."""
+    source = build_encoder("efficientnet-lite0", weights="random", seed=2)
+    sd = source.model.state_dict()
+    counters = [k for k in sd if k.endswith(".num_batches_tracked")]
+    assert len(counters) > 20
+    without = {k: v for k, v in sd.items() if k not in counters}
+    loaded = build_encoder("efficientnet-lite0", weights=_save(without, tmp_path / "old.safetensors"))
+    for key, value in sd.items():
+        assert torch.equal(loaded.model.state_dict()[key], value), key
+    del without["bn1.running_mean"]
+    with pytest.raises(InputError, match=r"1 missing keys: bn1\.running_mean$"):
+        build_encoder("efficientnet-lite0", weights=_save(without, tmp_path / "older.safetensors"))
+
+
+def _small_swin(tiny):
+    """Two blocks in the first stages, so a shifted block (which holds an attention mask in published files)."""
+    spec = tiny["tiny-swin"]
+    return spec.replace(timm_kwargs={**spec.timm_kwargs, "depths": (2, 2, 1, 1)})
+
+
+def test_swinv2_file_with_published_buffers_goes_through_timms_filter(tiny, tmp_path):
+    """A Swin-V2 file that still holds the relative-position and attention-mask buffers (non-persistent in timm)
+    loads through timm's own checkpoint filter, exactly."""
+    spec = _small_swin(tiny)
+    model = build_encoder(spec, weights="random", seed=4).model
+    sd = model.state_dict()
+    published = dict(sd)
+    buffers = {k: v for k, v in model.named_buffers()
+               if k.endswith(("relative_position_index", "relative_coords_table"))}
+    assert len(buffers) == 12 and not set(buffers) & set(sd)
+    published.update(buffers)
+    published["layers.0.blocks.1.attn_mask"] = torch.zeros(16, 256, 256)  # shifted block: 4×4 windows of 16×16
+    loaded = build_encoder(spec, weights=_save(published, tmp_path / "swinv2.safetensors"))
+    for key, value in sd.items():
+        assert torch.equal(loaded.model.state_dict()[key], value), key
+    assert W.timm_checkpoint_filter(spec.arch).__module__ == "timm.models.swin_transformer_v2"
+
+
+def test_timm_filter_renames_and_drops_but_never_resamples(tiny, tmp_path):
+    """The filter would interpolate a patch kernel (Swin) or position embedding (ViT) of another size to the
+    model's: the file's shape is what the strict comparison sees, so it is still a mismatch."""
+    spec = _small_swin(tiny)
+    sd = build_encoder(spec, weights="random").model.state_dict()
+    sd["patch_embed.proj.weight"] = torch.zeros(16, 3, 2, 2)
+    with pytest.raises(InputError, match=r"patch_embed\.proj\.weight \(16, 3, 2, 2\) vs model \(16, 3, 4, 4\)"):
+        build_encoder(spec, weights=_save(sd, tmp_path / "p2.safetensors"))
+    vit = tiny["tiny-vit"]
+    sd = build_encoder(vit, weights="random").model.state_dict()
+    sd["pos_embed"] = torch.zeros(1, 1 + 7 * 7, 32)  # a 112-px grid: timm would resample it to 14×14
+    with pytest.raises(InputError, match=r"pos_embed \(1, 50, 32\) vs model \(1, 197, 32\)"):
+        build_encoder(vit, weights=_save(sd, tmp_path / "grid7.safetensors"))
+
+
+def test_timm_filter_converts_a_fair_dinov2_layout(tiny, tmp_path):
+    """A DINOv2 file in FAIR's layout (with the pretraining ``mask_token``) loads like timm's pretrained loading
+    does: the filter drops the token."""
+    spec = tiny["tiny-vit14"]
+    sd = build_encoder(spec, weights="random", seed=6).model.state_dict()
+    loaded = build_encoder(spec, weights=_save({**sd, "mask_token": torch.zeros(1, 32)}, tmp_path / "fair.pth"))
+    assert torch.equal(loaded.model.pos_embed, sd["pos_embed"])
+
+
+@pytest.mark.parametrize("name", ["tiny-cnn", "tiny-swin", "tiny-vit", "tiny-vit14", "tiny-hybrid"])
+def test_every_family_round_trips_through_the_filter(tiny, tmp_path, name):
+    source = build_encoder(tiny[name], weights="random", seed=7)
+    loaded = build_encoder(tiny[name], weights=_save(source.model.state_dict(), tmp_path / "w.safetensors"))
+    assert loaded.weights_digest != source.weights_digest  # file digest vs state-dict digest
+    assert W.state_dict_sha256(loaded.model) == source.weights_digest

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from cellprobe import atomic
 from cellprobe.data.views import check_view, view_array
+from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
 
 FORMAT_VERSION = 1
@@ -36,21 +37,22 @@ DTYPE = np.dtype("float16")
 class CacheKey:
     """Everything the cached features depend on. Two runs with equal keys share one cache."""
 
-    encoder: str
-    weights_digest: str
-    taps: tuple[int, ...]
-    fit: str
+    encoder: EncoderIdentity
     input_size: tuple[int, int]  # (H, W) of the encoder input, after the view
     dataset_fingerprint: str
     num_items: int
     view: int
-    input_scale: float = 1.0  # magnification before the encoder (input_size is before it)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["taps"], data["input_size"] = list(self.taps), list(self.input_size)
-        if self.input_scale == 1.0:  # left out at its default: caches written before it existed stay valid
-            del data["input_scale"]
+        """The manifest's key: the encoder fields the features depend on (channels and strides follow from
+        them), then the inputs. Laid out flat as before the identity existed, so earlier caches stay valid."""
+        e = self.encoder
+        data: dict[str, Any] = {"encoder": e.name, "weights_digest": e.weights_digest, "taps": list(e.taps),
+                                "fit": e.fit, "input_size": list(self.input_size),
+                                "dataset_fingerprint": self.dataset_fingerprint, "num_items": self.num_items,
+                                "view": self.view}
+        if e.input_scale != 1.0:  # left out at its default: caches written before it existed stay valid
+            data["input_scale"] = e.input_scale
         return data
 
     def digest(self) -> str:
@@ -59,7 +61,7 @@ class CacheKey:
 
 def cache_dir(root: str | Path, key: CacheKey) -> Path:
     """Where ``key``'s cache lives under ``root``: ``<root>/<encoder>/view<v>-<digest[:16]>``."""
-    return Path(root) / key.encoder / f"view{key.view}-{key.digest()[:16]}"
+    return Path(root) / key.encoder.name / f"view{key.view}-{key.digest()[:16]}"
 
 
 def dataset_fingerprint(images: Sequence[np.ndarray] | Any) -> str:
@@ -73,6 +75,12 @@ def dataset_fingerprint(images: Sequence[np.ndarray] | Any) -> str:
         digest.update(f"|{image.shape}|{image.dtype}|".encode())
         digest.update(np.ascontiguousarray(image).tobytes())
     return digest.hexdigest()
+
+
+def _item_name(dataset: Any, i: int) -> str:
+    """Item ``i`` named by its file where the dataset can tell it (a PatchDataset's ``sample_file``)."""
+    name = getattr(dataset, "sample_file", None)
+    return name(i) if callable(name) else f"item[{i}]"
 
 
 def _image_of(item: Any) -> np.ndarray:
@@ -263,14 +271,13 @@ def extract_features(encoder: Any, dataset: Any, root: str | Path, views: Sequen
         raise InputError(None, "cannot cache features of an empty dataset")
     first = _image_of(dataset[0])
     if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
-        raise InputError("item[0]", f"expected an (H, W, 3) uint8 image, got {first.shape} {first.dtype}")
+        raise InputError(_item_name(dataset, 0), f"expected an (H, W, 3) uint8 image, got {first.shape} {first.dtype}")
     fingerprint = fingerprint or dataset_fingerprint(dataset)
     device = encoder.mean.device
     caches: list[FeatureCache] = []
     for view in (check_view(v) for v in views):
         height, width = first.shape[:2] if view % 2 == 0 else first.shape[1::-1]
-        key = CacheKey(encoder.spec.name, encoder.weights_digest, tuple(encoder.taps), encoder.fit,
-                       (int(height), int(width)), fingerprint, n, view, float(encoder.input_scale))
+        key = CacheKey(encoder.identity, (int(height), int(width)), fingerprint, n, view)
         where = cache_dir(root, key)
         shapes = None if (where / MANIFEST).is_file() else encoder.feature_shapes(int(height), int(width))
         cache = FeatureCache(where, key, shapes, chunk_size)
@@ -286,8 +293,9 @@ def extract_features(encoder: Any, dataset: Any, root: str | Path, views: Sequen
                 for i in items[start: start + batch_size]:
                     image = _image_of(dataset[i])
                     if image.shape != first.shape or image.dtype != np.uint8:
-                        raise InputError(f"item[{i}]", f"image is {image.shape} {image.dtype}; every image must "
-                                                       f"be {first.shape} uint8 like item[0]")
+                        raise InputError(_item_name(dataset, i), f"image is {image.shape} {image.dtype}; every image "
+                                                                 f"must be {first.shape} uint8 like "
+                                                                 f"{_item_name(dataset, 0)}")
                     batch.append(image)
                 x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).to(device=device, dtype=torch.float32)
                 x = view_array(x / 255.0, cache.key.view).contiguous()

@@ -3,13 +3,15 @@
 The wrapped timm model is built with no classifier, loaded strictly (``weights.py``), put in eval mode and
 stripped of gradients. ``train()`` cannot switch it back: a segmenter's ``.train()`` leaves the encoder's
 BatchNorm statistics and dropout alone, and since no parameter requires a gradient, no optimizer step moves it.
-Normalisation and the resize/pad that patch-14 models need (see ``registry`` for the policy) happen inside.
+Normalisation and the resize/pad that patch-14 models need (see ``registry`` for the policy) happen inside, as
+does ``fit="card"``: the model card's resize (or none) and ``size``-pixel windows stitched back into one map.
 Taps come from timm's ``forward_intermediates`` (ViT tokens reshaped to a grid, prefix tokens dropped); a
 hybrid's CNN stages are captured with forward hooks on its stem, which ``forward_intermediates`` does not expose.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cellprobe.encoders import weights as W
-from cellprobe.encoders.registry import INPUT_SCALE_RANGE, TOKEN_STRIDE, EncoderSpec, Fit, get_spec
+from cellprobe.encoders.identity import EncoderIdentity
+from cellprobe.encoders.registry import FITS, INPUT_SCALE_RANGE, TOKEN_STRIDE, EncoderSpec, Fit, get_spec
 from cellprobe.errors import InputError
 
 
@@ -64,6 +67,8 @@ class FrozenEncoder(nn.Module):
     def __init__(self, spec: EncoderSpec, model: nn.Module, taps: Sequence[int], fit: Fit,
                  weights: W.ResolvedWeights, input_scale: float = 1.0) -> None:
         super().__init__()
+        if fit == "card" and spec.card is None:
+            raise ValueError(f"encoder '{spec.name}' has no model-card fit")
         self.spec = spec
         self.model = model
         self.taps = tuple(int(t) for t in taps)
@@ -86,10 +91,13 @@ class FrozenEncoder(nn.Module):
             p.requires_grad_(False)
         self.train(False)
 
-    def _input_stride(self, reduction: int) -> int:
-        """Pixels of the (magnified) input per cell of a tap: a token of a resized patch-14 model covers 16."""
+    def _input_stride(self, reduction: int) -> float:
+        """Pixels of the (magnified) input per cell of a tap: a token of a resized patch-14 model covers 16, one
+        of a card-resized model ``patch / card.scale`` (UNI's card, 256 → 224 px: 16 · 256 / 224 ≈ 18.3)."""
         if self.fit == "resize" and self.spec.family in ("vit", "hybrid") and reduction == self.spec.patch_size:
             return TOKEN_STRIDE
+        if self.fit == "card" and self.spec.card is not None and self.spec.card.resize:
+            return reduction / self.spec.card.scale
         return reduction
 
     def train(self, mode: bool = True) -> FrozenEncoder:
@@ -101,6 +109,13 @@ class FrozenEncoder(nn.Module):
         if self._weights.path is not None:
             return W.file_sha256(self._weights.path)
         return W.state_dict_sha256(self.model)
+
+    @property
+    def identity(self) -> EncoderIdentity:
+        """What this encoder's features depend on (:mod:`cellprobe.encoders.identity`)."""
+        return EncoderIdentity(self.spec.name, self.spec.family, self.weights_digest, tuple(int(t) for t in self.taps),
+                               str(self.fit), float(self.input_scale), tuple(int(c) for c in self.tap_channels),
+                               tuple(float(s) for s in self.tap_strides))
 
     def feature_shapes(self, height: int, width: int) -> list[tuple[int, int, int]]:
         """(C, h, w) of every tap for an input of ``height`` × ``width``, by a shape-only (meta) dry run."""
@@ -117,8 +132,42 @@ class FrozenEncoder(nn.Module):
         if self.input_scale != 1.0:
             size = (round(x.shape[-2] * self.input_scale), round(x.shape[-1] * self.input_scale))
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=self.input_scale < 1)
+        if self.fit == "card":
+            return self._extract_windows(self._card_input(x))
         x = self._fit_input(x)
         return self._extract(x)
+
+    def _card_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The card's resize (exact: sides first padded so that ``side · size / tile`` is a whole number), then
+        zero padding (the mean colour) to a multiple of the patch and to at least one ``size``-pixel window."""
+        card, patch = self.spec.card, self.spec.patch_size
+        if card.resize:
+            grain = card.tile // math.gcd(card.tile, card.size)
+            x = _pad_to(x, grain, 0)
+            size = (x.shape[-2] * card.size // card.tile, x.shape[-1] * card.size // card.tile)
+            x = F.interpolate(x, size=size, mode=card.interpolation, align_corners=False, antialias=True)
+        return _pad_to(x, patch, card.size)
+
+    def _extract_windows(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Taps of ``x`` computed on ``card.size``-pixel windows at patch-grid offsets, stitched into one map per
+        tap (cells seen by several windows get their mean); one window when ``x`` is no larger than that."""
+        window, patch = self.spec.card.size, self.spec.patch_size
+        rows, cols = _window_offsets(x.shape[-2], window, patch), _window_offsets(x.shape[-1], window, patch)
+        if len(rows) == len(cols) == 1:
+            return self._extract(x)
+        batch = x.shape[0]
+        tiles = torch.cat([x[..., r: r + window, c: c + window] for r in rows for c in cols])
+        stitched = []
+        for tap in self._extract(tiles):
+            cell = window // tap.shape[-1]  # input pixels per cell of this tap (the patch, for ViT blocks)
+            total = tap.new_zeros(batch, tap.shape[1], x.shape[-2] // cell, x.shape[-1] // cell)
+            count = tap.new_zeros(1, 1, *total.shape[-2:])
+            h, w = tap.shape[-2:]
+            for i, (r, c) in enumerate((r, c) for r in rows for c in cols):
+                total[..., r // cell: r // cell + h, c // cell: c // cell + w] += tap[i * batch: (i + 1) * batch]
+                count[..., r // cell: r // cell + h, c // cell: c // cell + w] += 1
+            stitched.append(total / count)
+        return stitched
 
     def _fit_input(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -158,6 +207,23 @@ class FrozenEncoder(nn.Module):
         return [by_tap[t] for t in self.taps]
 
 
+def _pad_to(x: torch.Tensor, multiple: int, minimum: int) -> torch.Tensor:
+    """Zero-pad the bottom/right of ``x`` to sides that are multiples of ``multiple`` and at least ``minimum``."""
+    pad_h = max(minimum, -(-x.shape[-2] // multiple) * multiple) - x.shape[-2]
+    pad_w = max(minimum, -(-x.shape[-1] // multiple) * multiple) - x.shape[-1]
+    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+
+
+def _window_offsets(length: int, window: int, step: int) -> list[int]:
+    """Starts of the fewest ``window``-long windows covering ``length`` (both multiples of ``step``), evenly
+    spread on multiples of ``step``, the first at 0 and the last ending at ``length``."""
+    if length <= window:
+        return [0]
+    n = -(-(length - window) // window) + 1
+    span = (length - window) // step
+    return [round(i * span / (n - 1)) * step for i in range(n)]
+
+
 def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", taps: Sequence[int] | None = None,
                   *, fit: Fit | None = None, input_scale: float = 1.0, seed: int = 0,
                   device: str | torch.device = "cpu") -> FrozenEncoder:
@@ -165,13 +231,16 @@ def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", t
 
     ``weights``: ``"pretrained"`` (hub or package, see the registry), ``"random"`` (seeded timm initialisation:
     the baseline that shows what pretraining adds) or a local file. ``taps`` overrides the default tapped
-    layers (timm ``forward_intermediates`` indices, see ``registry``); ``fit`` overrides the input policy;
-    ``input_scale`` magnifies the input first (see :class:`FrozenEncoder`).
+    layers (timm ``forward_intermediates`` indices, see ``registry``); ``fit`` overrides the input policy
+    (``native``, ``resize``, ``pad``, or ``card`` where the spec has a model-card fit: ``spec.fits``; None: the
+    spec's default); ``input_scale`` magnifies the input first (see :class:`FrozenEncoder`).
     """
     spec = get_spec(name) if isinstance(name, str) else name
     fit = fit or spec.fit
-    if fit not in ("native", "resize", "pad"):
-        raise InputError(None, f"encoder '{spec.name}': fit must be native, resize or pad, got '{fit}'")
+    if fit not in FITS:
+        raise InputError(None, f"encoder '{spec.name}': fit must be one of {', '.join(spec.fits)}, got '{fit}'")
+    if fit not in spec.fits:
+        raise InputError(None, f"encoder '{spec.name}' has no model-card fit (its fits: {', '.join(spec.fits)})")
     low, high = INPUT_SCALE_RANGE
     if not (isinstance(input_scale, (int, float)) and low <= input_scale <= high):
         raise InputError(None, f"encoder '{spec.name}': input_scale must be between {low} and {high}, "

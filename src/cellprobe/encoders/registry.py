@@ -15,6 +15,17 @@ pixels (patch-14 models: 256×256 → 224×224, 16×16 tokens; the image loses 1
 lines up with a 16-pixel cell); ``pad`` zero-pads (after normalisation) to a multiple of the patch size instead
 (256 → 266, 19×19 tokens of 14 pixels, the last row/column partly padding). Patch-14 models default to
 ``resize``; ``build_encoder(..., fit="pad")`` switches.
+
+``card`` (ViTs whose spec has a :class:`CardFit`) follows the model card's own preprocessing instead: the card
+resizes a ``tile``-pixel patch (256, cellprobe's patch side) to ``size`` pixels with its interpolation, or leaves
+the scale alone (``resize=False``), and the network only ever sees ``size`` × ``size`` inputs: larger (scaled)
+images are fed as overlapping ``size``-pixel windows on the patch grid, their tokens averaged where windows
+overlap. On a 256-pixel patch that is exactly the card's input: UNI, Phikon, Virchow(2) and DINOv2 see the patch
+resized to 224 (bilinear or bicubic, as their cards do); Prov-GigaPath and H-optimus-0 see unresized 224-pixel
+windows (four per patch, at the patch's own resolution, 0.5 µm/px where the data is 20×). The spec's ``fit`` is
+the default; ``card`` is opt-in (``build_encoder(..., fit="card")``) and, like every fit, part of the encoder's
+identity and feature-cache key. ``EncoderSpec.fits`` lists the fits an encoder accepts and ``CardFit.describe``
+the card's.
 """
 
 from __future__ import annotations
@@ -27,7 +38,10 @@ from typing import Any, Literal
 from cellprobe.errors import InputError
 
 Family = Literal["cnn", "swin", "vit", "hybrid"]
-Fit = Literal["native", "resize", "pad"]
+Fit = Literal["native", "resize", "pad", "card"]
+#: every fit ``build_encoder`` knows; ``card`` only for specs that have one
+FITS: tuple[Fit, ...] = ("native", "resize", "pad", "card")
+Interpolation = Literal["bilinear", "bicubic"]
 CheckpointFormat = Literal["timm", "efficientnet_pytorch", "hf_vit", "hf_dinov2"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,6 +53,37 @@ TOKEN_STRIDE = 16
 INPUT_SCALE_RANGE = (0.25, 4.0)
 #: Checkpoint files tried, in order, in a hub repository.
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")
+#: The patch side (pixels) that a model card's transform is applied to in ``fit="card"``: cellprobe's patches.
+CARD_TILE = 256
+
+
+@dataclass(frozen=True)
+class CardFit:
+    """A model card's preprocessing as a ``fit``: what the card feeds the network, restated for dense inputs.
+
+    ``size``: side of the square input the card feeds the network (its resize target or crop; a multiple of the
+    patch size). ``resize``: whether the card rescales a ``tile``-pixel patch to ``size`` pixels (scale
+    ``size / tile``) or keeps its resolution (a crop of unresized pixels). ``interpolation``: the card's
+    resampling filter (used only when ``resize``; torch's antialiased filter of that name). ``source``: the
+    card's transform, as published.
+    """
+
+    size: int
+    resize: bool
+    interpolation: Interpolation = "bilinear"
+    source: str = ""
+    tile: int = CARD_TILE
+
+    @property
+    def scale(self) -> float:
+        """Model pixels per input pixel: ``size / tile`` when the card resizes, else 1."""
+        return self.size / self.tile if self.resize else 1.0
+
+    def describe(self) -> str:
+        """One line for listings: ``256→224 px bicubic`` or ``224-px windows, unresized``."""
+        if self.resize:
+            return f"{self.tile}→{self.size} px {self.interpolation}"
+        return f"{self.size}-px windows, unresized"
 
 
 @dataclass(frozen=True)
@@ -86,7 +131,8 @@ class EncoderSpec:
     weights: WeightSource
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    fit: Fit = "native"
+    fit: Fit = "native"  # the default fit (``card``: see ``card``)
+    card: CardFit | None = None  # the model card's preprocessing, offered as ``fit="card"`` (ViTs only)
     tap_norm: bool = False  # apply the model's final norm to each tapped block (DINOv2-style)
     hybrid_cnn_levels: int = 0  # hybrid only: number of feature_info levels of the CNN stem before the blocks
     notes: str = ""
@@ -96,17 +142,31 @@ class EncoderSpec:
     def gated(self) -> bool:
         return self.weights.gated
 
+    @property
+    def fits(self) -> tuple[Fit, ...]:
+        """The fits this encoder accepts (``card`` only where the spec has one); ``fit`` is the default."""
+        return FITS if self.card is not None else tuple(f for f in FITS if f != "card")
+
     def published_params(self) -> tuple[float, float]:
         """(value, resolution) of the published parameter count, in parameters."""
         return parse_count(self.params_published)
 
     def model_kwargs(self, num_classes: int = 0) -> dict[str, Any]:
-        """timm ``create_model`` keyword arguments, with layer classes resolved from their names."""
+        """timm ``create_model`` keyword arguments, with layer classes resolved from their names.
+
+        ``mlp_layer`` and ``norm_layer`` name a ``timm.layers`` class, or are ``(name, {keyword: value})`` to bind
+        constructor arguments (Phikon: ``("LayerNorm", {"eps": 1e-12})``, its published LayerNorm epsilon).
+        """
+        import functools
+
         import timm.layers
 
         kwargs = dict(self.timm_kwargs)
-        if "mlp_layer" in kwargs:
-            kwargs["mlp_layer"] = getattr(timm.layers, kwargs["mlp_layer"])
+        for key in ("mlp_layer", "norm_layer"):
+            if key in kwargs:
+                name, options = (kwargs[key], {}) if isinstance(kwargs[key], str) else kwargs[key]
+                layer = getattr(timm.layers, name)
+                kwargs[key] = functools.partial(layer, **options) if options else layer
         kwargs["num_classes"] = num_classes
         return kwargs
 
@@ -133,6 +193,15 @@ def _timm_hub(tag: str, license: str, drop: tuple[str, ...] = ()) -> WeightSourc
 
 _SWIGLU = {"mlp_layer": "SwiGLUPacked", "act_layer": "silu"}
 _NC = "CC-BY-NC-ND-4.0 (non-commercial, gated)"
+
+# The model cards' preprocessing (``fit="card"``), restated on cellprobe's 256-pixel patches.
+_CARD_DINOV2 = CardFit(224, resize=True, interpolation="bicubic",
+                       source="DINOv2 transforms (Resize(256, bicubic), CenterCrop(224)) and timm's pretrained_cfg "
+                              "resample bicubic; the side stays 224 (16 px per token): timm's 518-px card input "
+                              "would upsample a 256-px patch twice")
+_CARD_VIRCHOW = CardFit(224, resize=True, interpolation="bicubic",
+                        source="model card: timm create_transform(resolve_data_config(pretrained_cfg)) = "
+                               "Resize(224, bicubic), CenterCrop(224) (crop_pct 1.0)")
 
 _SPECS: tuple[EncoderSpec, ...] = (
     # ---------------------------------------------------------------- general-purpose (the paper's)
@@ -176,7 +245,8 @@ _SPECS: tuple[EncoderSpec, ...] = (
         timm_kwargs={"dynamic_img_size": True}, pretraining="LVD-142M", params_published="86.6M",
         params_source="timm model card vit_base_patch14_dinov2.lvd142m (DINOv2 paper: 86M)", params_num_classes=0,
         patch_size=14, native_input=518, default_taps=vit_taps(12), tap_channels=(768,) * 4, tap_strides=(16,) * 4,
-        fit="resize", tap_norm=True, weights=_timm_hub("vit_base_patch14_dinov2.lvd142m", "Apache-2.0"),
+        fit="resize", card=_CARD_DINOV2, tap_norm=True,
+        weights=_timm_hub("vit_base_patch14_dinov2.lvd142m", "Apache-2.0"),
     ),
     EncoderSpec(
         name="dinov2-l14", title="DINOv2 ViT-L/14", family="vit", group="general",
@@ -184,7 +254,8 @@ _SPECS: tuple[EncoderSpec, ...] = (
         timm_kwargs={"dynamic_img_size": True}, pretraining="LVD-142M", params_published="304.4M",
         params_source="timm model card vit_large_patch14_dinov2.lvd142m (DINOv2 paper: 300M)", params_num_classes=0,
         patch_size=14, native_input=518, default_taps=vit_taps(24), tap_channels=(1024,) * 4, tap_strides=(16,) * 4,
-        fit="resize", tap_norm=True, weights=_timm_hub("vit_large_patch14_dinov2.lvd142m", "Apache-2.0"),
+        fit="resize", card=_CARD_DINOV2, tap_norm=True,
+        weights=_timm_hub("vit_large_patch14_dinov2.lvd142m", "Apache-2.0"),
     ),
     # ---------------------------------------------------------------- histopathology (the paper's)
     EncoderSpec(
@@ -194,6 +265,8 @@ _SPECS: tuple[EncoderSpec, ...] = (
         pretraining="Mass-100K (100M H&E tiles, 20 tissue types)", params_published="303M",
         params_source="UNI model card", params_num_classes=0, patch_size=16, native_input=224,
         default_taps=vit_taps(24), tap_channels=(1024,) * 4, tap_strides=(16,) * 4, tap_norm=True,
+        card=CardFit(224, resize=True, interpolation="bilinear",
+                     source="model card: transforms.Resize(224) (torchvision's default bilinear, antialiased)"),
         weights=WeightSource("hub", "MahmoodLab/UNI", license=_NC, gated=True),
     ),
     EncoderSpec(
@@ -204,7 +277,7 @@ _SPECS: tuple[EncoderSpec, ...] = (
         pretraining="3.1M WSIs (Paige, mixed magnifications)", params_published="632M",
         params_source="Virchow2 model card", params_num_classes=0, patch_size=14, native_input=224,
         default_taps=vit_taps(32), tap_channels=(1280,) * 4, tap_strides=(16,) * 4, fit="resize", tap_norm=True,
-        weights=WeightSource("hub", "paige-ai/Virchow2", license=_NC, gated=True),
+        card=_CARD_VIRCHOW, weights=WeightSource("hub", "paige-ai/Virchow2", license=_NC, gated=True),
     ),
     EncoderSpec(
         name="prov-gigapath", title="Prov-GigaPath tile encoder (ViT-g)", family="vit", group="histopathology",
@@ -214,6 +287,9 @@ _SPECS: tuple[EncoderSpec, ...] = (
         pretraining="Prov-Path (1.3B tiles, 171K WSIs)", params_published="1.13B",
         params_source="Prov-GigaPath paper (Nature 2024): 1.13B tile encoder", params_num_classes=0, patch_size=16,
         native_input=224, default_taps=vit_taps(40), tap_channels=(1536,) * 4, tap_strides=(16,) * 4, tap_norm=True,
+        card=CardFit(224, resize=False, interpolation="bicubic",
+                     source="model card: Resize(256, bicubic), CenterCrop(224): on 256-px tiles an unresized "
+                            "224-px crop"),
         weights=WeightSource("hub", "prov-gigapath/prov-gigapath", license="Apache-2.0 (gated)", gated=True),
         notes="named ViT-g/14 but the released config uses 16-pixel patches (patch_size=16)",
     ),
@@ -237,6 +313,9 @@ _SPECS: tuple[EncoderSpec, ...] = (
         params_num_classes=0, patch_size=14, native_input=224, default_taps=vit_taps(40), tap_channels=(1536,) * 4,
         tap_strides=(16,) * 4, mean=(0.707223, 0.578729, 0.703617), std=(0.211883, 0.230117, 0.177517),
         fit="resize", tap_norm=True,
+        card=CardFit(224, resize=False,
+                     source="model card: 224x224 images extracted at 0.5 microns per pixel, no resize "
+                            "(ToTensor, Normalize)"),
         weights=WeightSource("hub", "bioptimus/H-optimus-0", license="Apache-2.0 (gated)", gated=True),
     ),
     EncoderSpec(
@@ -246,7 +325,7 @@ _SPECS: tuple[EncoderSpec, ...] = (
                      "dynamic_img_size": True, **_SWIGLU},
         pretraining="1.5M WSIs (Paige)", params_published="632M", params_source="Virchow model card",
         params_num_classes=0, patch_size=14, native_input=224, default_taps=vit_taps(32), tap_channels=(1280,) * 4,
-        tap_strides=(16,) * 4, fit="resize", tap_norm=True,
+        tap_strides=(16,) * 4, fit="resize", tap_norm=True, card=_CARD_VIRCHOW,
         weights=WeightSource("hub", "paige-ai/Virchow", license="Apache-2.0 (gated)", gated=True),
     ),
     EncoderSpec(
@@ -263,12 +342,17 @@ _SPECS: tuple[EncoderSpec, ...] = (
     EncoderSpec(
         name="phikon", title="Phikon (iBOT ViT-B/16)", family="vit", group="histopathology",
         arch="vit_base_patch16_224",
-        timm_kwargs={"dynamic_img_size": True}, pretraining="PanCancer40M (43M tiles, 6K TCGA WSIs)",
+        timm_kwargs={"dynamic_img_size": True, "norm_layer": ("LayerNorm", {"eps": 1e-12})},
+        pretraining="PanCancer40M (43M tiles, 6K TCGA WSIs)",
         params_published="86M", params_source="Phikon paper (ViT-Base)", params_num_classes=0, patch_size=16,
         native_input=224, default_taps=vit_taps(12), tap_channels=(768,) * 4, tap_strides=(16,) * 4, tap_norm=True,
+        card=CardFit(224, resize=True, interpolation="bilinear",
+                     source="model card: AutoImageProcessor (ViTImageProcessor) resizes to 224x224; bilinear is "
+                            "the processor's default resample (the repository's value not checked offline)"),
         weights=WeightSource("hub", "owkin/phikon", checkpoint_format="hf_vit", drop_keys=("pooler.",),
                              license="Owkin non-commercial"),
-        notes="transformers ViTModel checkpoint, keys converted to timm (q/k/v fused, pooler unused)",
+        notes="transformers ViTModel checkpoint, keys converted to timm (q/k/v fused, pooler unused); "
+              "LayerNorm eps 1e-12 as in its published config (timm's ViT default is 1e-6)",
     ),
     # ---------------------------------------------------------------- small general-purpose ones
     EncoderSpec(
@@ -277,7 +361,7 @@ _SPECS: tuple[EncoderSpec, ...] = (
         timm_kwargs={"dynamic_img_size": True}, pretraining="LVD-142M", params_published="22.1M",
         params_source="timm model card vit_small_patch14_dinov2.lvd142m", params_num_classes=0, patch_size=14,
         native_input=518, default_taps=vit_taps(12), tap_channels=(384,) * 4, tap_strides=(16,) * 4, fit="resize",
-        tap_norm=True, weights=_timm_hub("vit_small_patch14_dinov2.lvd142m", "Apache-2.0"),
+        card=_CARD_DINOV2, tap_norm=True, weights=_timm_hub("vit_small_patch14_dinov2.lvd142m", "Apache-2.0"),
     ),
     EncoderSpec(
         name="resnet50", title="ResNet-50", family="cnn", group="general", arch="resnet50", timm_kwargs={},

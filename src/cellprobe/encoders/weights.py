@@ -3,7 +3,14 @@
 Loading is strict: after key conversion, every parameter and buffer of the model must come from the checkpoint
 with the same shape, and the only checkpoint keys left over may be the ones the registry declares unused
 (classification heads, pretraining-only tokens). Anything else is an :class:`InputError` naming the encoder,
-the file and the keys: never a silent partial load. Files are read safely (safetensors, or
+the file and the keys: never a silent partial load. Two allowances match what PyTorch and timm accept: a
+BatchNorm's ``num_batches_tracked`` counter may be absent (PyTorch's strict load fills it in for checkpoints
+that predate it; it keeps the model's value), and a file in timm's layout first goes through the architecture's
+own timm checkpoint filter, as timm's pretrained loading does (Swin-V2 drops the ``relative_position_index`` /
+``relative_coords_table`` / ``attn_mask`` buffers that published files still hold, DINOv2-style files lose their
+``mask_token``, ...). The filter may rename and drop keys but not resample: a tensor it returns under its own
+name with a new shape (a position embedding or patch kernel interpolated to the model) is compared as it was
+in the file, so a different grid or patch size is still a shape mismatch. Files are read safely (safetensors, or
 ``torch.load(weights_only=True)``). With ``HF_HUB_OFFLINE=1`` the hub is asked for its local cache only, so no
 network call is made; gated repositories use the token huggingface_hub finds (``HF_TOKEN`` or ``hf auth login``).
 """
@@ -12,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,13 +143,60 @@ def _is_flat(obj: dict) -> bool:
     return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
+def timm_checkpoint_filter(arch: str) -> Callable[[StateDict, nn.Module], StateDict] | None:
+    """timm's checkpoint filter for architecture ``arch``: the ``checkpoint_filter_fn`` of the module that
+    registers it, which its ``build_model_with_cfg(pretrained_filter_fn=...)`` applies to pretrained weights
+    (None when the module has none: ResNet, EfficientNet)."""
+    from timm.models import model_entrypoint
+
+    module = sys.modules[model_entrypoint(arch).__module__]
+    return getattr(module, "checkpoint_filter_fn", None)
+
+
+def apply_timm_filter(model: nn.Module, arch: str, state_dict: StateDict) -> StateDict:
+    """``state_dict`` (timm layout) through ``arch``'s timm checkpoint filter, with any tensor the filter
+    resampled (same key, new shape) put back as it was, so the strict comparison still sees its file shape.
+
+    A filter that fails on an unusual file leaves it unfiltered: the strict comparison then names the gaps."""
+    checkpoint_filter = timm_checkpoint_filter(arch)
+    if checkpoint_filter is None:
+        return state_dict
+    try:
+        filtered = dict(checkpoint_filter(dict(state_dict), model))
+    except Exception:  # timm filters raise many types on files they do not expect
+        return state_dict
+    for key, value in filtered.items():
+        if key in state_dict and state_dict[key].shape != value.shape:
+            filtered[key] = state_dict[key]
+    return filtered
+
+
+def _optional_keys(model: nn.Module, expected: StateDict) -> set[str]:
+    """Buffers a checkpoint may lack: BatchNorm's ``num_batches_tracked`` (optional in PyTorch's strict load)."""
+    optional = set()
+    for key in expected:
+        prefix, _, leaf = key.rpartition(".")
+        if leaf == "num_batches_tracked" and isinstance(model.get_submodule(prefix), nn.modules.batchnorm._NormBase):
+            optional.add(key)
+    return optional
+
+
 def load_strict(model: nn.Module, spec: EncoderSpec, state_dict: StateDict, origin: str,
                 drop_keys: tuple[str, ...] | None = None) -> None:
-    """Convert and load ``state_dict`` into ``model``: all keys, all shapes, or an InputError listing the gaps."""
-    state_dict = to_timm(spec.weights.checkpoint_format, state_dict, model)
+    """Convert and load ``state_dict`` into ``model``: all keys, all shapes, or an InputError listing the gaps.
+
+    A file in timm's layout (``timm`` format, or a foreign format's file that needs no conversion) first goes
+    through the architecture's timm checkpoint filter (:func:`apply_timm_filter`); absent BatchNorm
+    ``num_batches_tracked`` buffers keep the model's value.
+    """
+    converted = to_timm(spec.weights.checkpoint_format, state_dict, model)
+    if converted is state_dict:  # to_timm returns its input when the file is already in timm's layout
+        converted = apply_timm_filter(model, spec.arch, state_dict)
+    state_dict = converted
     expected = model.state_dict()
     drop = spec.weights.drop_keys if drop_keys is None else drop_keys
-    missing = [k for k in expected if k not in state_dict]
+    optional = _optional_keys(model, expected)
+    missing = [k for k in expected if k not in state_dict and k not in optional]
     unexpected = [k for k in state_dict if k not in expected and not k.startswith(drop)]
     wrong = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
              if k in state_dict and state_dict[k].shape != v.shape]
@@ -151,7 +207,7 @@ def load_strict(model: nn.Module, spec: EncoderSpec, state_dict: StateDict, orig
             problems.append(f"{len(keys)} {label}: {', '.join(keys[:_SHOWN_KEYS])}{more}")
     if problems:
         raise InputError(origin, f"weights do not fit encoder '{spec.name}' ({spec.arch}): " + "; ".join(problems))
-    model.load_state_dict({k: state_dict[k] for k in expected}, strict=True)
+    model.load_state_dict({k: state_dict[k] if k in state_dict else v for k, v in expected.items()}, strict=True)
 
 
 def state_dict_sha256(model: nn.Module) -> str:
