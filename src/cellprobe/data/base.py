@@ -52,6 +52,11 @@ class Reader(PatchDataset):
             raise IndexError(f"sample {index} out of range for {n} samples")
         return index % n
 
+    def sample_file(self, index: int) -> str:
+        """The file (with its row or window) that holds the image of sample ``index``, for a message about that
+        sample, e.g. ``images/p3.png`` or ``images.npy[17]``; nothing is decoded. Readers override it."""
+        return f"{self.root}[{self._index(index)}]"
+
     def __getitem__(self, index: int) -> Sample:
         return to_sample(self.read_raw(self._index(index)), self.num_classes,
                          self.allow_float_image, self.allow_float_labels)

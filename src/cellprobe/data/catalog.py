@@ -7,22 +7,37 @@ download says so. The CoNIC patch release is a Google Drive folder with no direc
 fetched here, and ``cellprobe data download conic`` says where to get it instead.
 
 A user catalog (YAML: ``{name: {title, format, files: [{url, filename, sha256, size}], note}}``) can add or
-replace entries, e.g. an institutional mirror.
+replace entries, e.g. an institutional mirror. Dataset names and file names must be plain file names
+(:data:`PLAIN_NAME`): they become folders and files under the download root.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cellprobe.config import StrictModel, load_yaml, parse_config
 from cellprobe.errors import InputError
 
+#: A dataset name or downloaded file name: a plain file name (letters, digits, ``.``, ``_``, ``-``; no path
+#: separator, not starting with a dot, so neither ``.`` nor ``..``): it names a folder or file under ``--root``
+#: and must not steer the path anywhere else.
+PLAIN_NAME = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a dataset name (see :data:`PLAIN_NAME`), or None."""
+    if re.fullmatch(PLAIN_NAME, name):
+        return None
+    return (f"dataset name '{name}' is not a plain file name (letters, digits, '.', '_', '-'; no path "
+            "separator, no leading dot)")
+
 
 class RemoteFile(StrictModel):
     url: str
-    filename: str = Field(pattern=r"^[A-Za-z0-9._-]+$")  # a plain file name: it must not steer the path
+    filename: str = Field(pattern=PLAIN_NAME)  # a plain file name: it must not steer the path
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     size: int | None = Field(None, gt=0)
     unpack: bool = True
@@ -38,6 +53,15 @@ class DatasetSource(StrictModel):
 
 class Catalog(StrictModel):
     datasets: dict[str, DatasetSource]
+
+    @field_validator("datasets")
+    @classmethod
+    def _plain_names(cls, value: dict[str, DatasetSource]) -> dict[str, DatasetSource]:
+        for name in value:
+            problem = name_problem(name)
+            if problem:
+                raise ValueError(problem)
+        return value
 
 
 _TIA = "https://warwick.ac.uk/fac/cross_fac/tia/data"
@@ -85,14 +109,34 @@ CATALOG: dict[str, DatasetSource] = {
 
 
 def load_catalog(extra: Path | None = None) -> dict[str, DatasetSource]:
-    """The built-in catalog, with the entries of a user YAML catalog added or replacing built-in ones."""
+    """The built-in catalog, with the entries of a user YAML catalog added or replacing built-in ones.
+
+    Each entry is validated on its own under its name, so that a name is never read as a dotted config key
+    (``lizard.v2`` is one dataset name, not ``lizard: {v2: …}``); every name must be a plain file name."""
     out = dict(CATALOG)
     if extra is not None:
-        out.update(parse_config(Catalog, {"datasets": load_yaml(extra)}, extra).datasets)
+        for key, entry in load_yaml(extra).items():
+            name = check_name(str(key), extra)
+            if not isinstance(entry, dict):
+                raise InputError(extra, f"dataset '{name}': must be a mapping (title, format, files, …)")
+            try:
+                out[name] = parse_config(DatasetSource, entry, extra)
+            except InputError as exc:
+                raise InputError(extra, f"dataset '{name}': {exc.problem}") from None
     return out
 
 
+def check_name(name: str, where: str | Path | None = None) -> str:
+    """``name`` if it is a plain dataset name, else an InputError naming ``where`` (the catalog file)."""
+    problem = name_problem(name)
+    if problem:
+        raise InputError(where, problem)
+    return name
+
+
 def get_source(name: str, extra: Path | None = None) -> DatasetSource:
+    """The catalog entry ``name`` (built in, or from the user catalog ``extra``)."""
+    check_name(name, extra)
     catalog = load_catalog(extra)
     if name not in catalog:
         raise InputError(extra, f"no dataset '{name}' in the catalog (have: {', '.join(sorted(catalog))})")

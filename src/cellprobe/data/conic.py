@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cellprobe.data.base import Reader, parse_options
-from cellprobe.data.io import load_npy, require_file
+from cellprobe.data.io import check_pixels, csv_row, load_npy, require_file
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.splits import SplitOptions, select_split
 from cellprobe.data.validate import RawSample
@@ -49,6 +49,12 @@ def read_patch_info(path: Path, n: int) -> tuple[list[str], list[str]]:
         raise InputError(path, f"needs a 'patch_info' column (or 'patch' and 'source_image'); has {', '.join(table.columns)}")
     if len(names) != n:
         raise InputError(path, f"mismatched counts: {len(names)} rows for {n} patches in images.npy")
+    first_row: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first_row:
+            raise InputError(csv_row(path, i), f"patch '{name}' is listed twice (also row {first_row[name]}); "
+                                               "row i names row i of images.npy and labels.npy")
+        first_row[name] = i
     return names, sources
 
 
@@ -68,6 +74,7 @@ class ConicDataset(Reader):
         if self.labels.ndim != 4 or self.labels.shape[3] != 2 or self.labels.shape[1:3] != self.images.shape[1:3]:
             raise InputError(self.labels_path, f"expected (N, {self.images.shape[1]}, {self.images.shape[2]}, 2) "
                                                f"labels, got {self.labels.shape}")
+        check_pixels(self.images_path, int(self.images.shape[1]), int(self.images.shape[2]))
         if len(self.labels) != len(self.images):
             raise InputError(self.root, f"mismatched counts: images.npy {len(self.images)}, labels.npy {len(self.labels)}")
         names, sources = read_patch_info(self.root / "patch_info.csv", len(self.images))
@@ -80,6 +87,9 @@ class ConicDataset(Reader):
 
     def sources(self) -> list[str]:
         return list(self._sources)
+
+    def sample_file(self, index: int) -> str:
+        return f"{self.images_path}[{int(self.rows[self._index(index)])}]"
 
     def read_raw(self, index: int) -> RawSample:
         row = int(self.rows[index])

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from cellprobe.data.base import WindowOptions, parse_options
-from cellprobe.data.io import find_with_suffix, read_label_image, require_file
+from cellprobe.data.io import csv_row, find_with_suffix, listed_name, read_label_image, require_file
 from cellprobe.data.validate import DataWarning
 from cellprobe.data.wholeimage import Item, WholeImageReader
 from cellprobe.errors import InputError
@@ -44,6 +44,9 @@ def cytodark0_base(root: Path, magnification: str) -> Path:
 
 
 def read_folds(path: Path) -> dict[str, int]:
+    """img_id → fold of a ``folds.csv``. Each img_id names files under the folder of ``path`` (``image/<id>.png``,
+    ``label/<id>.tiff``): one that would leave it, a fold that is not an integer or an img_id listed twice is an
+    error naming the file and row."""
     import pandas as pd
 
     require_file(path, "folds file")
@@ -53,12 +56,18 @@ def read_folds(path: Path) -> dict[str, int]:
         raise InputError(path, f"unreadable folds file ({str(exc).splitlines()[0]})") from None
     if not {"img_id", "fold"} <= set(table.columns):
         raise InputError(path, f"needs columns img_id and fold; has {', '.join(table.columns)}")
-    try:
-        folds = {str(i): int(f) for i, f in zip(table["img_id"], table["fold"], strict=True)}
-    except ValueError:
-        raise InputError(path, "column 'fold' must hold integers") from None
-    if len(folds) != len(table):
-        raise InputError(path, "an img_id is listed twice")
+    folds: dict[str, int] = {}
+    rows: dict[str, int] = {}
+    for i, (img_id, fold) in enumerate(zip(table["img_id"], table["fold"], strict=True)):
+        where = csv_row(path, i)
+        listed_name(img_id, path.parent / "image", path.parent, where)
+        if img_id in folds:
+            raise InputError(where, f"img_id '{img_id}' is listed twice (also row {rows[img_id]})")
+        try:
+            folds[img_id] = int(fold)
+        except ValueError:
+            raise InputError(where, f"fold '{fold}' is not an integer") from None
+        rows[img_id] = i
     return folds
 
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import tarfile
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -22,7 +23,7 @@ from urllib.request import Request, urlopen
 from pydantic import Field
 
 from cellprobe.config import StrictModel
-from cellprobe.data.catalog import DatasetSource, RemoteFile
+from cellprobe.data.catalog import DatasetSource, RemoteFile, check_name
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256 as sha256_of
 
@@ -37,6 +38,26 @@ class DownloadConfig(StrictModel):
 
 class _Interrupted(Exception):
     pass
+
+
+def make_folder(path: Path, what: str) -> Path:
+    """``path`` as an existing, writable folder (created with its parents when missing); a file in the way or a
+    folder that cannot be created or written to (read-only, under /proc) is one InputError line."""
+    path = Path(path)
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(parent, f"is a file, not a folder (needed for the {what} {path})"
+                                 if parent != path else f"is a file; the {what} must be a folder")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".cellprobe-write-test-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(path, f"cannot create or write the {what} ({exc.strerror or exc})") from None
+    return path
 
 
 def _total_from(resp, offset: int) -> int | None:
@@ -67,14 +88,24 @@ def _transfer(url: str, part: Path, cfg: DownloadConfig, progress: Progress | No
         total = _total_from(resp, offset)
         done = offset
         try:
-            with open(part, "ab" if offset else "wb") as out:
-                while block := resp.read(cfg.chunk_bytes):
+            out = open(part, "ab" if offset else "wb")
+        except OSError as exc:
+            raise InputError(part, f"cannot write the download ({exc.strerror or exc})") from None
+        with out:
+            while True:
+                try:
+                    block = resp.read(cfg.chunk_bytes)
+                except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as exc:
+                    raise _Interrupted(f"{done} bytes so far ({type(exc).__name__})") from None
+                if not block:
+                    break
+                try:
                     out.write(block)
-                    done += len(block)
-                    if progress:
-                        progress(name, done, total)
-        except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as exc:
-            raise _Interrupted(f"{done} bytes so far ({type(exc).__name__})") from None
+                except OSError as exc:  # disk full, quota: not an interruption that a retry would mend
+                    raise InputError(part, f"cannot write the download ({exc.strerror or exc})") from None
+                done += len(block)
+                if progress:
+                    progress(name, done, total)
     if total is not None and done < total:
         raise _Interrupted(f"{done} of {total} bytes")
     return total
@@ -102,7 +133,7 @@ def fetch(remote: RemoteFile, folder: Path, cfg: DownloadConfig | None = None, p
     url = url or remote.url
     if urlsplit(url).scheme not in ("http", "https"):
         raise InputError(url, "only http(s) addresses are downloaded")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "download folder")
     final, part = folder / remote.filename, folder / f"{remote.filename}.part"
     if final.exists():
         _verify(final, remote, None)
@@ -151,7 +182,14 @@ def _safe_target(dest: Path, name: str, archive: Path) -> Path:
 def unpack(archive: Path, dest: Path) -> list[str]:
     """Extract a zip or tar archive into ``dest`` after checking *every* member first (nothing is written
     when any member would escape ``dest`` or is a link); returns the member names."""
-    dest.mkdir(parents=True, exist_ok=True)
+    make_folder(dest, "dataset folder")
+    try:
+        return _unpack(archive, dest)
+    except OSError as exc:  # disk full, a member's folder taken by a file: one line, not a traceback
+        raise InputError(dest, f"cannot unpack {archive.name} here ({exc.strerror or exc})") from None
+
+
+def _unpack(archive: Path, dest: Path) -> list[str]:
     kind = archive_kind(archive)
     if kind == "zip":
         with zipfile.ZipFile(archive) as zf:
@@ -183,17 +221,22 @@ def download_dataset(name: str, source: DatasetSource, root: Path, cfg: Download
                      progress: Progress | None = None, mirror: str | None = None) -> Path:
     """Fetch every file of ``source`` into ``root/downloads`` and unpack archives into ``root/name``
     (once: a marker file records each archive unpacked). ``mirror`` replaces the address up to the file name."""
+    check_name(name)
     if not source.files:
         raise InputError(None, f"{name}: {source.note or 'no public download address'}")
-    target = Path(root) / name
+    root = make_folder(Path(root), "download root")  # before any transfer: a bad --root is one line, at once
+    target = root / name
     for remote in source.files:
         url = f"{mirror.rstrip('/')}/{remote.filename}" if mirror else None
-        path = fetch(remote, Path(root) / "downloads", cfg, progress, url)
+        path = fetch(remote, root / "downloads", cfg, progress, url)
         marker = target / f".unpacked-{remote.filename}"
-        if remote.unpack and not marker.exists():
-            unpack(path, target)
-            marker.write_text(f"{sha256_of(path)}\n")
-        elif not remote.unpack and not (target / remote.filename).exists():
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target / remote.filename)
+        try:
+            if remote.unpack and not marker.exists():
+                unpack(path, target)
+                marker.write_text(f"{sha256_of(path)}\n")
+            elif not remote.unpack and not (target / remote.filename).exists():
+                make_folder(target, "dataset folder")
+                shutil.copyfile(path, target / remote.filename)
+        except OSError as exc:
+            raise InputError(target, f"cannot write the dataset ({exc.strerror or exc})") from None
     return target

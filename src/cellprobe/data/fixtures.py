@@ -38,7 +38,10 @@ def synthetic_patch(rng: np.random.Generator, size: int = 256, n_nuclei: int = 1
 
 
 def synthetic_set(n: int, seed: int = 0, size: int = 256, num_classes: int = 4, n_nuclei: int = 12):
-    """Stacked (images, inst, cls) of ``n`` synthetic patches."""
+    """Stacked (images, inst, cls) of ``n`` synthetic patches (``n`` may be 0: arrays with no rows)."""
+    if n == 0:
+        return (np.zeros((0, size, size, 3), np.uint8), np.zeros((0, size, size), np.int32),
+                np.zeros((0, size, size), np.uint8))
     rng = np.random.default_rng(seed)
     parts = [synthetic_patch(rng, size, n_nuclei, num_classes) for _ in range(n)]
     return tuple(np.stack(a) for a in zip(*parts, strict=True))
@@ -90,13 +93,15 @@ def write_conic(root: Path, images: np.ndarray, inst: np.ndarray, cls: np.ndarra
 
 def write_patches(folder: Path, images: np.ndarray, inst: np.ndarray, cls: np.ndarray, names: Sequence[str],
                   sources: Sequence[str]) -> Path:
-    """One split folder of the ``patches`` layout (images/*.png, labels.npz, patch_info.csv)."""
+    """One split folder of the ``patches`` layout (images/*.png, labels.npz, patch_info.csv); with no patches,
+    an empty split (labels of no rows, a patch list of its header only)."""
     folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
     for name, image in zip(names, images, strict=True):
         _save_png(folder / "images" / f"{name}.png", image)
     np.savez_compressed(folder / "labels.npz", inst=np.asarray(inst, np.int32), cls=np.asarray(cls, np.uint8))
-    rows = [f"{i},{n},{s}" for i, (n, s) in enumerate(zip(names, sources, strict=True))]
-    (folder / "patch_info.csv").write_text("index,patch,source_image\n" + "\n".join(rows) + "\n")
+    rows = [f"{i},{n},{s}\n" for i, (n, s) in enumerate(zip(names, sources, strict=True))]
+    (folder / "patch_info.csv").write_text("index,patch,source_image\n" + "".join(rows))
     return folder
 
 

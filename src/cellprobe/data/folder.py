@@ -6,7 +6,8 @@
         images/<name>.png|jpg|jpeg|tif|tiff|bmp    RGB uint8
         inst/<name>.tif|tiff|png|npy               instance ids (0 = background), one per image
         cls/<name>.tif|tiff|png|npy                class ids per pixel (optional: without it, one class)
-        sources.csv           optional: name,source (the source image of each patch; default: itself)
+        sources.csv           optional: name,source (the source image of each patch; default: itself);
+                              when present it lists every image (by name, without suffix) once, and only those
 
 Without split folders, splits come from a split file, k-fold by source, or train/val by source
 (:class:`cellprobe.data.splits.SplitOptions`). Large images can be cut into windows (``crop``).
@@ -21,7 +22,14 @@ import numpy as np
 
 from cellprobe.data.base import WindowOptions, parse_options
 from cellprobe.data.info import read_info
-from cellprobe.data.io import IMAGE_SUFFIXES, LABEL_SUFFIXES, find_with_suffix, read_label_image, require_file
+from cellprobe.data.io import (
+    IMAGE_SUFFIXES,
+    LABEL_SUFFIXES,
+    csv_row,
+    find_with_suffix,
+    read_label_image,
+    require_file,
+)
 from cellprobe.data.splits import SplitOptions, select_split
 from cellprobe.data.validate import DataWarning
 from cellprobe.data.wholeimage import Item, WholeImageReader
@@ -45,18 +53,27 @@ def folder_splits(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and is_folder_split(p))
 
 
-def read_sources(path: Path) -> dict[str, str]:
+def read_sources(path: Path) -> dict[str, tuple[str, int]] | None:
+    """name → (source image, row) of a ``sources.csv``; None when there is none. An empty value or a name listed
+    twice is an error naming the file and row."""
     import pandas as pd
 
     if not path.is_file():
-        return {}
+        return None
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (ValueError, OSError) as exc:
         raise InputError(path, f"unreadable sources file ({str(exc).splitlines()[0]})") from None
     if not {"name", "source"} <= set(table.columns):
         raise InputError(path, f"needs columns name and source; has {', '.join(table.columns)}")
-    return dict(zip(table["name"], table["source"], strict=True))
+    out: dict[str, tuple[str, int]] = {}
+    for i, (name, source) in enumerate(zip(table["name"], table["source"], strict=True)):
+        if not name or not source:
+            raise InputError(csv_row(path, i), f"empty {'name' if not name else 'source'}")
+        if name in out:
+            raise InputError(csv_row(path, i), f"name '{name}' is listed twice (also row {out[name][1]})")
+        out[name] = (source, i)
+    return out
 
 
 class FolderDataset(WholeImageReader):
@@ -83,18 +100,35 @@ class FolderDataset(WholeImageReader):
         if has_cls and names is None:
             raise InputError(folder / "cls", "class maps given without class names: add class_names to dataset.yaml")
         self.class_names = tuple(names) if names else ("cell",)
-        sources = read_sources(folder / "sources.csv")
-        items = []
+        sources_csv = folder / "sources.csv"
+        sources = read_sources(sources_csv)
+        stems: dict[str, Path] = {}
         for image in sorted(p for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            inst = find_with_suffix(folder / "inst", image.stem, LABEL_SUFFIXES)
+            if image.stem in stems:
+                raise InputError(image, f"same sample name '{image.stem}' as {stems[image.stem].name}: one image "
+                                        "per name (its inst/ and cls/ maps are found by name)")
+            stems[image.stem] = image
+        if sources is not None:
+            unknown = sorted((row, name) for name, (_, row) in sources.items() if name not in stems)
+            if unknown:
+                row, name = unknown[0]
+                raise InputError(csv_row(sources_csv, row), f"no image '{name}' in {folder / 'images'} "
+                                                            f"({len(unknown)} row(s) without an image)")
+            unlisted = [image for stem, image in stems.items() if stem not in sources]
+            if unlisted:
+                raise InputError(sources_csv, f"has no row for image {unlisted[0].name} ({len(unlisted)} image(s) "
+                                              "unlisted): list every image, or drop the file")
+        items = []
+        for stem, image in stems.items():
+            inst = find_with_suffix(folder / "inst", stem, LABEL_SUFFIXES)
             if inst is None:
-                raise InputError(folder / "inst" / f"{image.stem}.tif", f"missing instance map for {image.name}")
+                raise InputError(folder / "inst" / f"{stem}.tif", f"missing instance map for {image.name}")
             extra = {}
             if has_cls:
-                cls = find_with_suffix(folder / "cls", image.stem, LABEL_SUFFIXES)
-                extra["cls"] = str(require_file(cls or folder / "cls" / f"{image.stem}.tif", f"class map for {image.name}"))
-            items.append(Item(image.stem, sources.get(image.stem, image.stem), image, inst, tissue=opts.tissue or info.tissue,
-                              extra=extra))
+                cls = find_with_suffix(folder / "cls", stem, LABEL_SUFFIXES)
+                extra["cls"] = str(require_file(cls or folder / "cls" / f"{stem}.tif", f"class map for {image.name}"))
+            source = stem if sources is None else sources[stem][0]
+            items.append(Item(stem, source, image, inst, tissue=opts.tissue or info.tissue, extra=extra))
         orphans = {p.stem for p in (folder / "inst").iterdir()} - {it.name for it in items}
         if orphans:
             warnings.warn(f"{folder / 'inst'}: {len(orphans)} instance maps without an image are ignored "

@@ -2,12 +2,30 @@
 
 Readers call these instead of ``np.load`` / ``PIL.Image.open`` directly so that a missing, truncated or corrupt
 file always names itself and the problem, never a library traceback.
+
+Images are checked from their header before any pixel is decoded:
+
+- size: at most :data:`MAX_IMAGE_PIXELS` (8192 × 8192 = 67,108,864 pixels) per image or label map. That is
+  16 times the largest image of any release read here (CytoDArk0 at 40×, 2048²; CoNSeP and MoNuSeg are 1000²,
+  patch releases 256²) and about 200 MB as RGB uint8 (270 MB more for its int32 instance map). The readers and
+  ``cellprobe predict`` read images through these functions; whole slides are not, so cut a larger image into
+  tiles first. A file declaring more pixels (a "decompression bomb") is refused with one line naming it and
+  the limit, before anything is allocated (below Pillow's own warning threshold, which is thus never hit).
+- depth: images must be 8 bits per channel. 16-bit PNGs and TIFFs alike are refused, never rescaled or
+  truncated (convert them to 8-bit yourself, choosing the mapping). Label maps keep their stored integer type.
+
+Paths read from a dataset's own files (a CSV listing patches, say) go through :func:`listed_name`, which refuses
+a name that would leave the dataset's folder.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import warnings
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -16,12 +34,44 @@ from cellprobe.errors import InputError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
 
+#: The most pixels (height × width) of one image or label map that is decoded: 8192² (see the module docstring).
+MAX_IMAGE_PIXELS = 8192 * 8192
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
 
 def require_file(path: Path, what: str) -> Path:
     """``path`` if it is a file, else an InputError saying which file of the layout is missing."""
     if not path.is_file():
         raise InputError(path, f"missing {what}")
     return path
+
+
+def listed_name(name: str, folder: Path, root: Path, where: str | Path) -> str:
+    """``name``, read from one of a dataset's own files (``where``: that file and its row), checked to stay
+    inside the dataset folder ``root`` once joined to ``folder``; otherwise an InputError naming ``where``.
+
+    Refused: an empty name, a NUL character, an absolute path or drive, and any ``..`` part (``/`` or ``\\``
+    separated), then anything whose normalised absolute path is not inside ``root``: the text of a listing
+    can never steer a read outside the dataset. Links are not resolved: a link that the dataset's author put
+    inside the folder (``images/`` linked to a shared store, say) is theirs to make, and downloaded archives
+    holding links are refused when unpacked (:mod:`cellprobe.data.download`).
+    """
+    if not name or not name.strip():
+        raise InputError(where, "empty name")
+    if "\0" in name:
+        raise InputError(where, f"name {name!r} holds a NUL character")
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if posix.is_absolute() or re.match(r"[A-Za-z]:/", posix.as_posix()) or ".." in posix.parts:
+        raise InputError(where, f"name '{name}' leaves the dataset folder {root} (no absolute paths or '..')")
+    target = Path(os.path.normpath(Path(folder).absolute() / posix))
+    if not target.is_relative_to(Path(os.path.normpath(Path(root).absolute()))):
+        raise InputError(where, f"name '{name}' lies outside the dataset folder {root}")
+    return name
+
+
+def csv_row(path: Path, row: int) -> str:
+    """How an error names data row ``row`` (0-based, header not counted) of the CSV file ``path``."""
+    return f"{path} row {row} (line {row + 2})"
 
 
 def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
@@ -34,11 +84,32 @@ def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as exc:  # truncated (mmap length > file size), bad magic, pickled objects
         text = str(exc).splitlines()[0]
-        if "pickle" in text.lower():
+        if "pickle" in text.lower() or "python objects" in text.lower():
             raise InputError(path, "holds pickled Python objects; refusing to unpickle (store a plain array)") from None
         raise InputError(path, f"truncated or corrupt .npy file ({text})") from None
     except (OSError, EOFError) as exc:
         raise InputError(path, f"cannot read .npy file ({exc})") from None
+
+
+def npz_member_shape(path: Path, key: str) -> tuple[int, ...]:
+    """The shape of one array of a ``.npz`` archive, from its header (nothing is decompressed beyond it)."""
+    require_file(path, "label archive")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n.removesuffix(".npy") for n in archive.namelist()]
+            if key not in names:
+                raise InputError(path, f"has no array '{key}' (has: {', '.join(names) or 'none'})")
+            with archive.open(f"{key}.npy") as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, _ = np.lib.format.read_array_header_1_0(member)
+                else:
+                    shape, _, _ = np.lib.format.read_array_header_2_0(member)
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise InputError(path, f"truncated or corrupt .npz archive ({str(exc).splitlines()[0]})") from None
+    return tuple(int(s) for s in shape)
 
 
 def load_npz_member(path: Path, key: str) -> np.ndarray:
@@ -55,85 +126,159 @@ def load_npz_member(path: Path, key: str) -> np.ndarray:
         raise InputError(path, f"truncated or corrupt .npz archive ({str(exc).splitlines()[0]})") from None
 
 
+def check_pixels(where: str | Path, height: int, width: int, what: str = "image") -> None:
+    """Refuse an image or label map of more than :data:`MAX_IMAGE_PIXELS` pixels (one line naming ``where``)."""
+    if height * width > MAX_IMAGE_PIXELS:
+        raise InputError(where, _too_large(f"{height}×{width} = {height * width:,} pixels", what))
+
+
+def _too_large(size: str, what: str = "image") -> str:
+    side = int(MAX_IMAGE_PIXELS ** 0.5)
+    return (f"{what} of {size} is over the limit of {MAX_IMAGE_PIXELS:,} pixels ({side}×{side}) per image; "
+            "cut it into tiles")
+
+
+def _depth_problem(bits: int) -> str:
+    return (f"image is {bits} bits per channel (uint{bits}, expected uint8 RGB): refused rather than rescaled; "
+            "convert it to 8-bit first")
+
+
 def _opaque_rgb(arr: np.ndarray, where: str) -> np.ndarray:
     """RGB from RGB or fully opaque RGBA (CoNSeP's PNGs carry an all-255 alpha); anything else is refused."""
     if arr.ndim == 3 and arr.shape[2] == 4:
         if arr.dtype == np.uint8 and np.all(arr[..., 3] == 255):
             return np.ascontiguousarray(arr[..., :3])
-        raise InputError(where, "image has a non-opaque alpha channel; expected RGB")
-    if arr.ndim != 3 or arr.shape[2] != 3:
+        if arr.dtype == np.uint8:
+            raise InputError(where, "image has a non-opaque alpha channel; expected RGB")
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise InputError(where, f"image is not RGB (shape {arr.shape})")
+    if arr.dtype == np.uint16:
+        raise InputError(where, _depth_problem(16))
     if arr.dtype != np.uint8:
         raise InputError(where, f"image is {arr.dtype}, expected uint8 RGB")
     return arr
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An RGB uint8 image from PNG/JPEG/BMP (Pillow) or TIFF (tifffile)."""
-    require_file(path, "image file")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        arr = _read_tiff(path)
-    else:
-        from PIL import Image, UnidentifiedImageError
+def _open_pil(path: Path, what: str) -> Any:
+    """A Pillow image opened lazily (header only), its size checked against :data:`MAX_IMAGE_PIXELS`."""
+    from PIL import Image
 
-        try:
-            with Image.open(path) as img:
-                if img.mode not in ("RGB", "RGBA"):
-                    raise InputError(path, f"image is not RGB (mode {img.mode})")
-                img.load()
-                arr = np.asarray(img)
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise InputError(path, f"unreadable or truncated image ({exc})") from None
-    return _opaque_rgb(arr, str(path))
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header, without decoding the pixels."""
-    require_file(path, "image file")
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(path) as tif:
-                shape = tif.pages[0].shape
-            return int(shape[0]), int(shape[1])
-        from PIL import Image
-
-        with Image.open(path) as img:
-            return int(img.height), int(img.width)
+        with warnings.catch_warnings():  # Pillow warns from 89 Mpx; the limit here is lower and says more
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as exc:  # Pillow's own limit (179 Mpx) hit before the header is seen
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise InputError(path, _too_large(f"{int(found.group(1)):,} pixels" if found else "more pixels", what)) from None
+    except Exception as exc:  # Pillow raises many types for corrupt files
+        raise InputError(path, f"unreadable or truncated {what} ({exc})") from None
+    try:
+        check_pixels(path, int(img.height), int(img.width), what)
     except InputError:
+        img.close()
         raise
-    except Exception as exc:  # any decoder failure is bad input here
-        raise InputError(path, f"unreadable image header ({exc})") from None
+    return img
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _png_bit_depth(path: Path) -> int:
+    """Bits per sample of a PNG, from its IHDR chunk (Pillow decodes 16-bit RGB as 8-bit without saying so)."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise InputError(path, "unreadable PNG header")
+    return head[24]
+
+
+def _pil_rgb(path: Path, decode: bool) -> tuple[int, int] | np.ndarray:
+    img = _open_pil(path, "image")
+    with img:
+        if not decode:
+            return int(img.height), int(img.width)
+        bits = _png_bit_depth(path) if img.format == "PNG" else 8
+        if bits > 8:
+            raise InputError(path, _depth_problem(bits))
+        if img.mode not in ("RGB", "RGBA"):
+            raise InputError(path, f"image is not RGB (mode {img.mode})")
+        try:
+            img.load()
+            return np.asarray(img)
+        except Exception as exc:  # truncated data, decoder errors
+            raise InputError(path, f"unreadable or truncated image ({exc})") from None
+
+
+def _tiff(path: Path, what: str, decode: bool, rgb: bool) -> tuple[int, int] | np.ndarray:
+    """Header checks (size; for an RGB image also the sample type) of a TIFF, then its first series."""
     import tifffile
 
     try:
-        return np.asarray(tifffile.imread(path))
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, dtype = tuple(int(s) for s in series.shape), np.dtype(series.dtype)
+            if len(shape) < 2:
+                raise InputError(path, f"{what} has shape {shape}; expected an image")
+            if len(shape) == 2 or (len(shape) == 3 and shape[2] <= 4):  # one plane, maybe with channels
+                check_pixels(path, shape[0], shape[1], what)
+            else:  # a stack of planes (refused later as not 2-D / not RGB): count every pixel first
+                check_pixels(path, int(np.prod(shape[:-1])), shape[-1], what)
+            if not decode:
+                return shape[0], shape[1]
+            if rgb and dtype == np.uint16:
+                raise InputError(path, _depth_problem(16))
+            if rgb and dtype != np.uint8:
+                raise InputError(path, f"image is {dtype}, expected uint8 RGB")
+            return np.asarray(series.asarray())
+    except InputError:
+        raise
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise InputError(path, f"unreadable or truncated TIFF ({exc})") from None
 
 
+def read_image(path: Path) -> np.ndarray:
+    """An RGB uint8 image from PNG/JPEG/BMP (Pillow) or TIFF (tifffile), checked from its header first (size
+    limit, 8 bits per channel, RGB) and decoded only then."""
+    require_file(path, "image file")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        arr = _tiff(path, "image", decode=True, rgb=True)
+    else:
+        arr = _pil_rgb(path, decode=True)
+    assert isinstance(arr, np.ndarray)
+    return _opaque_rgb(arr, str(path))
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the file header, without decoding the pixels; more than :data:`MAX_IMAGE_PIXELS`
+    is refused here already (the other checks of :func:`read_image` wait for the sample to be read)."""
+    require_file(path, "image file")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        size = _tiff(path, "image", decode=False, rgb=True)
+    else:
+        size = _pil_rgb(path, decode=False)
+    assert isinstance(size, tuple)
+    return size
+
+
 def read_label_image(path: Path) -> np.ndarray:
-    """A 2-D label map (instance or class ids) from TIFF, PNG or ``.npy``; dtype is kept as stored."""
+    """A 2-D label map (instance or class ids) from TIFF, PNG or ``.npy``; dtype is kept as stored. The size
+    limit (:data:`MAX_IMAGE_PIXELS`) is checked from the header before the map is read."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        arr = np.asarray(load_npy(path, mmap=False))
+        mapped = load_npy(path, mmap=True)
+        if mapped.ndim >= 2:
+            check_pixels(path, int(np.prod(mapped.shape[:-1])), int(mapped.shape[-1]), "label map")
+        arr = np.array(mapped)
     elif suffix in (".tif", ".tiff"):
         require_file(path, "label file")
-        arr = _read_tiff(path)
+        arr = _tiff(path, "label map", decode=True, rgb=False)
     else:
         require_file(path, "label file")
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as img:
+        img = _open_pil(path, "label image")
+        with img:
+            try:
                 img.load()
                 arr = np.asarray(img)
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise InputError(path, f"unreadable or truncated label image ({exc})") from None
+            except Exception as exc:
+                raise InputError(path, f"unreadable or truncated label image ({exc})") from None
+    assert isinstance(arr, np.ndarray)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim != 2:
@@ -142,12 +287,19 @@ def read_label_image(path: Path) -> np.ndarray:
 
 
 def read_mat(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Arrays of a MATLAB ``.mat`` file (CoNSeP labels)."""
+    """Arrays of a MATLAB ``.mat`` file (CoNSeP labels); their declared sizes are checked against
+    :data:`MAX_IMAGE_PIXELS` before they are read."""
     import scipy.io
 
     require_file(path, "label file")
     try:
+        declared = {name: shape for name, shape, _ in scipy.io.whosmat(path)}
+        for k in keys:
+            if k in declared and len(declared[k]) >= 2:
+                check_pixels(path, int(np.prod(declared[k][:-1])), int(declared[k][-1]), f"'{k}'")
         data = scipy.io.loadmat(path)
+    except InputError:
+        raise
     except Exception as exc:  # scipy raises ValueError/TypeError/OSError for corrupt files
         raise InputError(path, f"unreadable .mat file ({str(exc).splitlines()[0]})") from None
     missing = [k for k in keys if k not in data]

@@ -20,7 +20,7 @@ import numpy as np
 
 from cellprobe.config import StrictModel
 from cellprobe.data.base import Reader, parse_options
-from cellprobe.data.io import load_npy, require_file
+from cellprobe.data.io import check_pixels, load_npy, require_file
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.validate import RawSample, whole_labels
 from cellprobe.errors import InputError
@@ -91,6 +91,7 @@ class PanNukeDataset(Reader):
         types = np.asarray(load_npy(paths[1], mmap=False))
         if images.ndim != 4 or images.shape[3] != 3:
             raise InputError(paths[0], f"expected (N, H, W, 3) images, got shape {images.shape}")
+        check_pixels(paths[0], int(images.shape[1]), int(images.shape[2]))
         if masks.ndim != 4 or masks.shape[3] != 6 or masks.shape[1:3] != images.shape[1:3]:
             raise InputError(paths[2], f"expected (N, {images.shape[1]}, {images.shape[2]}, 6) masks, got {masks.shape}")
         if not (len(images) == len(masks) == len(types)):
@@ -107,6 +108,10 @@ class PanNukeDataset(Reader):
 
     def sources(self) -> list[str]:
         return [f"fold{f.k}/{j}" for f in self.folds for j in range(len(f.images))]
+
+    def sample_file(self, index: int) -> str:
+        fold, j = self._locate(self._index(index))
+        return f"{fold.paths[0]}[{j}]"
 
     def read_raw(self, index: int) -> RawSample:
         fold, j = self._locate(index)

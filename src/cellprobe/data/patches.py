@@ -5,6 +5,11 @@ list), and ``patch_info.csv`` (``index, patch, source_image``). Split folders si
 Class names come from the ``class_names`` option, else a ``dataset.yaml`` (split folder, then root), else they
 are numbered ``class1..classC`` with C the largest class id of all split folders (so every split of one dataset
 agrees). µm/px likewise (``mpp`` option or ``dataset.yaml``; unknown otherwise).
+
+Each row of ``patch_info.csv`` names one image under ``images/`` (a name that would leave the dataset, or a
+patch listed twice, is refused with the file and row). A split with no patches (the header row only; labels of
+shape (0, H, W) or (0,)) reads as an empty dataset, like CoNIC's and PanNuke's readers; it is the evaluation
+that refuses to score an empty split.
 """
 
 from __future__ import annotations
@@ -17,7 +22,17 @@ import numpy as np
 from cellprobe.config import StrictModel
 from cellprobe.data.base import Reader, parse_options
 from cellprobe.data.info import read_info
-from cellprobe.data.io import IMAGE_SUFFIXES, find_with_suffix, load_npz_member, read_image, require_file
+from cellprobe.data.io import (
+    IMAGE_SUFFIXES,
+    check_pixels,
+    csv_row,
+    find_with_suffix,
+    listed_name,
+    load_npz_member,
+    npz_member_shape,
+    read_image,
+    require_file,
+)
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.validate import DataWarning, RawSample
 from cellprobe.errors import InputError
@@ -58,6 +73,8 @@ def resolve_split_folder(root: Path, split: str | None) -> Path:
 
 
 def read_patch_list(path: Path) -> tuple[list[str], list[str]]:
+    """(patch names, source images) of a ``patch_info.csv``. The ``index`` column must be 0, 1, 2, … in row
+    order (row i ↔ labels.npz row i), and no patch may be listed twice: an error names the file and row."""
     import pandas as pd
 
     require_file(path, "patch list (patch_info.csv)")
@@ -68,10 +85,21 @@ def read_patch_list(path: Path) -> tuple[list[str], list[str]]:
     missing = {"index", "patch", "source_image"} - set(table.columns)
     if missing:
         raise InputError(path, f"missing column(s) {', '.join(sorted(missing))}")
-    expected = [str(i) for i in range(len(table))]
-    if table["index"].tolist() != expected:
-        raise InputError(path, "column 'index' must be 0, 1, 2, … in row order (row i ↔ labels.npz row i)")
-    return table["patch"].tolist(), table["source_image"].tolist()
+    first_row: dict[str, int] = {}
+    for i, value in enumerate(table["index"].tolist()):
+        if value != str(i):
+            again = f" (index {value} is already row {first_row[value]})" if value in first_row else ""
+            raise InputError(csv_row(path, i), f"index '{value}', expected {i}{again}: column 'index' must be "
+                                               "0, 1, 2, … in row order (row i ↔ labels.npz row i)")
+        first_row[value] = i
+    names = table["patch"].tolist()
+    first_row = {}
+    for i, name in enumerate(names):
+        if name in first_row:
+            raise InputError(csv_row(path, i), f"patch '{name}' is listed twice (also row {first_row[name]}); "
+                                               "each patch has one row of labels.npz")
+        first_row[name] = i
+    return names, table["source_image"].tolist()
 
 
 class PatchesDataset(Reader):
@@ -86,23 +114,38 @@ class PatchesDataset(Reader):
         self.name = info.name or dataset_root.name
         self.mpp = opts.mpp if opts.mpp is not None else info.mpp
         self.tissue = opts.tissue or info.tissue
-        self.names, self._sources = read_patch_list(self.folder / "patch_info.csv")
+        listing = self.folder / "patch_info.csv"
+        self.names, self._sources = read_patch_list(listing)
         labels = self.folder / "labels.npz"
         self.labels_path = labels
+        n = len(self.names)
+        for key in ("inst", "cls"):  # from the headers: nothing is decompressed before the counts agree
+            shape = npz_member_shape(labels, key)
+            if n == 0 and shape[:1] == (0,):
+                continue  # an empty split: (0,) or (0, H, W)
+            if len(shape) != 3:
+                raise InputError(labels, f"'{key}' must be (N, H, W), got shape {shape}")
+            if shape[0] != n:
+                raise InputError(labels, f"mismatched counts: '{key}' has {shape[0]} rows, patch_info.csv {n}")
+            check_pixels(labels, shape[1], shape[2], f"'{key}' label map")
         self.inst = load_npz_member(labels, "inst")
         self.cls = load_npz_member(labels, "cls")
-        n = len(self.names)
-        for key, arr in (("inst", self.inst), ("cls", self.cls)):
-            if arr.ndim != 3:
-                raise InputError(labels, f"'{key}' must be (N, H, W), got shape {arr.shape}")
-            if len(arr) != n:
-                raise InputError(labels, f"mismatched counts: '{key}' has {len(arr)} rows, patch_info.csv {n}")
+        if n and self.inst.shape != self.cls.shape:
+            raise InputError(labels, f"'inst' {self.inst.shape} and 'cls' {self.cls.shape} differ in shape")
         images = self.folder / "images"
         self.image_paths = []
-        for name in self.names:
+        first_row: dict[tuple[int, int], int] = {}
+        for i, name in enumerate(self.names):
+            where = csv_row(listing, i)
+            listed_name(name, images, dataset_root, where)
             path = find_with_suffix(images, name, IMAGE_SUFFIXES)
             if path is None:
-                raise InputError(images / f"{name}.jpg", "missing image of a listed patch")
+                raise InputError(images / f"{name}.jpg", f"missing image of a listed patch ({where})")
+            stat = path.stat()
+            key = (stat.st_dev, stat.st_ino)  # the same file under two names (./x and x, a link) is one patch
+            if key in first_row:
+                raise InputError(where, f"patch '{name}' is the image of row {first_row[key]} again ({path.name})")
+            first_row[key] = i
             self.image_paths.append(path)
         listed = {p.name for p in self.image_paths}
         extra = [p for p in images.iterdir() if p.is_file() and p.name not in listed] if images.is_dir() else []
@@ -125,6 +168,9 @@ class PatchesDataset(Reader):
 
     def sources(self) -> list[str]:
         return list(self._sources)
+
+    def sample_file(self, index: int) -> str:
+        return str(self.image_paths[self._index(index)])
 
     def read_raw(self, index: int) -> RawSample:
         meta = SampleMeta(dataset=self.name, name=self.names[index], source=self._sources[index], index=index,

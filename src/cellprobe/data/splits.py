@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from cellprobe.config import StrictModel
+from cellprobe.data.io import csv_row
 from cellprobe.data.validate import DataWarning
 from cellprobe.errors import InputError
 
@@ -79,8 +80,12 @@ def read_split_file(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
         if unknown:
             raise InputError(path, f"patch '{unknown[0]}' is not in the dataset ({len(unknown)} unknown)")
         idx = np.asarray([position[v] for v in table[key]], dtype=np.int64)
-    if len(np.unique(idx)) != len(idx):
-        raise InputError(path, "a patch is listed more than once")
+    first_row: dict[int, int] = {}
+    for i, k in enumerate(idx.tolist()):
+        if k in first_row:
+            raise InputError(csv_row(path, i), f"patch '{table[key].iloc[i]}' is listed more than once "
+                                               f"(also row {first_row[k]})")
+        first_row[k] = i
     left_out = len(names) - len(idx)
     if left_out:
         warnings.warn(f"{path}: {left_out} patches are in no fold of the split file and are left out",

@@ -96,7 +96,11 @@ def label_problems(raw: RawSample, num_classes: int, allow_float: bool = False) 
             out.append(problem)
     if raw.inst.shape != (h, w) or (raw.cls is not None and raw.cls.shape != (h, w)):
         shapes = f"{raw.inst.shape}" + ("" if raw.cls is None else f"/{raw.cls.shape}")
-        out.append(Anomaly(where, "shape_mismatch", f"label maps {shapes} do not match image {(h, w)}"))
+        if raw.image_where and raw.image_where != where:  # name the image's own file, and where its labels are
+            out.append(Anomaly(raw.image_where, "shape_mismatch",
+                               f"image {(h, w)} does not match its label maps {shapes} in {where}"))
+        else:
+            out.append(Anomaly(where, "shape_mismatch", f"label maps {shapes} do not match image {(h, w)}"))
         return out
     if inst is None or (raw.cls is not None and cls is None):
         return out

@@ -60,6 +60,10 @@ class WholeImageReader(Reader):
     def sources(self) -> list[str]:
         return [self.items[w.item].source for w in self.windows]
 
+    def sample_file(self, index: int) -> str:
+        w = self.windows[self._index(index)]
+        return str(self.items[w.item].image) + ("" if self.window_options.crop == "none" else f"[y={w.y}, x={w.x}]")
+
     def read_raw(self, index: int) -> RawSample:
         w = self.windows[index]
         item = self.items[w.item]
