@@ -116,7 +116,7 @@ def test_bad_conic_inputs(cli, conic_files, tmp_path):
     _one_line_error(run(tmp_path / "shape.npy"), "shape.npy", "shape")
     _one_line_error(run(pred, "--classes", "a,b"), "class id 3 exceeds")
     _one_line_error(run(pred, "--r2-crop", "64"), "T.npy[0]", "larger than the image")
-    _one_line_error(run(pred, "--radius", "-1"), "--radius must be > 0")
+    _one_line_error(run(pred, "--radius", "-1"), "--radius must be a finite number > 0")
     _one_line_error(run(pred, "--workers", "-2"), "--workers must be >= 0")
     _one_line_error(run(pred, "--classes", "a,,b"), "empty class name")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from cellprobe.metrics.config import MetricsParams, radius_for_mpp
+from cellprobe.metrics.metric_params import MetricsParams, radius_for_mpp
 
 
 def test_radius_is_12_px_at_40x_and_6_px_at_20x():
@@ -19,3 +19,20 @@ def test_radius_is_12_px_at_40x_and_6_px_at_20x():
 def test_invalid_params(bad):
     with pytest.raises(ValidationError):
         MetricsParams(**bad)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"mpp": float("inf")}, {"mpp": float("nan")}, {"radius": float("inf")}, {"radius": float("nan")},
+     {"r2_crop": float("inf")}, {"r2_crop": float("nan")}, {"match_iou": float("nan")}],
+)
+def test_non_finite_values_are_refused(bad):
+    """mpp=inf used to give a radius of 0 px and radius=inf to pair everything."""
+    with pytest.raises(ValidationError, match="finite number"):
+        MetricsParams(**bad)
+
+
+def test_an_mpp_that_overflows_the_radius_is_refused():
+    with pytest.raises(ValidationError, match="infinite detection radius"):
+        MetricsParams(mpp=1e-320)
+    assert MetricsParams(mpp=1e-320, radius=5).detection_radius == 5.0

@@ -75,7 +75,8 @@ def test_layout_checks():
 
 def test_as_ids():
     assert as_ids(np.array([[0.0, 3.0]]), "m[0]", "ids").dtype == np.int64
-    assert as_ids(np.array([[True, False]]), "m[0]", "ids").tolist() == [[1, 0]]
+    with pytest.raises(InputError, match=r"m\[0\]: ids: boolean mask, not integer ids"):
+        as_ids(np.array([[True, False]]), "m[0]", "ids")
     with pytest.raises(InputError, match=r"m\[0\]: ids: non-integral id 2.5"):
         as_ids(np.array([[0.0, 2.5]]), "m[0]", "ids")
     with pytest.raises(InputError, match="non-integral id nan"):

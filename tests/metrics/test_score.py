@@ -96,24 +96,58 @@ def test_maps_of_different_sizes():
     a[2:5, 2:6] = 3
     b = np.zeros((7, 7), np.int32)
     b[1:3, 1:3] = 1
-    result = score_maps([a, b], [a > 0, b > 0], [a, b], [a > 0, b > 0], num_classes=1)
+    ca, cb = (a > 0).astype(np.uint8), (b > 0).astype(np.uint8)
+    result = score_maps([a, b], [ca, cb], [a, b], [ca, cb], num_classes=1)
     assert result.summary["pq"] == pytest.approx(1.0, abs=1e-5) and len(result.per_image) == 2
 
 
-def test_empty_inputs_are_legal():
+def test_images_without_nuclei_are_legal():
     empty = np.zeros((2, 16, 16, 2), np.int32)
     s = score_conic(empty, empty, num_classes=2).summary
     assert s["pq"] == 0.0 and s["mpq_plus"] == 0.0 and np.isnan(s["aji"]) and np.isnan(s["f1_detection"])
-    none = score_conic(np.zeros((0, 16, 16, 2), np.int32), np.zeros((0, 16, 16, 2), np.int32), num_classes=2)
-    assert none.summary["num_images"] == 0 and np.isnan(none.summary["pq"])
-    assert ConicAccumulator(2).result().summary["num_images"] == 0
 
 
-def test_num_classes_inferred_from_both_maps():
-    true = np.zeros((1, 8, 8, 2), np.int32)
+def test_no_images_or_empty_images_are_refused():
+    """Zero images, or images of size 0, used to be scored with null metrics."""
+    none = np.zeros((0, 16, 16, 2), np.int32)
+    with pytest.raises(InputError, match=r"T\.npy: no images: nothing to score"):
+        score_conic(none, none, num_classes=2, sources=("T.npy", "P.npy"))
+    flat = np.zeros((2, 0, 0, 2), np.int32)
+    with pytest.raises(InputError, match=r"T\.npy: images of size 0×0"):
+        score_conic(flat, flat, num_classes=2, sources=("T.npy", "P.npy"))
+    with pytest.raises(InputError, match=r"masks\.npy: no images"):
+        score_pannuke(np.zeros((0, 8, 8, 6)), np.zeros((0, 8, 8, 6)), [], sources=("masks.npy", "p"))
+    with pytest.raises(InputError, match=r"masks\.npy: images of size 0×8"):
+        score_pannuke(np.zeros((1, 0, 8, 6)), np.zeros((1, 0, 8, 6)), ["a"], sources=("masks.npy", "p"))
+    with pytest.raises(InputError, match="no images"):
+        score_maps([], [], [], [], num_classes=2)
+    zero = np.zeros((0, 0), np.int32)
+    with pytest.raises(InputError, match=r"truth\[0\]: image of size 0×0"):
+        score_maps([zero], [zero], [zero], [zero], num_classes=2, sources=("truth", "prediction"))
+    with pytest.raises(InputError, match="no images were added"):
+        ConicAccumulator(2).result()
+
+
+def test_num_classes_come_from_the_truth_never_from_the_predictions():
+    """One predicted instance of class 9 used to make the class list 9 long (mPQ+ 0.75 -> 0.33)."""
+    true = np.zeros((1, 16, 16, 2), np.int32)
+    for k, c in enumerate((1, 2, 3, 1)):
+        true[0, 4 * k : 4 * k + 3, :3] = (k + 1, c)
     pred = true.copy()
-    pred[0, :2, :2] = (1, 3)
-    assert len(score_conic(true, pred).summary["pq_per_class"]) == 3
+    good = score_conic(true, pred).summary
+    assert good["class_names"] == ["class1", "class2", "class3"]
+    for bad_class in (9, 255, 2**31 - 1):
+        pred = true.astype(np.int64)
+        pred[0, 12:15, 8:11] = (9, bad_class)
+        with pytest.raises(InputError, match=rf"P\.npy\[0\]: class ids: class id {bad_class} exceeds the number "
+                                             r"of classes \(3\); the truth holds classes 1\.\.3; declare"):
+            score_conic(true, pred, sources=("T.npy", "P.npy"))
+    # declared classes: the predictions may use every declared class
+    pred[0, 12:15, 8:11] = (9, 4)
+    declared = score_conic(true, pred, class_names=["a", "b", "c", "d"]).summary
+    assert len(declared["pq_per_class"]) == 4 and declared["mpq_plus"] < good["mpq_plus"]
+    with pytest.raises(InputError, match=r"P\.npy\[0\].*class id 4 exceeds.*declared classes are 1\.\.3"):
+        score_conic(true, pred, class_names=["a", "b", "c"], sources=("T.npy", "P.npy"))
 
 
 def _to_pannuke(labels, num_classes):

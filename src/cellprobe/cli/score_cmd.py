@@ -7,6 +7,7 @@ A table goes to stdout; ``--json`` and ``--per-image`` write the summary and the
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ def _class_names(classes: str | None) -> list[str] | None:
     names = [name.strip() for name in classes.split(",")]
     if not all(names):
         raise InputError(None, f"--classes: empty class name in {classes!r}")
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise InputError(None, f"--classes: {twice!r} is listed twice")
     return names
 
 
@@ -140,7 +144,8 @@ def register(app: typer.Typer) -> None:
         true: Path = typer.Option(..., "--true", help="Ground truth (.npy file or folder, see --format)."),
         pred: Path = typer.Option(..., "--pred", help="Predictions, same layout as --true."),
         classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names in class-id "
-                                           "order (default: inferred count, PanNuke's five names)."),
+                                           "order (default: class1..classN, N = the largest class id in the truth (PanNuke: its five "
+                                           "names); predictions may not use more)."),
         radius: float | None = typer.Option(None, "--radius", help="Detection pairing radius in px "
                                             "(default: 3 µm, i.e. 12 px at 40× / 6 px at 20×; see --mpp)."),
         mpp: float | None = typer.Option(None, "--mpp", help="µm per pixel of the data, sets the default "
@@ -154,8 +159,8 @@ def register(app: typer.Typer) -> None:
         """Score predictions with the official PanNuke / CoNIC / HoVer-Net metric definitions."""
         names = _class_names(classes)
         for flag, value in (("--radius", radius), ("--mpp", mpp), ("--r2-crop", r2_crop)):
-            if value is not None and value <= 0:
-                raise InputError(None, f"{flag} must be > 0, got {value}")
+            if value is not None and (not math.isfinite(value) or value <= 0):
+                raise InputError(None, f"{flag} must be a finite number > 0, got {value}")
             if value is not None and fmt is ScoreFormat.pannuke:
                 raise InputError(None, f"{flag} applies to --format conic only")
         if workers < 0:

@@ -5,6 +5,10 @@ Per-image sufficient statistics first (one DataFrame row per image), then summar
 The formulas are listed in :mod:`cellprobe.metrics.aggregate`; the per-image columns in
 :mod:`cellprobe.metrics.image`.
 
+Input: bad input is one :class:`~cellprobe.errors.InputError` naming the file and image; the number of classes
+comes from the declared class list or the truth, never the predictions; the truth is checked as strictly as the
+dataset readers check it, predictions only for what the metrics need (see :mod:`cellprobe.metrics.inputs`).
+
 Detection radius: HoVer-Net pairs centroids within 12 px at 40× (0.25 µm/px), i.e. 3 µm; give ``mpp`` (6 px at
 20×, e.g. CoNIC's 0.5 µm/px) or ``radius`` in pixels.
 
@@ -19,8 +23,8 @@ Where the official scripts are undefined (they crash or divide 0 by 0) or depend
 """
 
 from cellprobe.metrics.aggregate import aggregate_conic, aggregate_pannuke, pq_terms
-from cellprobe.metrics.config import DETECTION_RADIUS_UM, MetricsParams, radius_for_mpp
 from cellprobe.metrics.image import conic_image_row, pannuke_image_row
+from cellprobe.metrics.metric_params import DETECTION_RADIUS_UM, MetricsParams, radius_for_mpp
 from cellprobe.metrics.score import (
     PANNUKE_CLASSES,
     ConicAccumulator,

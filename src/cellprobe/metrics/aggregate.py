@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cellprobe.metrics.inputs import check_class_names
+
 CONIC_DQ_EPS = 1.0e-6  # CoNIC's get_pq adds it to DQ's denominator; the PanNuke code does not
 SQ_EPS = 1.0e-6  # both add it to SQ's denominator
 
@@ -93,9 +95,10 @@ def default_class_names(num_classes: int) -> list[str]:
 def _names(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
     if class_names is None:
         return default_class_names(num_classes)
-    if len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
-    return list(class_names)
+    names = check_class_names(class_names)  # unique, non-empty names
+    if len(names) != num_classes:
+        raise ValueError(f"{len(names)} class names for {num_classes} classes")
+    return names
 
 
 def _listed(values: np.ndarray) -> list[float]:

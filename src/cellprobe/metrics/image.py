@@ -131,8 +131,21 @@ def conic_image_row(
     Inputs must already be checked (non-negative integer ids, class ids <= num_classes): see
     :mod:`cellprobe.metrics.inputs`.
     """
-    ts = segments(true_inst, true_cls, num_classes)
-    ps = segments(pred_inst, pred_cls, num_classes)
+    return conic_segments_row(segments(true_inst, true_cls, num_classes), segments(pred_inst, pred_cls, num_classes),
+                              num_classes=num_classes, radius=radius, match_iou=match_iou, r2_crop=r2_crop)
+
+
+def conic_segments_row(
+    ts: Segments,
+    ps: Segments,
+    *,
+    num_classes: int,
+    radius: float,
+    match_iou: float = 0.5,
+    r2_crop: int | None = None,
+) -> np.ndarray:
+    """:func:`conic_image_row` from the :func:`~cellprobe.metrics.labels.segments` of both maps (computed
+    once when the caller also validates them)."""
     table = joint(ts.seg, ps.seg, ts.shape)
     seg_ov = table.overlap
     if ts.splits or ps.splits:

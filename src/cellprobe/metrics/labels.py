@@ -20,6 +20,7 @@ import numpy as np
 # beyond it (huge or sparse ids) np.unique is cheaper in memory.
 _DENSE_BINS_PER_PIXEL = 4
 _DENSE_BINS_EXTRA = 1 << 16
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 def _dense_ok(n_bins: int, n_pixels: int) -> bool:
@@ -90,10 +91,13 @@ def segments(inst: np.ndarray, cls: np.ndarray | None, num_classes: int) -> Segm
     """Segments of an (H, W) instance map and class map (``cls=None``: every instance is one segment)."""
     shape = (int(inst.shape[0]), int(inst.shape[1]))
     base = num_classes + 1
+    if inst.size and int(inst.max()) > (_INT64_MAX - num_classes) // base:
+        raise ValueError(f"instance id {int(inst.max())} too large to combine with {num_classes} classes; "
+                         "relabel the ids first (cellprobe.metrics.inputs.instance_ids)")
     keys = inst.reshape(-1).astype(np.int64)
     if cls is not None and base > 1:
         keys *= base
-        keys += cls.reshape(-1)
+        keys += cls.reshape(-1).astype(np.int64, copy=False)  # class ids <= num_classes
         seg = compact(keys, n_background=base)
         seg_inst_raw = seg.keys // base
         seg_cls = seg.keys - seg_inst_raw * base

@@ -1,12 +1,15 @@
 """Thresholds of the metrics, in one validated model.
 
 The pairing threshold and the detection radius are the two numbers every published table depends on; they
-live here (not as literals in the code) so that a run folder records them with its results.
+live here (not as literals in the code) so that a run folder records them with its results. Every value must
+be a finite number (NaN and infinity are refused, as is an ``mpp`` so small that the radius overflows).
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+import math
+
+from pydantic import ConfigDict, Field, model_validator
 
 from cellprobe.config import StrictModel
 
@@ -32,10 +35,18 @@ class MetricsParams(StrictModel):
     ``None`` counts in the whole patch.
     """
 
-    match_iou: float = Field(0.5, ge=0.5, lt=1.0)
-    radius: float | None = Field(None, gt=0)
-    mpp: float | None = Field(None, gt=0)
+    model_config = ConfigDict(**StrictModel.model_config, allow_inf_nan=False)
+
+    match_iou: float = Field(0.5, ge=0.5, lt=1.0, allow_inf_nan=False)
+    radius: float | None = Field(None, gt=0, allow_inf_nan=False)
+    mpp: float | None = Field(None, gt=0, allow_inf_nan=False)
     r2_crop: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _finite_radius(self) -> MetricsParams:
+        if not math.isfinite(self.detection_radius):
+            raise ValueError(f"mpp={self.mpp!r} µm/px gives an infinite detection radius; give a realistic mpp")
+        return self
 
     @property
     def detection_radius(self) -> float:

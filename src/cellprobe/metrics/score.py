@@ -10,7 +10,7 @@ In every case ``summary == aggregate_*(per_image)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from cellprobe import atomic
 from cellprobe.errors import InputError
@@ -27,15 +28,28 @@ from cellprobe.metrics.aggregate import (
     conic_image_metrics,
     pannuke_image_metrics,
 )
-from cellprobe.metrics.config import MetricsParams
 from cellprobe.metrics.image import (
     OVERLAP_COLUMNS,
     conic_columns,
-    conic_image_row,
+    conic_segments_row,
     pannuke_columns,
     pannuke_image_row,
 )
-from cellprobe.metrics.inputs import as_ids, check_conic_stack, check_pannuke_stack, check_same_layout
+from cellprobe.metrics.inputs import (
+    MAX_CLASSES,
+    as_ids,
+    check_class_names,
+    check_conic_stack,
+    check_num_classes,
+    check_pannuke_stack,
+    check_same_layout,
+    explain_swap,
+    instance_ids,
+    pannuke_truth_problem,
+    truth_problem,
+)
+from cellprobe.metrics.labels import segments
+from cellprobe.metrics.metric_params import MetricsParams
 from cellprobe.metrics.parallel import map_rows
 
 PANNUKE_CLASSES = ("neoplastic", "inflammatory", "connective", "dead", "epithelial")
@@ -62,34 +76,74 @@ class ScoreResult:
 
 
 def _params(radius: float | None, mpp: float | None, match_iou: float, r2_crop: int | None) -> MetricsParams:
-    return MetricsParams(radius=radius, mpp=mpp, match_iou=match_iou, r2_crop=r2_crop)
+    """The validated thresholds; a bad value (NaN, infinity, out of range) is one InputError line."""
+    try:
+        return MetricsParams(radius=radius, mpp=mpp, match_iou=match_iou, r2_crop=r2_crop)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        given = f"{key}={first['input']!r}: " if key else ""
+        raise InputError(None, f"metric parameter {given}{message}") from None
+
+
+@dataclass(frozen=True)
+class _Classes:
+    """The number of classes and where it came from (for messages)."""
+
+    n: int
+    origin: str  # "declared" or "from the truth"
+
+    def note(self) -> str:
+        if self.origin == "declared":
+            return f"the declared classes are 1..{self.n}" if self.n else "no classes are declared"
+        held = f"classes 1..{self.n}" if self.n else "no class"
+        return f"the truth holds {held}; declare the class list (class_names, --classes) if there are more"
 
 
 def _conic_row(
     get: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     sources: tuple[str, str],
-    num_classes: int,
+    names: Sequence[str] | Mapping[int, str] | None,
+    classes: _Classes,
     params: MetricsParams,
     i: int,
 ) -> np.ndarray:
-    true_inst, true_cls, pred_inst, pred_cls = get(i)
-    where_true, where_pred = f"{sources[0]}[{i}]", f"{sources[1]}[{i}]"
+    # one contiguous copy of each map (stack channels are strided views): every pass below reads it
+    true_inst, true_cls, pred_inst, pred_cls = (np.ascontiguousarray(a) for a in get(i))
+    row = names[i] if names is not None else i  # errors name the image when its name is known
+    where_true, where_pred = f"{sources[0]}[{row}]", f"{sources[1]}[{row}]"
+    if true_inst.ndim != 2:
+        raise InputError(where_true, f"expected an (H, W) instance map, got shape {true_inst.shape}")
     if true_inst.shape != pred_inst.shape or true_cls.shape != true_inst.shape or pred_cls.shape != pred_inst.shape:
         raise InputError(where_pred, f"map shapes differ: truth {true_inst.shape}/{true_cls.shape}, "
                                      f"prediction {pred_inst.shape}/{pred_cls.shape}")
+    if true_inst.size == 0:
+        raise InputError(where_true, f"image of size {true_inst.shape[0]}×{true_inst.shape[1]}: nothing to score")
     crop = params.r2_crop
     if crop is not None and (crop > true_inst.shape[0] or crop > true_inst.shape[1]):
         raise InputError(where_true, f"the R² crop {crop} is larger than the image {true_inst.shape}")
-    return conic_image_row(
-        as_ids(true_inst, where_true, "instance ids"),
-        as_ids(true_cls, where_true, "class ids", num_classes),
-        as_ids(pred_inst, where_pred, "instance ids"),
-        as_ids(pred_cls, where_pred, "class ids", num_classes),
-        num_classes=num_classes,
-        radius=params.detection_radius,
-        match_iou=params.match_iou,
-        r2_crop=params.r2_crop,
-    )
+    n = classes.n
+    ti, tc = _checked_maps(true_inst, true_cls, where_true, classes)
+    pi, pc = _checked_maps(pred_inst, pred_cls, where_pred, classes)
+    ts = segments(ti, tc, n)
+    problem = truth_problem(true_inst, true_cls, ts)
+    if problem is not None:
+        raise InputError(where_true, f"invalid truth: {explain_swap(problem, true_inst, true_cls, n)}")
+    return conic_segments_row(ts, segments(pi, pc, n), num_classes=n, radius=params.detection_radius,
+                              match_iou=params.match_iou, r2_crop=params.r2_crop)
+
+
+def _checked_maps(inst: np.ndarray, cls: np.ndarray, where: str, classes: _Classes) -> tuple[np.ndarray, np.ndarray]:
+    """Instance ids (relabelled when huge) and class ids within the classes; an out-of-range class id says
+    whether the channels look swapped."""
+    ids = instance_ids(inst, where)
+    try:
+        return ids, as_ids(cls, where, "class ids", classes.n, classes.note())
+    except InputError as err:
+        if "exceeds" not in err.problem:
+            raise
+        raise InputError(err.path, explain_swap(err.problem, inst, cls, classes.n)) from None
 
 
 @dataclass(frozen=True)
@@ -135,17 +189,34 @@ def _index(n: int, names: Sequence[str] | None) -> pd.Index:
     return pd.Index(list(names), name="image")
 
 
-def _infer_classes(class_names: Sequence[str] | None, num_classes: int | None, arrays) -> int:
+def _declared_classes(class_names: Sequence[str] | None, num_classes: int | None) -> int | None:
+    """The declared number of classes (class names, else ``num_classes``), checked; None when undeclared."""
     if class_names is not None:
         if num_classes is not None and num_classes != len(class_names):
             raise ValueError(f"num_classes={num_classes} but {len(class_names)} class names")
         return len(class_names)
-    if num_classes is not None:
-        return num_classes
+    return None if num_classes is None else check_num_classes(num_classes)
+
+
+_CHUNK_PIXELS = 1 << 22  # images read at a time when scanning a memory-mapped stack
+
+
+def _truth_classes(true: np.ndarray, source: str) -> int:
+    """Largest class id in the truth's class channel (never the predictions'), read a few images at a time;
+    beyond :data:`MAX_CLASSES` it is refused naming the image, before anything is sized by it."""
+    n, h, w = true.shape[:3]
+    step = max(1, _CHUNK_PIXELS // max(h * w, 1))
     top = 0
-    for cls in arrays:
-        if np.size(cls):
-            top = max(top, int(np.max(cls)))
+    for start in range(0, n, step):
+        block = np.asarray(true[start : start + step, ..., 1]).reshape(min(step, n - start), -1)
+        highest = block.max(axis=1)
+        over = np.flatnonzero(highest > MAX_CLASSES)
+        if over.size:
+            k = start + int(over[0])
+            problem = f"class id {int(highest[over[0]])}: more than {MAX_CLASSES} classes are not supported"
+            raise InputError(f"{source}[{k}]", explain_swap(problem, np.asarray(true[k, ..., 0]),
+                                                            np.asarray(true[k, ..., 1])))
+        top = max(top, int(highest.max()))
     return top
 
 
@@ -167,19 +238,25 @@ def score_conic(
 
     ``radius``: detection radius in px (default: 12 px at 40×, i.e. ``3 µm / mpp``; give ``mpp=0.5`` for 20×
     data such as CoNIC). ``r2_crop``: count nuclei for R² in the central crop (CoNIC challenge: 224).
-    ``num_classes``: from ``class_names``, else given, else the largest class id present. ``workers``: processes
-    (<= 0: all cores). ``sources`` name the inputs in error messages (file paths in the CLI).
+    ``num_classes``: from ``class_names``, else given, else the largest class id of the truth (never of the
+    predictions: a predicted class id beyond the classes is an error). ``workers``: processes (<= 0: all
+    cores). ``sources`` name the inputs in error messages (file paths in the CLI).
     """
+    class_names = check_class_names(class_names)
     check_conic_stack(true, sources[0])
     check_conic_stack(pred, sources[1])
     check_same_layout(true, pred, *sources)
     params = _params(radius, mpp, match_iou, r2_crop)
-    n_cls = _infer_classes(class_names, num_classes, (true[..., 1], pred[..., 1]))
+    declared = _declared_classes(class_names, num_classes)
+    if declared is None:
+        classes = _Classes(_truth_classes(true, sources[0]), "from the truth")
+    else:
+        classes = _Classes(declared, "declared")
 
     get = _StackPair(true, pred)
-    width = len(conic_columns(n_cls, r2_crop is not None))
-    rows = map_rows(partial(_conic_row, get, sources, n_cls, params), true.shape[0], width, workers)
-    return _conic_result(rows, n_cls, params, class_names, _index(true.shape[0], image_names))
+    width = len(conic_columns(classes.n, r2_crop is not None))
+    rows = map_rows(partial(_conic_row, get, sources, None, classes, params), true.shape[0], width, workers)
+    return _conic_result(rows, classes.n, params, class_names, _index(true.shape[0], image_names))
 
 
 def score_maps(
@@ -196,16 +273,23 @@ def score_maps(
     match_iou: float = 0.5,
     workers: int = 1,
     image_names: Sequence[str] | None = None,
+    sources: tuple[str, str] = ("true", "pred"),
 ) -> ScoreResult:
-    """Score lists of (H, W) instance and class maps (sizes may differ between images), CoNIC semantics."""
+    """Score lists of (H, W) instance and class maps (sizes may differ between images), CoNIC semantics.
+    ``sources`` and ``image_names`` name the inputs in error messages (``truth[<image name>]``)."""
     n = len(true_inst)
     if not (len(true_cls) == len(pred_inst) == len(pred_cls) == n):
         raise ValueError("true_inst, true_cls, pred_inst and pred_cls must have the same length")
+    if n == 0:
+        raise InputError(sources[0], "no images: nothing to score")
+    class_names = check_class_names(class_names)
+    num_classes = _declared_classes(class_names, num_classes)
     params = _params(radius, mpp, match_iou, r2_crop)
 
     get = _ListPair(true_inst, true_cls, pred_inst, pred_cls)
     width = len(conic_columns(num_classes, r2_crop is not None))
-    rows = map_rows(partial(_conic_row, get, ("true", "pred"), num_classes, params), n, width, workers)
+    classes = _Classes(num_classes, "declared")
+    rows = map_rows(partial(_conic_row, get, sources, image_names, classes, params), n, width, workers)
     return _conic_result(rows, num_classes, params, class_names, _index(n, image_names))
 
 
@@ -222,16 +306,16 @@ class ConicAccumulator:
         class_names: Sequence[str] | None = None,
         match_iou: float = 0.5,
     ) -> None:
-        self.num_classes = num_classes
-        self.class_names = class_names
+        self.class_names = check_class_names(class_names)
+        self.num_classes = _declared_classes(self.class_names, num_classes)
         self.params = _params(radius, mpp, match_iou, r2_crop)
         self._rows: list[np.ndarray] = []
         self._names: list[str] = []
 
     def add(self, true_inst, true_cls, pred_inst, pred_cls, name: str | None = None) -> None:
         i = len(self._rows)
-        row = _conic_row(lambda _: (true_inst, true_cls, pred_inst, pred_cls), ("true", "pred"),
-                         self.num_classes, self.params, i)
+        row = _conic_row(lambda _: (true_inst, true_cls, pred_inst, pred_cls), ("truth", "prediction"),
+                         None if name is None else {i: name}, _Classes(self.num_classes, "declared"), self.params, i)
         self._rows.append(row)
         self._names.append(str(i) if name is None else name)
 
@@ -239,17 +323,24 @@ class ConicAccumulator:
         return len(self._rows)
 
     def result(self) -> ScoreResult:
-        width = len(conic_columns(self.num_classes, self.params.r2_crop is not None))
-        rows = np.stack(self._rows) if self._rows else np.zeros((0, width))
+        """The result of the images added so far; with none added, an InputError (nothing to score)."""
+        if not self._rows:
+            raise InputError(None, "no images were added: nothing to score")
+        rows = np.stack(self._rows)
         return _conic_result(rows, self.num_classes, self.params, self.class_names, _index(len(rows), self._names))
 
 
 def _pannuke_row(true: np.ndarray, pred: np.ndarray, sources: tuple[str, str], num_classes: int,
                  match_iou: float, i: int) -> np.ndarray:
     # Only the class channels: the last (background) channel plays no part in the official metric.
+    where_true = f"{sources[0]}[{i}]"
+    true_ids = instance_ids(np.asarray(true[i, ..., :num_classes]), where_true)
+    problem = pannuke_truth_problem(true_ids)
+    if problem is not None:
+        raise InputError(where_true, f"invalid truth: {problem}")
     return pannuke_image_row(
-        as_ids(np.asarray(true[i, ..., :num_classes]), f"{sources[0]}[{i}]", "instance ids"),
-        as_ids(np.asarray(pred[i, ..., :num_classes]), f"{sources[1]}[{i}]", "instance ids"),
+        true_ids,
+        instance_ids(np.asarray(pred[i, ..., :num_classes]), f"{sources[1]}[{i}]"),
         num_classes=num_classes,
         match_iou=match_iou,
     )
@@ -269,6 +360,7 @@ def score_pannuke(
 
     ``types``: tissue name of each image. Class names default to PanNuke's five when C = 5.
     """
+    class_names = check_class_names(class_names)
     num_classes = true_masks.shape[-1] - 1 if true_masks.ndim == 4 else 5
     if class_names is not None:
         num_classes = len(class_names)
@@ -280,7 +372,7 @@ def score_pannuke(
     n = true_masks.shape[0]
     if len(types) != n:
         raise InputError(sources[0], f"{len(types)} tissue types for {n} images")
-    MetricsParams(match_iou=match_iou)  # validates the threshold
+    _params(None, None, match_iou, None)  # validates the threshold
     fn = partial(_pannuke_row, true_masks, pred_masks, sources, num_classes, match_iou)
     columns = pannuke_columns(num_classes)
     rows = map_rows(fn, n, len(columns), workers)
