@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cellprobe-installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test test-all lint clean
+.PHONY: install demo layers test test-all lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/cellprobe demo
 
+# The layer contracts (pyproject.toml, [tool.importlinter]): an upward import fails the tests.
+layers: $(STAMP)
+	$(VENV)/bin/lint-imports
+
 # Fast default selection (every module covered); slow tests are excluded.
-test: $(STAMP)
+test: layers
 	$(PY) -m pytest -m "not slow" -q
 
-test-all: $(STAMP)
+test-all: layers
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

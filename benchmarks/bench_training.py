@@ -77,10 +77,11 @@ def subset_of_train(data: Path, n: int, out: Path) -> Path:
 
 def speed(args: argparse.Namespace) -> dict:
     """Per encoder: a cached and an online training epoch of the same decoder on the same patches."""
+    from cellprobe.run.network import build_encoder
+    from cellprobe.run.train_config import train_config
     from cellprobe.training import train
-    from cellprobe.training.build import build_encoder, open_training_data
+    from cellprobe.training.build import open_training_data
     from cellprobe.training.cached import cached_sets
-    from cellprobe.training.config import train_config
 
     out = Path(args.out)
     data = subset_of_train(Path(args.data), args.subset, out) if args.subset else Path(args.data)
@@ -122,9 +123,9 @@ def components(args: argparse.Namespace) -> dict:
     from cellprobe.decoder import CellDecoder, CellLoss
     from cellprobe.encoders import build_encoder
     from cellprobe.encoders.necks import build_neck
-    from cellprobe.training.augment import OnlineAugment
-    from cellprobe.training.config import train_config
+    from cellprobe.run.train_config import train_config
     from cellprobe.training.datasets import make_item
+    from cellprobe.training.online_augment import OnlineAugment
     from cellprobe.training.sampling import Draw
 
     torch.set_num_threads(args.threads)
@@ -171,8 +172,8 @@ def components(args: argparse.Namespace) -> dict:
 
 
 def quality(args: argparse.Namespace) -> dict:
+    from cellprobe.run.train_config import train_config
     from cellprobe.training import train
-    from cellprobe.training.config import train_config
 
     overrides = {"output": str(args.out), "encoder.weights": args.weights, "data.path": str(args.data),
                  "trainer.threads": args.threads, **extra_overrides(args)}
@@ -180,9 +181,9 @@ def quality(args: argparse.Namespace) -> dict:
         overrides["epochs"] = args.epochs
     cfg = train_config(CONFIG, overrides)
     t0 = time.perf_counter()
-    run_dir = train(cfg)
+    run_dir = train(cfg).path
     t1 = time.perf_counter()
-    from cellprobe.training import evaluate, tune
+    from cellprobe.evaluation import evaluate, tune
 
     params = tune(run_dir, tta=args.tta)
     t2 = time.perf_counter()

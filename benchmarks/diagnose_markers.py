@@ -33,14 +33,14 @@ from scipy import ndimage
 from skimage.morphology import h_maxima
 
 from cellprobe.data.targets import BODY
+from cellprobe.evaluation.evaluate import iter_predictions, open_eval_data
 from cellprobe.inference.segmenter import Segmenter
 from cellprobe.metrics import score_maps
 from cellprobe.metrics.labels import compact, overlap
 from cellprobe.metrics.matching import iou_pairs, pair_iou
-from cellprobe.postprocess.labels import components, drop_small
+from cellprobe.postprocess.label_steps import components, drop_small
 from cellprobe.postprocess.maps import grow_markers, instances_from_maps, watershed_inputs
 from cellprobe.training.build import open_training_data
-from cellprobe.training.evaluate import iter_predictions, open_eval_data
 
 Variant = Callable[[dict, np.ndarray, object], np.ndarray]
 

@@ -36,3 +36,11 @@ def cli(capsys):
         return rc, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """The tiny synthetic patches dataset of tests/training/tiny.py (train/ and test/ splits, 2 classes)."""
+    from tests.training.tiny import make_tiny_data
+
+    return make_tiny_data(tmp_path_factory.mktemp("tiny-data"))

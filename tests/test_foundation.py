@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cellprobe import atomic
-from cellprobe.config import StrictModel, load_config
+from cellprobe.config import StrictModel, load_config, with_overrides
 from cellprobe.errors import InputError
 
 
@@ -47,6 +47,19 @@ def test_config_overrides_and_types(tmp_path):
     assert load_config(_Cfg, path, {"name": "y"}) == _Cfg(size=128, name="y")
     with pytest.raises(InputError, match="size"):
         load_config(_Cfg, path, {"size": "big"})
+
+
+def test_overrides_apply_dotted_keys_to_a_copy():
+    data = {"a": {"b": 1, "list": [1, 2]}, "c": 0}
+    value = {"x": [1]}
+    out = with_overrides(data, {"a.b": 2, "d.e": value, "d.e.y": 3, "c": 5})
+    assert out == {"a": {"b": 2, "list": [1, 2]}, "c": 5, "d": {"e": {"x": [1], "y": 3}}}
+    out["a"]["list"].append(3)
+    out["d"]["e"]["x"].append(2)
+    assert data == {"a": {"b": 1, "list": [1, 2]}, "c": 0} and value == {"x": [1]}  # inputs untouched
+    assert with_overrides(data) == data and with_overrides(data) is not data
+    with pytest.raises(InputError, match="'c' is not a mapping"):
+        with_overrides(data, {"c.d": 1})
 
 
 def test_cli_version(cli):

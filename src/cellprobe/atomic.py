@@ -1,7 +1,8 @@
 """Atomic file writes: results and checkpoints are never left half-written.
 
 Write to a temporary file in the destination folder, fsync, then ``os.replace`` (atomic on POSIX). A killed run
-leaves either the old file or the new one, never a torn one.
+leaves either the old file or the new one, never a torn one. The file gets the permissions ``open()`` would
+give it (0666 less the user's umask), so a lab's group can read results: ``mkstemp`` alone makes them 0600.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
             yield handle
             handle.flush()
@@ -33,6 +35,13 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

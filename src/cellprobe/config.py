@@ -7,6 +7,8 @@ default), reported as one :class:`InputError` line naming the file and the key.
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +24,14 @@ class StrictModel(BaseModel):
     """Base for config models: unknown keys are rejected, values validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def prepare_input(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The raw mapping, checked or rearranged before validation (e.g. a key that belongs in another
+        section refused with a clearer message than pydantic's, or dotted keys expanded); raise
+        :class:`InputError` naming the key. A hook rather than a ``mode="before"`` validator: those hand
+        pydantic Python objects, which strict parsing (lists are not tuples) then refuses."""
+        return data
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -43,22 +53,60 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def parse_config(model: type[M], data: dict[str, Any], source: str | Path | None = None) -> M:
-    """Validate ``data`` into ``model``; the first problem becomes one InputError line (``key.path: message``)."""
+    """Validate ``data`` into ``model``, strictly typed; the first problem becomes one InputError line naming
+    ``source`` and the key (``config key 'a.b': message``).
+
+    User config is validated as JSON in pydantic's strict mode: ``"3"`` is not an integer, ``2.0`` not an
+    integer, ``true`` not a number nor ``1`` a boolean (the lax mode casts each silently), while a path
+    or a tuple is still written as a string or a list, as YAML and JSON have no such types."""
     try:
-        return model.model_validate(data)
+        data = model.prepare_input(data)
+    except InputError as exc:
+        raise InputError(source, exc.problem) from None
+    try:
+        text = json.dumps(data, default=_as_json, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise InputError(source, f"config holds a value that is not plain data ({exc})") from None
+    try:
+        return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        where = ".".join(str(p) for p in first["loc"])
+        what = f"config key '{where}'" if where else "config"  # no key: a check across keys
+        message = first["msg"].removeprefix("Value error, ")
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise InputError(source, f"config key '{where}': {first['msg']}{more}") from None
+        raise InputError(source, f"{what}: {message}{more}") from None
+
+
+def expand_dotted(data: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` as ``{"a": {"b": 1}}`` (the ``--set`` spelling, where a config section allows it): plain
+    keys first, dotted ones applied over them in order. ``data`` is not modified."""
+    plain = {k: v for k, v in data.items() if not (isinstance(k, str) and "." in k)}
+    dotted = {k: v for k, v in data.items() if isinstance(k, str) and "." in k}
+    return with_overrides(plain, dotted)
+
+
+def _as_json(value: Any) -> Any:
+    """Values that config mappings built in code may hold: paths and models (as their JSON form)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} {value!r}")
 
 
 def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
     """Load a YAML file into ``model``, applying dotted-key ``overrides`` (e.g. ``{"train.epochs": 3}``)."""
-    data = load_yaml(path)
+    return parse_config(model, with_overrides(load_yaml(path), overrides), path)
+
+
+def with_overrides(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of ``data`` with dotted-key ``overrides`` applied in order (``{"a.b": 1}`` sets
+    ``data['a']['b']``, creating intermediate mappings); neither argument is modified."""
+    out = copy.deepcopy(data)
     for dotted, value in (overrides or {}).items():
-        set_dotted(data, dotted, value)
-    return parse_config(model, data, path)
+        set_dotted(out, dotted, copy.deepcopy(value))
+    return out
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

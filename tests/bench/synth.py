@@ -76,7 +76,7 @@ def make_bench(root: Path, models: dict[str, float], datasets=("alpha", "beta"),
 
 def fake_cell_output(dataset: str, model: str, seed: int, quality: float, n_images: int = 8, size: int = 48):
     """A CellOutput as the training API would give it, from synthetic maps of a model of ``quality``."""
-    from cellprobe.bench.runner import CellOutput
+    from cellprobe.bench.matrix import CellOutput
 
     rng = np.random.default_rng(zlib.crc32(dataset.encode()))
     truth = [_truth(rng, size) for _ in range(n_images)]

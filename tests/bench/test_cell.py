@@ -7,16 +7,16 @@ import json
 import pytest
 from tests.training.tiny import TINY_DECODER, make_tiny_data
 
+from cellprobe.bench.bench_config import BenchConfig
 from cellprobe.bench.cell import run_cell
-from cellprobe.bench.config import BenchConfig
-from cellprobe.bench.runner import expand
-from cellprobe.training import run as R
+from cellprobe.bench.matrix import expand
+from cellprobe.run import run_folder as R
 
 
 def _config(data, **changes) -> BenchConfig:
     return BenchConfig.model_validate({
         "datasets": [{"name": "tiny", "path": str(data), "format": "patches",
-                      "folds": [{"train": "train", "val": None, "test": "test"}]}],
+                      "folds": [{"train_split": "train", "val_split": None, "test_split": "test"}]}],
         "encoders": [{"name": "efficientnet-lite0", "weights": ["random"]}],
         "training": {"epochs": 1, "batch_size": 4, "cache_views": 1, "decoder": dict(TINY_DECODER),
                      "data": {"val_fraction": 0.25}, "trainer": {"accelerator": "cpu", "progress": False}},

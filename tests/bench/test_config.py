@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
-from cellprobe.bench.config import BenchConfig
-from cellprobe.bench.runner import expand
-from cellprobe.cli.demo import demo_config_path
-from cellprobe.config import load_config
+from cellprobe.bench.bench_config import BenchConfig
+from cellprobe.bench.cell import cell_config
+from cellprobe.bench.matrix import expand
+from cellprobe.cli.demo_cmd import demo_config_path
+from cellprobe.config import load_config, parse_config
+from cellprobe.errors import InputError
+from cellprobe.run.train_config import TrainConfig, train_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = sorted((ROOT / "configs" / "bench").glob("*.yaml"))
@@ -23,11 +29,8 @@ def test_preset_is_valid(path):
     registry = pytest.importorskip("cellprobe.encoders.registry")
     for entry in cfg.encoders:
         registry.get_spec(entry.name)  # raises on an unknown name
-    training = pytest.importorskip("cellprobe.training.config")
-    task = next(expand(cfg))
-    from cellprobe.bench.cell import training_overrides
-
-    training.train_config(training_overrides(task, Path("/tmp/run")))  # the training module accepts it
+    for task in expand(cfg):
+        assert isinstance(cell_config(task, Path("/tmp/run")), TrainConfig)  # the training module accepts it
 
 
 def test_paper_presets_hold_the_papers_encoders_and_pannuke_three_folds():
@@ -41,3 +44,78 @@ def test_paper_presets_hold_the_papers_encoders_and_pannuke_three_folds():
         ROOT / "configs" / "bench")
     assert consep.datasets[0].path == (ROOT.parent / "shared" / "data" / "consep").resolve()
     assert consep.seeds == [0, 1] and consep.encoders[0].weights == ["pretrained", "random"]
+
+
+MINIMAL = {"datasets": [{"name": "ds", "path": "/data/ds"}], "encoders": [{"name": "lite0"}]}
+
+
+def _write(tmp_path, training: dict, **changes) -> Path:
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "training": training, **changes}))
+    return path
+
+
+def test_the_training_section_is_the_training_configs_and_checked_at_load(tmp_path):
+    cfg = load_config(BenchConfig, _write(tmp_path, {"epochs": 3, "cache_features": False, "trainer.threads": 2}))
+    assert cfg.training.epochs == 3 and not cfg.training.cache_features and cfg.training.trainer.threads == 2
+    for training, key in [({"epohcs": 3}, "training.epohcs"), ({"epochs": -1}, "training.epochs"),
+                          ({"trainer": {"thread": 2}}, "training.trainer.thread"),
+                          ({"data": {"val_fraction": 1.5}}, "training.data.val_fraction")]:
+        path = _write(tmp_path, training)
+        with pytest.raises(InputError, match=f"^{re.escape(f'{path}: config key')} '{re.escape(key)}'"):
+            load_config(BenchConfig, path)
+    with pytest.raises(InputError, match="'trainer' is not a mapping"):
+        load_config(BenchConfig, _write(tmp_path, {"trainer": 3, "trainer.threads": 2}))
+    with pytest.raises(InputError, match="feature_cache"):  # replaced by training.cache_features
+        load_config(BenchConfig, _write(tmp_path, {}, feature_cache=True))
+
+
+@pytest.mark.parametrize("training, key", [
+    ({"encoder": {"name": "uni"}}, "encoder.name"), ({"encoder.weights": "random"}, "encoder.weights"),
+    ({"data": {"path": "/x"}}, "data.path"), ({"data": {"format": "patches"}}, "data.format"),
+    ({"data": {"options": {"mpp": 0.5}}}, "data.options"), ({"data": {"val_split": "val"}}, "data.val_split"),
+    ({"data": {"train_split": "a"}}, "data.train_split"), ({"seed": 1}, "seed"), ({"output": "r"}, "output"),
+    ({"cache_dir": "c"}, "cache_dir")])
+def test_keys_a_cell_decides_are_refused_in_the_training_section(tmp_path, training, key):
+    path = _write(tmp_path, training)
+    expected = f"{path}: config key 'training': '{key}' is decided per cell"
+    with pytest.raises(InputError, match=f"^{re.escape(expected)}") as err:
+        load_config(BenchConfig, path)
+    assert "remove it from 'training'" in str(err.value)
+
+
+def test_settings_of_encoder_and_data_use_the_training_configs_keys():
+    cfg = parse_config(BenchConfig, {**MINIMAL, "training": {"encoder": {"input_scale": 2.0, "taps": [1, 2]},
+                                                            "data": {"val_fraction": 0.1, "split_seed": 5}}})
+    run = cell_config(next(expand(cfg)), Path("/r"))
+    assert run.encoder.input_scale == 2.0 and run.encoder.taps == [1, 2] and run.encoder.name == "lite0"
+    assert run.data.val_fraction == 0.1 and run.split_seed == 5
+
+
+def test_a_cells_training_config_is_the_section_plus_the_cells_identity(tmp_path):
+    cfg = parse_config(BenchConfig, {
+        "datasets": [{"name": "ds", "path": "/data/ds", "format": "patches", "options": {"mpp": 0.25},
+                      "folds": [{"train_split": "f1", "val_split": None, "test_split": "f3"}]}],
+        "encoders": [{"name": "lite0", "weights": ["random"]}], "seeds": [3],
+        "training": {"epochs": 2, "cache_views": 1, "data": {"val_fraction": 0.1}, "trainer": {"threads": 2}}})
+    task = next(expand(cfg))
+    assert cell_config(task, tmp_path / "run") == train_config({
+        "output": str(tmp_path / "run"), "seed": 3, "encoder": {"name": "lite0", "weights": "random"},
+        "data": {"path": "/data/ds", "format": "patches", "train_split": "f1", "val_split": None,
+                 "val_fraction": 0.1, "options": {"mpp": 0.25}},
+        "epochs": 2, "cache_views": 1, "cache_features": True, "trainer": {"threads": 2}})
+    in_bench = replace(task, bench_dir=tmp_path)  # run_bench's cells share a feature cache per encoder
+    assert cell_config(in_bench, tmp_path / "run").cache_dir == in_bench.feature_cache_dir()
+    assert in_bench.feature_cache_dir().parent == tmp_path / "feature_cache"
+    assert cfg.training.model_dump(exclude_unset=True) == {"epochs": 2, "cache_views": 1,  # section unchanged
+                                                           "data": {"val_fraction": 0.1}, "trainer": {"threads": 2}}
+
+
+def test_a_fold_that_cannot_train_is_refused_at_load(tmp_path):
+    no_validation = {**MINIMAL, "datasets": [{"name": "ds", "path": "/d", "folds": [{"val_split": None}]}]}
+    path = _write(tmp_path, {"data": {"val_fraction": 0}},
+                  datasets=[{"name": "ds", "path": "/d", "folds": [{"val_split": "v"}, {"val_split": None}]}])
+    expected = f"{path}: config: datasets.0.folds.1 (dataset 'ds'): "
+    with pytest.raises(InputError, match=f"^{re.escape(expected)}.*lr_steps"):
+        load_config(BenchConfig, path)
+    parse_config(BenchConfig, {**no_validation, "training": {"data": {"val_fraction": 0}, "lr_steps": {0: 1e-3}}})

@@ -65,3 +65,13 @@ def test_page_renders_in_headless_chromium(report, tmp_path):
     assert pixels.shape == (1600, 1200)
     assert pixels.std() > 20  # text, tables and plots, not a blank page
     assert (pixels < 100).mean() > 0.005  # dark ink present
+
+
+@pytest.mark.parametrize("options", [{"n_boot": 0}, {"n_perm": 0}, {"n_boot": -5}, {"alpha": 1.5}])
+def test_resampling_sizes_that_say_nothing_are_refused(options):
+    from cellprobe.bench.report import ReportOptions
+    from cellprobe.config import parse_config
+    from cellprobe.errors import InputError
+
+    with pytest.raises(InputError, match=next(iter(options))):
+        parse_config(ReportOptions, options)

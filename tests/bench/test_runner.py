@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cellprobe.bench import layout
-from cellprobe.bench.config import BenchConfig
+from cellprobe.bench.bench_config import BenchConfig
 from cellprobe.bench.runner import expand, run_bench
 from cellprobe.config import parse_config
 from cellprobe.errors import InputError
@@ -15,8 +15,9 @@ from .conftest import synth
 
 CONFIG = {
     "name": "t",
-    "datasets": [{"name": "ds", "path": "/data/ds", "folds": [{"train": "f1", "val": "f2", "test": "f3"},
-                                                             {"train": "f2", "val": "f1", "test": "f3"}]}],
+    "datasets": [{"name": "ds", "path": "/data/ds", "folds": [
+        {"train_split": "f1", "val_split": "f2", "test_split": "f3"},
+        {"train_split": "f2", "val_split": "f1", "test_split": "f3"}]}],
     "encoders": [{"name": "lite0", "weights": ["pretrained", "random"], "group": "general"}],
     "seeds": [0, 1],
 }
@@ -50,7 +51,7 @@ def test_matrix_expansion_order_and_ids():
     ids = [t.cell.cell_id for t in tasks]
     assert len(set(ids)) == len(ids)
     assert tasks[0].cell == layout.Cell("ds", "lite0", "pretrained", 0, 0)
-    assert tasks[-1].fold.train == "f2"
+    assert tasks[-1].fold.train_split == "f2"
 
 
 def test_finished_cells_are_skipped_and_killed_runs_resume(tmp_path):
@@ -80,7 +81,7 @@ def test_results_and_per_image_tables_are_kept(tmp_path):
     from cellprobe.metrics import aggregate_conic
 
     assert aggregate_conic(per_image.drop(columns="image"))["mpq_plus"] == pytest.approx(row["mpq_plus"])
-    assert row["group"] == "general" and row["splits"] == {"train": "f1", "val": "f2", "test": "f3"}
+    assert row["group"] == "general" and row["splits"] == {"train_split": "f1", "val_split": "f2", "test_split": "f3"}
     assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temporaries
 
 
@@ -95,9 +96,28 @@ def test_errors_are_recorded_and_the_matrix_goes_on(tmp_path):
 
 def test_a_changed_training_setup_is_refused_in_the_same_folder(tmp_path):
     run_bench(_config(seeds=[0]), tmp_path, FakeCell())
-    with pytest.raises(InputError, match="training"):
-        run_bench(_config(seeds=[0], training={"epochs": 3}), tmp_path, FakeCell())
+    written = (tmp_path / layout.CONFIG).read_text()
+    for training in ({"epochs": 3}, {"cache_features": False}):
+        with pytest.raises(InputError, match="'training' differs"):
+            run_bench(_config(seeds=[0], training=training), tmp_path, FakeCell())
+    assert (tmp_path / layout.CONFIG).read_text() == written
+    run_bench(_config(seeds=[0, 1], training={"epochs": 40}), tmp_path, FakeCell())  # the default, spelt out
     run_bench(_config(seeds=[0, 1]), tmp_path, FakeCell())  # extending the matrix is fine
+    written = (tmp_path / layout.CONFIG).read_text()
+    for key, value in (("tta", 8), ("tune_metric", "aji"), ("tune", False)):  # they change results too
+        with pytest.raises(InputError, match=f"'{key}' differs"):
+            run_bench(_config(seeds=[0, 1], **{key: value}), tmp_path, FakeCell())
+    assert (tmp_path / layout.CONFIG).read_text() == written
+
+
+def test_nothing_is_written_for_a_config_that_is_no_longer_valid(tmp_path):
+    cfg = _config(seeds=[0])
+    cfg.datasets[0].folds[0].val_split = None  # each change valid on its own; together: no validation, no lr_steps
+    cfg.training.data.val_fraction = 0
+    cell = FakeCell()
+    with pytest.raises(InputError, match=r"datasets\.0\.folds\.0 .*lr_steps"):
+        run_bench(cfg, tmp_path / "out", cell)
+    assert not (tmp_path / "out").exists() and cell.attempts == 0
 
 
 def test_config_rejects_unknown_keys_and_duplicates():
@@ -105,3 +125,30 @@ def test_config_rejects_unknown_keys_and_duplicates():
         parse_config(BenchConfig, {**CONFIG, "epoch": 3})
     with pytest.raises(InputError, match="unique"):
         parse_config(BenchConfig, {**CONFIG, "encoders": [{"name": "a"}, {"name": "a"}]})
+    for changes, problem in (({"seeds": [0, 0]}, "seeds must be unique"),
+                             ({"encoders": [{"name": "a", "weights": ["random", "random"]}]}, "weights must be unique")):
+        with pytest.raises(InputError, match=problem):
+            parse_config(BenchConfig, {**CONFIG, **changes})
+    for name in ("../../../escape", "a/b", ".hidden", ""):  # names become folder names under the benchmark
+        with pytest.raises(InputError, match=r"datasets\.0\.name"):
+            parse_config(BenchConfig, {**CONFIG, "datasets": [{**CONFIG["datasets"][0], "name": name}]})
+
+
+def test_a_damaged_result_is_not_a_finished_cell(tmp_path):
+    cfg = _config(seeds=[0])
+    run_bench(cfg, tmp_path, FakeCell())
+    task = next(iter(expand(cfg)))
+    result = layout.cell_dir(tmp_path, task.cell) / layout.RESULT
+    result.write_text(result.read_text()[:20])  # torn
+    assert not layout.is_done(tmp_path, task.cell)
+    again = FakeCell()
+    run_bench(cfg, tmp_path, again)
+    assert again.calls == [task.cell.cell_id] and layout.is_done(tmp_path, task.cell)
+
+
+def test_feature_caches_stay_inside_the_benchmark_folder(tmp_path):
+    task = next(iter(expand(_config(encoders=[{"name": "x/../../y", "weights": ["../w.pt"]}]))))
+    from dataclasses import replace
+
+    cache = replace(task, bench_dir=tmp_path).feature_cache_dir()
+    assert cache.parent == tmp_path / "feature_cache" and ".." not in cache.name.split("__")

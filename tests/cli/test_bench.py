@@ -17,7 +17,7 @@ name: tiny
 datasets:
   - name: ds
     path: data/ds
-    folds: [{train: train, test: test}]
+    folds: [{train_split: train, test_split: test}]
 encoders:
   - {name: lite0, weights: [pretrained, random], group: general}
 seeds: [0, 1]
@@ -34,6 +34,8 @@ def fake_cells(monkeypatch):
         return synth.fake_cell_output(task.cell.dataset, task.cell.model, task.cell.seed, quality)
 
     monkeypatch.setattr("cellprobe.bench.cell.run_cell", fake)
+    # the runner may hold its own reference to the default cell function
+    monkeypatch.setattr("cellprobe.bench.runner.run_cell", fake, raising=False)
     return calls
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellprobe.cli.demo import demo_config_path
+from cellprobe.cli.demo_cmd import demo_config_path
 
 _SPEC = importlib.util.spec_from_file_location("cellprobe_test_synth", Path(__file__).parents[1] / "bench" / "synth.py")
 synth = importlib.util.module_from_spec(_SPEC)
@@ -47,6 +47,8 @@ def test_demo_plumbing_with_a_fake_cell(cli, tmp_path, monkeypatch):
         return synth.fake_cell_output(task.cell.dataset, task.cell.model, task.cell.seed, quality)
 
     monkeypatch.setattr("cellprobe.bench.cell.run_cell", fake)
+    # the runner may hold its own reference to the default cell function
+    monkeypatch.setattr("cellprobe.bench.runner.run_cell", fake, raising=False)
     rc, out, err = cli("demo", "--quick", "--out", tmp_path / "demo")
     assert rc == 0, err
     assert f"The demo report is at {(tmp_path / 'demo' / 'report.html').resolve()}" in out

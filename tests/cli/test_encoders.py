@@ -28,6 +28,10 @@ def test_json_has_the_fields(cli):
     assert virchow2["taps"] == [7, 15, 23, 31] and virchow2["tap_channels"] == [1280] * 4
     assert virchow2["gated"] is True and virchow2["weights"] == "hf-hub:paige-ai/Virchow2"
     assert {"pretraining", "params_published", "tap_strides", "license"} <= set(virchow2)
+    # which fit runs by default, and the model card's preprocessing offered as the `card` fit
+    assert "card" in virchow2["fits"] and "bicubic" in virchow2["card_fit"] and virchow2["card_source"]
+    lite0 = next(r for r in rows if r["name"] == "efficientnet-lite0")
+    assert lite0["card_fit"] is None and "card" not in lite0["fits"]
 
 
 @pytest.mark.slow

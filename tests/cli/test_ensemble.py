@@ -16,7 +16,7 @@ def test_ensemble_through_the_cli(cli, tmp_path):
         cfg = tiny_config(data, tmp_path / f"s{seed}", epochs=1, cache_views=1, seed=seed,
                           cache_dir=str(tmp_path / f"cache{seed}"))
         cfg["data"]["split_seed"] = 0
-        runs.append(train(cfg))
+        runs.append(train(cfg).path)
     ens = tmp_path / "ens"
     rc, out, err = cli("ensemble", *runs, "--out", ens)
     assert rc == 0, err

@@ -40,6 +40,13 @@ def test_predict_patches_and_a_large_image(cli, run, tmp_path):
     assert gj["type"] == "FeatureCollection"
     assert len(gj["features"]) == len(np.unique(inst)) - 1
 
+    # results already there are not replaced silently; --overwrite replaces them
+    rc, _, err = cli("predict", run, tmp_path / "large.tif", "--out", out, "--tile", "64", "--overlap", "16", "--device", "cpu")
+    assert rc == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = cli("predict", run, tmp_path / "large.tif", "--out", out, "--tile", "64", "--overlap", "16", "--device", "cpu",
+                     "--overwrite")
+    assert rc == 0, err
+
 
 def test_wrong_inputs(cli, run, tmp_path):
     rgba = np.zeros((64, 64, 4), np.uint8)
@@ -51,3 +58,10 @@ def test_wrong_inputs(cli, run, tmp_path):
     assert rc == 2 and "no such file" in err
     rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", tmp_path / "o", "--tile", "100")
     assert rc == 2 and "multiple of 32" in err
+    (tmp_path / "a-file").write_text("")
+    for out in (tmp_path / "a-file", tmp_path / "a-file" / "below"):
+        rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", out)
+        assert rc == 2 and "must be a folder" in err and len(err.strip().splitlines()) == 1
+    for device, problem in (("gpu7", "unknown device"), ("cuda:99", "CUDA device")):
+        rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", tmp_path / "o2", "--device", device)
+        assert rc == 2 and problem in err and len(err.strip().splitlines()) == 1

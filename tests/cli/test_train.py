@@ -45,7 +45,7 @@ def test_refit_through_the_cli(cli, tmp_path):
     from cellprobe.training import train
 
     data = make_tiny_data(tmp_path / "data")
-    ref = train(tiny_config(data, tmp_path / "ref", epochs=1, cache_views=1))
+    ref = train(tiny_config(data, tmp_path / "ref", epochs=1, cache_views=1)).path
     run = tmp_path / "refit"
     rc, out, err = cli("refit", ref, "--out", run, "--set", "trainer.progress=false")
     assert rc == 0, err

@@ -52,7 +52,7 @@ def test_bad_grid_file(cli, run, tmp_path, text, problem):
 def test_shipped_grids_load():
     from pathlib import Path
 
-    from cellprobe.training.tune import load_grid
+    from cellprobe.evaluation.tune import load_grid
 
     files = sorted((Path(__file__).parents[2] / "configs" / "tune").glob("*.yaml"))
     assert files

@@ -10,9 +10,9 @@ from tests.training.tiny import shared_data, shared_run
 
 from cellprobe.data import open_dataset
 from cellprobe.errors import InputError
+from cellprobe.evaluation import evaluate, tune
 from cellprobe.postprocess import PostprocessParams
-from cellprobe.training import evaluate, tune
-from cellprobe.training import run as R
+from cellprobe.run import run_folder as R
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +46,47 @@ def test_tune_then_evaluate(run, tmp_path):
     assert again.summary["pq"] == pytest.approx(result.summary["pq"], nan_ok=True)
 
 
-def test_dataset_with_other_classes_is_refused(run, tmp_path):
+def test_dataset_with_other_classes_is_refused_naming_it(run, tmp_path):
     ds = open_dataset(shared_data(), format="patches", split="test", class_names=("a", "b"))
-    with pytest.raises(InputError, match="classes"):
+    with pytest.raises(InputError, match="classes") as err:
         evaluate(run, ds, "test", out=tmp_path)
+    assert str(shared_data()) in str(err.value)
+    with pytest.raises(InputError, match="classes") as err:  # tune checks the class list as evaluate does
+        tune(run, ds, "test")
+    assert str(shared_data()) in str(err.value)
+
+
+def test_an_empty_split_is_refused(run, tmp_path):
+    import numpy as np
+
+    from cellprobe.data.fixtures import write_patches
+
+    (tmp_path / "data" / "test").mkdir(parents=True)
+    write_patches(tmp_path / "data" / "test", np.zeros((0, 64, 64, 3), np.uint8), np.zeros((0, 64, 64), np.int32),
+                  np.zeros((0, 64, 64), np.uint8), [], [])
+    ds = open_dataset(tmp_path / "data", format="patches", split="test", class_names=("class1", "class2"))
+    assert len(ds) == 0
+    with pytest.raises(InputError, match="no patches"):
+        evaluate(run, ds, "test", out=tmp_path / "out")
+
+
+def test_results_of_another_evaluation_are_not_replaced_silently(run, tmp_path):
+    first = evaluate(run, shared_data(), "test", format="patches", out=tmp_path)
+    again = evaluate(run, shared_data(), "test", format="patches", out=tmp_path)  # the same evaluation again
+    assert again.summary["pq"] == pytest.approx(first.summary["pq"], nan_ok=True)
+    before = (tmp_path / R.METRICS).read_text()
+    with pytest.raises(InputError, match="--overwrite"):
+        evaluate(run, shared_data(), "train", format="patches", out=tmp_path)
+    assert (tmp_path / R.METRICS).read_text() == before
+    evaluate(run, shared_data(), "train", format="patches", out=tmp_path, overwrite=True)
+    assert json.loads((tmp_path / R.METRICS).read_text())["evaluation"]["split"] == "train"
 
 
 def test_the_runs_own_dataset_is_read_with_the_runs_options(tmp_path):
     from tests.training.tiny import make_tiny_data, tiny_config
 
-    from cellprobe.training.config import train_config
-    from cellprobe.training.evaluate import open_eval_data
+    from cellprobe.evaluation.eval_data import open_eval_data
+    from cellprobe.run.train_config import train_config
 
     data = make_tiny_data(tmp_path / "data")
     cfg = tiny_config(data, tmp_path / "run")

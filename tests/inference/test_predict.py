@@ -16,3 +16,24 @@ def test_collect_inputs(tmp_path):
     (tmp_path / "b" / "x.jpg").write_bytes(b"")
     with pytest.raises(InputError, match="share the name 'x'"):
         collect_inputs([tmp_path / "a", tmp_path / "b"])
+
+
+def test_the_output_folder_is_checked_before_any_work(tmp_path):
+    from cellprobe.inference.predict import prepare_output
+
+    inputs = [tmp_path / "x.png"]
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file", tmp_path / "file" / "below"):
+        with pytest.raises(InputError, match="must be a folder"):
+            prepare_output(out, inputs)
+    out = tmp_path / "out"
+    prepare_output(out, inputs)
+    (out / "x_inst.tif").write_bytes(b"earlier result")
+    (out / ".x.geojson.abc123.tmp").write_bytes(b"half written by a killed run")
+    (out / "other.txt").write_text("not ours")
+    with pytest.raises(InputError, match="--overwrite"):
+        prepare_output(out, inputs)
+    assert not (out / ".x.geojson.abc123.tmp").exists()  # a killed run's temporaries are cleared
+    prepare_output(out, inputs, overwrite=True)
+    assert (out / "x_inst.tif").read_bytes() == b"earlier result" and (out / "other.txt").exists()
+    prepare_output(out, [tmp_path / "y.png"])  # other inputs: nothing of theirs there

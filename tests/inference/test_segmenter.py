@@ -60,3 +60,26 @@ def test_checkpoint_of_another_encoder_or_version_is_refused(run, tmp_path):
         Segmenter(other, device="cpu")
     with pytest.raises(InputError, match="checkpoint"):
         Segmenter(run, checkpoint="middle")
+
+
+def test_unknown_or_absent_devices_are_refused_before_loading(run):
+    import torch
+
+    with pytest.raises(InputError, match="unknown device"):
+        Segmenter(run, device="gpu7")
+    with pytest.raises(InputError, match="CUDA device"):
+        Segmenter(run, device="cuda:99")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="0 CUDA device"):
+            Segmenter(run, device="cuda")
+
+
+def test_a_damaged_run_stamp_is_refused_naming_the_field(run, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken, ignore=shutil.ignore_patterns("feature_cache"))
+    stamp = json.loads((broken / "run.json").read_text())
+    for field, value, problem in (("learning_rates", ["fast"], "learning_rates"), ("status", "done", "status"),
+                                  ("mpp", -1, "mpp"), ("encoder", {"name": "x"}, "encoder identity")):
+        (broken / "run.json").write_text(json.dumps({**stamp, field: value}))
+        with pytest.raises(InputError, match=problem):
+            Segmenter(broken, device="cpu")

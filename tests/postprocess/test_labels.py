@@ -5,7 +5,7 @@ import pytest
 from skimage.segmentation import watershed
 
 from cellprobe.errors import InputError
-from cellprobe.postprocess.labels import check_maps, components, drop_small, fill_holes, flood
+from cellprobe.postprocess.label_steps import check_maps, components, drop_small, fill_holes, flood
 
 
 def test_fill_holes_leaves_border_background_and_large_holes():

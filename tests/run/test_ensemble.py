@@ -12,14 +12,14 @@ from tests.training.tiny import tiny_config
 
 from cellprobe.data import open_dataset
 from cellprobe.errors import InputError
+from cellprobe.evaluation.evaluate import evaluate
+from cellprobe.evaluation.tune import tune
 from cellprobe.inference.segmenter import Segmenter
-from cellprobe.training import run as R
+from cellprobe.run import run_folder as R
+from cellprobe.run.ensemble import make_ensemble, members
+from cellprobe.run.train_config import train_config
 from cellprobe.training import train
 from cellprobe.training.build import open_training_data
-from cellprobe.training.config import train_config
-from cellprobe.training.ensemble import make_ensemble, members
-from cellprobe.training.evaluate import evaluate
-from cellprobe.training.tune import tune
 
 
 def _config(data, out, seed, split_seed=None, **changes):
@@ -49,8 +49,8 @@ def pair(tmp_path_factory):
     root = tmp_path_factory.mktemp("ensemble")
     data = make_tiny_data(root / "data")
     cache = root / "cache"
-    a = train(_config(data, root / "a", 0, split_seed=0, cache_dir=str(cache)))
-    b = train(_config(data, root / "b", 1, split_seed=0, cache_dir=str(cache / "b")))
+    a = train(_config(data, root / "a", 0, split_seed=0, cache_dir=str(cache))).path
+    b = train(_config(data, root / "b", 1, split_seed=0, cache_dir=str(cache / "b"))).path
     return data, a, b
 
 
@@ -58,7 +58,7 @@ def test_ensemble_maps_are_the_members_mean(pair, tmp_path):
     data, a, b = pair
     ens = make_ensemble([a, b], tmp_path / "ens")
     seg = Segmenter(ens, device="cpu")
-    assert len(seg.modules) == 2 and seg.modules[0].encoder is not seg.modules[1].encoder
+    assert len(seg.networks) == 2 and seg.networks[0].encoder is not seg.networks[1].encoder
     image = open_dataset(data, format="patches", split="test")[0].image
     got = seg.maps(image)
     each = [Segmenter(r, device="cpu").maps(image) for r in (a, b)]
@@ -78,11 +78,11 @@ def test_ensemble_maps_are_the_members_mean(pair, tmp_path):
 
 def test_members_with_one_encoder_share_it_and_its_taps(pair, tmp_path):
     data, a, _ = pair
-    c = train(_config(data, tmp_path / "c", 0, split_seed=0, lr=0.02, cache_dir=str(a.parent / "cache")))
+    c = train(_config(data, tmp_path / "c", 0, split_seed=0, lr=0.02, cache_dir=str(a.parent / "cache"))).path
     seg = Segmenter(make_ensemble([a, c], tmp_path / "ens"), device="cpu")
-    assert seg.modules[0].encoder is seg.modules[1].encoder
+    assert seg.networks[0].encoder is seg.networks[1].encoder
     calls = []
-    seg.modules[0].encoder.register_forward_hook(lambda *_: calls.append(1))
+    seg.networks[0].encoder.register_forward_hook(lambda *_: calls.append(1))
     image = open_dataset(data, format="patches", split="test")[0].image
     got = seg.maps(image)
     assert len(calls) == 1  # the frozen encoder ran once for both decoders
@@ -94,13 +94,14 @@ def test_refusals(pair, tmp_path):
     data, a, b = pair
     base = _validation_sources(_config(data, tmp_path / "x", 0))
     seed = next(s for s in range(1, 20) if _validation_sources(_config(data, tmp_path / "x", s)) != base)
-    other = train(_config(data, tmp_path / "other", seed, cache_dir=str(a.parent / "cache")))  # its own split
+    other = train(_config(data, tmp_path / "other", seed, cache_dir=str(a.parent / "cache"))).path  # its own split
     with pytest.raises(InputError, match="other patches"):
         make_ensemble([a, other], tmp_path / "e1")
     with pytest.raises(InputError, match="at least two"):
         make_ensemble([a], tmp_path / "e2")
-    with pytest.raises(InputError, match="listed twice"):
+    with pytest.raises(InputError, match="listed twice") as err:
         make_ensemble([a, a], tmp_path / "e3")
+    assert str(a) in str(err.value)
     (tmp_path / "e4").mkdir()  # an empty folder may be the output
     ens = make_ensemble([a, b], tmp_path / "e4")
     assert not list(tmp_path.glob(".e4.*"))  # written beside it and renamed into place

@@ -11,9 +11,9 @@ from lightning.pytorch.callbacks import Callback
 from tests.training.tiny import tiny_config
 
 from cellprobe.errors import InputError
-from cellprobe.training import run as R
+from cellprobe.run import run_folder as R
+from cellprobe.run.checkpoint import load_checkpoint
 from cellprobe.training import train
-from cellprobe.training.checkpoint import load_checkpoint
 
 
 class Interrupt(Callback):
@@ -33,15 +33,17 @@ def _weights(path):
 
 def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data, tmp_path / "run", epochs=2)  # its own cache folder: <run>/feature_cache
-    run_dir = train(cfg)
+    run_dir = train(cfg).path
     for name in (R.CONFIG, R.STAMP, R.BEST, R.LAST):
         assert (run_dir / name).is_file(), name
     assert (run_dir / R.LOGS / "metrics.csv").is_file()
     stamp = json.loads((run_dir / R.STAMP).read_text())
-    assert stamp["status"] == "finished" and stamp["encoder"]["encoder"] == "efficientnet-lite0"
+    assert stamp["status"] == "finished" and stamp["encoder"]["name"] == "efficientnet-lite0"
     assert stamp["info"]["epochs"] == 2
+    assert len(stamp["learning_rates"]) == 2  # the run records the rate of every epoch (refit replays it)
     ckpt = load_checkpoint(run_dir / R.LAST)
-    assert not any(k.startswith("encoder.") for k in ckpt["state_dict"])
+    assert not any(".encoder." in k for k in ckpt["state_dict"])
+    assert any(k.startswith("network.decoder.") for k in ckpt["state_dict"])
     assert any((run_dir / "feature_cache").rglob("manifest.json"))
 
     # interrupted after epoch 1, resumed: the same weights as the uninterrupted run
@@ -49,7 +51,7 @@ def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
     with pytest.raises(SystemExit):
         train(cfg2, callbacks=[Interrupt(at=1)])
     assert json.loads((tmp_path / "run2" / R.STAMP).read_text())["status"] == "training"
-    resumed = train(cfg2)
+    resumed = train(cfg2).path
     a, b = _weights(run_dir / R.LAST), _weights(resumed / R.LAST)
     assert a.keys() == b.keys()
     for k in a:
@@ -60,8 +62,8 @@ def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
     assert set(earlier["epoch"].dropna()) == {0} and set(latest["epoch"].dropna()) == {1}  # nothing lost
 
     # a finished run returns at once (also with other runtime settings); another config is refused
-    assert train(cfg) == run_dir
-    assert train(cfg, overrides={"trainer.threads": 1, "trainer.max_minutes": 5}) == run_dir
+    assert train(cfg).path == run_dir
+    assert train(cfg, overrides={"trainer.threads": 1, "trainer.max_minutes": 5}).path == run_dir
     with pytest.raises(InputError, match=r"different config.*epochs"):
         train(tiny_config(tiny_data, tmp_path / "run", epochs=3))
     (tmp_path / "junk").mkdir()
@@ -71,7 +73,7 @@ def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
 
 
 def test_online_mode_trains(tiny_data, tmp_path):
-    run_dir = train(tiny_config(tiny_data, tmp_path / "online", epochs=1, cache_features=False))
+    run_dir = train(tiny_config(tiny_data, tmp_path / "online", epochs=1, cache_features=False)).path
     assert (run_dir / R.BEST).is_file()
     assert not (run_dir / "feature_cache").exists()
 
@@ -79,7 +81,7 @@ def test_online_mode_trains(tiny_data, tmp_path):
 def test_run_from_another_version_is_refused(tiny_data, tmp_path):
     run_dir = tmp_path / "old"
     run_dir.mkdir()
-    (run_dir / R.STAMP).write_text(json.dumps({"version": "0.0.1", "run_format": 1}))
+    (run_dir / R.STAMP).write_text(json.dumps({"version": "0.0.1", "run_format": 2}))
     (run_dir / R.CONFIG).write_text("output: x\n")
     with pytest.raises(InputError, match=r"cellprobe 0\.0\.1"):
         R.Run.open(run_dir)
@@ -92,9 +94,9 @@ def test_weight_averaging_checkpoints_and_resume(tiny_data, tmp_path):
     weights for resuming, both without the encoder; a killed run resumes to the same average."""
     cache = str(tmp_path / "cache")
     cfg = tiny_config(tiny_data, tmp_path / "ema", epochs=2, cache_views=1, cache_dir=cache, ema_decay=0.9)
-    ckpt = load_checkpoint(train(cfg) / R.LAST)
+    ckpt = load_checkpoint(train(cfg).path / R.LAST)
     avg, raw = ckpt["state_dict"], ckpt["current_model_state"]
-    assert avg.keys() == raw.keys() and not any(k.startswith("encoder.") for k in avg)
+    assert avg.keys() == raw.keys() and not any(".encoder." in k for k in avg)
     moved = [k for k in avg if avg[k].is_floating_point() and not torch.allclose(avg[k], raw[k])]
     assert moved, "the averaged weights equal the raw ones"
     assert ckpt["averaging_state"]["n_averaged"].item() == 4  # 2 batches of 4 training patches x 2 epochs
@@ -102,20 +104,33 @@ def test_weight_averaging_checkpoints_and_resume(tiny_data, tmp_path):
     cfg2 = tiny_config(tiny_data, tmp_path / "ema2", epochs=2, cache_views=1, cache_dir=cache, ema_decay=0.9)
     with pytest.raises(SystemExit):
         train(cfg2, callbacks=[Interrupt(at=1)])
-    resumed = load_checkpoint(train(cfg2) / R.LAST)
+    resumed = load_checkpoint(train(cfg2).path / R.LAST)
     for key in ("state_dict", "current_model_state"):
         for k, v in ckpt[key].items():
             assert torch.allclose(v.float(), resumed[key][k].float(), atol=1e-6), (key, k)
 
     from cellprobe.inference.segmenter import Segmenter
 
-    loaded = Segmenter(tmp_path / "ema").modules[0].state_dict()
+    loaded = Segmenter(tmp_path / "ema").networks[0].state_dict()
     best = load_checkpoint(tmp_path / "ema" / R.BEST)["state_dict"]
-    assert all(torch.equal(loaded[k], v) for k, v in best.items())  # inference runs the average
+    network = {k.removeprefix("network."): v for k, v in best.items() if k.startswith("network.")}
+    assert network and all(torch.equal(loaded[k], v) for k, v in network.items())  # inference runs the average
 
 
 def test_weight_averaging_online_mode_leaves_encoder_out(tiny_data, tmp_path):
-    run_dir = train(tiny_config(tiny_data, tmp_path / "ema-online", epochs=1, cache_features=False, ema_decay=0.9))
+    run_dir = train(tiny_config(tiny_data, tmp_path / "ema-online", epochs=1, cache_features=False, ema_decay=0.9)).path
     ckpt = load_checkpoint(run_dir / R.BEST)
     for key in ("state_dict", "current_model_state"):
-        assert not any(k.startswith("encoder.") for k in ckpt[key]), key
+        assert not any(".encoder." in k for k in ckpt[key]), key
+
+
+@pytest.mark.parametrize("change,problem", [({"encoder": {"name": "resnet9000", "weights": "random"}}, "unknown encoder"),
+                                            ({"encoder": {"name": "efficientnet-lite0", "weights": "nope.pt"}}, "not found"),
+                                            ({"data": {"path": "missing", "format": "patches"}}, "missing")])
+def test_a_refused_run_leaves_nothing_behind(tiny_data, tmp_path, change, problem):
+    """Validated before the run folder is made: the corrected command then starts cleanly."""
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1, cache_views=1)
+    with pytest.raises(InputError, match=problem):
+        train({**cfg, **change})
+    assert not (tmp_path / "run").exists()
+    assert train(cfg).finished

@@ -1,4 +1,5 @@
-"""The Lightning module with a tiny fake encoder and fake batches: steps, frozen encoder, checkpoint identity."""
+"""The Lightning module around a network with a tiny fake encoder, on fake batches: steps, frozen encoder,
+checkpoint identity, loading the network without the module."""
 
 import lightning as L
 import pytest
@@ -7,9 +8,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from cellprobe.decoder import CellDecoder, CellLoss, DecoderConfig
+from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.encoders.necks import build_neck
 from cellprobe.errors import InputError
-from cellprobe.training.checkpoint import AtomicCheckpointIO, load_checkpoint
+from cellprobe.run.checkpoint import check_identity, load_checkpoint, network_state
+from cellprobe.run.network import SegmentationNetwork
+from cellprobe.training.checkpoint_io import AtomicCheckpointIO
 from cellprobe.training.module import SegmenterModule
 
 TINY = DecoderConfig(pyramid_channels=(4, 4, 8, 8), decoder_channels=(8, 8, 4, 4, 4), stem_channels=(2, 4))
@@ -29,15 +33,19 @@ class FakeEncoder(nn.Module):
         return [nn.functional.avg_pool2d(f, s) for s in (4, 8, 16, 32)]
 
 
-IDENTITY = {"encoder": "fake", "family": "cnn", "weights_digest": "abc", "tap_channels": [6, 6, 6, 6],
-            "tap_strides": [4.0, 8.0, 16.0, 32.0], "num_classes": 2}
+IDENTITY = EncoderIdentity(name="fake", family="cnn", weights_digest="abc", taps=(0, 1, 2, 3), fit="native",
+                           input_scale=1.0, tap_channels=(6, 6, 6, 6), tap_strides=(4.0, 8.0, 16.0, 32.0))
+CLASSES = ["a", "b"]
+
+
+def make_network(encoder=None, identity=IDENTITY):
+    torch.manual_seed(0)
+    neck = build_neck("cnn", identity.tap_channels, identity.tap_strides, TINY.pyramid_channels)
+    return SegmentationNetwork(neck, CellDecoder(TINY.pyramid_channels, 2, TINY), encoder)
 
 
 def make_module(encoder=None, identity=IDENTITY):
-    torch.manual_seed(0)
-    neck = build_neck("cnn", identity["tap_channels"], identity["tap_strides"], TINY.pyramid_channels)
-    return SegmenterModule(neck, CellDecoder(TINY.pyramid_channels, 2, TINY), CellLoss(2), identity,
-                           encoder=encoder, lr=1e-2)
+    return SegmenterModule(make_network(encoder, identity), CellLoss(2), identity, CLASSES, lr=1e-2)
 
 
 class FakeBatches(Dataset):
@@ -70,11 +78,11 @@ def test_online_training_leaves_the_encoder_untouched_and_out_of_checkpoints(tmp
         assert torch.equal(v, before[k]), k  # BatchNorm running stats included
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     ckpt = load_checkpoint(tmp_path / "m.ckpt")
-    assert not any(k.startswith("encoder.") for k in ckpt["state_dict"])
-    assert ckpt["cellprobe"]["encoder"] == "fake"
-    fresh = make_module(FakeEncoder())
-    fresh.load_weights(ckpt, where="m.ckpt")
-    for k, v in module.decoder.state_dict().items():
+    assert not any(".encoder." in k for k in ckpt["state_dict"])
+    assert ckpt["cellprobe"]["encoder"]["name"] == "fake" and ckpt["cellprobe"]["class_names"] == CLASSES
+    fresh = make_network(FakeEncoder())  # inference: the plain network, no Lightning module, no loss
+    fresh.load_trainable(network_state(ckpt), where="m.ckpt")
+    for k, v in module.network.decoder.state_dict().items():
         assert torch.equal(fresh.decoder.state_dict()[k], v)
 
 
@@ -82,12 +90,15 @@ def test_checkpoint_of_another_encoder_is_refused():
     module = make_module()
     ckpt = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(ckpt)
-    other = make_module(identity={**IDENTITY, "weights_digest": "zzz"})
+    from dataclasses import replace
+
     with pytest.raises(InputError, match="weights_digest"):
-        other.load_weights(ckpt, where="m.ckpt")
-    wider = {**IDENTITY, "tap_channels": [6, 6, 6, 7]}
+        check_identity(ckpt, replace(IDENTITY, weights_digest="zzz"), CLASSES, where="m.ckpt")
     with pytest.raises(InputError, match="tap_channels"):
-        make_module(identity=wider).load_weights(ckpt, where="m.ckpt")
+        check_identity(ckpt, replace(IDENTITY, tap_channels=(6, 6, 6, 7)), CLASSES, where="m.ckpt")
+    with pytest.raises(InputError, match="classes"):
+        check_identity(ckpt, IDENTITY, ["a", "c"], where="m.ckpt")
+    check_identity(ckpt, IDENTITY, CLASSES, where="m.ckpt")
 
 
 def test_cached_mode_uses_the_taps_of_the_batch():
@@ -116,3 +127,9 @@ def test_unsafe_or_foreign_files_are_input_errors(tmp_path):
     torch.save({"state_dict": {}, "x": Evil()}, tmp_path / "evil.ckpt")
     with pytest.raises(InputError, match="not a loadable checkpoint"):
         load_checkpoint(tmp_path / "evil.ckpt")
+
+
+def test_an_empty_checkpoint_file_is_one_input_error(tmp_path):
+    (tmp_path / "best.ckpt").write_bytes(b"")
+    with pytest.raises(InputError, match="not a loadable checkpoint"):
+        load_checkpoint(tmp_path / "best.ckpt")

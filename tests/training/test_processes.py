@@ -14,8 +14,8 @@ import torch
 import yaml
 from tests.training.tiny import tiny_config
 
+from cellprobe.run.checkpoint import load_checkpoint
 from cellprobe.training import train
-from cellprobe.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def _env() -> dict:
 
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(tiny_data, tmp_path):
     common = {"epochs": 4, "trainer": {"accelerator": "cpu", "progress": False, "threads": 1}}
-    reference = train(tiny_config(tiny_data, tmp_path / "ref", **common))
+    reference = train(tiny_config(tiny_data, tmp_path / "ref", **common)).path
     cfg = tiny_config(tiny_data, tmp_path / "killed", **common)
     proc = subprocess.Popen(_cli(cfg, tmp_path), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     last = tmp_path / "killed" / "last.ckpt"

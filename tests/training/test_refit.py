@@ -1,44 +1,34 @@
 """refit(): all training patches, the reference's epochs, learning-rate schedule and post-processing; the
-schedule replay itself (logs, resume) and the refusals."""
+schedule replay itself (the rates the run records, resume) and the refusals."""
 
 from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 import torch
 from tests.training.test_fit import Interrupt
 from tests.training.tiny import tiny_config
 
 from cellprobe.errors import InputError
-from cellprobe.training import run as R
-from cellprobe.training import train, tune
-from cellprobe.training.checkpoint import load_checkpoint
-from cellprobe.training.config import train_config
-from cellprobe.training.refit import lr_by_epoch, refit, refit_config, schedule
+from cellprobe.evaluation import tune
+from cellprobe.run import run_folder as R
+from cellprobe.run.checkpoint import load_checkpoint
+from cellprobe.run.train_config import train_config
+from cellprobe.training import train
+from cellprobe.training.refit import refit, refit_config, schedule
 
 
-def _write_log(path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(path, index=False)
+def _rates(run) -> dict[int, float]:
+    """The learning rates a run recorded, by epoch."""
+    return dict(enumerate(run.stamp.learning_rates))
 
 
-def test_lr_by_epoch_maps_steps_to_epochs_across_sessions(tmp_path):
-    # 3 steps per epoch: the rate row of epoch e is logged at step 3e, its epoch rows end at step 3e + 2
-    logs = tmp_path / R.LOGS
-    nan = float("nan")
-    _write_log(logs / "metrics.session-0.csv", [
-        {"epoch": nan, "step": 0, "lr-AdamW": 0.01}, {"epoch": 0, "step": 2, "lr-AdamW": nan},
-        {"epoch": nan, "step": 3, "lr-AdamW": 0.01}, {"epoch": 1, "step": 5, "lr-AdamW": nan}])
-    _write_log(logs / "metrics.csv", [  # resumed at epoch 2
-        {"epoch": nan, "step": 6, "lr-AdamW": 0.005}, {"epoch": 2, "step": 8, "lr-AdamW": nan},
-        {"epoch": nan, "step": 9, "lr-AdamW": 0.0025}, {"epoch": 3, "step": 11, "lr-AdamW": nan}])
-    rates = lr_by_epoch(tmp_path)
-    assert rates == {0: 0.01, 1: 0.01, 2: 0.005, 3: 0.0025}
+def test_schedule_keeps_only_the_changes():
+    rates = {0: 0.01, 1: 0.01, 2: 0.005, 3: 0.0025}
     assert schedule(rates, 3) == {0: 0.01, 2: 0.005}  # only where the rate changes, within the epochs kept
-    with pytest.raises(InputError, match=r"no metrics\.csv"):
-        lr_by_epoch(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="epoch 0"):
+        schedule({1: 0.01}, 3)
 
 
 def test_lr_steps_are_replayed_and_resume_identically(tiny_data, tmp_path):
@@ -46,7 +36,8 @@ def test_lr_steps_are_replayed_and_resume_identically(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data, tmp_path / "a", epochs=3, cache_views=1, lr=0.01, lr_steps=steps)
     cfg["data"]["val_fraction"] = 0.0
     run_a = train(cfg)
-    assert lr_by_epoch(run_a) == steps
+    assert _rates(run_a) == steps
+    run_a = run_a.path
     assert load_checkpoint(run_a / R.LAST)["global_step"] == 3 * 2  # all 8 patches, batch 4: 2 steps per epoch
     best, last = load_checkpoint(run_a / R.BEST), load_checkpoint(run_a / R.LAST)
     assert best["epoch"] == last["epoch"] == 2  # no validation: best is the latest epoch
@@ -58,7 +49,8 @@ def test_lr_steps_are_replayed_and_resume_identically(tiny_data, tmp_path):
     with pytest.raises(SystemExit):
         train(cfg_b, callbacks=[Interrupt(at=2)])
     run_b = train(cfg_b)
-    assert lr_by_epoch(run_b) == steps
+    assert _rates(run_b) == steps  # the replayed epoch's rate was recorded again, not twice
+    run_b = run_b.path
     a, b = load_checkpoint(run_a / R.LAST)["state_dict"], load_checkpoint(run_b / R.LAST)["state_dict"]
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
@@ -69,11 +61,11 @@ def test_lr_steps_are_replayed_and_resume_identically(tiny_data, tmp_path):
 
 
 def test_refit_takes_the_references_epochs_schedule_and_thresholds(tiny_data, tmp_path):
-    ref = train(tiny_config(tiny_data, tmp_path / "ref", epochs=3, cache_views=1, batch_size=2))
+    ref = train(tiny_config(tiny_data, tmp_path / "ref", epochs=3, cache_views=1, batch_size=2)).path
     tuned = '{"fg_threshold": 0.4}\n'
     (ref / R.POSTPROCESS).write_text(tuned)
     best = load_checkpoint(ref / R.BEST)["epoch"]
-    run = refit(ref, tmp_path / "refit", {"trainer.progress": False})
+    run = refit(ref, tmp_path / "refit", {"trainer.progress": False}).path
     cfg = R.Run.open(run).config
     assert cfg.data.val_fraction == 0 and not cfg.data.has_validation
     assert cfg.epochs == best + 1 and cfg.lr_steps == {0: cfg.lr} and cfg.refit_of == str(ref)
@@ -82,10 +74,13 @@ def test_refit_takes_the_references_epochs_schedule_and_thresholds(tiny_data, tm
     # 8 patches in batches of 2 (the reference trained on 6: one source image of 4 held out)
     assert load_checkpoint(run / R.LAST)["global_step"] == 4 * cfg.epochs
     assert (run / R.POSTPROCESS).read_text() == tuned
-    assert refit(ref, tmp_path / "refit") == run  # finished: nothing to do, postprocess.json kept
+    assert refit(ref, tmp_path / "refit").path == run  # finished: nothing to do, postprocess.json kept
 
     with pytest.raises(InputError, match="no validation split"):
         refit_config(run, tmp_path / "refit-of-refit")
+    for key in ("epochs", "lr", "data.val_fraction", "decoder.stem_depth"):  # what refit decides is not overridden
+        with pytest.raises(InputError, match=f"refit decides {key}"):
+            refit_config(ref, tmp_path / "changed", {key: 5})
     stamp = json.loads((ref / R.STAMP).read_text())
     (ref / R.STAMP).write_text(json.dumps({**stamp, "status": "training"}))
     with pytest.raises(InputError, match="not finished"):

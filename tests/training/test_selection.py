@@ -13,10 +13,10 @@ from tests.training.tiny import tiny_config
 from cellprobe.data.fixtures import synthetic_set
 from cellprobe.data.targets import make_targets
 from cellprobe.postprocess.params import PostprocessParams
-from cellprobe.training import run as R
+from cellprobe.run import run_folder as R
+from cellprobe.run.checkpoint import load_checkpoint
+from cellprobe.run.train_config import train_config
 from cellprobe.training import train
-from cellprobe.training.checkpoint import load_checkpoint
-from cellprobe.training.config import train_config
 from cellprobe.training.selection import batch_pq
 
 
@@ -61,7 +61,7 @@ def test_selection_config_checks():
 def test_run_selects_on_validation_pq(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data, tmp_path / "pq", epochs=3, cache_views=1,
                       selection={"monitor": "val_pq", "postprocess": {"min_size": 3, "body_threshold": 0.45, "contour_step": 2}})
-    run_dir = train(cfg)
+    run_dir = train(cfg).path
     log = pd.read_csv(run_dir / R.LOGS / "metrics.csv")
     scores = log.dropna(subset=["val_pq"]).groupby("epoch")["val_pq"].last()
     assert list(scores.index) == [0, 1, 2]
@@ -72,8 +72,8 @@ def test_run_selects_on_validation_pq(tiny_data, tmp_path):
     best_epoch = int(scores[scores == scores.max()].index[0])  # ties keep the first
     assert load_checkpoint(run_dir / R.BEST)["epoch"] == best_epoch
     # before tuning, the run post-processes with the thresholds it was selected with, and tuning starts there
+    from cellprobe.evaluation import tune
     from cellprobe.inference.segmenter import Segmenter
-    from cellprobe.training import tune
 
     selected = PostprocessParams(min_size=3, body_threshold=0.45, contour_step=2)  # not the defaults
     assert Segmenter(run_dir).params == selected

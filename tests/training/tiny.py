@@ -47,7 +47,7 @@ def shared_run(tmp_path_factory) -> Path:
         root = tmp_path_factory.mktemp("tiny-run")
         data = make_tiny_data(root / "data")
         _SHARED["data"] = data
-        _SHARED["run"] = train(tiny_config(data, root / "run", epochs=1, cache_views=1))
+        _SHARED["run"] = train(tiny_config(data, root / "run", epochs=1, cache_views=1)).path
     return _SHARED["run"]
 
 

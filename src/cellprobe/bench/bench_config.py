@@ -1,30 +1,50 @@
-"""The benchmark config: which encoders, datasets, folds and seeds, and how each cell trains."""
+"""The benchmark config: which encoders, datasets, folds and seeds, and how each cell trains.
+
+One vocabulary with the training config (:mod:`cellprobe.run.train_config`): a dataset is its
+:class:`~cellprobe.run.train_config.DataSource` with a name and folds, a fold its
+:class:`~cellprobe.run.train_config.DataSplits` with a test split, and ``training`` its
+:class:`~cellprobe.run.train_config.TrainSettings`, keys and checks included. What a cell decides (encoder name
+and weights, data source and splits, seed, output, feature cache folder) is refused in ``training``.
+:func:`cell_train_data` puts the two together; every dataset and fold is checked that way when the file loads.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
-from cellprobe.config import StrictModel
+from cellprobe.config import StrictModel, expand_dotted, with_overrides
+from cellprobe.errors import InputError
+from cellprobe.run.train_config import (
+    DataSection,
+    DataSettings,
+    DataSource,
+    DataSplits,
+    EncoderSection,
+    EncoderSettings,
+    TrainConfig,
+    TrainSettings,
+)
 
 
-class FoldSpec(StrictModel):
-    """Which split of the dataset trains, validates and tests. ``val: null`` splits validation off the
-    training split by source image (never by patch) inside the training module."""
+class FoldSpec(DataSplits):
+    """Which split of the dataset trains, validates and tests (the training config's ``data.train_split`` and
+    ``data.val_split``, plus ``test_split``). ``val_split: null`` splits validation off the training split by
+    source image (never by patch): ``training.data.val_fraction`` of it."""
 
-    train: str = "train"
-    val: str | None = None
-    test: str = "test"
+    test_split: str = "test"
 
 
-class DatasetSpec(StrictModel):
-    name: str
-    path: Path
-    format: str | None = None  # reader name for cellprobe.data.open_dataset; None: detected
+class DatasetSpec(DataSource):
+    """A named data source (the training config's ``data.path``, ``data.format``, ``data.options``) and its
+    folds."""
+
+    # a plain name: it becomes part of folder names (cells, feature caches) under the benchmark folder
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     folds: list[FoldSpec] = Field(default_factory=lambda: [FoldSpec()], min_length=1)
-    options: dict[str, Any] = Field(default_factory=dict)  # extra reader options
 
 
 class EncoderEntry(StrictModel):
@@ -33,16 +53,56 @@ class EncoderEntry(StrictModel):
     group: Literal["general", "histopathology"] | None = None  # None: from the encoder registry
 
 
+def _cell_decided() -> dict[str, str]:
+    """Each training-config key a cell decides (absent from :class:`TrainSettings`) → what decides it."""
+    by = {"encoder": "the 'encoders' list", "data": "the 'datasets' list",
+          "data.train_split": "the dataset's 'folds'", "data.val_split": "the dataset's 'folds'",
+          "seed": "'seeds'", "output": "the runner (the cell's folder)",
+          "cache_dir": "the runner (one feature cache per dataset, fold, encoder and weights)",
+          "refit_of": "cellprobe refit"}
+    keys = {k: k for k in set(TrainConfig.model_fields) - set(TrainSettings.model_fields)}
+    for section, full, settings in (("encoder", EncoderSection, EncoderSettings),
+                                    ("data", DataSection, DataSettings)):
+        keys |= {f"{section}.{k}": section for k in set(full.model_fields) - set(settings.model_fields)}
+    return {key: by.get(key, by.get(group, "each cell")) for key, group in sorted(keys.items())}
+
+
+#: the training-config keys that each cell decides, refused in the benchmark's ``training`` section
+CELL_DECIDED = _cell_decided()
+
+
+class BenchTraining(TrainSettings):
+    """The benchmark's ``training`` section: the training config's settings (same keys, same checks; dotted
+    keys such as ``trainer.threads`` allowed), without what each cell decides (:data:`CELL_DECIDED`)."""
+
+    @classmethod
+    def prepare_input(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Dotted keys (``trainer.threads``) expanded; keys a cell decides refused with their reason."""
+        data = expand_dotted(data)
+        for key, by in CELL_DECIDED.items():
+            section, _, sub = key.partition(".")
+            node = data.get(section) if sub else data
+            if isinstance(node, dict) and (sub or section) in node:
+                raise InputError(None, f"config key 'training': '{key}' is decided per cell, by {by}; remove it "
+                                       "from 'training'")
+        return data
+
+
 class BenchConfig(StrictModel):
     """A matrix encoders × weights × datasets × folds × seeds; every cell trains one decoder and evaluates it."""
+
+    @classmethod
+    def prepare_input(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(data.get("training"), dict):
+            return {**data, "training": BenchTraining.prepare_input(data["training"])}
+        return data
 
     name: str = "bench"
     output: Path | None = None  # default BENCH_DIR when the CLI gets none
     datasets: list[DatasetSpec] = Field(min_length=1)
     encoders: list[EncoderEntry] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    training: dict[str, Any] = Field(default_factory=dict)  # training config overrides (training module's keys)
-    feature_cache: bool = True  # train on cached frozen features (shared by cells of one encoder)
+    training: BenchTraining = Field(default_factory=BenchTraining)  # how every cell trains
     examples: int = Field(3, ge=0)  # test patches with predictions kept per cell for the report
     # every cell fits its post-processing thresholds on its own validation patches before the test split is
     # scored (the watershed thresholds that suit one decoder's maps do not suit another's)
@@ -59,6 +119,31 @@ class BenchConfig(StrictModel):
         encoders = [e.name for e in self.encoders]
         if len(set(encoders)) != len(encoders):
             raise ValueError(f"encoder names must be unique, got {encoders}")
+        for e in self.encoders:
+            if len(set(e.weights)) != len(e.weights):
+                raise ValueError(f"encoder '{e.name}': weights must be unique, got {e.weights}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be unique, got {self.seeds}")
+        return self
+
+    @model_validator(mode="after")
+    def _cells_train(self) -> BenchConfig:
+        """Every dataset and fold with ``training`` makes a valid training config (e.g. a fold without
+        validation split needs ``training.data.val_fraction`` > 0 or ``training.lr_steps``)."""
+        encoder = self.encoders[0]
+        for d_i, dataset in enumerate(self.datasets):
+            for f_i, fold in enumerate(dataset.folds):
+                data = cell_train_data(self.training, dataset, fold, encoder.name, encoder.weights[0],
+                                       self.seeds[0], Path("run"))
+                try:
+                    TrainConfig.model_validate(data)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    key = ".".join(str(p) for p in first["loc"])
+                    raise PydanticCustomError(
+                        "cell_config", "datasets.{d}.folds.{f} (dataset '{name}'): {key}{msg}",
+                        {"d": d_i, "f": f_i, "name": dataset.name, "key": f"training key '{key}': " if key else "",
+                         "msg": first["msg"].removeprefix("Value error, ")}) from None
         return self
 
     def resolve_paths(self, base: Path) -> BenchConfig:
@@ -67,3 +152,17 @@ class BenchConfig(StrictModel):
             if not d.path.is_absolute():
                 d.path = (base / d.path).resolve()
         return self
+
+
+def cell_train_data(training: TrainSettings, dataset: DatasetSpec, fold: FoldSpec, encoder: str, weights: str,
+                    seed: int, output: Path, cache_dir: Path | None = None) -> dict[str, Any]:
+    """The training config of one cell, as a mapping: the benchmark's ``training`` section with the cell's
+    encoder, data source and splits, seed, output and feature cache folder."""
+    source = dataset.model_dump(mode="json", include=set(DataSource.model_fields))
+    splits = fold.model_dump(mode="json", include=set(DataSplits.model_fields))
+    cell = {"encoder.name": encoder, "encoder.weights": weights,
+            **{f"data.{k}": v for k, v in {**source, **splits}.items()},
+            "seed": seed, "output": str(output)}
+    if cache_dir is not None:
+        cell["cache_dir"] = str(cache_dir)
+    return with_overrides(training.model_dump(mode="json"), cell)

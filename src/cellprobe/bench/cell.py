@@ -5,29 +5,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from cellprobe.bench.runner import CellOutput, CellTask
+from cellprobe.bench.bench_config import cell_train_data
+from cellprobe.bench.matrix import CellOutput, CellTask
+from cellprobe.run.train_config import TrainConfig, train_config
 
 
-def training_overrides(task: CellTask, run_dir: Path) -> dict[str, Any]:
-    """The training config of a cell: the benchmark's ``training`` section plus the cell's identity."""
-    fold = task.fold
-    training = task.config.training
-    cache = task.feature_cache_dir()
-    return {
-        **training,
-        "encoder": {**training.get("encoder", {}), "name": task.cell.encoder, "weights": task.cell.weights},
-        "data": {**training.get("data", {}), "path": str(task.dataset.path), "format": task.dataset.format,
-                 "train_split": fold.train, "val_split": fold.val,
-                 **({"options": task.dataset.options} if task.dataset.options else {})},
-        "seed": task.cell.seed,
-        "cache_features": task.config.feature_cache,
-        "output": str(run_dir),
-        **({"cache_dir": str(cache)} if cache is not None else {}),
-    }
+def cell_config(task: CellTask, run_dir: Path) -> TrainConfig:
+    """The training config of a cell: the benchmark's ``training`` section plus the cell's identity (encoder,
+    data source and splits, seed, ``run_dir``, the feature cache shared with other cells)."""
+    c = task.cell
+    return train_config(cell_train_data(task.config.training, task.dataset, task.fold, c.encoder, c.weights, c.seed,
+                                        run_dir, task.feature_cache_dir()))
 
 
 def _epoch_callback(task: CellTask):
@@ -64,25 +55,21 @@ def examples(run_dir: Path, dataset, count: int) -> dict[str, np.ndarray] | None
 def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
     """Train (or resume) the cell's run, tune it on validation, evaluate it on the test split, keep examples."""
     from cellprobe.data import open_dataset
-
-    # from the submodules: once cellprobe.training.evaluate (the module) is imported, the package attribute
-    # `evaluate` is that module, not the function the package's lazy __getattr__ would give
-    from cellprobe.training.evaluate import evaluate
-    from cellprobe.training.fit import train
-    from cellprobe.training.run import read_stamp
-    from cellprobe.training.tune import tune
+    from cellprobe.evaluation import evaluate, tune
+    from cellprobe.training import train
 
     t0 = time.perf_counter()
-    run_dir = Path(train(training_overrides(task, work_dir / "run"), callbacks=[_epoch_callback(task)]))
-    if read_stamp(run_dir).status != "finished":  # interrupted: leave the cell unfinished (resumable)
+    run = train(cell_config(task, work_dir / "run"), callbacks=[_epoch_callback(task)])
+    run_dir = run.path
+    if not run.finished:  # interrupted: leave the cell unfinished (resumable)
         raise KeyboardInterrupt(f"training of {task.cell.cell_id} was interrupted")
     t1 = time.perf_counter()
     if task.config.tune:
         tune(run_dir, metric=task.config.tune_metric, tta=task.config.tta)
     t_tune = time.perf_counter()
-    test = open_dataset(task.dataset.path, format=task.dataset.format, split=task.fold.test,
+    test = open_dataset(task.dataset.path, format=task.dataset.format, split=task.fold.test_split,
                         **task.dataset.options)
-    score = evaluate(run_dir, test, task.fold.test, tta=task.config.tta)
+    score = evaluate(run_dir, test, task.fold.test_split, tta=task.config.tta)
     t2 = time.perf_counter()
     per_image = score.per_image.copy()
     if len(per_image) != len(test):

@@ -46,12 +46,18 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        raw = f"{self.dataset}__{self.encoder}__{self.weights}__f{self.fold}__s{self.seed}"
-        return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
+        return safe_name(f"{self.dataset}__{self.encoder}__{self.weights}__f{self.fold}__s{self.seed}")
 
     @property
     def model(self) -> str:
         return model_label(self.encoder, self.weights)
+
+
+def safe_name(raw: str) -> str:
+    """``raw`` as one folder name: anything but letters, digits, ``_``, ``.`` and ``-`` becomes ``-``, and no
+    name is ``.`` or ``..`` (nothing derived from a config leaves the benchmark folder)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
+    return name if name.strip(".") else name.replace(".", "-")
 
 
 def model_label(encoder: str, weights: str) -> str:
@@ -64,7 +70,14 @@ def cell_dir(bench_dir: Path, cell: Cell) -> Path:
 
 
 def is_done(bench_dir: Path, cell: Cell) -> bool:
-    return (cell_dir(bench_dir, cell) / RESULT).is_file()
+    """The cell's result.json is there and readable (it is written last, atomically; a damaged one, e.g. on a
+    full disk, is not taken for a finished cell: the cell runs again and replaces it)."""
+    path = cell_dir(bench_dir, cell) / RESULT
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(result, dict) and result.get("cell_id") == cell.cell_id and "metrics" in result
 
 
 def flatten_summary(summary: Mapping[str, Any]) -> dict[str, float]:

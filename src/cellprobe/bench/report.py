@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from cellprobe import atomic
 from cellprobe.bench import layout, plots, stats
@@ -39,15 +40,20 @@ PRIMARY = ("mpq_plus", "mpq", "pq", "bpq")  # the ranking metric, first present
 GROUPS = ("histopathology", "general")
 
 
+#: the fewest bootstrap resamples or permutations a report accepts: with n permutations the smallest p-value
+#: is 1/(n+1), and 20 is the fewest for which it falls below the usual 0.05 (fewer say nothing; 0 printed p = 1)
+MIN_RESAMPLES = 20
+
+
 class ReportOptions(StrictModel):
     """Resampling sizes of the report's statistics."""
 
-    n_boot: int = 1000
-    n_perm: int = 1000
-    alpha: float = 0.05
+    n_boot: int = Field(1000, ge=MIN_RESAMPLES)
+    n_perm: int = Field(1000, ge=MIN_RESAMPLES)
+    alpha: float = Field(0.05, gt=0, lt=1)
     seed: int = 0
-    max_examples: int = 3
-    all_pairs_up_to: int = 6  # all pairwise tests up to this many models, else each model vs the top one
+    max_examples: int = Field(3, ge=0)
+    all_pairs_up_to: int = Field(6, ge=1)  # all pairwise tests up to this many models, else each model vs the top
 
 
 @dataclass

@@ -9,69 +9,19 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from cellprobe import atomic
 from cellprobe.bench import layout
-from cellprobe.bench.config import BenchConfig, DatasetSpec, EncoderEntry, FoldSpec
-from cellprobe.config import dump_config
+from cellprobe.bench.bench_config import BenchConfig
+from cellprobe.bench.cell import run_cell
+from cellprobe.bench.matrix import CellFn, CellTask, expand
+from cellprobe.config import dump_config, parse_config
 from cellprobe.errors import InputError
-
-
-@dataclass(frozen=True)
-class CellTask:
-    """Everything one cell needs: its identity and the specs it was expanded from."""
-
-    cell: layout.Cell
-    dataset: DatasetSpec
-    fold: FoldSpec
-    encoder: EncoderEntry
-    config: BenchConfig
-    bench_dir: Path | None = None  # set by run_bench
-    progress: Callable[[str, int, int], None] | None = None  # (label, done, total) inside a cell, e.g. epochs
-
-    def feature_cache_dir(self) -> Path | None:
-        """A feature cache shared by the cells that encode the same images with the same weights (seeds of a
-        pretrained encoder); random weights depend on the seed, so each seed gets its own."""
-        if self.bench_dir is None:
-            return None
-        c = self.cell
-        key = f"{c.dataset}__f{c.fold}__{c.encoder}__{Path(c.weights).name}"
-        if c.weights == "random":
-            key += f"__s{c.seed}"
-        return self.bench_dir / "feature_cache" / key
-
-
-@dataclass
-class CellOutput:
-    """What a cell function returns: the metrics summary, the per-image table and extra facts."""
-
-    summary: dict[str, Any]
-    per_image: pd.DataFrame
-    info: dict[str, Any] = field(default_factory=dict)
-    examples: dict[str, np.ndarray] | None = None
-
-
-class CellFn(Protocol):
-    def __call__(self, task: CellTask, work_dir: Path) -> CellOutput: ...
-
-
-def expand(config: BenchConfig) -> Iterator[CellTask]:
-    """The matrix in a stable order: dataset, fold, encoder, weights, seed."""
-    for dataset in config.datasets:
-        for f, fold in enumerate(dataset.folds):
-            for encoder in config.encoders:
-                for weights in encoder.weights:
-                    for seed in config.seeds:
-                        cell = layout.Cell(dataset.name, encoder.name, weights, f, seed)
-                        yield CellTask(cell, dataset, fold, encoder, config)
 
 
 @dataclass
@@ -82,6 +32,11 @@ class BenchSummary:
     seconds: float = 0.0
 
 
+#: the bench config's keys that change a cell's results (datasets are compared by name below); the others
+#: (encoders, seeds, examples, on_error, ...) may change between runs of one folder
+RESULT_KEYS = ("training", "tune", "tune_metric", "tta")
+
+
 def _check_same_setup(bench_dir: Path, config: BenchConfig) -> None:
     """A benchmark folder holds one setup: cells trained differently must not be mixed in one report."""
     path = bench_dir / layout.CONFIG
@@ -89,8 +44,8 @@ def _check_same_setup(bench_dir: Path, config: BenchConfig) -> None:
         return
     old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     new = config.model_dump(mode="json")
-    for key in ("training", "feature_cache"):
-        if old.get(key) != new.get(key):
+    for key in RESULT_KEYS:
+        if old.get(key) != new[key]:
             raise InputError(path, f"'{key}' differs from the benchmark already in this folder; use a new output "
                                    "folder (finished cells would otherwise mix two setups)")
     old_sets = {d["name"]: d for d in old.get("datasets", [])}
@@ -123,11 +78,13 @@ def run_bench(
     Bad input (InputError) stops the run; other errors stop it too unless ``config.on_error == "continue"``,
     in which case the error is kept in the cell's ``error.txt`` and the next cell runs.
     """
-    if cell_fn is None:
-        from cellprobe.bench.cell import run_cell as cell_fn
+    cell_fn = run_cell if cell_fn is None else cell_fn
     bench_dir = Path(bench_dir)
-    bench_dir.mkdir(parents=True, exist_ok=True)
+    # nothing is written before the whole config is known good: valid as it stands now (its parts may have been
+    # changed since it was loaded) and the same setup as the benchmark already in the folder
+    parse_config(BenchConfig, config.model_dump(), "benchmark config")
     _check_same_setup(bench_dir, config)
+    bench_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(bench_dir / layout.CONFIG, dump_config(config))
     summary = BenchSummary()
     start = time.perf_counter()
@@ -157,7 +114,7 @@ def run_bench(
                 on_cell(task, "failed")
             continue
         info = {"group": task.encoder.group, "dataset_path": str(task.dataset.path),
-                "splits": task.fold.model_dump(), "seconds": round(time.perf_counter() - t0, 2), **output.info}
+                "splits": task.fold.model_dump(mode="json"), "seconds": round(time.perf_counter() - t0, 2), **output.info}
         if info.get("group") is None:
             info["group"] = _registry_group(task.cell.encoder)
         layout.save_cell(bench_dir, task.cell, output.summary, output.per_image, info, output.examples)

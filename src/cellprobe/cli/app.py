@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# One entry per command module (cellprobe.cli.<name>); each defines register(app).
+# One entry per command (module cellprobe.cli.<name>_cmd); each module defines register(app).
 COMMAND_MODULES: tuple[str, ...] = (
     "score",
     "bench",
@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tune",
     "evaluate",
     "predict",
+    "upgrade",
 )
 
 
@@ -55,7 +56,7 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    importlib.import_module(f"cellprobe.cli.{_name}").register(app)
+    importlib.import_module(f"cellprobe.cli.{_name}_cmd").register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

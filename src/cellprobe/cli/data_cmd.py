@@ -10,21 +10,6 @@ import typer
 MAX_LISTED = 20  # anomalies printed on the terminal (all of them go to --json)
 
 
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` reader options; values read as YAML scalars (``crop=tiled``, ``crop_size=256``)."""
-    import yaml
-
-    from cellprobe.errors import InputError
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InputError(None, f"option '{pair}' is not KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def register(app: typer.Typer) -> None:
     data_app = typer.Typer(help="Inspect and download datasets.", no_args_is_help=True)
     app.add_typer(data_app, name="data")
@@ -43,6 +28,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
 
         from cellprobe.atomic import write_json
+        from cellprobe.cli.options import parse_key_values
         from cellprobe.data.check import check_path
 
         console = Console()
@@ -55,7 +41,7 @@ def register(app: typer.Typer) -> None:
             return lambda: bar.advance(task)
 
         try:
-            report = check_path(path, format, split, progress=progress, **parse_options(option))
+            report = check_path(path, format, split, progress=progress, **parse_key_values(option, "--option"))
         finally:
             if bar.live.is_started:
                 bar.stop()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from cellprobe.cli.options import Sets
+
 # --quick: the smallest run that still goes through every step (tests, a first look)
 QUICK = {"training.epochs": 1, "examples": 2}
 QUICK_REPORT = {"n_boot": 100, "n_perm": 100}
@@ -24,17 +26,17 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", "-o", help="Benchmark folder of the demo (default: "
                                                                   "runs/demo, or runs/demo-quick with --quick)."),
         quick: bool = typer.Option(False, help="Tiny settings (1 epoch, fewer resamples): checks the pipeline."),
-        set_: list[str] = typer.Option([], "--set", help="Override a demo config key, e.g. --set seeds=[0,1]."),
+        set_: Sets = (),
     ) -> None:
         """Run the demo benchmark on the data shipped with cellprobe (no download) and write the report."""
-        from cellprobe.bench.config import BenchConfig
+        from cellprobe.bench.bench_config import BenchConfig
         from cellprobe.bench.report import ReportOptions
-        from cellprobe.cli.bench import parse_sets, run_and_report
-        from cellprobe.config import load_config, parse_config
+        from cellprobe.cli.matrix_run import run_and_report
+        from cellprobe.cli.options import load_with_sets
+        from cellprobe.config import parse_config
 
         path = demo_config_path()
-        overrides = {**(QUICK if quick else {}), **parse_sets(set_)}
-        cfg = load_config(BenchConfig, path, overrides).resolve_paths(path.parent)
+        cfg = load_with_sets(BenchConfig, path, set_, QUICK if quick else None).resolve_paths(path.parent)
         report = parse_config(ReportOptions, QUICK_REPORT if quick else {})
         out = out or Path("runs") / ("demo-quick" if quick else "demo")
         html = run_and_report(cfg, out, report)

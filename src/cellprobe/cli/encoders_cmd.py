@@ -17,7 +17,8 @@ def _row(spec, counted: int | None) -> dict:
         "name": spec.name, "title": spec.title, "family": spec.family, "group": spec.group,
         "pretraining": spec.pretraining, "params_published": spec.params_published,
         "params_source": spec.params_source, "patch_size": spec.patch_size, "native_input": spec.native_input,
-        "fit": spec.fit, "taps": list(spec.default_taps), "tap_channels": list(spec.tap_channels),
+        "fit": spec.fit, "fits": list(spec.fits), "card_fit": spec.card.describe() if spec.card else None,
+        "card_source": spec.card.source if spec.card else None, "taps": list(spec.default_taps), "tap_channels": list(spec.tap_channels),
         "tap_strides": list(spec.tap_strides), "timm_arch": spec.arch, "weights": spec.weights.label,
         "license": spec.weights.license, "gated": spec.gated,
     }
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
 
         table = Table(title="cellprobe encoders", show_lines=False)
         for column in ("name", "family", "pretraining", "params", "patch", "widths", "strides", "taps", "weights"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", no_wrap=column == "weights")
         for row in rows:
             params = row["params_published"]
             if verify:
@@ -59,7 +60,8 @@ def register(app: typer.Typer) -> None:
             taps = ",".join(str(t) for t in row["taps"])
             weights = row["weights"] + (" (gated)" if row["gated"] else "")
             table.add_row(row["name"], row["family"], row["pretraining"], params,
-                          f"{row['patch_size']} ({row['fit']})", "/".join(map(str, row["tap_channels"])),
+                          f"{row['patch_size']} ({row['fit']}"
+                          + (f"; card: {row['card_fit']}" if row["card_fit"] else "") + ")", "/".join(map(str, row["tap_channels"])),
                           "/".join(map(str, row["tap_strides"])), taps,
                           weights)
         Console(width=200).print(table)

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Ensemble run folder to create."),
     ) -> None:
         """Make an ensemble run folder; tune, evaluate and predict then treat it as one run (maps averaged)."""
-        from cellprobe.training.ensemble import make_ensemble
+        from cellprobe.run.ensemble import make_ensemble
 
         path = make_ensemble(runs, out)
         typer.echo(f"ensemble of {len(runs)} runs: {path} (untuned; run `cellprobe tune {path}`)")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cellprobe.cli.options import TTA, Checkpoint, DatasetFormat, Device, Overwrite
+
 
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
@@ -13,21 +15,22 @@ def register(app: typer.Typer) -> None:
         run: Path = typer.Argument(..., help="Run folder (from `cellprobe train`)."),
         data: Path = typer.Option(..., "--data", "-d", help="Dataset folder."),
         split: str | None = typer.Option("test", "--split", help="Split to score."),
-        format: str | None = typer.Option(None, "--format", help="Dataset format (default: detected)."),
-        checkpoint: str = typer.Option("best", help="best or last."),
+        format: DatasetFormat = None,
+        checkpoint: Checkpoint = "best",
         out: Path | None = typer.Option(None, "--out", "-o", help="Folder for metrics.json and per_image.csv "
                                                                   "(default: the run folder)."),
-        device: str | None = typer.Option(None, help="cpu, cuda, ... (default: a GPU when there is one)."),
-        tta: int = typer.Option(1, "--tta", min=1, max=8, help="Dihedral views averaged per patch (1: none, 8: all)."),
+        device: Device = None,
+        tta: TTA = 1,
+        overwrite: Overwrite = False,
     ) -> None:
         """Predict every patch, post-process with the run's thresholds, write metrics.json and per_image.csv."""
         from rich.console import Console
         from rich.table import Table
 
-        from cellprobe.training.evaluate import evaluate
+        from cellprobe.evaluation.evaluate import evaluate
 
         result = evaluate(run, data, split, checkpoint=checkpoint, out=out, device=device, format=format,
-                          tta=tta)
+                          tta=tta, overwrite=overwrite)
         s = result.summary
         table = Table(title=f"{run} on {data} [{split}]")
         for col in ("images", "PQ", "mPQ+", "R²", "F1 det", "AJI"):

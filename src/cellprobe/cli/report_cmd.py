@@ -20,28 +20,10 @@ def register(app: typer.Typer) -> None:
         """Leaderboards with 95% bootstrap CIs and paired permutation tests, plots, critical-difference
         diagram and example patches, as one self-contained HTML page plus a Markdown summary."""
         from cellprobe.bench.report import ReportOptions, build_report
+        from cellprobe.cli.progress_bars import report_progress
         from cellprobe.config import parse_config
 
         options = parse_config(ReportOptions, {"n_boot": n_boot, "n_perm": n_perm, "seed": seed})
-        html, md = build_report(bench_dir, out, options, progress=progress_printer())
+        html, md = build_report(bench_dir, out, options, progress=report_progress())
         typer.echo(f"report: {html}\nsummary: {md}")
 
-
-def progress_printer():
-    """A rich progress display for the report's resampling loops (one bar per label)."""
-    from rich.console import Console
-    from rich.progress import Progress
-
-    progress = Progress(console=Console(stderr=True), transient=True)
-    bars: dict[str, int] = {}
-
-    def update(label: str, done: int, total: int) -> None:
-        if not progress.live.is_started:
-            progress.start()
-        if label not in bars:
-            bars[label] = progress.add_task(label, total=total)
-        progress.update(bars[label], completed=done)
-        if done >= total and all(progress.tasks[i].finished for i in bars.values()):
-            progress.stop()
-
-    return update

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cellprobe.cli.options import DatasetFormat, Sets
+
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
@@ -15,15 +17,14 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Run folder to create (or to resume)."),
         config: Path | None = typer.Option(None, "--config", "-c", help="Training config YAML (e.g. "
                                                                          "configs/train/consep_efficientnet_lite0.yaml)."),
-        set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set epochs=5 "
-                                                         "--set trainer.devices=2."),
+        set_: Sets = (),
         weights: str | None = typer.Option(None, help="pretrained (default), random, or a weights file."),
-        format: str | None = typer.Option(None, "--format", help="Dataset format (default: detected)."),
+        format: DatasetFormat = None,
     ) -> None:
         """Train one decoder: best.ckpt, last.ckpt, config.yaml, logs in the run folder. Running the same
         command again resumes an interrupted run (or does nothing on a finished one)."""
-        from cellprobe.cli.bench import parse_sets
-        from cellprobe.training.config import train_config
+        from cellprobe.cli.options import with_sets
+        from cellprobe.run.train_config import train_config
         from cellprobe.training.fit import train
 
         overrides = {"encoder.name": encoder, "data.path": str(data), "output": str(out)}
@@ -31,12 +32,10 @@ def register(app: typer.Typer) -> None:
             overrides["encoder.weights"] = weights
         if format is not None:
             overrides["data.format"] = format
-        overrides.update(parse_sets(set_))
-        cfg = train_config(config if config is not None else {}, overrides)
-        run_dir = train(cfg)
-        from cellprobe.training.run import read_stamp
+        cfg = train_config(config if config is not None else {}, with_sets(set_, overrides))
+        run = train(cfg)
 
-        if read_stamp(run_dir).status != "finished":
-            typer.echo(f"cellprobe: training of {run_dir} was interrupted; run the same command to resume", err=True)
+        if not run.finished:
+            typer.echo(f"cellprobe: training of {run.path} was interrupted; run the same command to resume", err=True)
             raise typer.Exit(130)
-        typer.echo(f"run: {run_dir}")
+        typer.echo(f"run: {run.path}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cellprobe.cli.options import TTA, Checkpoint, Device
+
 
 def register(app: typer.Typer) -> None:
     @app.command("tune")
@@ -17,14 +19,14 @@ def register(app: typer.Typer) -> None:
         metric: str = typer.Option("pq", help="Summary metric to maximise (pq, mpq_plus, aji, ...)."),
         search: str = typer.Option("coordinate", help="coordinate (one parameter at a time, default) or grid "
                                                        "(every combination)."),
-        checkpoint: str = typer.Option("best", help="best or last."),
-        device: str | None = typer.Option(None, help="cpu, cuda, ... (default: a GPU when there is one)."),
-        tta: int = typer.Option(1, "--tta", min=1, max=8, help="Dihedral views averaged per patch (1: none, 8: all)."),
+        checkpoint: Checkpoint = "best",
+        device: Device = None,
+        tta: TTA = 1,
         grid: Path | None = typer.Option(None, "--grid", help="YAML mapping of post-processing parameter to the "
                                                               "values to search (default: the built-in grid)."),
     ) -> None:
         """Grid-search the watershed thresholds and save them in the run's postprocess.json."""
-        from cellprobe.training.tune import load_grid, tune
+        from cellprobe.evaluation.tune import load_grid, tune
 
         params = tune(run, data, split, metric=metric, search=search, checkpoint=checkpoint, device=device,
                       tta=tta, grid=None if grid is None else load_grid(grid))

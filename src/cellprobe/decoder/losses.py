@@ -1,4 +1,4 @@
-"""The training losses of the three heads, weighted by :class:`~cellprobe.decoder.config.LossConfig`.
+"""The training losses of the three heads, weighted by :class:`~cellprobe.decoder.decoder_config.LossConfig`.
 
 - semantic (background / boundary / body): cross-entropy (optionally class-weighted) + soft Dice;
 - distances (4 maps in [-1, 1]): L1 (background pixels down-weighted: their target is 0 and they are most of
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cellprobe.data.targets import BOUNDARY
-from cellprobe.decoder.config import LossConfig
+from cellprobe.decoder.decoder_config import LossConfig
 
 _EPS = 1.0
 

@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cellprobe.decoder.config import DecoderConfig
+from cellprobe.decoder.decoder_config import DecoderConfig
 
 PYRAMID_STRIDES = (4, 8, 16, 32)
+#: image sides the decoder takes are multiples of its coarsest pyramid stride
+INPUT_MULTIPLE = PYRAMID_STRIDES[-1]
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -3,60 +3,33 @@ thresholds, score with the metrics engine, write metrics.json and per_image.csv.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from cellprobe import atomic
 from cellprobe.data.sample import PatchDataset
 from cellprobe.errors import InputError
-from cellprobe.training import run as R
-from cellprobe.training.config import TrainConfig
-
-
-def open_eval_data(data: PatchDataset | str | Path, split: str | None, format: str | None = None,
-                   run_config: TrainConfig | None = None, **options: Any) -> PatchDataset:
-    """``data`` at ``split``. The run's own training dataset (same folder), opened without options, gets the
-    run's reader format and options: the class names and µm/px given at training describe its other splits
-    too (the shared CoNSeP layout, say, ships no dataset.yaml)."""
-    if isinstance(data, PatchDataset):
-        return data
-    from cellprobe.data import open_dataset
-
-    if run_config is not None and not options and _same_folder(data, run_config.data.path):
-        format = format or run_config.data.format
-        options = dict(run_config.data.options)
-    return open_dataset(data, format=format, split=split, **options)
-
-
-def _same_folder(a: str | Path, b: str | Path) -> bool:
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
-
-
-def iter_predictions(segmenter: Any, dataset: PatchDataset, positions: Any, batch: int = 16, params: Any = None):
-    """(sample, maps) for each position, batched through the network."""
-    positions = list(positions)
-    for start in range(0, len(positions), batch):
-        samples = [dataset[int(p)] for p in positions[start:start + batch]]
-        yield from zip(samples, segmenter.patch_maps([s.image for s in samples]), strict=True)
+from cellprobe.evaluation.eval_data import check_eval_data, data_label, iter_predictions, open_eval_data
+from cellprobe.run import run_folder as R
 
 
 def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | None = "test", *,
              checkpoint: str = "best", out: str | Path | None = None, device: str | None = None,
-             format: str | None = None, workers: int = 1, tta: int = 1, **options: Any):
+             format: str | None = None, workers: int = 1, tta: int = 1, overwrite: bool = False, **options: Any):
     """Score the run on ``data`` (a PatchDataset, or a dataset path opened with ``format``/``options`` at
     ``split``), averaging ``tta`` dihedral views per patch. Writes ``metrics.json`` and ``per_image.csv``
-    into ``out`` (default: the run folder)."""
+    into ``out`` (default: the run folder); results of an evaluation of other data or another split there are
+    replaced only with ``overwrite``."""
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.metrics import ConicAccumulator
 
+    out_dir = Path(out) if out is not None else Path(run_dir)
+    if not overwrite:
+        check_not_replacing(out_dir / R.METRICS, data_label(data), split)
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     dataset = open_eval_data(data, split, format, seg.run.config, **options)
-    if list(dataset.class_names) != seg.class_names:
-        raise InputError(getattr(data, "root", data) if not isinstance(data, PatchDataset) else None,
-                         f"dataset classes {list(dataset.class_names)} differ from the run's {seg.class_names}")
+    check_eval_data(dataset, seg.class_names, data, split)
     acc = ConicAccumulator(seg.num_classes, mpp=dataset.mpp, class_names=seg.class_names)
     sources = []
     for sample, maps in iter_predictions(seg, dataset, range(len(dataset))):
@@ -66,10 +39,24 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     result = acc.result()
     # the source image of each patch: overlapping patches of one source are resampled together (bench.stats)
     result.per_image["source"] = sources
-    out_dir = Path(out) if out is not None else Path(run_dir)
     record = {**result.to_dict(), "evaluation": {
-        "data": str(data) if not isinstance(data, PatchDataset) else getattr(data, "name", type(data).__name__),
-        "split": split, "checkpoint": checkpoint, "tta_views": tta, "postprocess": seg.params.model_dump(mode="json")}}
+        "data": data_label(data), "split": split, "checkpoint": checkpoint, "tta_views": tta,
+        "postprocess": seg.params.model_dump(mode="json")}}
     atomic.write_json(out_dir / R.METRICS, record)
     result.write(csv_path=out_dir / R.PER_IMAGE)
     return result
+
+
+def check_not_replacing(metrics: Path, data: str, split: str | None) -> None:
+    """Refuse to replace the results of an evaluation of other data or another split (scoring the same split
+    again, e.g. after tuning, replaces them)."""
+    if not metrics.is_file():
+        return
+    try:
+        earlier = json.loads(metrics.read_text(encoding="utf-8")).get("evaluation") or {}
+    except (OSError, ValueError, AttributeError):
+        earlier = {}
+    if (earlier.get("data"), earlier.get("split")) != (data, split):
+        raise InputError(metrics, f"holds the evaluation of {earlier.get('data', 'unknown data')} "
+                                  f"[{earlier.get('split')}]; pass --overwrite to replace it, or --out for "
+                                  "another folder")

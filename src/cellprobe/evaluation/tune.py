@@ -14,7 +14,7 @@ import numpy as np
 
 from cellprobe import atomic
 from cellprobe.data.sample import PatchDataset
-from cellprobe.training import run as R
+from cellprobe.run import run_folder as R
 
 
 def load_grid(path: str | Path) -> dict[str, list]:
@@ -22,8 +22,8 @@ def load_grid(path: str | Path) -> dict[str, list]:
     before any network runs; problems name the file."""
     from cellprobe.config import load_yaml
     from cellprobe.errors import InputError
+    from cellprobe.postprocess.param_search import check_grid
     from cellprobe.postprocess.params import PostprocessParams
-    from cellprobe.postprocess.tune import check_grid
 
     grid = load_yaml(path)
     try:
@@ -41,11 +41,11 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
     training) for the summary ``metric``, on maps averaged over ``tta`` dihedral views (tune with the ``tta``
     you evaluate with: averaged maps are smoother); writes ``postprocess.json`` and ``tune.csv``; returns the
     params."""
+    from cellprobe.evaluation.eval_data import check_eval_data, iter_predictions, open_eval_data
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.postprocess import MapPrediction, tune_params
-    from cellprobe.postprocess.tune import CLASS_METRICS
+    from cellprobe.postprocess.param_search import CLASS_METRICS
     from cellprobe.training.build import open_training_data
-    from cellprobe.training.evaluate import iter_predictions, open_eval_data
 
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     if data is None:
@@ -59,14 +59,17 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
         dataset, positions = td.val, td.val_positions
     else:
         dataset = open_eval_data(data, split, format, seg.run.config, **options)
+        check_eval_data(dataset, seg.class_names, data, split)
         positions = np.arange(len(dataset))
     with_types = metric in CLASS_METRICS
-    predictions, truths = [], []
+    predictions, truths, names = [], [], []
+    root = getattr(dataset, "root", None)
     for sample, maps in iter_predictions(seg, dataset, positions):
         predictions.append(MapPrediction(maps["semantic"], maps["distance"], maps["types"] if with_types else None))
         truths.append((sample.inst, sample.cls))
+        names.append(f"{root}: {sample.meta.name}" if root is not None else sample.meta.name)
     result = tune_params(predictions, truths, grid, metric, search=search, base=seg.params,
-                         num_classes=seg.num_classes, mpp=dataset.mpp)
+                         num_classes=seg.num_classes, mpp=dataset.mpp, names=names)
     run_path = Path(run_dir)
     atomic.write_text(run_path / R.POSTPROCESS, result.best.model_dump_json(indent=2) + "\n")
     atomic.write_text(run_path / "tune.csv", result.table.to_csv(index=False))

@@ -88,15 +88,20 @@ def overlay(image: np.ndarray, inst: np.ndarray, types: Mapping[int, int], thick
     return out
 
 
-def write_prediction(out_dir: Path, stem: str, image: np.ndarray, inst: np.ndarray, cls_map: np.ndarray,
-                     types: Mapping[int, int], class_names: Sequence[str]) -> dict[str, Path]:
-    """``<stem>_inst.tif`` (int32), ``<stem>_class.tif`` (uint8), ``<stem>_overlay.png``, ``<stem>.geojson``."""
-    paths = {
+def prediction_paths(out_dir: Path, stem: str) -> dict[str, Path]:
+    """Where the outputs of the input named ``stem`` go (names fixed here and nowhere else)."""
+    return {
         "inst": out_dir / f"{stem}_inst.tif",
         "class": out_dir / f"{stem}_class.tif",
         "overlay": out_dir / f"{stem}_overlay.png",
         "geojson": out_dir / f"{stem}.geojson",
     }
+
+
+def write_prediction(out_dir: Path, stem: str, image: np.ndarray, inst: np.ndarray, cls_map: np.ndarray,
+                     types: Mapping[int, int], class_names: Sequence[str]) -> dict[str, Path]:
+    """``<stem>_inst.tif`` (int32), ``<stem>_class.tif`` (uint8), ``<stem>_overlay.png``, ``<stem>.geojson``."""
+    paths = prediction_paths(out_dir, stem)
     for key, arr in (("inst", inst.astype(np.int32)), ("class", cls_map.astype(np.uint8))):
         buffer = io.BytesIO()
         tifffile.imwrite(buffer, arr, compression="zlib")

@@ -17,23 +17,24 @@ import torch
 from pydantic import Field, model_validator
 
 from cellprobe.config import StrictModel
+from cellprobe.decoder.model import INPUT_MULTIPLE
 
 MapFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
 class WindowConfig(StrictModel):
-    """``tile``: window side in pixels (a multiple of 32); ``overlap``: pixels shared by neighbouring windows;
+    """``tile``: window side in pixels (a multiple of the decoder's input multiple, 32); ``overlap``: pixels shared by neighbouring windows;
     ``blend``: width of the cross-fade around each seam (0: a hard seam); ``batch_size``: windows per pass."""
 
-    tile: int = Field(256, ge=32)
+    tile: int = Field(256, ge=INPUT_MULTIPLE)
     overlap: int = Field(64, ge=0)
     blend: int = Field(16, ge=0)
     batch_size: int = Field(4, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> WindowConfig:
-        if self.tile % 32:
-            raise ValueError(f"tile must be a multiple of 32, got {self.tile}")
+        if self.tile % INPUT_MULTIPLE:
+            raise ValueError(f"tile must be a multiple of {INPUT_MULTIPLE}, got {self.tile}")
         if self.overlap >= self.tile // 2:
             raise ValueError(f"overlap must be less than half the tile ({self.tile // 2}), got {self.overlap}")
         if self.blend > self.overlap:
@@ -69,14 +70,18 @@ def _ramp(tile: int, overlap: int, blend: int, low: bool, high: bool) -> np.ndar
     return w
 
 
-def blend_weights(tile: int, overlap: int, blend: int, y: int, x: int, height: int, width: int) -> np.ndarray:
-    """(tile, tile) weights of the window at (y, x): ramps only on sides that have a neighbouring window."""
-    wy = _ramp(tile, overlap, blend, y > 0, y + tile < height)
-    wx = _ramp(tile, overlap, blend, x > 0, x + tile < width)
+def blend_weights(tile: int | tuple[int, int], overlap: int, blend: int, y: int, x: int, height: int,
+                  width: int) -> np.ndarray:
+    """(th, tw) weights of the window at (y, x) (``tile``: a side, or (th, tw)): ramps only on sides that have a
+    neighbouring window."""
+    th, tw = (tile, tile) if isinstance(tile, int) else tile
+    wy = _ramp(th, overlap, blend, y > 0, y + th < height)
+    wx = _ramp(tw, overlap, blend, x > 0, x + tw < width)
     return np.outer(wy, wx)
 
 
-def _probabilities(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def probabilities(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The decoder's raw outputs as maps: class probabilities (softmax) and the distance maps as they are."""
     return {
         "semantic": out["semantic"].float().softmax(1),
         "distance": out["distance"].float(),
@@ -84,18 +89,27 @@ def _probabilities(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
+def predict_batch(images: np.ndarray, fn: MapFn, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+    """Maps of a (B, h, w, 3) uint8 batch (sides multiples of the decoder's input multiple): the one place
+    where images become network input and outputs become probability maps, (B, C, h, w) arrays."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    with torch.no_grad():
+        return {k: v.cpu().numpy() for k, v in probabilities(fn(tensor)).items()}
+
+
 def predict_maps(image: np.ndarray, fn: MapFn, config: WindowConfig | None = None,
                  device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
     """Maps of an (H, W, 3) uint8 image: ``semantic`` (3,H,W) and ``types`` (C+1,H,W) probabilities,
     ``distance`` (4,H,W). ``fn`` maps a (B,3,t,t) float batch in [0,1] to the decoder's raw outputs.
 
-    A side shorter than the tile is predicted in one window, reflect-padded to a multiple of 32; the padding is
-    cropped off again.
+    A side shorter than the tile is predicted in one window, padded to a multiple of the decoder's input
+    multiple; the padding is cropped off again.
     """
     cfg = config or WindowConfig()
     h, w = image.shape[:2]
-    # a side shorter than the tile gets one window of its own size rounded up to 32 (less padding)
-    th, tw = min(cfg.tile, -(-h // 32) * 32), min(cfg.tile, -(-w // 32) * 32)
+    # a side shorter than the tile gets one window of its own size rounded up (less padding)
+    m = INPUT_MULTIPLE
+    th, tw = min(cfg.tile, -(-h // m) * m), min(cfg.tile, -(-w // m) * m)
     ph, pw = max(h, th), max(w, tw)
     img = image
     if (ph, pw) != (h, w):
@@ -107,13 +121,9 @@ def predict_maps(image: np.ndarray, fn: MapFn, config: WindowConfig | None = Non
     weight_sum = np.zeros((ph, pw), dtype=np.float32)
     for i in range(0, len(positions), cfg.batch_size):
         chunk = positions[i:i + cfg.batch_size]
-        batch = np.stack([img[y:y + th, x:x + tw] for y, x in chunk])
-        tensor = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
-        with torch.no_grad():
-            maps = {k: v.cpu().numpy() for k, v in _probabilities(fn(tensor)).items()}
+        maps = predict_batch(np.stack([img[y:y + th, x:x + tw] for y, x in chunk]), fn, device)
         for j, (y, x) in enumerate(chunk):
-            wgt = np.outer(_ramp(th, overlap, cfg.blend, y > 0, y + th < ph),
-                           _ramp(tw, overlap, cfg.blend, x > 0, x + tw < pw))
+            wgt = blend_weights((th, tw), overlap, cfg.blend, y, x, ph, pw)
             weight_sum[y:y + th, x:x + tw] += wgt
             for key, value in maps.items():
                 acc = sums.setdefault(key, np.zeros((value.shape[1], ph, pw), dtype=np.float32))

@@ -8,8 +8,8 @@ validation set.
 
 from cellprobe.postprocess.hover import instances_from_hv
 from cellprobe.postprocess.maps import contour_strength, instances_from_maps
+from cellprobe.postprocess.param_search import MapPrediction, TuneResult, tune_params
 from cellprobe.postprocess.params import DEFAULT_GRID, HoverParams, PostprocessParams
-from cellprobe.postprocess.tune import MapPrediction, TuneResult, tune_params
 from cellprobe.postprocess.types import assign_types
 
 __all__ = [

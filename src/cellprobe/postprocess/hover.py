@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from cellprobe.postprocess.labels import check_maps, components, drop_small, fill_holes, flood
+from cellprobe.postprocess.label_steps import check_maps, components, drop_small, fill_holes, flood
 from cellprobe.postprocess.params import HoverParams
 
 

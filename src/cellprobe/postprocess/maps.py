@@ -11,7 +11,7 @@ Steps (``semantic_prob`` channels: background, boundary, body, as in :mod:`cellp
 3. Markers: 4-connected components of {P(body) >= ``body_threshold``} minus the contours, inside the
    foreground; components below ``min_marker_size`` px are dropped.
 4. Watershed of the relief ``1 - P(body) + contour_weight * contour`` from the markers inside the
-   foreground (:func:`cellprobe.postprocess.labels.flood`); instances below ``min_size`` px are dropped and
+   foreground (:func:`cellprobe.postprocess.label_steps.flood`); instances below ``min_size`` px are dropped and
    the rest numbered 1..K.
 
 CISCA (Vadori et al. 2024) derives its contours from Sobel-like responses of the distance maps after min-max
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cellprobe.data.targets import BODY, BOUNDARY, DIRECTIONS
-from cellprobe.postprocess.labels import check_maps, components, drop_small, fill_holes, flood
+from cellprobe.postprocess.label_steps import check_maps, components, drop_small, fill_holes, flood
 from cellprobe.postprocess.params import PostprocessParams
 
 

@@ -107,11 +107,13 @@ def tune_params(
     base: PostprocessParams | None = None,
     num_classes: int | None = None,
     mpp: float | None = None,
+    names: Sequence[str] | None = None,
 ) -> TuneResult:
     """Search ``grid`` (parameter name → values; default :data:`DEFAULT_GRID`) from ``base`` by ``search``
     and return the setting with the highest summary ``metric`` of :func:`cellprobe.metrics.score_maps`
     against ``truths`` (one (instance map, class map) pair per prediction). Class metrics need ``types`` in
-    every prediction; ``num_classes`` defaults to the type channels (else the largest true class id)."""
+    every prediction; ``num_classes`` defaults to the type channels (else the largest true class id).
+    ``names``: the patches' names, for error messages."""
     from cellprobe.metrics import score_maps
 
     if len(predictions) != len(truths):
@@ -151,7 +153,7 @@ def tune_params(
         else:  # binary metrics only: any class inside instances
             pred_cls = [(inst > 0).astype(np.uint8) for inst in pred_inst]
         summary = score_maps(true_inst, true_cls, pred_inst, pred_cls, num_classes=max(num_classes, 1),
-                             mpp=mpp).summary
+                             mpp=mpp, image_names=names, sources=("truth", "prediction")).summary
         value = summary.get(metric)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             known = ", ".join(k for k, v in summary.items() if isinstance(v, (int, float)) and k != "num_images")

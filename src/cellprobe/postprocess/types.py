@@ -11,7 +11,7 @@ import numpy as np
 
 from cellprobe.data.targets import compact_ids
 from cellprobe.errors import InputError
-from cellprobe.postprocess.labels import check_maps
+from cellprobe.postprocess.label_steps import check_maps
 
 
 def assign_types(inst: np.ndarray, type_prob: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:

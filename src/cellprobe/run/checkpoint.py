@@ -1,7 +1,9 @@
-"""Checkpoint files: written atomically, read with ``torch.load(weights_only=True)``.
+"""Checkpoint files: written atomically, read with ``torch.load(weights_only=True)`` (never pickled code).
 
-Lightning's own writer truncates then writes, so a kill mid-write can leave a torn ``last.ckpt``; this
-CheckpointIO goes through :mod:`cellprobe.atomic` instead, and every load refuses pickled code.
+A checkpoint holds the trainable weights of the network under ``state_dict`` (prefixed ``network.``; the
+frozen encoder's weights are never saved: they can be gigabytes and are reproducible from its identity) and,
+under ``"cellprobe"``, the identity of the encoder it was trained on and its class names. Loading it onto a
+network whose encoder has another identity is an InputError.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import CheckpointIO
 
 from cellprobe import atomic
+from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
+
+#: the checkpoint entry holding the encoder identity and the class names
+IDENTITY_KEY = "cellprobe"
+#: where the training module keeps the network: its weights' key prefix in ``state_dict``
+NETWORK_PREFIX = "network."
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -25,22 +32,42 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     except FileNotFoundError:
         raise InputError(path, "checkpoint not found") from None
     except Exception as exc:  # torch raises several types for torn or foreign files
-        raise InputError(path, f"not a loadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        lines = str(exc).splitlines() or [""]
+        raise InputError(path, f"not a loadable checkpoint ({type(exc).__name__}: {lines[0][:200]})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise InputError(path, "not a cellprobe checkpoint (no state_dict)")
     return ckpt
 
 
-class AtomicCheckpointIO(CheckpointIO):
-    """Lightning CheckpointIO: atomic writes, weights-only reads."""
+def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Write ``checkpoint`` atomically (a killed write leaves the previous file intact)."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic.write_bytes(path, buffer.getvalue())
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        atomic.write_bytes(path, buffer.getvalue())
 
-    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
-        return load_checkpoint(path, map_location if map_location is not None else "cpu")
+def identity_record(encoder: EncoderIdentity, class_names: list[str]) -> dict[str, Any]:
+    """What a checkpoint stores under :data:`IDENTITY_KEY`."""
+    return {"encoder": encoder.to_json(), "class_names": list(class_names)}
 
-    def remove_checkpoint(self, path: Any) -> None:
-        Path(path).unlink(missing_ok=True)
+
+def check_identity(checkpoint: dict[str, Any], encoder: EncoderIdentity, class_names: list[str], where: Any) -> None:
+    """Refuse a checkpoint trained on another encoder (weights, taps, fit, ...) or for other classes."""
+    saved = checkpoint.get(IDENTITY_KEY)
+    if not isinstance(saved, dict) or "encoder" not in saved:
+        raise InputError(where, "checkpoint has no cellprobe identity: not written by cellprobe (or by a version "
+                                "before run format 2: `cellprobe upgrade` its run folder)")
+    trained = EncoderIdentity.from_json(saved["encoder"], where)
+    diff = trained.differences(encoder)
+    if diff:
+        raise InputError(where, f"checkpoint was trained on another encoder than the model's ({'; '.join(diff[:3])}) "
+                                "(encoder/checkpoint mismatch)")
+    if list(saved.get("class_names", [])) != list(class_names):
+        raise InputError(where, f"checkpoint was trained for classes {saved.get('class_names')}, the model has "
+                                f"{list(class_names)}")
+
+
+def network_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The network's trainable weights (neck and decoder) from a checkpoint's ``state_dict``; the training
+    module's other entries (the loss's class weights) are left out."""
+    return {k[len(NETWORK_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(NETWORK_PREFIX)}

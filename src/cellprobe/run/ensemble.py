@@ -8,7 +8,7 @@
                    post-processing thresholds
     postprocess.json, metrics.json, ...   written by ``cellprobe tune`` / ``evaluate`` as for any run
 
-:class:`~cellprobe.inference.segmenter.Segmenter` loads every member and averages their probabilities and
+:class:`~cellprobe.inference.segmenter.Segmenter` loads every member (:func:`checkpoints`) and averages their probabilities and
 distance maps, computing each distinct frozen encoder's taps once. Members must share classes, resolution and
 training/validation patches (``data.split_seed``): tuning on validation patches one member trained on would
 make the thresholds look better than they are.
@@ -28,8 +28,8 @@ from cellprobe import atomic
 from cellprobe.config import dump_config
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256
-from cellprobe.training import run as R
-from cellprobe.training.config import TrainConfig
+from cellprobe.run import run_folder as R
+from cellprobe.run.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,13 @@ def members(run: R.Run) -> list[Member]:
     return out
 
 
+def checkpoints(run: R.Run, which: str = "best") -> list[tuple[TrainConfig, Path]]:
+    """(config, checkpoint) of each network of ``run``: its own, or each member's for an ensemble."""
+    if run.is_ensemble:
+        return [(m.run.config, m.checkpoint(which)) for m in members(run)]
+    return [(run.config, run.checkpoint(which))]
+
+
 def training_patches(config: TrainConfig) -> dict[str, Any]:
     """What decides a run's training and validation patches; members must agree on it."""
     data = config.data.model_dump(mode="json", exclude={"split_seed"})
@@ -79,9 +86,11 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(out, "output exists and is not an empty folder; choose another --out")
     runs = [R.Run.open(d) for d in member_dirs]
-    resolved = [r.path.resolve() for r in runs]
-    if len(set(resolved)) != len(resolved):
-        raise InputError(None, "a run is listed twice")
+    seen: dict[Path, Path] = {}
+    for r in runs:
+        if r.path.resolve() in seen:
+            raise InputError(r.path, f"run is listed twice (also as {seen[r.path.resolve()]})")
+        seen[r.path.resolve()] = r.path
     first = runs[0]
     for r in runs:
         if r.is_ensemble:
@@ -104,7 +113,7 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        stamp = R.RunStamp(status="finished", encoder=dict(first.stamp.encoder),
+        stamp = R.RunStamp(status="finished", encoder=first.stamp.encoder,
                            class_names=list(first.stamp.class_names), mpp=first.stamp.mpp,
                            info={R.ENSEMBLE_KEY: entries})
         stamp.write(tmp)

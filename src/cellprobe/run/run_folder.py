@@ -3,20 +3,24 @@
 Layout (names fixed here and nowhere else)::
 
     config.yaml        the fully resolved TrainConfig
-    run.json           version stamp and facts of the run (encoder identity, classes, status)
-    best.ckpt          the checkpoint with the lowest validation loss
+    run.json           version stamp and facts of the run (encoder identity, classes, status, the learning
+                       rate of every epoch trained)
+    best.ckpt          the checkpoint with the best selection metric
     last.ckpt          the latest epoch (resume point)
     postprocess.json   post-processing thresholds (defaults until `cellprobe tune`)
     logs/              CSV (and TensorBoard, when installed) logs
     metrics.json, per_image.csv   written by `cellprobe evaluate`
 
-A run written by another cellprobe version or run-folder format is refused with an InputError: checkpoints
-and configs are only guaranteed to mean the same thing within one version.
+A run written by another cellprobe version is refused with an InputError: checkpoints and configs are only
+guaranteed to mean the same thing within one version. A run of the previous run format (1: no typed encoder
+identity, no learning-rate record, the network's weights at the checkpoints' top level) is refused with the
+command that converts it (``cellprobe upgrade``, :mod:`cellprobe.run.upgrade`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +29,11 @@ import yaml
 
 from cellprobe import __version__, atomic
 from cellprobe.config import dump_config, parse_config
+from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
-from cellprobe.training.config import TrainConfig
+from cellprobe.run.train_config import TrainConfig
 
-RUN_FORMAT = 1
+RUN_FORMAT = 2
 CONFIG = "config.yaml"
 STAMP = "run.json"
 BEST = "best.ckpt"
@@ -40,24 +45,30 @@ METRICS = "metrics.json"
 RUNTIME_KEYS = frozenset({"trainer.threads", "trainer.progress", "trainer.max_minutes", "trainer.num_workers",
                           "trainer.log_every_n_steps"})
 PER_IMAGE = "per_image.csv"
-#: key of run.json's info that makes a run folder an ensemble of other runs (cellprobe.training.ensemble)
+#: earlier run formats that ``cellprobe upgrade`` converts
+UPGRADABLE = (1,)
+#: key of run.json's info that makes a run folder an ensemble of other runs (cellprobe.run.ensemble)
 ENSEMBLE_KEY = "ensemble"
 
 
 @dataclass
 class RunStamp:
-    """What run.json holds. ``encoder``: name, weights, digest, tap channels/strides, family."""
+    """What run.json holds. ``encoder``: the frozen encoder's identity (None until training has built it);
+    ``learning_rates``: the rate each epoch trained with (index = 0-based epoch; a resumed epoch overwrites its
+    entry), which a refit replays."""
 
     version: str = __version__
     run_format: int = RUN_FORMAT
     status: str = "training"  # "training" until the fit ends, then "finished"
-    encoder: dict[str, Any] = field(default_factory=dict)
+    encoder: EncoderIdentity | None = None
     class_names: list[str] = field(default_factory=list)
     mpp: float | None = None
+    learning_rates: list[float] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
     def write(self, run_dir: Path) -> None:
-        atomic.write_json(run_dir / STAMP, self.__dict__)
+        data = {**self.__dict__, "encoder": None if self.encoder is None else self.encoder.to_json()}
+        atomic.write_json(Path(run_dir) / STAMP, data)
 
 
 def read_stamp(run_dir: Path) -> RunStamp:
@@ -70,12 +81,40 @@ def read_stamp(run_dir: Path) -> RunStamp:
         raise InputError(path, f"unreadable run stamp ({exc})") from None
     if not isinstance(data, dict) or "version" not in data or "run_format" not in data:
         raise InputError(path, "not a cellprobe run stamp (no version / run_format)")
-    if data["run_format"] != RUN_FORMAT or data["version"] != __version__:
+    if data["version"] != __version__:
         raise InputError(run_dir, f"run written by cellprobe {data['version']} (run format {data['run_format']}); "
                                   f"this is cellprobe {__version__} (run format {RUN_FORMAT}): re-train the run "
                                   f"or use cellprobe {data['version']}")
+    if data["run_format"] in UPGRADABLE:
+        raise InputError(run_dir, f"run folder of the earlier run format {data['run_format']}; convert it with "
+                                  f"`cellprobe upgrade {run_dir}`")
+    if data["run_format"] != RUN_FORMAT:
+        raise InputError(run_dir, f"unknown run format {data['run_format']} (this cellprobe reads {RUN_FORMAT})")
     known = set(RunStamp.__dataclass_fields__)
-    return RunStamp(**{k: v for k, v in data.items() if k in known})
+    stamp = RunStamp(**{k: v for k, v in data.items() if k in known})
+    _check_stamp(stamp, path)
+    if stamp.encoder is not None:
+        stamp.encoder = EncoderIdentity.from_json(stamp.encoder, path)
+    return stamp
+
+
+def _check_stamp(stamp: RunStamp, path: Path) -> None:
+    """A hand-edited or torn run.json is refused naming the field, not met later as a traceback."""
+    def number(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+    problems = [
+        (stamp.status not in ("training", "finished"), f"status {stamp.status!r} is not 'training' or 'finished'"),
+        (not isinstance(stamp.class_names, list) or not all(isinstance(c, str) for c in stamp.class_names),
+         "class_names must be a list of names"),
+        (stamp.mpp is not None and not (number(stamp.mpp) and stamp.mpp > 0), f"mpp {stamp.mpp!r} is not > 0"),
+        (not isinstance(stamp.learning_rates, list) or not all(number(r) and r > 0 for r in stamp.learning_rates),
+         "learning_rates must be a list of positive numbers"),
+        (not isinstance(stamp.info, dict), "info must be a mapping"),
+    ]
+    for bad, problem in problems:
+        if bad:
+            raise InputError(path, problem)
 
 
 def read_config(run_dir: Path) -> TrainConfig:
@@ -125,35 +164,63 @@ class Run:
     def finished(self) -> bool:
         return self.stamp.status == "finished"
 
+    @property
+    def encoder(self) -> EncoderIdentity:
+        """The frozen encoder's identity, as training recorded it."""
+        if self.stamp.encoder is None:
+            raise InputError(self.path / STAMP, "run has no encoder identity yet: training never started")
+        return self.stamp.encoder
 
-def start_run(config: TrainConfig) -> tuple[Path, Path | None, bool]:
-    """Create the run folder for ``config``, or find the one to resume.
+    def save_stamp(self) -> None:
+        self.stamp.write(self.path)
 
-    Returns ``(run_dir, resume_checkpoint or None, finished)``. A folder holding a different config is an
-    InputError: results are never silently overwritten or mixed.
-    """
+    def record_learning_rate(self, epoch: int, lr: float) -> None:
+        """Record the rate epoch ``epoch`` trains with; later entries (of an epoch being replayed after a
+        resume) are dropped."""
+        rates = self.stamp.learning_rates[:epoch]
+        if len(rates) < epoch:
+            raise ValueError(f"learning rate of epoch {epoch} recorded before that of epoch {len(rates)}")
+        self.stamp.learning_rates = [*rates, float(lr)]
+        self.save_stamp()
+
+
+def find_run(config: TrainConfig) -> Run | None:
+    """The existing run folder of ``config`` (None when there is none yet); writes nothing but the new runtime
+    settings (threads, time budget, ...) of a matching run. A folder holding a different config, or files that
+    are not a run, is an InputError: results are never silently overwritten or mixed."""
     run_dir = Path(config.output)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(run_dir, "output exists and is not a folder")
-    if run_dir.is_dir() and (run_dir / CONFIG).exists():
-        run = Run.open(run_dir)
-        old, new = run.config.model_dump(mode="json"), config.model_dump(mode="json")
-        diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS)
-        if diff:
-            raise InputError(run_dir, f"holds a run with a different config (differs at {', '.join(diff[:5])}); "
-                                      "choose another --out")
-        if old != new:  # only how it runs changed (threads, time budget, ...): record the new settings
-            atomic.write_text(run_dir / CONFIG, dump_config(config))
-        if run.finished:
-            return run_dir, None, True
-        last = run_dir / LAST
-        return run_dir, (last if last.is_file() else None), False
-    if run_dir.is_dir() and any(p.name not in (STAMP, "feature_cache") for p in run_dir.iterdir()):
-        raise InputError(run_dir, "output folder is not empty and holds no cellprobe run; choose another --out")
+    if not (run_dir.is_dir() and (run_dir / CONFIG).exists()):
+        if run_dir.is_dir() and any(p.name not in (STAMP, "feature_cache") for p in run_dir.iterdir()):
+            raise InputError(run_dir, "output folder is not empty and holds no cellprobe run; choose another --out")
+        return None
+    run = Run.open(run_dir)
+    old, new = run.config.model_dump(mode="json"), config.model_dump(mode="json")
+    diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS)
+    if diff:
+        raise InputError(run_dir, f"holds a run with a different config (differs at {', '.join(diff[:5])}); "
+                                  "choose another --out")
+    if old != new:  # only how it runs changed: record the new settings
+        atomic.write_text(run_dir / CONFIG, dump_config(config))
+        run.config = config
+    return run
+
+
+def start_run(config: TrainConfig) -> tuple[Run, Path | None]:
+    """The run folder of ``config``, created when :func:`find_run` finds none (call it once the config's
+    encoder and data have been checked: a refused command leaves nothing behind), and the checkpoint to
+    resume from (None for a new or finished run)."""
+    run = find_run(config)
+    if run is not None:
+        last = run.path / LAST
+        return run, (last if last.is_file() and not run.finished else None)
+    run_dir = Path(config.output)
     run_dir.mkdir(parents=True, exist_ok=True)
-    RunStamp().write(run_dir)  # the stamp first: a folder with a config always has one
+    stamp = RunStamp()
+    stamp.write(run_dir)  # the stamp first: a folder with a config always has one
     atomic.write_text(run_dir / CONFIG, dump_config(config))
-    return run_dir, None, False
+    return Run(run_dir, config, stamp), None
 
 
 def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

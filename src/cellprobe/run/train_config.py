@@ -1,49 +1,77 @@
 """The training config: everything a run depends on, validated, stored resolved in the run folder.
 
-Top-level keys are the ones a benchmark overrides most (``epochs``, ``seed``, ``cache_features``); the
-sections group the rest. ``cellprobe train --set epochs=3`` and the benchmark's ``training:`` mapping use the
-same dotted keys.
+Two models own its keys. :class:`TrainSettings` holds every setting of how a decoder trains: the top-level keys
+a benchmark changes most (``epochs``, ``cache_features``, ...), the sections that group the rest, and the
+encoder's and data's settings (``encoder.taps``, ``encoder.input_scale``, ``data.val_fraction``,
+``data.split_seed``); it is the benchmark's ``training:`` section. :class:`TrainConfig` adds what names one run:
+its ``output``, ``seed``, encoder (``encoder.name``, ``encoder.weights``) and data (``data.path``,
+``data.format``, ``data.options``, ``data.train_split``, ``data.val_split``), its ``cache_dir`` and ``refit_of``.
+``cellprobe train --set epochs=3`` and the benchmark's ``training:`` mapping use the same dotted keys.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
-from cellprobe.config import StrictModel, parse_config, set_dotted
+from cellprobe.config import StrictModel, expand_dotted, load_yaml, parse_config, with_overrides
 from cellprobe.data.augment import AugmentConfig
 from cellprobe.data.targets import TargetConfig
-from cellprobe.decoder.config import DecoderConfig, LossConfig
-from cellprobe.encoders.registry import INPUT_SCALE_RANGE
+from cellprobe.decoder.decoder_config import DecoderConfig, LossConfig
+from cellprobe.encoders.registry import INPUT_SCALE_RANGE, Fit
 from cellprobe.postprocess.params import PostprocessParams
 
 
-class EncoderSection(StrictModel):
-    """Which frozen encoder: a registry name, ``pretrained`` / ``random`` / a weights file, optional taps,
-    and ``input_scale``: magnification of the images before the encoder (the decoder stays at image size)."""
+class EncoderSettings(StrictModel):
+    """How the frozen encoder is used: optional ``taps`` (None: the registry's), ``fit``: how images are fitted
+    to the encoder's input (None: the registry's default; ``card``: its model card's preprocessing, where the
+    registry has one; ``cellprobe encoders`` lists both), and ``input_scale``: magnification of the images
+    before the encoder (the decoder stays at image size)."""
 
-    name: str
-    weights: str = "pretrained"
     taps: list[int] | None = None
+    fit: Fit | None = None
     input_scale: float = Field(1.0, ge=INPUT_SCALE_RANGE[0], le=INPUT_SCALE_RANGE[1])
 
 
-class DataSection(StrictModel):
-    """The training data. ``val_split: null`` takes ``val_fraction`` of the training split's source images
-    (never single patches: patches of one image overlap) as validation; ``val_fraction: 0`` (with no
-    ``val_split``) trains on every patch with no validation at all: a refit (``cellprobe refit``).
-    ``split_seed`` draws those validation images (null: the run's ``seed``); runs that differ only in ``seed``
-    but share it train and validate on the same patches, so they can be tuned and ensembled together."""
+class EncoderSection(EncoderSettings):
+    """Which frozen encoder: a registry name and ``pretrained`` / ``random`` / a weights file."""
+
+    name: str
+    weights: str = "pretrained"
+
+
+class DataSource(StrictModel):
+    """A dataset on disk: its folder, its reader (``format`` of ``cellprobe.data.open_dataset``; None:
+    detected) and extra reader ``options``. A benchmark's datasets are data sources too."""
 
     path: Path
     format: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataSplits(StrictModel):
+    """Which splits of a data source train and validate; ``val_split: null`` draws validation images from the
+    training split (:class:`DataSettings`). A benchmark's folds are data splits too."""
+
     train_split: str | None = "train"
     val_split: str | None = None
+
+
+class DataSettings(StrictModel):
+    """How validation is drawn when there is no ``val_split``: ``val_fraction`` of the training split's source
+    images (never single patches: patches of one image overlap); ``val_fraction: 0`` trains on every patch with
+    no validation at all: a refit (``cellprobe refit``). ``split_seed`` draws those validation images (null: the
+    run's ``seed``); runs that differ only in ``seed`` but share it train and validate on the same patches, so
+    they can be tuned and ensembled together."""
+
     val_fraction: float = Field(0.2, ge=0, lt=1)
     split_seed: int | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataSection(DataSettings, DataSplits, DataSource):
+    """The training data: a data source, its splits and how validation is drawn."""
 
     @property
     def has_validation(self) -> bool:
@@ -99,38 +127,33 @@ class TrainerSection(StrictModel):
     max_minutes: float | None = Field(None, gt=0)  # wall-clock budget of the fit (counted across resumes)
 
 
-class TrainConfig(StrictModel):
-    """One decoder training run.
+class TrainSettings(StrictModel):
+    """How a decoder trains, whatever its encoder, data and output: the benchmark's ``training:`` section, and
+    the body of :class:`TrainConfig`.
 
     ``cache_features``: train on the frozen encoder's taps from the feature cache (all 8 dihedral views
     cached, one drawn per patch and epoch) instead of running the encoder with full augmentation (online).
-    ``cache_dir``: where the cache lives (shared by runs of the same encoder and data); default
-    ``<output>/feature_cache``.
     ``lr_steps``: the learning rate from each listed epoch on (0-based; epoch 0 must be listed, with ``lr``), replayed
     instead of the plateau: a refit replays the schedule its reference run's plateau took. None: the plateau
     on the selection metric. A run without validation needs it (nothing else would lower the rate), and has no
     early stopping: it trains ``epochs`` epochs, and ``best.ckpt`` is the last one.
-    ``refit_of``: the run whose schedule and post-processing a refit took (provenance only).
     ``ema_decay``: keep an exponential moving average of the trainable weights (updated after every optimizer
     step, buffers included, the decay warmed up from 0.1; ``training/averaging.py``); validation, ``best.ckpt``
     and inference then use the average, and the raw weights travel in the checkpoints only to resume. None: no
     averaging.
     """
 
-    output: Path
-    encoder: EncoderSection
-    data: DataSection
-    seed: int = 0
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
     cache_features: bool = True
-    cache_dir: Path | None = None
     cache_views: Literal[1, 8] = 8
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
-    lr_steps: dict[int, float] | None = None
-    refit_of: str | None = None
+    # JSON (and strict parsing through it) writes mapping keys as strings: epoch keys are read back as numbers
+    lr_steps: dict[Annotated[int, Strict(False)], float] | None = None
     plateau: PlateauSection = Field(default_factory=PlateauSection)
     early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
     selection: SelectionSection = Field(default_factory=SelectionSection)
@@ -141,7 +164,7 @@ class TrainConfig(StrictModel):
     trainer: TrainerSection = Field(default_factory=TrainerSection)
 
     @model_validator(mode="after")
-    def _schedule_without_validation(self) -> TrainConfig:
+    def _schedule(self) -> TrainSettings:
         if self.lr_steps is not None:
             if 0 not in self.lr_steps:
                 raise ValueError("lr_steps must give the learning rate of epoch 0")
@@ -150,6 +173,27 @@ class TrainConfig(StrictModel):
             if self.lr_steps[0] != self.lr:
                 raise ValueError(f"lr_steps gives epoch 0 the rate {self.lr_steps[0]}, lr is {self.lr}: "
                                  "set both to the same value")
+        return self
+
+
+class TrainConfig(TrainSettings):
+    """One decoder training run: :class:`TrainSettings` plus what names the run.
+
+    ``encoder`` and ``data`` gain the encoder's identity and the data source and splits; ``seed`` seeds the run;
+    ``cache_dir``: where the feature cache lives (shared by runs of the same encoder and data); default
+    ``<output>/feature_cache``. ``refit_of``: the run whose schedule and post-processing a refit took
+    (provenance only).
+    """
+
+    encoder: EncoderSection
+    data: DataSection
+    output: Path
+    seed: int = 0
+    cache_dir: Path | None = None
+    refit_of: str | None = None
+
+    @model_validator(mode="after")
+    def _schedule_without_validation(self) -> TrainConfig:
         if not self.data.has_validation and self.lr_steps is None:
             raise ValueError("a run without validation (data.val_fraction 0) needs lr_steps: the plateau "
                              "follows a validation metric")
@@ -166,25 +210,14 @@ class TrainConfig(StrictModel):
 
 def train_config(source: TrainConfig | dict[str, Any] | str | Path,
                  overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """A TrainConfig from a model, a mapping (e.g. the benchmark's) or a YAML file, with dotted overrides."""
-    from cellprobe.config import load_yaml
+    """A TrainConfig from a model, a mapping (e.g. the benchmark's) or a YAML file, with dotted overrides.
 
+    Dotted keys of the mapping or file (``"trainer.threads"``) are overrides too, applied after its plain keys
+    and before ``overrides``."""
     if isinstance(source, TrainConfig):
         data, where = source.model_dump(mode="json"), None
     elif isinstance(source, dict):
-        data, where = {}, None
-        for key, value in _deep_copy(source).items():  # dotted keys ("trainer.threads") are overrides too
-            set_dotted(data, key, value) if "." in key else data.__setitem__(key, value)
+        data, where = source, None
     else:
         data, where = load_yaml(source), source
-    for dotted, value in (overrides or {}).items():
-        set_dotted(data, dotted, value)
-    return parse_config(TrainConfig, data, where)
-
-
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
-    return data
+    return parse_config(TrainConfig, with_overrides(expand_dotted(data), overrides), where)

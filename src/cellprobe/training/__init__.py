@@ -1,25 +1,17 @@
-"""Training and evaluation of the decoder: ``train(config) -> run_dir``, ``evaluate(run_dir, data, split)``,
-``tune(run_dir)``.
-
-``evaluate`` and ``tune`` are bound here eagerly: their modules share their names, and binding the functions
-after importing the modules keeps ``cellprobe.training.evaluate`` the function whatever is imported later
-(both modules import torch only inside their functions). ``train`` loads Lightning on first use.
-"""
+"""Training of the decoder on a frozen encoder: ``train(config) -> Run`` (Lightning, resumable) and
+``refit(reference, out)``. Lightning loads on first use."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cellprobe.training.evaluate import evaluate
-from cellprobe.training.tune import tune
-
 if TYPE_CHECKING:
-    from cellprobe.training.config import TrainConfig
     from cellprobe.training.fit import train
+    from cellprobe.training.refit import refit
 
-__all__ = ["TrainConfig", "evaluate", "train", "tune"]
+__all__ = ["refit", "train"]
 
-_LAZY = {"train": "fit", "TrainConfig": "config"}
+_LAZY = {"train": "fit", "refit": "refit"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,5 @@
-"""Build the pieces of a run from its config: data, encoder, neck + decoder + loss (the Lightning module).
-
-Shared by training (fit), evaluation, tuning and prediction, so that a model is assembled the same way
-everywhere from a run's config.yaml.
-"""
+"""The training side of a run's config: its training and validation data, the class weights of the loss, and
+the Lightning module around the run's network (assembled by :mod:`cellprobe.run.network`)."""
 
 from __future__ import annotations
 
@@ -12,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from cellprobe.data.sample import PatchDataset
-from cellprobe.decoder import CellDecoder, CellLoss, class_weights_from_counts
+from cellprobe.decoder import CellLoss, class_weights_from_counts
+from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
-from cellprobe.training.config import TrainConfig
+from cellprobe.run.train_config import TrainConfig
 
 
 @dataclass
@@ -50,27 +48,6 @@ def open_training_data(config: TrainConfig) -> TrainData:
     return TrainData(train, np.asarray(train_idx), train, np.asarray(val_idx))
 
 
-def build_encoder(config: TrainConfig, device: Any = "cpu"):
-    from cellprobe.encoders import build_encoder as build
-
-    e = config.encoder
-    return build(e.name, e.weights, e.taps, input_scale=e.input_scale, seed=config.seed, device=device)
-
-
-def encoder_identity(encoder: Any, num_classes: int, class_names: list[str], config: TrainConfig) -> dict[str, Any]:
-    """What a checkpoint must agree with to be loaded: encoder, weights, taps, classes."""
-    return {
-        "encoder": encoder.spec.name,
-        "family": encoder.spec.family,
-        "weights": config.encoder.weights,
-        "weights_digest": encoder.weights_digest,
-        "tap_channels": list(encoder.tap_channels),
-        "tap_strides": [float(s) for s in encoder.tap_strides],
-        "num_classes": num_classes,
-        "class_names": list(class_names),
-    }
-
-
 def class_pixel_counts(dataset: PatchDataset, positions: np.ndarray, num_classes: int) -> np.ndarray:
     counts = np.zeros(num_classes + 1, dtype=np.int64)
     for p in positions:
@@ -79,13 +56,11 @@ def class_pixel_counts(dataset: PatchDataset, positions: np.ndarray, num_classes
     return counts
 
 
-def resolve_class_weights(config: TrainConfig, data: TrainData | None, num_classes: int) -> list[float] | None:
+def resolve_class_weights(config: TrainConfig, data: TrainData, num_classes: int) -> list[float] | None:
     cw = config.loss.class_weights
     if cw is None:
         return None
     if cw == "auto":
-        if data is None:
-            return [1.0] * (num_classes + 1)  # placeholder: the real values come with the checkpoint buffer
         return class_weights_from_counts(class_pixel_counts(data.train, data.train_positions, num_classes))
     if len(cw) != num_classes + 1:
         raise InputError(None, f"loss.class_weights has {len(cw)} values; needs {num_classes + 1} "
@@ -93,17 +68,15 @@ def resolve_class_weights(config: TrainConfig, data: TrainData | None, num_class
     return list(cw)
 
 
-def build_module(config: TrainConfig, identity: dict[str, Any], encoder: Any | None,
+def build_module(config: TrainConfig, encoder: EncoderIdentity, class_names: list[str], frozen: Any | None,
                  class_weights: list[float] | None):
-    """The Lightning module; ``encoder`` None for cached mode (taps come with the batch)."""
-    from cellprobe.encoders.necks import build_neck
+    """The Lightning module of a fresh network; ``frozen``: the encoder module (None for cached mode, where
+    taps come with the batch)."""
+    from cellprobe.run.network import build_network
     from cellprobe.training.module import SegmenterModule
 
-    num_classes = int(identity["num_classes"])
-    neck = build_neck(identity["family"], identity["tap_channels"], identity["tap_strides"],
-                      out_channels=config.decoder.pyramid_channels)
-    decoder = CellDecoder(config.decoder.pyramid_channels, num_classes, config.decoder)
+    num_classes = len(class_names)
+    network = build_network(config, encoder, num_classes, frozen)
     loss = CellLoss(num_classes, config.loss, class_weights)
-    return SegmenterModule(neck, decoder, loss, identity, encoder=encoder, lr=config.lr,
-                           weight_decay=config.weight_decay, plateau=config.plateau,
-                           monitor=config.selection.monitor, lr_steps=config.lr_steps)
+    return SegmenterModule(network, loss, encoder, class_names, lr=config.lr, weight_decay=config.weight_decay,
+                           plateau=config.plateau, monitor=config.selection.monitor, lr_steps=config.lr_steps)

@@ -7,8 +7,8 @@ from typing import Any
 
 from cellprobe.data.views import apply_view
 from cellprobe.encoders.cache import FeatureCache, extract_features
+from cellprobe.run.train_config import TrainConfig
 from cellprobe.training.build import TrainData
-from cellprobe.training.config import TrainConfig
 from cellprobe.training.datasets import CachedSet
 
 

@@ -1,4 +1,4 @@
-"""``train(config) -> run_dir``: fit the decoder with Lightning, resumably.
+"""``train(config) -> Run``: fit the decoder with Lightning, resumably.
 
 AdamW, ReduceLROnPlateau and early stopping on the selection metric (the validation loss, or validation PQ
 after post-processing: ``selection.monitor``), ``best.ckpt`` and ``last.ckpt`` written
@@ -22,18 +22,15 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from cellprobe.training import run as R
-from cellprobe.training.build import (
-    TrainData,
-    build_encoder,
-    build_module,
-    encoder_identity,
-    open_training_data,
-    resolve_class_weights,
-)
-from cellprobe.training.checkpoint import AtomicCheckpointIO
-from cellprobe.training.config import TrainConfig, train_config
+from cellprobe.encoders.registry import get_spec
+from cellprobe.encoders.weights import resolve_weights
+from cellprobe.run import run_folder as R
+from cellprobe.run.network import build_encoder
+from cellprobe.run.train_config import TrainConfig, train_config
+from cellprobe.training.build import TrainData, build_module, open_training_data, resolve_class_weights
+from cellprobe.training.checkpoint_io import AtomicCheckpointIO
 from cellprobe.training.datasets import OnlineSet
+from cellprobe.training.lr_record import LearningRateRecord
 from cellprobe.training.sampling import EpochSampler
 
 
@@ -89,7 +86,7 @@ def _loggers(run_dir: Path) -> list[Any]:
     return loggers
 
 
-def _callbacks(config: TrainConfig, run_dir: Path, extra: Sequence[Any]) -> list[Any]:
+def _callbacks(config: TrainConfig, run: R.Run, extra: Sequence[Any]) -> list[Any]:
     """Weight averaging (``ema_decay``), validation PQ (when it is the selection metric), plateau step, early
     stopping, ``best.ckpt`` (best selection metric) and ``last.ckpt`` (every epoch; a second checkpoint
     callback: ``save_last`` only writes when a top-k checkpoint was written). Without validation (a refit)
@@ -98,14 +95,14 @@ def _callbacks(config: TrainConfig, run_dir: Path, extra: Sequence[Any]) -> list
 
     from cellprobe.training.module import PlateauStep
 
-    common = {"dirpath": str(run_dir), "save_top_k": 1, "enable_version_counter": False,
+    common = {"dirpath": str(run.path), "save_top_k": 1, "enable_version_counter": False,
               "auto_insert_metric_name": False, "save_on_train_epoch_end": True}
     validated = config.data.has_validation
     # without validation "best" is the latest epoch (ModelCheckpoint always offers "epoch" to monitor)
     monitor, mode = (config.selection.monitor, config.selection.mode) if validated else ("epoch", "max")
     best = ModelCheckpoint(filename=Path(R.BEST).stem, monitor=monitor, mode=mode, **common)
     last = ModelCheckpoint(filename=Path(R.LAST).stem, monitor=None, **common)
-    callbacks: list[Any] = [LearningRateMonitor(logging_interval="epoch"), best, last]
+    callbacks: list[Any] = [LearningRateRecord(run), LearningRateMonitor(logging_interval="epoch"), best, last]
     if validated:
         stop = EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping.patience,
                              min_delta=config.early_stopping.min_delta)
@@ -129,7 +126,7 @@ def _callbacks(config: TrainConfig, run_dir: Path, extra: Sequence[Any]) -> list
 def _datasets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[Any, Any, int]:
     """(train set, val set, number of views drawn) for the run's mode."""
     if not config.cache_features:
-        from cellprobe.training.augment import online_augment
+        from cellprobe.training.online_augment import online_augment
 
         augment = online_augment(config)
         # the Augmenter draws the dihedral view itself (from the draw's seed): no separate view draw
@@ -140,67 +137,90 @@ def _datasets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[Any, 
     return cached_sets(config, data, encoder)
 
 
+# what the frameworks print during a fit goes to <run>/logs/framework.log, not to the terminal
+FRAMEWORK_LOG = "framework.log"
+FRAMEWORK_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_utilities",
+                     "pytorch_lightning", "lightning_fabric")
+
+
 @contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Silence what Lightning prints on every fit that says nothing about this run: the run folder is never
-    empty (config.yaml and run.json come first, by design), nor is a resumed run's log folder, the
-    cloud-logger advertisement, and a deprecation inside Lightning itself. Every other warning still shows."""
-    from lightning_utilities.core import rank_zero
-
-    def no_tip(record: logging.LogRecord) -> bool:
-        return "litlogger" not in str(record.msg)
-
-    rank_zero.log.addFilter(no_tip)
+def _framework_log(run_dir: Path) -> Iterator[Path]:
+    """Route Lightning's log records (banners such as "GPU available: ...", tips) and every Python warning
+    raised meanwhile (Lightning's "does not have many workers", torch's, timm's) to ``<run>/logs/framework.log``
+    (appended: a resumed run adds its session), so the terminal shows only cellprobe's own lines and progress
+    bars. cellprobe's own warnings (categories defined in cellprobe, e.g. DataWarning) are logged and shown as
+    before. The loggers' handlers, levels and propagation and the warnings machinery are restored on exit."""
+    path = run_dir / R.LOGS / FRAMEWORK_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved = []
+    for name in FRAMEWORK_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.handlers[:], logger.level, logger.propagate))
+        logger.handlers = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-            # its CSV logger deletes an old metrics.csv: _keep_earlier_logs has moved it away already
-            warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
-            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-            # online mode: the frozen encoder is in eval mode on purpose (SegmenterModule.train keeps it there)
-            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-            yield
+            shown = warnings.showwarning  # the one in effect (pytest's recorder in tests)
+
+            def to_log(message, category, filename, lineno, file=None, line=None) -> None:
+                text = warnings.formatwarning(message, category, filename, lineno, line).rstrip()
+                handler.handle(logging.LogRecord("py.warnings", logging.WARNING, filename, lineno, text, None, None))
+                if category.__module__.split(".")[0] == "cellprobe":
+                    shown(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = to_log
+            yield path
     finally:
-        rank_zero.log.removeFilter(no_tip)
+        for logger, handlers, level, propagate in saved:
+            logger.handlers, logger.propagate = handlers, propagate
+            logger.setLevel(level)
+        handler.close()
 
 
 def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Sequence[Any] = (),
-          overrides: dict[str, Any] | None = None) -> Path:
-    """Train (or resume, or find finished) the run of ``config``; returns the run folder.
+          overrides: dict[str, Any] | None = None) -> R.Run:
+    """Train (or resume, or find finished) the run of ``config``; returns the run (``run.finished`` is False
+    when training was interrupted: calling again resumes).
 
     ``config``: a TrainConfig, a mapping of its keys (dotted keys allowed) or a YAML file; ``callbacks``:
     extra Lightning callbacks (tests, benchmarks).
     """
     cfg = train_config(config, overrides)
-    run_dir, resume, finished = R.start_run(cfg)
-    if finished:
-        return run_dir
-    if cfg.trainer.threads is not None:
-        torch.set_num_threads(cfg.trainer.threads)
-    started = time.perf_counter()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    existing = R.find_run(cfg)
+    if existing is not None and existing.finished:
+        return existing
+    # the encoder's name, then the data, are checked before the run folder is made: a refused command leaves
+    # nothing behind (the corrected command would otherwise meet a folder of another config)
+    resolve_weights(get_spec(cfg.encoder.name), cfg.encoder.weights)
     data = open_training_data(cfg)
-    encoder = build_encoder(cfg)
-    num_classes = len(data.class_names)
-    identity = encoder_identity(encoder, num_classes, data.class_names, cfg)
-    stamp = R.RunStamp(encoder=identity, class_names=data.class_names, mpp=getattr(data.train, "mpp", None))
-    stamp.write(run_dir)
-    if resume is not None and L.pytorch.utilities.rank_zero_only.rank == 0:
-        _keep_earlier_logs(run_dir)
-    train_set, val_set, views = _datasets(cfg, data, encoder)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)  # the same initial weights in both modes
-    module = build_module(cfg, identity, None if cfg.cache_features else encoder,
-                          resolve_class_weights(cfg, data, num_classes))
-    with _quiet_lightning():
+    run, resume = R.start_run(cfg)
+    with _framework_log(run.path):
+        if cfg.trainer.threads is not None:
+            torch.set_num_threads(cfg.trainer.threads)
+        started = time.perf_counter()
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        encoder = build_encoder(cfg)
+        run.stamp.encoder, run.stamp.class_names = encoder.identity, data.class_names
+        run.stamp.mpp = getattr(data.train, "mpp", None)
+        run.save_stamp()
+        if resume is not None and L.pytorch.utilities.rank_zero_only.rank == 0:
+            _keep_earlier_logs(run.path)
+        train_set, val_set, views = _datasets(cfg, data, encoder)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)  # the same initial weights in both modes
+        module = build_module(cfg, encoder.identity, data.class_names, None if cfg.cache_features else encoder,
+                              resolve_class_weights(cfg, data, len(data.class_names)))
         trainer = L.Trainer(
-            default_root_dir=str(run_dir),
+            default_root_dir=str(run.path),
             max_epochs=cfg.epochs,
             accelerator=cfg.trainer.accelerator,
             devices=cfg.trainer.devices,
             strategy=cfg.trainer.strategy,
             precision=_precision(cfg),
-            callbacks=_callbacks(cfg, run_dir, callbacks),
-            logger=_loggers(run_dir),
+            callbacks=_callbacks(cfg, run, callbacks),
+            logger=_loggers(run.path),
             plugins=[AtomicCheckpointIO()],
             log_every_n_steps=cfg.trainer.log_every_n_steps,
             limit_train_batches=cfg.trainer.limit_train_batches,
@@ -214,17 +234,18 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
         trainer.fit(module, datamodule=SegmenterData(train_set, val_set, cfg, views),
                     ckpt_path=str(resume) if resume else None, weights_only=True)
     if trainer.interrupted:  # Ctrl-C: Lightning returns; the run stays resumable
-        return run_dir
+        return run
     if trainer.is_global_zero:
-        _finish(run_dir, stamp, trainer, time.perf_counter() - started, resumed=resume is not None)
-    return run_dir
+        _finish(run, trainer, time.perf_counter() - started, resumed=resume is not None)
+    return run
 
 
-def _finish(run_dir: Path, stamp: R.RunStamp, trainer: L.Trainer, seconds: float, resumed: bool) -> None:
+def _finish(run: R.Run, trainer: L.Trainer, seconds: float, resumed: bool) -> None:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     stop = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
     stopped = bool(stop is not None and stop.stopped_epoch)
+    stamp = run.stamp
     stamp.status = "finished"
     stamp.info = {
         "epochs": trainer.current_epoch,
@@ -238,7 +259,7 @@ def _finish(run_dir: Path, stamp: R.RunStamp, trainer: L.Trainer, seconds: float
         ckpt = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == stop.monitor)
         best = ckpt.best_model_score
         stamp.info[f"best_{stop.monitor}"] = None if best is None else float(best)
-    stamp.write(run_dir)
+    run.save_stamp()
 
 
 __all__ = ["SegmenterData", "train"]

@@ -1,9 +1,9 @@
-"""The Lightning module: (frozen encoder →) trainable neck → the decoder → losses.
+"""The Lightning module: the run's network (:class:`~cellprobe.run.network.SegmentationNetwork`) and its loss.
 
-Online mode holds the frozen encoder and runs it on every (augmented) batch; cached mode gets the encoder's
-taps with the batch. The encoder's weights never go into checkpoints (they can be gigabytes and are
-reproducible from its name and weights); the checkpoint records the encoder's identity instead, and loading it
-against a different encoder is an InputError.
+Online mode's network holds the frozen encoder and runs it on every (augmented) batch; cached mode's gets the
+encoder's taps with the batch. The encoder's weights never go into checkpoints (they can be gigabytes and are
+reproducible from its identity); the checkpoint records the encoder's identity instead, and resuming against
+a different encoder is an InputError (:mod:`cellprobe.run.checkpoint`).
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 
-from cellprobe.decoder import CellDecoder, CellLoss
-from cellprobe.errors import InputError
-from cellprobe.training.config import MONITOR_MODES, PlateauSection
+from cellprobe.decoder import CellLoss
+from cellprobe.encoders.identity import EncoderIdentity
+from cellprobe.run.checkpoint import IDENTITY_KEY, NETWORK_PREFIX, check_identity, identity_record
+from cellprobe.run.network import SegmentationNetwork
+from cellprobe.run.train_config import MONITOR_MODES, PlateauSection
 
-IDENTITY_KEY = "cellprobe"
-ENCODER_PREFIX = "encoder."
+#: the frozen encoder's weights in the module's state dict (left out of checkpoints)
+ENCODER_PREFIX = NETWORK_PREFIX + "encoder."
 PLATEAU_KEY = "cellprobe_plateau"
 #: where Lightning's weight averaging keeps the raw (not averaged) weights; ``state_dict`` holds the average
 RAW_STATE_KEY = "current_model_state"
@@ -38,18 +39,17 @@ class PlateauStep(L.Callback):
 
 
 class SegmenterModule(L.LightningModule):
-    """``identity``: facts that must match when a checkpoint is loaded (encoder name, weights digest, taps,
-    class count); it is saved in every checkpoint under ``"cellprobe"``. ``monitor``: the logged metric the
-    plateau scheduler follows (a key of :data:`~cellprobe.training.config.MONITOR_MODES`)."""
+    """``encoder`` and ``class_names``: what a checkpoint must match to be resumed or loaded; saved in every
+    checkpoint under ``"cellprobe"``. ``monitor``: the logged metric the plateau scheduler follows (a key of
+    :data:`~cellprobe.run.train_config.MONITOR_MODES`)."""
 
     def __init__(
         self,
-        neck: nn.Module,
-        decoder: CellDecoder,
+        network: SegmentationNetwork,
         loss: CellLoss,
-        identity: dict[str, Any],
+        encoder: EncoderIdentity,
+        class_names: Sequence[str],
         *,
-        encoder: nn.Module | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         plateau: PlateauSection | None = None,
@@ -57,14 +57,10 @@ class SegmenterModule(L.LightningModule):
         lr_steps: dict[int, float] | None = None,
     ) -> None:
         super().__init__()
-        self.neck = neck
-        self.decoder = decoder
+        self.network = network
         self.loss = loss
-        self.encoder = encoder
-        if encoder is not None:
-            encoder.eval()
-            encoder.requires_grad_(False)
-        self.identity = dict(identity)
+        self.encoder_identity = encoder
+        self.class_names = list(class_names)
         self.lr = lr
         self.weight_decay = weight_decay
         self.plateau = plateau or PlateauSection()
@@ -76,26 +72,8 @@ class SegmenterModule(L.LightningModule):
         self._scheduler_state: dict[str, Any] | None = None
 
     # -- model ---------------------------------------------------------------------------------------------
-    def train(self, mode: bool = True) -> SegmenterModule:
-        """Lightning switches everything to train mode each epoch; the frozen encoder (and its BatchNorm
-        statistics) stays in eval mode."""
-        super().train(mode)
-        if self.encoder is not None:
-            self.encoder.eval()
-        return self
-
-    def taps(self, image: torch.Tensor) -> list[torch.Tensor]:
-        if self.encoder is None:
-            raise RuntimeError("cached-mode module: the batch must carry the encoder taps")
-        with torch.no_grad():
-            return [t.detach() for t in self.encoder(image)]
-
     def forward(self, image: torch.Tensor, taps: Sequence[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        if taps is None:
-            taps = self.taps(image)
-        taps = [t.to(image.dtype) if t.is_floating_point() else t for t in taps]
-        pyramid = self.neck(list(taps), tuple(image.shape[-2:]))
-        return self.decoder(pyramid, image)
+        return self.network(image, taps)
 
     # -- steps ---------------------------------------------------------------------------------------------
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -147,43 +125,15 @@ class SegmenterModule(L.LightningModule):
         for key in ("state_dict", RAW_STATE_KEY):
             if key in checkpoint:
                 checkpoint[key] = {k: v for k, v in checkpoint[key].items() if not k.startswith(ENCODER_PREFIX)}
-        checkpoint[IDENTITY_KEY] = dict(self.identity)
+        checkpoint[IDENTITY_KEY] = identity_record(self.encoder_identity, self.class_names)
         if self._scheduler is not None:
             checkpoint[PLATEAU_KEY] = self._scheduler.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        check_identity(checkpoint, self.identity, where=None)
+        check_identity(checkpoint, self.encoder_identity, self.class_names, where=None)
         self._scheduler_state = checkpoint.get(PLATEAU_KEY)
-        if self.encoder is not None:  # put the (not saved) frozen weights back so the loads stay strict
+        encoder = self.network.encoder
+        if encoder is not None:  # put the (not saved) frozen weights back so the loads stay strict
             for key in ("state_dict", RAW_STATE_KEY):
                 if key in checkpoint:
-                    checkpoint[key].update({ENCODER_PREFIX + k: v for k, v in self.encoder.state_dict().items()})
-
-    def load_weights(self, checkpoint: dict[str, Any], where: Any = None) -> None:
-        """Load a checkpoint's trainable weights (inference), checking the identity first."""
-        check_identity(checkpoint, self.identity, where)
-        state = dict(checkpoint["state_dict"])
-        if self.encoder is not None:
-            state.update({ENCODER_PREFIX + k: v for k, v in self.encoder.state_dict().items()})
-        try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise InputError(where, f"checkpoint does not fit the model ({str(exc).splitlines()[0][:200]})") from None
-
-
-#: identity keys whose mismatch makes a checkpoint unusable with the given model
-CHECKED = ("encoder", "weights_digest", "tap_channels", "tap_strides", "num_classes")
-
-
-def check_identity(checkpoint: dict[str, Any], identity: dict[str, Any], where: Any) -> None:
-    saved = checkpoint.get(IDENTITY_KEY)
-    if not isinstance(saved, dict):
-        raise InputError(where, "checkpoint has no cellprobe identity: not written by cellprobe")
-    for key in CHECKED:
-        if key in identity and _norm(saved.get(key)) != _norm(identity[key]):
-            raise InputError(where, f"checkpoint was trained with {key}={saved.get(key)!r} but the model has "
-                                    f"{key}={identity[key]!r} (encoder/checkpoint mismatch)")
-
-
-def _norm(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+                    checkpoint[key].update({ENCODER_PREFIX + k: v for k, v in encoder.state_dict().items()})

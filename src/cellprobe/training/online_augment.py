@@ -9,7 +9,7 @@ import numpy as np
 
 from cellprobe.data.augment import AugmentConfig
 from cellprobe.data.sample import Sample
-from cellprobe.training.config import TrainConfig
+from cellprobe.run.train_config import TrainConfig
 from cellprobe.training.sampling import Draw
 
 

@@ -1,0 +1,77 @@
+"""Options shared by several commands, defined once: their flags, help text and limits, and the helpers that
+read them (``KEY=VALUE`` pairs, a config file with ``--set`` overrides).
+
+A command declares one as ``tta: TTA = 1``; typer reads the flag from the ``Annotated`` metadata. Only typer
+and the standard library load here: ``cellprobe --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    M = TypeVar("M", bound=BaseModel)
+else:
+    M = TypeVar("M")
+
+# --set: dotted config keys, values read as YAML (epochs=5, seeds=[0,1], trainer.progress=false)
+Sets = Annotated[list[str], typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="Override a config key (dotted path, value read as YAML; repeatable), e.g. --set epochs=5 "
+         "--set seeds=[0,1] --set trainer.progress=false.")]
+# the dihedral test-time augmentation of tune, evaluate and predict
+TTA = Annotated[int, typer.Option("--tta", min=1, max=8,
+                                  help="Dihedral views averaged per patch (1: none, 8: all).")]
+Device = Annotated[str | None, typer.Option("--device",
+                                            help="cpu, cuda, ... (default: a GPU when there is one).")]
+# which checkpoint of a run folder is loaded (checked by the run folder: one message for every caller)
+Checkpoint = Annotated[str, typer.Option("--checkpoint", help="best or last.")]
+DatasetFormat = Annotated[str | None, typer.Option("--format", help="Dataset format (default: detected).")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace results already in the output folder "
+                                                             "(refused otherwise).")]
+
+
+def parse_key_values(items: Sequence[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs → a mapping, each value read as YAML (``3`` → 3, ``[0,1]`` → a list, ``tiled``
+    → a string). A pair without ``=``, without a key or with a broken YAML value is an InputError naming
+    ``flag``."""
+    import yaml
+
+    from cellprobe.errors import InputError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(None, f"{flag} expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise InputError(None, f"{flag} {key}: value is not valid YAML ({problem})") from None
+    return out
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """``--set key.path=value`` pairs → dotted-key overrides (for :func:`cellprobe.config.load_config`,
+    :func:`cellprobe.run.train_config.train_config`, ...)."""
+    return parse_key_values(items, "--set")
+
+
+def with_sets(sets: Sequence[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The overrides of a command: its own (``base``, from its other options) then ``--set``, which wins."""
+    return {**(base or {}), **parse_sets(sets)}
+
+
+def load_with_sets(model: type[M], path: Path, sets: Sequence[str], base: dict[str, Any] | None = None) -> M:
+    """Load the YAML config ``path`` into ``model`` with the command's overrides (see :func:`with_sets`)."""
+    from cellprobe.config import load_config
+
+    return load_config(model, path, with_sets(sets, base))

@@ -1,0 +1,133 @@
+"""Convert a run folder of run format 1 (cellprobe before the run package) to the current format, in place.
+
+Format 1 differs in three ways, each converted here and nowhere else:
+
+* the encoder identity in run.json and in each checkpoint was an untyped dict (no taps, fit or input scale):
+  it becomes an :class:`~cellprobe.encoders.identity.EncoderIdentity`, completed from the run's config and
+  the encoder registry (the taps and fit the run was built with);
+* checkpoints held the neck and decoder at the top level of ``state_dict`` (``neck.*``, ``decoder.*``): they
+  move under the network (``network.*``), in the averaged and in the raw (EMA) weights;
+* the learning rate of each epoch was only in Lightning's CSV logs: it is read from them once and recorded
+  in run.json.
+
+Checkpoints are rewritten atomically, and the stamp's format is bumped last, so a killed upgrade is simply
+run again. An ensemble folder only needs its stamp converted (its members are upgraded on their own).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cellprobe import atomic
+from cellprobe.encoders.identity import EncoderIdentity
+from cellprobe.errors import InputError
+from cellprobe.run import run_folder as R
+from cellprobe.run.checkpoint import IDENTITY_KEY, NETWORK_PREFIX, load_checkpoint, save_checkpoint
+from cellprobe.run.train_config import TrainConfig
+
+#: the state-dict entries of format 1 that belong to the network, and the training module's raw-weights copy
+NETWORK_PARTS = ("neck.", "decoder.")
+RAW_STATE_KEY = "current_model_state"
+
+
+def lr_from_logs(run_dir: Path) -> dict[int, float]:
+    """The learning rate each epoch of a format-1 run trained with, read from its CSV logs (all sessions of a
+    resumed run): Lightning's LearningRateMonitor logs the rate at the start of each epoch with the global
+    step only, and the epoch of that step is the first epoch whose logged rows reach it."""
+    import pandas as pd
+
+    logs = [*sorted((run_dir / R.LOGS).glob("metrics.session-*.csv")), run_dir / R.LOGS / "metrics.csv"]
+    frames = []
+    for path in logs:
+        if path.is_file():
+            try:
+                frames.append(pd.read_csv(path))
+            except (OSError, ValueError) as exc:
+                raise InputError(path, f"unreadable training log ({exc})") from None
+    if not frames:
+        raise InputError(run_dir / R.LOGS, "no metrics.csv: the run's learning-rate schedule is unknown")
+    table = pd.concat(frames, ignore_index=True)
+    lr_cols = [c for c in table.columns if c.startswith("lr-")]
+    if not lr_cols or "step" not in table or "epoch" not in table:
+        raise InputError(run_dir / R.LOGS, "logs hold no learning rate (lr-*) with steps and epochs")
+    column = pd.to_numeric(table[lr_cols[0]], errors="coerce")
+    if column.notna().sum() != table[lr_cols[0]].notna().sum():
+        raise InputError(run_dir / R.LOGS, f"column {lr_cols[0]} holds values that are not numbers")
+    ends = table.dropna(subset=["epoch"]).groupby("epoch")["step"].max().sort_index()
+    rates: dict[int, float] = {}
+    for step, lr in zip(table["step"][column.notna()], column[column.notna()], strict=True):
+        reached = ends[ends >= step]
+        if len(reached):
+            rates[int(reached.index[0])] = float(lr)
+    return dict(sorted(rates.items()))
+
+
+def identity_from_v1(saved: dict[str, Any], config: TrainConfig, where: Any) -> EncoderIdentity:
+    """A format-1 identity dict, completed with the taps and fit the run's encoder was built with."""
+    from cellprobe.encoders.registry import get_spec
+
+    try:
+        spec = get_spec(saved["encoder"])
+        return EncoderIdentity(
+            name=spec.name, family=str(saved["family"]), weights_digest=str(saved["weights_digest"]),
+            taps=tuple(int(t) for t in (config.encoder.taps or spec.default_taps)),
+            fit=str(config.encoder.fit or spec.fit),
+            input_scale=float(config.encoder.input_scale),
+            tap_channels=tuple(int(c) for c in saved["tap_channels"]),
+            tap_strides=tuple(float(s) for s in saved["tap_strides"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(where, f"format-1 encoder identity is incomplete ({exc})") from None
+
+
+def upgrade_checkpoint(path: Path, encoder: EncoderIdentity, class_names: list[str]) -> bool:
+    """Rewrite one format-1 checkpoint; False when it is already in the current format."""
+    ckpt = load_checkpoint(path)
+    saved = ckpt.get(IDENTITY_KEY)
+    if isinstance(saved, dict) and isinstance(saved.get("encoder"), dict):
+        return False  # converted by an earlier, interrupted upgrade
+    for key in ("state_dict", RAW_STATE_KEY):
+        if key in ckpt:
+            ckpt[key] = {(NETWORK_PREFIX + k if k.startswith(NETWORK_PARTS) else k): v for k, v in ckpt[key].items()}
+    ckpt[IDENTITY_KEY] = {"encoder": encoder.to_json(), "class_names": list(class_names)}
+    save_checkpoint(ckpt, path)
+    return True
+
+
+def upgrade_run(run_dir: str | Path) -> list[str]:
+    """Convert ``run_dir`` in place; returns what was done, one line each (nothing for a current run)."""
+    run_dir = Path(run_dir)
+    path = run_dir / R.STAMP
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(run_dir, f"not a cellprobe run folder (no {R.STAMP})") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"unreadable run stamp ({exc})") from None
+    if not isinstance(data, dict) or data.get("run_format") not in (*R.UPGRADABLE, R.RUN_FORMAT):
+        raise InputError(path, f"run format {data.get('run_format') if isinstance(data, dict) else None!r} "
+                               "cannot be upgraded")
+    if data["run_format"] == R.RUN_FORMAT:
+        return []
+    config = R.read_config(run_dir)
+    done: list[str] = []
+    encoder = None
+    if data.get("encoder"):
+        encoder = identity_from_v1(data["encoder"], config, path)
+    is_ensemble = R.ENSEMBLE_KEY in data.get("info", {})
+    if not is_ensemble and encoder is not None:
+        for name in (R.BEST, R.LAST):
+            if (run_dir / name).is_file() and upgrade_checkpoint(run_dir / name, encoder, data["class_names"]):
+                done.append(f"{name}: network weights under '{NETWORK_PREFIX}', typed encoder identity")
+        if (run_dir / R.LOGS).is_dir():
+            rates = lr_from_logs(run_dir)
+            # epochs 0, 1, ... as far as the logs have them without a gap
+            data["learning_rates"] = [rates[e] for e in range(next(e for e in range(len(rates) + 1) if e not in rates))]
+            done.append(f"{R.STAMP}: learning rates of {len(data['learning_rates'])} epoch(s) from the CSV logs")
+    data["encoder"] = None if encoder is None else encoder.to_json()
+    data.setdefault("learning_rates", [])
+    data["run_format"] = R.RUN_FORMAT
+    atomic.write_json(path, data)  # last: a killed upgrade leaves format 1, and runs again
+    done.append(f"{R.STAMP}: run format {R.UPGRADABLE[-1]} → {R.RUN_FORMAT}")
+    return done

@@ -1,0 +1,62 @@
+"""The options shared by several commands: one definition (flag, help, limits), one KEY=VALUE reader."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import typing
+
+import pytest
+
+from cellprobe.cli import options
+from cellprobe.cli.app import COMMAND_MODULES, app
+from cellprobe.errors import InputError
+
+
+def test_key_values_are_read_as_yaml():
+    assert options.parse_sets(["epochs=3", "seeds=[0, 1]", "trainer.progress=false", " name = x"]) == {
+        "epochs": 3, "seeds": [0, 1], "trainer.progress": False, "name": "x"}
+    assert options.with_sets(["epochs=3"], {"epochs": 1, "output": "o"}) == {"epochs": 3, "output": "o"}
+
+
+@pytest.mark.parametrize("item", ["epochs", "=3", "x=[1,"])
+def test_bad_pairs_are_one_input_error_naming_the_flag(item):
+    with pytest.raises(InputError, match="--option"):
+        options.parse_key_values([item], "--option")
+
+
+def _declared(flag: str) -> list[tuple[str, object]]:
+    """(command, annotation) of every command parameter declaring ``flag``."""
+    found = []
+    for command in app.registered_commands:
+        hints = typing.get_type_hints(command.callback, include_extras=True)
+        for name, param in inspect.signature(command.callback).parameters.items():
+            hint = hints[name]
+            infos = [*getattr(hint, "__metadata__", ()), param.default]
+            # in Annotated, typer.Option's first argument (its default otherwise) is the flag
+            if any(flag in (*(getattr(i, "param_decls", None) or ()), getattr(i, "default", None)) for i in infos):
+                found.append((command.name, hint))
+    return found
+
+
+@pytest.mark.parametrize("flag, alias, commands", [
+    ("--set", options.Sets, {"bench", "demo", "train", "refit"}),
+    ("--tta", options.TTA, {"tune", "evaluate", "predict"}),
+    ("--device", options.Device, {"tune", "evaluate", "predict"}),
+    ("--checkpoint", options.Checkpoint, {"tune", "evaluate", "predict"}),
+])
+def test_commands_use_the_shared_definition(flag, alias, commands):
+    declared = _declared(flag)
+    assert {name for name, _ in declared} == commands
+    assert all(hint == alias for _, hint in declared)
+
+
+def test_commands_do_not_import_each_other():
+    for name in COMMAND_MODULES:
+        source = inspect.getsource(importlib.import_module(f"cellprobe.cli.{name}_cmd"))
+        assert "_cmd import" not in source, name
+
+
+def test_tta_limits(cli):
+    rc, _, err = cli("predict", ".", "x.png", "--out", "o", "--tta", "0")
+    assert rc == 2 and "--tta" in err

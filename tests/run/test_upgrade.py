@@ -1,0 +1,104 @@
+"""``cellprobe upgrade``: a run folder of run format 1 is refused with the command that converts it, and the
+conversion gives back exactly the current layout (checkpoints, identity, learning rates)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tests.training.tiny import shared_data, shared_run
+
+from cellprobe.errors import InputError
+from cellprobe.run import run_folder as R
+from cellprobe.run.checkpoint import load_checkpoint, save_checkpoint
+from cellprobe.run.upgrade import lr_from_logs, upgrade_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return shared_run(tmp_path_factory)
+
+
+def _to_format_1(run_dir):
+    """Lay a current run folder out as run format 1 wrote it (the inverse of the upgrade)."""
+    stamp = json.loads((run_dir / R.STAMP).read_text())
+    enc = stamp["encoder"]
+    old_identity = {"encoder": enc["name"], "family": enc["family"], "weights": "random",
+                    "weights_digest": enc["weights_digest"], "tap_channels": enc["tap_channels"],
+                    "tap_strides": enc["tap_strides"], "num_classes": len(stamp["class_names"]),
+                    "class_names": stamp["class_names"]}
+    for name in (R.BEST, R.LAST):
+        ckpt = load_checkpoint(run_dir / name)
+        ckpt["state_dict"] = {k.removeprefix("network."): v for k, v in ckpt["state_dict"].items()}
+        ckpt["cellprobe"] = dict(old_identity)
+        save_checkpoint(ckpt, run_dir / name)
+    del stamp["learning_rates"]
+    stamp.update(run_format=1, encoder=old_identity)
+    (run_dir / R.STAMP).write_text(json.dumps(stamp))
+
+
+def test_format_1_is_refused_then_upgraded_to_the_same_run(run, tmp_path):
+    from cellprobe.inference.segmenter import Segmenter
+
+    old = tmp_path / "old"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
+    _to_format_1(old)
+    with pytest.raises(InputError, match=r"earlier run format 1.*cellprobe upgrade"):
+        R.Run.open(old)
+
+    done = upgrade_run(old)
+    assert any("network weights" in line for line in done) and done[-1].endswith("run format 1 → 2")
+    assert upgrade_run(old) == []  # current now: nothing to do
+    for name in (R.BEST, R.LAST):
+        a, b = load_checkpoint(run / name), load_checkpoint(old / name)
+        assert a["cellprobe"] == b["cellprobe"] and a["state_dict"].keys() == b["state_dict"].keys()
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    current, upgraded = R.Run.open(run).stamp, R.Run.open(old).stamp
+    assert upgraded.encoder == current.encoder
+    assert upgraded.learning_rates == current.learning_rates  # read back from the CSV logs
+
+    image = shared_data() / "test"
+    from cellprobe.data import open_dataset
+
+    patch = open_dataset(image.parent, format="patches", split="test")[0].image
+    np.testing.assert_array_equal(Segmenter(old, device="cpu").maps(patch)["semantic"],
+                                  Segmenter(run, device="cpu").maps(patch)["semantic"])
+
+
+def test_the_cli_upgrades_and_bad_folders_are_one_line(run, tmp_path, cli):
+    old = tmp_path / "old"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
+    _to_format_1(old)
+    rc, out, _ = cli("upgrade", old)
+    assert rc == 0 and "run format 1 → 2" in out
+    rc, out, _ = cli("upgrade", old)
+    assert rc == 0 and "already current" in out
+    rc, _, err = cli("upgrade", tmp_path / "nothing")
+    assert rc == 2 and err.count("\n") == 1 and "not a cellprobe run folder" in err
+
+
+def _write_log(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def test_lr_from_logs_maps_steps_to_epochs_across_sessions(tmp_path):
+    # 3 steps per epoch: the rate row of epoch e is logged at step 3e, its epoch rows end at step 3e + 2
+    logs = tmp_path / R.LOGS
+    nan = float("nan")
+    _write_log(logs / "metrics.session-0.csv", [
+        {"epoch": nan, "step": 0, "lr-AdamW": 0.01}, {"epoch": 0, "step": 2, "lr-AdamW": nan},
+        {"epoch": nan, "step": 3, "lr-AdamW": 0.01}, {"epoch": 1, "step": 5, "lr-AdamW": nan}])
+    _write_log(logs / "metrics.csv", [  # resumed at epoch 2
+        {"epoch": nan, "step": 6, "lr-AdamW": 0.005}, {"epoch": 2, "step": 8, "lr-AdamW": nan},
+        {"epoch": nan, "step": 9, "lr-AdamW": 0.0025}, {"epoch": 3, "step": 11, "lr-AdamW": nan}])
+    assert lr_from_logs(tmp_path) == {0: 0.01, 1: 0.01, 2: 0.005, 3: 0.0025}
+    with pytest.raises(InputError, match=r"no metrics\.csv"):
+        lr_from_logs(tmp_path / "elsewhere")
+    _write_log(logs / "metrics.csv", [{"epoch": nan, "step": 6, "lr-AdamW": "fast"}, {"epoch": 2, "step": 8}])
+    with pytest.raises(InputError, match="not numbers"):
+        lr_from_logs(tmp_path)
