@@ -42,3 +42,12 @@ def conic_from_consep(tmp_path_factory, consep_root) -> Path:
     images = np.stack([np.asarray(Image.open(split / "images" / f"{p}.jpg")) for p in info["patch"]])
     names = [f"{s}-{p.rsplit('_', 1)[1]}" for p, s in zip(info["patch"], info["source_image"], strict=True)]
     return fixtures.write_conic(tmp_path_factory.mktemp("conic") / "conic", images, inst, cls, names)
+
+
+@pytest.fixture(scope="session")
+def cisca_splits() -> Path:
+    """CISCA's published split files (../shared/data/cisca_splits: pannuke_folds.csv, conic_folds.csv), or skip
+    with the reason."""
+    from tests.data.cisca_release import shared_split_files
+
+    return shared_split_files()

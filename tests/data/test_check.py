@@ -58,3 +58,18 @@ def test_nuclei_per_class():
     inst = np.array([[1, 1, 0], [2, 3, 3]])
     cls = np.array([[2, 2, 0], [1, 2, 2]], np.uint8)
     assert nuclei_per_class(inst, cls, 3).tolist() == [0, 1, 2, 0]
+
+
+def test_check_walks_the_folds_of_a_split_file(tmp_path, synth):
+    images, inst, cls = synth
+    names = [f"s{i // 2}-{i:04d}" for i in range(6)]
+    images = images.copy()
+    images[5] = images[0]  # the same patch in train and test: a leak
+    root = fixtures.write_conic(tmp_path / "conic", images, inst, cls, names)
+    split_file = tmp_path / "folds.csv"
+    split_file.write_text("img_id,fold\n" + "".join(f"{n},{f}\n" for n, f in zip(names, "001122", strict=True))
+                          + f"{names[0]},0\n")
+    report = check_path(root, split_file=split_file, class_names=["a", "b", "c", "d"])
+    assert list(report["splits"]) == ["0", "1", "2"]
+    assert [report["splits"][f]["patches"] for f in "012"] == [2, 2, 2]
+    assert report["cross_split_duplicates"] == [{"first": "0/s0-0000", "second": "2/s2-0005"}]

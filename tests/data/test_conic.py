@@ -33,10 +33,13 @@ def test_kfold_and_split_file(conic_root, tmp_path):
     assert sorted(s for f in folds for s in f.sources()) == sorted(open_dataset(conic_root).sources())
     split_file = tmp_path / "split.csv"
     split_file.write_text("patch,fold\nsrc0-0000,a\nsrc0-0001,a\nsrc1-0002,b\n")
-    with pytest.warns(UserWarning, match="3 patches are in no fold"):
-        ds = open_dataset(conic_root, split="b", split_file=split_file)
-    assert [ds[i].meta.name for i in range(len(ds))] == ["src1-0002"]
-    with pytest.raises(InputError, match="fold 'c' is missing"), pytest.warns(UserWarning):
+    with pytest.raises(InputError, match=r"3 of the dataset's 6 patches are in no fold \(e\.g\. 'src1-0003'\)"):
+        open_dataset(conic_root, split="b", split_file=split_file)
+    split_file.write_text("patch,fold\nsrc0-0000,a\nsrc0-0001,a\nsrc1-0002,b\n"
+                          "src1-0003,unused\nsrc2-0004,unused\nsrc2-0005,unused\n")
+    ds = open_dataset(conic_root, split="b", split_file=split_file)
+    assert [ds[i].meta.name for i in range(len(ds))] == ds.names() == ["src1-0002"] and ds.repeats() is None
+    with pytest.raises(InputError, match="fold 'c' is missing"):
         open_dataset(conic_root, split="c", split_file=split_file)
     with pytest.raises(InputError, match="no 'test' split is released"):
         open_dataset(conic_root, split="test")

@@ -199,3 +199,25 @@ def test_builtin_catalog(cli):
     assert rc == 0 and "cytodark0" in out and "pannuke" in out
     with pytest.raises(InputError, match="no dataset 'nope'"):
         get_source("nope")
+
+
+def test_cisca_splits_entry_downloads_the_pinned_files(cli, server, tmp_path, cisca_splits):
+    """The built-in entry, fetched through --mirror from a loopback server holding the shared copies: sha256 and
+    size pinned, copied as they are (no archive)."""
+    source = get_source("cisca-splits")
+    assert [f.filename for f in source.files] == ["pannuke_folds.csv", "conic_folds.csv"]
+    for f in source.files:
+        assert f.url.startswith("https://raw.githubusercontent.com/vadori/cytoark/8b9f75e") and not f.unpack
+        data = (cisca_splits / f.filename).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f.sha256 and len(data) == f.size
+        server.add(f.filename, data)
+    rc, out, err = cli("data", "download", "cisca-splits", "--root", tmp_path, "--mirror", server.url)
+    assert rc == 0, err
+    assert f"cisca-splits: {tmp_path / 'cisca-splits'}" in out
+    for f in source.files:
+        assert (tmp_path / "cisca-splits" / f.filename).read_bytes() == (cisca_splits / f.filename).read_bytes()
+    # a server with another file under the same name: refused with one line, nothing kept
+    server.files["conic_folds.csv"] = server.files["conic_folds.csv"][:-100]
+    rc, _, err = cli("data", "download", "cisca-splits", "--root", tmp_path / "other", "--mirror", server.url)
+    assert rc == 2 and "conic_folds.csv" in err and "size 279219 bytes, expected 279319" in err
+    assert err.strip().count("\n") == 0

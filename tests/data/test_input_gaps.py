@@ -117,7 +117,8 @@ def test_listed_twice_siblings(tmp_path, synth, conic_root):
 
     split = tmp_path / "split.csv"
     split.write_text("patch,fold\np0,a\np1,b\np0,b\n")
-    with pytest.raises(InputError, match=r"split\.csv row 2 \(line 4\): patch 'p0' is listed more than once"):
+    with pytest.raises(InputError, match=r"split\.csv row 2 \(line 4\): patch 'p0' is listed in fold 'b' here and "
+                                         r"in fold 'a' at row 0"):
         read_split_file(split, ["p0", "p1"])
 
 

@@ -121,3 +121,17 @@ def test_folder_without_class_maps_and_with_split_folders(tmp_path, synth):
     (tmp_path / "d" / "test" / "inst" / "f.tif").unlink()
     with pytest.raises(InputError, match=r"missing instance map for f.png"):
         open_dataset(tmp_path / "d", split="test")
+
+
+def test_folder_split_file_repeats_follow_every_window(tmp_path, synth):
+    images, inst, _ = synth
+    names = [f"i{k}" for k in range(6)]
+    folder = fixtures.write_folder(tmp_path / "f", images, inst, None, names)
+    split_file = tmp_path / "folds.csv"
+    split_file.write_text("name,fold\ni0,train\ni1,train\ni1,train\ni1,train\ni2,train\ni3,val\ni4,test\ni5,test\n")
+    whole = open_dataset(folder, split="train", split_file=split_file)
+    assert [whole[i].meta.name for i in range(len(whole))] == ["i0", "i1", "i2"]
+    assert whole.repeats().tolist() == [1, 3, 1]
+    tiles = open_dataset(folder, split="train", split_file=split_file, crop="tiled", crop_size=32)  # 64²: 4 windows
+    assert len(tiles) == 12 and tiles.repeats().tolist() == [1] * 4 + [3] * 4 + [1] * 4
+    assert open_dataset(folder, split="val", split_file=split_file).repeats() is None

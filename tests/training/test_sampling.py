@@ -24,3 +24,48 @@ def test_ranks_get_disjoint_equal_shards():
     assert len(shards[0]) == len(shards[1]) == 4
     seen = [d.index for d in shards[0] + shards[1]]
     assert set(seen) == set(range(7)) and len(seen) == 8  # one item repeated to even the shards
+
+
+def test_without_repeats_the_draws_are_unchanged():
+    """Runs from before repeats existed resume with the very same draws: one permutation of range(n)."""
+    import numpy as np
+
+    s = EpochSampler(9, seed=5, views=8)
+    s.set_epoch(4)
+    rng = np.random.default_rng([5, 4])
+    order, views, seeds = rng.permutation(9), rng.integers(0, 8, 9), rng.integers(0, 2**31 - 1, 9)
+    assert list(s) == [Draw(int(i), int(v), int(k)) for i, v, k in zip(order, views, seeds, strict=True)]
+    assert list(EpochSampler(9, seed=5, views=8, repeats=np.ones(9, int))) == list(EpochSampler(9, seed=5, views=8))
+
+
+def test_repeats_are_weighted_draws():
+    import numpy as np
+
+    repeats = np.array([1, 3, 1, 5, 2])
+    a, b = EpochSampler(5, seed=2, views=8, repeats=repeats), EpochSampler(5, seed=2, views=8, repeats=repeats)
+    assert len(a) == a.draws_per_epoch == 12
+    a.set_epoch(3)
+    list(b)
+    b.set_epoch(3)
+    draws = list(a)
+    assert draws == list(b)  # a pure function of (seed, epoch): resumes see the same draws
+    assert np.bincount([d.index for d in draws], minlength=5).tolist() == repeats.tolist()
+    assert len({d.seed for d in draws}) == len(draws)  # every draw of a repeated item augments anew
+    a.set_epoch(4)
+    assert list(a) != draws
+    assert [d.index for d in EpochSampler(5, seed=0, shuffle=False, repeats=repeats)] == \
+        [0, 1, 1, 1, 2, 3, 3, 3, 3, 3, 4, 4]
+    shards = [list(EpochSampler(5, seed=1, rank=r, world=5, repeats=repeats)) for r in range(5)]
+    assert [len(s) for s in shards] == [3] * 5  # 12 draws padded to 15
+    seen = np.bincount([d.index for s in shards for d in s], minlength=5)
+    assert seen.sum() == 15 and (seen >= repeats).all()  # every weighted draw, 3 wrapped around
+
+
+def test_bad_repeats_are_refused():
+    import numpy as np
+    import pytest
+
+    with pytest.raises(ValueError, match="one count >= 1 per item"):
+        EpochSampler(3, seed=0, repeats=np.array([1, 0, 2]))
+    with pytest.raises(ValueError, match="one count >= 1 per item"):
+        EpochSampler(3, seed=0, repeats=np.array([1, 2]))

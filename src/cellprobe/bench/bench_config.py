@@ -147,10 +147,14 @@ class BenchConfig(StrictModel):
         return self
 
     def resolve_paths(self, base: Path) -> BenchConfig:
-        """Relative dataset paths are relative to the config file's folder."""
+        """Relative dataset paths, and a dataset's relative ``split_file`` reader option, are relative to the
+        config file's folder."""
         for d in self.datasets:
             if not d.path.is_absolute():
                 d.path = (base / d.path).resolve()
+            split_file = d.options.get("split_file")
+            if isinstance(split_file, str) and not Path(split_file).is_absolute():
+                d.options = {**d.options, "split_file": str((base / split_file).resolve())}
         return self
 
 

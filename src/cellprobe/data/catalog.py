@@ -1,7 +1,9 @@
 """Where the public datasets can be downloaded from, with their sha256 where it is known.
 
 Checksums: the PanNuke, MoNuSeg and CytoDArk0 archives' sha256 are the published/recorded ones of those exact
-files (as used by other public loaders of these releases). For Lizard no checksum could be established offline:
+files (as used by other public loaders of these releases). ``cisca-splits`` holds no data but the split files
+published with CISCA (vadori/cytoark at commit 8b9f75e: ``datasets/{pannuke/40x,conic/20x}/256x256/folds.csv``),
+pinned by sha256 and size, which the PanNuke and CoNIC readers take as ``split_file``. For Lizard no checksum could be established offline:
 its archives are verified by size (when the server states it) and by opening them as zip files, and the
 download says so. The CoNIC patch release is a Google Drive folder with no direct file address: it cannot be
 fetched here, and ``cellprobe data download conic`` says where to get it instead.
@@ -65,6 +67,8 @@ class Catalog(StrictModel):
 
 
 _TIA = "https://warwick.ac.uk/fac/cross_fac/tia/data"
+#: CISCA's repository at the commit whose split files the paper's protocol uses
+_CISCA = "https://raw.githubusercontent.com/vadori/cytoark/8b9f75ece3296a8364d3c51e0989d7efc8a680bd"
 
 CATALOG: dict[str, DatasetSource] = {
     "pannuke": DatasetSource(
@@ -105,6 +109,17 @@ CATALOG: dict[str, DatasetSource] = {
         title="CoNIC patches of Lizard (4,981 × 256², 20×, 6 classes)", format="conic", license="CC BY-NC-SA 4.0",
         note="no direct download address (a Google Drive folder linked from conic-challenge.grand-challenge.org): "
              "download images.npy, labels.npy and patch_info.csv by hand into ROOT/conic"),
+    "cisca-splits": DatasetSource(
+        title="CISCA's train/validation/test splits of PanNuke and CoNIC (split files, no images)", format=None,
+        license="CC BY-NC-SA 4.0 (vadori/cytoark)",
+        files=[RemoteFile(url=f"{_CISCA}/datasets/pannuke/40x/256x256/folds.csv", filename="pannuke_folds.csv",
+                          sha256="0fd27ec698b4d0cc1a57ddc5d5486c726cacbd0630c8457d5ddfcefc19919cf7", size=509378,
+                          unpack=False),
+               RemoteFile(url=f"{_CISCA}/datasets/conic/20x/256x256/folds.csv", filename="conic_folds.csv",
+                          sha256="dd77515c3d7b9c82f58eb3c73d6d6c0f6cfa864f22582148362df774e3e8655d", size=279319,
+                          unpack=False)],
+        note="the split files of the paper's protocol: give ROOT/cisca-splits/pannuke_folds.csv or conic_folds.csv "
+             "as the reader option split_file (splits 0 train, 1 validation, 2 test; configs/bench/paper_*.yaml)"),
 }
 
 

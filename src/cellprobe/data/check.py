@@ -18,6 +18,7 @@ import numpy as np
 
 from cellprobe.data.base import Reader
 from cellprobe.data.formats import detect_format, open_dataset, released_splits
+from cellprobe.data.splits import split_file_folds
 from cellprobe.data.validate import Anomaly, to_sample
 from cellprobe.errors import InputError
 
@@ -77,10 +78,16 @@ def check_dataset(ds: Reader, progress: Callable[[], None] | None = None) -> tup
 
 def check_path(path: str | Path, format: str | None = None, split: str | None = None,
                progress: Callable[[int, str], Callable[[], None]] | None = None, **options) -> dict[str, Any]:
-    """Check every released split at ``path`` (or only ``split``); ``progress(total, split)`` may return a
-    per-sample callback. Duplicates across splits are reported as leaks."""
+    """Check every released split at ``path`` (or only ``split``; with a ``split_file`` option, every fold of
+    that file); ``progress(total, split)`` may return a per-sample callback. Duplicates across splits are
+    reported as leaks."""
     fmt = format or detect_format(path)
-    splits: list[str | None] = [split] if split is not None else (released_splits(path, fmt) or [None])
+    if split is not None:
+        splits: list[str | None] = [split]
+    elif options.get("split_file") is not None:
+        splits = list(split_file_folds(Path(options["split_file"])))
+    else:
+        splits = list(released_splits(path, fmt)) or [None]
     out: dict[str, Any] = {"path": str(path), "format": fmt, "splits": {}}
     seen: dict[str, tuple[str, str]] = {}
     leaks = []

@@ -3,7 +3,11 @@ class map (uint16 in the release), ``patch_info.csv``. Six classes, 20× (about 
 
 The release's ``patch_info.csv`` has one column ``patch_info`` whose values are ``<source image>-<patch>``
 (e.g. ``consep_1-0004``); a table with ``patch`` and ``source_image`` columns is read too. No split is released:
-splits are by source image only (:mod:`cellprobe.data.splits`), from a user split file, or k-fold by source.
+splits are by source image only (:mod:`cellprobe.data.splits`), from a split file, or k-fold by source.
+
+CISCA's published split (``cellprobe data download cisca-splits``: ``conic_folds.csv``, columns ``img_id,fold``,
+names as in ``patch_info.csv``) is read with ``split_file``: splits ``0`` (train, 3,589 patches; patches listed
+several times are oversampled, see :meth:`ConicDataset.repeats`), ``1`` (validation, 464) and ``2`` (test, 928).
 """
 
 from __future__ import annotations
@@ -78,7 +82,9 @@ class ConicDataset(Reader):
         if len(self.labels) != len(self.images):
             raise InputError(self.root, f"mismatched counts: images.npy {len(self.images)}, labels.npy {len(self.labels)}")
         names, sources = read_patch_info(self.root / "patch_info.csv", len(self.images))
-        self.rows = select_split(names, sources, split, opts, self.root)
+        selected = select_split(names, sources, split, opts, self.root)
+        self.rows = selected.rows
+        self._repeats = selected.repeats if selected.oversampled else None
         self._names = [names[i] for i in self.rows]
         self._sources = [sources[i] for i in self.rows]
 
@@ -87,6 +93,13 @@ class ConicDataset(Reader):
 
     def sources(self) -> list[str]:
         return list(self._sources)
+
+    def names(self) -> list[str]:
+        """The patch names (``<source image>-<patch>``) of the samples, in order."""
+        return list(self._names)
+
+    def repeats(self) -> np.ndarray | None:
+        return None if self._repeats is None else self._repeats.copy()
 
     def sample_file(self, index: int) -> str:
         return f"{self.images_path}[{int(self.rows[self._index(index)])}]"

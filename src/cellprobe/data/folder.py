@@ -133,9 +133,10 @@ class FolderDataset(WholeImageReader):
         if orphans:
             warnings.warn(f"{folder / 'inst'}: {len(orphans)} instance maps without an image are ignored "
                           f"(e.g. {sorted(orphans)[0]})", DataWarning, stacklevel=2)
-        rows = select_split([it.name for it in items], [it.source for it in items], sub_split,
-                            SplitOptions(**opts.model_dump(include=set(SplitOptions.model_fields))), folder)
-        self._setup([items[i] for i in rows], WindowOptions(**opts.model_dump(include=set(WindowOptions.model_fields))))
+        selected = select_split([it.name for it in items], [it.source for it in items], sub_split,
+                                SplitOptions(**opts.model_dump(include=set(SplitOptions.model_fields))), folder)
+        self._setup([items[i] for i in selected.rows],
+                    WindowOptions(**opts.model_dump(include=set(WindowOptions.model_fields))), selected.repeats)
 
     @classmethod
     def released_splits(cls, root: Path) -> list[str]:

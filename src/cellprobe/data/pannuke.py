@@ -7,6 +7,13 @@ value (see :mod:`cellprobe.data.validate`). Arrays are memory-mapped: one sample
 Instance ids of the five channels are made unique by offsetting each channel past the previous one's maximum
 (ids are shifted, never merged or invented). PanNuke gives no source image per patch: the unit of splitting is
 the fold, with the 3-fold protocol train/val/test = 1/2/3, 2/1/3, 3/2/1.
+
+Or a ``split_file`` pools the three folds and splits them its own way: CISCA's published split
+(``cellprobe data download cisca-splits``: ``pannuke_folds.csv``, columns ``img_id,fold``) names patch ``i``
+(0-based row) of fold ``k`` ``pannuke_<tissue>_fold<k>_<i>``, the tissue as in ``types.npy``, lower-case; its
+folds ``0`` (train, 5,688 patches; patches listed several times are oversampled, see
+:meth:`PanNukeDataset.repeats`), ``1`` (validation, 632) and ``2`` (test, 1,581) are the splits, and samples
+are named as in the file.
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import model_validator
 
 from cellprobe.config import StrictModel
 from cellprobe.data.base import Reader, parse_options
 from cellprobe.data.io import check_pixels, load_npy, require_file
 from cellprobe.data.sample import SampleMeta
+from cellprobe.data.splits import SplitOptions, select_split
 from cellprobe.data.validate import RawSample, whole_labels
 from cellprobe.errors import InputError
 
@@ -31,8 +40,26 @@ FOLDS = (1, 2, 3)
 
 
 class PanNukeOptions(StrictModel):
-    protocol: Literal[1, 2, 3] = 1
+    """``protocol``: which released fold trains, validates and tests (default 1); ``split_file``: a split of
+    the pooled folds instead (CISCA's naming, see the module docstring); the two exclude each other."""
+
+    protocol: Literal[1, 2, 3] | None = None
+    split_file: Path | None = None
     mpp: float = 0.25
+
+    @model_validator(mode="after")
+    def _one_split(self) -> PanNukeOptions:
+        if self.protocol is not None and self.split_file is not None:
+            raise ValueError("give protocol or split_file, not both (a split file defines the splits itself)")
+        return self
+
+
+NAME_PATTERN = re.compile(r"pannuke_(?P<tissue>.+)_fold(?P<fold>\d+)_(?P<row>\d+)")
+
+
+def patch_name(tissue: str, k: int, j: int) -> str:
+    """CISCA's name of row ``j`` of fold ``k`` (tissue as in ``types.npy``): ``pannuke_<tissue>_fold<k>_<j>``."""
+    return f"pannuke_{str(tissue).lower()}_fold{k}_{j}"
 
 
 def fold_paths(root: Path, k: int) -> tuple[Path, Path, Path]:
@@ -73,9 +100,22 @@ class PanNukeDataset(Reader):
         super().__init__(root, split)
         opts = parse_options(PanNukeOptions, options, self.root)
         self.mpp = opts.mpp
-        self.protocol = opts.protocol
-        self.folds = [self._open_fold(k) for k in folds_of_split(split, opts.protocol, self.root)]
+        self.protocol = opts.protocol or 1
+        self.split_file = opts.split_file
+        if opts.split_file is None:
+            self.folds = [self._open_fold(k) for k in folds_of_split(split, self.protocol, self.root)]
+        else:  # the split file's folds pool the release's three
+            self.folds = [self._open_fold(k) for k in FOLDS]
         self._offsets = np.cumsum([0] + [len(f.images) for f in self.folds])
+        self._repeats: np.ndarray | None = None
+        if opts.split_file is None:
+            self.rows = np.arange(int(self._offsets[-1]))
+            return
+        names = [patch_name(t, f.k, j) for f in self.folds for j, t in enumerate(f.types)]
+        selected = select_split(names, names, split, SplitOptions(split_file=opts.split_file), self.root,
+                                explain=self._why_unknown)
+        self.rows = selected.rows
+        self._repeats = selected.repeats if selected.oversampled else None
 
     @classmethod
     def released_splits(cls, root: Path) -> list[str]:
@@ -99,15 +139,45 @@ class PanNukeDataset(Reader):
                                               f"types.npy {len(types)}")
         return _Fold(k, images, masks, types, paths)
 
+    def _why_unknown(self, name: str) -> str | None:
+        """Why a split file's patch name matches no patch of this release (for its error line)."""
+        m = NAME_PATTERN.fullmatch(name)
+        if m is None:
+            return "not a PanNuke patch name pannuke_<tissue>_fold<k>_<row>"
+        k, j = int(m["fold"]), int(m["row"])
+        fold = next((f for f in self.folds if f.k == k), None)
+        if fold is None:
+            return f"PanNuke has folds {', '.join(map(str, FOLDS))}"
+        if j >= len(fold.types):
+            return f"Fold {k} has {len(fold.types)} patches (rows 0..{len(fold.types) - 1})"
+        if str(fold.types[j]).lower() != m["tissue"]:
+            return f"row {j} of Fold {k} is tissue '{fold.types[j]}' in {fold.paths[1]}, not '{m['tissue']}'"
+        return f"the name of row {j} of Fold {k} is '{patch_name(fold.types[j], k, j)}'"
+
     def __len__(self) -> int:
-        return int(self._offsets[-1])
+        return len(self.rows)
 
     def _locate(self, index: int) -> tuple[_Fold, int]:
-        f = int(np.searchsorted(self._offsets, index, side="right") - 1)
-        return self.folds[f], index - int(self._offsets[f])
+        pooled = int(self.rows[index])
+        f = int(np.searchsorted(self._offsets, pooled, side="right") - 1)
+        return self.folds[f], pooled - int(self._offsets[f])
+
+    def _located(self) -> list[tuple[_Fold, int]]:
+        return [self._locate(i) for i in range(len(self))]
 
     def sources(self) -> list[str]:
-        return [f"fold{f.k}/{j}" for f in self.folds for j in range(len(f.images))]
+        return [f"fold{f.k}/{j}" for f, j in self._located()]
+
+    def names(self) -> list[str]:
+        """The sample names, in order: the split file's names (``pannuke_<tissue>_fold<k>_<row>``) when one is
+        given, else ``fold<k>_<row>``."""
+        return [self._name(f, j) for f, j in self._located()]
+
+    def _name(self, fold: _Fold, j: int) -> str:
+        return f"fold{fold.k}_{j:04d}" if self.split_file is None else patch_name(fold.types[j], fold.k, j)
+
+    def repeats(self) -> np.ndarray | None:
+        return None if self._repeats is None else self._repeats.copy()
 
     def sample_file(self, index: int) -> str:
         fold, j = self._locate(self._index(index))
@@ -117,7 +187,7 @@ class PanNukeDataset(Reader):
         fold, j = self._locate(index)
         where = f"{fold.paths[2]}[{j}]"
         inst, cls = masks_to_maps(np.asarray(fold.masks[j]), where)
-        meta = SampleMeta(dataset=self.name, name=f"fold{fold.k}_{j:04d}", source=f"fold{fold.k}/{j}", index=index,
+        meta = SampleMeta(dataset=self.name, name=self._name(fold, j), source=f"fold{fold.k}/{j}", index=index,
                           tissue=str(fold.types[j]), mpp=self.mpp, extra={"fold": str(fold.k)})
         return RawSample(np.asarray(fold.images[j]), inst, cls, meta, where, image_where=f"{fold.paths[0]}[{j}]")
 

@@ -66,3 +66,9 @@ class PatchDataset(abc.ABC):
     def sources(self) -> Sequence[str]:
         """Source image of every sample (the unit of splitting). Override when cheaper than loading samples."""
         return [self[i].meta.source for i in range(len(self))]
+
+    def repeats(self) -> np.ndarray | None:
+        """How many times the split lists each sample (int64, >= 1; a split file that oversamples images by
+        listing them several times), or None when it lists each once. Training draws a sample that many times
+        per epoch; evaluation reads it once."""
+        return None

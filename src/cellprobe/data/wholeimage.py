@@ -31,7 +31,9 @@ class Item:
 class WholeImageReader(Reader):
     """Windows over :class:`Item` images; subclasses read the labels of one item."""
 
-    def _setup(self, items: list[Item], windows: WindowOptions) -> None:
+    def _setup(self, items: list[Item], windows: WindowOptions, repeats: np.ndarray | None = None) -> None:
+        """``repeats``: how many times the split lists each item (a split file's oversampling; None: once);
+        every window of an item inherits its count."""
         if not items:
             raise InputError(self.root, f"no images found for split '{self.split}'" if self.split else "no images found")
         self.items = items
@@ -39,6 +41,12 @@ class WholeImageReader(Reader):
         sizes = [image_size(it.image) for it in items] if windows.crop != "none" else [(0, 0)] * len(items)
         self.windows: list[Window] = make_windows(sizes, windows, lambda i: str(items[i].image))
         self._cache = DecodeCache()
+        self._item_repeats = None if repeats is None or not (np.asarray(repeats) > 1).any() else np.asarray(repeats)
+
+    def repeats(self) -> np.ndarray | None:
+        if self._item_repeats is None:
+            return None
+        return self._item_repeats[[w.item for w in self.windows]].astype(np.int64)
 
     @abc.abstractmethod
     def load_labels(self, item: Item) -> tuple[np.ndarray, np.ndarray | None]:

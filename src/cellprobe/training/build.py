@@ -18,16 +18,46 @@ from cellprobe.run.train_config import TrainConfig
 @dataclass
 class TrainData:
     """The training dataset and the positions of its training and validation patches (a second dataset when
-    the validation split is a released split of its own; None for a run without validation)."""
+    the validation split is a released split of its own; None for a run without validation).
+
+    ``train_repeats``: how many times an epoch draws each training position (aligned with
+    ``train_positions``; a split file that oversamples images by listing them several times, such as CISCA's),
+    None: once each. Validation reads each patch once."""
 
     train: PatchDataset
     train_positions: np.ndarray
     val: PatchDataset | None
     val_positions: np.ndarray
+    train_repeats: np.ndarray | None = None
 
     @property
     def class_names(self) -> list[str]:
         return list(self.train.class_names)
+
+    @property
+    def draws_per_epoch(self) -> int:
+        return len(self.train_positions) if self.train_repeats is None else int(self.train_repeats.sum())
+
+    def describe(self) -> str:
+        """One line for the run's log: unique training images and the draws an epoch makes of them."""
+        n = len(self.train_positions)
+        if self.train_repeats is None:
+            line = f"training data: {n:,} images, each drawn once per epoch"
+        else:
+            line = (f"training data: {n:,} unique images, {self.draws_per_epoch:,} weighted draws per epoch (the "
+                    f"split lists {int((self.train_repeats > 1).sum()):,} images several times, up to "
+                    f"{int(self.train_repeats.max())}×: oversampling)")
+        if self.val is not None:
+            line += f"; validation: {len(self.val_positions):,} images, each once"
+        return line
+
+
+def _repeats_at(dataset: PatchDataset, positions: np.ndarray) -> np.ndarray | None:
+    repeats = dataset.repeats()
+    if repeats is None:
+        return None
+    repeats = np.asarray(repeats, dtype=np.int64)[positions]
+    return repeats if (repeats > 1).any() else None
 
 
 def open_training_data(config: TrainConfig) -> TrainData:
@@ -36,23 +66,29 @@ def open_training_data(config: TrainConfig) -> TrainData:
 
     d = config.data
     train = open_dataset(d.path, format=d.format, split=d.train_split, **d.options)
+    everything = np.arange(len(train))
     if d.val_split is not None:
         val = open_dataset(d.path, format=d.format, split=d.val_split, **d.options)
         if tuple(val.class_names) != tuple(train.class_names):
             raise InputError(d.path, f"split '{d.val_split}' has classes {val.class_names}, split "
                                      f"'{d.train_split}' has {train.class_names}")
-        return TrainData(train, np.arange(len(train)), val, np.arange(len(val)))
+        return TrainData(train, everything, val, np.arange(len(val)), _repeats_at(train, everything))
     if not d.has_validation:
-        return TrainData(train, np.arange(len(train)), None, np.arange(0))
+        return TrainData(train, everything, None, np.arange(0), _repeats_at(train, everything))
     train_idx, val_idx = split_by_source(train.sources(), d.val_fraction, config.split_seed)
-    return TrainData(train, np.asarray(train_idx), train, np.asarray(val_idx))
+    train_idx = np.asarray(train_idx)
+    return TrainData(train, train_idx, train, np.asarray(val_idx), _repeats_at(train, train_idx))
 
 
-def class_pixel_counts(dataset: PatchDataset, positions: np.ndarray, num_classes: int) -> np.ndarray:
+def class_pixel_counts(dataset: PatchDataset, positions: np.ndarray, num_classes: int,
+                       repeats: np.ndarray | None = None) -> np.ndarray:
+    """Pixels per class (background first) over ``positions``, each counted ``repeats`` times (the times an
+    epoch draws it; None: once)."""
     counts = np.zeros(num_classes + 1, dtype=np.int64)
-    for p in positions:
+    for i, p in enumerate(positions):
         cls = dataset[int(p)].cls
-        counts += np.bincount(cls.ravel(), minlength=num_classes + 1)[: num_classes + 1]
+        times = 1 if repeats is None else int(repeats[i])
+        counts += times * np.bincount(cls.ravel(), minlength=num_classes + 1)[: num_classes + 1]
     return counts
 
 
@@ -61,7 +97,8 @@ def resolve_class_weights(config: TrainConfig, data: TrainData, num_classes: int
     if cw is None:
         return None
     if cw == "auto":
-        return class_weights_from_counts(class_pixel_counts(data.train, data.train_positions, num_classes))
+        return class_weights_from_counts(class_pixel_counts(data.train, data.train_positions, num_classes,
+                                                            data.train_repeats))
     if len(cw) != num_classes + 1:
         raise InputError(None, f"loss.class_weights has {len(cw)} values; needs {num_classes + 1} "
                                "(background first, then each class)")

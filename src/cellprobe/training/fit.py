@@ -35,21 +35,25 @@ from cellprobe.training.sampling import EpochSampler
 
 
 class SegmenterData(L.LightningDataModule):
-    """Loaders whose samplers shard by DDP rank and draw views/augmentation seeds per epoch."""
+    """Loaders whose samplers shard by DDP rank and draw views/augmentation seeds per epoch; ``train_repeats``:
+    how many times an epoch draws each training item (a split file's oversampling; None: once each)."""
 
-    def __init__(self, train_set: Any, val_set: Any, config: TrainConfig, views: int) -> None:
+    def __init__(self, train_set: Any, val_set: Any, config: TrainConfig, views: int,
+                 train_repeats: Any | None = None) -> None:
         super().__init__()
         self.train_set, self.val_set, self.config, self.views = train_set, val_set, config, views
+        self.train_repeats = train_repeats
 
-    def _loader(self, dataset: Any, shuffle: bool, views: int) -> DataLoader:
+    def _loader(self, dataset: Any, shuffle: bool, views: int, repeats: Any | None = None) -> DataLoader:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        sampler = EpochSampler(len(dataset), self.config.seed, shuffle=shuffle, views=views, rank=rank, world=world)
+        sampler = EpochSampler(len(dataset), self.config.seed, shuffle=shuffle, views=views, rank=rank, world=world,
+                               repeats=repeats)
         workers = self.config.trainer.num_workers
         return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, num_workers=workers,
                           persistent_workers=workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, True, self.views)
+        return self._loader(self.train_set, True, self.views, self.train_repeats)
 
     def val_dataloader(self) -> DataLoader | list:
         return [] if self.val_set is None else self._loader(self.val_set, False, 1)
@@ -141,21 +145,24 @@ def _datasets(config: TrainConfig, data: TrainData, encoder: Any) -> tuple[Any, 
 FRAMEWORK_LOG = "framework.log"
 FRAMEWORK_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_utilities",
                      "pytorch_lightning", "lightning_fabric")
+#: cellprobe's own lines about a fit (the training data it draws) go to the same file
+RUN_LOGGER = "cellprobe.training"
 
 
 @contextlib.contextmanager
 def _framework_log(run_dir: Path) -> Iterator[Path]:
-    """Route Lightning's log records (banners such as "GPU available: ...", tips) and every Python warning
-    raised meanwhile (Lightning's "does not have many workers", torch's, timm's) to ``<run>/logs/framework.log``
-    (appended: a resumed run adds its session), so the terminal shows only cellprobe's own lines and progress
-    bars. cellprobe's own warnings (categories defined in cellprobe, e.g. DataWarning) are logged and shown as
+    """Route Lightning's log records (banners such as "GPU available: ...", tips), cellprobe's own records about
+    the fit (:data:`RUN_LOGGER`: the training images and the draws an epoch makes of them) and every Python
+    warning raised meanwhile (Lightning's "does not have many workers", torch's, timm's) to
+    ``<run>/logs/framework.log`` (appended: a resumed run adds its session), so the terminal shows only
+    cellprobe's own lines and progress bars. cellprobe's own warnings (categories defined in cellprobe, e.g. DataWarning) are logged and shown as
     before. The loggers' handlers, levels and propagation and the warnings machinery are restored on exit."""
     path = run_dir / R.LOGS / FRAMEWORK_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     saved = []
-    for name in FRAMEWORK_LOGGERS:
+    for name in (*FRAMEWORK_LOGGERS, RUN_LOGGER):
         logger = logging.getLogger(name)
         saved.append((logger, logger.handlers[:], logger.level, logger.propagate))
         logger.handlers = [handler]
@@ -209,6 +216,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
         if resume is not None and L.pytorch.utilities.rank_zero_only.rank == 0:
             _keep_earlier_logs(run.path)
         train_set, val_set, views = _datasets(cfg, data, encoder)
+        logging.getLogger(RUN_LOGGER).info(data.describe())
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # the same initial weights in both modes
         module = build_module(cfg, encoder.identity, data.class_names, None if cfg.cache_features else encoder,
                               resolve_class_weights(cfg, data, len(data.class_names)))
@@ -231,7 +239,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
             num_sanity_val_steps=0,
             limit_val_batches=None if cfg.data.has_validation else 0,
         )
-        trainer.fit(module, datamodule=SegmenterData(train_set, val_set, cfg, views),
+        trainer.fit(module, datamodule=SegmenterData(train_set, val_set, cfg, views, data.train_repeats),
                     ckpt_path=str(resume) if resume else None, weights_only=True)
     if trainer.interrupted:  # Ctrl-C: Lightning returns; the run stays resumable
         return run

@@ -26,31 +26,47 @@ class Draw(NamedTuple):
 class EpochSampler(Sampler[Draw]):
     """Shuffled (or in-order) draws of ``n`` items; ``views`` dihedral views to draw from (1: identity only).
 
+    ``repeats``: how many times each item is drawn per epoch (a split file that oversamples images by listing
+    them several times; None: once each). An epoch is then a permutation of the items, each repeated that many
+    times, as if the repeated list itself were shuffled; every draw gets its own view and augmentation seed.
     ``rank``/``world``: DDP sharding; shards are padded by wrapping around so every rank gets the same
     number of items (DDP needs equal step counts).
     """
 
-    def __init__(self, n: int, seed: int, *, shuffle: bool = True, views: int = 1, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, n: int, seed: int, *, shuffle: bool = True, views: int = 1, rank: int = 0, world: int = 1,
+                 repeats: np.ndarray | None = None) -> None:
         if not 0 <= rank < world:
             raise ValueError(f"rank {rank} outside world size {world}")
+        if repeats is not None:
+            repeats = np.asarray(repeats, dtype=np.int64)
+            if repeats.shape != (n,) or (repeats < 1).any():
+                raise ValueError(f"repeats must hold one count >= 1 per item ({n}), got shape {repeats.shape}")
         self.n, self.seed, self.shuffle, self.views = n, seed, shuffle, views
+        self.repeats = repeats
         self.rank, self.world = rank, world
         self.epoch = 0
+
+    @property
+    def draws_per_epoch(self) -> int:
+        """Draws of one epoch, all ranks (``n`` without repeats)."""
+        return self.n if self.repeats is None else int(self.repeats.sum())
 
     def set_epoch(self, epoch: int) -> None:
         """Lightning calls this at the start of every epoch (also after a resume)."""
         self.epoch = epoch
 
     def draws(self) -> list[Draw]:
-        """Every draw of the current epoch, all ranks."""
+        """Every draw of the current epoch, all ranks: a pure function of (seed, epoch, n, repeats)."""
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        views = rng.integers(0, self.views, self.n) if self.views > 1 else np.zeros(self.n, dtype=np.int64)
-        seeds = rng.integers(0, 2**31 - 1, self.n)
+        items = np.arange(self.n) if self.repeats is None else np.repeat(np.arange(self.n), self.repeats)
+        total = len(items)
+        order = rng.permutation(items) if self.shuffle else items
+        views = rng.integers(0, self.views, total) if self.views > 1 else np.zeros(total, dtype=np.int64)
+        seeds = rng.integers(0, 2**31 - 1, total)
         return [Draw(int(i), int(v), int(s)) for i, v, s in zip(order, views, seeds, strict=True)]
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.world)
+        return math.ceil(self.draws_per_epoch / self.world)
 
     def __iter__(self) -> Iterator[Draw]:
         draws = self.draws()
