@@ -19,3 +19,17 @@ GROUPS = {"uni": "histopathology", "convnext": "general", "vit": "general"}
 def synthetic_bench(tmp_path_factory) -> Path:
     """Three models of known quality (uni > convnext > vit) on two datasets, two seeds each."""
     return synth.make_bench(tmp_path_factory.mktemp("bench"), MODELS, groups=GROUPS)
+
+
+@pytest.fixture(scope="module")
+def two_source_bench(tmp_path_factory) -> Path:
+    """A clear winner (uni ≫ vit) on 8 test patches cut from only 2 source images: nothing can be shown."""
+    return synth.make_bench(tmp_path_factory.mktemp("two_sources"), {"uni": 0.95, "vit": 0.6}, datasets=("alpha",),
+                            seeds=(0,), n_images=8, n_sources=2, tissues=1, groups=GROUPS)
+
+
+@pytest.fixture(scope="module")
+def many_source_bench(tmp_path_factory) -> Path:
+    """The same clear winner on 28 test patches of 14 source images (in 2 tissues): enough to show it."""
+    return synth.make_bench(tmp_path_factory.mktemp("many_sources"), {"uni": 0.95, "vit": 0.6}, datasets=("alpha",),
+                            seeds=(0,), n_images=28, n_sources=14, tissues=2, groups=GROUPS)

@@ -14,7 +14,7 @@ import numpy as np
 from skimage.draw import disk
 
 from cellprobe.bench import layout
-from cellprobe.metrics import score_maps
+from cellprobe.metrics import score_maps, score_pannuke
 
 CLASSES = ("tumour", "immune", "stroma")
 
@@ -49,9 +49,42 @@ def _predict(rng, inst, cls, quality: float) -> tuple[np.ndarray, np.ndarray]:
     return p_inst, p_cls
 
 
+TISSUES = ("b", "a", "c", "d", "e")
+
+
+def _pannuke_masks(inst: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """(H, W, C + 1) PanNuke masks: the instance ids of class c in channel c − 1, background last."""
+    masks = np.zeros((*inst.shape, len(CLASSES) + 1), np.int32)
+    for c in range(1, len(CLASSES) + 1):
+        masks[..., c - 1] = np.where(cls == c, inst, 0)
+    masks[..., -1] = inst == 0
+    return masks
+
+
+def _score(fmt: str, truth, preds, names, tissue):
+    if fmt == "pannuke":
+        true = np.stack([_pannuke_masks(t[1], t[2]) for t in truth])
+        pred = np.stack([_pannuke_masks(*p) for p in preds])
+        res = score_pannuke(true, pred, tissue, class_names=CLASSES)
+        res.per_image.index = names
+        res.per_image.index.name = "image"
+        return res, res.per_image
+    res = score_maps([t[1] for t in truth], [t[2] for t in truth], [p[0] for p in preds],
+                     [p[1] for p in preds], num_classes=3, class_names=CLASSES, image_names=names)
+    return res, res.per_image.assign(tissue=tissue)
+
+
 def make_bench(root: Path, models: dict[str, float], datasets=("alpha", "beta"), seeds=(0, 1), n_images=12,
-               size=64, groups: dict[str, str] | None = None) -> Path:
-    """Write a benchmark folder: every model × dataset × seed, one fold, real metrics on synthetic maps."""
+               size=64, groups: dict[str, str] | None = None, n_sources: int | None = None, tissues: int = 2,
+               fmt: str = "conic") -> Path:
+    """Write a benchmark folder: every model × dataset × seed, one fold, real metrics on synthetic maps.
+
+    ``n_sources``: the images are patches of that many source images (consecutive blocks, a ``source`` column
+    in the per-image tables; None: no such column). ``tissues``: how many tissues, assigned per source (per
+    image without sources). ``fmt``: score as CoNIC (``conic``) or PanNuke (``pannuke``).
+    """
+    unit = (np.arange(n_images) if n_sources is None else np.arange(n_images) * n_sources // n_images)
+    tissue = [TISSUES[u % tissues] for u in unit]
     for d_i, dataset in enumerate(datasets):
         rng = np.random.default_rng(100 + d_i)
         truth = [_truth(rng, size) for _ in range(n_images)]
@@ -60,9 +93,9 @@ def make_bench(root: Path, models: dict[str, float], datasets=("alpha", "beta"),
             for seed in seeds:
                 prng = np.random.default_rng(zlib.crc32(f"{dataset}|{model}|{seed}".encode()))
                 preds = [_predict(prng, inst, cls, quality) for _, inst, cls in truth]
-                res = score_maps([t[1] for t in truth], [t[2] for t in truth], [p[0] for p in preds],
-                                 [p[1] for p in preds], num_classes=3, class_names=CLASSES, image_names=names)
-                per_image = res.per_image.assign(tissue=["a" if i % 2 else "b" for i in range(n_images)])
+                res, per_image = _score(fmt, truth, preds, names, tissue)
+                if n_sources is not None:
+                    per_image = per_image.assign(source=[f"{dataset}_src{u:02d}" for u in unit])
                 cell = layout.Cell(dataset, model, "pretrained", 0, seed)
                 examples = {"names": np.array(names[:3]), "image": np.stack([t[0] for t in truth[:3]]),
                             "true_inst": np.stack([t[1] for t in truth[:3]]),

@@ -30,6 +30,55 @@ def test_markdown_leaderboard_ranks_the_known_order_with_cis_and_p(report):
     assert "Friedman" in md and "Gap (histopathology − general) on all datasets" in md
 
 
+def test_units_are_stated_and_an_unreachable_holm_level_shades_no_winner(report):
+    md = report[1].read_text()
+    alpha = md.split("## alpha")[1].split("## beta")[0]
+    assert "Independent units of every CI and test: 12 images" in alpha
+    assert "| n units |" in alpha and "| 12 |" in alpha
+    # 12 images can reach raw p = 1/41 < 0.05, but Holm over 3 pairs cannot go below 3/41
+    assert "the Holm-adjusted p cannot go below 0.0732" in alpha
+    assert "**" not in md and "class=best" not in report[0].read_text()
+
+
+def test_metrics_name_their_aggregation(report):
+    md = report[1].read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| model"))
+    assert [c.strip() for c in header.split("|")[2:6]] == ["PQ (image-avg.)", "mPQ+ (pooled)", "R² (class-avg.)",
+                                                           "F1_d (pooled)"]
+    assert "F1 tumour (pooled)" in header
+    assert "pooled = matches (TP, FP, FN, IoU sums, detection pairs) summed over all test images" in md
+
+
+def test_pannuke_reports_tissue_averages_with_their_sd_over_tissues(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from .conftest import synth
+
+    bench = synth.make_bench(tmp_path / "b", {"uni": 0.95, "vit": 0.6}, datasets=("alpha",), n_images=12,
+                             tissues=3, fmt="pannuke")
+    _, md_path = build_report(bench, options=FAST)
+    md = md_path.read_text()
+    lines = [line for line in md.split("### Paired")[0].splitlines() if line.startswith("| ")]
+    labels = [c.strip() for c in lines[0].split("|")[2:-1]]
+    assert labels[:6] == ["bPQ (tissue-avg.)", "bPQ sd over tissues", "bPQ (image-avg.)", "mPQ (tissue-avg.)",
+                          "mPQ sd over tissues", "mPQ (image-avg.)"]
+    assert "PQ tumour (image-avg.)" in labels
+    for row in lines[2:]:
+        model = row.split("|")[1].strip()
+        cells = dict(zip(labels, (c.strip() for c in row.split("|")[2:-1]), strict=True))
+        for metric, label in (("bpq", "bPQ sd over tissues"), ("mpq", "mPQ sd over tissues")):
+            sds = []
+            for path in sorted((bench / "cells").glob(f"alpha__{model}__*/result.json")):
+                per_tissue = json.loads(path.read_text())["summary"]["per_tissue"]
+                assert len(per_tissue) == 3
+                sds.append(pd.Series([v[metric] for v in per_tissue.values()]).std(ddof=1))
+            expect = f"{np.mean(sds):.3f} ± {np.std(sds, ddof=1):.3f}"
+            assert cells[label] == expect
+            assert "[" not in cells[label] and "p=" not in cells[label]  # descriptive: no CI, no test
+
+
 def test_html_is_self_contained(report):
     page = report[0].read_text()
     assert page.count("data:image/png;base64,") >= 5  # bars ×2, heatmaps ×2, CD diagram, examples

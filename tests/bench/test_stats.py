@@ -208,3 +208,53 @@ def test_a_source_split_across_strata_is_refused():
     rows["tissue"] = ["t0", "t1"] * 4  # the two patches of each source in different tissues
     with pytest.raises(ValueError, match="different strata"):
         stats.align(rows)
+
+
+def test_min_attainable_p_comes_from_the_design():
+    assert stats.min_attainable_p(2, 1000) == 0.5  # 2 / 2^2: identity and full flip always tie
+    assert stats.min_attainable_p(1, 1000) == 1.0
+    assert stats.min_attainable_p(0, 1000) == 1.0
+    assert stats.min_attainable_p(5, 1000) == pytest.approx(2 / 32)
+    assert stats.min_attainable_p(14, 1000) == pytest.approx(1 / 1001)  # the permutations bind
+    assert stats.min_attainable_p(14, 10**6) == pytest.approx(2 / 2**14)
+    assert stats.min_attainable_p(5000, 99) == pytest.approx(1 / 100)  # no overflow for many units
+
+
+def test_sign_patterns_enumerate_every_flip_when_few():
+    rng = np.random.default_rng(0)
+    patterns, exact = stats.sign_patterns(4, 100, rng)
+    assert exact and patterns.shape == (15, 4)
+    assert len({tuple(row) for row in patterns}) == 15 and not (~patterns).all(axis=1).any()  # no identity
+    patterns, exact = stats.sign_patterns(8, 100, rng)  # 255 > 100: Monte Carlo
+    assert not exact and patterns.shape == (100, 8)
+
+
+def test_two_sources_cannot_reach_significance_however_large_the_difference():
+    rng = np.random.default_rng(9)
+    base = rng.uniform(0.3, 0.8, size=20)
+    vals = {"good": base + 0.3 + rng.normal(0, 0.02, 20), "bad": base}  # better on every patch
+    rows = _long(vals)
+    rows["source"] = rows["image"].map(lambda name: f"src{int(name[3:]) // 10}")  # 20 patches, 2 sources
+    al = stats.align(rows)
+    assert al.n_units == 2 and al.unit == stats.UNIT_SOURCE
+    agg = stats.MeanOf(["pq"])
+    boot = stats.bootstrap(al, agg, ["pq"], n_boot=200, seed=0)
+    res = stats.paired_tests(al, agg, ["pq"], pairs=[("good", "bad")], n_perm=1000, seed=0, boot=boot).iloc[0]
+    assert res["exact"] and res["n_perm"] == 3 and res["n_units"] == 2
+    assert res["p"] == pytest.approx(0.5) and res["min_p"] == pytest.approx(0.5)
+    assert boot.n_units == 2 and stats.contrast(boot, {"good": 1, "bad": -1}, "pq").n_units == 2
+    # and the percentile CI of the difference excludes 0 all the same: it looks precise, which is the point
+    assert res["ci_lo"] > 0
+    assert stats.align(_long(vals)).unit == stats.UNIT_IMAGE
+
+
+def test_exact_sign_flip_p_matches_brute_force_enumeration():
+    rng = np.random.default_rng(10)
+    vals = {"a": rng.normal(0.6, 0.1, 6), "b": rng.normal(0.5, 0.1, 6)}
+    al = stats.align(_long(vals))
+    res = stats.paired_tests(al, stats.MeanOf(["pq"]), ["pq"], n_perm=100, seed=0).iloc[0]
+    d = vals["a"] - vals["b"]
+    signs = 1 - 2 * ((np.arange(64)[:, None] >> np.arange(6)) & 1)
+    expect = np.mean(np.abs((signs * d).mean(axis=1)) >= abs(d.mean()) - 1e-12)
+    assert res["exact"] and res["n_perm"] == 63
+    assert res["p"] == pytest.approx(expect) and res["p"] >= res["min_p"] == pytest.approx(2 / 64)

@@ -21,3 +21,13 @@ def test_report_writes_html_and_markdown(cli, tmp_path):
 def test_report_on_a_folder_without_results_is_one_line_and_exit_2(cli, tmp_path):
     rc, _out, err = cli("report", tmp_path)
     assert rc == 2 and "no finished benchmark cells" in err and err.count("\n") == 1
+
+
+def test_report_min_units_and_resample_sizes_from_the_command_line(cli, tmp_path):
+    bench = synth.make_bench(tmp_path / "bench", {"a": 0.9, "b": 0.7}, datasets=("ds",), seeds=(0,), n_images=8)
+    rc, _, err = cli("report", bench, "--n-boot", "30", "--n-perm", "30", "--min-units", "50", "--out", tmp_path / "r")
+    assert rc == 0, err
+    assert "fewer than 50" in (tmp_path / "r" / "report.md").read_text()
+    for flag, value in (("--n-boot", "0"), ("--n-perm", "-5"), ("--min-units", "0")):
+        rc, _, err = cli("report", bench, flag, value, "--out", tmp_path / "r2")
+        assert rc == 2 and err.count("\n") == 1 and flag.strip("-").replace("-", "_") in err

@@ -34,8 +34,10 @@ def png(fig) -> bytes:
 
 
 def metric_bars(estimate: pd.DataFrame, lo: pd.DataFrame, hi: pd.DataFrame, keys: Sequence[str],
-                labels: Mapping[str, str], title: str) -> bytes:
-    """Grouped bars: one group per metric, one bar per model, 95% CI whiskers."""
+                labels: Mapping[str, str], title: str, unreliable: str | None = None) -> bytes:
+    """Grouped bars: one group per metric, one bar per model, 95% CI whiskers. ``unreliable``: why the CIs are
+    not to be trusted (too few independent units); the whiskers are then drawn faint and dashed and the reason
+    is given under the title."""
     plt = _pyplot()
     models = list(estimate.index)
     width = 0.8 / max(len(models), 1)
@@ -46,13 +48,18 @@ def metric_bars(estimate: pd.DataFrame, lo: pd.DataFrame, hi: pd.DataFrame, keys
         err = np.vstack([est - lo.loc[model, list(keys)].to_numpy(float),
                          hi.loc[model, list(keys)].to_numpy(float) - est])
         err = np.where(np.isfinite(err), np.maximum(err, 0), 0)
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, est, width, yerr=err, capsize=3, label=model)
+        bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, est, width, yerr=err, capsize=3, label=model,
+                      error_kw={"ecolor": "0.6"} if unreliable else {})
+        if unreliable and bars.errorbar is not None:
+            for whiskers in bars.errorbar.lines[2]:
+                whiskers.set_linestyle("--")
     ax.set_xticks(x, [labels.get(k, k) for k in keys], rotation=20, ha="right")
     ax.set_ylabel("score")
     low = np.nanmin(lo.loc[models, list(keys)].to_numpy(float), initial=0.0)
     clipped = low < -1  # R² can go far below 0: keep the other metrics readable
     ax.set_ylim(max(low, -1.0) - 0.05 if low < 0 else 0, 1.05)
-    ax.set_title(f"{title}: metrics, 95% bootstrap CIs" + (" (axis clipped at −1)" if clipped else ""))
+    ax.set_title(f"{title}: metrics, 95% bootstrap CIs" + (" (axis clipped at −1)" if clipped else "")
+                 + (f"\n† CIs unreliable: {unreliable}" if unreliable else ""), fontsize=10)
     ax.legend(fontsize=8, frameon=False, ncols=min(len(models), 3), loc="upper center",
               bbox_to_anchor=(0.5, -0.25))
     ax.grid(axis="y", alpha=0.3)

@@ -4,6 +4,13 @@ Numbers first (leaderboards with mean ± sd over runs, 95% bootstrap CIs over im
 against the top model with Holm and max-T control), then plots (bars with CIs, per-class heatmap, Nemenyi
 critical-difference diagram, example patches). The HTML embeds its plots as base64 PNG and has no
 external assets, so it can be mailed or attached to a paper as one file.
+
+Every metric is labelled with its aggregation (image-averaged, pooled, tissue-averaged; PanNuke's
+tissue-averaged bPQ/mPQ come with their sd over tissues). Every CI and test states its number of independent
+units (source images, else images). With fewer than ``ReportOptions.min_units`` of them, or when the paired
+test's design cannot reach p < α at all (:func:`cellprobe.bench.stats.min_attainable_p`), the report says so in
+place of the p-values, marks the CIs unreliable (†) and shades no winner; otherwise a metric's best model is
+highlighted only where its paired tests against every other model reach Holm p < α.
 """
 
 from __future__ import annotations
@@ -32,9 +39,19 @@ HEADLINE = (
     ("mpq", "mPQ (tissue-avg.)"),
     ("mpq_image", "mPQ (image-avg.)"),
     ("mpq_plus", "mPQ+ (pooled)"),
-    ("r2", "R²"),
-    ("f1_detection", "F1_d"),
+    ("r2", "R² (class-avg.)"),
+    ("f1_detection", "F1_d (pooled)"),
 )
+#: PanNuke's tissue-averaged metrics are reported with their sd over tissues: (metric, column key, label)
+TISSUE_SD = (("bpq", "bpq_tissue_sd", "bPQ sd over tissues"), ("mpq", "mpq_tissue_sd", "mPQ sd over tissues"))
+AGGREGATIONS = (
+    "image-avg. = per-image values averaged over the test images",
+    "pooled = matches (TP, FP, FN, IoU sums, detection pairs) summed over all test images before the ratio",
+    "tissue-avg. = PanNuke's official value: averaged over images within each tissue, then over tissues",
+    "sd over tissues = sample sd of those per-tissue values",
+    "class-avg. = averaged over classes (R²: per class over the images' nucleus counts)",
+)
+CI_MARK, P_MARK = "†", "‡"
 PER_CLASS = ("f1_per_class", "pq_per_class")  # per-class metric used for the per-class table and heatmap
 PRIMARY = ("mpq_plus", "mpq", "pq", "bpq")  # the ranking metric, first present
 GROUPS = ("histopathology", "general")
@@ -46,7 +63,7 @@ MIN_RESAMPLES = 20
 
 
 class ReportOptions(StrictModel):
-    """Resampling sizes of the report's statistics."""
+    """Resampling sizes of the report's statistics and when their results are too thin to be read."""
 
     n_boot: int = Field(1000, ge=MIN_RESAMPLES)
     n_perm: int = Field(1000, ge=MIN_RESAMPLES)
@@ -54,6 +71,9 @@ class ReportOptions(StrictModel):
     seed: int = 0
     max_examples: int = Field(3, ge=0)
     all_pairs_up_to: int = Field(6, ge=1)  # all pairwise tests up to this many models, else each model vs the top
+    # with fewer independent units (source images, else images) CIs are marked unreliable, p-values withheld
+    # and no winner is shaded
+    min_units: int = Field(10, ge=1)
 
 
 @dataclass
@@ -71,6 +91,13 @@ class DatasetReport:
     boot: stats.Bootstrap | None
     notes: list[str] = field(default_factory=list)
     figures: dict[str, bytes] = field(default_factory=dict)
+    unit: str = stats.UNIT_IMAGE  # what an independent unit is
+    n_units: int | None = None  # None: no CIs or tests
+    min_p: float = float("nan")  # the smallest p-value the paired tests' design can give
+    ci_caveat: str | None = None  # why the CIs are unreliable (None: they are not)
+    p_caveat: str | None = None  # why no p-value is given (None: they are)
+    descriptive: list[tuple[str, str, str]] = field(default_factory=list)  # (after metric, column, label)
+    winners: dict[str, str] = field(default_factory=dict)  # metric → model supported as its best
 
 
 def build_report(
@@ -103,7 +130,7 @@ def _dataset_report(name: str, rows: pd.DataFrame, options: ReportOptions,
     per_class_key = next((k for k in PER_CLASS if any(c.startswith(f"{k}.") for c in rows.columns)), None)
     metrics = [(k, label) for k, label in HEADLINE if k in rows.columns and rows[k].notna().any()]
     if per_class_key:
-        metrics += [(c, f"{'F1' if per_class_key.startswith('f1') else 'PQ'} {c.split('.', 1)[1]}")
+        metrics += [(c, _per_class_label(per_class_key, c.split(".", 1)[1], fmt))
                     for c in rows.columns if c.startswith(f"{per_class_key}.")]
     keys = [k for k, _ in metrics]
     primary = next(k for k in (*PRIMARY, *keys) if k in keys)
@@ -111,8 +138,12 @@ def _dataset_report(name: str, rows: pd.DataFrame, options: ReportOptions,
     models = list(means.sort_values(primary, ascending=False).index)
     report = DatasetReport(name, fmt, models, metrics, primary, rows, means.loc[models],
                            means.loc[models] * np.nan, means.loc[models] * np.nan, pd.DataFrame(), None)
-    per_image = pd.concat([layout.read_per_image(r.cell_dir, r.model, r.fold, r.seed)
-                           for r in rows.itertuples()], ignore_index=True)
+    tables = [layout.read_per_image(r.cell_dir, r.model, r.fold, r.seed) for r in rows.itertuples()]
+    if fmt == "pannuke" and all("tissue" in t.columns for t in tables):
+        spread = pd.DataFrame([_tissue_sd(t, class_names) for t in tables], index=rows.index)
+        report.runs = rows.assign(**{c: spread[c] for c in spread.columns})
+        report.descriptive = [(k, c, label) for k, c, label in TISSUE_SD if k in keys]
+    per_image = pd.concat(tables, ignore_index=True)
     aggregate = layout.aggregator(fmt, class_names)
     try:
         al = stats.align(per_image, models=models)
@@ -135,7 +166,117 @@ def _dataset_report(name: str, rows: pd.DataFrame, options: ReportOptions,
     n_images = al.n_images
     report.notes.append(f"{n_images} test images, {len(al.runs)} run(s) per model "
                         f"(fold × seed: {', '.join('/'.join(map(str, r)) for r in al.runs)}).")
+    report.unit, report.n_units = al.unit, al.n_units
+    report.min_p = stats.min_attainable_p(al.n_units, options.n_perm)
+    report.ci_caveat, report.p_caveat = _design_caveats(al.n_units, al.unit, options)
+    report.notes.append(_units_note(report, options))
+    lone = int((np.bincount(al.group_strata()) == 1).sum())
+    if lone:
+        report.notes.append(f"{lone} of the {int(al.strata.max()) + 1} resampling strata (tissue × fold) hold a "
+                            f"single {al.unit}, which every bootstrap resample repeats: the CIs leave out its "
+                            "variation.")
+    report.winners = _winners(report, options.alpha)
     return report
+
+
+def _per_class_label(per_class_key: str, name: str, fmt: str) -> str:
+    """A per-class column's label with its aggregation: detection F1 pools pairs over images; PQ per class is
+    pooled in CoNIC (as mPQ+) and image-averaged in PanNuke."""
+    if per_class_key.startswith("f1"):
+        return f"F1 {name} (pooled)"
+    return f"PQ {name} ({'image-avg.' if fmt == 'pannuke' else 'pooled'})"
+
+
+def _tissue_sd(per_image: pd.DataFrame, class_names: list[str] | None) -> dict[str, float]:
+    """Sample sd over tissues of one run's per-tissue bPQ and mPQ (the metrics module's official per-tissue
+    values; NaN with fewer than two tissues)."""
+    from cellprobe.metrics.aggregate import aggregate_pannuke
+
+    columns = [*per_image.select_dtypes("number").columns, "tissue"]
+    per_tissue = aggregate_pannuke(per_image[columns].reset_index(drop=True), class_names=class_names)["per_tissue"]
+    out = {}
+    for metric, column, _ in TISSUE_SD:
+        values = pd.Series([v[metric] for v in per_tissue.values()], dtype=float).dropna()
+        out[column] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+    return out
+
+
+def _units(n: int, unit: str) -> str:
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def _design_caveats(n_units: int, unit: str, options: ReportOptions) -> tuple[str | None, str | None]:
+    """(why the CIs are unreliable, why no p-value is given) for a design of ``n_units`` units; None when not.
+
+    The CIs are unreliable with fewer than ``min_units`` units, or so few that no sign-flip test over them
+    could reach α. p-values are withheld in both cases, and also when the permutations alone cannot reach α.
+    """
+    units = _units(n_units, unit)
+    by_units = math.ldexp(1.0, 1 - n_units) if n_units >= 1 else 1.0  # exact test's floor, 2/2^n
+    by_perm = 1.0 / (options.n_perm + 1)
+    ci = None
+    if n_units < options.min_units:
+        ci = f"only {units} (fewer than {options.min_units} independent units)"
+    elif by_units >= options.alpha:
+        ci = f"only {units} (too few for any paired test over them to reach p < {options.alpha:g})"
+    if stats.min_attainable_p(n_units, options.n_perm) >= options.alpha:  # = max(by_units, by_perm)
+        limit = units if by_units >= by_perm else f"{options.n_perm} permutations"
+        return ci, f"cannot reach p < {options.alpha:g} with {limit}"
+    if ci is not None:
+        return ci, f"only {units}, fewer than {options.min_units}"
+    return None, None
+
+
+def _units_note(d: DatasetReport, options: ReportOptions) -> str:
+    together = ("patches of one source image are resampled and sign-flipped together"
+                if d.unit == stats.UNIT_SOURCE else "the per-image rows name no source image, so each image is "
+                "its own unit")
+    exact = d.n_units is not None and stats.enumerates(d.n_units, options.n_perm)
+    how = "all sign patterns enumerated" if exact else f"{options.n_perm} random sign flips"
+    holm = _holm_floor(d)
+    return (f"Independent units of every CI and test: {_units(d.n_units or 0, d.unit)} ({together}); the "
+            f"smallest p-value a paired test over them can give is {d.min_p:.3g} ({how})"
+            + (f", Holm-adjusted over {_comparisons(d)} comparisons {holm:.3g}." if _comparisons(d) > 1 else "."))
+
+
+def _comparisons(d: DatasetReport) -> int:
+    """Comparisons per metric: the size of each Holm family."""
+    return 0 if d.tests.empty else int((d.tests["metric"] == d.tests["metric"].iloc[0]).sum())
+
+
+def _holm_floor(d: DatasetReport) -> float:
+    """The smallest Holm-adjusted p-value the design can give: the family size times the smallest p."""
+    return min(1.0, max(_comparisons(d), 1) * d.min_p)
+
+
+def _winners(d: DatasetReport, alpha: float) -> dict[str, str]:
+    """Each metric's best model, where the paired tests support it: its Holm p against every other model is
+    below ``alpha``, in its favour. None at all when the design withholds p-values."""
+    if d.p_caveat is not None or d.tests.empty or len(d.models) < 2:
+        return {}
+    out = {}
+    for key, _ in d.metrics:
+        est = d.estimate[key]
+        if est.isna().any():
+            continue
+        best = str(est.idxmax())
+        supported = True
+        for other in d.models:
+            if other == best:
+                continue
+            t = d.tests[(d.tests["metric"] == key) & (((d.tests["a"] == best) & (d.tests["b"] == other))
+                                                      | ((d.tests["a"] == other) & (d.tests["b"] == best)))]
+            if t.empty:
+                supported = False
+                break
+            row = t.iloc[0]
+            favours = row["diff"] > 0 if row["a"] == best else row["diff"] < 0
+            if not (favours and row["p_holm"] < alpha):
+                supported = False
+                break
+        if supported:
+            out[key] = best
+    return out
 
 
 def _ticker(progress, label: str, total: int):
@@ -208,25 +349,86 @@ def _p(p: float) -> str:
     return f"{p:.3f}" if p >= 0.001 else "<0.001"
 
 
-def _cell(d: DatasetReport, model: str, key: str) -> tuple[str, str, str]:
+def _columns(d: DatasetReport) -> list[tuple[str, str, bool]]:
+    """The leaderboard's columns: (key, label, tested), each descriptive column right after its metric."""
+    out = []
+    for key, label in d.metrics:
+        out.append((key, label, True))
+        out += [(column, text, False) for metric, column, text in d.descriptive if metric == key]
+    return out
+
+
+def _cell(d: DatasetReport, model: str, key: str, tested: bool = True) -> tuple[str, str, str]:
     runs = d.runs[d.runs["model"] == model][key]
     sd = runs.std(ddof=1) if len(runs) > 1 else float("nan")
     mean = f"{_num(runs.mean())}" + (f" ± {_num(sd)}" if math.isfinite(sd) else "")
-    ci = f"[{_num(d.ci_lo.loc[model, key])}, {_num(d.ci_hi.loc[model, key])}]"
+    if not tested:
+        return mean, "", ""
+    lo, hi = d.ci_lo.loc[model, key], d.ci_hi.loc[model, key]
+    ci = f"[{_num(lo)}, {_num(hi)}]"
+    if d.ci_caveat and (math.isfinite(lo) or math.isfinite(hi)):
+        ci += CI_MARK
     p = ""
     if not d.tests.empty and model != d.models[0]:
         t = d.tests[(d.tests["metric"] == key) & (d.tests["a"] == d.models[0]) & (d.tests["b"] == model)]
         if len(t):
-            text = _p(t["p_holm"].iloc[0])
-            p = f"p{text}" if text.startswith("<") else f"p={text}"
+            if d.p_caveat:
+                p = f"p n/a{P_MARK}"
+            else:
+                text = _p(t["p_holm"].iloc[0])
+                p = f"p{text}" if text.startswith("<") else f"p={text}"
     return mean, ci, p
 
 
+def _ranking_text(d: DatasetReport, options: ReportOptions, highlight: str) -> str:
+    """What the order and the highlighting of the leaderboard mean, and why no winner is highlighted."""
+    text = f"Ranked by the point estimate of {dict(d.metrics)[d.primary]}. "
+    if d.winners:
+        return text + (f"{highlight}: a metric's best model, where its paired tests against every other model "
+                       f"reach Holm p < {options.alpha:g}.")
+    if len(d.models) < 2:
+        return text + "One model: no winner."
+    if d.n_units is None or d.tests.empty:
+        return text + "No winner is highlighted: no paired tests."
+    if d.p_caveat:
+        return text + f"No winner is highlighted: the paired tests {d.p_caveat}."
+    if _holm_floor(d) >= options.alpha:
+        return text + (f"No winner is highlighted: with {_comparisons(d)} comparisons per metric and "
+                       f"{options.n_perm} permutations the Holm-adjusted p cannot go below "
+                       f"{_holm_floor(d):.3g} (more permutations would allow it).")
+    return text + (f"No winner is highlighted: no model's paired tests against every other model reach Holm "
+                   f"p < {options.alpha:g}.")
+
+
+def _footnotes(d: DatasetReport) -> list[str]:
+    notes = []
+    if d.ci_caveat:
+        notes.append(f"{CI_MARK} CI unreliable: {d.ci_caveat}; a percentile bootstrap over so few units "
+                     "understates the uncertainty.")
+    if d.p_caveat and not d.tests.empty:
+        notes.append(f"{P_MARK} No p-value: {d.p_caveat} (the smallest p-value this design can give is "
+                     f"{d.min_p:.3g}).")
+    return notes
+
+
+def _test_p_text(d: DatasetReport) -> str:
+    """What stands in the p columns of the paired-tests table when p-values are withheld."""
+    if d.p_caveat and d.p_caveat.startswith("cannot"):
+        return d.p_caveat
+    return f"no p-value: {d.p_caveat}"
+
+
 def _leaderboard_md(d: DatasetReport) -> str:
-    head = "| model | " + " | ".join(label for _, label in d.metrics) + " |"
-    lines = [head, "|" + " --- |" * (len(d.metrics) + 1)]
+    columns = _columns(d)
+    head = "| model | " + " | ".join(label for _, label, _ in columns) + " |"
+    lines = [head, "|" + " --- |" * (len(columns) + 1)]
     for model in d.models:
-        cells = [" ".join(x for x in _cell(d, model, k) if x) for k, _ in d.metrics]
+        cells = []
+        for k, _, tested in columns:
+            mean, ci, p = _cell(d, model, k, tested)
+            if d.winners.get(k) == model:
+                mean = f"**{mean}**"
+            cells.append(" ".join(x for x in (mean, ci, p) if x))
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -235,27 +437,55 @@ def _tests_md(d: DatasetReport) -> str:
     if d.tests.empty:
         return "_No paired tests (one model, or models not on the same images)._"
     labels = dict(d.metrics)
-    lines = ["| metric | A | B | A − B [95% CI] | p | p (Holm) | p (max-T) |", "|" + " --- |" * 7]
+    mark = CI_MARK if d.ci_caveat else ""
+    lines = ["| metric | A | B | A − B [95% CI] | n units | p | p (Holm) | p (max-T) |", "|" + " --- |" * 8]
     for r in d.tests.itertuples():
-        lines.append(f"| {labels[r.metric]} | {r.a} | {r.b} | {_num(r.diff)} [{_num(r.ci_lo)}, {_num(r.ci_hi)}] "
-                     f"| {_p(r.p)} | {_p(r.p_holm)} | {_p(r.p_maxt)} |")
+        ps = (f"{_test_p_text(d)} | – | –" if d.p_caveat
+              else f"{_p(r.p)} | {_p(r.p_holm)} | {_p(r.p_maxt)}")
+        lines.append(f"| {labels[r.metric]} | {r.a} | {r.b} | {_num(r.diff)} [{_num(r.ci_lo)}, {_num(r.ci_hi)}]"
+                     f"{mark} | {r.n_units} | {ps} |")
     return "\n".join(lines)
 
 
 def _method_text(options: ReportOptions) -> str:
-    return (f"Values: mean ± sd over runs (folds × seeds); [95% CI] percentile bootstrap over test images "
-            f"({options.n_boot} resamples, stratified by tissue and fold, pooled metrics re-aggregated); "
-            f"p: two-sided paired sign-flip permutation test against the top model ({options.n_perm} "
-            f"permutations, images swapped between the two models), Holm-adjusted within each metric "
-            f"(max-T in the pairwise table). Significance level {options.alpha}.")
+    return (f"Values: mean ± sd over runs (folds × seeds); [95% CI] percentile bootstrap over the independent "
+            f"units, source images where the test patches name them, else images ({options.n_boot} resamples, "
+            f"stratified by tissue and fold, pooled metrics re-aggregated); p: two-sided paired sign-flip "
+            f"permutation test against the top model ({options.n_perm} permutations, or every sign pattern when "
+            f"there are fewer, units swapped between the two models), Holm-adjusted within each metric (max-T "
+            f"in the pairwise table). Significance level {options.alpha}. With fewer than {options.min_units} "
+            f"independent units, or when the test cannot reach p < {options.alpha:g} at all (over n units the "
+            f"smallest two-sided p is max(2/2^n, 1/(permutations + 1))), CIs are marked {CI_MARK}, p-values are "
+            f"withheld ({P_MARK}) and no winner is highlighted. Aggregation: " + "; ".join(AGGREGATIONS) + ".")
+
+
+def _gap_unit(datasets: list[DatasetReport], ds: str) -> str:
+    """The unit of a gap: its dataset's, or for the pooled gap the datasets' common unit."""
+    units = {d.unit for d in datasets if d.name == ds or ds not in {x.name for x in datasets}}
+    return units.pop() if len(units) == 1 else "independent unit"
+
+
+def _gap_caveat(g: stats.ContrastResult, unit: str, options: ReportOptions) -> str | None:
+    """Why a gap's CI is unreliable and its p-value withheld (None: it is not). The gap's p-value inverts a
+    bootstrap interval, which over few units can be small for no reason: withheld whenever the CI is
+    unreliable."""
+    if g.n_units is None:
+        return None
+    return _design_caveats(g.n_units, unit, options)[0]
+
+
+def _gap_units(g: stats.ContrastResult, unit: str) -> str:
+    return "–" if g.n_units is None else _units(g.n_units, unit)
 
 
 def _markdown(bench_dir: Path, datasets: list[DatasetReport], across: Across, options: ReportOptions) -> str:
     out = [f"# cellprobe benchmark report: {bench_dir.name}", "", f"_{date.today().isoformat()}_. "
            + _method_text(options), ""]
     for d in datasets:
-        out += [f"## {d.name}", "", f"Ranked by {dict(d.metrics)[d.primary]}. " + " ".join(d.notes), "",
-                _leaderboard_md(d), "", "### Paired comparisons", "", _tests_md(d), ""]
+        out += [f"## {d.name}", "", _ranking_text(d, options, "Bold") + " " + " ".join(d.notes), "",
+                _leaderboard_md(d), ""]
+        out += [*(f"_{n}_  " for n in _footnotes(d)), ""] if _footnotes(d) else []
+        out += ["### Paired comparisons", "", _tests_md(d), ""]
     out += ["## Across datasets", ""]
     if across.friedman is not None:
         f = across.friedman
@@ -264,8 +494,12 @@ def _markdown(bench_dir: Path, datasets: list[DatasetReport], across: Across, op
                 + f". Friedman χ² = {_num(f.statistic, 2)}, p = {_p(f.pvalue)}; Nemenyi CD "
                   f"(α = {f.alpha}) = {_num(f.cd, 2)}.", ""]
     for ds, metric, g in across.gaps:
+        unit = _gap_unit(datasets, ds)
+        caveat = _gap_caveat(g, unit, options)
+        p = f"no p-value{P_MARK}, CI unreliable{CI_MARK}: {caveat}" if caveat else f"p = {_p(g.p)}"
         out.append(f"- Gap (histopathology − general) on {ds}, {metric}: {_num(g.estimate)} "
-                   f"[{_num(g.ci_lo)}, {_num(g.ci_hi)}], p = {_p(g.p)}")
+                   f"[{_num(g.ci_lo)}, {_num(g.ci_hi)}]{CI_MARK if caveat else ''} over {_gap_units(g, unit)}, "
+                   f"{p}")
     out += [*(f"_{n}_" for n in across.notes), ""]
     return "\n".join(out)
 
@@ -279,8 +513,8 @@ h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:1em 0;font-size:.85em}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right;vertical-align:top}
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
-td .ci{color:#555;font-size:.9em}td .p{color:#8a2be2;font-size:.9em}
-tr.top td{background:#eef7ee}.note{color:#555;font-size:.9em}img{max-width:100%;margin:.5em 0}
+td .ci{color:#555;font-size:.9em}td .p{color:#8a2be2;font-size:.9em}td.untested{color:#8a2be2;text-align:left}
+td.best{background:#eef7ee;font-weight:bold}.note{color:#555;font-size:.9em}img{max-width:100%;margin:.5em 0}
 """
 
 
@@ -289,28 +523,35 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def _leaderboard_html(d: DatasetReport) -> str:
-    head = "<tr><th>model</th>" + "".join(f"<th>{html.escape(label)}</th>" for _, label in d.metrics) + "</tr>"
+    columns = _columns(d)
+    head = "<tr><th>model</th>" + "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in columns) + "</tr>"
     rows = []
-    for i, model in enumerate(d.models):
+    for model in d.models:
         cells = []
-        for k, _ in d.metrics:
-            mean, ci, p = _cell(d, model, k)
-            cells.append(f"<td>{mean}<br><span class=ci>{ci}</span>"
+        for k, _, tested in columns:
+            mean, ci, p = _cell(d, model, k, tested)
+            best = " class=best" if d.winners.get(k) == model else ""
+            cells.append(f"<td{best}>{mean}" + (f"<br><span class=ci>{ci}</span>" if ci else "")
                          + (f"<br><span class=p>{p}</span>" if p else "") + "</td>")
-        rows.append(f"<tr{' class=top' if i == 0 else ''}><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
+        name = " class=best" if d.winners.get(d.primary) == model else ""
+        rows.append(f"<tr><td{name}>{html.escape(model)}</td>{''.join(cells)}</tr>")
+    notes = "".join(f"<p class=note>{html.escape(n)}</p>" for n in _footnotes(d))
+    return f"<table>{head}{''.join(rows)}</table>{notes}"
 
 
 def _tests_html(d: DatasetReport) -> str:
     if d.tests.empty:
         return "<p class=note>No paired tests (one model, or models not on the same images).</p>"
     labels = dict(d.metrics)
-    head = ("<tr><th>metric</th><th>A</th><th>B</th><th>A − B</th><th>95% CI</th><th>p</th><th>p (Holm)</th>"
-            "<th>p (max-T)</th></tr>")
+    mark = CI_MARK if d.ci_caveat else ""
+    head = ("<tr><th>metric</th><th>A</th><th>B</th><th>A − B</th><th>95% CI</th><th>n units</th><th>p</th>"
+            "<th>p (Holm)</th><th>p (max-T)</th></tr>")
     rows = "".join(
         f"<tr><td>{html.escape(labels[r.metric])}</td><td>{html.escape(r.a)}</td><td>{html.escape(r.b)}</td>"
-        f"<td>{_num(r.diff)}</td><td>[{_num(r.ci_lo)}, {_num(r.ci_hi)}]</td><td>{_p(r.p)}</td>"
-        f"<td>{_p(r.p_holm)}</td><td>{_p(r.p_maxt)}</td></tr>" for r in d.tests.itertuples())
+        f"<td>{_num(r.diff)}</td><td>[{_num(r.ci_lo)}, {_num(r.ci_hi)}]{mark}</td><td>{r.n_units}</td>"
+        + (f"<td colspan=3 class=untested>{html.escape(_test_p_text(d))}</td>" if d.p_caveat
+           else f"<td>{_p(r.p)}</td><td>{_p(r.p_holm)}</td><td>{_p(r.p_maxt)}</td>")
+        + "</tr>" for r in d.tests.itertuples())
     return f"<table>{head}{rows}</table>"
 
 
@@ -324,10 +565,11 @@ def _html(bench_dir: Path, datasets: list[DatasetReport], across: Across, option
         headline = [k for k, _ in HEADLINE if k in keys]
         class_keys = [k for k in keys if "." in k]
         parts += [f"<h2>{html.escape(d.name)}</h2>",
-                  f"<p>Ranked by {html.escape(dict(d.metrics)[d.primary])}; the top model is shaded. "
+                  f"<p>{html.escape(_ranking_text(d, options, 'Shaded and bold'))} "
                   + html.escape(" ".join(d.notes)) + "</p>", _leaderboard_html(d),
                   "<h3>Paired comparisons</h3>", _tests_html(d),
-                  _img(plots.metric_bars(d.estimate, d.ci_lo, d.ci_hi, headline, dict(d.metrics), d.name),
+                  _img(plots.metric_bars(d.estimate, d.ci_lo, d.ci_hi, headline, dict(d.metrics), d.name,
+                                         unreliable=d.ci_caveat),
                        f"{d.name}: metrics with 95% CIs")]
         if class_keys:
             parts.append(_img(plots.class_heatmap(d.estimate[class_keys], d.name), f"{d.name}: per-class"))
@@ -343,12 +585,20 @@ def _html(bench_dir: Path, datasets: list[DatasetReport], across: Across, option
                      f"significantly.</p>")
         parts.append(_img(across.figure, "critical-difference diagram"))
     if across.gaps:
-        rows = "".join(f"<tr><td>{html.escape(ds)}</td><td>{html.escape(m)}</td><td>{_num(g.estimate)}</td>"
-                       f"<td>[{_num(g.ci_lo)}, {_num(g.ci_hi)}]</td><td>{_p(g.p)}</td></tr>"
-                       for ds, m, g in across.gaps)
+        rows, notes = [], []
+        for ds, m, g in across.gaps:
+            unit = _gap_unit(datasets, ds)
+            caveat = _gap_caveat(g, unit, options)
+            p = (f"<td class=untested>no p-value{P_MARK}</td>" if caveat else f"<td>{_p(g.p)}</td>")
+            rows.append(f"<tr><td>{html.escape(ds)}</td><td>{html.escape(m)}</td><td>{_num(g.estimate)}</td>"
+                        f"<td>[{_num(g.ci_lo)}, {_num(g.ci_hi)}]{CI_MARK if caveat else ''}</td>"
+                        f"<td>{_gap_units(g, unit)}</td>{p}</tr>")
+            if caveat:
+                notes.append(f"{ds}: {CI_MARK} CI unreliable and {P_MARK} no p-value: {caveat}.")
         parts.append("<h3>The gap: histopathology − general-purpose encoders</h3><table><tr><th>data</th>"
-                     f"<th>metric</th><th>gap</th><th>95% CI</th><th>p</th></tr>{rows}</table>")
+                     f"<th>metric</th><th>gap</th><th>95% CI</th><th>n units</th><th>p</th></tr>{''.join(rows)}"
+                     "</table>")
+        parts += [f"<p class=note>{html.escape(n)}</p>" for n in notes]
     parts += [f"<p class=note>{html.escape(n)}</p>" for n in across.notes]
     parts.append("</body></html>")
     return "\n".join(parts)
-

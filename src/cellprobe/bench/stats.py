@@ -4,16 +4,22 @@ The unit of resampling is the *image* (a test patch), because that is what a new
 and seeds are runs over the same or disjoint images. Patches cut from one source image (CoNSeP's overlapping
 256² tiles, CoNIC's crops of one slide region) are not independent: when the per-image rows carry a ``source``
 column, all patches of a source are resampled (and sign-flipped) together, which widens the intervals to what
-a new set of source images would give. Every estimate is the paper's number: a metric aggregated
-over a run's images (pooled metrics such as mPQ+ and R² are re-aggregated from per-image sufficient
-statistics by the metrics module's ``aggregate_*`` callable), then averaged over runs (folds × seeds).
+a new set of source images would give. These groups (sources, else images) are the independent units: their
+number, not the number of patches, bounds what a test can show (:func:`min_attainable_p`). Every estimate is
+the paper's number: a metric aggregated over a run's images (pooled metrics such as mPQ+ and R² are
+re-aggregated from per-image sufficient statistics by the metrics module's ``aggregate_*`` callable), then
+averaged over runs (folds × seeds).
 
 - :func:`mean_sd`: mean ± sd of run summaries over folds and seeds.
 - :func:`bootstrap`: a cluster bootstrap over images (stratified by tissue and by which runs hold the image),
   the same draws for every model, so one pass gives CIs for models, paired differences and group contrasts.
 - :func:`paired_tests`: sign-flip permutation tests of model pairs on the same images (swapping the two
   models' rows of an image is the sign flip of a paired difference, and also works for pooled metrics), with
-  Holm and single-step max-T (Westfall–Young, joint sign flips shared by all pairs) family-wise control.
+  Holm and single-step max-T (Westfall–Young, joint sign flips shared by all pairs) family-wise control;
+  every sign pattern is enumerated when there are no more than ``n_perm`` of them.
+- :func:`min_attainable_p`: the smallest p-value such a test can give at all, from the design (the number of
+  independent units and permutations), not from the data: over 2 source images it is 0.5, however large the
+  difference.
 - :func:`friedman_nemenyi`: Friedman test over datasets and the Nemenyi critical difference (Demšar 2006).
 - :func:`contrast`: a weighted contrast of models, e.g. the "gap" (histopathology minus general-purpose).
 
@@ -23,6 +29,7 @@ re-aggregation hook, hence the hand-written resampling loops here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -53,6 +60,11 @@ class MeanOf:
                 for c in self.columns}
 
 
+#: what an independent unit is called: images grouped by their source image, or images
+UNIT_SOURCE = "source image"
+UNIT_IMAGE = "image"
+
+
 @dataclass(frozen=True)
 class Aligned:
     """Per-image rows of ``k`` models over the same images, one block per run.
@@ -60,7 +72,8 @@ class Aligned:
     ``frames[r]`` holds run r's rows model-major (model j's rows are ``j * n_r ... (j + 1) * n_r - 1``);
     ``local[r, c]`` is the position of image cluster c inside a model's block of run r, or -1 if the run
     does not hold it; ``strata[c]`` is the resampling stratum of cluster c; ``groups[c]`` (0..G-1) the group
-    it is resampled with (its source image; each image its own group when sources are unknown).
+    it is resampled with (its source image; each image its own group when sources are unknown). ``unit`` names
+    what a group is (:data:`UNIT_SOURCE` when the rows had a source column, else :data:`UNIT_IMAGE`).
     """
 
     models: tuple[str, ...]
@@ -71,6 +84,7 @@ class Aligned:
     images: tuple[str, ...]
     groups: np.ndarray
     cache: dict = field(default_factory=dict, compare=False, repr=False)  # numeric columns per run
+    unit: str = UNIT_IMAGE
 
     def values(self, r: int, columns: Sequence[str]) -> np.ndarray:
         key = (r, tuple(columns))
@@ -89,6 +103,11 @@ class Aligned:
     @property
     def n_groups(self) -> int:
         return int(self.groups.max()) + 1 if self.groups.size else 0
+
+    @property
+    def n_units(self) -> int:
+        """The number of independent units: the groups, which every resampling draws and flips whole."""
+        return self.n_groups
 
     def group_strata(self) -> np.ndarray:
         """The stratum of each group (``align`` keeps every group inside one stratum)."""
@@ -165,7 +184,9 @@ def align(
     labels = [f"{p}|{t}" for p, t in zip(pattern, tissue.to_numpy(), strict=True)]
     strata = pd.factorize(pd.Series(labels))[0].astype(np.int64)
     groups = np.arange(len(images), dtype=np.int64)
+    unit = UNIT_IMAGE
     if group_col and group_col in df.columns:
+        unit = UNIT_SOURCE
         source = first[group_col].reindex(list(images)).astype(object)
         # an unknown source keeps its image alone: the image name stands in for it
         source = source.where(source.notna(), pd.Series(list(images), index=list(images))).astype(str)
@@ -175,7 +196,7 @@ def align(
             name = source.iloc[int(np.flatnonzero(groups == spans.index[spans.to_numpy() > 1][0])[0])]
             raise ValueError(f"align: the images of {group_col} {name!r} lie in different strata (runs or "
                              "tissues); a source must stay in one fold")
-    return Aligned(models, runs, tuple(frames), local, strata, images, groups)
+    return Aligned(models, runs, tuple(frames), local, strata, images, groups, unit=unit)
 
 
 def evaluate(
@@ -220,12 +241,14 @@ def draw_images(strata: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """Point estimates (models, metrics) and bootstrap replicates (B, models, metrics) on shared draws."""
+    """Point estimates (models, metrics) and bootstrap replicates (B, models, metrics) on shared draws, drawn
+    from ``n_units`` independent units (None: not recorded)."""
 
     models: tuple[str, ...]
     metrics: tuple[str, ...]
     estimate: np.ndarray
     reps: np.ndarray
+    n_units: int | None = None
 
     def ci(self, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval (lo, hi), each (models, metrics); replicates with NaN are left out."""
@@ -262,7 +285,7 @@ def bootstrap(
             reps[b] = evaluate(al, aggregate, metrics, draws=draws)
             if progress:
                 progress(1)
-    return Bootstrap(al.models, tuple(metrics), estimate, reps)
+    return Bootstrap(al.models, tuple(metrics), estimate, reps, n_units=al.n_units)
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -292,6 +315,37 @@ def max_t(observed: np.ndarray, null: np.ndarray, scale: np.ndarray | None = Non
     return (1 + np.sum(t_max[:, None] >= t_obs[None, :] - tol, axis=0)) / (1 + null.shape[0])
 
 
+def min_attainable_p(n_units: int, n_perm: int) -> float:
+    """The smallest two-sided p-value of a paired sign-flip test over ``n_units`` independent units.
+
+    Of the 2^n sign patterns, the identity and the full flip give the observed |difference| whatever the data,
+    so an exact test never goes below 2/2^n (= 1/2^(n−1)); a Monte-Carlo test with ``n_perm`` permutations never
+    below 1/(n_perm + 1). The larger of the two is the design's floor (a Monte-Carlo p-value estimates the exact
+    one, so it falls below 2/2^n only by chance); it depends on the design only, never on the observed data.
+    """
+    if n_units < 1:
+        return 1.0
+    return min(1.0, max(math.ldexp(1.0, 1 - int(n_units)), 1.0 / (int(n_perm) + 1)))
+
+
+def enumerates(n_groups: int, n_perm: int) -> bool:
+    """Whether a sign-flip test over ``n_groups`` units enumerates its patterns: 2^n − 1 ≤ ``n_perm``."""
+    return n_groups < 31 and (1 << n_groups) - 1 <= n_perm
+
+
+def sign_patterns(n_groups: int, n_perm: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Swap patterns (P, n_groups) of a sign-flip test and whether they are exhaustive.
+
+    When the 2^n − 1 patterns other than the identity number no more than ``n_perm``, all of them (the exact
+    test: (1 + hits) / (1 + P) is then the exact p-value, the identity counting once); otherwise ``n_perm``
+    random ones, each group flipped with probability 1/2.
+    """
+    if enumerates(n_groups, n_perm):
+        codes = np.arange(1, 1 << n_groups, dtype=np.int64)
+        return (codes[:, None] >> np.arange(n_groups)) & 1 == 1, True
+    return rng.random((n_perm, n_groups)) < 0.5, False
+
+
 def paired_tests(
     al: Aligned,
     aggregate: Aggregate,
@@ -307,23 +361,29 @@ def paired_tests(
 
     Each permutation swaps, for a random half of the image groups (sources), the two models' rows (all runs
     and patches of that group at once); the same swap pattern serves every pair, which makes the max-T null
-    joint. Returns one row per (metric, pair): a, b, diff = a − b, its paired bootstrap CI (when ``boot`` is
-    given), raw p, Holm and max-T adjusted p (max-T on differences scaled by each pair's permutation-null sd).
+    joint. With few groups (2^groups − 1 ≤ ``n_perm``) every pattern is enumerated instead (exact test).
+    Returns one row per (metric, pair): a, b, diff = a − b, its paired bootstrap CI (when ``boot`` is given),
+    raw p, Holm and max-T adjusted p (max-T on differences scaled by each pair's permutation-null sd), the
+    number of independent units, the smallest p-value the design can give (:func:`min_attainable_p`), the
+    number of sign patterns used and whether they were all of them.
     """
     index = {m: i for i, m in enumerate(al.models)}
     pairs = list(pairs) if pairs is not None else list(combinations(al.models, 2))
     if not pairs:
-        return pd.DataFrame(columns=["metric", "a", "b", "diff", "ci_lo", "ci_hi", "p", "p_holm", "p_maxt"])
+        return pd.DataFrame(columns=["metric", "a", "b", "diff", "ci_lo", "ci_hi", "p", "p_holm", "p_maxt",
+                                     "n_units", "min_p", "n_perm", "exact"])
     rng = np.random.default_rng(seed)
-    swaps = (rng.random((n_perm, al.n_groups)) < 0.5)[:, al.groups]
+    patterns, exact = sign_patterns(al.n_groups, n_perm, rng)
+    swaps = patterns[:, al.groups]
+    n_used = swaps.shape[0]
     estimate = evaluate(al, aggregate, metrics) if boot is None else boot.estimate
     observed = np.array([estimate[index[a]] - estimate[index[b]] for a, b in pairs])  # (pairs, metrics)
-    null = np.empty((n_perm, len(pairs), len(metrics)))
+    null = np.empty((n_used, len(pairs), len(metrics)))
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        for p_i in range(n_perm):
+        for p_i in range(n_used):
             z = swaps[p_i]
             for q, (a, b) in enumerate(pairs):
                 ia, ib = index[a], index[b]
@@ -332,6 +392,9 @@ def paired_tests(
                 null[p_i, q] = res[0] - res[1]
             if progress:
                 progress(1)
+    if progress and n_used < n_perm:
+        progress(n_perm - n_used)  # the exact test needed fewer patterns than asked for
+    floor = min_attainable_p(al.n_units, n_perm)
     rows = []
     for k, metric in enumerate(metrics):
         obs = observed[:, k]
@@ -346,7 +409,8 @@ def paired_tests(
         adj_maxt = max_t(obs, null[:, :, k], np.nanstd(null[:, :, k], axis=0))
         for q, (a, b) in enumerate(pairs):
             rows.append({"metric": metric, "a": a, "b": b, "diff": obs[q], "ci_lo": lo[q], "ci_hi": hi[q],
-                         "p": raw[q], "p_holm": adj_holm[q], "p_maxt": adj_maxt[q]})
+                         "p": raw[q], "p_holm": adj_holm[q], "p_maxt": adj_maxt[q], "n_units": al.n_units,
+                         "min_p": floor, "n_perm": n_used, "exact": exact})
     return pd.DataFrame(rows)
 
 
@@ -356,6 +420,7 @@ class ContrastResult:
     ci_lo: float
     ci_hi: float
     p: float
+    n_units: int | None = None  # independent units behind the interval (summed over pooled datasets)
 
 
 def contrast(boot: Bootstrap, weights: Mapping[str, float], metric: str, alpha: float = 0.05) -> ContrastResult:
@@ -366,17 +431,17 @@ def contrast(boot: Bootstrap, weights: Mapping[str, float], metric: str, alpha: 
     """
     w = np.array([weights.get(m, 0.0) for m in boot.models])
     k = boot.metrics.index(metric)
-    return _contrast_from(float(w @ boot.estimate[:, k]), boot.reps[:, :, k] @ w, alpha)
+    return _contrast_from(float(w @ boot.estimate[:, k]), boot.reps[:, :, k] @ w, alpha, boot.n_units)
 
 
-def _contrast_from(est: float, reps: np.ndarray, alpha: float) -> ContrastResult:
+def _contrast_from(est: float, reps: np.ndarray, alpha: float, n_units: int | None = None) -> ContrastResult:
     reps = reps[np.isfinite(reps)]
     if reps.size == 0:
-        return ContrastResult(est, float("nan"), float("nan"), float("nan"))
+        return ContrastResult(est, float("nan"), float("nan"), float("nan"), n_units)
     lo, hi = np.percentile(reps, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     tail = min(np.sum(reps <= 0), np.sum(reps >= 0))
     p = min(1.0, 2 * (1 + tail) / (1 + reps.size))
-    return ContrastResult(est, float(lo), float(hi), p)
+    return ContrastResult(est, float(lo), float(hi), p, n_units)
 
 
 def group_weights(groups: Mapping[str, str], plus: str, minus: str) -> dict[str, float]:
@@ -398,7 +463,9 @@ def pooled_contrast(parts: Sequence[tuple[Bootstrap, Mapping[str, float]]], metr
         ests.append(float(w @ boot.estimate[:, k]))
         reps.append(boot.reps[:, :, k] @ w)
     n = min(r.size for r in reps)
-    return _contrast_from(float(np.mean(ests)), np.mean([r[:n] for r in reps], axis=0), alpha)
+    units = [boot.n_units for boot, _ in parts]
+    n_units = sum(units) if all(u is not None for u in units) else None
+    return _contrast_from(float(np.mean(ests)), np.mean([r[:n] for r in reps], axis=0), alpha, n_units)
 
 
 def nemenyi_cd(k: int, n: int, alpha: float = 0.05) -> float:

@@ -16,6 +16,8 @@ def register(app: typer.Typer) -> None:
         n_boot: int = typer.Option(1000, help="Bootstrap resamples of images (confidence intervals)."),
         n_perm: int = typer.Option(1000, help="Sign-flip permutations (p-values)."),
         seed: int = typer.Option(0, help="Seed of the resampling."),
+        min_units: int = typer.Option(10, help="Fewer independent units (source images) than this: CIs marked "
+                                               "unreliable, no p-values, no winner shaded."),
     ) -> None:
         """Leaderboards with 95% bootstrap CIs and paired permutation tests, plots, critical-difference
         diagram and example patches, as one self-contained HTML page plus a Markdown summary."""
@@ -23,7 +25,8 @@ def register(app: typer.Typer) -> None:
         from cellprobe.cli.progress_bars import report_progress
         from cellprobe.config import parse_config
 
-        options = parse_config(ReportOptions, {"n_boot": n_boot, "n_perm": n_perm, "seed": seed})
+        options = parse_config(ReportOptions, {"n_boot": n_boot, "n_perm": n_perm, "seed": seed,
+                                               "min_units": min_units})
         html, md = build_report(bench_dir, out, options, progress=report_progress())
         typer.echo(f"report: {html}\nsummary: {md}")
 
