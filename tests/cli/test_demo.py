@@ -19,23 +19,30 @@ _SPEC.loader.exec_module(synth)
 DEMO = demo_config_path().parent
 
 
-def test_shipped_demo_data_is_small_licensed_and_spatially_split():
-    assert "BSD 3-Clause" in (DEMO / "LICENSE").read_text()
+def test_shipped_demo_data_is_real_consep_small_licensed_and_split_by_image():
+    assert "Apache-2.0" in (DEMO / "LICENSE").read_text() and "HoVer-Net" in (DEMO / "LICENSE").read_text()
     readme = (DEMO / "README.md").read_text()
-    assert "not from hand annotation" in readme and "connective" in readme
+    assert "CoNSeP" in readme and "spindle-shaped" in readme
     size = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
-    assert size < 1_000_000
-    columns = {}
+    assert size < 3_000_000
+    sources = {}
     for split in ("train", "val", "test"):
         with np.load(DEMO / split / "labels.npz") as z:
             inst, cls = z["inst"], z["cls"]
         rows = list(csv.DictReader((DEMO / split / "patch_info.csv").open()))
         assert inst.shape == (len(rows), 256, 256) and inst.dtype == np.int32 and cls.dtype == np.uint8
-        assert set(np.unique(cls)) <= {0, 1, 2, 3} and np.array_equal(inst > 0, cls > 0)
+        assert set(np.unique(cls)) <= {0, 1, 2, 3, 4} and np.array_equal(inst > 0, cls > 0)
         assert all((DEMO / split / "images" / f"{r['patch']}.jpg").is_file() for r in rows)
-        columns[split] = {r["source_image"] for r in rows}
-    assert columns["train"].isdisjoint(columns["val"]) and columns["train"].isdisjoint(columns["test"])
-    assert columns["val"].isdisjoint(columns["test"])
+        sources[split] = {r["source_image"] for r in rows}
+    assert sources["train"].isdisjoint(sources["val"]) and sources["train"].isdisjoint(sources["test"])
+    assert sources["val"].isdisjoint(sources["test"])
+    assert len(sources["test"]) >= 14  # independent units enough for the paired test to mean something
+
+
+def test_the_demo_images_are_consep_files_unchanged(consep_root):
+    for split, source in (("test", "test"), ("train", "train"), ("val", "train")):
+        for image in sorted((DEMO / split / "images").glob("*.jpg"))[:3]:
+            assert image.read_bytes() == (consep_root / source / "images" / image.name).read_bytes()
 
 
 def test_demo_plumbing_with_a_fake_cell(cli, tmp_path, monkeypatch):
@@ -71,6 +78,12 @@ def test_full_demo_runs_offline_within_budget_and_pretrained_wins(cli, tmp_path)
     assert index.loc["efficientnet-lite0", "pq"] > index.loc["efficientnet-lite0 (random)", "pq"]
     page = (tmp_path / "demo" / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 3
+    # the PQ difference is supported by the statistics: 14 independent test images, p < 0.05
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert "14 source images" in md
+    row = next(line for line in md.splitlines() if line.startswith("| PQ (image-avg.) | efficientnet-lite0 |"))
+    p = row.split("|")[6].strip()  # metric | A | B | A − B | n units | p
+    assert p == "<0.001" or float(p) < 0.05, row
 
 
 @pytest.mark.slow
@@ -81,5 +94,5 @@ def test_quick_demo_trains_for_real(cli, tmp_path):
     import pandas as pd
 
     index = pd.read_csv(tmp_path / "demo" / "index.csv")
-    assert len(index) == 2 and index["n_test_images"].tolist() == [10, 10]
+    assert len(index) == 2 and index["n_test_images"].tolist() == [28, 28]
     assert (tmp_path / "demo" / "cells" / index["cell_id"][0] / "examples.npz").is_file()
