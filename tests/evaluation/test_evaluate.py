@@ -46,12 +46,10 @@ def test_tune_then_evaluate(run, tmp_path):
     assert again.summary["pq"] == pytest.approx(result.summary["pq"], nan_ok=True)
 
 
-def test_dataset_with_other_classes_is_refused_naming_it(run, tmp_path):
+def test_tuning_on_data_of_other_classes_is_refused_naming_it(run, tmp_path):
+    """Thresholds are fitted on the run's own classes (evaluate scores such data class-agnostic instead)."""
     ds = open_dataset(shared_data(), format="patches", split="test", class_names=("a", "b"))
     with pytest.raises(InputError, match="classes") as err:
-        evaluate(run, ds, "test", out=tmp_path)
-    assert str(shared_data()) in str(err.value)
-    with pytest.raises(InputError, match="classes") as err:  # tune checks the class list as evaluate does
         tune(run, ds, "test")
     assert str(shared_data()) in str(err.value)
 
@@ -98,3 +96,41 @@ def test_the_runs_own_dataset_is_read_with_the_runs_options(tmp_path):
     assert list(open_eval_data(data, "test", run_config=config, class_names=("a", "b")).class_names) == ["a", "b"]
     other = make_tiny_data(tmp_path / "other")
     assert list(open_eval_data(other, "test", run_config=config).class_names) == ["class1", "class2"]
+
+
+def test_data_of_other_classes_is_scored_class_agnostic(run, tmp_path):
+    """Cross-dataset: one class (as MoNuSeg) or other classes → detection and segmentation, labelled."""
+    ds = open_dataset(shared_data(), format="patches", split="test", class_names=("a", "b"))
+    result = evaluate(run, ds, "test", out=tmp_path)
+    record = json.loads((tmp_path / R.METRICS).read_text())
+    assert record["evaluation"]["scoring"].startswith("class-agnostic") and record["class_names"] == ["nucleus"]
+    same = evaluate(run, shared_data(), "test", format="patches", out=tmp_path / "same")
+    assert result.summary["pq"] == pytest.approx(same.summary["pq"], nan_ok=True)  # binary PQ is class-free
+    assert result.summary["aji"] == pytest.approx(same.summary["aji"], nan_ok=True)
+
+
+def test_data_at_another_resolution_is_brought_to_the_runs_and_scored_at_its_own(tmp_path):
+    """The run was trained at 0.5 µm/px; the data at 0.25 is halved for the network, its instances doubled back."""
+
+    from tests.training.tiny import make_tiny_data, tiny_config
+
+    from cellprobe.data.fixtures import synthetic_set, write_patches
+    from cellprobe.evaluation.eval_data import run_scale
+    from cellprobe.training import train
+
+    data = make_tiny_data(tmp_path / "data")
+    (data / "dataset.yaml").write_text("class_names: [class1, class2]\nmpp: 0.5\n")
+    run_dir = train(tiny_config(data, tmp_path / "run", epochs=1, cache_views=1)).path
+    fine = tmp_path / "fine"
+    (fine / "test").mkdir(parents=True)
+    images, inst, cls = synthetic_set(2, seed=5, size=128, num_classes=2, n_nuclei=8)
+    write_patches(fine / "test", images, inst, cls, ["f0", "f1"], ["s0", "s1"])
+    (fine / "dataset.yaml").write_text("class_names: [class1, class2]\nmpp: 0.25\n")
+    ds = open_dataset(fine, format="patches", split="test")
+    assert run_scale(ds, 0.5, fine) == 0.5 and run_scale(ds, 0.26, fine) == 1.0 and run_scale(ds, None, fine) == 1.0
+    evaluate(run_dir, fine, "test", format="patches", out=tmp_path / "out")
+    record = json.loads((tmp_path / "out" / R.METRICS).read_text())
+    assert record["evaluation"]["resized_by"] == 0.5 and record["num_images"] == 2
+    (fine / "dataset.yaml").write_text("class_names: [class1, class2]\n")  # µm/px unknown: refused
+    with pytest.raises(InputError, match="µm/px of the data unknown"):
+        evaluate(run_dir, fine, "test", format="patches", out=tmp_path / "out2")

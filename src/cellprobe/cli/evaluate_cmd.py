@@ -44,5 +44,9 @@ def register(app: typer.Typer) -> None:
             per_class.add_row(name, f"{pq:.4f}", f"{r2:.4f}")
         console = Console()
         console.print(table)
-        console.print(per_class)
+        scoring = result.params.get("scoring", "per class")
+        if scoring == "per class":
+            console.print(per_class)
+        else:
+            typer.echo(f"scored {scoring} (detection and segmentation only)")
         typer.echo(f"wrote {Path(out or run) / 'metrics.json'} and per_image.csv")

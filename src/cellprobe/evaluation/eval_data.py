@@ -32,12 +32,43 @@ def _same_folder(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def iter_predictions(segmenter: Any, dataset: PatchDataset, positions: Any, batch: int = 16, params: Any = None):
-    """(sample, maps) for each position, batched through the network."""
+#: relative µm/px difference below which a dataset is taken to be at the run's resolution (e.g. 0.2425 vs 0.25)
+MPP_TOLERANCE = 0.05
+
+
+def iter_predictions(segmenter: Any, dataset: PatchDataset, positions: Any, batch: int = 16, scale: float = 1.0):
+    """(sample, maps) for each position, batched through the network; ``scale`` ≠ 1 resizes each image by it
+    first (the maps are then at the resized image's size)."""
     positions = list(positions)
     for start in range(0, len(positions), batch):
         samples = [dataset[int(p)] for p in positions[start:start + batch]]
-        yield from zip(samples, segmenter.patch_maps([s.image for s in samples]), strict=True)
+        images = [s.image if scale == 1.0 else resize(s.image, scale, labels=False) for s in samples]
+        yield from zip(samples, segmenter.patch_maps(images), strict=True)
+
+
+def resize(array: Any, scale: float, *, labels: bool, shape: tuple[int, int] | None = None) -> Any:
+    """An image (area averaging down, bilinear up) or a label map (nearest: every id stays an input id) scaled
+    by ``scale``, or to ``shape`` (H, W) exactly when given."""
+    import cv2
+
+    h, w = array.shape[:2]
+    size = (shape[1], shape[0]) if shape is not None else (max(1, round(w * scale)), max(1, round(h * scale)))
+    if labels:
+        return cv2.resize(array, size, interpolation=cv2.INTER_NEAREST_EXACT)
+    return cv2.resize(array, size, interpolation=cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR)
+
+
+def run_scale(dataset: PatchDataset, run_mpp: float | None, where: Any) -> float:
+    """The factor that brings the dataset's images to the run's µm/px (1: the same within
+    :data:`MPP_TOLERANCE`, or the run's own resolution unknown). A dataset whose µm/px is unknown cannot be
+    brought to a known run resolution: refused, rather than scored at the wrong scale."""
+    if run_mpp is None:
+        return 1.0
+    mpp = dataset.mpp
+    if mpp is None:
+        raise InputError(where, f"µm/px of the data unknown, the run's is {run_mpp:g}: give it (dataset.yaml "
+                                "'mpp', or the reader option mpp) so the images can be brought to the run's scale")
+    return 1.0 if abs(mpp / run_mpp - 1.0) <= MPP_TOLERANCE else mpp / run_mpp
 
 
 def data_label(data: PatchDataset | str | Path) -> str:
@@ -47,11 +78,17 @@ def data_label(data: PatchDataset | str | Path) -> str:
     return str(Path(data).resolve())
 
 
+def data_where(dataset: PatchDataset, data: PatchDataset | str | Path) -> Any:
+    """The dataset's folder for messages."""
+    return getattr(dataset, "root", None) or (None if isinstance(data, PatchDataset) else data)
+
+
 def check_eval_data(dataset: PatchDataset, class_names: list[str], data: PatchDataset | str | Path,
-                    split: str | None) -> None:
-    """The patches to score must exist and carry the run's classes; problems name the dataset."""
-    where = getattr(dataset, "root", None) or (None if isinstance(data, PatchDataset) else data)
+                    split: str | None, *, same_classes: bool = True) -> None:
+    """The patches to score must exist and (``same_classes``) carry the run's classes; problems name the
+    dataset."""
+    where = data_where(dataset, data)
     if len(dataset) == 0:
         raise InputError(where, f"split {split!r} holds no patches: nothing to score")
-    if list(dataset.class_names) != list(class_names):
+    if same_classes and list(dataset.class_names) != list(class_names):
         raise InputError(where, f"dataset classes {list(dataset.class_names)} differ from the run's {list(class_names)}")

@@ -7,11 +7,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cellprobe import atomic
 from cellprobe.data.sample import PatchDataset
 from cellprobe.errors import InputError
-from cellprobe.evaluation.eval_data import check_eval_data, data_label, iter_predictions, open_eval_data
+from cellprobe.evaluation.eval_data import (
+    check_eval_data,
+    data_label,
+    data_where,
+    iter_predictions,
+    open_eval_data,
+    resize,
+    run_scale,
+)
 from cellprobe.run import run_folder as R
+
+#: the one class of a class-agnostic evaluation
+AGNOSTIC_CLASS = "nucleus"
 
 
 def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | None = "test", *,
@@ -20,7 +33,12 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     """Score the run on ``data`` (a PatchDataset, or a dataset path opened with ``format``/``options`` at
     ``split``), averaging ``tta`` dihedral views per patch. Writes ``metrics.json`` and ``per_image.csv``
     into ``out`` (default: the run folder); results of an evaluation of other data or another split there are
-    replaced only with ``overwrite``."""
+    replaced only with ``overwrite``.
+
+    Cross-dataset: data whose classes differ from the run's (or that has one class, as MoNuSeg) is scored
+    class-agnostic (every nucleus one class: PQ/DQ/SQ, AJI, Dice, F1_d; labelled so in metrics.json); data at
+    another µm/px than the run's is resized to the run's for the network and its instances resized back, so
+    it is scored at its own resolution."""
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.metrics import ConicAccumulator
 
@@ -29,21 +47,35 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
         check_not_replacing(out_dir / R.METRICS, data_label(data), split)
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     dataset = open_eval_data(data, split, format, seg.run.config, **options)
-    check_eval_data(dataset, seg.class_names, data, split)
-    acc = ConicAccumulator(seg.num_classes, mpp=dataset.mpp, class_names=seg.class_names)
+    check_eval_data(dataset, seg.class_names, data, split, same_classes=False)
+    agnostic = list(dataset.class_names) != seg.class_names
+    scale = run_scale(dataset, seg.run.stamp.mpp, data_where(dataset, data))
+    names = [AGNOSTIC_CLASS] if agnostic else seg.class_names
+    acc = ConicAccumulator(len(names), mpp=dataset.mpp, class_names=names)
     sources = []
-    for sample, maps in iter_predictions(seg, dataset, range(len(dataset))):
+    for sample, maps in iter_predictions(seg, dataset, range(len(dataset)), scale=scale):
         inst, cls_map, _ = seg.instances(maps)
-        acc.add(sample.inst, sample.cls, inst, cls_map, name=sample.meta.name)
+        if scale != 1.0:  # back to the data's own resolution
+            inst = resize(inst, 1 / scale, labels=True, shape=sample.inst.shape)
+            cls_map = resize(cls_map, 1 / scale, labels=True, shape=sample.inst.shape)
+        if agnostic:
+            true_cls, cls_map = (sample.inst > 0).astype(np.uint8), (inst > 0).astype(np.uint8)
+        else:
+            true_cls = sample.cls
+        acc.add(sample.inst, true_cls, inst, cls_map, name=sample.meta.name)
         sources.append(sample.meta.source)
     result = acc.result()
     # the source image of each patch: overlapping patches of one source are resampled together (bench.stats)
     result.per_image["source"] = sources
+    scoring = (f"class-agnostic: the data's classes {list(dataset.class_names)} are not the run's "
+               f"{seg.class_names}" if agnostic else "per class")
     record = {**result.to_dict(), "evaluation": {
         "data": data_label(data), "split": split, "checkpoint": checkpoint, "tta_views": tta,
+        "scoring": scoring, "data_mpp": dataset.mpp, "run_mpp": seg.run.stamp.mpp, "resized_by": scale,
         "postprocess": seg.params.model_dump(mode="json")}}
     atomic.write_json(out_dir / R.METRICS, record)
     result.write(csv_path=out_dir / R.PER_IMAGE)
+    result.params["scoring"] = scoring
     return result
 
 
