@@ -221,3 +221,63 @@ def test_cisca_splits_entry_downloads_the_pinned_files(cli, server, tmp_path, ci
     rc, _, err = cli("data", "download", "cisca-splits", "--root", tmp_path / "other", "--mirror", server.url)
     assert rc == 2 and "conic_folds.csv" in err and "size 279219 bytes, expected 279319" in err
     assert err.strip().count("\n") == 0
+
+
+def test_file_larger_than_declared_size_is_deleted_not_resumed(server, tmp_path):
+    data = b"z" * 50000
+    remote = server.add("big.bin", data).model_copy(update={"unpack": False, "size": 20000, "sha256": None})
+    for _ in range(2):  # the rerun must not find a .part grown past the size and fail the same way on it
+        with pytest.raises(InputError, match=r"more than the declared size 20000.*deleted") as err:
+            fetch(remote, tmp_path, DownloadConfig(retries=0, chunk_bytes=1024))
+        assert err.value.path == str(tmp_path / "big.bin.part")
+        assert not (tmp_path / "big.bin.part").exists() and not (tmp_path / "big.bin").exists()
+    (tmp_path / "big.bin.part").write_bytes(b"z" * 30000)  # left by an older version: refused, deleted
+    with pytest.raises(InputError, match="more than the declared size"):
+        fetch(remote, tmp_path, DownloadConfig(retries=0))
+    assert not (tmp_path / "big.bin.part").exists()
+
+
+def test_server_stating_more_than_declared_size_is_refused_at_once(server, tmp_path):
+    from cellprobe.data.download import _transfer
+
+    part = tmp_path / "x.part"
+    server.add("x.bin", b"q" * 10000)
+    with pytest.raises(InputError, match="more than the declared size 4000"):
+        _transfer(f"{server.url}/x.bin", part, DownloadConfig(chunk_bytes=1024), None, "x.bin", 4000)
+    assert not part.exists()
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://host/x.zip"])
+def test_refused_url_leaves_no_folder_behind(tmp_path, url):
+    root = tmp_path / "new" / "root"
+    source = DatasetSource(title="t", files=[RemoteFile(url=url, filename="x.zip")])
+    with pytest.raises(InputError, match="only http"):
+        download_dataset("toy", source, root)
+    assert not (tmp_path / "new").exists()
+
+
+def test_refused_archive_leaves_no_empty_dataset_folder(server, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "keep").mkdir()
+    source = DatasetSource(title="t", files=[server.add("m.tar.gz", tar_bytes({"a.txt": b"a"},
+                                                                               link=("escape", "../../etc")))])
+    with pytest.raises(InputError, match="is a link"):
+        download_dataset("toy", source, root, DownloadConfig(retries=0))
+    assert not (root / "toy").exists() and (root / "keep").is_dir()  # only what this call made is removed
+    assert (root / "downloads" / "m.tar.gz").is_file()  # verified download kept (not an empty folder)
+    zipped = tmp_path / "z.zip"
+    zipped.write_bytes(zip_bytes({"../evil": b"x"}))
+    with pytest.raises(InputError, match="refused"):
+        unpack(zipped, tmp_path / "a" / "b")
+    assert not (tmp_path / "a").exists()
+
+
+def test_interrupted_download_keeps_its_part_and_folders(server, tmp_path):
+    remote = server.add("p.bin", b"p" * 40000).model_copy(update={"unpack": False})
+    server.cut.add("p.bin")
+    root = tmp_path / "root"
+    with pytest.raises(InputError, match="interrupted"):
+        download_dataset("toy", DatasetSource(title="t", files=[remote]), root,
+                         DownloadConfig(retries=0, chunk_bytes=1024))
+    assert (root / "downloads" / "p.bin.part").stat().st_size > 0 and not (root / "toy").exists()

@@ -52,6 +52,26 @@ class DatasetSource(StrictModel):
     license: str = ""
     note: str = ""
 
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None) -> str | None:
+        from cellprobe.data.formats import READERS
+
+        if value is not None and value not in READERS:
+            raise ValueError(f"unknown data format '{value}' (one of: {', '.join(READERS)}; or null)")
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _distinct_filenames(cls, value: list[RemoteFile]) -> list[RemoteFile]:
+        seen: set[str] = set()
+        for f in value:
+            key = f.filename.casefold()  # also on a case-insensitive file system, one file each
+            if key in seen:
+                raise ValueError(f"two files named '{f.filename}': each file needs its own filename")
+            seen.add(key)
+        return value
+
 
 class Catalog(StrictModel):
     datasets: dict[str, DatasetSource]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cellprobe.data.base import Reader, parse_options
+from cellprobe.data.info import ClassNames, Mpp
 from cellprobe.data.io import check_pixels, csv_row, load_npy, require_file
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.splits import SplitOptions, select_split
@@ -27,8 +28,8 @@ CLASSES = ("neutrophil", "epithelial", "lymphocyte", "plasma", "eosinophil", "co
 
 
 class ConicOptions(SplitOptions):
-    class_names: tuple[str, ...] = CLASSES
-    mpp: float | None = 0.5
+    class_names: ClassNames = CLASSES
+    mpp: Mpp | None = 0.5
     tissue: str | None = "colon"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from cellprobe.data.base import WindowOptions, parse_options
+from cellprobe.data.info import Mpp
 from cellprobe.data.io import read_mat
 from cellprobe.data.validate import whole_labels
 from cellprobe.data.wholeimage import Item, WholeImageReader
@@ -26,7 +27,7 @@ SPLITS = {"train": "Train", "test": "Test"}
 
 class ConsepOptions(WindowOptions):
     merge_classes: bool = True
-    mpp: float = 0.25
+    mpp: Mpp = 0.25
 
 
 def consep_root(root: Path) -> Path:

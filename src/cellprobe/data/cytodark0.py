@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from cellprobe.data.base import WindowOptions, parse_options
+from cellprobe.data.info import Mpp
 from cellprobe.data.io import csv_row, find_with_suffix, listed_name, read_label_image, require_file
 from cellprobe.data.validate import DataWarning
 from cellprobe.data.wholeimage import Item, WholeImageReader
@@ -30,7 +31,7 @@ ROLES = {"train": 0, "val": 1, "test": 2}
 class CytoDArk0Options(WindowOptions):
     crop: Literal["none", "tiled", "random"] = "tiled"
     magnification: Literal["20x", "40x"] = "20x"
-    mpp: float | None = None  # default: nominal for the magnification
+    mpp: Mpp | None = None  # default: nominal for the magnification
 
 
 def cytodark0_base(root: Path, magnification: str) -> Path:

@@ -60,6 +60,33 @@ def make_folder(path: Path, what: str) -> Path:
     return path
 
 
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first (what a mkdir would create)."""
+    out = []
+    for folder in (Path(path), *Path(path).parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        out.append(folder)
+    return out
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove those of ``folders`` (deepest first) that exist and are empty: what a refused call created and
+    left with nothing in it. A folder that holds anything (a partial download to resume) is kept."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def _too_long(part: Path, size: int, declared: int) -> InputError:
+    """A download grown past the catalog's declared size: corrupt (another file is served), deleted."""
+    part.unlink(missing_ok=True)
+    return InputError(part, f"download has {size} bytes, more than the declared size {declared}: the server sends "
+                            "another file; deleted, run again or check the catalog entry")
+
+
 def _total_from(resp, offset: int) -> int | None:
     content_range = resp.headers.get("Content-Range")
     if content_range and "/" in content_range and not content_range.endswith("/*"):
@@ -68,9 +95,13 @@ def _total_from(resp, offset: int) -> int | None:
     return int(length) + offset if length is not None else None
 
 
-def _transfer(url: str, part: Path, cfg: DownloadConfig, progress: Progress | None, name: str) -> int | None:
-    """One request appending to ``part`` from its current size; returns the total size if the server said it."""
+def _transfer(url: str, part: Path, cfg: DownloadConfig, progress: Progress | None, name: str,
+              declared: int | None = None) -> int | None:
+    """One request appending to ``part`` from its current size; returns the total size if the server said it.
+    Past the ``declared`` size (the catalog's) the download is corrupt: ``part`` is deleted, one InputError."""
     offset = part.stat().st_size if part.exists() else 0
+    if declared is not None and offset > declared:
+        raise _too_long(part, offset, declared)
     headers = {"User-Agent": "cellprobe"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -86,6 +117,8 @@ def _transfer(url: str, part: Path, cfg: DownloadConfig, progress: Progress | No
         if offset == 0 and "text/html" in (resp.headers.get("Content-Type") or ""):
             raise InputError(url, "the server sent a web page instead of the file (a login or confirmation page?)")
         total = _total_from(resp, offset)
+        if declared is not None and total is not None and total > declared:
+            raise _too_long(part, total, declared)
         done = offset
         try:
             out = open(part, "ab" if offset else "wb")
@@ -104,6 +137,9 @@ def _transfer(url: str, part: Path, cfg: DownloadConfig, progress: Progress | No
                 except OSError as exc:  # disk full, quota: not an interruption that a retry would mend
                     raise InputError(part, f"cannot write the download ({exc.strerror or exc})") from None
                 done += len(block)
+                if declared is not None and done > declared:
+                    out.close()
+                    raise _too_long(part, done, declared)
                 if progress:
                     progress(name, done, total)
     if total is not None and done < total:
@@ -114,6 +150,8 @@ def _transfer(url: str, part: Path, cfg: DownloadConfig, progress: Progress | No
 def _verify(path: Path, remote: RemoteFile, total: int | None) -> None:
     size = path.stat().st_size
     expected = remote.size or total
+    if remote.size is not None and size > remote.size:
+        raise _too_long(path, size, remote.size)
     if expected is not None and size != expected:
         raise InputError(path, f"size {size} bytes, expected {expected}")
     if remote.sha256 is not None:
@@ -141,7 +179,7 @@ def fetch(remote: RemoteFile, folder: Path, cfg: DownloadConfig | None = None, p
     total = None
     for attempt in range(cfg.retries + 1):
         try:
-            total = _transfer(url, part, cfg, progress, remote.filename)
+            total = _transfer(url, part, cfg, progress, remote.filename, remote.size)
             break
         except (_Interrupted, ConnectionError, http.client.HTTPException) as exc:
             if attempt == cfg.retries:
@@ -182,11 +220,16 @@ def _safe_target(dest: Path, name: str, archive: Path) -> Path:
 def unpack(archive: Path, dest: Path) -> list[str]:
     """Extract a zip or tar archive into ``dest`` after checking *every* member first (nothing is written
     when any member would escape ``dest`` or is a link); returns the member names."""
-    make_folder(dest, "dataset folder")
+    created = _missing_folders(dest)
     try:
-        return _unpack(archive, dest)
-    except OSError as exc:  # disk full, a member's folder taken by a file: one line, not a traceback
-        raise InputError(dest, f"cannot unpack {archive.name} here ({exc.strerror or exc})") from None
+        make_folder(dest, "dataset folder")
+        try:
+            return _unpack(archive, dest)
+        except OSError as exc:  # disk full, a member's folder taken by a file: one line, not a traceback
+            raise InputError(dest, f"cannot unpack {archive.name} here ({exc.strerror or exc})") from None
+    except BaseException:
+        _remove_empty(created)  # a refused archive leaves no empty folder behind
+        raise
 
 
 def _unpack(archive: Path, dest: Path) -> list[str]:
@@ -224,7 +267,18 @@ def download_dataset(name: str, source: DatasetSource, root: Path, cfg: Download
     check_name(name)
     if not source.files:
         raise InputError(None, f"{name}: {source.note or 'no public download address'}")
-    root = make_folder(Path(root), "download root")  # before any transfer: a bad --root is one line, at once
+    created = _missing_folders(Path(root))
+    try:
+        root = make_folder(Path(root), "download root")  # before any transfer: a bad --root is one line, at once
+        created = [f for f in (root / "downloads", root / name) if not f.exists()] + created
+        return _download_into(name, source, root, cfg, progress, mirror)
+    except BaseException:
+        _remove_empty(created)  # a refused download leaves no empty folder it made (a partial file is kept)
+        raise
+
+
+def _download_into(name: str, source: DatasetSource, root: Path, cfg: DownloadConfig | None,
+                   progress: Progress | None, mirror: str | None) -> Path:
     target = root / name
     for remote in source.files:
         url = f"{mirror.rstrip('/')}/{remote.filename}" if mirror else None

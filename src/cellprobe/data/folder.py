@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cellprobe.data.base import WindowOptions, parse_options
-from cellprobe.data.info import read_info
+from cellprobe.data.info import ClassNames, Mpp, read_info
 from cellprobe.data.io import (
     IMAGE_SUFFIXES,
     LABEL_SUFFIXES,
@@ -37,8 +37,8 @@ from cellprobe.errors import InputError
 
 
 class FolderOptions(WindowOptions, SplitOptions):
-    class_names: tuple[str, ...] | None = None
-    mpp: float | None = None
+    class_names: ClassNames | None = None
+    mpp: Mpp | None = None
     tissue: str | None = None
 
 

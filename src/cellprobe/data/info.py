@@ -3,19 +3,50 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator
 
 from cellprobe.config import StrictModel, load_yaml, parse_config
 
 INFO_FILE = "dataset.yaml"
+MAX_CLASSES = 255  # class ids are stored as uint8 (0 = background)
+
+
+def _check_mpp(value: float) -> float:
+    if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"mpp (µm/px) must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_class_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    if not names:
+        raise ValueError("class_names must list at least one class")
+    if len(names) > MAX_CLASSES:
+        raise ValueError(f"class_names lists {len(names)} classes, at most {MAX_CLASSES} are possible")
+    for name in names:
+        if not name.strip():
+            raise ValueError("class_names holds an empty name")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"class_names lists '{name}' twice")
+        seen.add(name)
+    return tuple(names)
+
+
+# The one check of these two values, wherever they come from (dataset.yaml or a reader option); parsed in
+# strict mode (see cellprobe.config.parse_config), so a bool is not a number and nan/inf are refused too.
+Mpp = Annotated[float, AfterValidator(_check_mpp)]
+ClassNames = Annotated[tuple[str, ...], AfterValidator(_check_class_names)]
 
 
 class DatasetInfo(StrictModel):
     name: str | None = None
-    class_names: list[str] | None = Field(None, min_length=1, max_length=255)
-    mpp: float | None = Field(None, gt=0)
+    class_names: ClassNames | None = None
+    mpp: Mpp | None = None
     tissue: str | None = None
 
 

@@ -132,6 +132,18 @@ def check_pixels(where: str | Path, height: int, width: int, what: str = "image"
         raise InputError(where, _too_large(f"{height}×{width} = {height * width:,} pixels", what))
 
 
+def check_not_empty(where: str | Path, shape: tuple[int, ...], what: str = "image") -> None:
+    """Refuse an image or label map with no pixels (a 0×0 or 0×N file), one line naming ``where``."""
+    if any(int(s) == 0 for s in shape):
+        raise InputError(where, f"{what} is empty (size {'×'.join(str(int(s)) for s in shape)})")
+
+
+def _single_frame(path: Path, frames: int, what: str) -> None:
+    """Refuse an animated or multi-page file: only its first frame would be read, silently."""
+    if frames != 1:
+        raise InputError(path, f"{what} has {frames} frames (animated or multi-page); expected a single image")
+
+
 def _too_large(size: str, what: str = "image") -> str:
     side = int(MAX_IMAGE_PIXELS ** 0.5)
     return (f"{what} of {size} is over the limit of {MAX_IMAGE_PIXELS:,} pixels ({side}×{side}) per image; "
@@ -173,7 +185,9 @@ def _open_pil(path: Path, what: str) -> Any:
     except Exception as exc:  # Pillow raises many types for corrupt files
         raise InputError(path, f"unreadable or truncated {what} ({exc})") from None
     try:
+        check_not_empty(path, (int(img.height), int(img.width)), what)
         check_pixels(path, int(img.height), int(img.width), what)
+        _single_frame(path, int(getattr(img, "n_frames", 1)), what)
     except InputError:
         img.close()
         raise
@@ -212,10 +226,13 @@ def _tiff(path: Path, what: str, decode: bool, rgb: bool) -> tuple[int, int] | n
 
     try:
         with tifffile.TiffFile(path) as tif:
+            if rgb:  # an RGB image is one page; more would be read as its first page only
+                _single_frame(path, len(tif.pages), what)
             series = tif.series[0]
             shape, dtype = tuple(int(s) for s in series.shape), np.dtype(series.dtype)
             if len(shape) < 2:
                 raise InputError(path, f"{what} has shape {shape}; expected an image")
+            check_not_empty(path, shape, what)
             if len(shape) == 2 or (len(shape) == 3 and shape[2] <= 4):  # one plane, maybe with channels
                 check_pixels(path, shape[0], shape[1], what)
             else:  # a stack of planes (refused later as not 2-D / not RGB): count every pixel first
@@ -263,6 +280,7 @@ def read_label_image(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".npy":
         mapped = load_npy(path, mmap=True)
+        check_not_empty(path, mapped.shape, "label map")
         if mapped.ndim >= 2:
             check_pixels(path, int(np.prod(mapped.shape[:-1])), int(mapped.shape[-1]), "label map")
         arr = np.array(mapped)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cellprobe.data.base import WindowOptions, parse_options
+from cellprobe.data.info import Mpp
 from cellprobe.data.io import IMAGE_SUFFIXES, find_with_suffix, image_size
 from cellprobe.data.validate import DataWarning
 from cellprobe.data.wholeimage import Item, WholeImageReader
@@ -24,7 +25,7 @@ TRAIN_DIR, TEST_DIR = "MoNuSeg 2018 Training Data", "MoNuSegTestData"
 
 
 class MonusegOptions(WindowOptions):
-    mpp: float = 0.25
+    mpp: Mpp = 0.25
 
 
 def read_outlines(path: Path) -> list[np.ndarray]:

@@ -28,6 +28,7 @@ from pydantic import model_validator
 
 from cellprobe.config import StrictModel
 from cellprobe.data.base import Reader, parse_options
+from cellprobe.data.info import Mpp
 from cellprobe.data.io import check_pixels, load_npy, require_file
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.splits import SplitOptions, select_split
@@ -45,7 +46,7 @@ class PanNukeOptions(StrictModel):
 
     protocol: Literal[1, 2, 3] | None = None
     split_file: Path | None = None
-    mpp: float = 0.25
+    mpp: Mpp = 0.25
 
     @model_validator(mode="after")
     def _one_split(self) -> PanNukeOptions:

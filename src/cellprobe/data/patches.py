@@ -21,7 +21,7 @@ import numpy as np
 
 from cellprobe.config import StrictModel
 from cellprobe.data.base import Reader, parse_options
-from cellprobe.data.info import read_info
+from cellprobe.data.info import ClassNames, Mpp, read_info
 from cellprobe.data.io import (
     IMAGE_SUFFIXES,
     check_pixels,
@@ -39,8 +39,8 @@ from cellprobe.errors import InputError
 
 
 class PatchesOptions(StrictModel):
-    class_names: tuple[str, ...] | None = None
-    mpp: float | None = None
+    class_names: ClassNames | None = None
+    mpp: Mpp | None = None
     tissue: str | None = None
 
 
