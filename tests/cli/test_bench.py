@@ -19,7 +19,7 @@ datasets:
     path: data/ds
     folds: [{train_split: train, test_split: test}]
 encoders:
-  - {name: lite0, weights: [pretrained, random], group: general}
+  - {name: efficientnet-lite0, weights: [pretrained, random], group: general}
 seeds: [0, 1]
 """
 
@@ -33,13 +33,17 @@ def fake_cells(monkeypatch):
         quality = 0.9 if task.cell.weights == "pretrained" else 0.6
         return synth.fake_cell_output(task.cell.dataset, task.cell.model, task.cell.seed, quality)
 
+    # the runner holds its own reference to the default cell function: patched first, so that importing the
+    # runner here binds the real one, which the undo then puts back
+    monkeypatch.setattr("cellprobe.bench.runner.run_cell", fake)
     monkeypatch.setattr("cellprobe.bench.cell.run_cell", fake)
-    # the runner may hold its own reference to the default cell function
-    monkeypatch.setattr("cellprobe.bench.runner.run_cell", fake, raising=False)
     return calls
 
 
 def test_bench_runs_the_matrix_then_skips_finished_cells(cli, tmp_path, fake_cells):
+    from tests.training.tiny import make_tiny_data
+
+    make_tiny_data(tmp_path / "data" / "ds")  # the splits are opened before any cell runs
     cfg = tmp_path / "b.yaml"
     cfg.write_text(CONFIG)
     rc, _, err = cli("bench", cfg, "--out", tmp_path / "out", "--no-report")

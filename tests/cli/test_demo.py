@@ -53,9 +53,10 @@ def test_demo_plumbing_with_a_fake_cell(cli, tmp_path, monkeypatch):
         quality = 0.9 if task.cell.weights == "pretrained" else 0.5
         return synth.fake_cell_output(task.cell.dataset, task.cell.model, task.cell.seed, quality)
 
+    # the runner holds its own reference to the default cell function: patched first, so that importing the
+    # runner here binds the real one, which the undo then puts back
+    monkeypatch.setattr("cellprobe.bench.runner.run_cell", fake)
     monkeypatch.setattr("cellprobe.bench.cell.run_cell", fake)
-    # the runner may hold its own reference to the default cell function
-    monkeypatch.setattr("cellprobe.bench.runner.run_cell", fake, raising=False)
     rc, out, err = cli("demo", "--quick", "--out", tmp_path / "demo")
     assert rc == 0, err
     assert f"The demo report is at {(tmp_path / 'demo' / 'report.html').resolve()}" in out

@@ -11,7 +11,7 @@ and weights, data source and splits, seed, output, feature cache folder) is refu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -36,6 +36,20 @@ class FoldSpec(DataSplits):
     source image (never by patch): ``training.data.val_fraction`` of it."""
 
     test_split: str = "test"
+
+    @model_validator(mode="after")
+    def _no_leakage(self) -> FoldSpec:
+        """No split both trains (or validates) and tests, and none both trains and validates."""
+        if self.test_split == self.train_split:
+            raise ValueError(f"test_split '{self.test_split}' is also the train_split (the test images would be "
+                             "trained on)")
+        if self.test_split == self.val_split:
+            raise ValueError(f"test_split '{self.test_split}' is also the val_split (the test images would tune "
+                             "the model)")
+        if self.val_split is not None and self.val_split == self.train_split:
+            raise ValueError(f"val_split '{self.val_split}' is also the train_split (validation would not be "
+                             "held out)")
+        return self
 
 
 class DatasetSpec(DataSource):
@@ -88,6 +102,12 @@ class BenchTraining(TrainSettings):
         return data
 
 
+#: the largest seed numpy and Lightning accept (seeds are unsigned 32-bit integers)
+MAX_SEED = 2**32 - 1
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
 class BenchConfig(StrictModel):
     """A matrix encoders × weights × datasets × folds × seeds; every cell trains one decoder and evaluates it."""
 
@@ -101,7 +121,7 @@ class BenchConfig(StrictModel):
     output: Path | None = None  # default BENCH_DIR when the CLI gets none
     datasets: list[DatasetSpec] = Field(min_length=1)
     encoders: list[EncoderEntry] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     training: BenchTraining = Field(default_factory=BenchTraining)  # how every cell trains
     examples: int = Field(3, ge=0)  # test patches with predictions kept per cell for the report
     # every cell fits its post-processing thresholds on its own validation patches before the test split is
@@ -122,6 +142,12 @@ class BenchConfig(StrictModel):
         for e in self.encoders:
             if len(set(e.weights)) != len(e.weights):
                 raise ValueError(f"encoder '{e.name}': weights must be unique, got {e.weights}")
+        for d in self.datasets:
+            folds = [f.model_dump_json() for f in d.folds]
+            for i, fold in enumerate(folds):
+                if fold in folds[:i]:
+                    raise ValueError(f"dataset '{d.name}': folds {folds.index(fold)} and {i} are the same "
+                                     "splits (their cells would be duplicates)")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be unique, got {self.seeds}")
         return self

@@ -124,8 +124,16 @@ def read_results(bench_dir: Path) -> pd.DataFrame:
             res = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(path, f"unreadable result ({exc})") from None
+        if not isinstance(res, dict):
+            raise InputError(path, f"damaged result: a JSON object expected, got {type(res).__name__}")
+        metrics = res.get("metrics", {})
+        if not isinstance(metrics, dict):
+            raise InputError(path, f"damaged result: 'metrics' must be an object, got {type(metrics).__name__}")
+        for key, value in metrics.items():  # NaN is written as null (strict JSON)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise InputError(path, f"damaged result: metric '{key}' is not a number ({value!r})")
         row = {k: v for k, v in res.items() if k not in ("summary", "metrics")}
-        row.update(res.get("metrics", {}))
+        row.update({k: float("nan") if v is None else float(v) for k, v in metrics.items()})
         row["cell_dir"] = str(path.parent)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 
 from cellprobe.bench import layout
 from cellprobe.bench.stats import FriedmanResult
+from cellprobe.errors import InputError
 
 CLASS_COLOURS = np.array([[0, 0, 0], [230, 159, 0], [86, 180, 233], [0, 158, 115], [240, 228, 66],
                           [0, 114, 178], [213, 94, 0], [204, 121, 167]], dtype=float) / 255  # Okabe–Ito
@@ -133,6 +135,26 @@ def overlay(image: np.ndarray, inst: np.ndarray, cls: np.ndarray) -> np.ndarray:
     return out
 
 
+#: the arrays of a cell's examples.npz (:func:`cellprobe.bench.cell.examples`)
+EXAMPLE_KEYS = ("names", "image", "true_inst", "true_cls", "pred_inst", "pred_cls")
+
+
+def _load_examples(path: Path) -> dict[str, np.ndarray]:
+    """A cell's saved example patches; a damaged or incomplete file is bad input naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise InputError(path, f"unreadable examples file ({exc})") from None
+    missing = [k for k in EXAMPLE_KEYS if k not in data]
+    if missing:
+        raise InputError(path, f"damaged examples file: no {', '.join(missing)}")
+    n = len(data["names"])
+    if any(len(data[k]) != n for k in EXAMPLE_KEYS):
+        raise InputError(path, "damaged examples file: its arrays hold different numbers of patches")
+    return data
+
+
 def examples_figure(runs: pd.DataFrame, models: Sequence[str], max_examples: int) -> bytes | None:
     """Rows of test patches: image, truth, then each model's prediction (first run that saved examples)."""
     plt = _pyplot()
@@ -141,8 +163,7 @@ def examples_figure(runs: pd.DataFrame, models: Sequence[str], max_examples: int
         for cell_dir in runs[runs["model"] == model].sort_values(["fold", "seed"])["cell_dir"]:
             path = Path(cell_dir) / layout.EXAMPLES
             if path.is_file():
-                with np.load(path) as z:
-                    chosen[model] = {k: z[k] for k in z.files}
+                chosen[model] = _load_examples(path)
                 break
     if not chosen:
         return None

@@ -30,6 +30,7 @@ from pydantic import Field
 from cellprobe import atomic
 from cellprobe.bench import layout, plots, stats
 from cellprobe.config import StrictModel
+from cellprobe.errors import InputError
 
 # Leaderboard columns, in order, when the results have them: (summary key, label).
 HEADLINE = (
@@ -68,7 +69,7 @@ class ReportOptions(StrictModel):
     n_boot: int = Field(1000, ge=MIN_RESAMPLES)
     n_perm: int = Field(1000, ge=MIN_RESAMPLES)
     alpha: float = Field(0.05, gt=0, lt=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy's seeds are unsigned 32-bit integers
     max_examples: int = Field(3, ge=0)
     all_pairs_up_to: int = Field(6, ge=1)  # all pairwise tests up to this many models, else each model vs the top
     # with fewer independent units (source images, else images) CIs are marked unreliable, p-values withheld
@@ -110,6 +111,8 @@ def build_report(
     options = options or ReportOptions()
     bench_dir = Path(bench_dir)
     out_dir = Path(out_dir) if out_dir else bench_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "the report output folder is an existing file, not a folder")
     results = layout.read_results(bench_dir)
     datasets = [
         _dataset_report(name, rows, options, progress)
@@ -138,6 +141,7 @@ def _dataset_report(name: str, rows: pd.DataFrame, options: ReportOptions,
     models = list(means.sort_values(primary, ascending=False).index)
     report = DatasetReport(name, fmt, models, metrics, primary, rows, means.loc[models],
                            means.loc[models] * np.nan, means.loc[models] * np.nan, pd.DataFrame(), None)
+    report.notes += _missing_notes(rows, metrics)
     tables = [layout.read_per_image(r.cell_dir, r.model, r.fold, r.seed) for r in rows.itertuples()]
     if fmt == "pannuke" and all("tissue" in t.columns for t in tables):
         spread = pd.DataFrame([_tissue_sd(t, class_names) for t in tables], index=rows.index)
@@ -177,6 +181,20 @@ def _dataset_report(name: str, rows: pd.DataFrame, options: ReportOptions,
                             "variation.")
     report.winners = _winners(report, options.alpha)
     return report
+
+
+def _missing_notes(rows: pd.DataFrame, metrics: list[tuple[str, str]]) -> list[str]:
+    """Runs without a value (NaN) for a metric, said out loud: a model's mean ± sd of that metric is over its
+    other runs only (the CIs and tests re-aggregate the per-image tables and are not affected)."""
+    notes = []
+    for key, label in metrics:
+        missing = rows[rows[key].isna()]
+        if missing.empty:
+            continue
+        cells = ", ".join(f"{r.model} fold {r.fold} seed {r.seed}" for r in missing.itertuples())
+        notes.append(f"{label}: no value (NaN) in {len(missing)} run(s) ({cells}); the mean ± sd of that model "
+                     "is over its other runs only.")
+    return notes
 
 
 def _per_class_label(per_class_key: str, name: str, fmt: str) -> str:

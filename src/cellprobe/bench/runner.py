@@ -7,6 +7,7 @@ function, :func:`cellprobe.bench.cell.run_cell` by default, injectable for tests
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 from collections.abc import Callable
@@ -70,6 +71,7 @@ def run_bench(
     cell_fn: CellFn | None = None,
     on_cell: Callable[[CellTask, str], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    check_inputs: bool | None = None,
 ) -> BenchSummary:
     """Run every unfinished cell of the matrix into ``bench_dir``.
 
@@ -77,12 +79,22 @@ def run_bench(
     to the cell function for progress inside a cell (epochs).
     Bad input (InputError) stops the run; other errors stop it too unless ``config.on_error == "continue"``,
     in which case the error is kept in the cell's ``error.txt`` and the next cell runs.
+    ``check_inputs`` (default: when the cell function is :func:`run_cell`) checks the datasets, splits,
+    encoders and weights files up front (:func:`check_cell_inputs`); an injected cell function may use its own.
     """
+    check_inputs = cell_fn is None if check_inputs is None else check_inputs
     cell_fn = run_cell if cell_fn is None else cell_fn
     bench_dir = Path(bench_dir)
     # nothing is written before the whole config is known good: valid as it stands now (its parts may have been
-    # changed since it was loaded) and the same setup as the benchmark already in the folder
+    # changed since it was loaded), what only a running cell would find out checked up front, and the same setup
+    # as the benchmark already in the folder
+    if bench_dir.exists() and not bench_dir.is_dir():
+        raise InputError(bench_dir, "the benchmark output folder is an existing file, not a folder")
     parse_config(BenchConfig, config.model_dump(), "benchmark config")
+    if config.tune:
+        check_tune_metric(config.tune_metric)
+    if check_inputs:
+        check_cell_inputs(config)
     _check_same_setup(bench_dir, config)
     bench_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(bench_dir / layout.CONFIG, dump_config(config))
@@ -125,6 +137,59 @@ def run_bench(
             on_cell(task, "done")
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+@functools.cache
+def tune_metrics() -> tuple[str, ...]:
+    """The metrics the tuning can maximise: the scalar metrics of :func:`cellprobe.metrics.score_maps`'s summary
+    (what :func:`cellprobe.postprocess.param_search` reads its metric from), found from a one-patch summary."""
+    import numpy as np
+
+    from cellprobe.metrics import score_maps
+
+    inst = np.zeros((8, 8), np.int32)
+    inst[2:5, 2:5] = 1
+    cls = (inst > 0).astype(np.uint8)
+    summary = score_maps([inst], [cls], [inst], [cls], num_classes=1, image_names=["probe"],
+                         sources=("truth", "prediction")).summary
+    return tuple(k for k, v in summary.items()
+                 if isinstance(v, int | float) and not isinstance(v, bool) and k != "num_images")
+
+
+def check_tune_metric(metric: str) -> None:
+    """``metric`` is one the tuning knows (else every cell would fail after training)."""
+    known = tune_metrics()
+    if metric not in known:
+        raise InputError(None, f"config key 'tune_metric': unknown metric '{metric}' (known: {', '.join(known)})")
+
+
+def check_cell_inputs(config: BenchConfig) -> None:
+    """What :func:`run_cell` would only find out in a cell, checked before anything is written: every dataset
+    is there and its train, validation and test splits open; every encoder is known; every weights file
+    exists."""
+    from cellprobe.data import open_dataset
+    from cellprobe.encoders.registry import get_spec
+
+    for encoder in config.encoders:
+        try:
+            get_spec(encoder.name)
+        except InputError as exc:
+            raise InputError(None, f"config key 'encoders': {exc.problem}") from None
+        for weights in encoder.weights:
+            if weights not in ("pretrained", "random") and not Path(weights).is_file():
+                raise InputError(weights, f"encoder '{encoder.name}': weights file not found (weights are "
+                                          "'pretrained', 'random' or an existing file)")
+    for dataset in config.datasets:
+        if not dataset.path.exists():
+            raise InputError(dataset.path, f"dataset '{dataset.name}': no such file or folder")
+        splits = dict.fromkeys(s for fold in dataset.folds
+                               for s in (fold.train_split, fold.val_split, fold.test_split) if s is not None)
+        for split in splits:
+            try:
+                open_dataset(dataset.path, format=dataset.format, split=split, **dataset.options)
+            except InputError as exc:
+                raise InputError(exc.path or dataset.path,
+                                 f"dataset '{dataset.name}', split '{split}': {exc.problem}") from None
 
 
 def _registry_group(encoder: str) -> str | None:

@@ -1,0 +1,171 @@
+"""Bad benchmark input is refused up front, as one InputError, before anything is written; a damaged
+benchmark folder is one InputError in the report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from cellprobe.bench import layout
+from cellprobe.bench.bench_config import BenchConfig
+from cellprobe.bench.report import ReportOptions, build_report
+from cellprobe.bench.runner import run_bench
+from cellprobe.config import parse_config
+from cellprobe.errors import InputError
+
+from .conftest import synth
+from .test_runner import CONFIG, FakeCell
+
+FAST = ReportOptions(n_boot=40, n_perm=40)
+ENCODERS = [{"name": "efficientnet-lite0", "weights": ["pretrained", "random"], "group": "general"}]
+
+
+def _config(**changes) -> BenchConfig:
+    return parse_config(BenchConfig, {**CONFIG, "seeds": [0], **changes})
+
+
+def _pannuke(tmp_path):
+    from cellprobe.data.fixtures import write_pannuke
+
+    return write_pannuke(tmp_path / "pannuke", {1: 2, 2: 2, 3: 2}, size=32)
+
+
+def _refused(cfg, out, match, **kwargs):
+    cell = FakeCell()
+    with pytest.raises(InputError, match=match):
+        run_bench(cfg, out, cell, **kwargs)
+    assert not out.exists() and cell.attempts == 0
+
+
+def test_missing_dataset_is_refused_before_anything_is_written(tmp_path):
+    _refused(_config(datasets=[{"name": "ds", "path": str(tmp_path / "nowhere")}], encoders=ENCODERS), tmp_path / "out",
+             "dataset 'ds': no such file", check_inputs=True)
+
+
+def test_a_split_that_does_not_open_names_dataset_and_split(tmp_path):
+    root = _pannuke(tmp_path)
+    good = {"name": "pn", "path": str(root), "format": "pannuke",
+            "folds": [{"train_split": "fold1", "val_split": "fold2", "test_split": "fold3"}]}
+    run_bench(_config(datasets=[good], encoders=ENCODERS), tmp_path / "ok", FakeCell(), check_inputs=True)  # all splits open
+    bad = {**good, "folds": [{"train_split": "fold1", "val_split": "fold2", "test_split": "fold7"}]}
+    _refused(_config(datasets=[bad], encoders=ENCODERS), tmp_path / "out", r"dataset 'pn', split 'fold7'", check_inputs=True)
+
+
+def test_unknown_encoder_and_missing_weights_file_are_refused(tmp_path):
+    root = _pannuke(tmp_path)
+    ds = [{"name": "pn", "path": str(root), "format": "pannuke",
+           "folds": [{"train_split": "fold1", "val_split": "fold2", "test_split": "fold3"}]}]
+    _refused(_config(datasets=ds, encoders=[{"name": "no-such-encoder"}]), tmp_path / "out",
+             "unknown encoder 'no-such-encoder'", check_inputs=True)
+    missing = str(tmp_path / "missing.pt")
+    _refused(_config(datasets=ds, encoders=[{"name": "efficientnet-lite0", "weights": ["pretrained", missing]}]),
+             tmp_path / "out", "weights file not found", check_inputs=True)
+
+
+def test_unknown_tune_metric_is_refused(tmp_path):
+    _refused(_config(tune_metric="pqq"), tmp_path / "out", "unknown metric 'pqq'")
+    run_bench(_config(tune_metric="mpq_plus"), tmp_path / "ok", FakeCell())
+
+
+@pytest.mark.parametrize("seeds", [[-1], [2**32]])
+def test_seeds_outside_32_bits_are_refused(seeds):
+    with pytest.raises(InputError, match="seeds"):
+        _config(seeds=seeds)
+    _config(seeds=[0, 2**32 - 1])
+
+
+@pytest.mark.parametrize(("fold", "says"), [
+    ({"train_split": "a", "val_split": "b", "test_split": "a"}, "also the train_split"),
+    ({"train_split": "a", "val_split": "b", "test_split": "b"}, "also the val_split"),
+    ({"train_split": "a", "val_split": "a", "test_split": "c"}, "val_split 'a' is also the train_split"),
+    ({"train_split": "test"}, "also the train_split"),  # the default test split
+])
+def test_leaking_folds_are_refused(fold, says):
+    with pytest.raises(InputError, match=says):
+        _config(datasets=[{"name": "ds", "path": "/data/ds", "folds": [fold]}])
+
+
+def test_duplicate_folds_are_refused():
+    fold = {"train_split": "f1", "val_split": "f2", "test_split": "f3"}
+    with pytest.raises(InputError, match="folds 0 and 1 are the same"):
+        _config(datasets=[{"name": "ds", "path": "/data/ds", "folds": [fold, dict(fold)]}])
+
+
+def test_output_that_is_a_file_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.write_text("x")
+    cell = FakeCell()
+    with pytest.raises(InputError, match="existing file") as info:
+        run_bench(_config(), out, cell)
+    assert info.value.path == str(out) and out.read_text() == "x" and cell.attempts == 0
+
+
+@pytest.fixture
+def bench(tmp_path):
+    return synth.make_bench(tmp_path / "bench", {"uni": 0.95, "vit": 0.6}, datasets=("alpha",), seeds=(0, 1),
+                            n_images=8)
+
+
+def _first_result(bench):
+    return sorted((bench / "cells").glob(f"*/{layout.RESULT}"))[0]
+
+
+@pytest.mark.parametrize("content", ["[]", '"x"', "3"])
+def test_a_result_that_is_not_an_object_is_one_error(bench, content):
+    path = _first_result(bench)
+    path.write_text(content)
+    with pytest.raises(InputError, match="JSON object expected") as info:
+        build_report(bench, options=FAST)
+    assert info.value.path == str(path)
+
+
+@pytest.mark.parametrize("value", ['"high"', "true", "[1]"])
+def test_a_metric_that_is_not_a_number_is_one_error(bench, value):
+    path = _first_result(bench)
+    res = json.loads(path.read_text())
+    path.write_text(json.dumps({**res, "metrics": {**res["metrics"], "pq": "@"}}).replace('"@"', value))
+    with pytest.raises(InputError, match="metric 'pq' is not a number") as info:
+        build_report(bench, options=FAST)
+    assert info.value.path == str(path)
+
+
+def test_a_truncated_examples_file_is_one_error(bench):
+    path = _first_result(bench).parent / layout.EXAMPLES
+    arrays = {"names": np.array(["a"]), "image": np.zeros((1, 8, 8, 3), np.uint8),
+              "true_inst": np.zeros((1, 8, 8), np.int32), "true_cls": np.zeros((1, 8, 8), np.uint8),
+              "pred_inst": np.zeros((1, 8, 8), np.int32), "pred_cls": np.zeros((1, 8, 8), np.uint8)}
+    np.savez_compressed(path, **arrays)
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(InputError, match="unreadable examples file") as info:
+        build_report(bench, options=FAST)
+    assert info.value.path == str(path)
+
+
+def test_a_nan_metric_is_said_not_silently_dropped(bench):
+    path = _first_result(bench)
+    res = json.loads(path.read_text())
+    res["metrics"]["pq"] = None  # how result.json writes NaN
+    path.write_text(json.dumps(res))
+    results = layout.read_results(bench)
+    assert results["pq"].isna().sum() == 1 and math.isnan(results["pq"].iloc[0])
+    _, md = build_report(bench, options=FAST)
+    text = md.read_text()
+    assert "no value (NaN) in 1 run(s)" in text and f"{res['model']} fold {res['fold']} seed {res['seed']}" in text
+
+
+def test_report_out_that_is_a_file_is_refused(bench, tmp_path):
+    out = tmp_path / "report"
+    out.write_text("x")
+    with pytest.raises(InputError, match="existing file") as info:
+        build_report(bench, out, options=FAST)
+    assert info.value.path == str(out) and out.read_text() == "x"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_report_seed_outside_32_bits_is_refused(seed):
+    with pytest.raises(InputError, match="seed"):
+        parse_config(ReportOptions, {"seed": seed})
+    parse_config(ReportOptions, {"seed": 2**32 - 1})
