@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -55,12 +56,12 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
-    """JSON with NaN written as ``null`` (strict JSON readers reject NaN)."""
-    write_text(path, json.dumps(_nan_to_none(obj), indent=indent, sort_keys=False) + "\n")
+    """JSON with NaN and ±infinity written as ``null`` (strict JSON readers reject both)."""
+    write_text(path, json.dumps(_nan_to_none(obj), indent=indent, sort_keys=False, allow_nan=False) + "\n")
 
 
 def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, float) and obj != obj:
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
         return {k: _nan_to_none(v) for k, v in obj.items()}

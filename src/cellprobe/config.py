@@ -21,9 +21,10 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base for config models: unknown keys are rejected, values validated on assignment."""
+    """Base for config models: unknown keys are rejected, values validated on assignment, and no number may
+    be infinite or NaN (``.inf`` and ``.nan`` are valid YAML, never a valid setting)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @classmethod
     def prepare_input(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -34,6 +35,21 @@ class StrictModel(BaseModel):
         return data
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice (line "
+                                                                   f"{key_node.start_mark.line + 1})",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing, unreadable or non-mapping file is an :class:`InputError`."""
     path = Path(path)
@@ -41,8 +57,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(path, f"cannot read config ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not a UTF-8 text file (byte {exc.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
     if data is None:

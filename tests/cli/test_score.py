@@ -134,3 +134,23 @@ def test_bad_pannuke_inputs(cli, tmp_path):
     _one_line_error(run("--r2-crop", "10"), "--r2-crop applies to --format conic only")
     rc, _, err = cli("score", "--format", "pannuke", "--true", tmp_path / "t" / "masks.npy", "--pred", tmp_path / "p")
     _one_line_error((rc, "", err), "masks.npy", "expected a folder")
+
+
+def test_result_files_never_replace_inputs_or_earlier_results(cli, tmp_path):
+    import numpy as np
+
+    labels = np.zeros((1, 32, 32, 2), np.int32)
+    labels[0, 4:10, 4:10] = (1, 1)
+    np.save(tmp_path / "true.npy", labels)
+    np.save(tmp_path / "pred.npy", labels)
+    base = ("score", "--format", "conic", "--true", tmp_path / "true.npy", "--pred", tmp_path / "pred.npy")
+    for extra, problem in ((("--json", tmp_path / "true.npy"), "inputs"),
+                           (("--json", tmp_path / "o", "--per-image", tmp_path / "o"), "two outputs"),
+                           (("--json", tmp_path), "folder")):
+        rc, _, err = cli(*base, *extra)
+        assert rc == 2 and problem in err and err.count("\n") == 1, err
+    assert np.load(tmp_path / "true.npy").shape == (1, 32, 32, 2)
+    assert cli(*base, "--json", tmp_path / "s.json")[0] == 0
+    rc, _, err = cli(*base, "--json", tmp_path / "s.json")
+    assert rc == 2 and "--overwrite" in err
+    assert cli(*base, "--json", tmp_path / "s.json", "--overwrite")[0] == 0

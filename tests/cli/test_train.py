@@ -39,6 +39,11 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     rc, _, err = cli("train", "--encoder", "no-such-encoder", "--data", tmp_path, "--out", tmp_path / "r2",
                      "--set", "trainer.progress=false")
     assert rc == 2 and len(err.strip().splitlines()) == 1
+    for key in ("output=elsewhere", "encoder.name=resnet50", "data.path=other", "encoder={name: x}"):
+        rc, _, err = cli("train", "--encoder", "efficientnet-lite0", "--data", tmp_path, "--out", tmp_path / "r3",
+                         "--set", key)
+        assert rc == 2 and "conflicts with the command's own option" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r3").exists() and not (tmp_path / "elsewhere").exists()
 
 
 def test_refit_through_the_cli(cli, tmp_path):

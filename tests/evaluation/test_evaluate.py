@@ -134,3 +134,9 @@ def test_data_at_another_resolution_is_brought_to_the_runs_and_scored_at_its_own
     (fine / "dataset.yaml").write_text("class_names: [class1, class2]\n")  # µm/px unknown: refused
     with pytest.raises(InputError, match="µm/px of the data unknown"):
         evaluate(run_dir, fine, "test", format="patches", out=tmp_path / "out2")
+
+
+def test_an_output_that_is_a_file_is_refused(run, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(InputError, match="must be a folder"):
+        evaluate(run, shared_data(), "test", format="patches", out=tmp_path / "a-file")

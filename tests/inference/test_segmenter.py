@@ -83,3 +83,25 @@ def test_a_damaged_run_stamp_is_refused_naming_the_field(run, tmp_path):
         (broken / "run.json").write_text(json.dumps({**stamp, field: value}))
         with pytest.raises(InputError, match=problem):
             Segmenter(broken, device="cpu")
+
+
+def test_tiny_images_are_padded_to_what_the_network_needs(run):
+    seg = Segmenter(run, device="cpu")
+    for shape in ((1, 1, 3), (5, 40, 3)):
+        inst, _, _ = seg.segment(np.zeros(shape, np.uint8))
+        assert inst.shape == shape[:2]
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(run, tmp_path):
+    import torch
+
+    from cellprobe.run.checkpoint import load_checkpoint, save_checkpoint
+
+    broken = tmp_path / "nan"
+    shutil.copytree(run, broken, ignore=shutil.ignore_patterns("feature_cache"))
+    ckpt = load_checkpoint(broken / "best.ckpt")
+    key = next(k for k in ckpt["state_dict"] if k.startswith("network.decoder."))
+    ckpt["state_dict"][key] = torch.full_like(ckpt["state_dict"][key], float("nan"))
+    save_checkpoint(ckpt, broken / "best.ckpt")
+    with pytest.raises(InputError, match="NaN or infinite"):
+        Segmenter(broken, device="cpu")

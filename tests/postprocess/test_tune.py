@@ -102,3 +102,16 @@ def test_mismatched_or_missing_inputs():
     with pytest.raises(InputError, match="needs the predicted types"):
         tune_params(untyped, truths, {"min_size": [3]}, metric="mpq_plus")
     assert tune_params(untyped, truths, {"body_threshold": [0.4]}).score > 0.99
+
+
+def test_grids_are_strictly_typed_and_bounded():
+    from cellprobe.postprocess.param_search import MAX_GRID_POINTS, _grid_points, check_grid
+
+    with pytest.raises(InputError, match="fg_threshold"):
+        check_grid({"fg_threshold": ["0.5"]}, PostprocessParams())  # a string is not a number
+    with pytest.raises(InputError, match="min_size"):
+        check_grid({"min_size": [True]}, PostprocessParams())  # nor a boolean a size
+    values = [round(0.01 * i, 2) for i in range(1, 100)]
+    huge = {"fg_threshold": values, "body_threshold": values, "contour_threshold": values}
+    with pytest.raises(InputError, match=f"more than {MAX_GRID_POINTS:,}"):
+        _grid_points(huge, PostprocessParams())

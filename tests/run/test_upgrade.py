@@ -102,3 +102,22 @@ def test_lr_from_logs_maps_steps_to_epochs_across_sessions(tmp_path):
     _write_log(logs / "metrics.csv", [{"epoch": nan, "step": 6, "lr-AdamW": "fast"}, {"epoch": 2, "step": 8}])
     with pytest.raises(InputError, match="not numbers"):
         lr_from_logs(tmp_path)
+
+
+def test_stamps_the_upgrade_cannot_convert_are_refused_before_any_change(run, tmp_path):
+    for change, problem in (({"encoder": None}, "no encoder identity"), ({"info": None}, "'info'"),
+                            ({"class_names": 5}, "'class_names'"), ({"class_names": None}, "'class_names'")):
+        old = tmp_path / f"old{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
+        _to_format_1(old)
+        stamp = json.loads((old / R.STAMP).read_text())
+        (old / R.STAMP).write_text(json.dumps({**stamp, **change}))
+        before = (old / R.BEST).read_bytes()
+        with pytest.raises(InputError, match=problem):
+            upgrade_run(old)
+        assert (old / R.BEST).read_bytes() == before and json.loads((old / R.STAMP).read_text())["run_format"] == 1
+    old = tmp_path / "nologs"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache", "logs"))
+    _to_format_1(old)
+    with pytest.raises(InputError, match="learning rates only in its logs"):
+        upgrade_run(old)

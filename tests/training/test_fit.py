@@ -126,11 +126,28 @@ def test_weight_averaging_online_mode_leaves_encoder_out(tiny_data, tmp_path):
 
 @pytest.mark.parametrize("change,problem", [({"encoder": {"name": "resnet9000", "weights": "random"}}, "unknown encoder"),
                                             ({"encoder": {"name": "efficientnet-lite0", "weights": "nope.pt"}}, "not found"),
-                                            ({"data": {"path": "missing", "format": "patches"}}, "missing")])
+                                            ({"data": {"path": "missing", "format": "patches"}}, "missing"),
+                                            ({"encoder": {"name": "efficientnet-lite0", "weights": "random",
+                                                          "taps": [9]}}, "tap"),
+                                            ({"loss": {"class_weights": [1, 2, 3, 4, 5]}}, "class_weights"),
+                                            ({"encoder": {"name": "efficientnet-lite0", "weights": "BAD"}}, "")])
 def test_a_refused_run_leaves_nothing_behind(tiny_data, tmp_path, change, problem):
     """Validated before the run folder is made: the corrected command then starts cleanly."""
     cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1, cache_views=1)
+    if change.get("encoder", {}).get("weights") == "BAD":  # a weights file that does not fit the encoder
+        torch.save({"foo": torch.zeros(1)}, tmp_path / "bad.pt")
+        change = {"encoder": {"name": "efficientnet-lite0", "weights": str(tmp_path / "bad.pt")}}
     with pytest.raises(InputError, match=problem):
         train({**cfg, **change})
     assert not (tmp_path / "run").exists()
     assert train(cfg).finished
+
+
+def test_a_second_command_on_a_run_folder_in_use_is_refused(tiny_data, tmp_path):
+    """Two trainings into one folder would overwrite each other's checkpoints and logs."""
+    from cellprobe.locking import exclusive
+
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1, cache_views=1)
+    with exclusive(tmp_path / "run", "training"), pytest.raises(InputError, match="in use by another"):
+        train(cfg)
+    assert train(cfg).finished  # the lock went with its holder

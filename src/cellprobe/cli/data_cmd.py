@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from cellprobe.cli.options import Overwrite, check_output_files
+
 MAX_LISTED = 20  # anomalies printed on the terminal (all of them go to --json)
 
 
@@ -21,9 +23,11 @@ def register(app: typer.Typer) -> None:
         split: str | None = typer.Option(None, "--split", help="Check only this split (default: all released)."),
         option: list[str] = typer.Option([], "--option", "-o", help="Reader option KEY=VALUE (repeatable)."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the full report (every anomaly) here."),
+        overwrite: Overwrite = False,
     ) -> None:
         """Patches, sizes, classes, nuclei per class and anomalies (ids not matching the class map, empty and
         duplicated patches, wrong dtypes). Exit status 1 when a sample would be refused by the loaders."""
+        check_output_files([json_out], [path], overwrite)
         from rich.console import Console
         from rich.progress import Progress
 

@@ -65,9 +65,19 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
     return parse_key_values(items, "--set")
 
 
-def with_sets(sets: Sequence[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The overrides of a command: its own (``base``, from its other options) then ``--set``, which wins."""
-    return {**(base or {}), **parse_sets(sets)}
+def with_sets(sets: Sequence[str], base: dict[str, Any] | None = None, *, fixed: Sequence[str] = ()) -> dict[str, Any]:
+    """The overrides of a command: its own (``base``, e.g. presets) then ``--set``, which wins; a ``--set``
+    of a key that one of the command's own options gives (``fixed``, e.g. ``output`` for ``--out``) is refused
+    rather than silently winning over that option."""
+    from cellprobe.errors import InputError
+
+    extra = parse_sets(sets)
+    for key in extra:
+        for own in fixed:
+            if key == own or own.startswith(key + ".") or key.startswith(own + "."):
+                raise InputError(None, f"--set {key} conflicts with the command's own option for '{own}'; "
+                                       "use that option")
+    return {**(base or {}), **extra}
 
 
 def load_with_sets(model: type[M], path: Path, sets: Sequence[str], base: dict[str, Any] | None = None) -> M:
@@ -75,3 +85,22 @@ def load_with_sets(model: type[M], path: Path, sets: Sequence[str], base: dict[s
     from cellprobe.config import load_config
 
     return load_config(model, path, with_sets(sets, base))
+
+
+def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite: bool) -> None:
+    """Result files a command is about to write, checked before any work: not one of its inputs, not the same
+    file twice, not a folder, and not an existing file unless ``overwrite``."""
+    from cellprobe.errors import InputError
+
+    given = [p for p in outputs if p is not None]
+    resolved = [p.resolve() for p in given]
+    sources = {p.resolve() for p in inputs}
+    for path, real in zip(given, resolved, strict=True):
+        if real in sources:
+            raise InputError(path, "is one of the command's inputs: results would replace it")
+        if resolved.count(real) > 1:
+            raise InputError(path, "is given for two outputs")
+        if path.is_dir():
+            raise InputError(path, "is a folder; give a file name")
+        if path.exists() and not overwrite:
+            raise InputError(path, "exists already; pass --overwrite to replace it")

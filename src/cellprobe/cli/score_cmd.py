@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from cellprobe.cli.options import Overwrite, check_output_files
 from cellprobe.errors import InputError
 
 
@@ -155,8 +156,10 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, "--workers", help="Processes; 0 = all cores."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the summary as JSON."),
         per_image: Path | None = typer.Option(None, "--per-image", help="Write per-image statistics as CSV."),
+        overwrite: Overwrite = False,
     ) -> None:
         """Score predictions with the official PanNuke / CoNIC / HoVer-Net metric definitions."""
+        check_output_files([json_out, per_image], [true, pred], overwrite)
         names = _class_names(classes)
         for flag, value in (("--radius", radius), ("--mpp", mpp), ("--r2-crop", r2_crop)):
             if value is not None and (not math.isfinite(value) or value <= 0):

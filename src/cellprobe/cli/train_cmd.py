@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
             overrides["encoder.weights"] = weights
         if format is not None:
             overrides["data.format"] = format
-        cfg = train_config(config if config is not None else {}, with_sets(set_, overrides))
+        cfg = train_config(config if config is not None else {}, with_sets(set_, overrides, fixed=list(overrides)))
         run = train(cfg)
 
         if not run.finished:

@@ -43,6 +43,8 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     from cellprobe.metrics import ConicAccumulator
 
     out_dir = Path(out) if out is not None else Path(run_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "--out must be a folder, and this is a file")
     if not overwrite:
         check_not_replacing(out_dir / R.METRICS, data_label(data), split)
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)

@@ -47,6 +47,11 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
     from cellprobe.postprocess.param_search import CLASS_METRICS
     from cellprobe.training.build import open_training_data
 
+    if data is None and (split is not None or format is not None or options):
+        from cellprobe.errors import InputError
+
+        raise InputError(None, "--split, --format and reader options choose patches of --data; without --data "
+                               "the run's own validation patches are used")
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     if data is None:
         if not seg.run.config.data.has_validation:

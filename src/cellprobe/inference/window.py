@@ -108,12 +108,13 @@ def predict_maps(image: np.ndarray, fn: MapFn, config: WindowConfig | None = Non
     cfg = config or WindowConfig()
     h, w = image.shape[:2]
     # a side shorter than the tile gets one window of its own size rounded up (less padding)
+    # at least two cells of the coarsest pyramid level per side (the neck's normalisation needs more than one)
     m = INPUT_MULTIPLE
-    th, tw = min(cfg.tile, -(-h // m) * m), min(cfg.tile, -(-w // m) * m)
+    th, tw = (min(cfg.tile, max(2 * m, -(-side // m) * m)) for side in (h, w))
     ph, pw = max(h, th), max(w, tw)
     img = image
     if (ph, pw) != (h, w):
-        mode = "reflect" if ph - h < h and pw - w < w else "edge"
+        mode = "reflect" if ph - h < h and pw - w < w else "edge"  # reflect needs the pad shorter than the side
         img = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode=mode)
     overlap = cfg.overlap
     positions = [(y, x) for y in window_starts(ph, th, overlap) for x in window_starts(pw, tw, overlap)]

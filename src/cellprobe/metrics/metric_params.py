@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from cellprobe.config import StrictModel
 
@@ -35,7 +35,6 @@ class MetricsParams(StrictModel):
     ``None`` counts in the whole patch.
     """
 
-    model_config = ConfigDict(**StrictModel.model_config, allow_inf_nan=False)
 
     match_iou: float = Field(0.5, ge=0.5, lt=1.0, allow_inf_nan=False)
     radius: float | None = Field(None, gt=0, allow_inf_nan=False)

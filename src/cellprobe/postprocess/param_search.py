@@ -15,6 +15,8 @@ Settings are visited in a fixed order and ties keep the earlier one, so the resu
 from __future__ import annotations
 
 import itertools
+import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -53,6 +55,10 @@ class TuneResult:
     table: pd.DataFrame
 
 
+#: the most settings a grid search scores (each one post-processes and scores every validation patch)
+MAX_GRID_POINTS = 20_000
+
+
 def _grid_points(grid: Mapping[str, Sequence], base: PostprocessParams) -> list[PostprocessParams]:
     fields = PostprocessParams.model_fields
     for name, values in grid.items():
@@ -61,12 +67,19 @@ def _grid_points(grid: Mapping[str, Sequence], base: PostprocessParams) -> list[
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
             raise InputError(None, f"tune grid: '{name}' needs a non-empty list of values")
     names = list(grid)
+    count = math.prod(len(grid[n]) for n in names)
+    if count > MAX_GRID_POINTS:
+        raise InputError(None, f"tune grid: {count:,} combinations to search, more than {MAX_GRID_POINTS:,}; "
+                               "use fewer values or the coordinate search")
     points = []
     for combo in itertools.product(*(grid[n] for n in names)):
         update = dict(zip(names, combo, strict=True))
-        try:
-            points.append(PostprocessParams.model_validate({**base.model_dump(), **update}))
-        except ValidationError as exc:
+        try:  # strictly typed, as every user setting: '0.5' is not a number, true not a size
+            points.append(PostprocessParams.model_validate_json(
+                json.dumps({**base.model_dump(mode="json"), **update}), strict=True))
+        except (TypeError, ValueError) as exc:
+            if not isinstance(exc, ValidationError):
+                raise InputError(None, f"tune grid: invalid setting {update}: not plain data") from None
             problem = exc.errors()[0]
             raise InputError(None, f"tune grid: invalid setting {update}: "
                                    f"{'.'.join(map(str, problem['loc']))} {problem['msg']}") from None

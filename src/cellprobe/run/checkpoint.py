@@ -67,7 +67,13 @@ def check_identity(checkpoint: dict[str, Any], encoder: EncoderIdentity, class_n
                                 f"{list(class_names)}")
 
 
-def network_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+def network_state(checkpoint: dict[str, Any], where: Any = None) -> dict[str, torch.Tensor]:
     """The network's trainable weights (neck and decoder) from a checkpoint's ``state_dict``; the training
-    module's other entries (the loss's class weights) are left out."""
-    return {k[len(NETWORK_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(NETWORK_PREFIX)}
+    module's other entries (the loss's class weights) are left out. Weights that are not finite (a diverged
+    run, a damaged file) are refused: they would give empty maps and scores of 0, not an error."""
+    state = {k[len(NETWORK_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(NETWORK_PREFIX)}
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise InputError(where, f"checkpoint weight '{bad}' holds NaN or infinite values (training diverged, or "
+                                "the file is damaged)")
+    return state

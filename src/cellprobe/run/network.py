@@ -108,5 +108,5 @@ def load_network(config: TrainConfig, checkpoint: Path, frozen: Any, class_names
     ckpt = load_checkpoint(checkpoint)
     check_identity(ckpt, frozen.identity, list(class_names), where=checkpoint)
     network = build_network(config, frozen.identity, len(class_names), frozen)
-    network.load_trainable(network_state(ckpt), where=checkpoint)
+    network.load_trainable(network_state(ckpt, checkpoint), where=checkpoint)
     return network.eval()

@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cellprobe import __version__, atomic
-from cellprobe.config import dump_config, parse_config
+from cellprobe.config import dump_config, load_yaml, parse_config
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
+from cellprobe.locking import LOCK
 from cellprobe.run.train_config import TrainConfig
 
 RUN_FORMAT = 2
@@ -77,7 +76,7 @@ def read_stamp(run_dir: Path) -> RunStamp:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(run_dir, f"not a cellprobe run folder (no {STAMP})") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # JSON errors and non-UTF-8 bytes are ValueErrors
         raise InputError(path, f"unreadable run stamp ({exc})") from None
     if not isinstance(data, dict) or "version" not in data or "run_format" not in data:
         raise InputError(path, "not a cellprobe run stamp (no version / run_format)")
@@ -119,13 +118,9 @@ def _check_stamp(stamp: RunStamp, path: Path) -> None:
 
 def read_config(run_dir: Path) -> TrainConfig:
     path = run_dir / CONFIG
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise InputError(run_dir, f"not a cellprobe run folder (no {CONFIG})") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(path, f"unreadable run config ({exc})") from None
-    return parse_config(TrainConfig, data, path)
+    if not path.is_file():
+        raise InputError(run_dir, f"not a cellprobe run folder (no {CONFIG})")
+    return parse_config(TrainConfig, load_yaml(path), path)
 
 
 @dataclass
@@ -185,14 +180,13 @@ class Run:
 
 
 def find_run(config: TrainConfig) -> Run | None:
-    """The existing run folder of ``config`` (None when there is none yet); writes nothing but the new runtime
-    settings (threads, time budget, ...) of a matching run. A folder holding a different config, or files that
+    """The existing run folder of ``config`` (None when there is none yet); writes nothing. A folder holding a different config, or files that
     are not a run, is an InputError: results are never silently overwritten or mixed."""
     run_dir = Path(config.output)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(run_dir, "output exists and is not a folder")
     if not (run_dir.is_dir() and (run_dir / CONFIG).exists()):
-        if run_dir.is_dir() and any(p.name not in (STAMP, "feature_cache") for p in run_dir.iterdir()):
+        if run_dir.is_dir() and any(p.name not in (STAMP, "feature_cache", LOCK) for p in run_dir.iterdir()):
             raise InputError(run_dir, "output folder is not empty and holds no cellprobe run; choose another --out")
         return None
     run = Run.open(run_dir)
@@ -201,9 +195,7 @@ def find_run(config: TrainConfig) -> Run | None:
     if diff:
         raise InputError(run_dir, f"holds a run with a different config (differs at {', '.join(diff[:5])}); "
                                   "choose another --out")
-    if old != new:  # only how it runs changed: record the new settings
-        atomic.write_text(run_dir / CONFIG, dump_config(config))
-        run.config = config
+    run.config = config  # equal but for how it runs (threads, time budget, ...): start_run records those
     return run
 
 
@@ -213,6 +205,8 @@ def start_run(config: TrainConfig) -> tuple[Run, Path | None]:
     resume from (None for a new or finished run)."""
     run = find_run(config)
     if run is not None:
+        if read_config(run.path) != config:  # only how it runs changed: record the new settings
+            atomic.write_text(run.path / CONFIG, dump_config(config))
         last = run.path / LAST
         return run, (last if last.is_file() and not run.finished else None)
     run_dir = Path(config.output)

@@ -23,6 +23,11 @@ from cellprobe.decoder.decoder_config import DecoderConfig, LossConfig
 from cellprobe.encoders.registry import INPUT_SCALE_RANGE, Fit
 from cellprobe.postprocess.params import PostprocessParams
 
+#: seeds feed numpy and Lightning, which take 0 .. 2**32 - 1
+MAX_SEED = 2**32 - 1
+#: patches per batch beyond any memory (a typo such as 1e20 is refused, not met as an overflow)
+MAX_BATCH = 65536
+
 
 class EncoderSettings(StrictModel):
     """How the frozen encoder is used: optional ``taps`` (None: the registry's), ``fit``: how images are fitted
@@ -67,7 +72,7 @@ class DataSettings(StrictModel):
     they can be tuned and ensembled together."""
 
     val_fraction: float = Field(0.2, ge=0, lt=1)
-    split_seed: int | None = None
+    split_seed: int | None = Field(None, ge=0, le=MAX_SEED)
 
 
 class DataSection(DataSettings, DataSplits, DataSource):
@@ -116,7 +121,7 @@ class TrainerSection(StrictModel):
     """Lightning trainer settings. ``precision: auto`` is 16-bit mixed on a GPU, 32-bit on a CPU."""
 
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: int | Literal["auto"] = 1
+    devices: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
     strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
     precision: Literal["auto", "32-true", "16-mixed", "bf16-mixed"] = "auto"
     num_workers: int = Field(0, ge=0)
@@ -148,7 +153,7 @@ class TrainSettings(StrictModel):
     cache_features: bool = True
     cache_views: Literal[1, 8] = 8
     epochs: int = Field(40, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
@@ -188,7 +193,7 @@ class TrainConfig(TrainSettings):
     encoder: EncoderSection
     data: DataSection
     output: Path
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     cache_dir: Path | None = None
     refit_of: str | None = None
 

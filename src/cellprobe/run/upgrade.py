@@ -81,6 +81,18 @@ def identity_from_v1(saved: dict[str, Any], config: TrainConfig, where: Any) -> 
         raise InputError(where, f"format-1 encoder identity is incomplete ({exc})") from None
 
 
+def check_v1_stamp(data: dict[str, Any], path: Path) -> None:
+    """The fields of a format-1 stamp the upgrade reads, refused naming the field when malformed."""
+    if not isinstance(data.get("info", {}), dict):
+        raise InputError(path, "'info' must be a mapping")
+    data.setdefault("info", {})
+    names = data.get("class_names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InputError(path, "'class_names' must be a list of names")
+    if data.get("encoder") is not None and not isinstance(data["encoder"], dict):
+        raise InputError(path, "'encoder' must be a mapping")
+
+
 def upgrade_checkpoint(path: Path, encoder: EncoderIdentity, class_names: list[str]) -> bool:
     """Rewrite one format-1 checkpoint; False when it is already in the current format."""
     ckpt = load_checkpoint(path)
@@ -111,12 +123,18 @@ def upgrade_run(run_dir: str | Path) -> list[str]:
     if data["run_format"] == R.RUN_FORMAT:
         return []
     config = R.read_config(run_dir)
+    check_v1_stamp(data, path)
     done: list[str] = []
-    encoder = None
-    if data.get("encoder"):
-        encoder = identity_from_v1(data["encoder"], config, path)
-    is_ensemble = R.ENSEMBLE_KEY in data.get("info", {})
-    if not is_ensemble and encoder is not None:
+    is_ensemble = R.ENSEMBLE_KEY in data["info"]
+    if not data.get("encoder"):
+        # format 1 wrote the encoder when training started: without it there is nothing to convert from
+        raise InputError(path, "holds no encoder identity (training never got past its start): train the run "
+                               "again rather than upgrade it")
+    encoder = identity_from_v1(data["encoder"], config, path)
+    if not is_ensemble and not (run_dir / R.LOGS).is_dir() and data.get("status") == "finished":
+        raise InputError(run_dir / R.LOGS, "missing: a finished format-1 run keeps its learning rates only in "
+                                           "its logs, which a refit needs; restore the folder, or retrain")
+    if not is_ensemble:
         for name in (R.BEST, R.LAST):
             if (run_dir / name).is_file() and upgrade_checkpoint(run_dir / name, encoder, data["class_names"]):
                 done.append(f"{name}: network weights under '{NETWORK_PREFIX}', typed encoder identity")
@@ -125,7 +143,7 @@ def upgrade_run(run_dir: str | Path) -> list[str]:
             # epochs 0, 1, ... as far as the logs have them without a gap
             data["learning_rates"] = [rates[e] for e in range(next(e for e in range(len(rates) + 1) if e not in rates))]
             done.append(f"{R.STAMP}: learning rates of {len(data['learning_rates'])} epoch(s) from the CSV logs")
-    data["encoder"] = None if encoder is None else encoder.to_json()
+    data["encoder"] = encoder.to_json()
     data.setdefault("learning_rates", [])
     data["run_format"] = R.RUN_FORMAT
     atomic.write_json(path, data)  # last: a killed upgrade leaves format 1, and runs again

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from cellprobe.encoders.registry import get_spec
-from cellprobe.encoders.weights import resolve_weights
+from cellprobe.locking import exclusive
 from cellprobe.run import run_folder as R
 from cellprobe.run.network import build_encoder
 from cellprobe.run.train_config import TrainConfig, train_config
@@ -201,15 +201,25 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
         return existing
     # the encoder's name, then the data, are checked before the run folder is made: a refused command leaves
     # nothing behind (the corrected command would otherwise meet a folder of another config)
-    resolve_weights(get_spec(cfg.encoder.name), cfg.encoder.weights)
+    get_spec(cfg.encoder.name)
     data = open_training_data(cfg)
+    if cfg.trainer.threads is not None:
+        torch.set_num_threads(cfg.trainer.threads)
+    started = time.perf_counter()
+    encoder = build_encoder(cfg)  # the weights file read and checked, the taps too
+    class_weights = resolve_class_weights(cfg, data, len(data.class_names))
+    with exclusive(cfg.output, "training"):
+        return _train(cfg, data, encoder, class_weights, callbacks, started)
+
+
+def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[float] | None,
+           callbacks: Sequence[Any], started: float) -> R.Run:
+    """The fit itself, in the checked and locked run folder."""
     run, resume = R.start_run(cfg)
+    if run.finished:  # finished by another command meanwhile
+        return run
     with _framework_log(run.path):
-        if cfg.trainer.threads is not None:
-            torch.set_num_threads(cfg.trainer.threads)
-        started = time.perf_counter()
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        encoder = build_encoder(cfg)
         run.stamp.encoder, run.stamp.class_names = encoder.identity, data.class_names
         run.stamp.mpp = getattr(data.train, "mpp", None)
         run.save_stamp()
@@ -219,7 +229,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
         logging.getLogger(RUN_LOGGER).info(data.describe())
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # the same initial weights in both modes
         module = build_module(cfg, encoder.identity, data.class_names, None if cfg.cache_features else encoder,
-                              resolve_class_weights(cfg, data, len(data.class_names)))
+                              class_weights)
         trainer = L.Trainer(
             default_root_dir=str(run.path),
             max_epochs=cfg.epochs,

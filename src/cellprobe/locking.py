@@ -1,0 +1,43 @@
+"""One writer per output folder: an exclusive advisory lock on ``<folder>/.cellprobe.lock`` held while a
+command writes there, so a second command on the same folder is refused with one line instead of both
+writing into it. ``fcntl.flock`` is released by the kernel when the process ends, so a killed run leaves no
+stale lock behind (the empty lock file stays and is reused)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from cellprobe.errors import InputError
+
+LOCK = ".cellprobe.lock"
+
+
+@contextlib.contextmanager
+def exclusive(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold ``folder``'s lock (creating the folder) for ``what`` the caller does; refused while another
+    process holds it. Worker processes of one command (DDP ranks other than 0, which Lightning starts with
+    ``LOCAL_RANK`` set) work under their launcher's lock and take none."""
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        yield
+        return
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR, 0o666)
+    except OSError as exc:
+        raise InputError(folder, f"cannot use this output folder ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise InputError(folder, f"in use by another cellprobe process ({what}); wait for it to end, or "
+                                 "choose another output folder") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
