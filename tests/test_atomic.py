@@ -1,4 +1,4 @@
-"""Atomic writes: all or nothing, and the permissions the user's umask gives."""
+"""Atomic writes get the permissions the user's umask gives (all-or-nothing: tests/test_foundation.py)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,3 @@ def test_results_honour_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == mode
-
-
-def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
-    target = tmp_path / "result.json"
-    atomic.write_text(target, "old")
-    with pytest.raises(RuntimeError), atomic.atomic_open(target, "w") as handle:
-        handle.write("half")
-        raise RuntimeError("killed")
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["result.json"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from lightning.pytorch.callbacks import Callback
-from tests.training.tiny import TINY_DECODER
+from tests.training.tiny import tiny_config
 
 from cellprobe.data.fixtures import synthetic_set, write_conic
 from cellprobe.run import run_folder as R
@@ -29,18 +29,10 @@ def oversampled(tmp_path):
 
 
 def config(root, split_file, out, **changes):
-    cfg = {
-        "output": str(out),
-        "encoder": {"name": "efficientnet-lite0", "weights": "random"},
-        "data": {"path": str(root), "format": "conic", "train_split": "0", "val_split": "1",
-                 "options": {"split_file": str(split_file), "class_names": ["a", "b"]}},
-        "epochs": 1,
-        "batch_size": 2,
-        "cache_views": 1,
-        "decoder": dict(TINY_DECODER),
-        "trainer": {"accelerator": "cpu", "progress": False, "log_every_n_steps": 1},
-    }
-    cfg.update(changes)
+    """The tiny run's config on a CoNIC layout split by ``split_file``."""
+    cfg = tiny_config(root, out, epochs=1, batch_size=2, cache_views=1, **changes)
+    cfg["data"] = {"path": str(root), "format": "conic", "train_split": "0", "val_split": "1",
+                   "options": {"split_file": str(split_file), "class_names": ["a", "b"]}}
     return cfg
 
 
