@@ -152,3 +152,14 @@ def test_feature_caches_stay_inside_the_benchmark_folder(tmp_path):
 
     cache = replace(task, bench_dir=tmp_path).feature_cache_dir()
     assert cache.parent == tmp_path / "feature_cache" and ".." not in cache.name.split("__")
+
+
+def test_a_second_bench_on_a_folder_in_use_is_refused(tmp_path):
+    from cellprobe.locking import exclusive
+
+    cell = FakeCell()
+    with exclusive(tmp_path / "out", "a benchmark"), pytest.raises(InputError, match="in use by another"):
+        run_bench(_config(seeds=[0]), tmp_path / "out", cell)
+    assert cell.attempts == 0 and not (tmp_path / "out" / layout.CONFIG).exists()
+    run_bench(_config(seeds=[0]), tmp_path / "out", cell)
+    assert cell.attempts == 4

@@ -23,6 +23,7 @@ from cellprobe.bench.cell import run_cell
 from cellprobe.bench.matrix import CellFn, CellTask, expand
 from cellprobe.config import dump_config, parse_config
 from cellprobe.errors import InputError
+from cellprobe.locking import exclusive
 
 
 @dataclass
@@ -96,7 +97,13 @@ def run_bench(
     if check_inputs:
         check_cell_inputs(config)
     _check_same_setup(bench_dir, config)
-    bench_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(bench_dir, "a benchmark"):  # a second bench on this folder would run the same cells
+        return _run_cells(config, bench_dir, cell_fn, on_cell, progress)
+
+
+def _run_cells(config: BenchConfig, bench_dir: Path, cell_fn: CellFn, on_cell: Callable[[CellTask, str], None] | None,
+               progress: Callable[[str, int, int], None] | None) -> BenchSummary:
+    """Every unfinished cell, in the checked and locked benchmark folder."""
     atomic.write_text(bench_dir / layout.CONFIG, dump_config(config))
     summary = BenchSummary()
     start = time.perf_counter()
