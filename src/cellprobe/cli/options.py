@@ -23,8 +23,9 @@ else:
 # --set: dotted config keys, values read as YAML (epochs=5, seeds=[0,1], trainer.progress=false)
 Sets = Annotated[list[str], typer.Option(
     "--set", metavar="KEY=VALUE",
-    help="Override a config key (dotted path, value read as YAML; repeatable), e.g. --set epochs=5 "
-         "--set seeds=[0,1] --set trainer.progress=false.")]
+    help="Override a config key (dotted path, value read as YAML; repeatable): train/refit take the training "
+         "config's keys (--set epochs=5 --set trainer.threads=2), bench/demo the benchmark's "
+         "(--set seeds=[0,1] --set training.epochs=5).")]
 # the dihedral test-time augmentation of tune, evaluate and predict
 TTA = Annotated[int, typer.Option("--tta", min=1, max=8,
                                   help="Dihedral views averaged per patch (1: none, 8: all).")]
