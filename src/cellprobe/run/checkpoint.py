@@ -22,6 +22,8 @@ from cellprobe.errors import InputError
 IDENTITY_KEY = "cellprobe"
 #: where the training module keeps the network: its weights' key prefix in ``state_dict``
 NETWORK_PREFIX = "network."
+#: where Lightning's weight averaging keeps the raw (not averaged) weights; ``state_dict`` holds the average
+RAW_STATE_KEY = "current_model_state"
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:

@@ -60,10 +60,6 @@ class SegmentationNetwork(nn.Module):
         pyramid = self.neck(list(taps), tuple(image.shape[-2:]))
         return self.decoder(pyramid, image)
 
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Neck and decoder weights: what checkpoints hold (the encoder is rebuilt from its identity)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
-
     def load_trainable(self, state: dict[str, torch.Tensor], where: Any = None) -> None:
         """Load neck and decoder weights strictly (the encoder keeps its own)."""
         full = dict(state)

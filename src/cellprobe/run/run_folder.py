@@ -159,13 +159,6 @@ class Run:
     def finished(self) -> bool:
         return self.stamp.status == "finished"
 
-    @property
-    def encoder(self) -> EncoderIdentity:
-        """The frozen encoder's identity, as training recorded it."""
-        if self.stamp.encoder is None:
-            raise InputError(self.path / STAMP, "run has no encoder identity yet: training never started")
-        return self.stamp.encoder
-
     def save_stamp(self) -> None:
         self.stamp.write(self.path)
 
@@ -180,8 +173,9 @@ class Run:
 
 
 def find_run(config: TrainConfig) -> Run | None:
-    """The existing run folder of ``config`` (None when there is none yet); writes nothing. A folder holding a different config, or files that
-    are not a run, is an InputError: results are never silently overwritten or mixed."""
+    """The existing run folder of ``config`` (None when there is none yet), with the config it holds; writes
+    nothing. A folder holding a different config, or files that are not a run, is an InputError: results are
+    never silently overwritten or mixed."""
     run_dir = Path(config.output)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(run_dir, "output exists and is not a folder")
@@ -195,8 +189,7 @@ def find_run(config: TrainConfig) -> Run | None:
     if diff:
         raise InputError(run_dir, f"holds a run with a different config (differs at {', '.join(diff[:5])}); "
                                   "choose another --out")
-    run.config = config  # equal but for how it runs (threads, time budget, ...): start_run records those
-    return run
+    return run  # its config equals ``config`` but perhaps for how it runs (threads, time budget, ...)
 
 
 def start_run(config: TrainConfig) -> tuple[Run, Path | None]:
@@ -205,8 +198,9 @@ def start_run(config: TrainConfig) -> tuple[Run, Path | None]:
     resume from (None for a new or finished run)."""
     run = find_run(config)
     if run is not None:
-        if read_config(run.path) != config:  # only how it runs changed: record the new settings
+        if run.config != config:  # only how it runs changed: record the new settings
             atomic.write_text(run.path / CONFIG, dump_config(config))
+            run.config = config
         last = run.path / LAST
         return run, (last if last.is_file() and not run.finished else None)
     run_dir = Path(config.output)

@@ -24,12 +24,17 @@ from cellprobe import atomic
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
 from cellprobe.run import run_folder as R
-from cellprobe.run.checkpoint import IDENTITY_KEY, NETWORK_PREFIX, load_checkpoint, save_checkpoint
+from cellprobe.run.checkpoint import (
+    IDENTITY_KEY,
+    NETWORK_PREFIX,
+    RAW_STATE_KEY,
+    load_checkpoint,
+    save_checkpoint,
+)
 from cellprobe.run.train_config import TrainConfig
 
-#: the state-dict entries of format 1 that belong to the network, and the training module's raw-weights copy
+#: the state-dict entries of format 1 that belong to the network
 NETWORK_PARTS = ("neck.", "decoder.")
-RAW_STATE_KEY = "current_model_state"
 
 
 def lr_from_logs(run_dir: Path) -> dict[int, float]:

@@ -16,15 +16,19 @@ import torch
 
 from cellprobe.decoder import CellLoss
 from cellprobe.encoders.identity import EncoderIdentity
-from cellprobe.run.checkpoint import IDENTITY_KEY, NETWORK_PREFIX, check_identity, identity_record
+from cellprobe.run.checkpoint import (
+    IDENTITY_KEY,
+    NETWORK_PREFIX,
+    RAW_STATE_KEY,
+    check_identity,
+    identity_record,
+)
 from cellprobe.run.network import SegmentationNetwork
 from cellprobe.run.train_config import MONITOR_MODES, PlateauSection
 
 #: the frozen encoder's weights in the module's state dict (left out of checkpoints)
 ENCODER_PREFIX = NETWORK_PREFIX + "encoder."
 PLATEAU_KEY = "cellprobe_plateau"
-#: where Lightning's weight averaging keeps the raw (not averaged) weights; ``state_dict`` holds the average
-RAW_STATE_KEY = "current_model_state"
 
 
 class PlateauStep(L.Callback):
