@@ -76,12 +76,13 @@ def _score(fmt: str, truth, preds, names, tissue):
 
 def make_bench(root: Path, models: dict[str, float], datasets=("alpha", "beta"), seeds=(0, 1), n_images=12,
                size=64, groups: dict[str, str] | None = None, n_sources: int | None = None, tissues: int = 2,
-               fmt: str = "conic") -> Path:
+               fmt: str = "conic", test_only: tuple[str, ...] = ()) -> Path:
     """Write a benchmark folder: every model × dataset × seed, one fold, real metrics on synthetic maps.
 
     ``n_sources``: the images are patches of that many source images (consecutive blocks, a ``source`` column
     in the per-image tables; None: no such column). ``tissues``: how many tissues, assigned per source (per
-    image without sources). ``fmt``: score as CoNIC (``conic``) or PanNuke (``pannuke``).
+    image without sources). ``fmt``: score as CoNIC (``conic``) or PanNuke (``pannuke``). ``test_only``: names
+    of test-only datasets every cell is also scored on, class-agnostic, each model 0.2 worse there.
     """
     unit = (np.arange(n_images) if n_sources is None else np.arange(n_images) * n_sources // n_images)
     tissue = [TISSUES[u % tissues] for u in unit]
@@ -103,8 +104,23 @@ def make_bench(root: Path, models: dict[str, float], datasets=("alpha", "beta"),
                             "pred_inst": np.stack([p[0] for p in preds[:3]]),
                             "pred_cls": np.stack([p[1] for p in preds[:3]])}
                 info = {"group": (groups or {}).get(model, "general"), "seconds": 1.0}
-                layout.save_cell(root, cell, res.summary, per_image, info, examples)
+                other = {name: _agnostic_scores(name, model, seed, quality - 0.2, n_images, size, info)
+                         for name in test_only}
+                layout.save_cell(root, cell, res.summary, per_image, info, examples, other)
     return root
+
+
+def _agnostic_scores(dataset: str, model: str, seed: int, quality: float, n_images: int, size: int,
+                     info: dict) -> layout.Scores:
+    """Class-agnostic scores of a model on a test-only dataset (every nucleus of one class)."""
+    rng = np.random.default_rng(zlib.crc32(dataset.encode()))
+    truth = [_truth(rng, size) for _ in range(n_images)]
+    prng = np.random.default_rng(zlib.crc32(f"{dataset}|{model}|{seed}".encode()))
+    preds = [_predict(prng, inst, cls, quality) for _, inst, cls in truth]
+    res = score_maps([t[1] for t in truth], [(t[1] > 0).astype(np.uint8) for t in truth], [p[0] for p in preds],
+                     [(p[0] > 0).astype(np.uint8) for p in preds], num_classes=1, class_names=("nucleus",),
+                     image_names=[f"{dataset}_{i:03d}" for i in range(n_images)])
+    return layout.Scores(res.summary, res.per_image, {**info, "scoring": "class-agnostic: other classes"})
 
 
 def fake_cell_output(dataset: str, model: str, seed: int, quality: float, n_images: int = 8, size: int = 48):

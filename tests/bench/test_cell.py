@@ -44,3 +44,25 @@ def test_a_cell_tunes_on_validation_then_scores_the_test_split(data, tmp_path):
 def test_tuning_can_be_switched_off(data, tmp_path):
     out = run_cell(next(expand(_config(data, tune=False))), tmp_path)
     assert not (tmp_path / out.info["run_dir"] / R.POSTPROCESS).exists()
+
+
+def test_a_cell_is_also_scored_on_its_test_only_datasets(data, tmp_path):
+    config = _config(data, tune=False, examples=0,
+                     test_datasets=[{"name": "again", "path": str(data), "format": "patches", "split": "test"}])
+    task = next(expand(config))
+    out = run_cell(task, tmp_path)
+    other = out.test_only["again"]
+    assert other.info["n_test_images"] == 4 and other.info["scoring"] == "per class"
+    # the same images scored twice give the same numbers: the test-only path is the in-domain one
+    assert other.summary["pq"] == pytest.approx(out.summary["pq"])
+    assert (tmp_path / "test_only" / "again" / R.METRICS).is_file()
+
+
+def test_a_missing_test_only_dataset_is_refused_before_anything_is_written(data, tmp_path):
+    from cellprobe.bench.runner import run_bench
+    from cellprobe.errors import InputError
+
+    config = _config(data, test_datasets=[{"name": "gone", "path": str(tmp_path / "gone"), "format": "patches"}])
+    with pytest.raises(InputError, match="test_datasets 'gone', split 'test'"):
+        run_bench(config, tmp_path / "bench")
+    assert not (tmp_path / "bench").exists()

@@ -61,6 +61,16 @@ class DatasetSpec(DataSource):
     folds: list[FoldSpec] = Field(default_factory=lambda: [FoldSpec()], min_length=1)
 
 
+class TestDataset(DataSource):
+    """A dataset only tested on (cross-dataset evaluation): every cell trained on a dataset of ``trained_on``
+    (default: every dataset) is also scored on its ``split``, class-agnostic where its classes differ from the
+    cell's (:func:`cellprobe.evaluation.evaluate`), and the report sets those scores beside the in-domain ones."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    split: str = "test"
+    trained_on: list[str] | None = Field(None, min_length=1)
+
+
 class EncoderEntry(StrictModel):
     name: str
     weights: list[str] = Field(default_factory=lambda: ["pretrained"], min_length=1)  # or "random", or a path
@@ -120,6 +130,7 @@ class BenchConfig(StrictModel):
     name: str = "bench"
     output: Path | None = None  # default BENCH_DIR when the CLI gets none
     datasets: list[DatasetSpec] = Field(min_length=1)
+    test_datasets: list[TestDataset] = Field(default_factory=list)  # cross-dataset evaluation only
     encoders: list[EncoderEntry] = Field(min_length=1)
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     training: BenchTraining = Field(default_factory=BenchTraining)  # how every cell trains
@@ -153,6 +164,34 @@ class BenchConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _test_only(self) -> BenchConfig:
+        """Test-only datasets have their own names, name trained datasets, and never score images a cell
+        trained or validated on."""
+        trained = {d.name: d for d in self.datasets}
+        seen: set[str] = set()
+        for t in self.test_datasets:
+            if t.name in trained or t.name in seen:
+                raise ValueError(f"test_datasets: the name '{t.name}' is already used; every dataset needs its own")
+            seen.add(t.name)
+            for name in t.trained_on or []:
+                if name not in trained:
+                    raise ValueError(f"test_datasets '{t.name}': trained_on names '{name}', which is not in "
+                                     f"'datasets' ({', '.join(trained)})")
+            for name in t.trained_on or list(trained):
+                d = trained[name]
+                if Path(d.path).resolve() != Path(t.path).resolve() or d.format != t.format or d.options != t.options:
+                    continue
+                for f_i, fold in enumerate(d.folds):
+                    if t.split in (fold.train_split, fold.val_split):
+                        raise ValueError(f"test_datasets '{t.name}': split '{t.split}' trains or validates the "
+                                         f"cells of dataset '{name}' (fold {f_i}); it cannot test them")
+        return self
+
+    def test_datasets_for(self, dataset: str) -> list[TestDataset]:
+        """The test-only datasets the cells trained on ``dataset`` are also scored on."""
+        return [t for t in self.test_datasets if t.trained_on is None or dataset in t.trained_on]
+
+    @model_validator(mode="after")
     def _cells_train(self) -> BenchConfig:
         """Every dataset and fold with ``training`` makes a valid training config (e.g. a fold without
         validation split needs ``training.data.val_fraction`` > 0 or ``training.lr_steps``)."""
@@ -175,7 +214,7 @@ class BenchConfig(StrictModel):
     def resolve_paths(self, base: Path) -> BenchConfig:
         """Relative dataset paths, and a dataset's relative ``split_file`` reader option, are relative to the
         config file's folder."""
-        for d in self.datasets:
+        for d in (*self.datasets, *self.test_datasets):
             if not d.path.is_absolute():
                 d.path = (base / d.path).resolve()
             split_file = d.options.get("split_file")

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from cellprobe.bench.bench_config import cell_train_data
+from cellprobe.bench.layout import TEST_ONLY, Scores, safe_name
 from cellprobe.bench.matrix import CellOutput, CellTask
-from cellprobe.run.train_config import TrainConfig, train_config
+from cellprobe.run.train_config import DataSource, TrainConfig, train_config
 
 
 def cell_config(task: CellTask, run_dir: Path) -> TrainConfig:
@@ -52,10 +53,31 @@ def examples(run_dir: Path, dataset, count: int) -> dict[str, np.ndarray] | None
             "pred_inst": np.stack(pred_inst).astype(np.int32), "pred_cls": np.stack(pred_cls).astype(np.uint8)}
 
 
-def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
-    """Train (or resume) the cell's run, tune it on validation, evaluate it on the test split, keep examples."""
+def _score(run_dir: Path, source: DataSource, split: str, tta: int, out: Path | None = None):
+    """The run scored on ``split`` of ``source``: (test dataset, score result, per-image table indexed by image
+    name, with its tissue where the data has one)."""
     from cellprobe.data import open_dataset
-    from cellprobe.evaluation import evaluate, tune
+    from cellprobe.evaluation import evaluate
+
+    test = open_dataset(source.path, format=source.format, split=split, **source.options)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    score = evaluate(run_dir, test, split, tta=tta, out=out, overwrite=out is not None)
+    per_image = score.per_image.copy()
+    if len(per_image) != len(test):
+        raise RuntimeError(f"{len(per_image)} per-image rows for {len(test)} test patches")
+    metas = [test[i].meta for i in range(len(test))]
+    per_image.index = np.asarray([m.name for m in metas], dtype=object)
+    per_image.index.name = "image"
+    if any(m.tissue for m in metas):
+        per_image["tissue"] = [m.tissue or "" for m in metas]
+    return test, score, per_image
+
+
+def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
+    """Train (or resume) the cell's run, tune it on validation, evaluate it on the test split and on each
+    test-only dataset, keep examples."""
+    from cellprobe.evaluation import tune
     from cellprobe.training import train
 
     t0 = time.perf_counter()
@@ -67,20 +89,19 @@ def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
     if task.config.tune:
         tune(run_dir, metric=task.config.tune_metric, tta=task.config.tta)
     t_tune = time.perf_counter()
-    test = open_dataset(task.dataset.path, format=task.dataset.format, split=task.fold.test_split,
-                        **task.dataset.options)
-    score = evaluate(run_dir, test, task.fold.test_split, tta=task.config.tta)
+    test, score, per_image = _score(run_dir, task.dataset, task.fold.test_split, task.config.tta)
     t2 = time.perf_counter()
-    per_image = score.per_image.copy()
-    if len(per_image) != len(test):
-        raise RuntimeError(f"{len(per_image)} per-image rows for {len(test)} test patches")
-    metas = [test[i].meta for i in range(len(test))]
-    per_image.index = np.asarray([m.name for m in metas], dtype=object)
-    per_image.index.name = "image"
-    if any(m.tissue for m in metas):
-        per_image["tissue"] = [m.tissue or "" for m in metas]
     info = {"seconds_train": round(t1 - t0, 2), "seconds_tune": round(t_tune - t1, 2),
             "seconds_eval": round(t2 - t_tune, 2),
             "run_dir": str(run_dir.relative_to(work_dir)) if run_dir.is_relative_to(work_dir) else str(run_dir),
             "n_test_images": len(test)}
-    return CellOutput(score.summary, per_image, info, examples(run_dir, test, task.config.examples))
+    test_only = {}
+    for spec in task.test_only:
+        t3 = time.perf_counter()
+        data, other, table = _score(run_dir, spec, spec.split, task.config.tta,
+                                    out=work_dir / TEST_ONLY / safe_name(spec.name))
+        test_only[spec.name] = Scores(other.summary, table, {
+            "dataset_path": str(spec.path), "split": spec.split, "n_test_images": len(data),
+            "scoring": other.params.get("scoring", "per class"),
+            "seconds_eval": round(time.perf_counter() - t3, 2)})
+    return CellOutput(score.summary, per_image, info, examples(run_dir, test, task.config.examples), test_only)

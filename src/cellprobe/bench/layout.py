@@ -9,8 +9,10 @@ BENCH_DIR/
     per_image.parquet          per-image sufficient statistics (+ image, tissue) for re-aggregation
     examples.npz               optional: a few test patches with truth and this cell's prediction
     run/                       the training run folder
+    test_only/<dataset>/       the run scored on a test-only dataset (cross-dataset): result.json, per_image.parquet
 ```
-A cell is one (dataset, encoder, weights, fold, seed). The runner writes this layout; the report reads it.
+A cell is one (dataset, encoder, weights, fold, seed). The runner writes this layout; the report reads it. Each
+result.json names the dataset the cell trained on (``dataset``) and the one it scored (``test_data``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cellprobe import atomic
 from cellprobe.errors import InputError
 
 RESULT = "result.json"
+TEST_ONLY = "test_only"
 PER_IMAGE = "per_image.parquet"
 EXAMPLES = "examples.npz"
 INDEX = "index.csv"
@@ -69,15 +72,29 @@ def cell_dir(bench_dir: Path, cell: Cell) -> Path:
     return Path(bench_dir) / "cells" / cell.cell_id
 
 
-def is_done(bench_dir: Path, cell: Cell) -> bool:
+@dataclass
+class Scores:
+    """One evaluation of a cell's run: the metrics summary, the per-image table, extra facts."""
+
+    summary: Mapping[str, Any]
+    per_image: pd.DataFrame
+    info: Mapping[str, Any]
+
+
+def is_done(bench_dir: Path, cell: Cell, test_only: tuple[str, ...] = ()) -> bool:
     """The cell's result.json is there and readable (it is written last, atomically; a damaged one, e.g. on a
-    full disk, is not taken for a finished cell: the cell runs again and replaces it)."""
+    full disk, is not taken for a finished cell: the cell runs again and replaces it), and it was scored on
+    every test-only dataset in ``test_only`` (one added to the config later makes the cell run again: its
+    training resumes as finished, only the scoring is new)."""
     path = cell_dir(bench_dir, cell) / RESULT
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(result, dict) and result.get("cell_id") == cell.cell_id and "metrics" in result
+    if not (isinstance(result, dict) and result.get("cell_id") == cell.cell_id and "metrics" in result):
+        return False
+    scored = result.get("test_only") or []
+    return isinstance(scored, list) and set(test_only) <= set(scored)
 
 
 def flatten_summary(summary: Mapping[str, Any]) -> dict[str, float]:
@@ -115,7 +132,7 @@ def aggregator(fmt: str, class_names: list[str] | None = None) -> Callable[[pd.D
 def read_results(bench_dir: Path) -> pd.DataFrame:
     """One row per finished cell: identity, timings and flattened metrics (from each result.json)."""
     bench_dir = Path(bench_dir)
-    paths = sorted((bench_dir / "cells").glob(f"*/{RESULT}"))
+    paths = sorted([*(bench_dir / "cells").glob(f"*/{RESULT}"), *(bench_dir / "cells").glob(f"*/{TEST_ONLY}/*/{RESULT}")])
     if not paths:
         raise InputError(bench_dir, "no finished benchmark cells (cells/*/result.json) in this folder")
     rows = []
@@ -132,7 +149,8 @@ def read_results(bench_dir: Path) -> pd.DataFrame:
         for key, value in metrics.items():  # NaN is written as null (strict JSON)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise InputError(path, f"damaged result: metric '{key}' is not a number ({value!r})")
-        row = {k: v for k, v in res.items() if k not in ("summary", "metrics")}
+        row = {k: v for k, v in res.items() if k not in ("summary", "metrics", "test_only")}
+        row.setdefault("test_data", row.get("dataset"))
         row.update({k: float("nan") if v is None else float(v) for k, v in metrics.items()})
         row["cell_dir"] = str(path.parent)
         rows.append(row)
@@ -149,22 +167,34 @@ def read_per_image(cell_directory: str | Path, model: str, fold: int, seed: int)
     return df.assign(model=model, fold=fold, seed=seed)
 
 
-def save_cell(bench_dir: Path, cell: Cell, summary: Mapping[str, Any], per_image: pd.DataFrame,
-              info: Mapping[str, Any], examples: Mapping[str, np.ndarray] | None = None) -> Path:
-    """Write a finished cell: per-image table and examples first, result.json last (the done marker)."""
-    out = cell_dir(bench_dir, cell)
-    table = per_image.reset_index() if "image" not in per_image.columns else per_image.reset_index(drop=True)
+def _write_scores(out: Path, cell: Cell, test_data: str, scores: Scores, **extra: Any) -> None:
+    """One evaluation's per-image table, then its result.json."""
+    table = scores.per_image
+    table = table.reset_index() if "image" not in table.columns else table.reset_index(drop=True)
     table["image"] = table["image"].astype(str)
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)
     atomic.write_bytes(out / PER_IMAGE, buf.getvalue())
+    summary = scores.summary
+    result = {"cell_id": cell.cell_id, **asdict(cell), "test_data": test_data, "model": cell.model, **scores.info,
+              "format": summary.get("format", scores.info.get("format")),
+              "class_names": list(summary.get("class_names") or []),
+              "metrics": flatten_summary(summary), "summary": dict(summary), **extra}
+    atomic.write_json(out / RESULT, result)
+
+
+def save_cell(bench_dir: Path, cell: Cell, summary: Mapping[str, Any], per_image: pd.DataFrame,
+              info: Mapping[str, Any], examples: Mapping[str, np.ndarray] | None = None,
+              test_only: Mapping[str, Scores] | None = None) -> Path:
+    """Write a finished cell: its test-only scores, per-image table and examples first, its result.json last
+    (the done marker)."""
+    out = cell_dir(bench_dir, cell)
+    test_only = dict(test_only or {})
+    for name, scores in test_only.items():
+        _write_scores(out / TEST_ONLY / safe_name(name), cell, name, scores)
     if examples is not None:
         buf = io.BytesIO()
         np.savez_compressed(buf, **examples)
         atomic.write_bytes(out / EXAMPLES, buf.getvalue())
-    result = {"cell_id": cell.cell_id, **asdict(cell), "model": cell.model, **info,
-              "format": summary.get("format", info.get("format")),
-              "class_names": list(summary.get("class_names") or []),
-              "metrics": flatten_summary(summary), "summary": dict(summary)}
-    atomic.write_json(out / RESULT, result)
+    _write_scores(out, cell, cell.dataset, Scores(summary, per_image, info), test_only=sorted(test_only))
     return out

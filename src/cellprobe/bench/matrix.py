@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cellprobe.bench import layout
-from cellprobe.bench.bench_config import BenchConfig, DatasetSpec, EncoderEntry, FoldSpec
+from cellprobe.bench.bench_config import BenchConfig, DatasetSpec, EncoderEntry, FoldSpec, TestDataset
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,11 @@ class CellTask:
     config: BenchConfig
     bench_dir: Path | None = None  # set by run_bench
     progress: Callable[[str, int, int], None] | None = None  # (label, done, total) inside a cell, e.g. epochs
+    test_only: tuple[TestDataset, ...] = ()  # the test-only datasets this cell is also scored on
+
+    @property
+    def test_only_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.test_only)
 
     def feature_cache_dir(self) -> Path | None:
         """A feature cache shared by the cells that encode the same images with the same weights (seeds of a
@@ -42,12 +47,14 @@ class CellTask:
 
 @dataclass
 class CellOutput:
-    """What a cell function returns: the metrics summary, the per-image table and extra facts."""
+    """What a cell function returns: the metrics summary, the per-image table and extra facts, and the same
+    for each test-only dataset it was scored on (``test_only``: name → its scores)."""
 
     summary: dict[str, Any]
     per_image: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
     examples: dict[str, np.ndarray] | None = None
+    test_only: dict[str, layout.Scores] = field(default_factory=dict)
 
 
 class CellFn(Protocol):
@@ -57,9 +64,10 @@ class CellFn(Protocol):
 def expand(config: BenchConfig) -> Iterator[CellTask]:
     """The matrix in a stable order: dataset, fold, encoder, weights, seed."""
     for dataset in config.datasets:
+        test_only = tuple(config.test_datasets_for(dataset.name))
         for f, fold in enumerate(dataset.folds):
             for encoder in config.encoders:
                 for weights in encoder.weights:
                     for seed in config.seeds:
                         cell = layout.Cell(dataset.name, encoder.name, weights, f, seed)
-                        yield CellTask(cell, dataset, fold, encoder, config)
+                        yield CellTask(cell, dataset, fold, encoder, config, test_only=test_only)

@@ -99,6 +99,18 @@ class DatasetReport:
     p_caveat: str | None = None  # why no p-value is given (None: they are)
     descriptive: list[tuple[str, str, str]] = field(default_factory=list)  # (after metric, column, label)
     winners: dict[str, str] = field(default_factory=dict)  # metric → model supported as its best
+    trained_on: str = ""  # the dataset the cells trained on
+    test_data: str = ""  # the dataset scored (another than trained_on: a test-only dataset of the benchmark)
+
+    @property
+    def cross(self) -> bool:
+        """Scores of models trained on another dataset."""
+        return self.test_data != self.trained_on
+
+
+def section_name(trained_on: str, test_data: str) -> str:
+    """A report section: the dataset scored, and where its models trained when that is another dataset."""
+    return test_data if test_data == trained_on else f"{test_data} (trained on {trained_on})"
 
 
 def build_report(
@@ -114,33 +126,42 @@ def build_report(
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(out_dir, "the report output folder is an existing file, not a folder")
     results = layout.read_results(bench_dir)
-    datasets = [
-        _dataset_report(name, rows, options, progress)
-        for name, rows in results.groupby("dataset", sort=True)
-    ]
-    across = _across(datasets, results, options)
-    md = _markdown(bench_dir, datasets, across, options)
-    page = _html(bench_dir, datasets, across, options)
+    in_domain = results["test_data"] == results["dataset"]
+    # in-domain sections first, then each training dataset's test-only (cross-dataset) sections
+    groups = sorted(results.groupby(["dataset", "test_data"], sort=True), key=lambda g: g[0][0] != g[0][1])
+    datasets = [_dataset_report(section_name(trained, test), rows, options, progress, trained, test)
+                for (trained, test), rows in groups]
+    across = _across([d for d in datasets if not d.cross], results[in_domain], options)
+    transfer = _transfer(datasets)
+    md = _markdown(bench_dir, datasets, across, options, transfer)
+    page = _html(bench_dir, datasets, across, options, transfer)
     atomic.write_text(out_dir / "report.md", md)
     atomic.write_text(out_dir / "report.html", page)
     return out_dir / "report.html", out_dir / "report.md"
 
 
 def _dataset_report(name: str, rows: pd.DataFrame, options: ReportOptions,
-                    progress: Callable[[str, int, int], None] | None) -> DatasetReport:
+                    progress: Callable[[str, int, int], None] | None, trained_on: str = "",
+                    test_data: str = "") -> DatasetReport:
     fmt = str(rows["format"].iloc[0])
     class_names = list(rows["class_names"].iloc[0]) if "class_names" in rows else None
-    per_class_key = next((k for k in PER_CLASS if any(c.startswith(f"{k}.") for c in rows.columns)), None)
+    # the results table holds every section's columns: a section's per-class ones are those of its own classes
+    own = [c for c in rows.columns if "." not in c or (class_names is not None and c.split(".", 1)[1] in class_names)
+           or (class_names is None and rows[c].notna().any())]
+    per_class_key = next((k for k in PER_CLASS if any(c.startswith(f"{k}.") for c in own)), None)
     metrics = [(k, label) for k, label in HEADLINE if k in rows.columns and rows[k].notna().any()]
     if per_class_key:
         metrics += [(c, _per_class_label(per_class_key, c.split(".", 1)[1], fmt))
-                    for c in rows.columns if c.startswith(f"{per_class_key}.")]
+                    for c in own if c.startswith(f"{per_class_key}.")]
     keys = [k for k, _ in metrics]
     primary = next(k for k in (*PRIMARY, *keys) if k in keys)
     means = rows.groupby("model")[keys].mean()
     models = list(means.sort_values(primary, ascending=False).index)
     report = DatasetReport(name, fmt, models, metrics, primary, rows, means.loc[models],
-                           means.loc[models] * np.nan, means.loc[models] * np.nan, pd.DataFrame(), None)
+                           means.loc[models] * np.nan, means.loc[models] * np.nan, pd.DataFrame(), None,
+                           trained_on=trained_on, test_data=test_data)
+    if "scoring" in rows and str(rows["scoring"].iloc[0]).startswith("class-agnostic"):
+        report.notes.append(f"Scored {rows['scoring'].iloc[0]}.")
     report.notes += _missing_notes(rows, metrics)
     tables = [layout.read_per_image(r.cell_dir, r.model, r.fold, r.seed) for r in rows.itertuples()]
     if fmt == "pannuke" and all("tissue" in t.columns for t in tables):
@@ -354,6 +375,75 @@ def _across(datasets: list[DatasetReport], results: pd.DataFrame, options: Repor
     return Across(friedman, metric or "", table, gaps, figure, notes)
 
 
+@dataclass
+class Transfer:
+    """In-domain and cross-dataset scores side by side: per training dataset, each model's ``metric`` with its
+    CI on its own test split and on each test-only dataset (the sections' own estimates and CIs)."""
+
+    metric: str
+    tables: dict[str, list[DatasetReport]]  # training dataset → [in-domain section, cross sections...]
+
+
+#: the metric compared across datasets: class-agnostic scoring of other data keeps PQ, not the per-class ones
+TRANSFER_METRIC = "pq"
+
+
+def _transfer(datasets: list[DatasetReport]) -> Transfer | None:
+    cross = [d for d in datasets if d.cross]
+    if not cross:
+        return None
+    tables: dict[str, list[DatasetReport]] = {}
+    for d in cross:
+        home = [x for x in datasets if not x.cross and x.test_data == d.trained_on]
+        tables.setdefault(d.trained_on, home[:1]).append(d)
+    return Transfer(TRANSFER_METRIC, tables)
+
+
+def _transfer_rows(t: Transfer, trained: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(column names, [(model, cells)]) of one training dataset's side-by-side table."""
+    sections = t.tables[trained]
+    models = list(dict.fromkeys(m for d in sections for m in d.models))
+    rows = []
+    for model in models:
+        cells = []
+        for d in sections:
+            if model not in d.models or t.metric not in d.estimate:
+                cells.append("–")
+                continue
+            mean, ci, _ = _cell(d, model, t.metric)
+            cells.append(f"{mean} {ci}".strip())
+        rows.append((model, cells))
+    names = [("in-domain: " if not d.cross else "") + d.test_data for d in sections]
+    return names, rows
+
+
+def _transfer_md(t: Transfer) -> list[str]:
+    out = ["## In-domain and cross-dataset", "",
+           f"{t.metric.upper()} with its 95% CI on each dataset, by the dataset the decoders trained on (same "
+           "statistics as the sections above; other data is scored class-agnostic where its classes differ).", ""]
+    for trained in t.tables:
+        names, rows = _transfer_rows(t, trained)
+        out += [f"### Trained on {trained}", "", "| model | " + " | ".join(names) + " |",
+                "|---|" + "---|" * len(names)]
+        out += [f"| {model} | " + " | ".join(cells) + " |" for model, cells in rows]
+        out.append("")
+    return out
+
+
+def _transfer_html(t: Transfer) -> str:
+    parts = ["<h2>In-domain and cross-dataset</h2>",
+             f"<p>{html.escape(t.metric.upper())} with its 95% CI on each dataset, by the dataset the decoders "
+             "trained on (same statistics as the sections above; other data is scored class-agnostic where its "
+             "classes differ).</p>"]
+    for trained in t.tables:
+        names, rows = _transfer_rows(t, trained)
+        head = "<tr><th>model</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
+        body = "".join(f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                       + "</tr>" for m, cells in rows)
+        parts += [f"<h3>Trained on {html.escape(trained)}</h3>", f"<table>{head}{body}</table>"]
+    return "\n".join(parts)
+
+
 # ---------------------------------------------------------------- formatting
 
 
@@ -496,7 +586,8 @@ def _gap_units(g: stats.ContrastResult, unit: str) -> str:
     return "–" if g.n_units is None else _units(g.n_units, unit)
 
 
-def _markdown(bench_dir: Path, datasets: list[DatasetReport], across: Across, options: ReportOptions) -> str:
+def _markdown(bench_dir: Path, datasets: list[DatasetReport], across: Across, options: ReportOptions,
+              transfer: Transfer | None = None) -> str:
     out = [f"# cellprobe benchmark report: {bench_dir.name}", "", f"_{date.today().isoformat()}_. "
            + _method_text(options), ""]
     for d in datasets:
@@ -504,6 +595,7 @@ def _markdown(bench_dir: Path, datasets: list[DatasetReport], across: Across, op
                 _leaderboard_md(d), ""]
         out += [*(f"_{n}_  " for n in _footnotes(d)), ""] if _footnotes(d) else []
         out += ["### Paired comparisons", "", _tests_md(d), ""]
+    out += _transfer_md(transfer) if transfer else []
     out += ["## Across datasets", ""]
     if across.friedman is not None:
         f = across.friedman
@@ -573,7 +665,8 @@ def _tests_html(d: DatasetReport) -> str:
     return f"<table>{head}{rows}</table>"
 
 
-def _html(bench_dir: Path, datasets: list[DatasetReport], across: Across, options: ReportOptions) -> str:
+def _html(bench_dir: Path, datasets: list[DatasetReport], across: Across, options: ReportOptions,
+          transfer: Transfer | None = None) -> str:
     parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>cellprobe report: "
              f"{html.escape(bench_dir.name)}</title><style>{CSS}</style></head><body>",
              f"<h1>cellprobe benchmark report: {html.escape(bench_dir.name)}</h1>",
@@ -594,6 +687,8 @@ def _html(bench_dir: Path, datasets: list[DatasetReport], across: Across, option
         examples = plots.examples_figure(d.runs, d.models, options.max_examples)
         if examples is not None:
             parts += ["<h3>Example test patches</h3>", _img(examples, f"{d.name}: example patches")]
+    if transfer:
+        parts.append(_transfer_html(transfer))
     parts.append("<h2>Across datasets</h2>")
     if across.friedman is not None:
         f = across.friedman

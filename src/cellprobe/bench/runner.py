@@ -50,11 +50,12 @@ def _check_same_setup(bench_dir: Path, config: BenchConfig) -> None:
         if old.get(key) != new[key]:
             raise InputError(path, f"'{key}' differs from the benchmark already in this folder; use a new output "
                                    "folder (finished cells would otherwise mix two setups)")
-    old_sets = {d["name"]: d for d in old.get("datasets", [])}
-    for d in new["datasets"]:
-        if d["name"] in old_sets and old_sets[d["name"]] != d:
-            raise InputError(path, f"dataset '{d['name']}' is defined differently from the benchmark already in "
-                                   "this folder; use a new output folder")
+    for section in ("datasets", "test_datasets"):
+        old_sets = {d["name"]: d for d in old.get(section) or []}
+        for d in new[section]:
+            if d["name"] in old_sets and old_sets[d["name"]] != d:
+                raise InputError(path, f"{section} '{d['name']}' is defined differently from the benchmark already "
+                                       "in this folder; use a new output folder")
 
 
 def write_index(bench_dir: Path) -> Path:
@@ -110,7 +111,7 @@ def _run_cells(config: BenchConfig, bench_dir: Path, cell_fn: CellFn, on_cell: C
     for task in expand(config):
         task = replace(task, bench_dir=bench_dir, progress=progress)
         cid = task.cell.cell_id
-        if layout.is_done(bench_dir, task.cell):
+        if layout.is_done(bench_dir, task.cell, task.test_only_names):
             summary.skipped.append(cid)
             if on_cell:
                 on_cell(task, "skip")
@@ -136,7 +137,9 @@ def _run_cells(config: BenchConfig, bench_dir: Path, cell_fn: CellFn, on_cell: C
                 "splits": task.fold.model_dump(mode="json"), "seconds": round(time.perf_counter() - t0, 2), **output.info}
         if info.get("group") is None:
             info["group"] = _registry_group(task.cell.encoder)
-        layout.save_cell(bench_dir, task.cell, output.summary, output.per_image, info, output.examples)
+        test_only = {name: layout.Scores(s.summary, s.per_image, {"group": info["group"], **s.info})
+                     for name, s in output.test_only.items()}
+        layout.save_cell(bench_dir, task.cell, output.summary, output.per_image, info, output.examples, test_only)
         (out_dir / "error.txt").unlink(missing_ok=True)
         write_index(bench_dir)
         summary.done.append(cid)
@@ -197,6 +200,12 @@ def check_cell_inputs(config: BenchConfig) -> None:
             except InputError as exc:
                 raise InputError(exc.path or dataset.path,
                                  f"dataset '{dataset.name}', split '{split}': {exc.problem}") from None
+    for test in config.test_datasets:
+        try:
+            open_dataset(test.path, format=test.format, split=test.split, **test.options)
+        except InputError as exc:
+            raise InputError(exc.path or test.path,
+                             f"test_datasets '{test.name}', split '{test.split}': {exc.problem}") from None
 
 
 def _registry_group(encoder: str) -> str | None:

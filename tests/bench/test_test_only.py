@@ -1,0 +1,108 @@
+"""Test-only datasets (cross-dataset evaluation): every cell is also scored on them, and the report sets those
+scores beside the in-domain ones with the same statistics."""
+
+from __future__ import annotations
+
+import pytest
+
+from cellprobe.bench import layout
+from cellprobe.bench.bench_config import BenchConfig
+from cellprobe.bench.report import ReportOptions, build_report
+from cellprobe.bench.runner import expand, run_bench
+from cellprobe.config import parse_config
+from cellprobe.errors import InputError
+
+from .conftest import GROUPS, synth
+
+BASE = {
+    "datasets": [{"name": "alpha", "path": "/data/a", "folds": [{"train_split": "train", "val_split": "val"}]},
+                 {"name": "beta", "path": "/data/b"}],
+    "encoders": [{"name": "lite0", "weights": ["pretrained", "random"]}],
+}
+
+
+def _config(**changes) -> BenchConfig:
+    return parse_config(BenchConfig, {**BASE, **changes}, "bench.yaml")
+
+
+def test_cells_of_the_named_training_datasets_are_scored_on_test_only_datasets():
+    config = _config(test_datasets=[{"name": "monuseg", "path": "/data/m", "format": "monuseg"},
+                                    {"name": "gamma", "path": "/data/g", "split": "all", "trained_on": ["beta"]}])
+    tasks = list(expand(config))
+    by_dataset = {t.cell.dataset: t.test_only_names for t in tasks}
+    assert by_dataset == {"alpha": ("monuseg",), "beta": ("monuseg", "gamma")}
+
+
+@pytest.mark.parametrize(("entry", "problem"), [
+    ({"name": "alpha", "path": "/data/x"}, "'alpha' is already used"),
+    ({"name": "m", "path": "/data/m", "trained_on": ["nope"]}, "trained_on names 'nope'"),
+    ({"name": "m", "path": "/data/a", "split": "train"}, "split 'train' trains or validates the cells of dataset "
+                                                          "'alpha'"),
+    ({"name": "m", "path": "/data/a", "split": "val", "trained_on": ["alpha"]}, "split 'val' trains or validates"),
+    ({"name": "../m", "path": "/data/m"}, "should match pattern"),
+    ({"name": "m", "path": "/data/m", "trained_on": []}, "at least 1 item"),
+])
+def test_bad_test_only_datasets_are_refused_naming_the_file(entry, problem):
+    with pytest.raises(InputError) as err:
+        _config(test_datasets=[entry])
+    assert err.value.path == "bench.yaml" and problem in err.value.problem
+
+
+def test_the_same_images_under_another_split_are_not_leakage():
+    config = _config(test_datasets=[{"name": "alpha-test", "path": "/data/a", "split": "test"}])
+    assert [t.name for t in config.test_datasets] == ["alpha-test"]
+
+
+class ScoredElsewhere:
+    """A cell function that also returns class-agnostic scores for each test-only dataset of its task."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, tuple[str, ...]]] = []
+
+    def __call__(self, task, work_dir):
+        self.calls.append((task.cell.cell_id, task.test_only_names))
+        quality = 0.9 if task.cell.weights == "pretrained" else 0.6
+        out = synth.fake_cell_output(task.cell.dataset, task.cell.model, task.cell.seed, quality)
+        out.test_only = {name: synth._agnostic_scores(name, task.cell.model, task.cell.seed, quality - 0.2, 8, 48,
+                                                      {"scoring": "class-agnostic"})
+                         for name in task.test_only_names}
+        return out
+
+
+def test_runner_keeps_test_only_scores_and_a_test_dataset_added_later_reruns_the_cells(tmp_path):
+    config = _config(datasets=[BASE["datasets"][1]],
+                     encoders=[{"name": "lite0", "weights": ["pretrained"], "group": "general"}])
+    fn = ScoredElsewhere()
+    run_bench(config, tmp_path, cell_fn=fn)
+    assert fn.calls == [("beta__lite0__pretrained__f0__s0", ())]
+    later = config.model_copy(update={"test_datasets": _config(
+        test_datasets=[{"name": "gamma", "path": "/data/g"}]).test_datasets})
+    run_bench(later, tmp_path, cell_fn=fn)
+    assert fn.calls[1] == ("beta__lite0__pretrained__f0__s0", ("gamma",))
+    results = layout.read_results(tmp_path)
+    assert sorted(zip(results["dataset"], results["test_data"], strict=True)) == [("beta", "beta"), ("beta", "gamma")]
+    gamma = results[results["test_data"] == "gamma"].iloc[0]
+    assert gamma["group"] == "general" and gamma["class_names"] == ["nucleus"]
+    run_bench(later, tmp_path, cell_fn=fn)
+    assert len(fn.calls) == 2  # now finished: skipped
+    changed = later.model_copy(update={"test_datasets": _config(
+        test_datasets=[{"name": "gamma", "path": "/data/other"}]).test_datasets})
+    with pytest.raises(InputError, match="test_datasets 'gamma' is defined differently"):
+        run_bench(changed, tmp_path, cell_fn=fn)
+
+
+def test_report_sets_cross_dataset_scores_beside_in_domain_ones(tmp_path):
+    bench = synth.make_bench(tmp_path / "b", {"uni": 0.95, "vit": 0.6}, datasets=("alpha",), seeds=(0,),
+                             n_images=24, n_sources=12, groups=GROUPS, test_only=("gamma",))
+    _, md_path = build_report(bench, options=ReportOptions(n_boot=50, n_perm=50))
+    md = md_path.read_text()
+    assert "## alpha\n" in md and "## gamma (trained on alpha)" in md
+    assert "Scored class-agnostic" in md
+    table = md.split("## In-domain and cross-dataset", 1)[1].split("## Across datasets", 1)[0]
+    assert "| model | in-domain: alpha | gamma |" in table
+    uni = next(line for line in table.splitlines() if line.startswith("| uni |"))
+    assert uni.count("[") == 2  # a CI in each column
+    # the ranking across datasets counts in-domain sections only
+    assert "One dataset: no ranking across datasets" in md
+    html = (bench / "report.html").read_text()
+    assert "In-domain and cross-dataset" in html and "gamma (trained on alpha)" in html
