@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,9 +71,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_config(model: type[M], data: dict[str, Any], source: str | Path | None = None) -> M:
+def parse_config(model: type[M], data: dict[str, Any], source: str | Path | None = None,
+                 overridden: Mapping[str, str] | None = None) -> M:
     """Validate ``data`` into ``model``, strictly typed; the first problem becomes one InputError line naming
-    ``source`` and the key (``config key 'a.b': message``).
+    ``source`` and the key (``config key 'a.b': message``), or, where the key was set by an override, that
+    override (``overridden``: dotted key → how the user gave it, e.g. ``--set epochs=x``).
 
     User config is validated as JSON in pydantic's strict mode: ``"3"`` is not an integer, ``2.0`` not an
     integer, ``true`` not a number nor ``1`` a boolean (the lax mode casts each silently), while a path
@@ -93,7 +96,9 @@ def parse_config(model: type[M], data: dict[str, Any], source: str | Path | None
         what = f"config key '{where}'" if where else "config"  # no key: a check across keys
         message = first["msg"].removeprefix("Value error, ")
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise InputError(source, f"{what}: {message}{more}") from None
+        given = next((how for key, how in (overridden or {}).items()
+                      if where and (where == key or where.startswith(f"{key}."))), None)
+        raise InputError(given or source, f"{what}: {message}{more}") from None
 
 
 def expand_dotted(data: dict[str, Any]) -> dict[str, Any]:
@@ -113,9 +118,12 @@ def _as_json(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} {value!r}")
 
 
-def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
-    """Load a YAML file into ``model``, applying dotted-key ``overrides`` (e.g. ``{"train.epochs": 3}``)."""
-    return parse_config(model, with_overrides(load_yaml(path), overrides), path)
+def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None,
+                override_flag: str = "--set") -> M:
+    """Load a YAML file into ``model``, applying dotted-key ``overrides`` (e.g. ``{"train.epochs": 3}``); a bad
+    overridden value is reported against ``override_flag``, not the file."""
+    given = {key: f"{override_flag} {key}" for key in overrides or {}}
+    return parse_config(model, with_overrides(load_yaml(path), overrides), path, given)
 
 
 def with_overrides(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -60,3 +60,22 @@ def test_refit_through_the_cli(cli, tmp_path):
     assert rc == 2 and "nowhere" in err and len(err.strip().splitlines()) == 1
     rc, _, err = cli("tune", run)
     assert rc == 2 and "no validation patches" in err and len(err.strip().splitlines()) == 1
+
+
+def test_config_problems_name_where_the_key_was_given(cli, tmp_path):
+    """A bad --set value names --set, not the config file; a key only training can check (class weights
+    against the data's classes, taps against the encoder) names the config file, or the command line."""
+    data = make_tiny_data(tmp_path / "data")
+    cfg = tiny_config(data, tmp_path / "ignored", epochs=1)
+    for key in ("output", "encoder", "data"):
+        cfg.pop(key)
+    cfg_path = tmp_path / "train.yaml"
+    cfg_path.write_text(yaml.safe_dump({**cfg, "loss": {"class_weights": [1.0, 1.0]}}))
+    base = ("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data, "--format", "patches")
+    rc, _, err = cli(*base, "--out", tmp_path / "r1", "--config", cfg_path, "--set", "epochs=x")
+    assert rc == 2 and err.startswith("cellprobe: error: --set epochs: config key 'epochs'"), err
+    rc, _, err = cli(*base, "--out", tmp_path / "r2", "--config", cfg_path)
+    assert rc == 2 and str(cfg_path) in err and "config key 'loss.class_weights': 2 values; needs 3" in err, err
+    rc, _, err = cli(*base, "--out", tmp_path / "r3", "--set", "encoder.taps=[3, 1]")
+    assert rc == 2 and "command line" in err and "config key 'encoder.taps'" in err, err
+    assert err.count("\n") == 1

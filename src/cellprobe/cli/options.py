@@ -7,7 +7,8 @@ and the standard library load here: ``cellprobe --help`` stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -36,6 +37,17 @@ Checkpoint = Annotated[str, typer.Option("--checkpoint", help="best or last.")]
 DatasetFormat = Annotated[str | None, typer.Option("--format", help="Dataset format (default: detected).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace results already in the output folder "
                                                              "(refused otherwise).")]
+# scale-out on Dask (bench; slide): where the independent pieces of work run (cellprobe.cluster)
+Cluster = Annotated[str | None, typer.Option(
+    "--cluster", metavar="local:N|slurm",
+    help="Run the work as Dask tasks: local:N starts N worker processes here (one per GPU when there are GPUs), "
+         "slurm starts workers as SLURM jobs (--cluster-config). Default: in this process, one after another.")]
+ClusterConfig = Annotated[Path | None, typer.Option(
+    "--cluster-config", metavar="FILE.yaml",
+    help="The SLURM jobs of --cluster slurm: partition, account, GPUs, cores, memory, walltime, jobs or adaptive "
+         "bounds, extra sbatch lines (see configs/cluster/slurm.yaml).")]
+Scheduler = Annotated[str | None, typer.Option(
+    "--scheduler", metavar="tcp://HOST:PORT", help="Run the work on the running Dask cluster of this scheduler.")]
 
 
 def parse_key_values(items: Sequence[str], flag: str) -> dict[str, Any]:
@@ -88,6 +100,16 @@ def load_with_sets(model: type[M], path: Path, sets: Sequence[str], base: dict[s
     return load_config(model, path, with_sets(sets, base))
 
 
+def cluster_spec(cluster: str | None, cluster_config: Path | None, scheduler: str | None) -> Any:
+    """The checked ``--cluster`` / ``--cluster-config`` / ``--scheduler`` options
+    (:class:`cellprobe.cluster.ClusterSpec`), None when none is given; Dask loads only then."""
+    if cluster is None and cluster_config is None and scheduler is None:
+        return None
+    from cellprobe.cluster import parse_cluster_spec
+
+    return parse_cluster_spec(cluster, cluster_config, scheduler)
+
+
 def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite: bool) -> None:
     """Result files a command is about to write, checked before any work: not one of its inputs, not the same
     file twice, not a folder, and not an existing file unless ``overwrite``."""
@@ -105,3 +127,18 @@ def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite
             raise InputError(path, "is a folder; give a file name")
         if path.exists() and not overwrite:
             raise InputError(path, "exists already; pass --overwrite to replace it")
+
+
+@contextmanager
+def config_named(source: Path | None) -> Iterator[None]:
+    """A problem with a config key that only training finds out (``config key '...'`` with no file: class
+    weights against the data's classes, taps against the encoder's depth) is reported against the config file,
+    or the command line where the keys came from options."""
+    from cellprobe.errors import InputError
+
+    try:
+        yield
+    except InputError as exc:
+        if exc.path is None and exc.problem.startswith("config key"):
+            raise InputError(source or "command line (--set)", exc.problem) from None
+        raise

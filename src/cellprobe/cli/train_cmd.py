@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train one decoder: best.ckpt, last.ckpt, config.yaml, logs in the run folder. Running the same
         command again resumes an interrupted run (or does nothing on a finished one)."""
-        from cellprobe.cli.options import with_sets
+        from cellprobe.cli.options import config_named, with_sets
         from cellprobe.run.train_config import train_config
         from cellprobe.training.fit import train
 
@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
         if format is not None:
             overrides["data.format"] = format
         cfg = train_config(config if config is not None else {}, with_sets(set_, overrides, fixed=list(overrides)))
-        run = train(cfg)
+        with config_named(config):
+            run = train(cfg)
 
         if not run.finished:
             typer.echo(f"cellprobe: training of {run.path} was interrupted; run the same command to resume", err=True)

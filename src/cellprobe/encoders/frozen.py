@@ -256,8 +256,8 @@ def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", t
     levels = len(_tap_levels(spec, model))
     bad = [t for t in taps if not isinstance(t, int) or not 0 <= t < levels]
     if not taps or bad or len(set(taps)) != len(taps) or list(taps) != sorted(taps):
-        raise InputError(None, f"encoder '{spec.name}': taps must be distinct increasing indices in 0..{levels - 1}, "
-                               f"got {list(taps)}")
+        raise InputError(None, f"config key 'encoder.taps': encoder '{spec.name}' takes distinct increasing "
+                               f"indices in 0..{levels - 1}, got {list(taps)}")
     encoder = FrozenEncoder(spec, model, taps, fit, resolved, input_scale)
     return encoder if str(device) in ("cpu", "meta") else encoder.to(device)
 

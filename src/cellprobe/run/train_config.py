@@ -225,4 +225,5 @@ def train_config(source: TrainConfig | dict[str, Any] | str | Path,
         data, where = source, None
     else:
         data, where = load_yaml(source), source
-    return parse_config(TrainConfig, with_overrides(expand_dotted(data), overrides), where)
+    given = {key: f"--set {key}" for key in overrides or {}}  # a bad override is reported as the user gave it
+    return parse_config(TrainConfig, with_overrides(expand_dotted(data), overrides), where, given)

@@ -100,7 +100,7 @@ def resolve_class_weights(config: TrainConfig, data: TrainData, num_classes: int
         return class_weights_from_counts(class_pixel_counts(data.train, data.train_positions, num_classes,
                                                             data.train_repeats))
     if len(cw) != num_classes + 1:
-        raise InputError(None, f"loss.class_weights has {len(cw)} values; needs {num_classes + 1} "
+        raise InputError(None, f"config key 'loss.class_weights': {len(cw)} values; needs {num_classes + 1} "
                                "(background first, then each class)")
     return list(cw)
 
