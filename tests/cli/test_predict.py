@@ -40,12 +40,46 @@ def test_predict_patches_and_a_large_image(cli, run, tmp_path):
     assert gj["type"] == "FeatureCollection"
     assert len(gj["features"]) == len(np.unique(inst)) - 1
 
-    # results already there are not replaced silently; --overwrite replaces them
-    rc, _, err = cli("predict", run, tmp_path / "large.tif", "--out", out, "--tile", "64", "--overlap", "16", "--device", "cpu")
-    assert rc == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
-    rc, _, err = cli("predict", run, tmp_path / "large.tif", "--out", out, "--tile", "64", "--overlap", "16", "--device", "cpu",
-                     "--overwrite")
+    # the same command again finds its results done; results of another setup are not replaced silently;
+    # --overwrite replaces them
+    before = (out / "large_inst.tif").stat().st_mtime_ns
+    rc, _, err = cli("predict", run, tmp_path / "large.tif", "--out", out, "--tile", "64", "--overlap", "16",
+                     "--device", "cpu")
+    assert rc == 0 and (out / "large_inst.tif").stat().st_mtime_ns == before, err
+    rc, _, err = cli("predict", run, tmp_path / "large.tif", "--out", out, "--tile", "96", "--overlap", "16",
+                     "--device", "cpu")
+    assert rc == 2 and "made otherwise" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = cli("predict", run, tmp_path / "large.tif", "--out", out, "--tile", "96", "--overlap", "16",
+                     "--device", "cpu", "--overwrite")
     assert rc == 0, err
+
+
+def test_a_run_stopped_by_a_damaged_image_resumes_once_it_is_fixed(cli, run, tmp_path):
+    ds = open_dataset(shared_data(), format="patches", split="test")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(3):
+        Image.fromarray(ds[i].image).save(inputs / f"p{i}.png")
+    good = (inputs / "p2.png").read_bytes()
+    (inputs / "p2.png").write_bytes(good[: len(good) // 2])  # the header reads, the pixels do not
+    out = tmp_path / "out"
+    rc, _, err = cli("predict", run, inputs, "--out", out, "--device", "cpu")
+    assert rc == 2 and "p2.png" in err and len(err.strip().splitlines()) == 1
+    assert (out / "p0_inst.tif").is_file() and not (out / "p2_inst.tif").exists()
+    first = (out / "p0_inst.tif").stat().st_mtime_ns
+    (inputs / "p2.png").write_bytes(good)
+    rc, stdout, err = cli("predict", run, inputs, "--out", out, "--device", "cpu")
+    assert rc == 0 and "3 image(s)" in stdout, err
+    assert (out / "p0_inst.tif").stat().st_mtime_ns == first and (out / "p2_inst.tif").is_file()
+
+
+def test_the_output_folder_cannot_be_an_input_folder(cli, run, tmp_path):
+    ds = open_dataset(shared_data(), format="patches", split="test")
+    Image.fromarray(ds[0].image).save(tmp_path / "p0.png")
+    for given in (tmp_path, tmp_path / "p0.png"):
+        rc, _, err = cli("predict", run, given, "--out", tmp_path, "--overwrite")
+        assert rc == 2 and "is the folder of the input" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p0.png"]
 
 
 def test_wrong_inputs(cli, run, tmp_path):

@@ -26,15 +26,19 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
 
         from cellprobe.config import parse_config
-        from cellprobe.inference.predict import collect_inputs, predict_files, prepare_output
+        from cellprobe.inference.predict import check_inputs, collect_inputs, predict_files, prepare_output
         from cellprobe.inference.segmenter import Segmenter
         from cellprobe.inference.window import WindowConfig
 
         files = collect_inputs(inputs)
         window = parse_config(WindowConfig, {"tile": tile, "overlap": overlap}, "--tile/--overlap")
-        prepare_output(out, files, overwrite)  # before the run is loaded: a refused command costs nothing
+        # what the results depend on: a rerun with the same setup resumes, another is refused without --overwrite
+        setup = {"run": str(run.resolve()), "checkpoint": checkpoint, "window": window.model_dump(), "tta": tta}
+        check_inputs(files)  # before the run is loaded or anything written: a refused command costs nothing
+        prepare_output(out, files, overwrite, setup)
         segmenter = Segmenter(run, checkpoint=checkpoint, device=device, window=window, tta=tta)
         with Progress(transient=True) as bar:
             task = bar.add_task("predicting", total=len(files))
-            predict_files(segmenter, files, out, progress=lambda _p: bar.advance(task), overwrite=overwrite)
+            predict_files(segmenter, files, out, progress=lambda _p: bar.advance(task), overwrite=overwrite,
+                          setup=setup)
         typer.echo(f"wrote predictions for {len(files)} image(s) to {out}")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
+from cellprobe import atomic
 from cellprobe.errors import InputError
 from cellprobe.inference.export import prediction_paths, write_prediction
 from cellprobe.inference.segmenter import Segmenter
@@ -38,14 +41,53 @@ def output_names(stem: str) -> list[str]:
     return [p.name for p in prediction_paths(Path("."), stem).values()]
 
 
-def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False) -> None:
-    """Check ``out_dir`` before any image is segmented: it must be (or become) a folder, and it must not hold
-    results for these inputs unless ``overwrite``. Temporary files a killed run left there are removed."""
+#: what a predict output folder records: the setup its results were made with and the inputs finished, so that
+#: a killed or failed run resumes (same setup) and results of another setup are never mixed in silently
+MANIFEST = ".cellprobe-predict.json"
+
+
+def check_inputs(files: Sequence[Path]) -> None:
+    """Every input is a readable image (its header: size, depth, frames), checked before anything is written:
+    a bad file late in a folder must not stop a run half-way."""
+    from cellprobe.data.io import image_size
+
+    for path in files:
+        image_size(path)
+
+
+def _manifest(out_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def finished_inputs(out_dir: Path, files: Sequence[Path], setup: dict[str, Any]) -> set[str]:
+    """Stems of the inputs whose results in ``out_dir`` were made with ``setup`` and are complete."""
+    manifest = _manifest(out_dir)
+    if manifest.get("setup") != setup:
+        return set()
+    done = set(manifest.get("done") or [])
+    return {f.stem for f in files if f.stem in done
+            and all((out_dir / n).is_file() for n in output_names(f.stem))}
+
+
+def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False,
+                   setup: dict[str, Any] | None = None) -> None:
+    """Check ``out_dir`` before any image is segmented: it must be (or become) a folder other than an input's,
+    and it must not hold results for these inputs made otherwise (another run or setup, or no record) unless
+    ``overwrite``; results of the same ``setup`` are resumed. Temporary files a killed run left there are
+    removed."""
     for parent in (out_dir, *out_dir.parents):
         if parent.exists() and not parent.is_dir():
             raise InputError(parent, "--out must be a folder, and this is a file")
         if parent.exists():
             break
+    folders = {f.parent.resolve(): f for f in files}
+    if out_dir.resolve() in folders:
+        raise InputError(out_dir, f"--out is the folder of the input {folders[out_dir.resolve()]}: its results "
+                                  "would be read as inputs by the next run; give another folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -53,24 +95,42 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
     for name in (n for f in files for n in output_names(f.stem)):
         for stale in out_dir.glob(f".{name}.*.tmp"):  # an atomic write that a kill interrupted
             stale.unlink(missing_ok=True)
-    if not overwrite:
-        existing = [out_dir / n for f in files for n in output_names(f.stem) if (out_dir / n).exists()]
-        if existing:
-            raise InputError(existing[0], f"already holds results ({len(existing)} file(s) of these inputs in "
-                                          f"{out_dir}); pass --overwrite to replace them")
+    if overwrite:
+        return
+    resumable = finished_inputs(out_dir, files, setup) if setup is not None else set()
+    manifest = _manifest(out_dir)
+    same_setup = setup is not None and manifest.get("setup") == setup
+    existing = [out_dir / n for f in files for n in output_names(f.stem)
+                if (out_dir / n).exists() and not same_setup and f.stem not in resumable]
+    if existing:
+        raise InputError(existing[0], f"already holds results ({len(existing)} file(s) of these inputs in "
+                                      f"{out_dir}) made otherwise; pass --overwrite to replace them")
 
 
 def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
-                  progress: Callable[[Path], None] | None = None, overwrite: bool = False) -> list[dict[str, Path]]:
-    """Segment each file and write its outputs to ``out_dir``; returns the paths written per file."""
+                  progress: Callable[[Path], None] | None = None, overwrite: bool = False,
+                  setup: dict[str, Any] | None = None) -> list[dict[str, Path]]:
+    """Segment each file and write its outputs to ``out_dir``; returns the paths written per file. With a
+    ``setup`` (what the results depend on), the folder records it and each finished input, so a rerun of a
+    killed or failed run skips what is done."""
     from cellprobe.data.io import read_image
 
-    prepare_output(out_dir, files, overwrite)
+    check_inputs(files)
+    prepare_output(out_dir, files, overwrite, setup)
+    done = set() if overwrite or setup is None else finished_inputs(out_dir, files, setup)
+    recorded = set(_manifest(out_dir).get("done") or []) if done else set()  # other inputs of this setup
     written = []
     for path in files:
-        image = read_image(path)
-        inst, cls_map, types = segmenter.segment(image)
-        written.append(write_prediction(out_dir, path.stem, image, inst, cls_map, types, segmenter.class_names))
+        if path.stem in done:
+            written.append(prediction_paths(out_dir, path.stem))
+        else:
+            image = read_image(path)
+            inst, cls_map, types = segmenter.segment(image)
+            written.append(write_prediction(out_dir, path.stem, image, inst, cls_map, types,
+                                            segmenter.class_names))
+            done.add(path.stem)
+            if setup is not None:
+                atomic.write_json(out_dir / MANIFEST, {"setup": setup, "done": sorted(done | recorded)})
         if progress is not None:
             progress(path)
     return written
