@@ -120,3 +120,19 @@ def test_fewer_units_than_min_units_withhold_p_values_and_the_winner(many_source
 ])
 def test_design_caveats(n, options, ci, p):
     assert _design_caveats(n, "source image", options) == (ci, p)
+
+
+def test_a_metric_undefined_in_every_run_is_one_short_note():
+    import numpy as np
+    import pandas as pd
+
+    from cellprobe.bench.report import _missing_notes
+
+    rows = pd.DataFrame({"model": ["a", "b"], "fold": [0, 0], "seed": [0, 0], "pq": [0.5, 0.6],
+                         "f1_per_class.x": [np.nan, np.nan], "f1_per_class.y": [np.nan, np.nan],
+                         "f1_per_class.z": [0.4, np.nan]})
+    notes = _missing_notes(rows, [("pq", "PQ"), ("f1_per_class.x", "F1 x"), ("f1_per_class.y", "F1 y"),
+                                  ("f1_per_class.z", "F1 z")])
+    assert len(notes) == 2
+    assert notes[0].startswith("F1 z: no value (NaN) in 1 run(s) (b fold 0 seed 0)")
+    assert notes[1].startswith("No value (NaN) in any run: F1 x, F1 y")

@@ -207,14 +207,20 @@ def _dataset_report(name: str, rows: pd.DataFrame, options: ReportOptions,
 def _missing_notes(rows: pd.DataFrame, metrics: list[tuple[str, str]]) -> list[str]:
     """Runs without a value (NaN) for a metric, said out loud: a model's mean ± sd of that metric is over its
     other runs only (the CIs and tests re-aggregate the per-image tables and are not affected)."""
-    notes = []
+    notes, undefined = [], []
     for key, label in metrics:
         missing = rows[rows[key].isna()]
         if missing.empty:
             continue
+        if len(missing) == len(rows):  # undefined for every run (e.g. a class absent from the test images)
+            undefined.append(label)
+            continue
         cells = ", ".join(f"{r.model} fold {r.fold} seed {r.seed}" for r in missing.itertuples())
         notes.append(f"{label}: no value (NaN) in {len(missing)} run(s) ({cells}); the mean ± sd of that model "
                      "is over its other runs only.")
+    if undefined:
+        notes.append(f"No value (NaN) in any run: {', '.join(undefined)} (undefined on these test "
+                     "images, e.g. a class none of them holds).")
     return notes
 
 
