@@ -18,12 +18,18 @@ def run(tmp_path_factory):
     return shared_run(tmp_path_factory)
 
 
-def test_predict_patches_and_a_large_image(cli, run, tmp_path):
+def _patch_folder(folder, count: int, prefix: str = "patch"):
+    """``count`` test patches of the tiny data as PNG files in ``folder``; returns the dataset."""
     ds = open_dataset(shared_data(), format="patches", split="test")
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(ds[i].image).save(folder / f"{prefix}{i}.png")
+    return ds
+
+
+def test_predict_patches_and_a_large_image(cli, run, tmp_path):
+    ds = _patch_folder(tmp_path / "in", 2)
     inputs = tmp_path / "in"
-    inputs.mkdir()
-    for i in range(2):
-        Image.fromarray(ds[i].image).save(inputs / f"patch{i}.png")
     tiles = [ds[i].image for i in range(4)]
     large = np.concatenate([np.concatenate(tiles[:2], 1), np.concatenate(tiles[2:], 1)] * 2, 0)  # 256 × 128
     tifffile.imwrite(tmp_path / "large.tif", large)
@@ -55,11 +61,8 @@ def test_predict_patches_and_a_large_image(cli, run, tmp_path):
 
 
 def test_a_run_stopped_by_a_damaged_image_resumes_once_it_is_fixed(cli, run, tmp_path):
-    ds = open_dataset(shared_data(), format="patches", split="test")
     inputs = tmp_path / "in"
-    inputs.mkdir()
-    for i in range(3):
-        Image.fromarray(ds[i].image).save(inputs / f"p{i}.png")
+    _patch_folder(inputs, 3, "p")
     good = (inputs / "p2.png").read_bytes()
     (inputs / "p2.png").write_bytes(good[: len(good) // 2])  # the header reads, the pixels do not
     out = tmp_path / "out"
@@ -74,8 +77,7 @@ def test_a_run_stopped_by_a_damaged_image_resumes_once_it_is_fixed(cli, run, tmp
 
 
 def test_the_output_folder_cannot_be_an_input_folder(cli, run, tmp_path):
-    ds = open_dataset(shared_data(), format="patches", split="test")
-    Image.fromarray(ds[0].image).save(tmp_path / "p0.png")
+    _patch_folder(tmp_path, 1, "p")
     for given in (tmp_path, tmp_path / "p0.png"):
         rc, _, err = cli("predict", run, given, "--out", tmp_path, "--overwrite")
         assert rc == 2 and "is the folder of the input" in err and len(err.strip().splitlines()) == 1
