@@ -144,6 +144,13 @@ def test_a_damaged_result_is_not_a_finished_cell(tmp_path):
     again = FakeCell()
     run_bench(cfg, tmp_path, again)
     assert again.calls == [task.cell.cell_id] and layout.is_done(tmp_path, task.cell)
+    table = layout.cell_dir(tmp_path, task.cell) / layout.PER_IMAGE
+    for damage in (lambda: table.write_bytes(table.read_bytes()[:100]), table.unlink):
+        damage()  # the per-image table torn or lost: the report could not use the cell
+        assert not layout.is_done(tmp_path, task.cell)
+        run_bench(cfg, tmp_path, again)
+        assert layout.is_done(tmp_path, task.cell)
+    assert again.calls == [task.cell.cell_id] * 3
 
 
 def test_feature_caches_stay_inside_the_benchmark_folder(tmp_path):
@@ -163,3 +170,10 @@ def test_a_second_bench_on_a_folder_in_use_is_refused(tmp_path):
     assert cell.attempts == 0 and not (tmp_path / "out" / layout.CONFIG).exists()
     run_bench(_config(seeds=[0]), tmp_path / "out", cell)
     assert cell.attempts == 4
+
+
+def test_finished_cells_outside_the_current_matrix_are_named(tmp_path):
+    run_bench(_config(seeds=[0, 1]), tmp_path, FakeCell())
+    summary = run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    assert len(summary.skipped) == 4 and len(summary.outside) == 4
+    assert all(cid.endswith("__s1") for cid in summary.outside)

@@ -7,12 +7,13 @@ function, :func:`cellprobe.bench.cell.run_cell` by default, injectable for tests
 
 from __future__ import annotations
 
-import functools
+import json
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,10 +21,13 @@ from cellprobe import atomic
 from cellprobe.bench import layout
 from cellprobe.bench.bench_config import BenchConfig
 from cellprobe.bench.cell import run_cell
-from cellprobe.bench.matrix import CellFn, CellTask, expand
+from cellprobe.bench.matrix import CellFn, CellOutput, CellTask, expand
 from cellprobe.config import dump_config, parse_config
 from cellprobe.errors import InputError
 from cellprobe.locking import exclusive
+
+if TYPE_CHECKING:
+    from cellprobe.cluster import ClusterSpec
 
 
 @dataclass
@@ -32,6 +36,8 @@ class BenchSummary:
     skipped: list[str] = field(default_factory=list)  # already finished before
     failed: dict[str, str] = field(default_factory=dict)  # cell id → one-line error
     seconds: float = 0.0
+    # finished cells of the folder outside this config's matrix (an earlier run's seeds, say): the report keeps them
+    outside: list[str] = field(default_factory=list)
 
 
 #: the bench config's keys that change a cell's results (datasets are compared by name below); the others
@@ -74,6 +80,8 @@ def run_bench(
     on_cell: Callable[[CellTask, str], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     check_inputs: bool | None = None,
+    cluster: ClusterSpec | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> BenchSummary:
     """Run every unfinished cell of the matrix into ``bench_dir``.
 
@@ -83,6 +91,8 @@ def run_bench(
     in which case the error is kept in the cell's ``error.txt`` and the next cell runs.
     ``check_inputs`` (default: when the cell function is :func:`run_cell`) checks the datasets, splits,
     encoders and weights files up front (:func:`check_cell_inputs`); an injected cell function may use its own.
+    ``cluster``: run the cells as tasks of a Dask cluster (:mod:`cellprobe.bench.dispatch`), announcing it
+    through ``notify(line)``; None runs them here, one after another.
     """
     check_inputs = cell_fn is None if check_inputs is None else check_inputs
     cell_fn = run_cell if cell_fn is None else cell_fn
@@ -93,13 +103,21 @@ def run_bench(
     if bench_dir.exists() and not bench_dir.is_dir():
         raise InputError(bench_dir, "the benchmark output folder is an existing file, not a folder")
     parse_config(BenchConfig, config.model_dump(), "benchmark config")
-    if config.tune:
-        check_tune_metric(config.tune_metric)
     if check_inputs:
         check_cell_inputs(config)
+    check_distinct_data(config)
     _check_same_setup(bench_dir, config)
     with exclusive(bench_dir, "a benchmark"):  # a second bench on this folder would run the same cells
-        return _run_cells(config, bench_dir, cell_fn, on_cell, progress)
+        if cluster is not None:
+            from cellprobe.bench.dispatch import dispatch_cells
+
+            summary = dispatch_cells(config, bench_dir, cell_fn, cluster, on_cell, progress, notify)
+        else:
+            summary = _run_cells(config, bench_dir, cell_fn, on_cell, progress)
+    matrix = {task.cell.cell_id for task in expand(config)}
+    summary.outside = sorted(p.parent.name for p in (bench_dir / "cells").glob(f"*/{layout.RESULT}")
+                             if p.parent.name not in matrix)
+    return summary
 
 
 def _run_cells(config: BenchConfig, bench_dir: Path, cell_fn: CellFn, on_cell: Callable[[CellTask, str], None] | None,
@@ -128,19 +146,11 @@ def _run_cells(config: BenchConfig, bench_dir: Path, cell_fn: CellFn, on_cell: C
         except Exception as exc:
             if config.on_error == "stop":
                 raise
-            atomic.write_text(out_dir / "error.txt", traceback.format_exc())
-            summary.failed[cid] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            summary.failed[cid] = record_failure(out_dir, exc)
             if on_cell:
                 on_cell(task, "failed")
             continue
-        info = {"group": task.encoder.group, "dataset_path": str(task.dataset.path),
-                "splits": task.fold.model_dump(mode="json"), "seconds": round(time.perf_counter() - t0, 2), **output.info}
-        if info.get("group") is None:
-            info["group"] = _registry_group(task.cell.encoder)
-        test_only = {name: layout.Scores(s.summary, s.per_image, {"group": info["group"], **s.info})
-                     for name, s in output.test_only.items()}
-        layout.save_cell(bench_dir, task.cell, output.summary, output.per_image, info, output.examples, test_only)
-        (out_dir / "error.txt").unlink(missing_ok=True)
+        save_output(task, output, time.perf_counter() - t0)
         write_index(bench_dir)
         summary.done.append(cid)
         if on_cell:
@@ -149,28 +159,23 @@ def _run_cells(config: BenchConfig, bench_dir: Path, cell_fn: CellFn, on_cell: C
     return summary
 
 
-@functools.cache
-def tune_metrics() -> tuple[str, ...]:
-    """The metrics the tuning can maximise: the scalar metrics of :func:`cellprobe.metrics.score_maps`'s summary
-    (what :func:`cellprobe.postprocess.param_search` reads its metric from), found from a one-patch summary."""
-    import numpy as np
-
-    from cellprobe.metrics import score_maps
-
-    inst = np.zeros((8, 8), np.int32)
-    inst[2:5, 2:5] = 1
-    cls = (inst > 0).astype(np.uint8)
-    summary = score_maps([inst], [cls], [inst], [cls], num_classes=1, image_names=["probe"],
-                         sources=("truth", "prediction")).summary
-    return tuple(k for k, v in summary.items()
-                 if isinstance(v, int | float) and not isinstance(v, bool) and k != "num_images")
+def save_output(task: CellTask, output: CellOutput, seconds: float, **extra: object) -> None:
+    """Write a finished cell's results (result.json last: the cell is done) with its identity and timing;
+    ``extra``: more facts for its row (e.g. the host a distributed run used)."""
+    info = {"group": task.encoder.group, "dataset_path": str(task.dataset.path),
+            "splits": task.fold.model_dump(mode="json"), "seconds": round(seconds, 2), **output.info, **extra}
+    if info.get("group") is None:
+        info["group"] = _registry_group(task.cell.encoder)
+    test_only = {name: layout.Scores(s.summary, s.per_image, {"group": info["group"], **s.info})
+                 for name, s in output.test_only.items()}
+    layout.save_cell(task.bench_dir, task.cell, output.summary, output.per_image, info, output.examples, test_only)
+    (layout.cell_dir(task.bench_dir, task.cell) / "error.txt").unlink(missing_ok=True)
 
 
-def check_tune_metric(metric: str) -> None:
-    """``metric`` is one the tuning knows (else every cell would fail after training)."""
-    known = tune_metrics()
-    if metric not in known:
-        raise InputError(None, f"config key 'tune_metric': unknown metric '{metric}' (known: {', '.join(known)})")
+def record_failure(out_dir: Path, exc: BaseException) -> str:
+    """Keep a failed cell's traceback in its ``error.txt``; returns the one-line error of the summary."""
+    atomic.write_text(out_dir / "error.txt", "".join(traceback.format_exception(exc)))
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
 def check_cell_inputs(config: BenchConfig) -> None:
@@ -206,6 +211,41 @@ def check_cell_inputs(config: BenchConfig) -> None:
         except InputError as exc:
             raise InputError(exc.path or test.path,
                              f"test_datasets '{test.name}', split '{test.split}': {exc.problem}") from None
+
+
+def _data_key(source: Any) -> tuple[str, str, str]:
+    """What makes two data sources the same data: the resolved folder, the format (detected where not given)
+    and the reader options."""
+    from cellprobe.data.formats import detect_format
+
+    fmt = source.format or (detect_format(source.path) if Path(source.path).exists() else "")
+    return str(Path(source.path).resolve()), fmt, json.dumps(source.options, sort_keys=True, default=str)
+
+
+def check_distinct_data(config: BenchConfig) -> None:
+    """No dataset listed twice under two names (its cells would be duplicates), and no test-only dataset that
+    scores a split a cell trained, validated or was already tested on, however its path or format is spelled
+    (a split's own folder given as the path included)."""
+    seen: dict[tuple[str, str, str], str] = {}
+    for d in config.datasets:
+        key = _data_key(d)
+        if key in seen:
+            raise InputError(d.path, f"datasets '{seen[key]}' and '{d.name}' are the same data (folder, format "
+                                     "and options); list it once, with several folds")
+        seen[key] = d.name
+    for t in config.test_datasets:
+        t_key, t_path = _data_key(t), Path(t.path).resolve()
+        for name in t.trained_on or [d.name for d in config.datasets]:
+            d = next(x for x in config.datasets if x.name == name)
+            d_path = Path(d.path).resolve()
+            inside = t_path.relative_to(d_path).parts[:1] if t_path.is_relative_to(d_path) else ()
+            for f_i, fold in enumerate(d.folds):
+                used = {fold.train_split: "trains", fold.val_split: "validates", fold.test_split: "already tests"}
+                split = t.split if t_key == _data_key(d) else (inside[0] if inside else None)
+                if split in used and split is not None:
+                    raise InputError(t.path, f"test_datasets '{t.name}': split '{split}' of this data {used[split]} "
+                                             f"the cells of dataset '{name}' (fold {f_i}); a test-only dataset must "
+                                             "be other data")
 
 
 def _registry_group(encoder: str) -> str | None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cellprobe.cli.options import Sets
+from cellprobe.cli.options import Cluster, ClusterConfig, Scheduler, Sets
 
 
 def register(app: typer.Typer) -> None:
@@ -17,16 +17,21 @@ def register(app: typer.Typer) -> None:
                                                                   "config, else runs/bench/<name>)."),
         set_: Sets = (),
         report: bool = typer.Option(True, help="Write the report when every cell is done."),
+        cluster: Cluster = None,
+        cluster_config: ClusterConfig = None,
+        scheduler: Scheduler = None,
     ) -> None:
         """Train and evaluate every cell of an encoders × datasets × folds × seeds matrix; finished cells are
-        skipped, so a killed run resumes where it stopped."""
+        skipped, so a killed run resumes where it stopped. With --cluster or --scheduler the cells run as
+        tasks of a Dask cluster."""
         from cellprobe.bench.bench_config import BenchConfig
         from cellprobe.bench.report import ReportOptions
         from cellprobe.cli.matrix_run import run_and_report
-        from cellprobe.cli.options import load_with_sets
+        from cellprobe.cli.options import cluster_spec, load_with_sets
 
+        spec = cluster_spec(cluster, cluster_config, scheduler)  # checked before any work
         cfg = load_with_sets(BenchConfig, config, set_).resolve_paths(config.resolve().parent)
         bench_dir = out or cfg.output or Path("runs") / "bench" / cfg.name
-        html = run_and_report(cfg, bench_dir, ReportOptions() if report else None)
+        html = run_and_report(cfg, bench_dir, ReportOptions() if report else None, cluster=spec)
         if html is not None:
             typer.echo(f"report: {html}")
