@@ -38,3 +38,17 @@ def test_infinite_or_nan_settings_are_refused(tmp_path, text):
 def test_json_results_hold_no_infinity(tmp_path):
     atomic.write_json(tmp_path / "r.json", {"best": float("inf"), "worst": float("-inf"), "nan": float("nan")})
     assert json.loads((tmp_path / "r.json").read_text()) == {"best": None, "worst": None, "nan": None}
+
+
+def test_exponent_floats_are_numbers_as_in_yaml_1_2(tmp_path):
+    """PyYAML reads 1e-3 as the string '1e-3' (YAML 1.1), which strict typing would refuse with a puzzling
+    'valid number' message: config files and --set values read it as the number a user meant."""
+    from cellprobe.cli.options import parse_sets
+    from cellprobe.config import load_config
+    from cellprobe.run.train_config import TrainSettings
+
+    path = tmp_path / "train.yaml"
+    path.write_text("lr: 1e-3\nweight_decay: 5E-5\n")
+    cfg = load_config(TrainSettings, path, parse_sets(["lr=2e-4"]))
+    assert cfg.lr == 2e-4 and cfg.weight_decay == 5e-5
+    assert parse_sets(["name='1e-3'"]) == {"name": "1e-3"}  # quoted: still a string

@@ -45,6 +45,33 @@ def current_umask() -> int:
     return mask
 
 
+def output_folder(path: str | Path, option: str = "--out", create: bool = True) -> Path:
+    """``path`` checked as an output folder before a command works: a file on the way, or a folder that cannot
+    be made or written, is one line naming it. ``create``: make it (with parents) now; otherwise only prove
+    that it can be made, by making and removing a probe folder in its nearest existing ancestor."""
+    from cellprobe.errors import InputError
+
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise InputError(existing, f"{option} must be a folder, and this is a file")
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=".cellprobe-probe.", dir=path if create else existing))
+    except OSError as exc:
+        raise InputError(path, f"cannot create or write the {option} folder ({exc.strerror or exc})") from None
+    return path
+
+
+def temporary_folder(parent: str | Path, prefix: str) -> Path:
+    """A new, uniquely named folder in ``parent`` with the permissions ``mkdir`` would give it (0777 less the
+    umask; ``mkdtemp`` alone makes it 0700, hiding results from a lab's group)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(folder, 0o777 & ~current_umask())
+    return folder
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)

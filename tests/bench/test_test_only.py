@@ -36,9 +36,6 @@ def test_cells_of_the_named_training_datasets_are_scored_on_test_only_datasets()
 @pytest.mark.parametrize(("entry", "problem"), [
     ({"name": "alpha", "path": "/data/x"}, "'alpha' is already used"),
     ({"name": "m", "path": "/data/m", "trained_on": ["nope"]}, "trained_on names 'nope'"),
-    ({"name": "m", "path": "/data/a", "split": "train"}, "split 'train' trains or validates the cells of dataset "
-                                                          "'alpha'"),
-    ({"name": "m", "path": "/data/a", "split": "val", "trained_on": ["alpha"]}, "split 'val' trains or validates"),
     ({"name": "../m", "path": "/data/m"}, "should match pattern"),
     ({"name": "m", "path": "/data/m", "trained_on": []}, "at least 1 item"),
 ])
@@ -48,9 +45,43 @@ def test_bad_test_only_datasets_are_refused_naming_the_file(entry, problem):
     assert err.value.path == "bench.yaml" and problem in err.value.problem
 
 
-def test_the_same_images_under_another_split_are_not_leakage():
-    config = _config(test_datasets=[{"name": "alpha-test", "path": "/data/a", "split": "test"}])
-    assert [t.name for t in config.test_datasets] == ["alpha-test"]
+def _patches_release(root):
+    """A folder in the patches layout (train/, val/, test/), detectable without a format."""
+    from tests.training.tiny import make_tiny_data
+
+    data = make_tiny_data(root)
+    (data / "val").mkdir(exist_ok=True)
+    return data
+
+
+@pytest.mark.parametrize(("entry", "problem"), [
+    ({"split": "train"}, "split 'train' of this data trains the cells of dataset 'alpha'"),
+    ({"split": "train", "format": "patches"}, "trains"),
+    ({"split": "test", "path_suffix": "/."}, "already tests"),
+    ({"split": "all", "path_suffix": "/train"}, "split 'train' of this data trains"),
+])
+def test_test_only_data_must_be_other_data_however_it_is_spelled(tmp_path, entry, problem):
+    from cellprobe.bench.runner import check_distinct_data
+
+    data = _patches_release(tmp_path / "data")
+    entry = dict(entry)
+    path = str(data) + entry.pop("path_suffix", "")
+    config = _config(datasets=[{"name": "alpha", "path": str(data), "format": "patches",
+                                "folds": [{"train_split": "train", "val_split": None, "test_split": "test"}]}],
+                     test_datasets=[{"name": "m", "path": path, **entry}])
+    with pytest.raises(InputError, match=problem) as err:
+        check_distinct_data(config)
+    assert "test_datasets 'm'" in err.value.problem
+
+
+def test_one_dataset_listed_under_two_names_is_refused(tmp_path):
+    from cellprobe.bench.runner import check_distinct_data
+
+    data = _patches_release(tmp_path / "data")
+    config = _config(datasets=[{"name": "a", "path": str(data), "format": "patches"},
+                               {"name": "b", "path": str(data) + "/."}])
+    with pytest.raises(InputError, match="datasets 'a' and 'b' are the same data"):
+        check_distinct_data(config)
 
 
 class ScoredElsewhere:

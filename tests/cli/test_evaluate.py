@@ -41,3 +41,18 @@ def test_not_a_run_or_another_version(cli, tmp_path):
     (tmp_path / "config.yaml").write_text("output: x\n")
     rc, _, err = cli("evaluate", tmp_path, "--data", tmp_path)
     assert rc == 2 and "cellprobe 0.0.0" in err
+
+
+def test_evaluate_refuses_what_it_cannot_write_or_would_replace_silently(cli, run, tmp_path):
+    base = ("evaluate", run, "--data", shared_data(), "--split", "test", "--format", "patches", "--device", "cpu")
+    (tmp_path / "a-file").write_text("")
+    for out in ("/proc/no-such", str(tmp_path / "a-file" / "x")):
+        rc, _, err = cli(*base, "--out", out)
+        assert rc == 2 and err.count("\n") == 1, err
+    rc, _, err = cli(*base, "--out", tmp_path)
+    assert rc == 0, err
+    for other in (("--tta", "2"), ("--checkpoint", "last")):  # the same data scored otherwise: not replaced unasked
+        rc, _, err = cli(*base, "--out", tmp_path, *other)
+        assert rc == 2 and "--overwrite" in err and err.count("\n") == 1, err
+    rc, _, err = cli(*base, "--out", tmp_path, "--tta", "2", "--overwrite")
+    assert rc == 0 and json.loads((tmp_path / "metrics.json").read_text())["evaluation"]["tta_views"] == 2

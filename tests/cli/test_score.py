@@ -154,3 +154,9 @@ def test_result_files_never_replace_inputs_or_earlier_results(cli, tmp_path):
     rc, _, err = cli(*base, "--json", tmp_path / "s.json")
     assert rc == 2 and "--overwrite" in err
     assert cli(*base, "--json", tmp_path / "s.json", "--overwrite")[0] == 0
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_scoring(cli, conic_files):
+    true, pred = conic_files
+    rc, out, err = cli("score", "--format", "conic", "--true", true, "--pred", pred, "--json", "/proc/no/o.json")
+    assert rc == 2 and out == "" and "cannot create or write" in err and err.count("\n") == 1, err

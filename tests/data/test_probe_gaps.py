@@ -161,3 +161,36 @@ def test_catalog_format_must_be_a_reader_or_null(tmp_path):
     assert err.value.path == str(path)
     assert load_catalog(_entry(tmp_path, format=None))["mine"].format is None
     assert load_catalog(_entry(tmp_path, format="folder"))["mine"].format == "folder"
+
+
+def test_a_split_folder_without_its_labels_is_named_not_dropped(tmp_path):
+    """Second probe: a split folder that lost labels.npz (or has a folder in its place) disappeared from the
+    dataset's splits without a word."""
+    from cellprobe.data import open_dataset
+    from cellprobe.data.fixtures import synthetic_set, write_patches
+
+    root = tmp_path / "ds"
+    for split in ("train", "test"):
+        write_patches(root / split, *synthetic_set(2, size=32), ["a", "b"], ["s1", "s2"])
+    (root / "test" / "labels.npz").unlink()
+    with pytest.raises(InputError, match=r"is missing: the split folder .test. has patch_info\.csv and images") as err:
+        open_dataset(root, format="patches", split="train")
+    assert err.value.path == str(root / "test" / "labels.npz")
+    (root / "test" / "labels.npz").mkdir()
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        open_dataset(root, format="patches", split="train")
+
+
+def test_an_empty_source_image_is_refused_naming_the_row(tmp_path):
+    from cellprobe.data import open_dataset
+    from cellprobe.data.fixtures import synthetic_set, write_patches
+
+    folder = tmp_path / "ds" / "test"
+    write_patches(folder, *synthetic_set(2, size=32), ["a", "b"], ["s1", "s2"])
+    listing = folder / "patch_info.csv"
+    lines = listing.read_text().splitlines()
+    lines[2] = ",".join(lines[2].split(",")[:2]) + ","
+    listing.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="empty source_image") as err:
+        open_dataset(tmp_path / "ds", format="patches", split="test")
+    assert "row" in err.value.path

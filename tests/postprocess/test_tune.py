@@ -81,6 +81,7 @@ def test_coordinate_search_stops_on_a_plateau():
         ({"grid": {"body_treshold": [0.4]}}, "unknown parameter 'body_treshold'"),
         ({"grid": {"body_threshold": []}}, "non-empty list"),
         ({"grid": {"body_threshold": [1.4]}}, "invalid setting"),
+        ({"grid": {"body_threshold": [0.4, 0.5, 0.4]}}, "lists 0.4 twice"),
         ({"grid": {"body_threshold": [0.4]}, "metric": "nope"}, "not a scalar summary metric"),
         ({"grid": {"body_threshold": [0.4]}, "metric": "pq_per_class"}, "not a scalar summary metric"),
         ({"grid": {"body_threshold": [0.4]}, "search": "random"}, "unknown search 'random'"),

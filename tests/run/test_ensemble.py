@@ -4,7 +4,9 @@ the refusals (other patches, unfinished or changed members, nested ensembles, a 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -102,8 +104,18 @@ def test_refusals(pair, tmp_path):
     with pytest.raises(InputError, match="listed twice") as err:
         make_ensemble([a, a], tmp_path / "e3")
     assert str(a) in str(err.value)
+    copied = tmp_path / "copied"
+    shutil.copytree(a, copied)
+    with pytest.raises(InputError, match="byte-identical to") as err:
+        make_ensemble([a, copied], tmp_path / "e3b")
+    assert str(copied) in str(err.value)
     (tmp_path / "e4").mkdir()  # an empty folder may be the output
-    ens = make_ensemble([a, b], tmp_path / "e4")
+    old_mask = os.umask(0o022)
+    try:
+        ens = make_ensemble([a, b], tmp_path / "e4")
+    finally:
+        os.umask(old_mask)
+    assert stat.S_IMODE(ens.stat().st_mode) == 0o755  # the umask's mode, not mkdtemp's 0700
     assert not list(tmp_path.glob(".e4.*"))  # written beside it and renamed into place
     with pytest.raises(InputError, match="not an empty folder"):
         make_ensemble([a, b], ens)

@@ -5,6 +5,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from cellprobe.config import with_overrides
 from cellprobe.errors import InputError
 from cellprobe.run.train_config import TrainConfig, TrainSettings, train_config
 
@@ -78,7 +79,12 @@ def test_user_config_is_strictly_typed(tmp_path, key, value, problem):
     path.write_text(yaml.safe_dump({"output": "r", "encoder": {"name": "x"}, "data": {"path": "d"}}))
     with pytest.raises(InputError, match=f"{key}.*{problem}") as err:
         train_config(path, {key: value})
-    assert str(path) in str(err.value)
+    assert err.value.path == f"--set {key}"  # where the user gave the value
+    path.write_text(yaml.safe_dump(with_overrides({"output": "r", "encoder": {"name": "x"}, "data": {"path": "d"}},
+                                                  {key: value})))
+    with pytest.raises(InputError, match=f"{key}.*{problem}") as err:
+        train_config(path)
+    assert err.value.path == str(path)
 
 
 def test_paths_tuples_and_epoch_keys_are_still_written_as_yaml_writes_them(tmp_path):

@@ -81,6 +81,10 @@ def test_refit_takes_the_references_epochs_schedule_and_thresholds(tiny_data, tm
     for key in ("epochs", "lr", "data.val_fraction", "decoder.stem_depth"):  # what refit decides is not overridden
         with pytest.raises(InputError, match=f"refit decides {key}"):
             refit_config(ref, tmp_path / "changed", {key: 5})
+    (ref / R.POSTPROCESS).write_text('{"fg_threshold": "0.5"}')  # taken over: checked before any training
+    with pytest.raises(InputError, match="config key 'fg_threshold'") as err:
+        refit(ref, tmp_path / "bad-thresholds")
+    assert err.value.path == str(ref / R.POSTPROCESS) and not (tmp_path / "bad-thresholds").exists()
     stamp = json.loads((ref / R.STAMP).read_text())
     (ref / R.STAMP).write_text(json.dumps({**stamp, "status": "training"}))
     with pytest.raises(InputError, match="not finished"):

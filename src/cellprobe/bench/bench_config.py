@@ -10,10 +10,11 @@ and weights, data source and splits, seed, output, feature cache folder) is refu
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from cellprobe.config import StrictModel, expand_dotted, with_overrides
@@ -112,6 +113,23 @@ class BenchTraining(TrainSettings):
         return data
 
 
+@functools.cache
+def tune_metrics() -> tuple[str, ...]:
+    """The metrics the tuning can maximise: the scalar metrics of :func:`cellprobe.metrics.score_maps`'s summary
+    (what :func:`cellprobe.postprocess.param_search` reads its metric from), found from a one-patch summary."""
+    import numpy as np
+
+    from cellprobe.metrics import score_maps
+
+    inst = np.zeros((8, 8), np.int32)
+    inst[2:5, 2:5] = 1
+    cls = (inst > 0).astype(np.uint8)
+    summary = score_maps([inst], [cls], [inst], [cls], num_classes=1, image_names=["probe"],
+                         sources=("truth", "prediction")).summary
+    return tuple(k for k, v in summary.items()
+                 if isinstance(v, int | float) and not isinstance(v, bool) and k != "num_images")
+
+
 #: the largest seed numpy and Lightning accept (seeds are unsigned 32-bit integers)
 MAX_SEED = 2**32 - 1
 
@@ -142,6 +160,14 @@ class BenchConfig(StrictModel):
     tta: int = Field(1, ge=1, le=8)  # dihedral views averaged in tuning and evaluation
     on_error: Literal["stop", "continue"] = "continue"
 
+    @field_validator("tune_metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        """A metric the tuning knows (else every cell would fail after training)."""
+        if metric not in tune_metrics():
+            raise ValueError(f"unknown metric '{metric}' (known: {', '.join(tune_metrics())})")
+        return metric
+
     @model_validator(mode="after")
     def _unique(self) -> BenchConfig:
         names = [d.name for d in self.datasets]
@@ -165,8 +191,8 @@ class BenchConfig(StrictModel):
 
     @model_validator(mode="after")
     def _test_only(self) -> BenchConfig:
-        """Test-only datasets have their own names, name trained datasets, and never score images a cell
-        trained or validated on."""
+        """Test-only datasets have their own names and name trained datasets (that they are other data than
+        what the cells train, validate and test on is checked on disk: ``runner.check_distinct_data``)."""
         trained = {d.name: d for d in self.datasets}
         seen: set[str] = set()
         for t in self.test_datasets:
@@ -177,14 +203,6 @@ class BenchConfig(StrictModel):
                 if name not in trained:
                     raise ValueError(f"test_datasets '{t.name}': trained_on names '{name}', which is not in "
                                      f"'datasets' ({', '.join(trained)})")
-            for name in t.trained_on or list(trained):
-                d = trained[name]
-                if Path(d.path).resolve() != Path(t.path).resolve() or d.format != t.format or d.options != t.options:
-                    continue
-                for f_i, fold in enumerate(d.folds):
-                    if t.split in (fold.train_split, fold.val_split):
-                        raise ValueError(f"test_datasets '{t.name}': split '{t.split}' trains or validates the "
-                                         f"cells of dataset '{name}' (fold {f_i}); it cannot test them")
         return self
 
     def test_datasets_for(self, dataset: str) -> list[TestDataset]:

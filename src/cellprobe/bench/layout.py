@@ -94,7 +94,23 @@ def is_done(bench_dir: Path, cell: Cell, test_only: tuple[str, ...] = ()) -> boo
     if not (isinstance(result, dict) and result.get("cell_id") == cell.cell_id and "metrics" in result):
         return False
     scored = result.get("test_only") or []
-    return isinstance(scored, list) and set(test_only) <= set(scored)
+    if not (isinstance(scored, list) and set(test_only) <= set(scored)):
+        return False
+    folders = [path.parent, *(path.parent / TEST_ONLY / safe_name(str(name)) for name in scored)]
+    return all(_readable_table(folder / PER_IMAGE) for folder in folders)
+
+
+def _readable_table(path: Path) -> bool:
+    """The per-image table is there and its Parquet footer reads (a lost or torn one makes the cell run again:
+    the report could not use it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except (OSError, ValueError, pa.ArrowException):
+        return False
+    return True
 
 
 def flatten_summary(summary: Mapping[str, Any]) -> dict[str, float]:

@@ -30,7 +30,6 @@ from pydantic import Field
 from cellprobe import atomic
 from cellprobe.bench import layout, plots, stats
 from cellprobe.config import StrictModel
-from cellprobe.errors import InputError
 
 # Leaderboard columns, in order, when the results have them: (summary key, label).
 HEADLINE = (
@@ -61,13 +60,16 @@ GROUPS = ("histopathology", "general")
 #: the fewest bootstrap resamples or permutations a report accepts: with n permutations the smallest p-value
 #: is 1/(n+1), and 20 is the fewest for which it falls below the usual 0.05 (fewer say nothing; 0 printed p = 1)
 MIN_RESAMPLES = 20
+#: the most: each resample re-aggregates every model and metric, and its draws are held at once, so a billion
+#: would exhaust memory after hours; 100,000 puts the Monte-Carlo error of a p-value below 0.001
+MAX_RESAMPLES = 100_000
 
 
 class ReportOptions(StrictModel):
     """Resampling sizes of the report's statistics and when their results are too thin to be read."""
 
-    n_boot: int = Field(1000, ge=MIN_RESAMPLES)
-    n_perm: int = Field(1000, ge=MIN_RESAMPLES)
+    n_boot: int = Field(1000, ge=MIN_RESAMPLES, le=MAX_RESAMPLES)
+    n_perm: int = Field(1000, ge=MIN_RESAMPLES, le=MAX_RESAMPLES)
     alpha: float = Field(0.05, gt=0, lt=1)
     seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy's seeds are unsigned 32-bit integers
     max_examples: int = Field(3, ge=0)
@@ -122,9 +124,7 @@ def build_report(
     """Write ``report.html`` and ``report.md`` into ``out_dir`` (default: the benchmark folder)."""
     options = options or ReportOptions()
     bench_dir = Path(bench_dir)
-    out_dir = Path(out_dir) if out_dir else bench_dir
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "the report output folder is an existing file, not a folder")
+    out_dir = atomic.output_folder(out_dir or bench_dir, create=False)
     results = layout.read_results(bench_dir)
     in_domain = results["test_data"] == results["dataset"]
     # in-domain sections first, then each training dataset's test-only (cross-dataset) sections

@@ -56,6 +56,7 @@ def parse_key_values(items: Sequence[str], flag: str) -> dict[str, Any]:
     ``flag``."""
     import yaml
 
+    from cellprobe.config import yaml_value
     from cellprobe.errors import InputError
 
     out: dict[str, Any] = {}
@@ -65,7 +66,7 @@ def parse_key_values(items: Sequence[str], flag: str) -> dict[str, Any]:
         if not sep or not key:
             raise InputError(None, f"{flag} expects KEY=VALUE, got {item!r}")
         try:
-            out[key] = yaml.safe_load(value)
+            out[key] = yaml_value(value)
         except yaml.YAMLError as exc:
             problem = str(exc).splitlines()[0]
             raise InputError(None, f"{flag} {key}: value is not valid YAML ({problem})") from None
@@ -113,6 +114,7 @@ def cluster_spec(cluster: str | None, cluster_config: Path | None, scheduler: st
 def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite: bool) -> None:
     """Result files a command is about to write, checked before any work: not one of its inputs, not the same
     file twice, not a folder, and not an existing file unless ``overwrite``."""
+    from cellprobe.atomic import output_folder
     from cellprobe.errors import InputError
 
     given = [p for p in outputs if p is not None]
@@ -127,6 +129,7 @@ def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite
             raise InputError(path, "is a folder; give a file name")
         if path.exists() and not overwrite:
             raise InputError(path, "exists already; pass --overwrite to replace it")
+        output_folder(path.parent, "output", create=False)  # a folder that cannot be made fails now, not after
 
 
 @contextmanager

@@ -25,8 +25,9 @@ def register(app: typer.Typer) -> None:
         from cellprobe.cli.progress_bars import report_progress
         from cellprobe.config import parse_config
 
-        options = parse_config(ReportOptions, {"n_boot": n_boot, "n_perm": n_perm, "seed": seed,
-                                               "min_units": min_units})
+        given = {"n_boot": n_boot, "n_perm": n_perm, "seed": seed, "min_units": min_units}
+        options = parse_config(ReportOptions, given, "options",
+                               {key: "--" + key.replace("_", "-") for key in given})
         html, md = build_report(bench_dir, out, options, progress=report_progress())
         typer.echo(f"report: {html}\nsummary: {md}")
 

@@ -44,15 +44,32 @@ class PatchesOptions(StrictModel):
     tissue: str | None = None
 
 
+#: the files a split folder needs, and what else marks a folder as meant to be one
+SPLIT_FILES = ("labels.npz", "patch_info.csv")
+SPLIT_MARKS = (*SPLIT_FILES, "images")
+
+
 def is_split_folder(folder: Path) -> bool:
     return (folder / "labels.npz").is_file() and (folder / "patch_info.csv").is_file()
 
 
 def split_folders(root: Path) -> list[str]:
+    """The split folders under ``root``. A folder with some of a split's parts but not the others is refused
+    naming the missing or damaged part (leaving it out would lose a split without a word)."""
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and is_split_folder(p))
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        present = [name for name in SPLIT_MARKS if (folder / name).exists()]
+        if is_split_folder(folder):
+            found.append(folder.name)
+        elif present:
+            name = next(n for n in SPLIT_FILES if not (folder / n).is_file())
+            problem = "is a folder, not a file" if (folder / name).exists() else "is missing"
+            raise InputError(folder / name, f"{problem}: the split folder '{folder.name}' has "
+                                            f"{' and '.join(present)} but needs both labels.npz and patch_info.csv")
+    return found
 
 
 def resolve_split_folder(root: Path, split: str | None) -> Path:
@@ -99,7 +116,12 @@ def read_patch_list(path: Path) -> tuple[list[str], list[str]]:
             raise InputError(csv_row(path, i), f"patch '{name}' is listed twice (also row {first_row[name]}); "
                                                "each patch has one row of labels.npz")
         first_row[name] = i
-    return names, table["source_image"].tolist()
+    sources = table["source_image"].tolist()
+    for i, source in enumerate(sources):
+        if not source.strip():  # it groups patches for the validation split and the statistics
+            raise InputError(csv_row(path, i), f"patch '{names[i]}' has an empty source_image (the image it was cut "
+                                               "from; give the patch's own name if it is a whole image)")
+    return names, sources
 
 
 class PatchesDataset(Reader):

@@ -42,11 +42,9 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.metrics import ConicAccumulator
 
-    out_dir = Path(out) if out is not None else Path(run_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "--out must be a folder, and this is a file")
+    out_dir = atomic.output_folder(out if out is not None else run_dir, create=False)
     if not overwrite:
-        check_not_replacing(out_dir / R.METRICS, data_label(data), split)
+        check_not_replacing(out_dir / R.METRICS, data_label(data), split, checkpoint, tta)
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     dataset = open_eval_data(data, split, format, seg.run.config, **options)
     check_eval_data(dataset, seg.class_names, data, split, same_classes=False)
@@ -81,9 +79,9 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     return result
 
 
-def check_not_replacing(metrics: Path, data: str, split: str | None) -> None:
-    """Refuse to replace the results of an evaluation of other data or another split (scoring the same split
-    again, e.g. after tuning, replaces them)."""
+def check_not_replacing(metrics: Path, data: str, split: str | None, checkpoint: str, tta: int) -> None:
+    """Refuse to replace the results of an evaluation of other data, another split, another checkpoint or
+    other test-time views (scoring the same again, e.g. after tuning, replaces them)."""
     if not metrics.is_file():
         return
     try:
@@ -94,3 +92,8 @@ def check_not_replacing(metrics: Path, data: str, split: str | None) -> None:
         raise InputError(metrics, f"holds the evaluation of {earlier.get('data', 'unknown data')} "
                                   f"[{earlier.get('split')}]; pass --overwrite to replace it, or --out for "
                                   "another folder")
+    before = (earlier.get("checkpoint", checkpoint), earlier.get("tta_views", tta))
+    if before != (checkpoint, tta):
+        raise InputError(metrics, f"holds this evaluation with checkpoint {before[0]} and {before[1]} view(s), not "
+                                  f"{checkpoint} and {tta}; pass --overwrite to replace it, or --out for another "
+                                  "folder")

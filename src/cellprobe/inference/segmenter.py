@@ -7,10 +7,9 @@ ensemble run folder loads each member's network that way and averages their maps
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,26 +17,7 @@ import torch
 from cellprobe.errors import InputError
 from cellprobe.inference.tta import dihedral_tta, mean_outputs
 from cellprobe.inference.window import WindowConfig, predict_batch, predict_maps
-from cellprobe.run.run_folder import POSTPROCESS, Run
-
-if TYPE_CHECKING:
-    from cellprobe.postprocess import PostprocessParams
-
-
-def load_postprocess(run_dir: Path, untuned: PostprocessParams | None = None) -> PostprocessParams:
-    """The run's tuned thresholds; before ``cellprobe tune``, ``untuned`` (default: the post-processing
-    defaults)."""
-    from cellprobe.config import parse_config
-    from cellprobe.postprocess import PostprocessParams
-
-    path = Path(run_dir) / POSTPROCESS
-    if not path.is_file():
-        return untuned or PostprocessParams()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"unreadable post-processing parameters ({exc})") from None
-    return parse_config(PostprocessParams, data, path)
+from cellprobe.run.run_folder import Run, load_postprocess
 
 
 def pick_device(device: str | None) -> torch.device:

@@ -66,6 +66,9 @@ def _grid_points(grid: Mapping[str, Sequence], base: PostprocessParams) -> list[
             raise InputError(None, f"tune grid: unknown parameter '{name}' (known: {', '.join(fields)})")
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
             raise InputError(None, f"tune grid: '{name}' needs a non-empty list of values")
+        repeated = [repr(v) for i, v in enumerate(values) if v in list(values)[:i]]
+        if repeated:  # each point is scored once: a repeat would only cost time, and hints at a typo
+            raise InputError(None, f"tune grid: '{name}' lists {repeated[0]} twice")
     names = list(grid)
     count = math.prod(len(grid[n]) for n in names)
     if count > MAX_GRID_POINTS:

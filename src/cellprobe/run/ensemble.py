@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,9 +108,16 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
     entries = [{"path": _relative(r.path, out),
                 "checkpoints": {which: file_sha256(r.checkpoint(which)) for which in ("best", "last")}}
                for r in runs]
+    same: dict[str, Path] = {}
+    for r, entry in zip(runs, entries, strict=True):  # a copied run folder adds no second network
+        best = entry["checkpoints"]["best"]
+        if best in same:
+            raise InputError(r.path, f"its best checkpoint is byte-identical to {same[best]}'s: the same network "
+                                     "twice is no ensemble")
+        same[best] = r.path
     # written beside ``out`` and renamed into place: a killed command leaves no half-made ensemble
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = atomic.temporary_folder(out.parent, prefix=f".{out.name}.")
     try:
         stamp = R.RunStamp(status="finished", encoder=first.stamp.encoder,
                            class_names=list(first.stamp.class_names), mpp=first.stamp.mpp,

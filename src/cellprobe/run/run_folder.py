@@ -23,7 +23,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cellprobe import __version__, atomic
 from cellprobe.config import dump_config, load_yaml, parse_config
@@ -31,6 +31,9 @@ from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
 from cellprobe.locking import LOCK
 from cellprobe.run.train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from cellprobe.postprocess import PostprocessParams
 
 RUN_FORMAT = 2
 CONFIG = "config.yaml"
@@ -218,3 +221,18 @@ def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
             out += _diff_keys(old.get(key), new.get(key), f"{prefix}{key}.")
         return out
     return [] if old == new else [prefix.rstrip(".")]
+
+
+def load_postprocess(run_dir: Path, untuned: PostprocessParams | None = None) -> PostprocessParams:
+    """The run's tuned thresholds; before ``cellprobe tune``, ``untuned`` (default: the post-processing
+    defaults)."""
+    from cellprobe.postprocess import PostprocessParams
+
+    path = Path(run_dir) / POSTPROCESS
+    if not path.is_file():
+        return untuned or PostprocessParams()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"unreadable post-processing parameters ({exc})") from None
+    return parse_config(PostprocessParams, data, path)

@@ -69,6 +69,7 @@ def refit(reference: str | Path, out: str | Path, overrides: dict[str, Any] | No
 
     reference = Path(reference)
     cfg = refit_config(reference, out, overrides)
+    R.load_postprocess(reference)  # the thresholds the refit takes over are checked before it trains
     run = train(cfg)
     tuned, target = reference / R.POSTPROCESS, run.path / R.POSTPROCESS
     if run.finished and tuned.is_file() and not target.exists():
