@@ -40,10 +40,12 @@ def _declared(flag: str) -> list[tuple[str, object]]:
 
 
 @pytest.mark.parametrize("flag, alias, commands", [
-    ("--set", options.Sets, {"bench", "demo", "train", "refit"}),
-    ("--tta", options.TTA, {"tune", "evaluate", "predict"}),
-    ("--device", options.Device, {"tune", "evaluate", "predict"}),
-    ("--checkpoint", options.Checkpoint, {"tune", "evaluate", "predict"}),
+    ("--set", options.Sets, {"bench", "demo", "train", "refit", "slide"}),
+    ("--tta", options.TTA, {"tune", "evaluate", "predict", "slide"}),
+    ("--device", options.Device, {"tune", "evaluate", "predict", "slide"}),
+    ("--checkpoint", options.Checkpoint, {"tune", "evaluate", "predict", "slide"}),
+    ("--cluster", options.Cluster, {"bench", "demo", "slide"}),
+    ("--scheduler", options.Scheduler, {"bench", "demo", "slide"}),
 ])
 def test_commands_use_the_shared_definition(flag, alias, commands):
     declared = _declared(flag)

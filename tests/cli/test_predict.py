@@ -101,3 +101,19 @@ def test_wrong_inputs(cli, run, tmp_path):
     for device, problem in (("gpu7", "unknown device"), ("cuda:99", "CUDA device")):
         rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", tmp_path / "o2", "--device", device)
         assert rc == 2 and problem in err and len(err.strip().splitlines()) == 1
+
+
+def test_results_of_retuned_thresholds_are_not_taken_for_done(cli, run, tmp_path):
+    import shutil
+
+    from cellprobe.run import run_folder as R
+
+    own = tmp_path / "run"
+    shutil.copytree(run, own)
+    _patch_folder(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    rc, _, err = cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")
+    assert rc == 0, err
+    (own / R.POSTPROCESS).write_text('{"fg_threshold": 0.3}')  # `cellprobe tune` changed the thresholds
+    rc, _, err = cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")
+    assert rc == 2 and "made otherwise" in err, err

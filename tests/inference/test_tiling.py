@@ -8,7 +8,8 @@ encodes each pixel's coordinates so that the oracle knows where its window lies.
 from __future__ import annotations
 
 import numpy as np
-import torch
+from tests.inference.slide_helpers import coordinate_image
+from tests.inference.slide_helpers import oracle as make_oracle
 
 from cellprobe.data.fixtures import synthetic_patch
 from cellprobe.data.targets import make_targets
@@ -33,30 +34,6 @@ def _tiled_truth(rows: int, cols: int, size: int = 64, seed: int = 0) -> tuple[n
     return inst, cls
 
 
-def _coordinate_image(h: int, w: int) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    return np.stack([yy % 256, xx % 256, (yy // 256) * 16 + xx // 256], -1).astype(np.uint8)
-
-
-def _oracle(inst: np.ndarray, cls: np.ndarray, num_classes: int):
-    def fn(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        outs: dict[str, list[torch.Tensor]] = {"semantic": [], "distance": [], "types": []}
-        t = batch.shape[-1]
-        for window in batch:
-            code = (window[:, 0, 0] * 255).round().long().tolist()
-            y0, x0 = code[0] + 256 * (code[2] // 16), code[1] + 256 * (code[2] % 16)
-            crop = np.s_[y0:y0 + t, x0:x0 + t]
-            tg = make_targets(inst[crop], cls[crop])
-            sem = np.eye(3, dtype=np.float32)[tg.semantic].transpose(2, 0, 1) * 20
-            typ = np.eye(num_classes + 1, dtype=np.float32)[tg.cls].transpose(2, 0, 1) * 20
-            outs["semantic"].append(torch.from_numpy(sem))
-            outs["distance"].append(torch.from_numpy(tg.distance))
-            outs["types"].append(torch.from_numpy(typ))
-        return {k: torch.stack(v) for k, v in outs.items()}
-
-    return fn
-
-
 def _segment(maps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     params = PostprocessParams(min_size=1, min_marker_size=1)
     inst = instances_from_maps(maps["semantic"], maps["distance"], params)
@@ -79,8 +56,8 @@ def _agreement(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
 def test_nuclei_on_window_borders_are_neither_duplicated_nor_cut():
     inst, cls = _tiled_truth(4, 5)  # 256 × 320 px, 20 windows of 96 px
     h, w = inst.shape
-    image = _coordinate_image(h, w)
-    oracle = _oracle(inst, cls, 3)
+    image = coordinate_image(h, w)
+    oracle = make_oracle(inst, cls, 3)
     reference = _whole_image_reference(inst, cls, 3)
     assert len(window_starts(h, 96, 40)) > 3 and len(window_starts(w, 96, 40)) > 3
 

@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tune",
     "evaluate",
     "predict",
+    "slide",
     "upgrade",
 )
 

@@ -26,14 +26,20 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
 
         from cellprobe.config import parse_config
-        from cellprobe.inference.predict import check_inputs, collect_inputs, predict_files, prepare_output
+        from cellprobe.inference.predict import (
+            check_inputs,
+            collect_inputs,
+            predict_files,
+            prediction_setup,
+            prepare_output,
+        )
         from cellprobe.inference.segmenter import Segmenter
         from cellprobe.inference.window import WindowConfig
 
-        files = collect_inputs(inputs)
+        files = collect_inputs(inputs, notice=lambda line: typer.echo(f"cellprobe: {line}", err=True))
         window = parse_config(WindowConfig, {"tile": tile, "overlap": overlap}, "--tile/--overlap")
         # what the results depend on: a rerun with the same setup resumes, another is refused without --overwrite
-        setup = {"run": str(run.resolve()), "checkpoint": checkpoint, "window": window.model_dump(), "tta": tta}
+        setup = prediction_setup(run, checkpoint, window, tta)
         check_inputs(files)  # before the run is loaded or anything written: a refused command costs nothing
         prepare_output(out, files, overwrite, setup)
         segmenter = Segmenter(run, checkpoint=checkpoint, device=device, window=window, tta=tta)

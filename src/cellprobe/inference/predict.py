@@ -5,34 +5,45 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cellprobe import atomic
 from cellprobe.errors import InputError
 from cellprobe.inference.export import prediction_paths, write_prediction
 from cellprobe.inference.segmenter import Segmenter
 
+if TYPE_CHECKING:
+    from cellprobe.inference.slide_config import SlideSettings
 
-def collect_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Image files named directly or found (not recursively) in named folders; in a stable order."""
+
+def collect_inputs(inputs: Iterable[str | Path], notice: Callable[[str], None] | None = None) -> list[Path]:
+    """Image files named directly or found (not recursively) in named folders; in a stable order. Other files
+    in those folders are left out, and ``notice`` is told which (never silently)."""
     from cellprobe.data.io import IMAGE_SUFFIXES
 
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            entries = sorted(p for p in item.iterdir() if not p.name.startswith("."))
+            found = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
             if not found:
                 raise InputError(item, f"folder holds no image ({', '.join(IMAGE_SUFFIXES)})")
+            others = [p.name for p in entries if p not in found]
+            if others and notice is not None:
+                shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+                notice(f"{item}: left out {len(others)} non-image entr{'y' if len(others) == 1 else 'ies'} "
+                       f"({shown})")
             files += found
         elif item.is_file():
             files.append(item)
         else:
             raise InputError(item, "no such file or folder")
-    stems = [p.stem for p in files]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        raise InputError(None, f"several inputs share the name '{dupes[0]}'; their outputs would overwrite "
-                               "each other")
+    by_stem: dict[str, Path] = {}
+    for path in files:
+        if path.stem in by_stem:
+            raise InputError(path, f"shares the name '{path.stem}' with {by_stem[path.stem]}; their outputs would "
+                                   "overwrite each other")
+        by_stem[path.stem] = path
     return files
 
 
@@ -44,6 +55,21 @@ def output_names(stem: str) -> list[str]:
 #: what a predict output folder records: the setup its results were made with and the inputs finished, so that
 #: a killed or failed run resumes (same setup) and results of another setup are never mixed in silently
 MANIFEST = ".cellprobe-predict.json"
+
+
+def prediction_setup(run: Path, checkpoint: str, window: Any, tta: int) -> dict[str, Any]:
+    """What a folder of predictions depends on: the run, its networks' checkpoint files (size and time: a
+    retrained or replaced checkpoint is another setup), its post-processing thresholds (re-tuning changes the
+    instances), the window and the test-time views."""
+    from cellprobe.run.ensemble import checkpoints
+    from cellprobe.run.run_folder import Run, load_postprocess
+
+    opened = Run.open(run)
+    files = [path for _, path in checkpoints(opened, checkpoint)]
+    return {"run": str(opened.path.resolve()), "checkpoint": checkpoint,
+            "checkpoint_files": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+            "postprocess": load_postprocess(opened.path, opened.config.selection.postprocess).model_dump(mode="json"),
+            "window": window.model_dump(mode="json"), "tta": tta}
 
 
 def check_inputs(files: Sequence[Path]) -> None:
@@ -79,19 +105,11 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
     and it must not hold results for these inputs made otherwise (another run or setup, or no record) unless
     ``overwrite``; results of the same ``setup`` are resumed. Temporary files a killed run left there are
     removed."""
-    for parent in (out_dir, *out_dir.parents):
-        if parent.exists() and not parent.is_dir():
-            raise InputError(parent, "--out must be a folder, and this is a file")
-        if parent.exists():
-            break
     folders = {f.parent.resolve(): f for f in files}
     if out_dir.resolve() in folders:
         raise InputError(out_dir, f"--out is the folder of the input {folders[out_dir.resolve()]}: its results "
                                   "would be read as inputs by the next run; give another folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(out_dir, f"cannot create the output folder ({exc.strerror or exc})") from None
+    atomic.output_folder(out_dir)
     for name in (n for f in files for n in output_names(f.stem)):
         for stale in out_dir.glob(f".{name}.*.tmp"):  # an atomic write that a kill interrupted
             stale.unlink(missing_ok=True)
@@ -109,11 +127,17 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
 
 def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
                   progress: Callable[[Path], None] | None = None, overwrite: bool = False,
-                  setup: dict[str, Any] | None = None) -> list[dict[str, Path]]:
+                  setup: dict[str, Any] | None = None, slide: SlideSettings | None = None) -> list[dict[str, Path]]:
     """Segment each file and write its outputs to ``out_dir``; returns the paths written per file. With a
     ``setup`` (what the results depend on), the folder records it and each finished input, so a rerun of a
-    killed or failed run skips what is done."""
+    killed or failed run skips what is done. An image larger than ``slide.predict_large_pixels`` (``slide``:
+    the whole-slide engine's settings, default ones if None) goes through that engine, whose memory does not
+    grow with the image (:mod:`cellprobe.inference.slide_predict`)."""
     from cellprobe.data.io import read_image
+    from cellprobe.inference.slide_config import SlideSettings
+    from cellprobe.inference.slide_predict import is_large, predict_large
+
+    slide = slide or SlideSettings()
 
     check_inputs(files)
     prepare_output(out_dir, files, overwrite, setup)
@@ -123,6 +147,8 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
     for path in files:
         if path.stem in done:
             written.append(prediction_paths(out_dir, path.stem))
+        elif is_large(path, slide):
+            written.append(predict_large(segmenter, path, out_dir, slide, overwrite))
         else:
             image = read_image(path)
             inst, cls_map, types = segmenter.segment(image)

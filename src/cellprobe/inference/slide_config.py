@@ -1,0 +1,62 @@
+"""Settings of the whole-slide engine (``cellprobe slide``): one strictly typed model, read from the CLI's
+options and ``--set key=value``.
+
+Sizes are in pixels at the run's resolution (its training data's µm/px), where the network sees them: the
+default overlap, 96 px, is 24 µm at 0.25 µm/px, more than the largest nucleus, so a nucleus whose centroid lies
+in a tile's core is never cut by that tile (see :mod:`cellprobe.inference.slide_tiles`).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from cellprobe.config import StrictModel
+from cellprobe.data.tissue import TissueSettings
+from cellprobe.decoder.model import INPUT_MULTIPLE
+
+#: default pixels per image above which ``cellprobe predict`` hands an image to the whole-slide engine: its
+#: float maps of the whole image would take ~130 bytes per pixel (a 2048² image ≈ 0.5 GB, 4000² ≈ 2.1 GB)
+PREDICT_LARGE_PIXELS = 2048 * 2048
+
+
+class SlideSettings(StrictModel):
+    """``tile``: side of the tiles post-processed at once (the network itself runs on the Segmenter's windows,
+    :mod:`cellprobe.inference.slide_windows`); ``overlap``: pixels shared by neighbouring tiles (at least the
+    largest nucleus diameter); ``batch_size``: network windows per pass; ``workers``: post-processing
+    processes (0: in the main process, no overlap with the network); ``read_ahead``: tiles the reader thread
+    keeps ready; ``in_flight``: tile maps waiting for or in post-processing (0: twice the workers plus one); ``part_cells``, ``part_tiles``: nuclei or tiles buffered before a part file (one Parquet
+    row group, and one journal line: what a kill can lose) is written;
+    ``overview_side``: longest side of overview.png; ``window_cache_mb``: network window maps kept for the next
+    tile row (MiB; beyond it they are computed again); ``resample``: False refuses slides whose µm/px differs
+    from the run's by more than ``mpp_tolerance`` (relative) instead of resampling; ``predict_large_pixels``:
+    the image size above which ``cellprobe predict`` uses this engine."""
+
+    tile: int = Field(1024, ge=2 * INPUT_MULTIPLE)
+    overlap: int = Field(96, ge=0)
+    batch_size: int = Field(4, ge=1)
+    workers: int = Field(2, ge=0)
+    read_ahead: int = Field(8, ge=1)
+    in_flight: int = Field(0, ge=0)
+    part_cells: int = Field(50_000, ge=1)
+    part_tiles: int = Field(32, ge=1)
+    overview_side: int = Field(2048, ge=64)
+    window_cache_mb: int = Field(256, ge=0)
+    resample: bool = True
+    mpp_tolerance: float = Field(0.1, gt=0.0, lt=1.0)
+    predict_large_pixels: int = Field(PREDICT_LARGE_PIXELS, ge=1)
+    tissue: TissueSettings = Field(default_factory=TissueSettings)
+
+    @model_validator(mode="after")
+    def _check(self) -> SlideSettings:
+        if self.tile % INPUT_MULTIPLE:
+            raise ValueError(f"tile must be a multiple of {INPUT_MULTIPLE}, got {self.tile}")
+        if self.overlap % 2:
+            raise ValueError(f"overlap must be even (half of it borders each tile's core), got {self.overlap}")
+        if self.overlap >= self.tile // 2:
+            raise ValueError(f"overlap must be less than half the tile ({self.tile // 2}), got {self.overlap}")
+        return self
+
+    def max_in_flight(self) -> int:
+        """Tile maps held at once between the network and the writer: enough that every worker has a tile
+        queued while the network computes the next tile."""
+        return self.in_flight or 2 * max(self.workers, 1) + 1

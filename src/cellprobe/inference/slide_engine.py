@@ -1,0 +1,484 @@
+"""The whole-slide engine: one slide in, its nuclei out, in memory bounded by the settings, not the slide.
+
+Four stages overlap, joined by bounded queues:
+
+* a reader thread reads tiles at the run's µm/px (``read_at_mpp``: the pyramid level closest above it,
+  resampled) into a queue of ``read_ahead`` tiles;
+* the calling thread batches tiles through the network (``window.predict_batch`` with the Segmenter's
+  forward: the same maps whole-image prediction makes of a window);
+* a process pool post-processes each tile's maps (:func:`cellprobe.inference.slide_cells.tile_cells`), at
+  most ``in_flight`` tiles at once, so the network goes on with the next batch meanwhile;
+* results are taken back in tile order and appended to Parquet parts (:mod:`slide_resume`'s journal).
+
+Per-slide memory is the queues plus one part of nuclei; the only things that grow with the slide are
+counters. When every tile is done the parts are merged and the outputs written into the partial folder,
+which is then renamed into place (:mod:`cellprobe.inference.slide_outputs`).
+
+:func:`run_slide` is the per-slide entry point (a Dask worker keeping its Segmenter calls it once per slide).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from cellprobe import __version__, atomic
+from cellprobe.errors import InputError
+from cellprobe.inference.segmenter import Segmenter
+from cellprobe.inference.slide_cells import CellContext, TileCells, tile_cells
+from cellprobe.inference.slide_config import SlideSettings
+from cellprobe.inference.slide_outputs import (
+    CELLS,
+    GEOJSON,
+    OVERVIEW,
+    SUMMARY,
+    cell_schema,
+    cells_table,
+    merge_parts,
+    write_geojson,
+    write_overview,
+    write_part,
+)
+from cellprobe.inference.slide_plan import SlideInputs, SlidePlan, plan_slide
+from cellprobe.inference.slide_resume import Journal, partial_dir, publish
+from cellprobe.inference.slide_tiles import Tile
+from cellprobe.inference.slide_windows import TileMaps, WindowCache
+from cellprobe.inference.window import WindowConfig, predict_batch
+
+#: seconds between checks of the stop flag while a queue is full or empty
+POLL_S = 0.1
+#: seconds between a worker's checks that the process that made its pool is alive
+PARENT_POLL_S = 1.0
+
+
+class SlideProgress(Protocol):
+    """What the engine reports while it works (a CLI draws a progress bar from it)."""
+
+    def start(self, name: str, total: int, done: int) -> None: ...
+
+    def advance(self, tiles: int, nuclei: int) -> None: ...
+
+
+@dataclass
+class SlideSummary:
+    """One slide's outcome: its output ``folder``, ``skipped`` when a finished result was already there, and
+    the content of its summary.json."""
+
+    name: str
+    folder: Path
+    skipped: bool
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nuclei(self) -> int:
+        return int(self.data.get("nuclei", {}).get("total", 0))
+
+
+@dataclass
+class _Timer:
+    seconds: dict[str, float] = field(default_factory=lambda: collections.defaultdict(float))
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] += now - since
+        return now
+
+
+def network_facts(segmenter: Segmenter) -> dict[str, Any]:
+    """What the nuclei depend on besides the run's stamp: the loaded weights (the trainable part; the frozen
+    encoder is named by the stamp's identity), test-time augmentation, post-processing thresholds."""
+    digest = hashlib.sha256()
+    for network in segmenter.networks:
+        for key, value in sorted(network.state_dict().items()):
+            if not key.startswith("encoder."):
+                digest.update(key.encode())
+                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return {"weights": digest.hexdigest(), "tta": segmenter.tta, "params": segmenter.params.model_dump(mode="json")}
+
+
+def make_pool(workers: int) -> Executor | None:
+    """The post-processing processes (None: post-process in the calling thread). ``forkserver`` (``spawn``
+    where it is missing): children that do not inherit the parent's torch threads or open slide handles."""
+    if workers == 0:
+        return None
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                               initializer=_watch_parent, initargs=(os.getpid(),))
+    list(pool.map(_warm_up, range(workers)))  # start them now, not on the first tile (their imports take seconds)
+    return pool
+
+
+def _warm_up(_: int) -> None:
+    import cellprobe.postprocess  # noqa: F401 - what every tile needs, imported once per worker
+
+
+def _watch_parent(parent: int) -> None:
+    """End this worker when the process that made the pool is gone: a worker holds both ends of its task
+    pipe, so a parent killed with SIGKILL would otherwise leave it waiting for tasks forever."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="watch parent").start()
+
+
+def output_folder(out_dir: Path, name: str) -> Path:
+    return out_dir / name
+
+
+def finished_result(out_dir: Path, plan: SlidePlan, overwrite: bool) -> dict[str, Any] | None:
+    """The summary of a finished result of the same setup (the slide is then skipped), None when there is
+    none or ``overwrite``; a result of another run or other settings is refused."""
+    folder = output_folder(out_dir, plan.name)
+    if not folder.exists() or overwrite:
+        return None
+    try:
+        data = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    if data.get("stamp") == plan.stamp:
+        return data
+    raise InputError(folder, "already holds results of another run, slide or settings; pass --overwrite to "
+                             "replace them")
+
+
+@dataclass
+class _TileRead:
+    """A tile, its windows (area coordinates, whole-image order) and the pixels they cover (``top``, ``left``:
+    the block's place in the area)."""
+
+    tile: Tile
+    windows: list[tuple[int, int]]
+    block: np.ndarray
+    top: int
+    left: int
+
+
+def _reader(plan: SlidePlan, tiles: list[int], out: queue.Queue, stop: threading.Event, timer: _Timer) -> None:
+    """Fill ``out`` with the tiles' reads in order, then None; an exception is passed on as the item."""
+    from cellprobe.data.slide_reader import read_at_mpp
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        ox, oy = plan.grid.origin
+        for index in tiles:
+            tile = plan.grid.tile_at(index)
+            start = time.perf_counter()
+            windows = plan.windows.for_tile(tile, plan.grid.origin)
+            y0, x0, y1, x1 = plan.windows.bounds(windows)
+            block = read_at_mpp(plan.reader, plan.target_mpp, ox + x0, oy + y0, x1 - x0, y1 - y0)
+            timer.add("read", start)
+            if not put(_TileRead(tile, windows, block, y0, x0)):
+                return
+        put(None)
+    except BaseException as exc:
+        put(exc)
+
+
+def _reads(source: queue.Queue, timer: _Timer) -> Iterator[_TileRead]:
+    while True:
+        start = time.perf_counter()
+        item = source.get()
+        timer.add("wait_for_reader", start)
+        if isinstance(item, BaseException):
+            raise item
+        if item is None:
+            return
+        yield item
+
+
+def _on_glass(plan: SlidePlan, key: tuple[int, int]) -> bool:
+    """Whether the network window at ``key`` (area coordinates) touches no tissue: it is not computed."""
+    t, s = plan.windows.config.tile, plan.scale
+    x, y = plan.grid.origin[0] + key[1], plan.grid.origin[1] + key[0]
+    return not plan.tissue.touches(x * s, y * s, t * s, t * s)
+
+
+@functools.lru_cache(maxsize=1)
+def _glass_maps(side: int, num_classes: int) -> dict[str, np.ndarray]:
+    """The maps of a window without tissue: certain background, no nucleus (a tile that touches tissue at one
+    corner does not run the network over its glass; where there is tissue the maps are the network's)."""
+    semantic = np.zeros((3, side, side), np.float32)
+    semantic[0] = 1.0
+    types = np.zeros((num_classes + 1, side, side), np.float32)
+    types[0] = 1.0
+    return {"semantic": semantic, "distance": np.zeros((4, side, side), np.float32), "types": types}
+
+
+def _tile_maps(segmenter: Segmenter, plan: SlidePlan, read: _TileRead, cache: WindowCache, batch_size: int,
+               timer: _Timer) -> tuple[dict[str, np.ndarray], int]:
+    """The tile's maps (whole-image prediction's, :mod:`slide_windows`) and the windows computed for it."""
+    t = plan.windows.config.tile
+    maps = TileMaps(read.tile, plan.grid.origin, plan.windows)
+    tile_y = read.tile.y - plan.grid.origin[1]
+    next_x, next_y = read.tile.x - plan.grid.origin[0] + plan.grid.step, tile_y + plan.grid.step
+    shared: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    fresh: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    computed = 0
+    queue_: list[tuple[int, int]] = []
+    glass = _glass_maps(t, segmenter.num_classes)
+
+    def run(batch: list[tuple[int, int]]) -> None:
+        start = time.perf_counter()
+        crops = np.stack([read.block[y - read.top:y - read.top + t, x - read.left:x - read.left + t] for y, x in batch])
+        out = predict_batch(crops, segmenter._forward, segmenter.device)
+        timer.add("network", start)
+        for j, key in enumerate(batch):
+            one = {k: v[j] for k, v in out.items()}
+            maps.add(*key, one)
+            if key[1] + t > next_x or key[0] + t > next_y:
+                shared[key] = fresh[key] = {k: v.copy() for k, v in one.items()}
+
+    for key in read.windows:  # whole-image order: a cached window waits for the batch before it
+        cached = cache.get(key) or (glass if _on_glass(plan, key) else None)
+        if cached is None:
+            queue_.append(key)
+            computed += 1
+            if len(queue_) == batch_size:
+                run(queue_)
+                queue_ = []
+            continue
+        if queue_:
+            run(queue_)
+            queue_ = []
+        maps.add(*key, cached)
+        shared[key] = cached
+    if queue_:
+        run(queue_)
+    cache.keep(shared, fresh, tile_y, next_x, next_y, t)
+    return maps.result(), computed
+
+
+class _Writer:
+    """Takes tiles' nuclei in tile order and writes a part (and its journal line) every ``part_cells``
+    nuclei or ``part_tiles`` tiles."""
+
+    def __init__(self, journal: Journal, plan: SlidePlan, class_names: list[str], settings: SlideSettings,
+                 timer: _Timer) -> None:
+        self.journal, self.plan, self.class_names, self.settings, self.timer = (journal, plan, class_names,
+                                                                                settings, timer)
+        self.buffer: list[TileCells] = []
+        self.tiles = journal.progress.tiles
+        self.cells = journal.progress.cells
+        self.cut = 0
+        #: network windows computed (more than the area's own where tile rows share windows)
+        self.windows = 0
+
+    def add(self, cells: TileCells) -> None:
+        self.buffer.append(cells)
+        self.tiles += 1
+        self.cut += cells.cut
+        self.timer.seconds["postprocess"] += cells.seconds
+        if sum(map(len, self.buffer)) >= self.settings.part_cells or len(self.buffer) >= self.settings.part_tiles:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        start = time.perf_counter()
+        table = cells_table(self.buffer, self.journal.progress.cells + 1, self.plan.target_mpp / self.plan.scale,
+                            self.class_names)
+        part = self.journal.part_path()
+        write_part(part, table)
+        self.cells = self.journal.progress.cells + table.num_rows
+        self.journal.record(part, self.tiles, self.cells)
+        self.buffer = []
+        self.timer.add("write", start)
+
+
+def _process(segmenter: Segmenter, plan: SlidePlan, journal: Journal, settings: SlideSettings,
+             pool: Executor | None, progress: SlideProgress | None, timer: _Timer) -> _Writer:
+    """Run the tiles not yet journaled through reader → network → post-processing → writer."""
+    writer = _Writer(journal, plan, segmenter.class_names, settings, timer)
+    ctx = CellContext(segmenter.params, segmenter.num_classes, plan.scale, plan.target_mpp, plan.name)
+    tiles = plan.todo[journal.progress.tiles:]
+    reads: queue.Queue = queue.Queue(maxsize=settings.read_ahead)
+    stop = threading.Event()
+    thread = threading.Thread(target=_reader, args=(plan, tiles, reads, stop, timer), daemon=True,
+                              name=f"read {plan.name}")
+    pending: collections.deque[Future | TileCells] = collections.deque()
+    limit = settings.max_in_flight()
+    cache = WindowCache(settings.window_cache_mb * 2**20)
+
+    def take_oldest() -> None:
+        item = pending.popleft()
+        start = time.perf_counter()
+        cells = item.result() if isinstance(item, Future) else item
+        timer.add("wait_for_postprocess", start)
+        writer.add(cells)
+        if progress is not None:
+            progress.advance(1, len(cells))
+
+    thread.start()
+    try:
+        for read in _reads(reads, timer):
+            maps, computed = _tile_maps(segmenter, plan, read, cache, settings.batch_size, timer)
+            writer.windows += computed
+            if pool is None:
+                pending.append(tile_cells(maps, read.tile, ctx))
+            else:
+                while len(pending) >= limit:
+                    take_oldest()
+                pending.append(pool.submit(tile_cells, maps, read.tile, ctx))
+            del maps
+            while pending and (not isinstance(pending[0], Future) or pending[0].done()):
+                take_oldest()
+        while pending:
+            take_oldest()
+        writer.flush()
+    finally:
+        stop.set()
+        thread.join()
+        for item in pending:
+            if isinstance(item, Future):
+                item.cancel()
+    return writer
+
+
+def _finish(plan: SlidePlan, journal: Journal, class_names: list[str], settings: SlideSettings,
+            timer: _Timer) -> tuple[Path, int]:
+    start = time.perf_counter()
+    result = journal.result_dir()
+    total = merge_parts(journal.parts(), result / CELLS, cell_schema(class_names))
+    write_geojson(result / CELLS, result / GEOJSON, class_names)
+    thumbnail, downsample = plan.reader.thumbnail(settings.overview_side)
+    write_overview(result / CELLS, result / OVERVIEW, thumbnail, downsample, plan.reader.mpp)
+    timer.add("finish", start)
+    return result, total
+
+
+def _class_counts(cells: Path, class_names: list[str]) -> dict[str, int]:
+    from cellprobe.inference.slide_outputs import iter_cells
+
+    counts = np.zeros(len(class_names) + 1, dtype=np.int64)
+    for batch in iter_cells(cells, ["class_id"]):
+        counts += np.bincount(batch.column(0).to_numpy(), minlength=len(class_names) + 1)
+    return {name: int(counts[i + 1]) for i, name in enumerate(class_names)}
+
+
+def _summary(plan: SlidePlan, segmenter: Segmenter, counts: dict[str, int], resumed: int, cut: int,
+             windows: int, timer: _Timer, settings: SlideSettings) -> dict[str, Any]:
+    total = sum(counts.values())
+    per_mm2 = (lambda n: n / plan.tissue_mm2) if plan.tissue_mm2 > 0 else (lambda n: float("nan"))
+    reader = plan.reader
+    return {
+        "slide": str(plan.path), "name": plan.name, "reader": reader.kind,
+        "level0": {"width": reader.levels[0].width, "height": reader.levels[0].height},
+        "mpp": {"slide": reader.mpp, "source": reader.mpp_source, "target": plan.target_mpp, "run": plan.run_mpp},
+        "level": plan.level, "level_downsample": reader.levels[plan.level].downsample,
+        "region": plan.stamp["region"],
+        "tiles": {"grid": len(plan.grid), "tissue": len(plan.todo), "resumed": resumed,
+                  "side": settings.tile, "overlap": settings.overlap},
+        "windows": {"computed": windows, "area": len(plan.windows.ys) * len(plan.windows.xs),
+                    "side": plan.windows.config.tile, "overlap": plan.windows.config.overlap},
+        "tissue_mm2": plan.tissue_mm2,
+        "nuclei": {"total": total, "per_class": counts, "per_mm2": per_mm2(total),
+                   "per_class_per_mm2": {k: per_mm2(v) for k, v in counts.items()},
+                   "cut_at_tile_edges": cut},
+        "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+        "workers": settings.workers, "batch_size": settings.batch_size, "device": str(segmenter.device),
+        "cellprobe": __version__, "run": plan.stamp["run"], "stamp": plan.stamp,
+    }
+
+
+def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideSettings | None = None,
+              progress: SlideProgress | None = None, inputs: SlideInputs | None = None, overwrite: bool = False,
+              pool: Executor | None = None) -> SlideSummary:
+    """Segment every nucleus of ``slide`` into ``out_dir/<slide name>/`` (resuming a killed run, skipping a
+    finished one). ``pool``: post-processing processes to reuse across slides (default: made here from
+    ``settings.workers`` and shut down at the end)."""
+    from cellprobe.locking import exclusive
+
+    settings = settings or SlideSettings()
+    inputs = inputs or SlideInputs()
+    start = time.perf_counter()
+    plan = plan_slide(Path(slide), segmenter.run, settings, inputs, segmenter.window, network_facts(segmenter))
+    try:
+        done = finished_result(out_dir, plan, overwrite)
+        if done is not None:
+            return SlideSummary(plan.name, output_folder(out_dir, plan.name), True, done)
+        with exclusive(out_dir / ".cellprobe-slides" / plan.name, f"slide {plan.name}"):
+            journal = Journal.open(partial_dir(out_dir, plan.name), plan.stamp)
+            resumed = journal.progress.tiles
+            if progress is not None:
+                progress.start(plan.name, len(plan.todo), resumed)
+            timer = _Timer()
+            own_pool = pool is None and settings.workers > 0
+            pool = make_pool(settings.workers) if own_pool else pool
+            try:
+                writer = _process(segmenter, plan, journal, settings, pool, progress, timer)
+            finally:
+                if own_pool and pool is not None:
+                    pool.shutdown(cancel_futures=True)
+            result, _ = _finish(plan, journal, segmenter.class_names, settings, timer)
+            counts = _class_counts(result / CELLS, segmenter.class_names)
+            timer.add("total", start)
+            data = _summary(plan, segmenter, counts, resumed, writer.cut, writer.windows, timer, settings)
+            atomic.write_json(result / SUMMARY, data)
+            final = output_folder(out_dir, plan.name)
+            publish(result, final, journal.folder)
+            return SlideSummary(plan.name, final, False, data)
+    finally:
+        plan.close()
+
+
+def seconds_per_mm2(summary: dict[str, Any]) -> float:
+    """Wall seconds per mm² of tissue processed (the benchmark's figure)."""
+    return summary["seconds"]["total"] / summary["tissue_mm2"] if summary["tissue_mm2"] else float("nan")
+
+
+
+def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSettings, inputs: SlideInputs,
+                 window: WindowConfig, overwrite: bool = False) -> None:
+    """Every check that needs no network, for all slides before the first one starts: the output folder,
+    names that would collide, each slide (readable, µm/px, region, tissue) and results of another run already
+    in place."""
+    from cellprobe.inference.slide_plan import run_identity, slide_name
+
+    atomic.output_folder(out_dir, create=False)
+    by_name: dict[str, Path] = {}
+    for path in map(Path, slides):
+        if slide_name(path) in by_name:
+            raise InputError(path, f"shares the name '{slide_name(path)}' with {by_name[slide_name(path)]}; their "
+                                   "outputs would overwrite each other")
+        by_name[slide_name(path)] = path
+    for path in slides:
+        plan = plan_slide(Path(path), run, settings, inputs, window)
+        plan.close()
+        summary = output_folder(out_dir, plan.name) / SUMMARY
+        if overwrite or not output_folder(out_dir, plan.name).exists():
+            continue
+        try:
+            same_run = json.loads(summary.read_text(encoding="utf-8")).get("run") == run_identity(run)
+        except (OSError, ValueError):
+            same_run = False
+        if not same_run:
+            raise InputError(output_folder(out_dir, plan.name), "already holds results of another run; pass "
+                                                                "--overwrite to replace them")

@@ -1,0 +1,125 @@
+"""The partial folder of a slide in progress, and its journal: what makes a killed slide resume exactly.
+
+``DIR/.<slide>.partial/`` holds ``stamp.json`` (what the results depend on: slide file, run, settings, the
+list of tiles to do), ``parts/part-NNNNNN.parquet`` and ``journal.jsonl``. Tiles are written in their fixed
+order, so progress is one number: a journal line, appended (and fsynced) after its part file is in place,
+says how many tiles of the list are done and how many nuclei so far. On resume, lines that do not parse (a kill
+mid-line) and parts no line names are dropped, and work restarts after the last recorded tile: the nuclei
+written are exactly those of an uninterrupted run. A stamp that differs (another run, other settings, a changed
+slide) makes the partial results useless: they are cleared and the slide starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cellprobe import atomic
+
+STAMP = "stamp.json"
+JOURNAL = "journal.jsonl"
+PARTS = "parts"
+RESULT = "result"
+
+
+def partial_dir(out_dir: Path, name: str) -> Path:
+    return out_dir / f".{name}.partial"
+
+
+@dataclass
+class Done:
+    """Tiles of the to-do list done, nuclei written, part files written."""
+
+    tiles: int = 0
+    cells: int = 0
+    parts: int = 0
+
+
+class Journal:
+    """The partial folder of one slide: opened (resumed or started over) by :meth:`open`."""
+
+    def __init__(self, folder: Path, progress: Done, restarted: bool) -> None:
+        self.folder = folder
+        self.progress = progress
+        #: whether a partial folder of another setup was cleared
+        self.restarted = restarted
+
+    @classmethod
+    def open(cls, folder: Path, stamp: dict[str, Any]) -> Journal:
+        restarted = False
+        if folder.exists():
+            try:
+                same = json.loads((folder / STAMP).read_text(encoding="utf-8")) == stamp
+            except (OSError, ValueError):
+                same = False
+            if not same:
+                shutil.rmtree(folder)
+                restarted = True
+        if not folder.exists():
+            (folder / PARTS).mkdir(parents=True)
+            atomic.write_json(folder / STAMP, stamp)
+            return cls(folder, Done(), restarted)
+        journal = cls(folder, cls._replay(folder), restarted)
+        shutil.rmtree(folder / RESULT, ignore_errors=True)  # a finish that a kill interrupted is redone
+        return journal
+
+    @staticmethod
+    def _replay(folder: Path) -> Done:
+        progress = Done()
+        named: set[str] = set()
+        path = folder / JOURNAL
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        good: list[str] = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                break  # a line cut by a kill is the last one
+            if not (folder / PARTS / entry["part"]).is_file():
+                break
+            progress = Done(entry["tiles"], entry["cells"], progress.parts + 1)
+            named.add(entry["part"])
+            good.append(line)
+        if len(good) != len(lines):
+            atomic.write_text(path, "".join(g + "\n" for g in good))
+        for part in (folder / PARTS).iterdir():
+            if part.name not in named:  # written but never journaled, or a temporary of a killed write
+                part.unlink()
+        return progress
+
+    def part_path(self) -> Path:
+        return self.folder / PARTS / f"part-{self.progress.parts:06d}.parquet"
+
+    def record(self, part: Path, tiles: int, cells: int) -> None:
+        """Note ``part`` (already in place) and the progress it brings, durably."""
+        self.progress = Done(tiles, cells, self.progress.parts + 1)
+        line = json.dumps({"part": part.name, "tiles": tiles, "cells": cells}) + "\n"
+        with open(self.folder / JOURNAL, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def parts(self) -> list[Path]:
+        return [self.folder / PARTS / f"part-{i:06d}.parquet" for i in range(self.progress.parts)]
+
+    def result_dir(self) -> Path:
+        path = self.folder / RESULT
+        path.mkdir(exist_ok=True)
+        return path
+
+
+def publish(result: Path, final: Path, partial: Path) -> None:
+    """Move a finished slide's result folder to its final name in one rename (an earlier result, when
+    overwriting, is moved aside first and removed after), then drop the partial folder."""
+    aside = final.with_name(f".{final.name}.old")
+    if aside.exists():
+        shutil.rmtree(aside)
+    if final.exists():
+        os.rename(final, aside)
+    os.rename(result, final)
+    shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)

@@ -1,0 +1,91 @@
+"""`cellprobe slide`: a generated Aperio slide of real CoNSeP tissue → the four outputs, a rerun skips it;
+every bad input → one line naming the file, exit status 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from tests.training.tiny import shared_run
+
+from cellprobe.data.slide_fixtures import consep_mosaic, write_aperio_tiff
+
+MPP = 0.25
+FAST = ("--tile", "256", "--overlap", "64", "--workers", "0", "--device", "cpu")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return shared_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def slide(consep_root, tmp_path_factory):
+    image, _, _ = consep_mosaic(consep_root, 2, 2)
+    path = tmp_path_factory.mktemp("slides") / "tissue.svs"
+    return write_aperio_tiff(path, image, image.shape[1], image.shape[0], MPP, levels=(1, 4))
+
+
+def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path):
+    out = tmp_path / "out"
+    args = ("slide", run, slide, "--out", out, "--target-mpp", "0.5", *FAST, "--set", "tissue.method=all")
+    rc, stdout, err = cli(*args)
+    assert rc == 0, err
+    folder = out / "tissue"
+    assert sorted(p.name for p in folder.iterdir()) == ["cells.geojson.gz", "cells.parquet", "overview.png",
+                                                        "summary.json"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["mpp"] == {"slide": MPP, "source": "openslide mpp-x/mpp-y", "target": 0.5, "run": None}
+    assert summary["level"] == 0 and summary["reader"] == "openslide" and summary["tiles"]["tissue"] >= 1
+    assert summary["tissue_mm2"] == pytest.approx(512 * 512 * MPP**2 / 1e6, rel=0.02)
+    assert set(summary["seconds"]) >= {"read", "network", "postprocess", "write", "finish", "total"}
+    assert summary["run"]["class_names"] and summary["cellprobe"]
+    assert Image.open(folder / "overview.png").size[0] > 0
+    rc, stdout, err = cli(*args)
+    assert rc == 0 and "skipped" in err + stdout
+
+
+def _one_line(err: str, name: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and name in lines[0], err
+
+
+def test_bad_inputs_are_one_line_and_write_nothing(cli, run, slide, tmp_path):
+    image, _, _ = np.full((300, 300, 3), 200, np.uint8), None, None
+    plain = tmp_path / "no_mpp.tif"
+    tifffile.imwrite(plain, image)
+    truncated = tmp_path / "cut.svs"
+    truncated.write_bytes(slide.read_bytes()[: slide.stat().st_size // 2])
+    text = tmp_path / "notes.txt"
+    text.write_text("not a slide")
+    blank = write_aperio_tiff(tmp_path / "blank.svs", np.full((512, 512, 3), 245, np.uint8), 512, 512, MPP,
+                              levels=(1,))
+    empty_png = tmp_path / "empty.png"
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(empty_png)
+    far = tmp_path / "far.geojson"
+    far.write_text(json.dumps({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+        [[90000, 90000], [91000, 90000], [91000, 91000], [90000, 90000]]]}, "properties": {}}))
+    target = ("--target-mpp", "0.25")
+    cases = [
+        ((truncated, *target), "cut.svs"),
+        ((text, *target), "notes.txt"),
+        ((plain, *target), "no_mpp.tif"),  # µm/px unknown: pass --mpp
+        ((slide,), "run.json"),  # the run records no µm/px: pass --target-mpp
+        ((slide, "--target-mpp", "0.5", "--no-resample"), "tissue.svs"),
+        ((slide, *target, "--tissue-mask", empty_png), "empty.png"),
+        ((slide, *target, "--tissue-mask", far), "far.geojson"),
+        ((slide, *target, "--region", "400,400,300,300"), "tissue.svs"),
+        ((slide, *target, "--region", "1,2,3"), "--region"),
+        ((blank, *target), "blank.svs"),  # no tissue found
+    ]
+    out = tmp_path / "out"
+    for extra, name in cases:
+        rc, _, err = cli("slide", run, *extra, "--out", out, *FAST)
+        assert rc == 2, (extra, err)
+        _one_line(err, name)
+        assert not out.exists(), extra
+    rc, _, err = cli("slide", run, slide, slide, "--out", out, *target, *FAST)
+    assert rc == 2 and "shares the name" in err and not out.exists()

@@ -1,0 +1,118 @@
+"""A slide killed (SIGKILL) half-way resumes where it stopped and ends with the same cells.parquet as an
+uninterrupted run; a finished slide is skipped; results of another setup are refused without --overwrite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from tests.inference.slide_helpers import write_coded_slide
+from tests.inference.test_slide_engine import CLASSES, MPP, PARAMS, SETTINGS, WINDOW
+
+from cellprobe.data.slide_fixtures import consep_mosaic
+from cellprobe.errors import InputError
+from cellprobe.inference.slide_engine import run_slide
+from cellprobe.postprocess import PostprocessParams
+
+ROOT = Path(__file__).resolve().parents[2]
+#: seconds the killed run's network sleeps per batch, so that the kill lands half-way
+SLOW_S = 0.4
+
+SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from cellprobe.data.slide_fixtures import consep_mosaic
+    from cellprobe.inference.slide_engine import run_slide
+    from tests.inference.slide_helpers import oracle_segmenter
+    from tests.inference.test_slide_engine import CLASSES, MPP, PARAMS, SETTINGS, WINDOW
+
+    if __name__ == "__main__":
+        consep, slide, out, slow = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4])
+        _, inst, cls = consep_mosaic(consep, 3, 4, seed=1)
+        seg = oracle_segmenter(inst, cls, CLASSES, MPP, PARAMS, out.parent / "run")
+        seg.window = WINDOW
+        fast = seg._forward
+        def slow_forward(batch):
+            time.sleep(slow)
+            return fast(batch)
+        seg._forward = slow_forward
+        run_slide(seg, slide, out, SETTINGS.model_copy(update={"workers": 1, "part_tiles": 1}))
+""")
+
+
+def _no_orphans(tmp_path: Path, wait_s: float = 15.0) -> None:
+    """The killed run's post-processing processes end too (they watch the process that started them)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and str(tmp_path).encode() in (entry / "cmdline").read_bytes():
+                    left.append(entry.name)
+            except OSError:
+                continue
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not left, f"processes of the killed run still alive: {left}"
+
+
+def _segmenter(consep_root, tmp_path, params=PARAMS):
+    from tests.inference.slide_helpers import oracle_segmenter
+
+    _, inst, cls = consep_mosaic(consep_root, 3, 4, seed=1)
+    seg = oracle_segmenter(inst, cls, CLASSES, MPP, params, tmp_path / "run")
+    seg.window = WINDOW
+    return seg
+
+
+def test_a_killed_slide_resumes_to_the_same_cells(consep_root, tmp_path):
+    _, inst, _ = consep_mosaic(consep_root, 3, 4, seed=1)
+    slide = write_coded_slide(tmp_path / "mosaic.ome.tif", *inst.shape, MPP)
+    out = tmp_path / "out"
+    script = tmp_path / "kill_me.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, str(script), str(consep_root), str(slide), str(out), str(SLOW_S)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journal = out / ".mosaic.partial" / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _no_orphans(tmp_path)
+    assert not (out / "mosaic").exists()  # nothing under the final name
+    done = len(journal.read_text().splitlines())
+    assert 3 <= done < 15
+    # a kill can also leave a line cut short and a part no line names
+    with open(journal, "a") as handle:
+        handle.write('{"part": "part-0000')
+    (journal.parent / "parts" / "part-999999.parquet").write_bytes(b"orphan")
+
+    resumed = run_slide(_segmenter(consep_root, tmp_path), slide, out, SETTINGS)
+    assert resumed.data["tiles"]["resumed"] >= 3 and not (out / ".mosaic.partial").exists()
+    whole = run_slide(_segmenter(consep_root, tmp_path), slide, tmp_path / "uninterrupted", SETTINGS)
+    a, b = (pq.read_table(s.folder / "cells.parquet") for s in (resumed, whole))
+    assert a.num_rows > 100 and a.equals(b)
+    assert (resumed.folder / "cells.geojson.gz").read_bytes() == (whole.folder / "cells.geojson.gz").read_bytes()
+
+    # a finished slide is skipped; another setup's results are refused, or replaced with overwrite
+    again = run_slide(_segmenter(consep_root, tmp_path), slide, out, SETTINGS)
+    assert again.skipped and again.nuclei == resumed.nuclei
+    other = _segmenter(consep_root, tmp_path, PostprocessParams(min_size=20, min_marker_size=1))
+    with pytest.raises(InputError, match="--overwrite"):
+        run_slide(other, slide, out, SETTINGS)
+    replaced = run_slide(other, slide, out, SETTINGS, overwrite=True)
+    assert not replaced.skipped and 0 < replaced.nuclei < resumed.nuclei
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".cellprobe")) == ["mosaic"]
