@@ -7,9 +7,13 @@ One run measures, on the same machine and data:
     must be equal apart from timings and hosts;
   * the engine's overhead per cell: N no-op cells on 1 worker, minus the same command with every cell already
     done (cluster start, shared-folder check, shutdown), minus the N no-op cells in-process (writing results and
-    index.csv, as without Dask), divided by N: scheduling and transfer.
+    index.csv, as without Dask), divided by N: scheduling and transfer;
+  * a cohort of 4 generated slides (real CoNSeP tissue, 1024² px at 0.25 µm/px) one after another in-process,
+    then as tasks of a LocalCluster of 1 and of 2 workers (`cellprobe slide --cluster local:N`): wall-clock
+    seconds, the 1-vs-2-worker ratio, equal cells.parquet, and the overhead per slide (local:1 minus the rerun
+    that skips every slide, minus in-process, divided by 4: scheduling, transfer, the worker's run loading).
 
-    nice -n 10 .venv/bin/python benchmarks/bench_dask.py --out /tmp/bench-dask
+    nice -n 10 .venv/bin/python benchmarks/bench_dask.py --out /tmp/bench-dask [--parts cells slides]
 """
 
 from __future__ import annotations
@@ -73,14 +77,8 @@ def index(folder: Path) -> pd.DataFrame:
     return table.drop(columns=[c for c in table.columns if c.startswith(("seconds", "host"))])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--noop-cells", type=int, default=24)
-    args = parser.parse_args()
-    shutil.rmtree(args.out, ignore_errors=True)
+def cells(args: argparse.Namespace, figures: dict[str, float]) -> None:
     config = bench_config(DEMO)
-    figures: dict[str, float] = {}
     figures["sequential_s"], _ = timed("4 cells in-process", lambda: run_bench(config, args.out / "seq"))
     for workers in (1, 2):
         figures[f"local{workers}_s"], summary = timed(
@@ -102,6 +100,75 @@ def main() -> None:
         noop, args.out / "noop", noop_cell, check_inputs=False, cluster=spec))
     figures["engine_overhead_per_cell_s"] = (figures["noop_local1_s"] - figures["cluster_start_and_close_s"]
                                              - figures["noop_inprocess_s"]) / args.noop_cells
+
+
+def quick_run(out: Path) -> Path:
+    """A run that finds nuclei: frozen ImageNet EfficientNet-Lite0, 3 short epochs on the demo's patches."""
+    from cellprobe.training import train
+
+    return train({"output": str(out), "encoder": {"name": "efficientnet-lite0", "weights": "pretrained"},
+                  "data": {"path": str(DEMO), "format": "patches", "val_split": "val"}, "epochs": 3,
+                  "batch_size": 4, "cache_features": True, "cache_views": 1, "lr": 0.003, "decoder": DECODER,
+                  "trainer": {"accelerator": "cpu", "progress": False, "limit_train_batches": 10,
+                              "threads": 2}}).path
+
+
+def slides(args: argparse.Namespace, figures: dict[str, float]) -> None:
+    from cellprobe.data.slide_fixtures import consep_mosaic, write_aperio_tiff
+    from cellprobe.inference.segmenter import Segmenter
+    from cellprobe.inference.slide_cohort import NetworkChoice, run_cohort
+    from cellprobe.inference.slide_config import SlideSettings
+    from cellprobe.inference.slide_engine import make_pool, run_slide
+    from cellprobe.inference.slide_plan import SlideInputs
+
+    run = args.run or quick_run(args.out / "run")
+    paths = []
+    for seed in range(4):
+        image, _, _ = consep_mosaic(args.data, 4, 4, seed=seed)
+        paths.append(write_aperio_tiff(args.out / "slides" / f"slide{seed}.svs", image, image.shape[1],
+                                       image.shape[0], 0.25, levels=(1, 4)))
+    settings, inputs = SlideSettings.model_validate({"workers": 1}), SlideInputs()
+    network = NetworkChoice(str(run), device="cpu")
+
+    def in_process() -> None:
+        segmenter, pool = Segmenter(run, device="cpu"), make_pool(settings.workers)
+        try:
+            for path in paths:
+                run_slide(segmenter, path, args.out / "slides-seq", settings, None, inputs, False, pool)
+        finally:
+            pool.shutdown()
+
+    figures["slides_sequential_s"], _ = timed("4 slides in-process", in_process)
+    for workers in (1, 2):
+        spec = ClusterSpec("local", workers=workers)
+        figures[f"slides_local{workers}_s"], _ = timed(f"4 slides, --cluster local:{workers}", lambda s=spec, w=workers:
+                                                      run_cohort(s, network, paths, args.out / f"slides-local{w}",
+                                                                 settings, inputs, False))
+        for path in paths:
+            name = path.stem
+            pd.testing.assert_frame_equal(pd.read_parquet(args.out / f"slides-local{workers}" / name / "cells.parquet"),
+                                          pd.read_parquet(args.out / "slides-seq" / name / "cells.parquet"))
+    figures["slides_ratio_1_vs_2_workers"] = figures["slides_local1_s"] / figures["slides_local2_s"]
+    figures["slides_cluster_start_and_close_s"], _ = timed("the same, every slide done (start, check, close)", lambda:
+                                                           run_cohort(ClusterSpec("local", workers=1), network, paths,
+                                                                      args.out / "slides-local1", settings, inputs,
+                                                                      False))
+    figures["engine_overhead_per_slide_s"] = (figures["slides_local1_s"] - figures["slides_cluster_start_and_close_s"]
+                                              - figures["slides_sequential_s"]) / len(paths)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--noop-cells", type=int, default=24)
+    parser.add_argument("--parts", nargs="+", choices=("cells", "slides"), default=["cells", "slides"])
+    parser.add_argument("--run", type=Path, help="run folder for the slides (default: a quick one trained here)")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "consep")
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    figures: dict[str, float] = {}
+    for part in args.parts:
+        {"cells": cells, "slides": slides}[part](args, figures)
     print(json.dumps({k: round(v, 2) for k, v in figures.items()}, indent=1))
 
 
