@@ -4,6 +4,7 @@ worker processes, events and the per-worker cache."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -52,11 +53,30 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_cluster_options_parse():
+@pytest.fixture
+def sbatch_on_path(tmp_path, monkeypatch):
+    """A stand-in `sbatch` on PATH: what `--cluster slurm` checks for before starting (nothing is submitted)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_cluster_options_parse(sbatch_on_path):
     assert parse_cluster_spec(None, None, None) is None
-    assert parse_cluster_spec("local:3", None, None) == ClusterSpec("local", workers=3)
+    cores = os.cpu_count()
+    assert parse_cluster_spec(f"local:{cores}", None, None) == ClusterSpec("local", workers=cores)
     spec = parse_cluster_spec("slurm", EXAMPLE, None)
     assert spec.kind == "slurm" and spec.slurm.jobs == 4 and spec.slurm.partition == "gpu"
+
+
+def test_more_local_workers_than_cores_and_slurm_without_sbatch_are_refused(monkeypatch, tmp_path):
+    with pytest.raises(InputError, match=r"give at most local:\d+"):
+        parse_cluster_spec(f"local:{10 * (os.cpu_count() or 1) + 8}", None, None)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch: dask-jobqueue would retry for ever
+    with pytest.raises(InputError, match="no 'sbatch' on this machine's PATH"):
+        parse_cluster_spec("slurm", EXAMPLE, None)
 
 
 def test_a_running_scheduler_is_used_by_address():
@@ -101,6 +121,7 @@ def test_bad_cluster_options_are_one_line_exit_2_within_seconds(cli, tmp_path, c
     ("jobs: 2\ngpus_per_job: 2\n", "gpus_per_job"),
     ("jobs: 2\nwalltime: 8h\n", "walltime"),
     ("jobs: 2\nqueue: gpu\n", "queue"),
+    ("jobs: 99999999\n", "jobs"),
 ])
 def test_bad_cluster_yaml_names_the_file_and_key(tmp_path, yaml_text, says):
     path = tmp_path / "c.yaml"
@@ -110,7 +131,7 @@ def test_bad_cluster_yaml_names_the_file_and_key(tmp_path, yaml_text, says):
     assert err.value.path == str(path)
 
 
-def test_the_slurm_job_script_carries_the_cluster_yaml(tmp_path):
+def test_the_slurm_job_script_carries_the_cluster_yaml(tmp_path, sbatch_on_path):
     pytest.importorskip("dask_jobqueue")
     from dask_jobqueue import SLURMCluster
 

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import socket
 import sys
 import threading
@@ -68,12 +69,18 @@ WORKER_ENVIRONMENT = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False",
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
+#: the most SLURM jobs one command asks for (a typo's 99999999 would flood the queue)
+MAX_JOBS = 1000
+#: the SLURM command dask-jobqueue submits jobs with
+SBATCH = "sbatch"
+
+
 class AdaptiveBounds(StrictModel):
     """Let the number of SLURM jobs follow the work: between ``minimum`` and ``maximum`` jobs (at least one:
     a worker checks the shared folder before any work is sent)."""
 
-    minimum: int = Field(1, ge=1)
-    maximum: int = Field(ge=1)
+    minimum: int = Field(1, ge=1, le=MAX_JOBS)
+    maximum: int = Field(ge=1, le=MAX_JOBS)
 
     @model_validator(mode="after")
     def _ordered(self) -> AdaptiveBounds:
@@ -93,7 +100,7 @@ class SlurmClusterConfig(StrictModel):
     cores: int = Field(4, ge=1)  # CPU cores per job (data loading, post-processing)
     memory: str = Field("32GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")  # per job, e.g. 64GB
     walltime: str = Field("04:00:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")  # [D-]HH:MM:SS
-    jobs: int | None = Field(None, ge=1)  # a fixed number of jobs (workers)
+    jobs: int | None = Field(None, ge=1, le=MAX_JOBS)  # a fixed number of jobs (workers)
     adaptive: AdaptiveBounds | None = None
     job_extra_directives: list[str] = Field(default_factory=list)  # more #SBATCH lines, e.g. "--qos=high"
     job_script_prologue: list[str] = Field(default_factory=list)  # shell lines before the worker (module load)
@@ -143,13 +150,21 @@ def parse_cluster_spec(cluster: str | None, cluster_config: Path | None, schedul
     if cluster == "slurm":
         if cluster_config is None:
             raise InputError("--cluster", "slurm needs --cluster-config FILE.yaml (see configs/cluster/slurm.yaml)")
-        return ClusterSpec("slurm", slurm=load_config(SlurmClusterConfig, cluster_config))
+        config = load_config(SlurmClusterConfig, cluster_config)
+        if shutil.which(SBATCH) is None:  # dask-jobqueue would retry submitting for ever, printing tracebacks
+            raise InputError("--cluster", f"slurm: no '{SBATCH}' on this machine's PATH; run the command on a "
+                                          "node that submits SLURM jobs (a login node)")
+        return ClusterSpec("slurm", slurm=config)
     match = re.fullmatch(r"local:(\d+)", cluster)
     if match is None:
         raise InputError("--cluster", f"unknown cluster '{cluster}' (local:N for N worker processes here, or slurm)")
     workers = int(match.group(1))
     if workers < 1:
         raise InputError("--cluster", f"local:{workers}: a local cluster needs at least 1 worker")
+    most = max(os.cpu_count() or 1, len(local_gpus()))
+    if workers > most:  # more one-thread workers than cores (or GPUs) only adds processes that wait
+        raise InputError("--cluster", f"local:{workers}: this machine has {os.cpu_count()} core(s) and "
+                                      f"{len(local_gpus())} GPU(s); give at most local:{most}")
     return ClusterSpec("local", workers=workers)
 
 

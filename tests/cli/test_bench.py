@@ -62,3 +62,12 @@ def test_bench_bad_config_is_one_line_and_exit_2(cli, tmp_path, fake_cells):
     assert rc == 2 and err.count("\n") == 1 and "b.yaml" in err and "epochs" in err
     rc, _out, err = cli("bench", tmp_path / "missing.yaml")
     assert rc == 2 and "missing.yaml" in err and not fake_cells
+
+
+def test_a_config_refused_by_the_runner_checks_prints_one_line_and_no_bar(cli, tmp_path):
+    """The checks run_bench makes before any cell (here: a missing dataset) come before the cells' bar."""
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(CONFIG + "test_datasets: [{name: other, path: data/other}]\n")
+    rc, _, err = cli("bench", cfg, "--out", tmp_path / "out")
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("cellprobe: error:"), err
+    assert not (tmp_path / "out").exists()

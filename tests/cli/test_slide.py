@@ -69,6 +69,10 @@ def test_bad_inputs_are_one_line_and_write_nothing(cli, run, slide, tmp_path):
     far.write_text(json.dumps({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
         [[90000, 90000], [91000, 90000], [91000, 91000], [90000, 90000]]]}, "properties": {}}))
     target = ("--target-mpp", "0.25")
+    dotted = tmp_path / ".hidden.svs"
+    dotted.write_bytes(slide.read_bytes())
+    folder_named_svs = tmp_path / "folder.svs"
+    folder_named_svs.mkdir()
     cases = [
         ((truncated, *target), "cut.svs"),
         ((text, *target), "notes.txt"),
@@ -80,6 +84,11 @@ def test_bad_inputs_are_one_line_and_write_nothing(cli, run, slide, tmp_path):
         ((slide, *target, "--region", "400,400,300,300"), "tissue.svs"),
         ((slide, *target, "--region", "1,2,3"), "--region"),
         ((blank, *target), "blank.svs"),  # no tissue found
+        ((slide, *target, "--mpp", "1e308"), "tissue.svs"),  # a resampling factor no µm/px anyone meant
+        ((slide, "--target-mpp", "1e-300"), "tissue.svs"),
+        ((slide, "--target-mpp", "0"), "--target-mpp"),
+        ((dotted, *target), ".hidden.svs"),  # cellprobe's own folders beside the results start with '.'
+        ((folder_named_svs, *target), "folder.svs"),
     ]
     out = tmp_path / "out"
     for extra, name in cases:
@@ -87,5 +96,13 @@ def test_bad_inputs_are_one_line_and_write_nothing(cli, run, slide, tmp_path):
         assert rc == 2, (extra, err)
         _one_line(err, name)
         assert not out.exists(), extra
+    for option, value in (("--tile", "100"), ("--overlap", "33")):  # named as given, not as a config key
+        rc, _, err = cli("slide", run, slide, "--out", out, *target, *FAST, option, value)
+        assert rc == 2 and err.startswith(f"cellprobe: error: {option}:") and not out.exists(), err
     rc, _, err = cli("slide", run, slide, slide, "--out", out, *target, *FAST)
-    assert rc == 2 and "shares the name" in err and not out.exists()
+    assert rc == 2 and "is given twice" in err and not out.exists()
+    bare = tmp_path / "bare" / "tissue"  # a slide file without an extension: its results folder is its own name
+    bare.parent.mkdir()
+    bare.write_bytes(slide.read_bytes())
+    rc, _, err = cli("slide", run, bare, "--out", bare.parent, *target, *FAST, "--overwrite")
+    assert rc == 2 and "would replace it" in err and bare.is_file(), err

@@ -170,3 +170,23 @@ def test_bad_png_mask(slide, tmp_path, shape, fill, match):
     with pytest.raises(InputError, match=match) as info:
         mask_from_png(path, slide, 8.0)
     assert info.value.path == str(path)
+
+
+def test_annotation_coordinates_far_beyond_any_slide_are_refused(tmp_path):
+    """Third probe: a vertex at 1e300 was rasterised with a cast warning and an empty result."""
+    import json
+
+    import numpy as np
+
+    from cellprobe.data.slide_fixtures import write_ome_tiff
+    from cellprobe.data.slide_reader import open_slide
+    from cellprobe.data.tissue import mask_from_geojson
+    from cellprobe.errors import InputError
+
+    slide = write_ome_tiff(tmp_path / "s.ome.tif", np.full((256, 256, 3), 200, np.uint8), 256, 256, 0.5, levels=(1,))
+    path = tmp_path / "huge.geojson"
+    path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
+        [[0, 0], [1e300, 0], [1e300, 100], [0, 100], [0, 0]]]}}))
+    with open_slide(slide) as reader, pytest.raises(InputError, match="lies far beyond the slide") as err:
+        mask_from_geojson(path, reader, 4.0)
+    assert err.value.path == str(path)

@@ -100,6 +100,10 @@ def test_a_killed_slide_resumes_to_the_same_cells(consep_root, tmp_path):
         handle.write('{"part": "part-0000')
     (journal.parent / "parts" / "part-999999.parquet").write_bytes(b"orphan")
 
+    other = _segmenter(consep_root, tmp_path, PostprocessParams(min_size=20, min_marker_size=1))
+    with pytest.raises(InputError, match="unfinished run of this slide with another run"):  # its parts are kept
+        run_slide(other, slide, out, SETTINGS)
+    assert len(journal.read_text().splitlines()) == done + 1
     resumed = run_slide(_segmenter(consep_root, tmp_path), slide, out, SETTINGS)
     assert resumed.data["tiles"]["resumed"] >= 3 and not (out / ".mosaic.partial").exists()
     whole = run_slide(_segmenter(consep_root, tmp_path), slide, tmp_path / "uninterrupted", SETTINGS)
@@ -110,7 +114,6 @@ def test_a_killed_slide_resumes_to_the_same_cells(consep_root, tmp_path):
     # a finished slide is skipped; another setup's results are refused, or replaced with overwrite
     again = run_slide(_segmenter(consep_root, tmp_path), slide, out, SETTINGS)
     assert again.skipped and again.nuclei == resumed.nuclei
-    other = _segmenter(consep_root, tmp_path, PostprocessParams(min_size=20, min_marker_size=1))
     with pytest.raises(InputError, match="--overwrite"):
         run_slide(other, slide, out, SETTINGS)
     replaced = run_slide(other, slide, out, SETTINGS, overwrite=True)

@@ -46,8 +46,10 @@ def cluster_cell_display(console: Any, total: int) -> Iterator[tuple[Callable[[A
     running: set[str] = set()
     lock = threading.Lock()
     started = time.monotonic()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=console) as progress:
+    # shown from the first cell on: a config refused by the runner's checks prints its one line alone
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=console)
+    try:
         bar = progress.add_task("cells", total=total, state="")
         inner: dict[str, Any] = {}
 
@@ -61,6 +63,8 @@ def cluster_cell_display(console: Any, total: int) -> Iterator[tuple[Callable[[A
         def on_cell(task: Any, status: str) -> None:
             cid = task.cell.cell_id
             with lock:
+                if not progress.live.is_started:
+                    progress.start()
                 if status == "start":
                     running.add(cid)
                 else:
@@ -78,6 +82,9 @@ def cluster_cell_display(console: Any, total: int) -> Iterator[tuple[Callable[[A
                 progress.update(inner[label], completed=done, total=total_steps, visible=done < total_steps)
 
         yield on_cell, on_progress
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def _duration(seconds: float) -> str:

@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
         own = {k: v for k, v in own.items() if v is not None}
         overrides = with_sets(set_, own, fixed=list(own))
         given = {k: (f"--{k.replace('_', '-')}" if k in own else f"--set {k}") for k in overrides}
-        settings = parse_config(SlideSettings, with_overrides({}, overrides), "--set", given)
+        settings = parse_config(SlideSettings, with_overrides({}, overrides), "--tile/--overlap/--set", given)
         if len(slides) > 1 and (tissue_mask is not None or region is not None):
             raise InputError(None, "--tissue-mask and --region apply to one slide; give one slide")
         inputs = SlideInputs(mpp=mpp, target_mpp=target_mpp, region=parse_region(region), tissue_mask=tissue_mask)

@@ -41,6 +41,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def require_file(path: Path, what: str) -> Path:
     """``path`` if it is a file, else an InputError saying which file of the layout is missing."""
+    if path.is_dir():
+        raise InputError(path, f"is a folder, not the {what}")
     if not path.is_file():
         raise InputError(path, f"missing {what}")
     return path

@@ -185,6 +185,7 @@ def mask_from_geojson(path: Path, reader: SlideReader, downsample: float) -> Tis
     polygons = _read_polygons(path)
     if not polygons:
         raise InputError(path, "mask is empty (no Polygon or MultiPolygon feature)")
+    _refuse_far(path, reader, polygons)
     shape = mask_shape(reader, downsample)
     mask = np.zeros(shape, np.uint8)
     scale = 2**POLYGON_SHIFT
@@ -196,6 +197,22 @@ def mask_from_geojson(path: Path, reader: SlideReader, downsample: float) -> Tis
         _refuse_outside(path, reader, polygons)
         raise InputError(path, f"mask is empty: the polygons are smaller than one mask pixel ({downsample:g} px)")
     return TissueMask(mask.astype(bool), downsample)
+
+
+#: how far beyond the slide (in slide sizes) an annotation's vertex may lie: a polygon drawn over the slide's
+#: edge is fine, a coordinate of 1e300 is not a level-0 pixel (and would overflow the rasteriser)
+FAR_BEYOND_SLIDE = 10.0
+
+
+def _refuse_far(path: Path, reader: SlideReader, polygons: list[list[np.ndarray]]) -> None:
+    points = np.concatenate([ring for rings in polygons for ring in rings])
+    base = reader.levels[0]
+    limit = np.array([base.width, base.height]) * (1 + FAR_BEYOND_SLIDE)
+    far = np.abs(points) > limit
+    if far.any():
+        x, y = points[far.any(axis=1)][0]
+        raise InputError(path, f"vertex ({x:g}, {y:g}) lies far beyond the slide {reader.path.name} ({base.width}×"
+                               f"{base.height} px at level 0): annotations are in level-0 pixels")
 
 
 def _refuse_outside(path: Path, reader: SlideReader, polygons: list[list[np.ndarray]]) -> None:

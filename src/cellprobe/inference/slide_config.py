@@ -8,7 +8,7 @@ in a tile's core is never cut by that tile (see :mod:`cellprobe.inference.slide_
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from cellprobe.config import StrictModel
 from cellprobe.data.tissue import TissueSettings
@@ -28,7 +28,9 @@ class SlideSettings(StrictModel):
     row group, and one journal line: what a kill can lose) is written;
     ``overview_side``: longest side of overview.png; ``window_cache_mb``: network window maps kept for the next
     tile row (MiB; beyond it they are computed again); ``resample``: False refuses slides whose µm/px differs
-    from the run's by more than ``mpp_tolerance`` (relative) instead of resampling; ``predict_large_pixels``:
+    from the run's by more than ``mpp_tolerance`` (relative) instead of resampling; ``max_resample``: the most a
+    slide is enlarged or shrunk to reach the target µm/px (beyond it a µm/px is taken for a mistake: a 40×
+    slide read for a 2.5× run, or a wrong --mpp); ``predict_large_pixels``:
     the image size above which ``cellprobe predict`` uses this engine."""
 
     tile: int = Field(1024, ge=2 * INPUT_MULTIPLE)
@@ -43,15 +45,26 @@ class SlideSettings(StrictModel):
     window_cache_mb: int = Field(256, ge=0)
     resample: bool = True
     mpp_tolerance: float = Field(0.1, gt=0.0, lt=1.0)
+    max_resample: float = Field(16.0, ge=1.0, le=1000.0)
     predict_large_pixels: int = Field(PREDICT_LARGE_PIXELS, ge=1)
     tissue: TissueSettings = Field(default_factory=TissueSettings)
 
+    @field_validator("tile")
+    @classmethod
+    def _tile(cls, tile: int) -> int:
+        if tile % INPUT_MULTIPLE:
+            raise ValueError(f"must be a multiple of {INPUT_MULTIPLE}, got {tile}")
+        return tile
+
+    @field_validator("overlap")
+    @classmethod
+    def _overlap(cls, overlap: int) -> int:
+        if overlap % 2:
+            raise ValueError(f"must be even (half of it borders each tile's core), got {overlap}")
+        return overlap
+
     @model_validator(mode="after")
     def _check(self) -> SlideSettings:
-        if self.tile % INPUT_MULTIPLE:
-            raise ValueError(f"tile must be a multiple of {INPUT_MULTIPLE}, got {self.tile}")
-        if self.overlap % 2:
-            raise ValueError(f"overlap must be even (half of it borders each tile's core), got {self.overlap}")
         if self.overlap >= self.tile // 2:
             raise ValueError(f"overlap must be less than half the tile ({self.tile // 2}), got {self.overlap}")
         return self

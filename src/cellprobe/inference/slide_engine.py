@@ -425,7 +425,7 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
         if done is not None:
             return SlideSummary(plan.name, output_folder(out_dir, plan.name), True, done)
         with exclusive(out_dir / ".cellprobe-slides" / plan.name, f"slide {plan.name}"):
-            journal = Journal.open(partial_dir(out_dir, plan.name), plan.stamp)
+            journal = Journal.open(partial_dir(out_dir, plan.name), plan.stamp, overwrite)
             resumed = journal.progress.tiles
             if progress is not None:
                 progress.start(plan.name, len(plan.todo), resumed)
@@ -465,10 +465,19 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
     atomic.output_folder(out_dir, create=False)
     by_name: dict[str, Path] = {}
     for path in map(Path, slides):
-        if slide_name(path) in by_name:
-            raise InputError(path, f"shares the name '{slide_name(path)}' with {by_name[slide_name(path)]}; their "
-                                   "outputs would overwrite each other")
-        by_name[slide_name(path)] = path
+        name = slide_name(path)
+        if name in by_name:
+            again = by_name[name].resolve() == path.resolve()
+            raise InputError(path, "is given twice" if again else f"shares the name '{name}' with {by_name[name]}; "
+                                                                  "their outputs would overwrite each other")
+        if name.startswith("."):  # cellprobe's own folders beside the results (.<slide>.partial, locks) do
+            raise InputError(path, f"a slide name may not start with '.' ('{name}'); rename the file")
+        results = output_folder(out_dir, name)
+        if path.resolve() == results.resolve() or path.resolve().is_relative_to(results.resolve()):
+            raise InputError(path, f"its results folder {results} would replace it; give another --out")
+        if results.exists() and not results.is_dir():
+            raise InputError(results, "is a file where this slide's results folder goes; give another --out")
+        by_name[name] = path
     for path in slides:
         plan = plan_slide(Path(path), run, settings, inputs, window)
         plan.close()

@@ -70,10 +70,18 @@ def slide_name(path: Path) -> str:
 def target_resolution(reader: Any, run: Run, settings: SlideSettings, inputs: SlideInputs) -> float:
     """The µm/px the network sees: the run's (its training data's), ``--target-mpp``, or with resampling
     disabled the slide's own (refused when it is too far from the run's)."""
-    run_mpp = inputs.target_mpp or run.stamp.mpp
+    run_mpp = inputs.target_mpp if inputs.target_mpp is not None else run.stamp.mpp
     if run_mpp is None:
         raise InputError(run.path / "run.json", "records no µm/px of the run's training data; pass --target-mpp")
+    if not (math.isfinite(run_mpp) and run_mpp > 0):
+        raise InputError("--target-mpp", f"must be a finite number > 0, got {run_mpp!r}")
     if settings.resample:
+        factor = reader.mpp / run_mpp
+        if not 1 / settings.max_resample <= factor <= settings.max_resample:
+            how = f"enlarged {factor:.3g}×" if factor > 1 else f"shrunk {1 / factor:.3g}×"
+            raise InputError(reader.path, f"at {reader.mpp:.4g} µm/px ({reader.mpp_source}) it would be {how} to "
+                                          f"reach {run_mpp:.4g} µm/px, beyond max_resample "
+                                          f"({settings.max_resample:g}×); check --mpp / --target-mpp")
         return float(run_mpp)
     if abs(reader.mpp / run_mpp - 1) > settings.mpp_tolerance:
         raise InputError(reader.path, f"{reader.mpp:.4g} µm/px is {abs(reader.mpp / run_mpp - 1):.0%} from the "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cellprobe import atomic
+from cellprobe.errors import InputError
 
 STAMP = "stamp.json"
 JOURNAL = "journal.jsonl"
@@ -49,13 +50,18 @@ class Journal:
         self.restarted = restarted
 
     @classmethod
-    def open(cls, folder: Path, stamp: dict[str, Any]) -> Journal:
+    def open(cls, folder: Path, stamp: dict[str, Any], overwrite: bool = False) -> Journal:
+        """Resume ``folder`` when it was started with ``stamp``; one of another setup (run, slide, settings)
+        is refused unless ``overwrite``, which starts over (a kill must not cost a finished part silently)."""
         restarted = False
         if folder.exists():
             try:
                 same = json.loads((folder / STAMP).read_text(encoding="utf-8")) == stamp
             except (OSError, ValueError):
                 same = False
+            if not same and not overwrite:
+                raise InputError(folder, "holds an unfinished run of this slide with another run, slide file or "
+                                         "settings; rerun with those to resume it, or pass --overwrite to start over")
             if not same:
                 shutil.rmtree(folder)
                 restarted = True
