@@ -45,6 +45,13 @@ def current_umask() -> int:
     return mask
 
 
+#: the longest file name most filesystems take (ext4, XFS, APFS, NTFS: 255 bytes or UTF-16 units); results named
+#: after their inputs are checked against it before any work
+MAX_NAME_BYTES = 255
+#: the longest name of a result written here: its temporary sibling adds a dot and ".<8 random>.tmp"
+MAX_RESULT_NAME_BYTES = MAX_NAME_BYTES - len("..12345678.tmp")
+
+
 def output_folder(path: str | Path, option: str = "--out", create: bool = True) -> Path:
     """``path`` checked as an output folder before a command works: a file on the way, or a folder that cannot
     be made or written, is one line naming it. ``create``: make it (with parents) now; otherwise only prove

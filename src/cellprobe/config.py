@@ -59,6 +59,15 @@ UniqueKeyLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+# YAML 1.2 booleans only: PyYAML (YAML 1.1) also reads yes/no/on/off (and their capitals) as booleans, which
+# turns a user's string into a flag without a word; they stay strings, and strict typing refuses them
+UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in UniqueKeyLoader.yaml_implicit_resolvers.items()}
+UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                      list("tTfF"))
+
+
 def yaml_value(text: str) -> Any:
     """One value written as YAML (a ``--set`` value), read as config files are."""
     return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
@@ -110,7 +119,8 @@ def parse_config(model: type[M], data: dict[str, Any], source: str | Path | None
         message = first["msg"].removeprefix("Value error, ")
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         given = next((how for key, how in (overridden or {}).items()
-                      if where and (where == key or where.startswith(f"{key}."))), None)
+                      if where and (where == key or where.startswith(f"{key}.") or key.startswith(f"{where}."))),
+                     None)
         raise InputError(given or source, f"{what}: {message}{more}") from None
 
 
@@ -151,6 +161,9 @@ def with_overrides(data: dict[str, Any], overrides: dict[str, Any] | None = None
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     """Set ``data['a']['b'] = value`` for ``dotted='a.b'``, creating intermediate mappings."""
     keys = dotted.split(".")
+    if any(key.isdigit() for key in keys):
+        raise InputError(None, f"override '{dotted}': list items cannot be set one by one; give the whole list "
+                               "(e.g. key=[8, 8, 16])")
     node = data
     for key in keys[:-1]:
         node = node.setdefault(key, {})

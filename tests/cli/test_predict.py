@@ -117,3 +117,9 @@ def test_results_of_retuned_thresholds_are_not_taken_for_done(cli, run, tmp_path
     (own / R.POSTPROCESS).write_text('{"fg_threshold": 0.3}')  # `cellprobe tune` changed the thresholds
     rc, _, err = cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")
     assert rc == 2 and "made otherwise" in err, err
+
+
+def test_an_input_name_too_long_for_its_results_is_refused_before_anything(cli, run, tmp_path):
+    _patch_folder(tmp_path / "in", 1, "x" * 240)
+    rc, _, err = cli("predict", run, tmp_path / "in", "--out", tmp_path / "out", "--device", "cpu")
+    assert rc == 2 and "too long" in err and err.count("\n") == 1 and not (tmp_path / "out").exists(), err

@@ -160,3 +160,10 @@ def test_an_output_that_cannot_be_written_is_refused_before_scoring(cli, conic_f
     true, pred = conic_files
     rc, out, err = cli("score", "--format", "conic", "--true", true, "--pred", pred, "--json", "/proc/no/o.json")
     assert rc == 2 and out == "" and "cannot create or write" in err and err.count("\n") == 1, err
+
+
+def test_a_dangling_link_at_an_output_is_something_there(cli, conic_files, tmp_path):
+    true, pred = conic_files
+    (tmp_path / "link.json").symlink_to(tmp_path / "nowhere.json")
+    rc, _, err = cli("score", "--format", "conic", "--true", true, "--pred", pred, "--json", tmp_path / "link.json")
+    assert rc == 2 and "exists already" in err and (tmp_path / "link.json").is_symlink(), err

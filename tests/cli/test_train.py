@@ -79,3 +79,25 @@ def test_config_problems_name_where_the_key_was_given(cli, tmp_path):
     rc, _, err = cli(*base, "--out", tmp_path / "r3", "--set", "encoder.taps=[3, 1]")
     assert rc == 2 and "command line" in err and "config key 'encoder.taps'" in err, err
     assert err.count("\n") == 1
+
+
+def test_fourth_probe_config_and_command_line_gaps(cli, tmp_path):
+    """A finished run found under another spelling of its folder is the same run; list items and YAML 1.1
+    booleans in --set are refused, not guessed; usage errors are one line."""
+    data = make_tiny_data(tmp_path / "data")
+    base = ("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data, "--format", "patches",
+            "--set", "epochs=1", "--set", "cache_views=1", "--set", "data.val_fraction=0.25",
+            "--set", "trainer.progress=false")
+    rc, _, err = cli(*base, "--out", tmp_path / "run")
+    assert rc == 0, err
+    (tmp_path / "link").symlink_to(tmp_path / "run")
+    for spelling in (f"{tmp_path / 'run'}/", tmp_path / "link", tmp_path / "data" / ".." / "run"):
+        rc, out, err = cli(*base, "--out", spelling)
+        assert rc == 0 and "run:" in out, err
+    rc, _, err = cli(*base, "--out", tmp_path / "r2", "--set", "decoder.decoder_channels.0=8")
+    assert rc == 2 and "list items cannot be set one by one" in err and err.count("\n") == 1, err
+    rc, _, err = cli(*base, "--out", tmp_path / "r3", "--set", "cache_features=yes")
+    assert rc == 2 and "--set cache_features" in err and "valid boolean" in err, err
+    rc, _, err = cli("tune", tmp_path / "run", "--tta", "0")
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("cellprobe: error: cellprobe tune:"), err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()

@@ -72,11 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("cellprobe: aborted", file=sys.stderr)
         return 130
-    except typer.TyperException as exc:  # usage errors (typer bundles its own click): message, exit 2
-        show = getattr(exc, "show", None)
-        if show is None:
+    except typer.TyperException as exc:  # usage errors (typer bundles its own click): one line, exit 2
+        if not hasattr(exc, "format_message"):
             raise
-        show()
+        ctx = getattr(exc, "ctx", None)
+        where = "cellprobe" + (f" {ctx.info_name}" if ctx is not None and ctx.parent is not None else "")
+        message = " ".join(exc.format_message().split())
+        print(f"cellprobe: error: {where}: {message} (see {where} --help)", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     return rv if isinstance(rv, int) else 0
 

@@ -127,7 +127,7 @@ def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite
             raise InputError(path, "is given for two outputs")
         if path.is_dir():
             raise InputError(path, "is a folder; give a file name")
-        if path.exists() and not overwrite:
+        if (path.exists() or path.is_symlink()) and not overwrite:  # a dangling link is still something there
             raise InputError(path, "exists already; pass --overwrite to replace it")
         output_folder(path.parent, "output", create=False)  # a folder that cannot be made fails now, not after
 

@@ -40,6 +40,10 @@ def collect_inputs(inputs: Iterable[str | Path], notice: Callable[[str], None] |
             raise InputError(item, "no such file or folder")
     by_stem: dict[str, Path] = {}
     for path in files:
+        too_long = [n for n in output_names(path.stem) if len(n.encode()) > atomic.MAX_RESULT_NAME_BYTES]
+        if too_long:
+            raise InputError(path, f"its name is too long for its results' file names ({too_long[0][:40]}…: over "
+                                   f"{atomic.MAX_RESULT_NAME_BYTES} bytes); rename the file")
         if path.stem in by_stem:
             raise InputError(path, f"shares the name '{path.stem}' with {by_stem[path.stem]}; their outputs would "
                                    "overwrite each other")

@@ -470,6 +470,9 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
             again = by_name[name].resolve() == path.resolve()
             raise InputError(path, "is given twice" if again else f"shares the name '{name}' with {by_name[name]}; "
                                                                   "their outputs would overwrite each other")
+        if len(partial_dir(out_dir, name).name.encode()) > atomic.MAX_RESULT_NAME_BYTES:
+            raise InputError(path, f"its name is too long for its results' folder names (over "
+                                   f"{atomic.MAX_RESULT_NAME_BYTES} bytes); rename the file")
         if name.startswith("."):  # cellprobe's own folders beside the results (.<slide>.partial, locks) do
             raise InputError(path, f"a slide name may not start with '.' ('{name}'); rename the file")
         results = output_folder(out_dir, name)

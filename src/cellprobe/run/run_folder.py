@@ -188,7 +188,8 @@ def find_run(config: TrainConfig) -> Run | None:
         return None
     run = Run.open(run_dir)
     old, new = run.config.model_dump(mode="json"), config.model_dump(mode="json")
-    diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS)
+    # the folder is the one found, however ``output`` spells it (relative, trailing slash, a symlink)
+    diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS and k != "output")
     if diff:
         raise InputError(run_dir, f"holds a run with a different config (differs at {', '.join(diff[:5])}); "
                                   "choose another --out")
