@@ -226,23 +226,26 @@ def check_distinct_data(config: BenchConfig) -> None:
     """No dataset listed twice under two names (its cells would be duplicates), and no test-only dataset that
     scores a split a cell trained, validated or was already tested on, however its path or format is spelled
     (a split's own folder given as the path included)."""
+    keys = {d.name: _data_key(d) for d in config.datasets}  # detect_format reads the disk: once per dataset
     seen: dict[tuple[str, str, str], str] = {}
     for d in config.datasets:
-        key = _data_key(d)
-        if key in seen:
-            raise InputError(d.path, f"datasets '{seen[key]}' and '{d.name}' are the same data (folder, format "
-                                     "and options); list it once, with several folds")
-        seen[key] = d.name
+        if keys[d.name] in seen:
+            raise InputError(d.path, f"datasets '{seen[keys[d.name]]}' and '{d.name}' are the same data (folder, "
+                                     "format and options); list it once, with several folds")
+        seen[keys[d.name]] = d.name
+    by_name = {d.name: d for d in config.datasets}
     for t in config.test_datasets:
         t_key, t_path = _data_key(t), Path(t.path).resolve()
-        for name in t.trained_on or [d.name for d in config.datasets]:
-            d = next(x for x in config.datasets if x.name == name)
-            d_path = Path(d.path).resolve()
-            inside = t_path.relative_to(d_path).parts[:1] if t_path.is_relative_to(d_path) else ()
-            for f_i, fold in enumerate(d.folds):
+        for name in t.trained_on or list(by_name):
+            d_path = Path(by_name[name].path).resolve()
+            if t_key == keys[name]:
+                split: str | None = t.split
+            else:  # a split's own folder given as the path
+                split = t_path.relative_to(d_path).parts[0] if t_path.is_relative_to(d_path) and t_path != d_path \
+                    else None
+            for f_i, fold in enumerate(by_name[name].folds):
                 used = {fold.train_split: "trains", fold.val_split: "validates", fold.test_split: "already tests"}
-                split = t.split if t_key == _data_key(d) else (inside[0] if inside else None)
-                if split in used and split is not None:
+                if split is not None and split in used:
                     raise InputError(t.path, f"test_datasets '{t.name}': split '{split}' of this data {used[split]} "
                                              f"the cells of dataset '{name}' (fold {f_i}); a test-only dataset must "
                                              "be other data")

@@ -93,13 +93,18 @@ def _manifest(out_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def finished_inputs(out_dir: Path, files: Sequence[Path], setup: dict[str, Any]) -> set[str]:
-    """Stems of the inputs whose results in ``out_dir`` were made with ``setup`` and are complete."""
+def recorded_inputs(out_dir: Path, setup: dict[str, Any] | None) -> set[str] | None:
+    """Stems the folder records as finished with ``setup`` (of any run into it); None when the folder records
+    another setup, or none."""
     manifest = _manifest(out_dir)
-    if manifest.get("setup") != setup:
-        return set()
-    done = set(manifest.get("done") or [])
-    return {f.stem for f in files if f.stem in done
+    if setup is None or manifest.get("setup") != setup:
+        return None
+    return set(manifest.get("done") or [])
+
+
+def finished_inputs(out_dir: Path, files: Sequence[Path], recorded: set[str]) -> set[str]:
+    """Stems of ``files`` recorded as finished whose results are all there."""
+    return {f.stem for f in files if f.stem in recorded
             and all((out_dir / n).is_file() for n in output_names(f.stem))}
 
 
@@ -117,13 +122,9 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
     for name in (n for f in files for n in output_names(f.stem)):
         for stale in out_dir.glob(f".{name}.*.tmp"):  # an atomic write that a kill interrupted
             stale.unlink(missing_ok=True)
-    if overwrite:
+    if overwrite or recorded_inputs(out_dir, setup) is not None:  # replaced, or resumed (the same setup)
         return
-    resumable = finished_inputs(out_dir, files, setup) if setup is not None else set()
-    manifest = _manifest(out_dir)
-    same_setup = setup is not None and manifest.get("setup") == setup
-    existing = [out_dir / n for f in files for n in output_names(f.stem)
-                if (out_dir / n).exists() and not same_setup and f.stem not in resumable]
+    existing = [out_dir / n for f in files for n in output_names(f.stem) if (out_dir / n).exists()]
     if existing:
         raise InputError(existing[0], f"already holds results ({len(existing)} file(s) of these inputs in "
                                       f"{out_dir}) made otherwise; pass --overwrite to replace them")
@@ -145,8 +146,8 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
 
     check_inputs(files)
     prepare_output(out_dir, files, overwrite, setup)
-    done = set() if overwrite or setup is None else finished_inputs(out_dir, files, setup)
-    recorded = set(_manifest(out_dir).get("done") or []) if done else set()  # other inputs of this setup
+    recorded = (None if overwrite else recorded_inputs(out_dir, setup)) or set()  # other inputs' too
+    done = finished_inputs(out_dir, files, recorded)
     written = []
     for path in files:
         if path.stem in done:

@@ -141,14 +141,15 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="watch parent").start()
 
 
-def output_folder(out_dir: Path, name: str) -> Path:
+def results_folder(out_dir: Path, name: str) -> Path:
+    """Where a slide's finished results go: ``out_dir/<slide name>``."""
     return out_dir / name
 
 
 def finished_result(out_dir: Path, plan: SlidePlan, overwrite: bool) -> dict[str, Any] | None:
     """The summary of a finished result of the same setup (the slide is then skipped), None when there is
     none or ``overwrite``; a result of another run or other settings is refused."""
-    folder = output_folder(out_dir, plan.name)
+    folder = results_folder(out_dir, plan.name)
     if not folder.exists() or overwrite:
         return None
     try:
@@ -423,7 +424,7 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
     try:
         done = finished_result(out_dir, plan, overwrite)
         if done is not None:
-            return SlideSummary(plan.name, output_folder(out_dir, plan.name), True, done)
+            return SlideSummary(plan.name, results_folder(out_dir, plan.name), True, done)
         with exclusive(out_dir / ".cellprobe-slides" / plan.name, f"slide {plan.name}"):
             journal = Journal.open(partial_dir(out_dir, plan.name), plan.stamp, overwrite)
             resumed = journal.progress.tiles
@@ -442,7 +443,7 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
             timer.add("total", start)
             data = _summary(plan, segmenter, counts, resumed, writer.cut, writer.windows, timer, settings)
             atomic.write_json(result / SUMMARY, data)
-            final = output_folder(out_dir, plan.name)
+            final = results_folder(out_dir, plan.name)
             publish(result, final, journal.folder)
             return SlideSummary(plan.name, final, False, data)
     finally:
@@ -475,7 +476,7 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
                                    f"{atomic.MAX_RESULT_NAME_BYTES} bytes); rename the file")
         if name.startswith("."):  # cellprobe's own folders beside the results (.<slide>.partial, locks) do
             raise InputError(path, f"a slide name may not start with '.' ('{name}'); rename the file")
-        results = output_folder(out_dir, name)
+        results = results_folder(out_dir, name)
         if path.resolve() == results.resolve() or path.resolve().is_relative_to(results.resolve()):
             raise InputError(path, f"its results folder {results} would replace it; give another --out")
         if results.exists() and not results.is_dir():
@@ -484,13 +485,12 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
     for path in slides:
         plan = plan_slide(Path(path), run, settings, inputs, window)
         plan.close()
-        summary = output_folder(out_dir, plan.name) / SUMMARY
-        if overwrite or not output_folder(out_dir, plan.name).exists():
+        folder = results_folder(out_dir, plan.name)
+        if overwrite or not folder.exists():
             continue
         try:
-            same_run = json.loads(summary.read_text(encoding="utf-8")).get("run") == run_identity(run)
+            same_run = json.loads((folder / SUMMARY).read_text(encoding="utf-8")).get("run") == run_identity(run)
         except (OSError, ValueError):
             same_run = False
         if not same_run:
-            raise InputError(output_folder(out_dir, plan.name), "already holds results of another run; pass "
-                                                                "--overwrite to replace them")
+            raise InputError(folder, "already holds results of another run; pass --overwrite to replace them")

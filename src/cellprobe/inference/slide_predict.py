@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cellprobe.inference.segmenter import Segmenter
 from cellprobe.inference.slide_config import SlideSettings
-from cellprobe.inference.slide_engine import output_folder, run_slide
+from cellprobe.inference.slide_engine import results_folder, run_slide
 from cellprobe.inference.slide_outputs import CELLS, GEOJSON, OVERVIEW, SUMMARY
 from cellprobe.inference.slide_plan import SlideInputs, slide_name
 
@@ -29,7 +29,7 @@ def is_large(path: Path, settings: SlideSettings) -> bool:
 
 
 def large_outputs(out_dir: Path, path: Path) -> dict[str, Path]:
-    folder = output_folder(out_dir, slide_name(path))
+    folder = results_folder(out_dir, slide_name(path))
     return {"cells": folder / CELLS, "geojson": folder / GEOJSON, "summary": folder / SUMMARY,
             "overview": folder / OVERVIEW}
 
