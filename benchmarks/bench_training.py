@@ -185,7 +185,7 @@ def quality(args: argparse.Namespace) -> dict:
     t1 = time.perf_counter()
     from cellprobe.evaluation import evaluate, tune
 
-    params = tune(run_dir, tta=args.tta)
+    params = tune(run_dir, tta=args.tta, overwrite=True)  # a resumed benchmark tunes again
     t2 = time.perf_counter()
     result = evaluate(run_dir, args.data, "test", tta=args.tta)
     t3 = time.perf_counter()

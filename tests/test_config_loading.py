@@ -27,6 +27,16 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
+def test_an_empty_config_is_refused_naming_it(tmp_path, text):
+    """An empty file is more often truncated or the wrong one than a wish for every default."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match="holds no settings") as err:
+        load_yaml(path)
+    assert str(path) in str(err.value)
+
+
 @pytest.mark.parametrize("text", ["lr: .inf", "lr: .nan", "loss: {class_weights: [.nan, 1, 1]}"])
 def test_infinite_or_nan_settings_are_refused(tmp_path, text):
     path = tmp_path / "c.yaml"

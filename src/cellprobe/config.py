@@ -74,7 +74,8 @@ def yaml_value(text: str) -> Any:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing, unreadable or non-mapping file is an :class:`InputError`."""
+    """Read a YAML mapping; a missing, unreadable, empty or non-mapping file is an :class:`InputError` (an
+    empty file is more often a truncated or wrong one than a wish for every default)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -87,7 +88,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
     if data is None:
-        return {}
+        raise InputError(path, "holds no settings (empty, or only comments)")
     if not isinstance(data, dict):
         raise InputError(path, f"config must be a mapping, got {type(data).__name__}")
     return data

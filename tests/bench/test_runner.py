@@ -110,6 +110,15 @@ def test_a_changed_training_setup_is_refused_in_the_same_folder(tmp_path):
     assert (tmp_path / layout.CONFIG).read_text() == written
 
 
+@pytest.mark.parametrize("text, problem", [("[1, 2]\n", "must be a mapping"), ("a: [\n", "not valid YAML"),
+                                           ("", "holds no settings")])
+def test_a_broken_bench_yaml_in_the_folder_is_one_error_naming_it(tmp_path, text, problem):
+    (tmp_path / layout.CONFIG).write_text(text)
+    with pytest.raises(InputError, match=problem) as err:
+        run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    assert str(tmp_path / layout.CONFIG) in str(err.value)
+
+
 def test_nothing_is_written_for_a_config_that_is_no_longer_valid(tmp_path):
     cfg = _config(seeds=[0])
     cfg.datasets[0].folds[0].val_split = None  # each change valid on its own; together: no validation, no lr_steps

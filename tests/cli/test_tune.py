@@ -20,6 +20,32 @@ def test_tune_writes_postprocess_json(cli, run):
     assert "postprocess.json" in out and params.min_size in (3, 10, 30)
 
 
+def test_tuning_again_needs_overwrite_and_starts_from_the_untuned_thresholds(cli, run, tmp_path):
+    """Thresholds already there are kept without --overwrite; a retune ignores them (reproducible)."""
+    import pandas as pd
+
+    from cellprobe.run import run_folder as R
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("fg_threshold: [0.3, 0.5]\nmin_size: [3, 10]\n")
+    rc, _, err = cli("tune", run, "--device", "cpu", "--grid", grid, "--overwrite")
+    assert rc == 0, err
+    first, first_table = (run / R.POSTPROCESS).read_text(), pd.read_csv(run / "tune.csv")
+    stored = PostprocessParams(fg_threshold=0.9, min_size=100, body_threshold=0.8).model_dump_json()
+    (run / R.POSTPROCESS).write_text(stored)
+
+    rc, _, err = cli("tune", run, "--device", "cpu", "--grid", grid)
+    assert rc == 2 and str(run / R.POSTPROCESS) in err and "--overwrite" in err, err
+    assert (run / R.POSTPROCESS).read_text() == stored  # kept
+
+    rc, _, err = cli("tune", run, "--device", "cpu", "--grid", grid, "--overwrite")
+    assert rc == 0, err
+    assert (run / R.POSTPROCESS).read_text() == first
+    pd.testing.assert_frame_equal(pd.read_csv(run / "tune.csv"), first_table)
+    # parameters outside the grid keep the run's untuned values, not those of the file it replaced
+    assert PostprocessParams.model_validate_json(first).body_threshold == PostprocessParams().body_threshold
+
+
 def test_missing_run(cli, tmp_path):
     rc, _, err = cli("tune", tmp_path / "nope")
     assert rc == 2 and "does not exist" in err
@@ -28,7 +54,7 @@ def test_missing_run(cli, tmp_path):
 def test_tune_with_a_grid_file(cli, run, tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text("contour_weight: [0.0, 2.0]\nmin_marker_size: [3, 12]\n")
-    rc, _, err = cli("tune", run, "--device", "cpu", "--grid", grid, "--search", "grid")
+    rc, _, err = cli("tune", run, "--device", "cpu", "--grid", grid, "--search", "grid", "--overwrite")
     assert rc == 0, err
     import pandas as pd
 
@@ -58,3 +84,16 @@ def test_shipped_grids_load():
     assert files
     for path in files:
         assert set(load_grid(path)) <= set(PostprocessParams.model_fields), path
+
+
+@pytest.mark.parametrize("args, problem", [(("--metric", "pqq"), "unknown metric 'pqq'"),
+                                           (("--search", "random"), "unknown search 'random'")])
+def test_search_settings_are_checked_before_the_network_runs(cli, run, monkeypatch, args, problem):
+    import cellprobe.evaluation.eval_data as eval_data
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("the network ran before the settings were checked")
+
+    monkeypatch.setattr(eval_data, "iter_predictions", never)
+    rc, _, err = cli("tune", run, "--device", "cpu", *args)
+    assert rc == 2 and problem in err and len(err.strip().splitlines()) == 1, err

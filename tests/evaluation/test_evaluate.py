@@ -21,7 +21,7 @@ def run(tmp_path_factory):
 
 
 def test_tune_then_evaluate(run, tmp_path):
-    params = tune(run, grid={"fg_threshold": [0.3, 0.5], "min_size": [3, 10]}, search="grid")
+    params = tune(run, grid={"fg_threshold": [0.3, 0.5], "min_size": [3, 10]}, search="grid", overwrite=True)
     assert isinstance(params, PostprocessParams)
     saved = PostprocessParams.model_validate_json((run / R.POSTPROCESS).read_text())
     assert saved == params
@@ -50,7 +50,7 @@ def test_tuning_on_data_of_other_classes_is_refused_naming_it(run, tmp_path):
     """Thresholds are fitted on the run's own classes (evaluate scores such data class-agnostic instead)."""
     ds = open_dataset(shared_data(), format="patches", split="test", class_names=("a", "b"))
     with pytest.raises(InputError, match="classes") as err:
-        tune(run, ds, "test")
+        tune(run, ds, "test", overwrite=True)
     assert str(shared_data()) in str(err.value)
 
 

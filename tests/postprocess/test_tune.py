@@ -82,8 +82,8 @@ def test_coordinate_search_stops_on_a_plateau():
         ({"grid": {"body_threshold": []}}, "non-empty list"),
         ({"grid": {"body_threshold": [1.4]}}, "invalid setting"),
         ({"grid": {"body_threshold": [0.4, 0.5, 0.4]}}, "lists 0.4 twice"),
-        ({"grid": {"body_threshold": [0.4]}, "metric": "nope"}, "not a scalar summary metric"),
-        ({"grid": {"body_threshold": [0.4]}, "metric": "pq_per_class"}, "not a scalar summary metric"),
+        ({"grid": {"body_threshold": [0.4]}, "metric": "nope"}, "unknown metric .nope."),
+        ({"grid": {"body_threshold": [0.4]}, "metric": "pq_per_class"}, "unknown metric .pq_per_class."),
         ({"grid": {"body_threshold": [0.4]}, "search": "random"}, "unknown search 'random'"),
     ],
 )

@@ -10,7 +10,6 @@ and weights, data source and splits, seed, output, feature cache folder) is refu
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -113,23 +112,6 @@ class BenchTraining(TrainSettings):
         return data
 
 
-@functools.cache
-def tune_metrics() -> tuple[str, ...]:
-    """The metrics the tuning can maximise: the scalar metrics of :func:`cellprobe.metrics.score_maps`'s summary
-    (what :func:`cellprobe.postprocess.param_search` reads its metric from), found from a one-patch summary."""
-    import numpy as np
-
-    from cellprobe.metrics import score_maps
-
-    inst = np.zeros((8, 8), np.int32)
-    inst[2:5, 2:5] = 1
-    cls = (inst > 0).astype(np.uint8)
-    summary = score_maps([inst], [cls], [inst], [cls], num_classes=1, image_names=["probe"],
-                         sources=("truth", "prediction")).summary
-    return tuple(k for k, v in summary.items()
-                 if isinstance(v, int | float) and not isinstance(v, bool) and k != "num_images")
-
-
 #: the largest seed numpy and Lightning accept (seeds are unsigned 32-bit integers)
 MAX_SEED = 2**32 - 1
 
@@ -164,8 +146,10 @@ class BenchConfig(StrictModel):
     @classmethod
     def _known_metric(cls, metric: str) -> str:
         """A metric the tuning knows (else every cell would fail after training)."""
-        if metric not in tune_metrics():
-            raise ValueError(f"unknown metric '{metric}' (known: {', '.join(tune_metrics())})")
+        from cellprobe.postprocess.param_search import tunable_metrics
+
+        if metric not in tunable_metrics():
+            raise ValueError(f"unknown metric '{metric}' (known: {', '.join(tunable_metrics())})")
         return metric
 
     @model_validator(mode="after")

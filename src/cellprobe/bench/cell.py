@@ -87,7 +87,8 @@ def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
         raise KeyboardInterrupt(f"training of {task.cell.cell_id} was interrupted")
     t1 = time.perf_counter()
     if task.config.tune:
-        tune(run_dir, metric=task.config.tune_metric, tta=task.config.tta)
+        # the cell owns its run, and tuning starts from the untuned thresholds: a resumed cell's retune is the same
+        tune(run_dir, metric=task.config.tune_metric, tta=task.config.tta, overwrite=True)
     t_tune = time.perf_counter()
     test, score, per_image = _score(run_dir, task.dataset, task.fold.test_split, task.config.tta)
     t2 = time.perf_counter()

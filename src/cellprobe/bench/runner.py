@@ -15,14 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from cellprobe import atomic
 from cellprobe.bench import layout
 from cellprobe.bench.bench_config import BenchConfig
 from cellprobe.bench.cell import run_cell
 from cellprobe.bench.matrix import CellFn, CellOutput, CellTask, expand
-from cellprobe.config import dump_config, parse_config
+from cellprobe.config import dump_config, load_yaml, parse_config
 from cellprobe.errors import InputError
 from cellprobe.locking import exclusive
 
@@ -50,7 +48,7 @@ def _check_same_setup(bench_dir: Path, config: BenchConfig) -> None:
     path = bench_dir / layout.CONFIG
     if not path.is_file():
         return
-    old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    old = load_yaml(path)  # one line naming it where it is broken
     new = config.model_dump(mode="json")
     for key in RESULT_KEYS:
         if old.get(key) != new[key]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cellprobe.cli.options import TTA, Checkpoint, Device
+from cellprobe.cli.options import TTA, Checkpoint, Device, Overwrite
 
 
 def register(app: typer.Typer) -> None:
@@ -24,10 +24,12 @@ def register(app: typer.Typer) -> None:
         tta: TTA = 1,
         grid: Path | None = typer.Option(None, "--grid", help="YAML mapping of post-processing parameter to the "
                                                               "values to search (default: the built-in grid)."),
+        overwrite: Overwrite = False,
     ) -> None:
-        """Grid-search the watershed thresholds and save them in the run's postprocess.json."""
+        """Search the watershed thresholds from the run's untuned ones and save them in its postprocess.json
+        (thresholds already there are replaced only with --overwrite)."""
         from cellprobe.evaluation.tune import load_grid, tune
 
         params = tune(run, data, split, metric=metric, search=search, checkpoint=checkpoint, device=device,
-                      tta=tta, grid=None if grid is None else load_grid(grid))
+                      tta=tta, grid=None if grid is None else load_grid(grid), overwrite=overwrite)
         typer.echo(f"wrote {run / 'postprocess.json'}: {params.model_dump_json()}")

@@ -35,28 +35,34 @@ def load_grid(path: str | Path) -> dict[str, list]:
 
 def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, split: str | None = None, *,
          metric: str = "pq", grid: Mapping[str, Sequence] | None = None, search: str = "coordinate",
-         checkpoint: str = "best",
-         device: str | None = None, format: str | None = None, tta: int = 1, **options: Any):
+         checkpoint: str = "best", device: str | None = None, format: str | None = None, tta: int = 1,
+         overwrite: bool = False, **options: Any):
     """Tune on ``data`` at ``split`` (default: the run's own validation patches, split by source image as in
     training) for the summary ``metric``, on maps averaged over ``tta`` dihedral views (tune with the ``tta``
-    you evaluate with: averaged maps are smoother); writes ``postprocess.json`` and ``tune.csv``; returns the
-    params."""
+    you evaluate with: averaged maps are smoother); writes ``tune.csv`` then ``postprocess.json``; returns the
+    params.
+
+    The search starts from the run's untuned thresholds (its config's ``selection.postprocess``), never from a
+    ``postprocess.json`` already there, so tuning again gives what a first tuning gives; thresholds already
+    there (an earlier tuning, or a refit's taken over from its reference) are replaced only with
+    ``overwrite``."""
+    from cellprobe.errors import InputError
     from cellprobe.evaluation.eval_data import check_eval_data, iter_predictions, open_eval_data
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.postprocess import MapPrediction, tune_params
-    from cellprobe.postprocess.param_search import CLASS_METRICS
+    from cellprobe.postprocess.param_search import CLASS_METRICS, check_search
     from cellprobe.training.build import open_training_data
 
+    run_path = Path(run_dir)
+    target = run_path / R.POSTPROCESS
     if data is None and (split is not None or format is not None or options):
-        from cellprobe.errors import InputError
-
         raise InputError(None, "--split, --format and reader options choose patches of --data; without --data "
                                "the run's own validation patches are used")
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
+    untuned = seg.run.config.selection.postprocess
+    check_search(grid, metric, search, untuned)
     if data is None:
         if not seg.run.config.data.has_validation:
-            from cellprobe.errors import InputError
-
             raise InputError(run_dir, "run has no validation patches (a refit: its thresholds come from "
                                       f"{seg.run.config.refit_of or 'its reference run'}); tune it with --data "
                                       "and --split")
@@ -66,6 +72,9 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
         dataset = open_eval_data(data, split, format, seg.run.config, **options)
         check_eval_data(dataset, seg.class_names, data, split)
         positions = np.arange(len(dataset))
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise InputError(target, "holds the run's thresholds already; pass --overwrite to replace them (tuning "
+                                 "starts from the run's untuned thresholds either way)")
     with_types = metric in CLASS_METRICS
     predictions, truths, names = [], [], []
     root = getattr(dataset, "root", None)
@@ -73,9 +82,9 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
         predictions.append(MapPrediction(maps["semantic"], maps["distance"], maps["types"] if with_types else None))
         truths.append((sample.inst, sample.cls))
         names.append(f"{root}: {sample.meta.name}" if root is not None else sample.meta.name)
-    result = tune_params(predictions, truths, grid, metric, search=search, base=seg.params,
+    result = tune_params(predictions, truths, grid, metric, search=search,
+                         base=untuned,
                          num_classes=seg.num_classes, mpp=dataset.mpp, names=names)
-    run_path = Path(run_dir)
-    atomic.write_text(run_path / R.POSTPROCESS, result.best.model_dump_json(indent=2) + "\n")
     atomic.write_text(run_path / "tune.csv", result.table.to_csv(index=False))
+    atomic.write_text(target, result.best.model_dump_json(indent=2) + "\n")  # last: its presence means tuned
     return result.best

@@ -14,6 +14,7 @@ Settings are visited in a fixed order and ties keep the earlier one, so the resu
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -97,6 +98,30 @@ def check_grid(grid: Mapping[str, Sequence], base: PostprocessParams) -> None:
         _grid_points({name: values}, base)
 
 
+@functools.cache
+def tunable_metrics() -> tuple[str, ...]:
+    """The metrics tuning can maximise: the scalar metrics of :func:`cellprobe.metrics.score_maps`'s summary
+    (which :func:`tune_params` reads its metric from), found from a one-patch summary."""
+    from cellprobe.metrics import score_maps
+
+    inst = np.zeros((8, 8), np.int32)
+    inst[2:5, 2:5] = 1
+    cls = (inst > 0).astype(np.uint8)
+    summary = score_maps([inst], [cls], [inst], [cls], num_classes=1, image_names=["probe"],
+                         sources=("truth", "prediction")).summary
+    return tuple(k for k, v in summary.items()
+                 if isinstance(v, int | float) and not isinstance(v, bool) and k != "num_images")
+
+
+def check_search(grid: Mapping[str, Sequence] | None, metric: str, search: str, base: PostprocessParams) -> None:
+    """The whole search (grid, metric, search kind) checked before any network runs; InputError otherwise."""
+    if search not in ("coordinate", "grid"):
+        raise InputError(None, f"unknown search '{search}' (coordinate or grid)")
+    if metric not in tunable_metrics():
+        raise InputError(None, f"unknown metric '{metric}' (known: {', '.join(tunable_metrics())})")
+    check_grid(DEFAULT_GRID if grid is None else grid, base)
+
+
 def _coordinate_points(grid: Mapping[str, Sequence], base: PostprocessParams, score: Callable[[PostprocessParams], float],
                        rounds: int) -> None:
     """Coordinate ascent over ``grid`` from ``base``; ``score`` records every setting it is given."""
@@ -137,10 +162,8 @@ def tune_params(
     if not predictions:
         raise InputError(None, "tuning needs at least one validation patch")
     base = base or PostprocessParams()
+    check_search(grid, metric, search, base)
     grid = DEFAULT_GRID if grid is None else grid
-    if search not in ("coordinate", "grid"):
-        raise InputError(None, f"unknown search '{search}' (coordinate or grid)")
-    check_grid(grid, base)
     with_types = all(p.types is not None for p in predictions)
     if metric in CLASS_METRICS and not with_types:
         raise InputError(None, f"metric '{metric}' needs the predicted types of every patch")
