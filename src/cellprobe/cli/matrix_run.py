@@ -27,7 +27,7 @@ def run_and_report(cfg: BenchConfig, bench_dir: Path, report: ReportOptions | No
 
     from cellprobe.bench.report import build_report
     from cellprobe.bench.runner import expand, run_bench
-    from cellprobe.cli.progress_bars import cluster_cell_display, report_progress
+    from cellprobe.cli.progress_bars import cluster_cell_display, report_progress, show, shown_on_first_use
 
     console = Console(stderr=True)
     if cluster is not None:
@@ -35,15 +35,13 @@ def run_and_report(cfg: BenchConfig, bench_dir: Path, report: ReportOptions | No
             summary = run_bench(cfg, bench_dir, on_cell=on_cell, progress=on_progress, cluster=cluster,
                                 notify=console.print)
     else:
-        # shown from the first cell on: a config refused by run_bench's checks prints its one line alone
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=console)
-        try:
+        with shown_on_first_use(progress):
             bar = progress.add_task("cells", total=len(list(expand(cfg))))
 
             def on_cell(task, status: str) -> None:
-                if not progress.live.is_started:
-                    progress.start()
+                show(progress)
                 if status == "start":
                     progress.update(bar, description=task.cell.cell_id)
                 else:
@@ -57,9 +55,6 @@ def run_and_report(cfg: BenchConfig, bench_dir: Path, report: ReportOptions | No
                 progress.update(inner, description=label, completed=done, total=total, visible=done < total)
 
             summary = run_bench(cfg, bench_dir, on_cell=on_cell, progress=on_progress)
-        finally:
-            if progress.live.is_started:
-                progress.stop()
     console.print(f"{len(summary.done)} cell(s) run, {len(summary.skipped)} already done, "
                   f"{len(summary.failed)} failed, {summary.seconds:.0f} s → {bench_dir}")
     if summary.outside:

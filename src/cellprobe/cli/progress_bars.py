@@ -7,6 +7,23 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 
+def show(progress: Any) -> None:
+    """Start ``progress`` on its first use, not before: a command refused by its checks prints its one line
+    alone, with no bar (or blank line) before it."""
+    if not progress.live.is_started:
+        progress.start()
+
+
+@contextlib.contextmanager
+def shown_on_first_use(progress: Any) -> Iterator[Any]:
+    """``progress``, started by :func:`show` where it is first used and stopped on leaving."""
+    try:
+        yield progress
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+
+
 def report_progress() -> Callable[[str, int, int], None]:
     """A rich progress display for the report's resampling loops (one bar per label), as the ``progress``
     callback of :func:`cellprobe.bench.report.build_report`."""
@@ -20,8 +37,7 @@ def report_progress() -> Callable[[str, int, int], None]:
     bars: dict[str, int] = {}
 
     def update(label: str, done: int, total: int) -> None:
-        if not progress.live.is_started:
-            progress.start()
+        show(progress)
         if label not in bars:
             bars[label] = progress.add_task(label, total=total)
         progress.update(bars[label], completed=done)
@@ -46,10 +62,9 @@ def cluster_cell_display(console: Any, total: int) -> Iterator[tuple[Callable[[A
     running: set[str] = set()
     lock = threading.Lock()
     started = time.monotonic()
-    # shown from the first cell on: a config refused by the runner's checks prints its one line alone
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=console)
-    try:
+    with shown_on_first_use(progress):
         bar = progress.add_task("cells", total=total, state="")
         inner: dict[str, Any] = {}
 
@@ -63,8 +78,7 @@ def cluster_cell_display(console: Any, total: int) -> Iterator[tuple[Callable[[A
         def on_cell(task: Any, status: str) -> None:
             cid = task.cell.cell_id
             with lock:
-                if not progress.live.is_started:
-                    progress.start()
+                show(progress)
                 if status == "start":
                     running.add(cid)
                 else:
@@ -82,9 +96,6 @@ def cluster_cell_display(console: Any, total: int) -> Iterator[tuple[Callable[[A
                 progress.update(inner[label], completed=done, total=total_steps, visible=done < total_steps)
 
         yield on_cell, on_progress
-    finally:
-        if progress.live.is_started:
-            progress.stop()
 
 
 def _duration(seconds: float) -> str:

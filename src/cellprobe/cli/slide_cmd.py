@@ -33,8 +33,9 @@ class _Bar:
         self.progress, self.task, self.nuclei = progress, None, 0
 
     def start(self, name: str, total: int, done: int) -> None:
-        if not self.progress.live.is_started:
-            self.progress.start()
+        from cellprobe.cli.progress_bars import show
+
+        show(self.progress)
         self.nuclei = 0
         self.task = self.progress.add_task(name, total=total, completed=done, nuclei=0)
 
@@ -130,13 +131,13 @@ def register(app: typer.Typer) -> None:
 
         segmenter = Segmenter(run_folder, checkpoint=checkpoint, device=device, tta=tta)
         pool = make_pool(settings.workers)
-        bars = _progress()  # started by the first slide's bar: a refused slide prints its one line alone
+        from cellprobe.cli.progress_bars import shown_on_first_use
+
         try:
-            for path in slides:
-                _said(bars.console, run_slide(segmenter, path, out, settings, _Bar(bars), inputs, overwrite, pool))
+            with shown_on_first_use(_progress()) as bars:  # started by the first slide's bar
+                for path in slides:
+                    _said(bars.console, run_slide(segmenter, path, out, settings, _Bar(bars), inputs, overwrite, pool))
         finally:
-            if bars.live.is_started:
-                bars.stop()
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         typer.echo(f"wrote nuclei of {len(slides)} slide(s) to {out}")
