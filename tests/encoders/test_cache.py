@@ -176,6 +176,23 @@ def test_extraction_input_errors(tmp_path, tiny):
         extract_features(encoder, [np.zeros((64, 64, 3), np.float32)], tmp_path)
 
 
+def test_features_float16_cannot_hold_name_their_image(tmp_path, tiny):
+    """Weights that overflow float16 (or give NaN) are an input problem naming the first image, not a traceback."""
+    encoder = build_encoder(tiny["tiny-cnn"], weights="random")
+
+    class Overflowing:
+        mean, identity, feature_shapes = encoder.mean, encoder.identity, encoder.feature_shapes
+
+        def __call__(self, x):
+            taps = [t.clone() for t in encoder(x)]
+            taps[-1][1] *= 1e6  # the second image's deepest features beyond ±65504
+            return taps
+
+    with pytest.raises(InputError, match="not finite in float16") as err:
+        extract_features(Overflowing(), _images(n=3), tmp_path)
+    assert err.value.path == "item[1]" and "cache_features: false" in str(err.value)
+
+
 def test_dataset_fingerprint_sees_every_pixel():
     images = _images(n=3)
     base = dataset_fingerprint(images)

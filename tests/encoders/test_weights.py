@@ -92,6 +92,31 @@ def test_missing_unexpected_and_misshapen_keys_are_named(tiny, tmp_path):
     assert "pos_embed (1, 5, 32) vs model (1, 197, 32)" in message
 
 
+def test_weights_of_another_number_kind_or_not_finite_are_named(tmp_path):
+    """An integer file would be cast to float silently (near-zero weights), a NaN or a negative BatchNorm
+    variance would train a run of NaN losses: refused at load, naming the keys; any float precision loads."""
+    sd = build_encoder("efficientnet-lite0", weights="random", seed=2).model.state_dict()
+    half = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+    build_encoder("efficientnet-lite0", weights=_save(half, tmp_path / "half.safetensors"))
+    cases = {
+        "ints": ({k: v.to(torch.int32) if v.is_floating_point() else v for k, v in sd.items()},
+                 r"tensors of another kind of number: conv_stem\.weight int32 vs model float32"),
+        "nan": ({**sd, "conv_stem.weight": torch.full_like(sd["conv_stem.weight"], float("nan"))},
+                r"1 tensors with NaN or infinite values: conv_stem\.weight"),
+        "inf": ({**sd, "bn1.bias": torch.full_like(sd["bn1.bias"], float("inf"))},
+                r"1 tensors with NaN or infinite values: bn1\.bias"),
+        "negvar": ({**sd, "bn1.running_var": -torch.ones_like(sd["bn1.running_var"])},
+                   r"1 BatchNorm variances below zero: bn1\.running_var"),
+        "float-counter": ({**sd, "bn1.num_batches_tracked": torch.tensor(1.0)},
+                          r"bn1\.num_batches_tracked float32 vs model int64"),
+    }
+    for name, (state, problem) in cases.items():
+        path = _save(state, tmp_path / f"{name}.safetensors")
+        with pytest.raises(InputError, match=problem) as err:
+            build_encoder("efficientnet-lite0", weights=path)
+        assert str(path.resolve()) in str(err.value), name
+
+
 def test_declared_head_keys_are_the_only_ones_dropped(tiny, tmp_path):
     spec = tiny["tiny-vit"].replace(weights=tiny["tiny-vit"].weights.__class__(
         "hub", "x/y", drop_keys=("head.",), license="test"))
@@ -111,7 +136,7 @@ def test_unreadable_and_unsafe_files_are_input_errors(tmp_path, tiny):
         build_encoder(spec, weights=bad)
     pickled = tmp_path / "object.pth"
     torch.save({"weights": np.arange(3)}, pickled)  # numpy object: refused by weights_only
-    with pytest.raises(InputError, match="weights_only=True"):
+    with pytest.raises(InputError, match="pickled objects other than tensors"):
         build_encoder(spec, weights=pickled)
     listing = tmp_path / "list.pth"
     torch.save([torch.zeros(1)], listing)

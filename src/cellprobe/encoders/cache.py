@@ -255,6 +255,17 @@ class FeatureCache:
         return state
 
 
+def _check_finite(arrays: Sequence[np.ndarray], items: Sequence[int], dataset: Any) -> None:
+    """Features that float16 cannot hold (beyond ±65504, or NaN from the weights) name their first image,
+    as input problems: the weights or the feature caching are to change, not the code."""
+    for array in arrays:
+        bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+        if bad.any():
+            raise InputError(_item_name(dataset, items[int(np.argmax(bad))]),
+                             "the encoder's features are not finite in float16 (beyond ±65504, or NaN): check "
+                             "its weights, or train with cache_features: false (float32 features)")
+
+
 def extract_features(encoder: Any, dataset: Any, root: str | Path, views: Sequence[int] = (0,),
                      batch_size: int = 8, chunk_size: int = 64, fingerprint: str | None = None,
                      progress: Callable[[int, int], None] | None = None) -> list[FeatureCache]:
@@ -301,7 +312,9 @@ def extract_features(encoder: Any, dataset: Any, root: str | Path, views: Sequen
                 x = view_array(x / 255.0, cache.key.view).contiguous()
                 for out, tap in zip(outputs, encoder(x), strict=True):
                     out.append(tap.float().cpu().numpy().astype(DTYPE))
-            cache.write_chunk(chunk, [np.concatenate(o) for o in outputs])
+            arrays = [np.concatenate(o) for o in outputs]
+            _check_finite(arrays, items, dataset)
+            cache.write_chunk(chunk, arrays)
             done += 1
             if progress is not None:
                 progress(done, total)

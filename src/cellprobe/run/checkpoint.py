@@ -17,6 +17,7 @@ import torch
 from cellprobe import atomic
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
+from cellprobe.torch_files import load_torch_file
 
 #: the checkpoint entry holding the encoder identity and the class names
 IDENTITY_KEY = "cellprobe"
@@ -30,12 +31,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     """A checkpoint dict, loaded safely; unreadable or non-checkpoint files are InputErrors."""
     path = Path(path)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = load_torch_file(path, "checkpoint", map_location)
     except FileNotFoundError:
         raise InputError(path, "checkpoint not found") from None
-    except Exception as exc:  # torch raises several types for torn or foreign files
-        lines = str(exc).splitlines() or [""]
-        raise InputError(path, f"not a loadable checkpoint ({type(exc).__name__}: {lines[0][:200]})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise InputError(path, "not a cellprobe checkpoint (no state_dict)")
     return ckpt
