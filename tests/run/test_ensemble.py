@@ -131,6 +131,26 @@ def test_refusals(pair, tmp_path):
     with pytest.raises(InputError, match="not finished"):
         make_ensemble([a, unfinished], tmp_path / "e6")
 
+    # a member whose checkpoint cannot be loaded (empty, pickled code, another network) is refused now, not at
+    # the ensemble's first use, and no ensemble folder is left
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
+
+    for name, write in {"empty": lambda p: p.write_bytes(b""),
+                        "pickle": lambda p: torch.save({"state_dict": {}, "x": Payload()}, p),
+                        "foreign": lambda p: torch.save({**torch.load(b / R.BEST, weights_only=True),
+                                                         "state_dict": {"w": torch.zeros(1)}}, p)}.items():
+        broken = tmp_path / f"broken-{name}"
+        shutil.copytree(b, broken)
+        write(broken / R.LAST)
+        with pytest.raises(InputError) as err:
+            make_ensemble([a, broken], tmp_path / f"e-{name}")
+        assert str(broken / R.LAST) in str(err.value) and not (tmp_path / f"e-{name}").exists(), name
+    assert not (tmp_path / "PWNED").exists()
+
     changed = tmp_path / "changed"
     shutil.copytree(b, changed)
     ens2 = make_ensemble([a, changed], tmp_path / "e7")

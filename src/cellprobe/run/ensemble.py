@@ -105,6 +105,11 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
                                      f"validation split seed {r.config.split_seed} vs "
                                      f"{first.config.split_seed}); train members with the same "
                                      "data.split_seed")
+    from cellprobe.run.network import check_checkpoint
+
+    for r in runs:  # each member's networks load, as the ensemble's first use would find out too late
+        for which in ("best", "last"):
+            check_checkpoint(r.config, r.stamp.encoder, r.stamp.class_names, r.checkpoint(which))
     entries = [{"path": _relative(r.path, out),
                 "checkpoints": {which: file_sha256(r.checkpoint(which)) for which in ("best", "last")}}
                for r in runs]

@@ -98,6 +98,16 @@ def build_network(config: TrainConfig, encoder: EncoderIdentity, num_classes: in
     return SegmentationNetwork(neck, decoder, frozen)
 
 
+def check_checkpoint(config: TrainConfig, encoder: EncoderIdentity, class_names: Sequence[str],
+                     checkpoint: Path) -> None:
+    """Refuse a run's ``checkpoint`` that could not be loaded later: unreadable or unsafe, trained on another
+    encoder or classes, or with trainable weights that do not fit ``config``'s network (checked on the neck and
+    decoder alone: no encoder is built)."""
+    ckpt = load_checkpoint(checkpoint)
+    check_identity(ckpt, encoder, list(class_names), where=checkpoint)
+    build_network(config, encoder, len(class_names)).load_trainable(network_state(ckpt, checkpoint), where=checkpoint)
+
+
 def load_network(config: TrainConfig, checkpoint: Path, frozen: Any, class_names: Sequence[str]) -> SegmentationNetwork:
     """The network of a run's ``checkpoint`` on the built encoder ``frozen``, in eval mode; a checkpoint
     trained on another encoder or for other classes is refused."""
