@@ -19,6 +19,15 @@ def test_collect_inputs(tmp_path):
     (tmp_path / "b" / "x.jpg").write_bytes(b"")
     with pytest.raises(InputError, match="shares the name 'x' with"):
         collect_inputs([tmp_path / "a", tmp_path / "b"])
+    x = tmp_path / "a" / "x.png"
+    spelt_again = tmp_path / "a" / ".." / "a" / "x.png"
+    with pytest.raises(InputError, match=r"is given twice \(also as") as err:
+        collect_inputs([x, spelt_again])
+    assert err.value.path == str(spelt_again)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "X.png").write_bytes(b"")
+    with pytest.raises(InputError, match="differs only in case"):
+        collect_inputs([x, tmp_path / "c" / "X.png"])
 
 
 def test_the_output_folder_is_checked_before_any_work(tmp_path):

@@ -44,10 +44,16 @@ def collect_inputs(inputs: Iterable[str | Path], notice: Callable[[str], None] |
         if too_long:
             raise InputError(path, f"its name is too long for its results' file names ({too_long[0][:40]}…: over "
                                    f"{atomic.MAX_RESULT_NAME_BYTES} bytes); rename the file")
-        if path.stem in by_stem:
-            raise InputError(path, f"shares the name '{path.stem}' with {by_stem[path.stem]}; their outputs would "
+        earlier = by_stem.get(path.stem.casefold())
+        if earlier is not None:
+            if earlier.resolve() == path.resolve():
+                raise InputError(path, f"is given twice (also as {earlier})")
+            if earlier.stem != path.stem:
+                raise InputError(path, f"its name differs only in case from {earlier}'s; their outputs would "
+                                       "overwrite each other on a case-insensitive file system")
+            raise InputError(path, f"shares the name '{path.stem}' with {earlier}; their outputs would "
                                    "overwrite each other")
-        by_stem[path.stem] = path
+        by_stem[path.stem.casefold()] = path
     return files
 
 
