@@ -32,6 +32,7 @@ from pydantic import Field, model_validator
 
 from cellprobe.config import StrictModel, load_config
 from cellprobe.errors import InputError
+from cellprobe.machine import usable_cores
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -161,9 +162,9 @@ def parse_cluster_spec(cluster: str | None, cluster_config: Path | None, schedul
     workers = int(match.group(1))
     if workers < 1:
         raise InputError("--cluster", f"local:{workers}: a local cluster needs at least 1 worker")
-    most = max(os.cpu_count() or 1, len(local_gpus()))
+    most = max(usable_cores(), len(local_gpus()))
     if workers > most:  # more one-thread workers than cores (or GPUs) only adds processes that wait
-        raise InputError("--cluster", f"local:{workers}: this machine has {os.cpu_count()} core(s) and "
+        raise InputError("--cluster", f"local:{workers}: this machine has {usable_cores()} usable core(s) and "
                                       f"{len(local_gpus())} GPU(s); give at most local:{most}")
     return ClusterSpec("local", workers=workers)
 
@@ -199,7 +200,7 @@ def open_client(spec: ClusterSpec, log_dir: Path) -> Iterator[Client]:
     with _dask_log(log_dir / DASK_LOG), dask.config.set(CLIENT_SETTINGS):
         cluster, wait_s = None, SCHEDULER_WORKER_WAIT_S
         if spec.kind == "local":
-            threads = max(1, (os.cpu_count() or 1) // spec.workers)
+            threads = max(1, usable_cores() // spec.workers)
             environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **dict.fromkeys(THREAD_VARIABLES, threads)}
             with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
                 cluster = _local_cluster(spec.workers)

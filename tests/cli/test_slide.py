@@ -106,3 +106,47 @@ def test_bad_inputs_are_one_line_and_write_nothing(cli, run, slide, tmp_path):
     bare.write_bytes(slide.read_bytes())
     rc, _, err = cli("slide", run, bare, "--out", bare.parent, *target, *FAST, "--overwrite")
     assert rc == 2 and "would replace it" in err and bare.is_file(), err
+
+
+def test_probe_gaps_are_one_line_and_write_nothing(cli, run, slide, consep_root, tmp_path):
+    """What a hostile probe found accepted: a tiled 16-bit TIFF (OpenSlide rescaled it), a 5-channel TIFF
+    (channels dropped under tissue.method=all, a misleading Otsu line without it), a grey one, more --workers
+    than cores, a --tile no memory holds, and slide names that differ only in case."""
+    from cellprobe.machine import usable_cores
+
+    image = consep_mosaic(consep_root, 2, 2)[0]
+    tags = {"resolution": (4e4, 4e4), "resolutionunit": "CENTIMETER"}
+    deep = tmp_path / "deep.tif"
+    tifffile.imwrite(deep, image.astype(np.uint16) * 257, tile=(256, 256), photometric="rgb", **tags)
+    five = tmp_path / "five.tif"
+    tifffile.imwrite(five, np.dstack([image, image[..., :2]]), photometric="minisblack", planarconfig="contig",
+                     **tags)
+    grey = tmp_path / "grey.tif"
+    tifffile.imwrite(grey, image[..., 1], tile=(256, 256), photometric="minisblack", **tags)
+    target = ("--target-mpp", "0.25")
+    out = tmp_path / "out"
+    cases = [
+        ((deep, *target), "deep.tif", "samples are uint16 (16 bits), expected 8-bit RGB"),
+        ((five, *target, "--set", "tissue.method=all"), "five.tif", "5 samples per pixel"),
+        ((five, *target), "five.tif", "5 samples per pixel"),
+        ((grey, *target), "grey.tif", "1 sample per pixel"),
+    ]
+    for extra, name, problem in cases:
+        rc, _, err = cli("slide", run, *extra, "--out", out, *FAST)
+        assert rc == 2 and problem in err and "tissue" not in err, (extra, err)
+        _one_line(err, name)
+        assert not out.exists(), extra
+    too_many = str(usable_cores() + 1)
+    no_workers = ("--tile", "256", "--overlap", "64", "--device", "cpu")
+    for args, option in (((*no_workers, "--workers", too_many), "--workers"),
+                         ((*no_workers, "--set", f"workers={too_many}"), "--set workers"),
+                         ((*FAST, "--tile", "1048576"), "--tile")):
+        rc, _, err = cli("slide", run, slide, "--out", out, *target, *args)
+        assert rc == 2 and err.startswith(f"cellprobe: error: {option}:") and not out.exists(), err
+        _one_line(err, option)
+    lower, upper = tmp_path / "x.svs", tmp_path / "X.svs"
+    lower.write_bytes(slide.read_bytes())
+    upper.write_bytes(slide.read_bytes())
+    rc, _, err = cli("slide", run, lower, upper, "--out", out, *target, *FAST, "--set", "tissue.method=all")
+    assert rc == 2 and "'X' and 'x'" in err and "differ only in case" in err and not out.exists(), err
+    _one_line(err, "X.svs")

@@ -269,5 +269,48 @@ def test_tiffs_that_are_not_rgb(tmp_path):
     _expect_error(tmp_path / "stack.tif", "planes", mpp=0.25)
     grey = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).astype(np.uint8)
     tifffile.imwrite(tmp_path / "grey.tif", grey, photometric="minisblack")
-    with open_slide(tmp_path / "grey.tif", mpp=0.25) as slide:  # grey is RGB-convertible
-        assert np.array_equal(slide.read(0, 0, 0, 64, 64), np.repeat(grey[..., None], 3, axis=2))
+    _expect_error(tmp_path / "grey.tif", "1 sample per pixel .*grey.*expected RGB", mpp=0.25)  # not converted
+
+
+TAGS = {"resolution": (4e4, 4e4), "resolutionunit": "CENTIMETER"}  # 0.25 µm/px
+
+
+@pytest.mark.parametrize("tiled", [True, False], ids=["tiled-openslide", "stripped-tifffile"])
+def test_16_bit_tiff_is_refused_whichever_reader_reads_it(image, tmp_path, tiled):
+    """OpenSlide reads a tiled 16-bit TIFF as generic-tiff and rescales it to 8 bits; its own tags refuse it."""
+    path = tmp_path / "deep.tif"
+    tile = {"tile": (256, 256)} if tiled else {}
+    tifffile.imwrite(path, image[:512, :512].astype(np.uint16) * 257, photometric="rgb", **tile, **TAGS)
+    assert (openslide.OpenSlide.detect_format(str(path)) == "generic-tiff") == tiled
+    _expect_error(path, r"level 0: samples are uint16 \(16 bits\), expected 8-bit RGB: refused rather than rescaled")
+
+
+@pytest.mark.parametrize("tiled", [True, False], ids=["tiled-openslide", "stripped-tifffile"])
+@pytest.mark.parametrize(("samples", "photometric", "problem"), [
+    (5, "minisblack", r"5 samples per pixel \(photometric MINISBLACK\), expected RGB"),
+    (1, "minisblack", r"1 sample per pixel \(grey, photometric MINISBLACK\), expected RGB"),
+    (5, "rgb", r"5 samples per pixel \(RGB and 2 extra: unspecified, unspecified\), expected RGB"),
+], ids=["5-channel", "grey", "rgb+2"])
+def test_extra_channels_and_grey_are_refused_whichever_reader_reads_them(image, tmp_path, tiled, samples,
+                                                                         photometric, problem):
+    """Neither OpenSlide nor tifffile may drop channels (or make grey RGB) silently: one line naming the file,
+    at open, before any tissue detection."""
+    pixels = np.dstack([image[:512, :512], image[:512, :512, :2]])[..., :samples]
+    path = tmp_path / "channels.tif"
+    tile = {"tile": (256, 256)} if tiled else {}
+    tifffile.imwrite(path, pixels[..., 0] if samples == 1 else pixels, photometric=photometric,
+                     planarconfig=None if samples == 1 else "contig", **tile, **TAGS)
+    assert (openslide.OpenSlide.detect_format(str(path)) == "generic-tiff") == tiled
+    error = _expect_error(path, "level 0: " + problem)
+    assert "\n" not in str(error)
+
+
+def test_tiled_rgba_is_still_read_by_openslide(image, tmp_path):
+    rgba = np.dstack([image[:512, :512], np.full((512, 512), 255, np.uint8)])
+    rgba[:100, :, 3] = 0
+    path = tmp_path / "alpha.tif"
+    tifffile.imwrite(path, rgba, photometric="rgb", extrasamples="unassalpha", tile=(256, 256), **TAGS)
+    with open_slide(path) as slide:
+        assert slide.kind == "openslide"
+        region = slide.read(0, 0, 0, 512, 512)
+        assert (region[:100] == 255).all() and np.array_equal(region[100:], image[100:512, :512])

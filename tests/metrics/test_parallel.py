@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from cellprobe.errors import InputError
-from cellprobe.metrics.parallel import available_cores, map_rows, resolve_workers
+from cellprobe.machine import usable_cores
+from cellprobe.metrics.parallel import map_rows, resolve_workers
 
 
 def _row(scale: float, i: int) -> np.ndarray:
@@ -31,5 +32,5 @@ def test_worker_input_error_is_reraised():
 
 
 def test_resolve_workers():
-    assert resolve_workers(0) == available_cores() >= 1
+    assert resolve_workers(0) == usable_cores() >= 1
     assert resolve_workers(3) == 3

@@ -116,6 +116,8 @@ def register(app: typer.Typer) -> None:
         overrides = with_sets(set_, own, fixed=list(own))
         given = {k: (f"--{k.replace('_', '-')}" if k in own else f"--set {k}") for k in overrides}
         settings = parse_config(SlideSettings, with_overrides({}, overrides), "--tile/--overlap/--set", given)
+        if "workers" in overrides:  # the default (2) is not refused on a 1-core machine; a value given is
+            _check_workers(settings.workers, given["workers"], spec)
         if len(slides) > 1 and (tissue_mask is not None or region is not None):
             raise InputError(None, "--tissue-mask and --region apply to one slide; give one slide")
         inputs = SlideInputs(mpp=mpp, target_mpp=target_mpp, region=parse_region(region), tissue_mask=tissue_mask)
@@ -141,6 +143,17 @@ def register(app: typer.Typer) -> None:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         typer.echo(f"wrote nuclei of {len(slides)} slide(s) to {out}")
+
+
+def _check_workers(workers: int, option: str, spec: Any) -> None:
+    """--workers against the cores the post-processing pools run on: this machine's (a local run or a local
+    cluster), or those each SLURM job asks for; a --scheduler's workers are not known here."""
+    from cellprobe.inference.slide_config import check_workers
+
+    if spec is None or spec.kind == "local":
+        check_workers(workers, option)
+    elif spec.kind == "slurm" and spec.slurm is not None:
+        check_workers(workers, option, spec.slurm.cores, "in each SLURM job (cores in --cluster-config)")
 
 
 def _said(console: Any, summary: Any) -> None:

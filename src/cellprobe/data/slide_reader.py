@@ -16,6 +16,9 @@
 
 Regions come back as (h, w, 3) uint8 RGB; transparent pixels (alpha, MRXS gaps) are composited on white. One
 read is at most ``MAX_IMAGE_PIXELS``; the thumbnail is made band by band, so no call holds a whole large level.
+A slide must be 8-bit RGB (or RGB with alpha): 16-bit samples, grey and extra channels are refused
+(:func:`tiff_sample_problem`), never rescaled, converted or dropped. For a TIFF this is judged from its own tags,
+whichever reader it goes to: OpenSlide would turn any of them into 8-bit RGB without a word.
 
 µm/px (:attr:`SlideReader.mpp`, level 0) comes from the ``mpp`` argument (``--mpp``; it wins), else from the file:
 OpenSlide's ``openslide.mpp-x/y``; OME ``PhysicalSizeX/Y`` with their units; TIFF ``XResolution/YResolution``
@@ -66,8 +69,8 @@ _OME_UM_PER_UNIT = {"pm": 1e-6, "nm": 1e-3, "µm": 1.0, "μm": 1.0, "um": 1.0, "
                     "Å": 1e-4}
 _TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"BM")
-# TIFF photometric interpretations read here: min-is-black (grey), RGB, YCbCr (decoded by the JPEG codec).
-_MINISBLACK, _RGB, _YCBCR = 1, 2, 6
+# TIFF photometric interpretations: grey (refused), RGB, YCbCr (decoded to RGB by the JPEG codec).
+_MINISWHITE, _MINISBLACK, _RGB, _YCBCR = 0, 1, 2, 6
 _JPEG_COMPRESSIONS = (6, 7, 33007, 34892)
 _ASSOCIATED_ALPHA = 1
 
@@ -258,7 +261,8 @@ class OpenSlideReader(SlideReader):
             self.levels = tuple(SlideLevel(int(w), int(h), float(ds)) for (w, h), ds in
                                 zip(self._slide.level_dimensions, self._slide.level_downsamples, strict=True))
             _check_levels(self.path, self.levels)
-            problem = tiff_truncation(self.path)
+            problem = tiff_truncation(self.path) or tiff_levels_problem(
+                self.path, [(level.width, level.height) for level in self.levels])
             if problem:
                 raise InputError(self.path, problem)
             self.mpp, self.mpp_source = resolve_mpp(self.path, mpp, self._metadata_mpp)
@@ -329,6 +333,63 @@ def _tifffile_complaints() -> Iterator[_Complaints]:
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+
+
+def tiff_sample_problem(key: Any, decoder: str) -> str | None:
+    """Why a TIFF page (tifffile's) is not 8-bit RGB, None when it is: RGB (3 samples, or 4 with the fourth
+    marked as alpha) or YCbCr that ``decoder`` turns into RGB (tifffile: JPEG-compressed; OpenSlide: any).
+    16-bit samples, grey, and extra channels are refused rather than rescaled, converted or dropped, whichever
+    backend would read the page (OpenSlide's generic TIFF reader does all three without a word)."""
+    photometric, samples = int(key.photometric), int(key.samplesperpixel)
+    extras = tuple(int(e) for e in key.extrasamples)
+    if key.dtype is None or np.dtype(key.dtype) != np.uint8:
+        kind = key.dtype if key.dtype is not None else f"sample format {int(key.sampleformat)}"
+        return f"samples are {kind} ({key.bitspersample} bits), expected 8-bit RGB: refused rather than rescaled"
+    name = _enum_name(photometric, "PHOTOMETRIC")
+    if photometric == _RGB and (samples == 3 or (samples == 4 and extras[:1] in ((1,), (2,)))):
+        return None
+    if photometric == _YCBCR and samples == 3:
+        if decoder == "openslide" or int(key.compression) in _JPEG_COMPRESSIONS:
+            return None  # tifffile's JPEG decoder and OpenSlide return RGB
+        return (f"YCbCr samples with compression {_enum_name(int(key.compression), 'COMPRESSION')}, which is "
+                "not decoded to RGB here; expected RGB")
+    if photometric == _RGB and samples > 3:
+        marks = ", ".join(_enum_name(e, "EXTRASAMPLE").lower() for e in extras)
+        return (f"{samples} samples per pixel (RGB and {samples - 3} extra: {marks}), expected RGB (3 samples, "
+                "or 4 with alpha): refused rather than dropping channels")
+    if photometric in (_MINISWHITE, _MINISBLACK) and samples == 1:
+        return f"1 sample per pixel (grey, photometric {name}), expected RGB: refused rather than converted"
+    return (f"{samples} sample{'s' if samples != 1 else ''} per pixel (photometric {name}), expected RGB "
+            "(3 samples, or 4 with alpha)")
+
+
+def _enum_name(value: int, enum: str) -> str:
+    import tifffile
+
+    try:
+        return str(getattr(tifffile, enum)(value).name)
+    except ValueError:
+        return str(value)
+
+
+def tiff_levels_problem(path: Path, sizes: list[tuple[int, int]]) -> str | None:
+    """Why the pages of a TIFF that OpenSlide reads as its levels (``sizes``: (width, height) of each) are not
+    8-bit RGB (:func:`tiff_sample_problem`), from tifffile's view of the tags; None when they are, for a file
+    that is not a TIFF (MRXS, DICOM: OpenSlide decodes those to RGB itself), or one tifffile does not parse
+    (OpenSlide's verdict then stands)."""
+    import tifffile
+
+    if not _is_tiff(path):
+        return None
+    try:
+        with _tifffile_complaints(), tifffile.TiffFile(path) as tif:
+            keys = [(sizes.index(size), page) for page in tif.pages
+                    if (size := (int(page.imagewidth), int(page.imagelength))) in sizes]
+            problems = [(level, tiff_sample_problem(page, decoder="openslide")) for level, page in keys]
+    except Exception:  # a TIFF variant tifffile does not parse
+        return None
+    return next((f"level {level}: {problem}" for level, problem in sorted(problems, key=lambda p: p[0])
+                 if problem), None)
 
 
 def tiff_truncation(path: Path) -> str | None:
@@ -405,28 +466,12 @@ class TiffReader(SlideReader):
         return pages
 
     def _check_page(self, index: int, key: Any) -> None:
-        where = f"level {index}: "
-        if key.dtype != np.uint8:
-            raise InputError(self.path, f"{where}samples are {key.dtype} ({key.bitspersample} bits), expected "
-                                        "8-bit RGB: refused rather than rescaled")
         if key.imagedepth != 1:
-            raise InputError(self.path, f"{where}volumetric TIFF (depth {key.imagedepth}), expected a 2-D image")
-        colour = self._colour_samples(key)
-        if colour is None:
-            raise InputError(self.path, f"{where}not RGB-convertible (photometric {int(key.photometric)}, "
-                                        f"{key.samplesperpixel} samples, compression {int(key.compression)})")
-
-    @staticmethod
-    def _colour_samples(key: Any) -> int | None:
-        """3 for RGB, 1 for grey, None for what is not read here (palette, CMYK, Lab, raw YCbCr, ...)."""
-        photometric, samples = int(key.photometric), int(key.samplesperpixel)
-        if photometric == _MINISBLACK and samples >= 1:
-            return 1
-        if photometric == _RGB and samples >= 3:
-            return 3
-        if photometric == _YCBCR and int(key.compression) in _JPEG_COMPRESSIONS and samples == 3:
-            return 3  # tifffile's JPEG decoder returns RGB
-        return None
+            raise InputError(self.path, f"level {index}: volumetric TIFF (depth {key.imagedepth}), expected a "
+                                        "2-D image")
+        problem = tiff_sample_problem(key, decoder="tifffile")
+        if problem:
+            raise InputError(self.path, f"level {index}: {problem}")
 
     def _level_sizes(self) -> tuple[SlideLevel, ...]:
         sizes = [(int(p.keyframe.imagewidth), int(p.keyframe.imagelength)) for p in self._pages]
@@ -463,9 +508,7 @@ class TiffReader(SlideReader):
         except Exception as exc:  # corrupt or cut tile data; unsupported codecs
             raise InputError(self.path, f"unreadable image data at level {level} ({_first_line(exc)})") from None
         pixels = out[0] if planes == 1 else np.moveaxis(out[..., 0], 0, -1)
-        colour = self._colour_samples(key)
-        assert colour is not None  # checked at open
-        return rgb_on_white(pixels, colour, associated=_ASSOCIATED_ALPHA in tuple(key.extrasamples))
+        return rgb_on_white(pixels, 3, associated=_ASSOCIATED_ALPHA in tuple(key.extrasamples))
 
     def close(self) -> None:
         self._tif.close()

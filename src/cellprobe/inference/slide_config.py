@@ -13,10 +13,17 @@ from pydantic import Field, field_validator, model_validator
 from cellprobe.config import StrictModel
 from cellprobe.data.tissue import TissueSettings
 from cellprobe.decoder.model import INPUT_MULTIPLE
+from cellprobe.errors import InputError
+from cellprobe.machine import usable_cores
 
 #: default pixels per image above which ``cellprobe predict`` hands an image to the whole-slide engine: its
 #: float maps of the whole image would take ~130 bytes per pixel (a 2048² image ≈ 0.5 GB, 4000² ≈ 2.1 GB)
 PREDICT_LARGE_PIXELS = 2048 * 2048
+#: the largest tile side: a tile's float maps are held whole (~130 bytes per pixel while they are blended, as
+#: for predict's whole images above: ~2 GB at 4096², and ``in_flight`` tiles of maps wait for post-processing),
+#: 16 times the default tile's area; its read (the tile and a network window around it) stays within one
+#: read's MAX_IMAGE_PIXELS (8192²) for windows up to 2048 px
+MAX_TILE = 4096
 
 
 class SlideSettings(StrictModel):
@@ -54,6 +61,9 @@ class SlideSettings(StrictModel):
     def _tile(cls, tile: int) -> int:
         if tile % INPUT_MULTIPLE:
             raise ValueError(f"must be a multiple of {INPUT_MULTIPLE}, got {tile}")
+        if tile > MAX_TILE:
+            raise ValueError(f"must be at most {MAX_TILE} px, got {tile}: a tile's float maps are held in memory "
+                             f"whole (~130 bytes per pixel, ~2 GB at {MAX_TILE}²)")
         return tile
 
     @field_validator("overlap")
@@ -73,3 +83,12 @@ class SlideSettings(StrictModel):
         """Tile maps held at once between the network and the writer: enough that every worker has a tile
         queued while the network computes the next tile."""
         return self.in_flight or 2 * max(self.workers, 1) + 1
+
+
+def check_workers(workers: int, option: str, cores: int | None = None, where: str = "usable here") -> None:
+    """Refuse more post-processing processes than ``cores`` (default: :func:`usable_cores`): the rest would
+    only wait for a core, each holding tiles of maps in memory. ``option``: how the user gave the value."""
+    cores = usable_cores() if cores is None else cores
+    if workers > cores:
+        raise InputError(option, f"{workers} post-processing processes but {cores} core(s) {where}; give at most "
+                                 f"{cores} (more only wait for a core, each holding tiles in memory)")

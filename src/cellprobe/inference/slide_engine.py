@@ -464,13 +464,17 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
     from cellprobe.inference.slide_plan import run_identity, slide_name
 
     atomic.output_folder(out_dir, create=False)
-    by_name: dict[str, Path] = {}
+    by_name: dict[str, Path] = {}  # by the name's case-folded form: folders that differ in case only collide
     for path in map(Path, slides):
         name = slide_name(path)
-        if name in by_name:
-            again = by_name[name].resolve() == path.resolve()
-            raise InputError(path, "is given twice" if again else f"shares the name '{name}' with {by_name[name]}; "
-                                                                  "their outputs would overwrite each other")
+        other = by_name.get(name.casefold())
+        if other is not None:
+            if other.resolve() == path.resolve():
+                raise InputError(path, "is given twice")
+            if slide_name(other) != name:
+                raise InputError(path, f"'{name}' and '{slide_name(other)}' ({other}) differ only in case: their "
+                                       "results folders would collide on case-insensitive file systems")
+            raise InputError(path, f"shares the name '{name}' with {other}; their outputs would overwrite each other")
         if len(partial_dir(out_dir, name).name.encode()) > atomic.MAX_RESULT_NAME_BYTES:
             raise InputError(path, f"its name is too long for its results' folder names (over "
                                    f"{atomic.MAX_RESULT_NAME_BYTES} bytes); rename the file")
@@ -481,7 +485,7 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
             raise InputError(path, f"its results folder {results} would replace it; give another --out")
         if results.exists() and not results.is_dir():
             raise InputError(results, "is a file where this slide's results folder goes; give another --out")
-        by_name[name] = path
+        by_name[name.casefold()] = path
     for path in slides:
         plan = plan_slide(Path(path), run, settings, inputs, window)
         plan.close()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from cellprobe.errors import InputError
+from cellprobe.machine import usable_cores
 
 RowFn = Callable[[int], np.ndarray]
 
@@ -22,16 +22,9 @@ _ROW_FN: RowFn | None = None
 _CHUNKS_PER_WORKER = 4  # a few chunks per worker even out uneven images without much messaging
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def resolve_workers(workers: int) -> int:
     """``workers`` <= 0 means every available core."""
-    return available_cores() if workers <= 0 else workers
+    return usable_cores() if workers <= 0 else workers
 
 
 def _set_row_fn(fn: RowFn) -> None:
