@@ -20,6 +20,10 @@ def test_cli_check_reproduces_consep_counts(cli, consep_root, tmp_path):
     assert sum(splits["test"]["nuclei_per_class"].values()) == 10330
     assert splits["train"]["fatal"] == 0 and splits["train"]["duplicated_patches"] == 0
     assert report["cross_split_duplicates"] == []
+    # CoNSeP's own outlines: 21 + 11 instances of several separate parts, warned about (not refused)
+    assert (splits["train"]["disjoint_instances"], splits["test"]["disjoint_instances"]) == (21, 11)
+    assert all(not a["fatal"] for s in splits.values() for a in s["anomalies"] if a["kind"] == "disjoint_instance")
+    assert "… and 12 more" in out
     for text in ("432", "224", "18,216", "10,330"):
         assert text in out
 

@@ -36,9 +36,10 @@ def test_kfold_and_split_file(conic_root, tmp_path):
     with pytest.raises(InputError, match=r"3 of the dataset's 6 patches are in no fold \(e\.g\. 'src1-0003'\)"):
         open_dataset(conic_root, split="b", split_file=split_file)
     split_file.write_text("patch,fold\nsrc0-0000,a\nsrc0-0001,a\nsrc1-0002,b\n"
-                          "src1-0003,unused\nsrc2-0004,unused\nsrc2-0005,unused\n")
+                          "src1-0003,b\nsrc2-0004,unused\nsrc2-0005,unused\n")  # a source is in one fold only
     ds = open_dataset(conic_root, split="b", split_file=split_file)
-    assert [ds[i].meta.name for i in range(len(ds))] == ds.names() == ["src1-0002"] and ds.repeats() is None
+    assert [ds[i].meta.name for i in range(len(ds))] == ds.names() == ["src1-0002", "src1-0003"]
+    assert ds.repeats() is None
     with pytest.raises(InputError, match="fold 'c' is missing"):
         open_dataset(conic_root, split="c", split_file=split_file)
     with pytest.raises(InputError, match="no 'test' split is released"):

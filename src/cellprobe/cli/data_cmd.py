@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,9 @@ def register(app: typer.Typer) -> None:
             return lambda: bar.advance(task)
 
         try:
-            report = check_path(path, format, split, progress=progress, **parse_key_values(option, "--option"))
+            with one_line_data_warnings(lambda text: bar.console.print(text, markup=False, highlight=False,
+                                                                       soft_wrap=True)):
+                report = check_path(path, format, split, progress=progress, **parse_key_values(option, "--option"))
         finally:
             if bar.live.is_started:
                 bar.stop()
@@ -113,6 +118,27 @@ def register(app: typer.Typer) -> None:
         Console().print(table)
 
 
+@contextlib.contextmanager
+def one_line_data_warnings(show: Callable[[str], None]) -> Iterator[None]:
+    """Show each :class:`~cellprobe.data.validate.DataWarning` raised meanwhile as one line ``warning: <file>:
+    <problem>`` through ``show`` (each time it is raised), instead of Python's ``<module>.py:<line>:
+    DataWarning: ...`` followed by a line of cellprobe's source; other warnings are shown as before."""
+    from cellprobe.data.validate import DataWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        previous = warnings.showwarning
+
+        def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+            if issubclass(category, DataWarning):
+                show(f"warning: {' '.join(str(message).split())}")
+            else:
+                previous(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = showwarning
+        yield
+
+
 def print_report(console, report: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -133,15 +159,21 @@ def print_report(console, report: dict[str, Any]) -> None:
         row(f"  {n}", lambda r, n=n: f"{r['nuclei_per_class'].get(n, 0):,}")
     row("empty patches", lambda r: str(r["empty_patches"]))
     row("duplicated patches", lambda r: str(r["duplicated_patches"]))
+    row("disjoint instances", lambda r: str(r.get("disjoint_instances", 0)))
     row("refused samples", lambda r: str(r["fatal"]))
     console.print(table)
-    listed = 0
+    listed = left = 0
     for split, r in splits.items():
         for a in r["anomalies"]:
-            if a["kind"] == "empty" or listed >= MAX_LISTED:
+            if a["kind"] == "empty":
+                continue
+            if listed >= MAX_LISTED:
+                left += 1
                 continue
             listed += 1
-            console.print(f"[{'red' if a['fatal'] else 'yellow'}]{split}: {a['where']}: {a['message']}[/]",
-                          markup=True, highlight=False)
+            console.print(f"{split}: {a['where']}: {a['message']}", style="red" if a["fatal"] else "yellow",
+                          markup=False, highlight=False)
+    if left:
+        console.print(f"… and {left} more (every anomaly is in the --json report)", highlight=False)
     for leak in report.get("cross_split_duplicates", []):
         console.print(f"[red]same pixels in two splits: {leak['first']} and {leak['second']}[/]")

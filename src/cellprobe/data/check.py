@@ -2,7 +2,9 @@
 
 Counts (patches, sizes, nuclei per class) and anomalies (unreadable samples, wrong dtypes, negative or float
 ids, instance ids not matching the class map, empty patches, duplicated patches by pixel hash, also across
-splits, which would leak). Unlike the loaders it does not stop at the first problem.
+splits, which would leak; warnings, not refusals: instances made of several separate parts). Unlike the loaders
+it does not stop at the first problem. A split file is read by the reader, which refuses a source image in two
+folds (:func:`cellprobe.data.splits.read_split_file`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from cellprobe.data.base import Reader
 from cellprobe.data.formats import detect_format, open_dataset, released_splits
 from cellprobe.data.splits import split_file_folds
-from cellprobe.data.validate import Anomaly, to_sample
+from cellprobe.data.validate import Anomaly, disjoint_instances, to_sample
 from cellprobe.errors import InputError
 
 
@@ -56,6 +58,10 @@ def check_dataset(ds: Reader, progress: Callable[[], None] | None = None) -> tup
         if not any(p.fatal for p in problems):
             sample = to_sample(raw, ds.num_classes, ds.allow_float_image, ds.allow_float_labels)
             counts += nuclei_per_class(sample.inst, sample.cls, ds.num_classes)
+            for index, parts in disjoint_instances(sample.inst):
+                anomalies.append(Anomaly(raw.where, "disjoint_instance", f"patch '{raw.meta.name}': instance {index} "
+                                         f"is {len(parts)} separate parts ({' + '.join(map(str, parts))} px): one "
+                                         "nucleus, or several sharing an id?", fatal=False))
         if progress:
             progress()
     duplicates = [names for names in hashes.values() if len(names) > 1]
@@ -69,6 +75,7 @@ def check_dataset(ds: Reader, progress: Callable[[], None] | None = None) -> tup
         "nuclei_per_class": {name: int(counts[c]) for c, name in enumerate(ds.class_names, start=1)},
         "empty_patches": sum(a.kind == "empty" for a in anomalies),
         "duplicated_patches": sum(len(n) for n in duplicates),
+        "disjoint_instances": sum(a.kind == "disjoint_instance" for a in anomalies),
         "dtypes": {k: dict(v) for k, v in dtypes.items()},
         "fatal": sum(a.fatal for a in anomalies),
         "anomalies": [asdict(a) for a in anomalies],

@@ -18,7 +18,7 @@ import numpy as np
 
 from cellprobe.data.base import Reader, parse_options
 from cellprobe.data.info import ClassNames, Mpp
-from cellprobe.data.io import check_pixels, csv_row, load_npy, require_file
+from cellprobe.data.io import check_pixels, csv_row, load_npy, plain_name, read_table, require_file
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.splits import SplitOptions, select_split
 from cellprobe.data.validate import RawSample
@@ -34,14 +34,10 @@ class ConicOptions(SplitOptions):
 
 
 def read_patch_info(path: Path, n: int) -> tuple[list[str], list[str]]:
-    """(patch names, source images) of a CoNIC ``patch_info.csv`` with ``n`` rows."""
-    import pandas as pd
-
+    """(patch names, source images) of a CoNIC ``patch_info.csv`` with ``n`` rows. A name or source image that
+    is empty or has whitespace around it, or a patch listed twice, is an error naming the row."""
     require_file(path, "patch list (patch_info.csv)")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(path, f"unreadable patch list ({str(exc).splitlines()[0]})") from None
+    table = read_table(path, "patch list")
     if "patch_info" in table.columns:
         names = table["patch_info"].tolist()
         bad = [v for v in names if "-" not in v]
@@ -55,7 +51,9 @@ def read_patch_info(path: Path, n: int) -> tuple[list[str], list[str]]:
     if len(names) != n:
         raise InputError(path, f"mismatched counts: {len(names)} rows for {n} patches in images.npy")
     first_row: dict[str, int] = {}
-    for i, name in enumerate(names):
+    for i, (name, source) in enumerate(zip(names, sources, strict=True)):
+        plain_name(name, csv_row(path, i), "patch name")
+        plain_name(source, csv_row(path, i), f"source image of patch '{name}'")
         if name in first_row:
             raise InputError(csv_row(path, i), f"patch '{name}' is listed twice (also row {first_row[name]}); "
                                                "row i names row i of images.npy and labels.npy")

@@ -19,7 +19,14 @@ import numpy as np
 
 from cellprobe.data.base import WindowOptions, parse_options
 from cellprobe.data.info import Mpp
-from cellprobe.data.io import csv_row, find_with_suffix, listed_name, read_label_image, require_file
+from cellprobe.data.io import (
+    csv_row,
+    find_with_suffix,
+    listed_name,
+    read_label_image,
+    read_table,
+    require_file,
+)
 from cellprobe.data.validate import DataWarning
 from cellprobe.data.wholeimage import Item, WholeImageReader
 from cellprobe.errors import InputError
@@ -48,13 +55,8 @@ def read_folds(path: Path) -> dict[str, int]:
     """img_id → fold of a ``folds.csv``. Each img_id names files under the folder of ``path`` (``image/<id>.png``,
     ``label/<id>.tiff``): one that would leave it, a fold that is not an integer or an img_id listed twice is an
     error naming the file and row."""
-    import pandas as pd
-
     require_file(path, "folds file")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(path, f"unreadable folds file ({str(exc).splitlines()[0]})") from None
+    table = read_table(path, "folds file")
     if not {"img_id", "fold"} <= set(table.columns):
         raise InputError(path, f"needs columns img_id and fold; has {', '.join(table.columns)}")
     folds: dict[str, int] = {}

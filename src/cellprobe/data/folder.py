@@ -27,7 +27,10 @@ from cellprobe.data.io import (
     LABEL_SUFFIXES,
     csv_row,
     find_with_suffix,
+    inside_dataset,
+    plain_name,
     read_label_image,
+    read_table,
     require_file,
 )
 from cellprobe.data.splits import SplitOptions, select_split
@@ -54,22 +57,19 @@ def folder_splits(root: Path) -> list[str]:
 
 
 def read_sources(path: Path) -> dict[str, tuple[str, int]] | None:
-    """name → (source image, row) of a ``sources.csv``; None when there is none. An empty value or a name listed
-    twice is an error naming the file and row."""
-    import pandas as pd
-
+    """name → (source image, row) of a ``sources.csv``; None when there is none. An empty value, one with
+    whitespace around it or a name listed twice is an error naming the file and row."""
     if not path.is_file():
         return None
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(path, f"unreadable sources file ({str(exc).splitlines()[0]})") from None
+    table = read_table(path, "sources file")
     if not {"name", "source"} <= set(table.columns):
         raise InputError(path, f"needs columns name and source; has {', '.join(table.columns)}")
     out: dict[str, tuple[str, int]] = {}
     for i, (name, source) in enumerate(zip(table["name"], table["source"], strict=True)):
         if not name or not source:
             raise InputError(csv_row(path, i), f"empty {'name' if not name else 'source'}")
+        plain_name(name, csv_row(path, i), "name")
+        plain_name(source, csv_row(path, i), f"source of '{name}'")
         if name in out:
             raise InputError(csv_row(path, i), f"name '{name}' is listed twice (also row {out[name][1]})")
         out[name] = (source, i)
@@ -107,6 +107,7 @@ class FolderDataset(WholeImageReader):
             if image.stem in stems:
                 raise InputError(image, f"same sample name '{image.stem}' as {stems[image.stem].name}: one image "
                                         "per name (its inst/ and cls/ maps are found by name)")
+            inside_dataset(image, dataset_root, image)
             stems[image.stem] = image
         if sources is not None:
             unknown = sorted((row, name) for name, (_, row) in sources.items() if name not in stems)
@@ -123,10 +124,12 @@ class FolderDataset(WholeImageReader):
             inst = find_with_suffix(folder / "inst", stem, LABEL_SUFFIXES)
             if inst is None:
                 raise InputError(folder / "inst" / f"{stem}.tif", f"missing instance map for {image.name}")
+            inside_dataset(inst, dataset_root, inst)
             extra = {}
             if has_cls:
                 cls = find_with_suffix(folder / "cls", stem, LABEL_SUFFIXES)
                 extra["cls"] = str(require_file(cls or folder / "cls" / f"{stem}.tif", f"class map for {image.name}"))
+                inside_dataset(Path(extra["cls"]), dataset_root, extra["cls"])
             source = stem if sources is None else sources[stem][0]
             items.append(Item(stem, source, image, inst, tissue=opts.tissue or info.tissue, extra=extra))
         orphans = {p.stem for p in (folder / "inst").iterdir()} - {it.name for it in items}

@@ -15,7 +15,11 @@ Images are checked from their header before any pixel is decoded:
   truncated (convert them to 8-bit yourself, choosing the mapping). Label maps keep their stored integer type.
 
 Paths read from a dataset's own files (a CSV listing patches, say) go through :func:`listed_name`, which refuses
-a name that would leave the dataset's folder.
+a name that would leave the dataset's folder; the files a reader then opens per sample go through
+:func:`inside_dataset`, which refuses one that leaves the dataset's folder once links are resolved. A stem with
+several files (``p08.png`` and ``p08.jpg``) is refused by :func:`find_with_suffix`, not decided by suffix order.
+CSV tables go through :func:`read_table`, which refuses a column named twice (pandas would rename one and ignore
+it).
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ def listed_name(name: str, folder: Path, root: Path, where: str | Path) -> str:
 
     Refused: an empty name, a NUL character, an absolute path or drive, and any ``..`` part (``/`` or ``\\``
     separated), then anything whose normalised absolute path is not inside ``root``: the text of a listing
-    can never steer a read outside the dataset. Links are not resolved: a link that the dataset's author put
-    inside the folder (``images/`` linked to a shared store, say) is theirs to make, and downloaded archives
+    can never steer a read outside the dataset. Links are not resolved here (the name's text is checked); the
+    readers check the file they open with :func:`inside_dataset`, which does resolve them. Downloaded archives
     holding links are refused when unpacked (:mod:`cellprobe.data.download`).
     """
     if not name or not name.strip():
@@ -69,6 +73,49 @@ def listed_name(name: str, folder: Path, root: Path, where: str | Path) -> str:
     if not target.is_relative_to(Path(os.path.normpath(Path(root).absolute()))):
         raise InputError(where, f"name '{name}' lies outside the dataset folder {root}")
     return name
+
+
+def inside_dataset(path: Path, root: Path, where: str | Path) -> Path:
+    """``path`` (a file a reader is about to open) if, with every link resolved, it lies inside the dataset folder
+    ``root`` (resolved too); otherwise an InputError naming ``where`` (the file, or the listing row that named
+    it). Like a listed name, a link cannot steer a read outside the dataset: link the whole dataset folder
+    instead, or copy the file in."""
+    real, base = Path(path).resolve(), Path(root).resolve()
+    if not real.is_relative_to(base):
+        raise InputError(where, f"{path} is a link leading outside the dataset folder {root} (to {real}): files "
+                                "of a dataset stay inside its folder")
+    return path
+
+
+def read_table(path: Path, what: str) -> Any:
+    """A CSV file as a pandas DataFrame of strings (no value is parsed or turned into NaN); a column named twice
+    in the header is refused (pandas would rename the second ``name.1`` and it would be ignored)."""
+    import csv
+
+    import pandas as pd
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), [])
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, OSError, csv.Error) as exc:
+        raise InputError(path, f"unreadable {what} ({str(exc).splitlines()[0]})") from None
+    for j, column in enumerate(header):
+        if column in header[:j]:
+            raise InputError(path, f"column '{column}' appears twice in the header (columns {header.index(column) + 1} "
+                                   f"and {j + 1}): which one holds the data would be a guess; keep one")
+    return table
+
+
+def plain_name(value: str, where: str | Path, what: str) -> str:
+    """``value`` (a patch or source image name read from a table) if it is not empty and has no whitespace
+    around it: ``img0`` and ``img0 `` would be two names, so two source images."""
+    if not value.strip():
+        raise InputError(where, f"empty {what}")
+    if value != value.strip():
+        raise InputError(where, f"{what} '{value}' has surrounding whitespace: '{value.strip()}' and '{value}' would "
+                                "be two different names; remove the spaces")
+    return value
 
 
 def csv_row(path: Path, row: int) -> str:
@@ -91,6 +138,16 @@ def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
         raise InputError(path, f"truncated or corrupt .npy file ({text})") from None
     except (OSError, EOFError) as exc:
         raise InputError(path, f"cannot read .npy file ({exc})") from None
+
+
+def npz_member_names(path: Path) -> list[str]:
+    """The names of the arrays of a ``.npz`` archive (``.npy`` dropped), from its directory only."""
+    require_file(path, "label archive")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [n.removesuffix(".npy") for n in archive.namelist()]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(path, f"truncated or corrupt .npz archive ({str(exc).splitlines()[0]})") from None
 
 
 def npz_member_shape(path: Path, key: str) -> tuple[int, ...]:
@@ -328,10 +385,16 @@ def read_mat(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     return {k: np.asarray(data[k]) for k in keys}
 
 
-def find_with_suffix(folder: Path, stem: str, suffixes: tuple[str, ...]) -> Path | None:
-    """The file ``folder/stem.<suffix>`` for the first suffix that exists (either case), else None."""
+def find_with_suffix(folder: Path, stem: str, suffixes: tuple[str, ...], where: str | Path | None = None) -> Path | None:
+    """The file ``folder/stem.<suffix>`` for the suffix that exists (either case), else None. Several files of
+    that stem (``p08.png`` and ``p08.jpg``) are refused naming ``where`` (default: ``folder``): which one is
+    meant would be a guess."""
+    found: list[Path] = []
     for suffix in suffixes:
         for candidate in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
-            if candidate.is_file():
-                return candidate
-    return None
+            if candidate.is_file() and not any(candidate.samefile(f) for f in found):  # one file on a case-blind disk
+                found.append(candidate)
+    if len(found) > 1:
+        raise InputError(where or folder, f"'{stem}' has several files in {folder} ({', '.join(p.name for p in found)}): "
+                                          "which one is meant would be a guess; keep one")
+    return found[0] if found else None

@@ -6,8 +6,10 @@ Class names come from the ``class_names`` option, else a ``dataset.yaml`` (split
 are numbered ``class1..classC`` with C the largest class id of all split folders (so every split of one dataset
 agrees). µm/px likewise (``mpp`` option or ``dataset.yaml``; unknown otherwise).
 
-Each row of ``patch_info.csv`` names one image under ``images/`` (a name that would leave the dataset, or a
-patch listed twice, is refused with the file and row). A split with no patches (the header row only; labels of
+Each row of ``patch_info.csv`` names one image under ``images/`` (a name that would leave the dataset, an image
+that is a link leading outside it, a name with several image files such as ``p08.png`` and ``p08.jpg``, or a
+patch listed twice, is refused with the file and row); ``labels.npz`` holds ``inst`` and ``cls`` and nothing
+else. A split with no patches (the header row only; labels of
 shape (0, H, W) or (0,)) reads as an empty dataset, like CoNIC's and PanNuke's readers; it is the evaluation
 that refuses to score an empty split.
 """
@@ -27,10 +29,14 @@ from cellprobe.data.io import (
     check_pixels,
     csv_row,
     find_with_suffix,
+    inside_dataset,
     listed_name,
     load_npz_member,
+    npz_member_names,
     npz_member_shape,
+    plain_name,
     read_image,
+    read_table,
     require_file,
 )
 from cellprobe.data.sample import SampleMeta
@@ -47,6 +53,8 @@ class PatchesOptions(StrictModel):
 #: the files a split folder needs, and what else marks a folder as meant to be one
 SPLIT_FILES = ("labels.npz", "patch_info.csv")
 SPLIT_MARKS = (*SPLIT_FILES, "images")
+#: the arrays of labels.npz (any other is refused, not ignored)
+LABEL_ARRAYS = ("inst", "cls")
 
 
 def is_split_folder(folder: Path) -> bool:
@@ -91,14 +99,10 @@ def resolve_split_folder(root: Path, split: str | None) -> Path:
 
 def read_patch_list(path: Path) -> tuple[list[str], list[str]]:
     """(patch names, source images) of a ``patch_info.csv``. The ``index`` column must be 0, 1, 2, … in row
-    order (row i ↔ labels.npz row i), and no patch may be listed twice: an error names the file and row."""
-    import pandas as pd
-
+    order (row i ↔ labels.npz row i), no patch may be listed twice, and no name or source image may be empty or
+    have whitespace around it: an error names the file and row."""
     require_file(path, "patch list (patch_info.csv)")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(path, f"unreadable patch list ({str(exc).splitlines()[0]})") from None
+    table = read_table(path, "patch list")
     missing = {"index", "patch", "source_image"} - set(table.columns)
     if missing:
         raise InputError(path, f"missing column(s) {', '.join(sorted(missing))}")
@@ -112,6 +116,7 @@ def read_patch_list(path: Path) -> tuple[list[str], list[str]]:
     names = table["patch"].tolist()
     first_row = {}
     for i, name in enumerate(names):
+        plain_name(name, csv_row(path, i), "patch name")
         if name in first_row:
             raise InputError(csv_row(path, i), f"patch '{name}' is listed twice (also row {first_row[name]}); "
                                                "each patch has one row of labels.npz")
@@ -121,6 +126,7 @@ def read_patch_list(path: Path) -> tuple[list[str], list[str]]:
         if not source.strip():  # it groups patches for the validation split and the statistics
             raise InputError(csv_row(path, i), f"patch '{names[i]}' has an empty source_image (the image it was cut "
                                                "from; give the patch's own name if it is a whole image)")
+        plain_name(source, csv_row(path, i), f"source image of patch '{names[i]}'")
     return names, sources
 
 
@@ -141,7 +147,11 @@ class PatchesDataset(Reader):
         labels = self.folder / "labels.npz"
         self.labels_path = labels
         n = len(self.names)
-        for key in ("inst", "cls"):  # from the headers: nothing is decompressed before the counts agree
+        unknown = sorted(set(npz_member_names(labels)) - set(LABEL_ARRAYS))
+        if unknown:
+            raise InputError(labels, f"holds array(s) {', '.join(repr(k) for k in unknown)} besides 'inst' and 'cls': "
+                                     "refused rather than ignored (a labels.npz holds exactly inst and cls)")
+        for key in LABEL_ARRAYS:  # from the headers: nothing is decompressed before the counts agree
             shape = npz_member_shape(labels, key)
             if n == 0 and shape[:1] == (0,):
                 continue  # an empty split: (0,) or (0, H, W)
@@ -160,9 +170,10 @@ class PatchesDataset(Reader):
         for i, name in enumerate(self.names):
             where = csv_row(listing, i)
             listed_name(name, images, dataset_root, where)
-            path = find_with_suffix(images, name, IMAGE_SUFFIXES)
+            path = find_with_suffix(images, name, IMAGE_SUFFIXES, where)
             if path is None:
                 raise InputError(images / f"{name}.jpg", f"missing image of a listed patch ({where})")
+            inside_dataset(path, dataset_root, where)
             stat = path.stat()
             key = (stat.st_dev, stat.st_ino)  # the same file under two names (./x and x, a link) is one patch
             if key in first_row:

@@ -4,8 +4,10 @@ published splits; a patch listed several times in one fold is oversampled: :clas
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -69,9 +71,14 @@ class SplitRows:
         return bool((self.repeats > 1).any())
 
 
-#: the patch column of a split file (first present wins) and its fold column
+#: the patch columns of a split file (several may be given: they must agree on every row) and its fold column
+#: (one of them: a file with both is refused, which one holds the folds would be a guess)
 KEY_COLUMNS = ("patch", "name", "index", "img_id")
 FOLD_COLUMNS = ("fold", "split")
+#: the split name that means every patch (:func:`select_split`): no fold may be called so
+ALL_SPLIT = "all"
+_INDEX = re.compile(r"[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -89,6 +96,10 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     if not lines:
         raise InputError(path, "empty split file (no header)")
     header, rows = lines[0], lines[1:]
+    for j, column in enumerate(header):
+        if column in header[:j]:
+            raise InputError(path, f"column '{column}' appears twice in the header (columns {header.index(column) + 1} "
+                                   f"and {j + 1}): which one holds the data would be a guess; keep one")
     for i, row in enumerate(rows):
         if len(row) != len(header):
             what = ("empty row" if not any(row) else
@@ -99,6 +110,46 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _fold_column(path: Path, header: list[str]) -> str | None:
+    """The fold column of ``header`` (None when it has none); both ``fold`` and ``split`` is refused."""
+    present = [c for c in FOLD_COLUMNS if c in header]
+    if len(present) > 1:
+        raise InputError(path, f"has both a '{present[0]}' and a '{present[1]}' column: which one holds the folds "
+                               "would be a guess; keep one")
+    return present[0] if present else None
+
+
+class _FoldNames:
+    """Checks each new fold name of a split file: no empty name, no surrounding whitespace, not the reserved
+    ``all``, and no two spellings of one number (``0`` and ``0.0``, ``1`` and ``+1``: one fold or two?)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.first_row: dict[str, int] = {}
+        self.numbers: dict[Decimal, str] = {}
+
+    def check(self, i: int, fold: str, value: str) -> None:
+        if fold in self.first_row:
+            return
+        where = csv_row(self.path, i)
+        if not fold:
+            raise InputError(where, f"patch '{value}' has an empty fold")
+        if fold != fold.strip():
+            raise InputError(where, f"fold '{fold}' has surrounding whitespace: it would be a fold of its own "
+                                    f"beside '{fold.strip()}'; write fold names without spaces around them")
+        if fold == ALL_SPLIT:
+            raise InputError(where, f"fold name '{ALL_SPLIT}' is reserved (split '{ALL_SPLIT}' means every patch): "
+                                    "rename the fold")
+        if _NUMBER.fullmatch(fold):
+            number = Decimal(fold)
+            if number in self.numbers:
+                other = self.numbers[number]
+                raise InputError(where, f"fold '{fold}' is the same number as fold '{other}' (row "
+                                        f"{self.first_row[other]}): one fold or two? Spell each fold one way")
+            self.numbers[number] = fold
+        self.first_row[fold] = i
+
+
 def split_file_folds(path: Path) -> list[str]:
     """The fold names of a split file, in the order they first appear (the file is checked against a dataset
     only when read with :func:`read_split_file`)."""
@@ -106,57 +157,76 @@ def split_file_folds(path: Path) -> list[str]:
     if not path.is_file():
         raise InputError(path, "split file not found")
     header, table = _read_rows(path)
-    fold = next((c for c in FOLD_COLUMNS if c in header), None)
+    fold = _fold_column(path, header)
     if fold is None:
         raise InputError(path, f"needs a fold column ({'|'.join(FOLD_COLUMNS)}); has {', '.join(header)}")
-    return list(dict.fromkeys(row[header.index(fold)] for row in table if row[header.index(fold)]))
+    f_col = header.index(fold)
+    names = _FoldNames(path)
+    for i, row in enumerate(table):
+        if row[f_col]:
+            names.check(i, row[f_col], "")
+    return list(names.first_row)
 
 
-def read_split_file(path: Path, names: Sequence[str],
-                    explain: Callable[[str], str | None] | None = None) -> dict[str, SplitRows]:
+def read_split_file(path: Path, names: Sequence[str], explain: Callable[[str], str | None] | None = None,
+                    sources: Sequence[str] | None = None) -> dict[str, SplitRows]:
     """Fold name → :class:`SplitRows` from a CSV with a patch column (``patch``, ``name``, ``index`` or
-    ``img_id``) and a fold column (``fold`` or ``split``).
+    ``img_id``; several of them must name the same patch on every row) and one fold column (``fold`` or
+    ``split``).
 
     A patch listed several times in one fold is oversampled (its ``repeats``); every problem is one InputError
     naming the file and row: a patch not in the dataset (``explain(value)`` may say why), a patch in two
-    different folds, an empty fold, a malformed row. Every patch of the dataset must be in a fold: a file that
-    leaves patches out (a truncated download, a split of another release) is refused; give patches to leave
-    out a fold of their own (e.g. ``unused``)."""
+    different folds, an index that is not plain digits or spells a patch listed before another way (``0`` and
+    ``00``), an empty fold or one named with surrounding whitespace, ``all`` or another spelling of a fold's
+    number, a malformed row. With ``sources`` (the source image of each patch), a source image with patches in
+    two folds is refused: splits are by source image, never by patch. Every patch of the dataset must be in a
+    fold: a file that leaves patches out (a truncated download, a split of another release) is refused; give
+    patches to leave out a fold of their own (e.g. ``unused``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "split file not found")
     header, table = _read_rows(path)
-    key = next((c for c in KEY_COLUMNS if c in header), None)
-    fold = next((c for c in FOLD_COLUMNS if c in header), None)
-    if key is None or fold is None:
+    keys = [c for c in KEY_COLUMNS if c in header]
+    fold = _fold_column(path, header)
+    if not keys or fold is None:
         raise InputError(path, f"needs a patch column ({'|'.join(KEY_COLUMNS)}) and a fold column "
                                f"({'|'.join(FOLD_COLUMNS)}); has {', '.join(header)}")
-    k_col, f_col = header.index(key), header.index(fold)
-    position = None if key == "index" else {str(n): i for i, n in enumerate(names)}
+    f_col = header.index(fold)
+    position = {str(n): i for i, n in enumerate(names)}
     fold_of: dict[int, tuple[str, int]] = {}  # sample → (fold, first row)
+    spelled: dict[int, tuple[str, int]] = {}  # sample → (its index as first written, that row)
+    source_of: dict[str, tuple[str, int, str]] = {}  # source image → (fold, first row, its patch there)
+    fold_names = _FoldNames(path)
     listed: dict[str, list[int]] = {}
     for i, row in enumerate(table):
-        value, f = row[k_col], row[f_col]
-        if position is None:
-            try:
-                k = int(value)
-            except ValueError:
-                raise InputError(csv_row(path, i), f"index '{value}' is not an integer") from None
-            if not 0 <= k < len(names):
-                raise InputError(csv_row(path, i), f"index {k} out of range for {len(names)} patches")
-        else:
-            if value not in position:
-                why = explain(value) if explain is not None else None
-                raise InputError(csv_row(path, i), f"patch '{value}' is not in the dataset"
-                                                   + (f": {why}" if why else ""))
-            k = position[value]
-        if not f:
-            raise InputError(csv_row(path, i), f"patch '{value}' has an empty fold")
+        where = csv_row(path, i)
+        found = [(key, row[header.index(key)], _patch(key, row[header.index(key)], names, position, explain, where))
+                 for key in keys]
+        key, value, k = found[0]
+        for other_key, other_value, other_k in found[1:]:
+            if other_k != k:
+                raise InputError(where, f"'{key}' {value} is patch '{names[k]}' but '{other_key}' {other_value} is "
+                                        f"patch '{names[other_k]}': the patch columns disagree")
+        f = row[f_col]
+        fold_names.check(i, f, value)
+        if key == "index":
+            first = spelled.setdefault(k, (value, i))
+            if first[0] != value:
+                raise InputError(where, f"index '{value}' is patch {k}, written '{first[0]}' at row {first[1]}: a "
+                                        "patch listed twice must be spelled the same way (a repeated row oversamples it)")
         if k in fold_of and fold_of[k][0] != f:
-            other, first = fold_of[k]
-            raise InputError(csv_row(path, i), f"patch '{value}' is listed in fold '{f}' here and in fold "
-                                               f"'{other}' at row {first}: a patch belongs to one fold")
+            other, first_row = fold_of[k]
+            raise InputError(where, f"patch '{value}' is listed in fold '{f}' here and in fold "
+                                    f"'{other}' at row {first_row}: a patch belongs to one fold")
         fold_of.setdefault(k, (f, i))
+        if sources is not None:
+            source = str(sources[k])
+            seen = source_of.setdefault(source, (f, i, value))
+            if seen[0] != f:
+                raise InputError(where, f"source image '{source}' is in fold '{f}' here (patch '{value}') and in fold "
+                                        f"'{seen[0]}' at row {seen[1]} (patch '{seen[2]}'): patches of one image "
+                                        "overlap, so splits are by source image, never by patch (a leak); put all "
+                                        "its patches in one fold")
         listed.setdefault(f, []).append(k)
     if len(fold_of) < len(names):
         missing = next(n for k, n in enumerate(names) if k not in fold_of)
@@ -168,6 +238,22 @@ def read_split_file(path: Path, names: Sequence[str],
         rows, repeats = np.unique(np.asarray(ks, dtype=np.int64), return_counts=True)
         out[f] = SplitRows(rows, repeats.astype(np.int64))
     return out
+
+
+def _patch(key: str, value: str, names: Sequence[str], position: dict[str, int],
+           explain: Callable[[str], str | None] | None, where: str) -> int:
+    """The dataset position of the patch that column ``key`` names with ``value`` (one row of a split file)."""
+    if key == "index":
+        if not _INDEX.fullmatch(value):
+            raise InputError(where, f"index '{value}' is not an integer (plain digits 0-9 only)")
+        k = int(value)
+        if not k < len(names):
+            raise InputError(where, f"index {k} out of range for {len(names)} patches")
+        return k
+    if value not in position:
+        why = explain(value) if explain is not None else None
+        raise InputError(where, f"patch '{value}' is not in the dataset" + (f": {why}" if why else ""))
+    return position[value]
 
 
 class SplitOptions(StrictModel):
@@ -184,16 +270,16 @@ class SplitOptions(StrictModel):
 def select_split(names: Sequence[str], sources: Sequence[str], split: str | None, opts: SplitOptions,
                  where: Path, explain: Callable[[str], str | None] | None = None) -> SplitRows:
     """The samples of ``split``. Names: with a split file, its fold values (``explain``: see
-    :func:`read_split_file`); with ``kfold``: ``test`` (fold ``fold``), ``trainval`` (the rest), ``train``/``val``
+    :func:`read_split_file`, which also refuses a source image in two folds); with ``kfold``: ``test`` (fold ``fold``), ``trainval`` (the rest), ``train``/``val``
     (the rest split by source); otherwise ``train`` / ``val`` by source over everything. ``None`` or ``all``:
     everything, each once. Only a split file repeats samples."""
     n = len(names)
-    if split is None or split == "all":
+    if split is None or split == ALL_SPLIT:
         if opts.split_file is not None:
-            read_split_file(opts.split_file, names, explain)  # checked all the same
+            read_split_file(opts.split_file, names, explain, sources)  # checked all the same
         return SplitRows.once(np.arange(n))
     if opts.split_file is not None:
-        folds = read_split_file(opts.split_file, names, explain)
+        folds = read_split_file(opts.split_file, names, explain, sources)
         if split not in folds:
             raise InputError(opts.split_file, f"fold '{split}' is missing (folds: {', '.join(folds)})")
         return folds[split]
