@@ -56,3 +56,22 @@ def test_evaluate_refuses_what_it_cannot_write_or_would_replace_silently(cli, ru
         assert rc == 2 and "--overwrite" in err and err.count("\n") == 1, err
     rc, _, err = cli(*base, "--out", tmp_path, "--tta", "2", "--overwrite")
     assert rc == 0 and json.loads((tmp_path / "metrics.json").read_text())["evaluation"]["tta_views"] == 2
+
+
+def test_data_warnings_are_one_line_in_every_command(cli, run, tmp_path):
+    """A DataWarning raised while a command reads data (here: an image not listed in patch_info.csv) is one line
+    'warning: <file>: <problem>', not Python's format with a module path and a line of source."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(shared_data(), data)
+    images = next(p for p in data.rglob("images") if p.is_dir())
+    first = sorted(images.iterdir())[0]
+    shutil.copy(first, images / f"stray{first.suffix}")
+    rc, _, err = cli("evaluate", run, "--data", data, "--split", "test", "--format", "patches",
+                     "--out", tmp_path / "out", "--device", "cpu")
+    assert rc == 0, err
+    warned = [line for line in err.splitlines() if "stray" in line]
+    assert warned == [f"warning: {images}: 1 image files not listed in patch_info.csv are ignored "
+                      f"(e.g. stray{first.suffix})"], err
+    assert ".py:" not in err

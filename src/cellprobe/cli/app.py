@@ -61,9 +61,13 @@ for _name in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, mapping bad input to exit status 2 with one line, no traceback."""
+    """Entry point: run the app, mapping bad input to exit status 2 with one line, no traceback; cellprobe's own
+    warnings are one line each too."""
+    from cellprobe.cli.warning_lines import data_warnings_as_lines
+
     try:
-        rv = app(args=argv, standalone_mode=False)
+        with data_warnings_as_lines():
+            rv = app(args=argv, standalone_mode=False)
     except InputError as err:
         print(f"cellprobe: error: {err}", file=sys.stderr)
         return 2

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +33,21 @@ def register(app: typer.Typer) -> None:
 
         from cellprobe.atomic import write_json
         from cellprobe.cli.options import parse_key_values
+        from cellprobe.cli.progress_bars import show, shown_on_first_use
+        from cellprobe.cli.warning_lines import data_warnings_as_lines
         from cellprobe.data.check import check_path
 
         console = Console()
         bar = Progress(console=Console(stderr=True), transient=True)
 
         def progress(total: int, name: str):
-            if not bar.live.is_started:  # only once a split is open: an early error stays one line
-                bar.start()
+            show(bar)  # only once a split is open: an early error stays one line
             task = bar.add_task(f"checking {name}", total=total)
             return lambda: bar.advance(task)
 
-        try:
-            with one_line_data_warnings(lambda text: bar.console.print(text, markup=False, highlight=False,
-                                                                       soft_wrap=True)):
-                report = check_path(path, format, split, progress=progress, **parse_key_values(option, "--option"))
-        finally:
-            if bar.live.is_started:
-                bar.stop()
+        with shown_on_first_use(bar), data_warnings_as_lines(
+                lambda text: bar.console.print(text, markup=False, highlight=False, soft_wrap=True)):
+            report = check_path(path, format, split, progress=progress, **parse_key_values(option, "--option"))
         print_report(console, report)
         if json_out is not None:
             write_json(json_out, report)
@@ -116,27 +110,6 @@ def register(app: typer.Typer) -> None:
             sums = "n/a" if not src.files else f"{sum(f.sha256 is not None for f in src.files)}/{len(src.files)}"
             table.add_row(key, src.title, src.format or "-", str(len(src.files)) or "manual", sums, src.license)
         Console().print(table)
-
-
-@contextlib.contextmanager
-def one_line_data_warnings(show: Callable[[str], None]) -> Iterator[None]:
-    """Show each :class:`~cellprobe.data.validate.DataWarning` raised meanwhile as one line ``warning: <file>:
-    <problem>`` through ``show`` (each time it is raised), instead of Python's ``<module>.py:<line>:
-    DataWarning: ...`` followed by a line of cellprobe's source; other warnings are shown as before."""
-    from cellprobe.data.validate import DataWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", DataWarning)
-        previous = warnings.showwarning
-
-        def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
-            if issubclass(category, DataWarning):
-                show(f"warning: {' '.join(str(message).split())}")
-            else:
-                previous(message, category, filename, lineno, file, line)
-
-        warnings.showwarning = showwarning
-        yield
 
 
 def print_report(console, report: dict[str, Any]) -> None:
