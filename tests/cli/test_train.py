@@ -32,6 +32,27 @@ def test_train_from_config_with_overrides(cli, tmp_path):
     assert rc == 0
 
 
+def test_a_relative_data_path_is_stored_absolute(cli, tmp_path, monkeypatch):
+    """tune/evaluate/refit then read the run's data from any working directory, never another folder of that
+    name; a run whose config.yaml still spells it relative (made before) is the same run."""
+    data = make_tiny_data(tmp_path / "data")
+    cfg = tiny_config(data, tmp_path / "ignored", epochs=1, cache_views=1)
+    for key in ("output", "encoder", "data"):
+        cfg.pop(key)
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.chdir(tmp_path)
+    command = ("train", "-e", "efficientnet-lite0", "--weights", "random", "-d", "data", "--format", "patches",
+               "-o", "run", "-c", "train.yaml", "--set", "data.val_fraction=0.25")
+    rc, _, err = cli(*command)
+    assert rc == 0, err
+    stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert stored["data"]["path"] == str(data)
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump({**stored, "data": {**stored["data"],
+                                                                                   "path": "data"}}))
+    rc, _, err = cli(*command)
+    assert rc == 0, err
+
+
 def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     rc, _, err = cli("train", "--encoder", "efficientnet-lite0", "--data", tmp_path / "nowhere", "--out",
                      tmp_path / "r", "--set", "epohcs=3")

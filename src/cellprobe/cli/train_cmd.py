@@ -27,9 +27,11 @@ def register(app: typer.Typer) -> None:
         from cellprobe.run.train_config import train_config
         from cellprobe.training.fit import train
 
-        overrides = {"encoder.name": encoder, "data.path": str(data), "output": str(out)}
+        # stored absolute: tune, evaluate and refit of the run read the same data from any working directory
+        overrides = {"encoder.name": encoder, "data.path": str(data.absolute()), "output": str(out)}
         if weights is not None:
-            overrides["encoder.weights"] = weights
+            overrides["encoder.weights"] = (weights if weights in ("pretrained", "random")
+                                            else str(Path(weights).expanduser().absolute()))
         if format is not None:
             overrides["data.format"] = format
         cfg = train_config(config if config is not None else {}, with_sets(set_, overrides, fixed=list(overrides)))

@@ -188,6 +188,8 @@ def find_run(config: TrainConfig) -> Run | None:
         return None
     run = Run.open(run_dir)
     old, new = run.config.model_dump(mode="json"), config.model_dump(mode="json")
+    for section in (old, new):  # a data path runs spelt relative to the working directory: the same folder
+        section["data"]["path"] = str(Path(section["data"]["path"]).absolute())
     # the folder is the one found, however ``output`` spells it (relative, trailing slash, a symlink)
     diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS and k != "output")
     if diff:
