@@ -119,3 +119,12 @@ def test_a_fold_that_cannot_train_is_refused_at_load(tmp_path):
     with pytest.raises(InputError, match=f"^{re.escape(expected)}.*lr_steps"):
         load_config(BenchConfig, path)
     parse_config(BenchConfig, {**no_validation, "training": {"data": {"val_fraction": 0}, "lr_steps": {0: 1e-3}}})
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/abs", "", ".hidden", "a/b"])
+def test_a_bench_name_is_a_plain_folder_name(tmp_path, name):
+    """The default output is runs/bench/<name>: a name may not lead out of it, nor be empty (the shared folder)."""
+    path = _write(tmp_path, {}, name=name)
+    with pytest.raises(InputError, match="config key 'name'") as err:
+        load_config(BenchConfig, path)
+    assert str(path) in str(err.value)

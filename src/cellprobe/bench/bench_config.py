@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from cellprobe.config import StrictModel, expand_dotted, with_overrides
+from cellprobe.data.catalog import PLAIN_NAME
 from cellprobe.errors import InputError
 from cellprobe.run.train_config import (
     DataSection,
@@ -127,7 +128,8 @@ class BenchConfig(StrictModel):
             return {**data, "training": BenchTraining.prepare_input(data["training"])}
         return data
 
-    name: str = "bench"
+    # a plain folder name: the default output is runs/bench/<name>, which '../x', '/abs' or '' would leave
+    name: str = Field("bench", pattern=PLAIN_NAME)
     output: Path | None = None  # default BENCH_DIR when the CLI gets none
     datasets: list[DatasetSpec] = Field(min_length=1)
     test_datasets: list[TestDataset] = Field(default_factory=list)  # cross-dataset evaluation only
