@@ -69,29 +69,27 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
+        from cellprobe.cli.progress_bars import show, shown_on_first_use
         from cellprobe.config import parse_config
         from cellprobe.data.catalog import get_source
         from cellprobe.data.download import DownloadConfig, download_dataset
 
         source = get_source(name, catalog)
-        cfg = parse_config(DownloadConfig, {"retries": retries, "timeout_s": timeout})
+        cfg = parse_config(DownloadConfig, {"retries": retries, "timeout_s": timeout},
+                           overridden={"retries": "--retries", "timeout_s": "--timeout"})
         console = Console(stderr=True)
         bar = Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console,
                        transient=True)
         tasks: dict[str, Any] = {}
 
         def progress(file: str, done: int, total: int | None) -> None:
-            if not bar.live.is_started:  # started on the first byte: an offline error stays one line
-                bar.start()
+            show(bar)  # started on the first byte: an offline error stays one line
             if file not in tasks:
                 tasks[file] = bar.add_task(file, total=total)
             bar.update(tasks[file], completed=done, total=total)
 
-        try:
+        with shown_on_first_use(bar):
             target = download_dataset(name, source, root, cfg, progress, mirror)
-        finally:
-            if bar.live.is_started:
-                bar.stop()
         if not any(f.sha256 for f in source.files):
             console.print(f"note: {source.note}")
         how = f"format '{source.format}'" if source.format else "not read directly by cellprobe"
