@@ -62,3 +62,83 @@ def test_exponent_floats_are_numbers_as_in_yaml_1_2(tmp_path):
     cfg = load_config(TrainSettings, path, parse_sets(["lr=2e-4"]))
     assert cfg.lr == 2e-4 and cfg.weight_decay == 5e-5
     assert parse_sets(["name='1e-3'"]) == {"name": "1e-3"}  # quoted: still a string
+
+
+@pytest.mark.parametrize("text,problem", [
+    ('{"fg_threshold": 0.5, "fg_threshold": 0.6}', "key 'fg_threshold' is given twice"),
+    ('{"info": {"mpp": 0.5, "mpp": 0.25}}', "key 'mpp' is given twice"),
+    ('{"a": 1,}', "not valid JSON"),
+])
+def test_read_json_refuses_a_key_given_twice(tmp_path, text, problem):
+    """Plain json.loads keeps the last of two equal keys silently; read_json names the key and the file."""
+    from cellprobe.config import read_json
+
+    path = tmp_path / "postprocess.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=f"unreadable post-processing parameters: {problem}") as err:
+        read_json(path, "post-processing parameters")
+    assert err.value.path == str(path)
+    path.write_text('{"fg_threshold": 0.5, "nested": {"fg_threshold": 0.6}}')  # one key per object
+    assert read_json(path)["nested"] == {"fg_threshold": 0.6}
+    with pytest.raises(InputError, match="cannot read") as err:
+        read_json(tmp_path / "missing.json")
+
+
+def test_checks_across_keys_are_blamed_on_the_override_of_one_of_their_keys(tmp_path):
+    from pydantic import model_validator
+
+    from cellprobe.config import ConfigKeyError, StrictModel, key_error, load_config
+
+    class Inner(StrictModel):
+        low: int = 0
+        high: int = 1
+
+        @model_validator(mode="after")
+        def _order(self):
+            if self.low >= self.high:
+                raise key_error(["low", "high"], f"low {self.low} is not below high {{high}} {self.high}")
+            return self
+
+    class Outer(StrictModel):
+        inner: Inner = Inner()
+        name: str = "x"
+
+        @classmethod
+        def prepare_input(cls, data):
+            if data.get("name") == "bad":
+                raise ConfigKeyError("name", "config key 'name': bad")
+            return data
+
+    path = tmp_path / "c.yaml"
+    path.write_text("inner: {low: 0, high: 5}\n")
+    with pytest.raises(InputError, match=r"config keys 'inner.low', 'inner.high': low 7 is not below high \{high\} 5"
+                       ) as err:
+        load_config(Outer, path, {"inner.low": 7})
+    assert err.value.path == "--set inner.low"
+    with pytest.raises(InputError) as err:
+        load_config(Outer, path, {"inner.high": 0})
+    assert err.value.path == "--set inner.high"
+    with pytest.raises(InputError, match="config key 'name': bad") as err:
+        load_config(Outer, path, {"name": "bad"})
+    assert err.value.path == "--set name"
+    path.write_text("inner: {low: 5, high: 5}\n")
+    with pytest.raises(InputError) as err:
+        load_config(Outer, path, {"name": "y"})
+    assert err.value.path == str(path)
+
+
+def test_a_key_found_bad_after_validation_is_reported_where_it_was_given(tmp_path):
+    from cellprobe.config import keys_attributed
+
+    path = tmp_path / "c.yaml"
+    path.write_text("output: r\nencoder: {name: x}\ndata: {path: d}\n")
+    cfg = train_config(path, {"loss.class_weights": [1.0, 2.0]})
+    with pytest.raises(InputError) as err, keys_attributed(cfg):
+        raise InputError(None, "config key 'loss.class_weights': 2 values; needs 3")
+    assert err.value.path == "--set loss.class_weights"
+    with pytest.raises(InputError) as err, keys_attributed(cfg):
+        raise InputError(None, "config key 'encoder.taps': too deep")
+    assert err.value.path == str(path)
+    with pytest.raises(InputError) as err, keys_attributed(cfg):
+        raise InputError("data.npy", "config key 'encoder.taps': a file's own problem")
+    assert err.value.path == "data.npy"

@@ -7,15 +7,18 @@ default), reported as one :class:`InputError` line naming the file and the key.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
 from cellprobe.errors import InputError
 
@@ -28,6 +31,10 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
+    #: :func:`dump_config` keeps integer mapping keys (e.g. ``lr_steps``' epochs) integers, so that the YAML it
+    #: writes reads back as user config; False: strings, as JSON writes them
+    dump_int_keys: ClassVar[bool] = False
+
     @classmethod
     def prepare_input(cls, data: dict[str, Any]) -> dict[str, Any]:
         """The raw mapping, checked or rearranged before validation (e.g. a key that belongs in another
@@ -35,6 +42,41 @@ class StrictModel(BaseModel):
         :class:`InputError` naming the key. A hook rather than a ``mode="before"`` validator: those hand
         pydantic Python objects, which strict parsing (lists are not tuples) then refuses."""
         return data
+
+
+#: the error type of :func:`key_error` (a check across keys that names the keys it involves)
+KEY_ERROR = "config_keys"
+
+
+def key_error(keys: str | Sequence[str], message: str) -> PydanticCustomError:
+    """The error for a model validator's check across keys (``raise key_error(["lr_steps", "epochs"], ...)``):
+    ``keys`` are the dotted keys involved, relative to the model that checks, the first one the key the message is
+    about. :func:`parse_config` reports it at that key, and against the override that set any of the ``keys``
+    (a plain ``ValueError`` of a model validator carries no key: it could only be blamed on the file)."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    return PydanticCustomError(KEY_ERROR, "{message}", {"message": message, "keys": keys})
+
+
+class ConfigKeyError(InputError):
+    """An :class:`InputError` of a ``prepare_input`` hook about the dotted ``keys`` (the first one the key the
+    message is about): :func:`parse_config` attributes it to the override that set one of them, else the file."""
+
+    def __init__(self, keys: str | Sequence[str], problem: str) -> None:
+        super().__init__(None, problem)
+        self.keys = [keys] if isinstance(keys, str) else list(keys)
+
+
+def int_choice(*choices: int) -> Any:
+    """An integer that must be one of ``choices`` (``cache_views: int_choice(1, 8)``): ``Literal[1, 8]`` would also
+    take ``8.0`` and ``true`` in strict JSON mode (a literal compares equal values), an ``int`` refuses both."""
+    allowed = " or ".join(str(c) for c in choices)
+
+    def check(value: int) -> int:
+        if value not in choices:
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": allowed})
+        return value
+
+    return Annotated[int, AfterValidator(check)]
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -98,13 +140,17 @@ def parse_config(model: type[M], data: dict[str, Any], source: str | Path | None
                  overridden: Mapping[str, str] | None = None) -> M:
     """Validate ``data`` into ``model``, strictly typed; the first problem becomes one InputError line naming
     ``source`` and the key (``config key 'a.b': message``), or, where the key was set by an override, that
-    override (``overridden``: dotted key → how the user gave it, e.g. ``--set epochs=x``).
+    override (``overridden``: dotted key → how the user gave it, e.g. ``--set epochs=x``). A check across keys
+    (:func:`key_error`, :class:`ConfigKeyError`) is blamed on the override of any key it involves.
 
     User config is validated as JSON in pydantic's strict mode: ``"3"`` is not an integer, ``2.0`` not an
     integer, ``true`` not a number nor ``1`` a boolean (the lax mode casts each silently), while a path
-    or a tuple is still written as a string or a list, as YAML and JSON have no such types."""
+    or a tuple is still written as a string or a list, as YAML and JSON have no such types. The model
+    remembers ``source`` and ``overridden`` (:func:`config_source`), for problems found only later."""
     try:
         data = model.prepare_input(data)
+    except ConfigKeyError as exc:
+        raise InputError(override_of(exc.keys, overridden) or source, exc.problem) from None
     except InputError as exc:
         raise InputError(source, exc.problem) from None
     try:
@@ -112,17 +158,76 @@ def parse_config(model: type[M], data: dict[str, Any], source: str | Path | None
     except (TypeError, ValueError) as exc:
         raise InputError(source, f"config holds a value that is not plain data ({exc})") from None
     try:
-        return model.model_validate_json(text, strict=True)
+        parsed = model.model_validate_json(text, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        what = f"config key '{where}'" if where else "config"  # no key: a check across keys
+        loc = [str(p) for p in first["loc"]]
+        keys = [".".join(loc)] if loc else []
+        if first["type"] == KEY_ERROR:  # a check across keys: the keys it names, under the model that checked
+            keys = [".".join([*loc, key]) for key in first["ctx"]["keys"]]
+        if not keys:
+            what = "config"  # a check across keys that names none
+        elif len(keys) == 1:
+            what = f"config key '{keys[0]}'"
+        else:
+            what = "config keys " + ", ".join(f"'{k}'" for k in keys)
         message = first["msg"].removeprefix("Value error, ")
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        given = next((how for key, how in (overridden or {}).items()
-                      if where and (where == key or where.startswith(f"{key}.") or key.startswith(f"{where}."))),
-                     None)
-        raise InputError(given or source, f"{what}: {message}{more}") from None
+        raise InputError(override_of(keys, overridden) or source, f"{what}: {message}{more}") from None
+    _remember(parsed, source, overridden)
+    return parsed
+
+
+def override_of(keys: Sequence[str], overridden: Mapping[str, str] | None) -> str | None:
+    """How the user gave the first override that set one of the dotted ``keys`` (the key itself, a section
+    above it or a key below it), None when none did."""
+    return next((how for key, how in (overridden or {}).items() for where in keys
+                 if where and (where == key or where.startswith(f"{key}.") or key.startswith(f"{where}."))), None)
+
+
+# where each parsed model came from: id → (source, overridden); a side table, not private attributes, since
+# pydantic compares those too (a run's stored config must equal the same config given on the command line)
+_ORIGINS: dict[int, tuple[str | None, dict[str, str]]] = {}
+
+
+def _remember(parsed: BaseModel, source: str | Path | None, overridden: Mapping[str, str] | None) -> None:
+    key = id(parsed)
+    try:  # the entry leaves with the model (its id may be reused)
+        weakref.finalize(parsed, _ORIGINS.pop, key, None)
+    except TypeError:  # a model that takes no weak references: its origin is not kept
+        return
+    _ORIGINS[key] = (None if source is None else str(source), dict(overridden or {}))
+
+
+def config_origin(model: BaseModel) -> tuple[str | None, dict[str, str]]:
+    """``(source, overridden)`` that :func:`parse_config` was given for ``model`` (``(None, {})`` for a model
+    made otherwise)."""
+    return _ORIGINS.get(id(model), (None, {}))
+
+
+def config_source(model: BaseModel, *keys: str) -> str | None:
+    """Where the user gave the dotted ``keys`` of ``model``: the override that set one of them, else the file
+    it was read from; None when unknown (a model built in code)."""
+    source, overridden = config_origin(model)
+    return override_of(keys, overridden) or source
+
+
+_CONFIG_KEY = re.compile(r"^config keys? '([^']+)'")
+
+
+@contextlib.contextmanager
+def keys_attributed(model: BaseModel) -> Iterator[None]:
+    """An :class:`InputError` raised inside that names no file but a key of ``model`` (``config key 'a.b': ...``:
+    a problem only found after validation, against the data or the encoder) is re-raised naming where the user
+    gave that key (:func:`config_source`): the override that set it, or the config file."""
+    try:
+        yield
+    except InputError as exc:
+        match = _CONFIG_KEY.match(exc.problem) if exc.path is None else None
+        where = config_source(model, match.group(1)) if match else None
+        if where is None:
+            raise
+        raise InputError(where, exc.problem) from None
 
 
 def expand_dotted(data: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +278,61 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+def plain_data(cfg: BaseModel) -> dict[str, Any]:
+    """``cfg`` as plain data (JSON's types), but for integer mapping keys, which stay integers (JSON, and
+    ``model_dump(mode="json")``, make them strings, which strict parsing of user config refuses as keys of
+    integers, e.g. ``lr_steps``' epochs): what a round trip through :func:`parse_config` or YAML needs."""
+    return _int_keys_kept(cfg.model_dump(mode="json"), cfg.model_dump())
+
+
+def _int_keys_kept(as_json: Any, as_python: Any) -> Any:
+    if isinstance(as_json, dict) and isinstance(as_python, dict) and len(as_json) == len(as_python):
+        return {(p if isinstance(p, int) and not isinstance(p, bool) else j): _int_keys_kept(jv, pv)
+                for (j, jv), (p, pv) in zip(as_json.items(), as_python.items(), strict=True)}
+    if isinstance(as_json, list) and isinstance(as_python, list | tuple) and len(as_json) == len(as_python):
+        return [_int_keys_kept(j, p) for j, p in zip(as_json, as_python, strict=True)]
+    return as_json
+
+
 def dump_config(cfg: BaseModel) -> str:
-    """The resolved config as YAML (what a run folder stores)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    """The resolved config as YAML (what a run folder stores); integer mapping keys stay integers where the model
+    says so (:attr:`StrictModel.dump_int_keys`)."""
+    keep = isinstance(cfg, StrictModel) and cfg.dump_int_keys
+    return yaml.safe_dump(plain_data(cfg) if keep else cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` of :func:`read_json`: a JSON object, refusing a key given twice."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """A JSON file a user could edit (a run's ``run.json`` or ``postprocess.json``, a manifest), read strictly:
+    a key given twice in one object is refused (plain ``json.loads`` keeps the last silently), as are unreadable,
+    non-UTF-8 and invalid files; each problem is one :class:`InputError` naming ``path`` (``what`` names the
+    file's role, e.g. ``"run stamp"``). A missing file is an InputError too: a caller to whom it is no error
+    checks first."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(path, f"cannot read {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"unreadable {what}: not a UTF-8 text file (byte {exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as exc:
+        raise InputError(path, f"unreadable {what}: key {exc.key!r} is given twice in one object") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"unreadable {what}: not valid JSON ({exc.msg}, line {exc.lineno})") from None

@@ -115,7 +115,8 @@ def test_a_fold_that_cannot_train_is_refused_at_load(tmp_path):
     no_validation = {**MINIMAL, "datasets": [{"name": "ds", "path": "/d", "folds": [{"val_split": None}]}]}
     path = _write(tmp_path, {"data": {"val_fraction": 0}},
                   datasets=[{"name": "ds", "path": "/d", "folds": [{"val_split": "v"}, {"val_split": None}]}])
-    expected = f"{path}: config: datasets.0.folds.1 (dataset 'ds'): "
+    expected = (f"{path}: config keys 'training.lr_steps', 'training.data.val_fraction', "
+                "'datasets.0.folds.1.val_split': datasets.0.folds.1 (dataset 'ds'): ")
     with pytest.raises(InputError, match=f"^{re.escape(expected)}.*lr_steps"):
         load_config(BenchConfig, path)
     parse_config(BenchConfig, {**no_validation, "training": {"data": {"val_fraction": 0}, "lr_steps": {0: 1e-3}}})
@@ -128,3 +129,61 @@ def test_a_bench_name_is_a_plain_folder_name(tmp_path, name):
     with pytest.raises(InputError, match="config key 'name'") as err:
         load_config(BenchConfig, path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("override, problem", [
+    ({"seeds": [1, 1]}, "config key 'seeds': seeds must be unique"),
+    ({"encoders": [{"name": "a"}, {"name": "a"}]}, "config key 'encoders': encoder names must be unique"),
+    ({"encoders": [{"name": "a", "weights": ["random", "random"]}]},
+     "config key 'encoders.0.weights': encoder 'a': weights must be unique"),
+    ({"datasets": [{"name": "ds", "path": "/d"}, {"name": "ds", "path": "/e"}]}, "config key 'datasets': dataset names"),
+    ({"training.seed": 3}, "config key 'training': 'seed' is decided per cell"),
+    ({"training.encoder.name": "uni"}, "config key 'training': 'encoder.name' is decided per cell"),
+    ({"training.data.val_fraction": 0.0}, "config keys 'training.lr_steps', 'training.data.val_fraction'"),
+    ({"training.lr_steps": {"0": 1e-3}}, "config key 'lr_steps': epoch '0' is not an integer"),
+    ({"training.cache_views": 8.0}, "config key 'training.cache_views': Input should be a valid integer"),
+])
+def test_a_bad_override_of_a_bench_config_is_reported_against_the_override(tmp_path, override, problem):
+    """Checks across keys (duplicates, keys a cell decides, folds that cannot train) name the override that
+    broke them, not the bench file that does not hold the value."""
+    path = _write(tmp_path, {})
+    (key,) = override
+    with pytest.raises(InputError, match=re.escape(problem)) as err:
+        load_config(BenchConfig, path, override)
+    assert err.value.path == f"--set {key}"
+    path = _write(tmp_path, {}, seeds=[2, 2])
+    with pytest.raises(InputError, match="seeds must be unique") as err:
+        load_config(BenchConfig, path, {"tta": 2})
+    assert err.value.path == str(path)
+
+
+def test_a_leaking_fold_names_its_keys(tmp_path):
+    path = _write(tmp_path, {}, datasets=[{"name": "ds", "path": "/d", "folds": [{"train_split": "a"}]}])
+    with pytest.raises(InputError, match=re.escape("config keys 'datasets.0.folds.0.test_split', "
+                                                   "'datasets.0.folds.0.train_split': test_split 'a'")) as err:
+        load_config(BenchConfig, path, {"datasets": [{"name": "ds", "path": "/d",
+                                                      "folds": [{"train_split": "a", "test_split": "a"}]}]})
+    assert err.value.path == "--set datasets"
+
+
+def test_lr_steps_epochs_in_the_training_section_are_integers_and_survive_a_cell(tmp_path):
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(MINIMAL) + "training: {lr: 0.01, epochs: 9, lr_steps: {0: 0.01, '5': 0.001}}\n")
+    with pytest.raises(InputError, match="epoch '5' is not an integer") as err:
+        load_config(BenchConfig, path)
+    assert err.value.path == str(path)
+    cfg = load_config(BenchConfig, path, {"training.lr_steps": {0: 0.01, 5: 0.001}})
+    assert cell_config(next(expand(cfg)), tmp_path / "run").lr_steps == {0: 0.01, 5: 0.001}
+
+
+def test_a_loaded_bench_config_remembers_where_each_key_was_given(tmp_path):
+    """For problems found after loading (an unknown encoder, checked by the runner): config_source names the
+    bench file, or the --set that gave the key."""
+    from cellprobe.config import config_source
+
+    path = _write(tmp_path, {})
+    cfg = load_config(BenchConfig, path, {"seeds": [4]}).resolve_paths(tmp_path)
+    assert config_source(cfg, "encoders.0.name") == str(path)
+    assert config_source(cfg, "seeds") == "--set seeds"
+    cfg = load_config(BenchConfig, path, {"encoders": [{"name": "no-such-encoder"}]})
+    assert config_source(cfg, "encoders.0.name") == "--set encoders"

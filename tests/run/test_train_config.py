@@ -109,3 +109,131 @@ def test_the_encoders_fit_is_chosen_in_the_config_and_reaches_the_encoder():
         build_encoder(train_config(base, {"encoder.fit": "card"}))
     with pytest.raises(InputError, match=r"encoder\.fit"):
         train_config(base, {"encoder.fit": "stretch"})
+
+
+BASE = {"output": "r", "encoder": {"name": "x"}, "data": {"path": "d"}}
+
+
+def _file(tmp_path, changes: dict | None = None, **more) -> Path:
+    """train.yaml: BASE with dotted ``changes`` and keyword ``more``."""
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(with_overrides(BASE, {**(changes or {}), **more})))
+    return path
+
+
+@pytest.mark.parametrize("value", [8.0, 1.0, True, "8"])
+def test_cache_views_is_the_integer_1_or_8(tmp_path, value):
+    """A Literal[1, 8] takes 8.0 and true in strict JSON mode (equal values): the field is an integer."""
+    with pytest.raises(InputError, match="config key 'cache_views'") as err:
+        train_config(_file(tmp_path), {"cache_views": value})
+    assert err.value.path == "--set cache_views"
+    with pytest.raises(InputError, match="config key 'cache_views': Input should be 1 or 8"):
+        train_config(_file(tmp_path), {"cache_views": 4})
+    assert train_config(_file(tmp_path), {"cache_views": 1}).cache_views == 1
+
+
+@pytest.mark.parametrize("steps", ["{0: 0.001, '1': 0.0005}", "{'0': 0.001}", "{0: 0.001, 1.0: 0.0005}",
+                                   "{0: 0.001, true: 0.0005}"])
+def test_lr_steps_epochs_are_integers_as_written(tmp_path, steps):
+    """JSON makes every key a string, so the raw mapping is checked: '1' and 1.0 are not epochs."""
+    value = yaml.safe_load(steps)
+    with pytest.raises(InputError, match=r"config key 'lr_steps': epoch .* is not an integer") as err:
+        train_config(_file(tmp_path), {"lr_steps": value})
+    assert err.value.path == "--set lr_steps"
+    path = tmp_path / "steps.yaml"
+    path.write_text(yaml.safe_dump(BASE) + f"lr_steps: {steps}\n")
+    with pytest.raises(InputError, match="is not an integer") as err:
+        train_config(path)
+    assert err.value.path == str(path)
+
+
+def test_a_runs_stored_config_round_trips_with_integer_epochs(tmp_path):
+    """config.yaml keeps the epochs integers (it reads back as user config); one written before, with quoted
+    epochs, still opens as a run's config (parse_config, as run_folder.read_config reads it)."""
+    from cellprobe.config import dump_config, load_yaml, parse_config
+
+    cfg = train_config(BASE, {"lr": 0.01, "epochs": 9, "lr_steps": {0: 0.01, 5: 0.001}})
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(cfg))
+    assert "\n  5: 0.001" in path.read_text()
+    assert train_config(path) == cfg and train_config(cfg) == cfg
+    old = load_yaml(path)
+    old["lr_steps"] = {"0": 0.01, "5": 0.001}  # what dump_config wrote before
+    assert parse_config(TrainConfig, old, path) == cfg
+
+
+def test_an_lr_step_past_the_last_epoch_is_refused_naming_the_override(tmp_path):
+    path = _file(tmp_path, lr=0.01, lr_steps={0: 0.01, 5: 0.001})
+    assert train_config(path).epochs == 40
+    with pytest.raises(InputError, match="config keys 'lr_steps', 'epochs': lr_steps gives a rate from epoch 5") as err:
+        train_config(path, {"epochs": 5})
+    assert err.value.path == "--set epochs"  # the file's lr_steps are fine until epochs is lowered
+    with pytest.raises(InputError, match="epoch 40") as err:
+        train_config(_file(tmp_path, lr=0.01, lr_steps={0: 0.01, 40: 0.001}))
+    assert err.value.path == str(tmp_path / "train.yaml")
+
+
+def test_a_plateau_floor_not_below_the_rate_is_refused(tmp_path):
+    with pytest.raises(InputError, match=r"plateau.min_lr 0.001 is not below lr 0.001") as err:
+        train_config(_file(tmp_path), {"plateau.min_lr": 0.001})
+    assert err.value.path == "--set plateau.min_lr"
+    with pytest.raises(InputError, match=r"plateau.min_lr") as err:
+        train_config(_file(tmp_path, plateau={"min_lr": 1e-4}), {"lr": 1e-5})
+    assert err.value.path == "--set lr"
+    # with lr_steps the plateau is not used: its floor does not matter
+    assert train_config(_file(tmp_path), {"lr": 1e-6, "lr_steps": {0: 1e-6}}).plateau.min_lr == 1e-6
+
+
+@pytest.mark.parametrize("key", ["loss.class_weights", "loss.semantic_weights"])
+@pytest.mark.parametrize("weights,problem", [([-1, 1, 1], "be >= 0"), ([0, 0, 0], "not all be 0"),
+                                             ([0.0, -0.5, 2.0], "be >= 0")])
+def test_loss_class_weights_are_not_negative_nor_all_zero(tmp_path, key, weights, problem):
+    with pytest.raises(InputError, match=f"config key '{key}': weights must {problem}") as err:
+        train_config(_file(tmp_path), {key: weights})
+    assert err.value.path == f"--set {key}"
+    assert train_config(_file(tmp_path), {key: [0.0, 1.0, 2.0]})  # leaving a class out is allowed
+
+
+def test_a_check_across_keys_names_the_override_that_broke_it(tmp_path):
+    """A model validator's error names its keys, so an override of one of them is blamed, not the file."""
+    path = _file(tmp_path, {"data.val_fraction": 0.0}, lr_steps={0: 0.001})
+    with pytest.raises(InputError, match=r"config keys 'lr_steps', 'data.val_fraction'.*needs lr_steps") as err:
+        train_config(path, {"lr_steps": None})
+    assert err.value.path == "--set lr_steps"
+    with pytest.raises(InputError, match="same value") as err:
+        train_config(path, {"lr": 0.01})
+    assert err.value.path == "--set lr"
+
+
+def test_a_trainconfig_remembers_where_its_keys_were_given(tmp_path):
+    from cellprobe.config import config_source
+
+    path = _file(tmp_path)
+    cfg = train_config(train_config(path, {"epochs": 3}))  # a round trip (train() gets a TrainConfig) keeps it
+    assert config_source(cfg, "epochs") == "--set epochs" and config_source(cfg, "lr") == str(path)
+    assert config_source(train_config(BASE), "lr") is None
+
+
+def _trainer(**settings):
+    from cellprobe.run.train_config import TrainerSection
+
+    return TrainerSection.model_validate(settings)
+
+
+def test_the_machine_is_checked_for_devices_and_workers(monkeypatch):
+    import sys
+
+    T = sys.modules["cellprobe.run.train_config"]  # the package re-exports the function of the same name
+    monkeypatch.setattr(T, "usable_cores", lambda: 2)
+    T.check_machine(_trainer(accelerator="cpu", devices=2, num_workers=2))
+    with pytest.raises(InputError, match=r"config key 'trainer.devices': 8 devices, but this machine has 2 usable"):
+        T.check_machine(_trainer(accelerator="cpu", devices=8))
+    with pytest.raises(InputError, match=r"config key 'trainer.num_workers': 1000 .* \(at most 8: 4 per core\)"):
+        T.check_machine(_trainer(num_workers=1000))
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    T.check_machine(_trainer(accelerator="gpu", devices=1))
+    with pytest.raises(InputError, match=r"'trainer.devices': 2 devices, but this machine has 1 GPUs"):
+        T.check_machine(_trainer(accelerator="cuda", devices=2))
+    T.check_machine(_trainer(accelerator="gpu", devices="auto"))

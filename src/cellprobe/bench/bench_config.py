@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 
-from cellprobe.config import StrictModel, expand_dotted, with_overrides
+from cellprobe.config import (
+    KEY_ERROR,
+    ConfigKeyError,
+    StrictModel,
+    expand_dotted,
+    key_error,
+    plain_data,
+    with_overrides,
+)
 from cellprobe.data.catalog import PLAIN_NAME
-from cellprobe.errors import InputError
 from cellprobe.run.train_config import (
     DataSection,
     DataSettings,
@@ -28,6 +34,7 @@ from cellprobe.run.train_config import (
     EncoderSettings,
     TrainConfig,
     TrainSettings,
+    check_epoch_keys,
 )
 
 
@@ -42,13 +49,13 @@ class FoldSpec(DataSplits):
     def _no_leakage(self) -> FoldSpec:
         """No split both trains (or validates) and tests, and none both trains and validates."""
         if self.test_split == self.train_split:
-            raise ValueError(f"test_split '{self.test_split}' is also the train_split (the test images would be "
+            raise key_error(["test_split", "train_split"], f"test_split '{self.test_split}' is also the train_split (the test images would be "
                              "trained on)")
         if self.test_split == self.val_split:
-            raise ValueError(f"test_split '{self.test_split}' is also the val_split (the test images would tune "
+            raise key_error(["test_split", "val_split"], f"test_split '{self.test_split}' is also the val_split (the test images would tune "
                              "the model)")
         if self.val_split is not None and self.val_split == self.train_split:
-            raise ValueError(f"val_split '{self.val_split}' is also the train_split (validation would not be "
+            raise key_error(["val_split", "train_split"], f"val_split '{self.val_split}' is also the train_split (validation would not be "
                              "held out)")
         return self
 
@@ -102,14 +109,16 @@ class BenchTraining(TrainSettings):
 
     @classmethod
     def prepare_input(cls, data: dict[str, Any]) -> dict[str, Any]:
-        """Dotted keys (``trainer.threads``) expanded; keys a cell decides refused with their reason."""
+        """Dotted keys (``trainer.threads``) expanded; keys a cell decides refused with their reason (keys relative
+        to the section: :class:`BenchConfig` puts them under ``training``)."""
         data = expand_dotted(data)
         for key, by in CELL_DECIDED.items():
             section, _, sub = key.partition(".")
             node = data.get(section) if sub else data
             if isinstance(node, dict) and (sub or section) in node:
-                raise InputError(None, f"config key 'training': '{key}' is decided per cell, by {by}; remove it "
-                                       "from 'training'")
+                raise ConfigKeyError(key, f"config key 'training': '{key}' is decided per cell, by {by}; remove it "
+                                          "from 'training'")
+        check_epoch_keys(data)
         return data
 
 
@@ -125,7 +134,10 @@ class BenchConfig(StrictModel):
     @classmethod
     def prepare_input(cls, data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(data.get("training"), dict):
-            return {**data, "training": BenchTraining.prepare_input(data["training"])}
+            try:
+                return {**data, "training": BenchTraining.prepare_input(data["training"])}
+            except ConfigKeyError as exc:
+                raise ConfigKeyError([f"training.{k}" for k in exc.keys], exc.problem) from None
         return data
 
     # a plain folder name: the default output is runs/bench/<name>, which '../x', '/abs' or '' would leave
@@ -158,21 +170,21 @@ class BenchConfig(StrictModel):
     def _unique(self) -> BenchConfig:
         names = [d.name for d in self.datasets]
         if len(set(names)) != len(names):
-            raise ValueError(f"dataset names must be unique, got {names}")
+            raise key_error("datasets", f"dataset names must be unique, got {names}")
         encoders = [e.name for e in self.encoders]
         if len(set(encoders)) != len(encoders):
-            raise ValueError(f"encoder names must be unique, got {encoders}")
-        for e in self.encoders:
+            raise key_error("encoders", f"encoder names must be unique, got {encoders}")
+        for i, e in enumerate(self.encoders):
             if len(set(e.weights)) != len(e.weights):
-                raise ValueError(f"encoder '{e.name}': weights must be unique, got {e.weights}")
-        for d in self.datasets:
+                raise key_error(f"encoders.{i}.weights", f"encoder '{e.name}': weights must be unique, got {e.weights}")
+        for d_i, d in enumerate(self.datasets):
             folds = [f.model_dump_json() for f in d.folds]
             for i, fold in enumerate(folds):
                 if fold in folds[:i]:
-                    raise ValueError(f"dataset '{d.name}': folds {folds.index(fold)} and {i} are the same "
-                                     "splits (their cells would be duplicates)")
+                    raise key_error(f"datasets.{d_i}.folds", f"dataset '{d.name}': folds {folds.index(fold)} and {i} "
+                                    "are the same splits (their cells would be duplicates)")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be unique, got {self.seeds}")
+            raise key_error("seeds", f"seeds must be unique, got {self.seeds}")
         return self
 
     @model_validator(mode="after")
@@ -181,14 +193,15 @@ class BenchConfig(StrictModel):
         what the cells train, validate and test on is checked on disk: ``runner.check_distinct_data``)."""
         trained = {d.name: d for d in self.datasets}
         seen: set[str] = set()
-        for t in self.test_datasets:
+        for i, t in enumerate(self.test_datasets):
             if t.name in trained or t.name in seen:
-                raise ValueError(f"test_datasets: the name '{t.name}' is already used; every dataset needs its own")
+                raise key_error(f"test_datasets.{i}.name", f"test_datasets: the name '{t.name}' is already used; "
+                                "every dataset needs its own")
             seen.add(t.name)
             for name in t.trained_on or []:
                 if name not in trained:
-                    raise ValueError(f"test_datasets '{t.name}': trained_on names '{name}', which is not in "
-                                     f"'datasets' ({', '.join(trained)})")
+                    raise key_error(f"test_datasets.{i}.trained_on", f"test_datasets '{t.name}': trained_on names "
+                                    f"'{name}', which is not in 'datasets' ({', '.join(trained)})")
         return self
 
     def test_datasets_for(self, dataset: str) -> list[TestDataset]:
@@ -208,11 +221,13 @@ class BenchConfig(StrictModel):
                     TrainConfig.model_validate(data)
                 except ValidationError as exc:
                     first = exc.errors()[0]
-                    key = ".".join(str(p) for p in first["loc"])
-                    raise PydanticCustomError(
-                        "cell_config", "datasets.{d}.folds.{f} (dataset '{name}'): {key}{msg}",
-                        {"d": d_i, "f": f_i, "name": dataset.name, "key": f"training key '{key}': " if key else "",
-                         "msg": first["msg"].removeprefix("Value error, ")}) from None
+                    loc = [str(p) for p in first["loc"]]
+                    keys = ([".".join([*loc, k]) for k in first["ctx"]["keys"]] if first["type"] == KEY_ERROR
+                            else [".".join(loc)] if loc else [])
+                    # the keys as the benchmark config gives them (its training section, the dataset, the fold)
+                    raise key_error([_bench_key(k, d_i, f_i) for k in keys],
+                                    f"datasets.{d_i}.folds.{f_i} (dataset '{dataset.name}'): "
+                                    f"{first['msg'].removeprefix('Value error, ')}") from None
         return self
 
     def resolve_paths(self, base: Path) -> BenchConfig:
@@ -227,6 +242,17 @@ class BenchConfig(StrictModel):
         return self
 
 
+def _bench_key(key: str, dataset: int, fold: int) -> str:
+    """Where the benchmark config gives the cell's training-config ``key``: its dataset, its fold, or ``training``."""
+    if key in ("data.train_split", "data.val_split"):
+        return f"datasets.{dataset}.folds.{fold}.{key.removeprefix('data.')}"
+    if key in ("data.path", "data.format", "data.options") or key.startswith("data.options."):
+        return f"datasets.{dataset}.{key.removeprefix('data.')}"
+    if key.startswith(("encoder.name", "encoder.weights")):
+        return "encoders"
+    return f"training.{key}"
+
+
 def cell_train_data(training: TrainSettings, dataset: DatasetSpec, fold: FoldSpec, encoder: str, weights: str,
                     seed: int, output: Path, cache_dir: Path | None = None) -> dict[str, Any]:
     """The training config of one cell, as a mapping: the benchmark's ``training`` section with the cell's
@@ -238,4 +264,4 @@ def cell_train_data(training: TrainSettings, dataset: DatasetSpec, fold: FoldSpe
             "seed": seed, "output": str(output)}
     if cache_dir is not None:
         cell["cache_dir"] = str(cache_dir)
-    return with_overrides(training.model_dump(mode="json"), cell)
+    return with_overrides(plain_data(training), cell)  # integer epoch keys (lr_steps) stay integers

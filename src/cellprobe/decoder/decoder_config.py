@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from cellprobe.config import StrictModel
 
@@ -38,11 +38,12 @@ class DecoderConfig(StrictModel):
 class LossConfig(StrictModel):
     """Weights of the six loss terms and the parameters of the type loss.
 
-    ``class_weights``: weights of the type cross-entropy over classes 0..C (background first); ``"auto"``
-    uses inverse square-root pixel frequencies of the training targets (rare classes count more), ``None``
-    leaves all classes at 1.
-    ``semantic_weights``: weights of the semantic cross-entropy per class (background, boundary, body); the
-    boundary band between touching cells is a few per cent of the pixels, yet it is what separates them.
+    ``class_weights``: weights of the type cross-entropy over classes 0..C (background first; each >= 0, 0 leaves
+    a class out, not all 0); ``"auto"`` uses inverse square-root pixel frequencies of the training targets (rare
+    classes count more), ``None`` leaves all classes at 1.
+    ``semantic_weights``: weights of the semantic cross-entropy per class (background, boundary, body; each
+    >= 0, not all 0); the boundary band between touching cells is a few per cent of the pixels, yet it is what
+    separates them.
     ``tversky_alpha`` penalises false positives, ``tversky_beta`` false negatives (beta > alpha favours
     recall of rare cell types).
     """
@@ -59,3 +60,16 @@ class LossConfig(StrictModel):
     semantic_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # CE weights: background, boundary, body
     distance_background: float = Field(0.1, ge=0, le=1)  # L1 weight of background pixels (target 0 there)
     distance_boundary: float = Field(1.0, gt=0)  # distance-loss weight of the boundary band (body pixels: 1)
+
+    @field_validator("class_weights", "semantic_weights")
+    @classmethod
+    def _weights(cls, weights: list[float] | tuple[float, ...] | str | None) -> list[float] | tuple[float, ...] | str | None:
+        """Cross-entropy class weights: none negative (it would reward the wrong class), not all zero (the
+        loss would be 0/0); a zero for some classes leaves those out, which may be meant."""
+        if weights is None or isinstance(weights, str):
+            return weights
+        if any(w < 0 for w in weights):
+            raise ValueError(f"weights must be >= 0, got {list(weights)}")
+        if weights and not any(w > 0 for w in weights):
+            raise ValueError(f"weights must not all be 0 (no pixel would count), got {list(weights)}")
+        return weights

@@ -12,21 +12,37 @@ its ``output``, ``seed``, encoder (``encoder.name``, ``encoder.weights``) and da
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, Strict, model_validator
+from pydantic import Field, model_validator
 
-from cellprobe.config import StrictModel, expand_dotted, load_yaml, parse_config, with_overrides
+from cellprobe.config import (
+    ConfigKeyError,
+    StrictModel,
+    config_origin,
+    expand_dotted,
+    int_choice,
+    key_error,
+    load_yaml,
+    override_of,
+    parse_config,
+    plain_data,
+    with_overrides,
+)
 from cellprobe.data.augment import AugmentConfig
 from cellprobe.data.targets import TargetConfig
 from cellprobe.decoder.decoder_config import DecoderConfig, LossConfig
 from cellprobe.encoders.registry import INPUT_SCALE_RANGE, Fit
+from cellprobe.errors import InputError
+from cellprobe.machine import usable_cores
 from cellprobe.postprocess.params import PostprocessParams
 
 #: seeds feed numpy and Lightning, which take 0 .. 2**32 - 1
 MAX_SEED = 2**32 - 1
 #: patches per batch beyond any memory (a typo such as 1e20 is refused, not met as an overflow)
 MAX_BATCH = 65536
+#: dihedral views of the feature cache: the identity view only, or all 8
+CacheViews = int_choice(1, 8)
 
 
 class EncoderSettings(StrictModel):
@@ -151,14 +167,16 @@ class TrainSettings(StrictModel):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     cache_features: bool = True
-    cache_views: Literal[1, 8] = 8
+    cache_views: CacheViews = 8
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(8, ge=1, le=MAX_BATCH)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
-    # JSON (and strict parsing through it) writes mapping keys as strings: epoch keys are read back as numbers
-    lr_steps: dict[Annotated[int, Strict(False)], float] | None = None
+    # JSON, which strict parsing goes through, makes every mapping key a string (and pydantic reads "1" back as 1):
+    # the epochs of user config are checked to be integers before (check_epoch_keys); a run's stored config.yaml
+    # written before integer keys were kept (config.dump_config) has them as strings, and still opens
+    lr_steps: dict[int, float] | None = None
     plateau: PlateauSection = Field(default_factory=PlateauSection)
     early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
     selection: SelectionSection = Field(default_factory=SelectionSection)
@@ -172,13 +190,32 @@ class TrainSettings(StrictModel):
     def _schedule(self) -> TrainSettings:
         if self.lr_steps is not None:
             if 0 not in self.lr_steps:
-                raise ValueError("lr_steps must give the learning rate of epoch 0")
+                raise key_error("lr_steps", "lr_steps must give the learning rate of epoch 0")
             if any(e < 0 for e in self.lr_steps) or any(not lr > 0 for lr in self.lr_steps.values()):
-                raise ValueError("lr_steps: epochs must be >= 0 and learning rates > 0")
+                raise key_error("lr_steps", "lr_steps: epochs must be >= 0 and learning rates > 0")
+            late = sorted(e for e in self.lr_steps if e >= self.epochs)
+            if late:
+                raise key_error(["lr_steps", "epochs"], f"lr_steps gives a rate from epoch {late[0]}, but the run "
+                                f"trains epochs 0..{self.epochs - 1} (epochs {self.epochs}): it would never apply")
             if self.lr_steps[0] != self.lr:
-                raise ValueError(f"lr_steps gives epoch 0 the rate {self.lr_steps[0]}, lr is {self.lr}: "
-                                 "set both to the same value")
+                raise key_error(["lr_steps", "lr"], f"lr_steps gives epoch 0 the rate {self.lr_steps[0]}, lr is "
+                                f"{self.lr}: set both to the same value")
+        elif self.plateau.min_lr >= self.lr:
+            raise key_error(["plateau.min_lr", "lr"], f"plateau.min_lr {self.plateau.min_lr} is not below lr "
+                            f"{self.lr}: the plateau could never lower the learning rate")
         return self
+
+
+def check_epoch_keys(data: dict[str, Any]) -> None:
+    """User config's ``lr_steps`` epochs are integers as written (YAML ``1``, not ``'1'`` nor ``1.0``): strict
+    parsing goes through JSON, whose keys are all strings, so only the raw mapping tells them apart. Raises
+    :class:`~cellprobe.config.ConfigKeyError` about ``lr_steps``."""
+    steps = data.get("lr_steps")
+    if isinstance(steps, dict):
+        for epoch in steps:
+            if not isinstance(epoch, int) or isinstance(epoch, bool):
+                raise ConfigKeyError("lr_steps", f"config key 'lr_steps': epoch {epoch!r} is not an integer (write "
+                                                 "it unquoted, e.g. {0: 0.001, 10: 0.0005})")
 
 
 class TrainConfig(TrainSettings):
@@ -190,6 +227,9 @@ class TrainConfig(TrainSettings):
     (provenance only).
     """
 
+    #: the run folder's config.yaml keeps ``lr_steps``' epochs integers: it reads back as user config (``-c``)
+    dump_int_keys: ClassVar[bool] = True
+
     encoder: EncoderSection
     data: DataSection
     output: Path
@@ -200,8 +240,9 @@ class TrainConfig(TrainSettings):
     @model_validator(mode="after")
     def _schedule_without_validation(self) -> TrainConfig:
         if not self.data.has_validation and self.lr_steps is None:
-            raise ValueError("a run without validation (data.val_fraction 0) needs lr_steps: the plateau "
-                             "follows a validation metric")
+            raise key_error(["lr_steps", "data.val_fraction", "data.val_split"],
+                            "a run without validation (data.val_fraction 0) needs lr_steps: the plateau follows a "
+                            "validation metric")
         return self
 
     def feature_cache_dir(self) -> Path:
@@ -218,12 +259,56 @@ def train_config(source: TrainConfig | dict[str, Any] | str | Path,
     """A TrainConfig from a model, a mapping (e.g. the benchmark's) or a YAML file, with dotted overrides.
 
     Dotted keys of the mapping or file (``"trainer.threads"``) are overrides too, applied after its plain keys
-    and before ``overrides``."""
+    and before ``overrides``. A TrainConfig keeps where its keys were given (:func:`cellprobe.config.config_source`)."""
+    given: dict[str, str] = {}
     if isinstance(source, TrainConfig):
-        data, where = source.model_dump(mode="json"), None
+        data = plain_data(source)  # integer epoch keys stay integers
+        where, given = config_origin(source)
     elif isinstance(source, dict):
         data, where = source, None
     else:
         data, where = load_yaml(source), source
-    given = {key: f"--set {key}" for key in overrides or {}}  # a bad override is reported as the user gave it
-    return parse_config(TrainConfig, with_overrides(expand_dotted(data), overrides), where, given)
+    given = {**given, **{key: f"--set {key}" for key in overrides or {}}}  # a bad override: as the user gave it
+    data = with_overrides(expand_dotted(data), overrides)
+    try:
+        check_epoch_keys(data)
+    except ConfigKeyError as exc:
+        raise InputError(override_of(exc.keys, given) or where, exc.problem) from None
+    return parse_config(TrainConfig, data, where, given)
+
+
+#: data-loading workers allowed per usable core: loading waits on disk as much as on the CPU, so a few per core
+#: is common (the presets' 8 run on a 2-core machine), while hundreds only exhaust memory and processes
+DATA_WORKERS_PER_CORE = 4
+
+
+def check_machine(trainer: TrainerSection, section: str = "trainer") -> None:
+    """What ``trainer`` asks of the machine that is about to train, checked before anything is made: no more
+    ``devices`` than its accelerator has (Lightning would start a DDP rank per device, several on one CPU core,
+    and pad every rank's patches with repeats), no more data ``num_workers`` than usable cores. Machine-dependent,
+    so not part of validation (a run trained on 4 GPUs opens on a laptop): the trainer's caller checks.
+    Raises :class:`InputError` naming the key (``config key 'trainer.devices': ...``)."""
+    cores = usable_cores()
+    if trainer.num_workers > DATA_WORKERS_PER_CORE * cores:
+        raise InputError(None, f"config key '{section}.num_workers': {trainer.num_workers} data-loading workers, "
+                               f"but this machine has {cores} usable CPU cores (at most "
+                               f"{DATA_WORKERS_PER_CORE * cores}: {DATA_WORKERS_PER_CORE} per core)")
+    if trainer.devices == "auto":
+        return
+    accelerator = trainer.accelerator
+    if accelerator == "auto":
+        import torch
+
+        accelerator = "cuda" if torch.cuda.is_available() else (
+            "mps" if torch.backends.mps.is_available() else "cpu")
+    if accelerator == "cpu":
+        have, unit = cores, "usable CPU cores"
+    elif accelerator == "mps":
+        have, unit = 1, "MPS device"
+    else:
+        import torch
+
+        have, unit = torch.cuda.device_count(), "GPUs"
+    if trainer.devices > have:
+        raise InputError(None, f"config key '{section}.devices': {trainer.devices} devices, but this machine has "
+                               f"{have} {unit} for accelerator '{accelerator}' (at most {have})")

@@ -22,11 +22,12 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from cellprobe.config import keys_attributed
 from cellprobe.encoders.registry import get_spec
 from cellprobe.locking import exclusive
 from cellprobe.run import run_folder as R
 from cellprobe.run.network import build_encoder
-from cellprobe.run.train_config import TrainConfig, train_config
+from cellprobe.run.train_config import TrainConfig, check_machine, train_config
 from cellprobe.training.build import TrainData, build_module, open_training_data, resolve_class_weights
 from cellprobe.training.checkpoint_io import AtomicCheckpointIO
 from cellprobe.training.datasets import OnlineSet
@@ -199,15 +200,18 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
     existing = R.find_run(cfg)
     if existing is not None and existing.finished:
         return existing
-    # the encoder's name, then the data, are checked before the run folder is made: a refused command leaves
-    # nothing behind (the corrected command would otherwise meet a folder of another config)
-    get_spec(cfg.encoder.name)
-    data = open_training_data(cfg)
-    if cfg.trainer.threads is not None:
-        torch.set_num_threads(cfg.trainer.threads)
-    started = time.perf_counter()
-    encoder = build_encoder(cfg)  # the weights file read and checked, the taps too
-    class_weights = resolve_class_weights(cfg, data, len(data.class_names))
+    # the machine, the encoder's name, then the data, are checked before the run folder is made: a refused
+    # command leaves nothing behind (the corrected command would otherwise meet a folder of another config); a
+    # key found bad only now is reported where it was given (the config file or the --set that set it)
+    with keys_attributed(cfg):
+        check_machine(cfg.trainer)
+        get_spec(cfg.encoder.name)
+        data = open_training_data(cfg)
+        if cfg.trainer.threads is not None:
+            torch.set_num_threads(cfg.trainer.threads)
+        started = time.perf_counter()
+        encoder = build_encoder(cfg)  # the weights file read and checked, the taps too
+        class_weights = resolve_class_weights(cfg, data, len(data.class_names))
     with exclusive(cfg.output, "training"):
         return _train(cfg, data, encoder, class_weights, callbacks, started)
 
@@ -255,6 +259,10 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
         return run
     if trainer.is_global_zero:
         _finish(run, trainer, time.perf_counter() - started, resumed=resume is not None)
+    if trainer.world_size > 1:  # DDP: the other ranks return the run as rank 0 finished it, not as unfinished
+        trainer.strategy.barrier("cellprobe-finished")
+        if not trainer.is_global_zero:
+            run = R.Run.open(run.path)
     return run
 
 

@@ -1,0 +1,42 @@
+"""train() refuses what only the encoder, the data or the machine can tell, naming where the key was given (the
+config file or the --set override), before anything is made."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from tests.training.tiny import tiny_config
+
+from cellprobe.errors import InputError
+from cellprobe.machine import usable_cores
+from cellprobe.training import train
+
+
+def _yaml(tmp_path, tiny_data, **changes):
+    path = tmp_path / "tiny.yaml"
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1, cache_views=1, **changes)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("key,value,problem", [
+    ("encoder.taps", [1, 1, 2, 3], "distinct increasing indices"),
+    ("loss.class_weights", [1.0, 1.0], "2 values; needs 3"),
+    ("trainer.devices", usable_cores() + 1, "devices, but this machine has"),
+    ("trainer.num_workers", 4 * usable_cores() + 1, "data-loading workers, but this machine has"),
+])
+def test_a_key_found_bad_at_train_time_names_its_override_or_the_file(tmp_path, tiny_data, key, value, problem):
+    path = _yaml(tmp_path, tiny_data)
+    with pytest.raises(InputError, match=f"config key '{key}': .*{problem}") as err:
+        train(path, overrides={key: value})
+    assert err.value.path == f"--set {key}"  # not tiny.yaml, which does not hold it
+    assert not (tmp_path / "run").exists()
+    section, name = key.split(".")
+    path = _yaml(tmp_path, tiny_data)
+    cfg = yaml.safe_load(path.read_text())
+    cfg.setdefault(section, {})[name] = value
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(InputError, match=problem) as err:
+        train(path)
+    assert err.value.path == str(path)
+    assert not (tmp_path / "run").exists()
