@@ -75,3 +75,22 @@ def test_data_warnings_are_one_line_in_every_command(cli, run, tmp_path):
     assert warned == [f"warning: {images}: 1 image files not listed in patch_info.csv are ignored "
                       f"(e.g. stray{first.suffix})"], err
     assert ".py:" not in err
+
+
+@pytest.mark.parametrize("name, text, problem", [
+    ("postprocess.json", '{"fg_threshold": 0.5, "fg_threshold": 0.6}', "key 'fg_threshold' is given twice"),
+    ("run.json", None, "key 'mpp' is given twice"),
+])
+def test_a_run_file_with_a_key_given_twice_is_refused(cli, run, tmp_path, name, text, problem):
+    """The run's state files are read strictly, as its YAML is: the last of two equal keys is never taken."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    if text is None:  # run.json: its 'mpp' given twice
+        stamp = (copy / name).read_text()
+        text = stamp.replace('"mpp":', '"mpp": 0.25, "mpp":', 1)
+    (copy / name).write_text(text)
+    rc, _, err = cli("evaluate", copy, "--data", shared_data(), "--split", "test", "--format", "patches",
+                     "--out", tmp_path / "out", "--device", "cpu")
+    assert rc == 2 and str(copy / name) in err and problem in err and err.count("\n") == 1, err

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from cellprobe import atomic
+from cellprobe.config import read_json
 from cellprobe.errors import InputError
 
 RESULT = "result.json"
@@ -153,10 +154,7 @@ def read_results(bench_dir: Path) -> pd.DataFrame:
         raise InputError(bench_dir, "no finished benchmark cells (cells/*/result.json) in this folder")
     rows = []
     for path in paths:
-        try:
-            res = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InputError(path, f"unreadable result ({exc})") from None
+        res = read_json(path, "result")
         if not isinstance(res, dict):
             raise InputError(path, f"damaged result: a JSON object expected, got {type(res).__name__}")
         metrics = res.get("metrics", {})

@@ -15,7 +15,6 @@ A mask with no tissue is an error naming the slide or the mask file, never an em
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from cellprobe.config import StrictModel
+from cellprobe.config import StrictModel, read_json
 from cellprobe.data.io import read_label_image, require_file
 from cellprobe.data.slide_reader import SlideReader
 from cellprobe.errors import InputError
@@ -227,14 +226,7 @@ def _refuse_outside(path: Path, reader: SlideReader, polygons: list[list[np.ndar
 def _read_polygons(path: Path) -> list[list[np.ndarray]]:
     """Each polygon as its rings ((n, 2) float arrays, exterior first), from every feature of the file."""
     require_file(path, "annotation file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(path, f"cannot read annotations ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not a UTF-8 text file (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    data = read_json(path, "annotations")
     polygons: list[list[np.ndarray]] = []
     for index, feature in enumerate(_features(path, data)):
         try:

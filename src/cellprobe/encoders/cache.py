@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cellprobe import atomic
+from cellprobe.config import read_json
 from cellprobe.data.views import check_view, view_array
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
@@ -112,10 +113,9 @@ class FeatureCache:
 
     # ------------------------------------------------------------------------------------------ manifest
     def _load_manifest(self, path: Path) -> dict[str, Any]:
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InputError(path, f"unreadable cache manifest ({exc})") from None
+        manifest = read_json(path, "cache manifest")
+        if not isinstance(manifest, dict):
+            raise InputError(path, "unreadable cache manifest: a JSON object expected")
         if manifest.get("format") != FORMAT_VERSION:
             raise InputError(path, f"cache format {manifest.get('format')} is not {FORMAT_VERSION}; delete the "
                                    "folder to rebuild it")

@@ -19,14 +19,13 @@ command that converts it (``cellprobe upgrade``, :mod:`cellprobe.run.upgrade`).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cellprobe import __version__, atomic
-from cellprobe.config import dump_config, load_yaml, parse_config
+from cellprobe.config import dump_config, load_yaml, parse_config, read_json
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
 from cellprobe.locking import LOCK
@@ -75,12 +74,9 @@ class RunStamp:
 
 def read_stamp(run_dir: Path) -> RunStamp:
     path = run_dir / STAMP
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(run_dir, f"not a cellprobe run folder (no {STAMP})") from None
-    except (OSError, ValueError) as exc:  # JSON errors and non-UTF-8 bytes are ValueErrors
-        raise InputError(path, f"unreadable run stamp ({exc})") from None
+    if not path.exists():
+        raise InputError(run_dir, f"not a cellprobe run folder (no {STAMP})")
+    data = read_json(path, "run stamp")
     if not isinstance(data, dict) or "version" not in data or "run_format" not in data:
         raise InputError(path, "not a cellprobe run stamp (no version / run_format)")
     if data["version"] != __version__:
@@ -234,8 +230,4 @@ def load_postprocess(run_dir: Path, untuned: PostprocessParams | None = None) ->
     path = Path(run_dir) / POSTPROCESS
     if not path.is_file():
         return untuned or PostprocessParams()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"unreadable post-processing parameters ({exc})") from None
-    return parse_config(PostprocessParams, data, path)
+    return parse_config(PostprocessParams, read_json(path, "post-processing parameters"), path)

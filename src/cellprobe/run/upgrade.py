@@ -16,11 +16,11 @@ run again. An ensemble folder only needs its stamp converted (its members are up
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from cellprobe import atomic
+from cellprobe.config import read_json
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
 from cellprobe.run import run_folder as R
@@ -116,12 +116,9 @@ def upgrade_run(run_dir: str | Path) -> list[str]:
     """Convert ``run_dir`` in place; returns what was done, one line each (nothing for a current run)."""
     run_dir = Path(run_dir)
     path = run_dir / R.STAMP
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(run_dir, f"not a cellprobe run folder (no {R.STAMP})") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"unreadable run stamp ({exc})") from None
+    if not path.exists():
+        raise InputError(run_dir, f"not a cellprobe run folder (no {R.STAMP})")
+    data = read_json(path, "run stamp")
     if not isinstance(data, dict) or data.get("run_format") not in (*R.UPGRADABLE, R.RUN_FORMAT):
         raise InputError(path, f"run format {data.get('run_format') if isinstance(data, dict) else None!r} "
                                "cannot be upgraded")
