@@ -71,3 +71,21 @@ def test_a_config_refused_by_the_runner_checks_prints_one_line_and_no_bar(cli, t
     rc, _, err = cli("bench", cfg, "--out", tmp_path / "out")
     assert rc == 2 and err.count("\n") == 1 and err.startswith("cellprobe: error:"), err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra, sets, where, key", [
+    ("", ["--set", "encoders=[{name: no-such-encoder}]"], "--set encoders", "encoders.0.name"),
+    ("training: {trainer: {accelerator: cpu, devices: 4096}}\n", [], "b.yaml", "training.trainer.devices"),
+    ("", ["--set", "training.trainer.num_workers=100000"], "--set training.trainer.num_workers",
+     "training.trainer.num_workers"),
+])
+def test_what_the_cells_would_meet_is_refused_first_naming_where_it_was_given(cli, tmp_path, fake_cells, extra,
+                                                                            sets, where, key):
+    """An unknown encoder, or more devices or data workers than this machine has, are refused before the
+    benchmark folder is made, naming the bench file or the --set that gave the key."""
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(CONFIG + extra)
+    rc, _, err = cli("bench", cfg, "--out", tmp_path / "out", *sets)
+    where = str(cfg) if where == "b.yaml" else where
+    assert rc == 2 and err.count("\n") == 1 and f"error: {where}: " in err and f"'{key}'" in err, err
+    assert not (tmp_path / "out").exists() and not fake_cells

@@ -20,7 +20,7 @@ from cellprobe.bench import layout
 from cellprobe.bench.bench_config import BenchConfig
 from cellprobe.bench.cell import run_cell
 from cellprobe.bench.matrix import CellFn, CellOutput, CellTask, expand
-from cellprobe.config import dump_config, load_yaml, parse_config
+from cellprobe.config import config_source, dump_config, keys_attributed, load_yaml, parse_config
 from cellprobe.errors import InputError
 from cellprobe.locking import exclusive
 
@@ -102,7 +102,7 @@ def run_bench(
         raise InputError(bench_dir, "the benchmark output folder is an existing file, not a folder")
     parse_config(BenchConfig, config.model_dump(), "benchmark config")
     if check_inputs:
-        check_cell_inputs(config)
+        check_cell_inputs(config, cluster)
     check_distinct_data(config)
     _check_same_setup(bench_dir, config)
     with exclusive(bench_dir, "a benchmark"):  # a second bench on this folder would run the same cells
@@ -176,22 +176,27 @@ def record_failure(out_dir: Path, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def check_cell_inputs(config: BenchConfig) -> None:
+def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -> None:
     """What :func:`run_cell` would only find out in a cell, checked before anything is written: every dataset
     is there and its train, validation and test splits open; every encoder is known; every weights file
     exists."""
     from cellprobe.data import open_dataset
     from cellprobe.encoders.registry import get_spec
+    from cellprobe.run.train_config import check_machine
 
-    for encoder in config.encoders:
+    for i, encoder in enumerate(config.encoders):
         try:
             get_spec(encoder.name)
         except InputError as exc:
-            raise InputError(None, f"config key 'encoders': {exc.problem}") from None
+            key = f"encoders.{i}.name"
+            raise InputError(config_source(config, key), f"config key '{key}': {exc.problem}") from None
         for weights in encoder.weights:
             if weights not in ("pretrained", "random") and not Path(weights).is_file():
                 raise InputError(weights, f"encoder '{encoder.name}': weights file not found (weights are "
                                           "'pretrained', 'random' or an existing file)")
+    if cluster is None:  # on a cluster the workers' machines decide, which this one cannot see
+        with keys_attributed(config):
+            check_machine(config.training.trainer, "training.trainer")
     for dataset in config.datasets:
         if not dataset.path.exists():
             raise InputError(dataset.path, f"dataset '{dataset.name}': no such file or folder")
