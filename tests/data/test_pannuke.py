@@ -46,8 +46,9 @@ def test_missing_fold_and_bad_options(pannuke_root):
     assert len(open_dataset(pannuke_root)) == 7
     with pytest.raises(InputError, match="PanNuke fold 3 is missing"):
         open_dataset(pannuke_root, split="test")
-    with pytest.raises(InputError, match="protocol"):
-        open_dataset(pannuke_root, split="train", protocol=4)
+    for protocol in (4, 3.0, True):  # an integer choice: neither a float nor a boolean is a protocol
+        with pytest.raises(InputError, match="protocol"):
+            open_dataset(pannuke_root, split="train", protocol=protocol)
     with pytest.raises(InputError, match="unknown PanNuke split"):
         open_dataset(pannuke_root, split="fold9")
 

@@ -21,12 +21,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from pydantic import model_validator
 
-from cellprobe.config import StrictModel
+from cellprobe.config import StrictModel, int_choice
 from cellprobe.data.base import Reader, parse_options
 from cellprobe.data.info import Mpp
 from cellprobe.data.io import check_pixels, load_npy, require_file
@@ -38,13 +37,14 @@ from cellprobe.errors import InputError
 CLASSES = ("neoplastic", "inflammatory", "connective", "dead", "epithelial")
 PROTOCOLS = {1: (1, 2, 3), 2: (2, 1, 3), 3: (3, 2, 1)}  # protocol → (train, val, test) fold
 FOLDS = (1, 2, 3)
+Protocol = int_choice(*PROTOCOLS)  # an integer: 3.0 and true are refused, as Literal[1, 2, 3] would take them
 
 
 class PanNukeOptions(StrictModel):
     """``protocol``: which released fold trains, validates and tests (default 1); ``split_file``: a split of
     the pooled folds instead (CISCA's naming, see the module docstring); the two exclude each other."""
 
-    protocol: Literal[1, 2, 3] | None = None
+    protocol: Protocol | None = None
     split_file: Path | None = None
     mpp: Mpp = 0.25
 
