@@ -60,6 +60,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     rc, _, err = cli("train", "--encoder", "no-such-encoder", "--data", tmp_path, "--out", tmp_path / "r2",
                      "--set", "trainer.progress=false")
     assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("cellprobe: error: --encoder: unknown encoder 'no-such-encoder'"), err
     for key in ("output=elsewhere", "encoder.name=resnet50", "data.path=other", "encoder={name: x}"):
         rc, _, err = cli("train", "--encoder", "efficientnet-lite0", "--data", tmp_path, "--out", tmp_path / "r3",
                          "--set", key)

@@ -24,6 +24,13 @@ def register(app: typer.Typer) -> None:
         """Train one decoder: best.ckpt, last.ckpt, config.yaml, logs in the run folder. Running the same
         command again resumes an interrupted run (or does nothing on a finished one)."""
         from cellprobe.cli.options import config_named, with_sets
+        from cellprobe.encoders.registry import get_spec
+        from cellprobe.errors import InputError
+
+        try:  # named as given, before the config is read
+            get_spec(encoder)
+        except InputError as exc:
+            raise InputError("--encoder", exc.problem) from None
         from cellprobe.run.train_config import train_config
         from cellprobe.training.fit import train
 
