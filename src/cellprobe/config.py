@@ -115,16 +115,21 @@ def yaml_value(text: str) -> Any:
     return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of a file the user gives or may edit; unreadable or not UTF-8 is one InputError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(path, f"cannot read {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"unreadable {what}: not a UTF-8 text file (byte {exc.start})") from None
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing, unreadable, empty or non-mapping file is an :class:`InputError` (an
     empty file is more often a truncated or wrong one than a wish for every default)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(path, f"cannot read config ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not a UTF-8 text file (byte {exc.start})") from None
+    text = read_text_file(path, "config")
     try:
         data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
@@ -324,12 +329,7 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
     file's role, e.g. ``"run stamp"``). A missing file is an InputError too: a caller to whom it is no error
     checks first."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(path, f"cannot read {what} ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"unreadable {what}: not a UTF-8 text file (byte {exc.start})") from None
+    text = read_text_file(path, what)
     try:
         return json.loads(text, object_pairs_hook=_unique_pairs)
     except _DuplicateKey as exc:
