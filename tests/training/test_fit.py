@@ -13,6 +13,7 @@ from tests.training.tiny import tiny_config
 from cellprobe.errors import InputError
 from cellprobe.run import run_folder as R
 from cellprobe.run.checkpoint import load_checkpoint
+from cellprobe.run.train_config import train_config
 from cellprobe.training import train
 
 
@@ -151,3 +152,11 @@ def test_a_second_command_on_a_run_folder_in_use_is_refused(tiny_data, tmp_path)
     with exclusive(tmp_path / "run", "training"), pytest.raises(InputError, match="in use by another"):
         train(cfg)
     assert train(cfg).finished  # the lock went with its holder
+
+
+def test_a_folder_of_another_config_that_never_finished_an_epoch_says_nothing_would_be_lost(tiny_data, tmp_path):
+    """A run that failed before its first checkpoint (bad weights found late, a crash) blocks the corrected
+    command; the refusal says the folder holds nothing to keep, instead of only 'choose another --out'."""
+    R.start_run(train_config(tiny_config(tiny_data, tmp_path / "run", epochs=1)))  # made, failed before an epoch
+    with pytest.raises(InputError, match=r"differs at epochs\) that never finished an epoch.*delete the folder"):
+        train(tiny_config(tiny_data, tmp_path / "run", epochs=2))

@@ -188,6 +188,10 @@ def find_run(config: TrainConfig) -> Run | None:
         section["data"]["path"] = str(Path(section["data"]["path"]).absolute())
     # the folder is the one found, however ``output`` spells it (relative, trailing slash, a symlink)
     diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS and k != "output")
+    if diff and not (run_dir / LAST).exists() and run.stamp.status != "finished":
+        raise InputError(run_dir, f"holds a run of a different config (differs at {', '.join(diff[:5])}) that "
+                                  "never finished an epoch, so nothing of it would be lost: delete the folder, or "
+                                  "choose another --out")
     if diff:
         raise InputError(run_dir, f"holds a run with a different config (differs at {', '.join(diff[:5])}); "
                                   "choose another --out")
