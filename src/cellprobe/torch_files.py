@@ -1,4 +1,5 @@
-"""Reading torch files safely: ``torch.load(weights_only=True)`` only, so a file's pickled code never runs.
+"""Reading torch files safely: ``torch.load(weights_only=True)`` only, so a file's pickled code never runs; and
+what the tensors read may hold before a model takes them (:func:`tensor_value_problems`).
 
 One reader for checkpoints and encoder weights, because torch's own refusal is unfit for users: it comes with a
 pickle-protocol warning on stderr and advises re-running with ``weights_only=False``, i.e. executing the file.
@@ -45,3 +46,31 @@ def _cause(exc: BaseException) -> str:
         if line and not line.startswith(_ADVICE):
             return line[:200]
     return type(exc).__name__
+
+
+def tensor_value_problems(expected: dict[str, Any], given: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(label, keys) of the ``given`` tensors a model with state ``expected`` would take but should not: not
+    dense (sparse, quantized: the checks below and the model cannot read them), another kind of number than
+    the model's (an integer tensor would be cast to float silently: near-zero weights), values that are not
+    finite once cast to the model's dtype (float64's 1e300 is float32's inf), or a BatchNorm variance below
+    zero. Any float precision is fine: published weights come in each. Keys missing from ``given`` or of
+    another shape are the caller's to report."""
+    import torch
+
+    layouts, kinds, finite, variances = [], [], [], []
+    for key, model_tensor in expected.items():
+        tensor = given.get(key)
+        if tensor is None or tensor.shape != model_tensor.shape:
+            continue
+        if tensor.layout != torch.strided or tensor.is_quantized:
+            layouts.append(f"{key} ({str(tensor.layout).removeprefix('torch.')})")
+        elif tensor.is_floating_point() != model_tensor.is_floating_point() or tensor.is_complex():
+            kinds.append(f"{key} {str(tensor.dtype).removeprefix('torch.')} vs model "
+                         f"{str(model_tensor.dtype).removeprefix('torch.')}")
+        elif tensor.is_floating_point() and not bool(torch.isfinite(tensor.to(model_tensor.dtype)).all()):
+            finite.append(key)
+        elif key.endswith("running_var") and bool((tensor < 0).any()):
+            variances.append(key)
+    return [("tensors that are not dense", layouts), ("tensors of another kind of number", kinds),
+            ("tensors with NaN or infinite values (in the model's precision)", finite),
+            ("BatchNorm variances below zero", variances)]

@@ -94,3 +94,37 @@ def test_a_run_file_with_a_key_given_twice_is_refused(cli, run, tmp_path, name, 
     rc, _, err = cli("evaluate", copy, "--data", shared_data(), "--split", "test", "--format", "patches",
                      "--out", tmp_path / "out", "--device", "cpu")
     assert rc == 2 and str(copy / name) in err and problem in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ("int", "tensors of another kind of number"),
+    ("negvar", "BatchNorm variances below zero"),
+    ("f64", "NaN or infinite values (in the model's precision)"),
+    ("sparse", "is not a dense tensor"),
+])
+def test_a_checkpoint_the_network_should_not_take_is_refused(cli, run, tmp_path, damage, problem):
+    """A run's checkpoint is held to the rules of encoder weights: integers cast silently, a value float32
+    cannot hold, a negative BatchNorm variance or a sparse tensor is one line, not a score or a traceback."""
+    import shutil
+
+    import torch
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    ckpt = torch.load(copy / "best.ckpt", weights_only=True)
+    state = ckpt["state_dict"]
+    floats = [k for k, v in state.items() if k.startswith("network.") and v.is_floating_point() and v.ndim == 4]
+    if damage == "int":
+        for k in floats:
+            state[k] = state[k].to(torch.int32)
+    elif damage == "negvar":
+        key = next(k for k in state if k.startswith("network.") and k.endswith("running_var"))
+        state[key] = -torch.ones_like(state[key])
+    elif damage == "f64":
+        state[floats[0]] = torch.full(state[floats[0]].shape, 1e300, dtype=torch.float64)
+    else:
+        state[floats[0]] = state[floats[0]].to_sparse()
+    torch.save(ckpt, copy / "best.ckpt")
+    rc, _, err = cli("evaluate", copy, "--data", shared_data(), "--split", "test", "--format", "patches",
+                     "--out", tmp_path / "out", "--device", "cpu")
+    assert rc == 2 and problem in err and str(copy / "best.ckpt") in err and err.count("\n") == 1, err

@@ -102,14 +102,20 @@ def test_weights_of_another_number_kind_or_not_finite_are_named(tmp_path):
         "ints": ({k: v.to(torch.int32) if v.is_floating_point() else v for k, v in sd.items()},
                  r"tensors of another kind of number: conv_stem\.weight int32 vs model float32"),
         "nan": ({**sd, "conv_stem.weight": torch.full_like(sd["conv_stem.weight"], float("nan"))},
-                r"1 tensors with NaN or infinite values: conv_stem\.weight"),
+                r"1 tensors with NaN or infinite values \(in the model.s precision\): conv_stem\.weight"),
         "inf": ({**sd, "bn1.bias": torch.full_like(sd["bn1.bias"], float("inf"))},
-                r"1 tensors with NaN or infinite values: bn1\.bias"),
+                r"1 tensors with NaN or infinite values \(in the model.s precision\): bn1\.bias"),
         "negvar": ({**sd, "bn1.running_var": -torch.ones_like(sd["bn1.running_var"])},
                    r"1 BatchNorm variances below zero: bn1\.running_var"),
+        "f64-overflow": ({**{k: v.double() if v.is_floating_point() else v for k, v in sd.items()},
+                          "conv_stem.weight": torch.full(sd["conv_stem.weight"].shape, 1e300, dtype=torch.float64)},
+                         r"\(in the model.s precision\): conv_stem\.weight"),
         "float-counter": ({**sd, "bn1.num_batches_tracked": torch.tensor(1.0)},
                           r"bn1\.num_batches_tracked float32 vs model int64"),
     }
+    sparse = _save({**sd, "conv_stem.weight": sd["conv_stem.weight"].to_sparse()}, tmp_path / "sparse.pt")
+    with pytest.raises(InputError, match=r"1 tensors that are not dense: conv_stem\.weight \(sparse_coo\)"):
+        build_encoder("efficientnet-lite0", weights=sparse)
     for name, (state, problem) in cases.items():
         path = _save(state, tmp_path / f"{name}.safetensors")
         with pytest.raises(InputError, match=problem) as err:

@@ -31,7 +31,7 @@ from cellprobe.encoders.convert import StateDict, to_timm
 from cellprobe.encoders.registry import EncoderSpec
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256 as file_sha256  # re-exported: weights' digest API
-from cellprobe.torch_files import load_torch_file
+from cellprobe.torch_files import load_torch_file, tensor_value_problems
 
 _SHOWN_KEYS = 6
 
@@ -181,30 +181,10 @@ def _optional_keys(model: nn.Module, expected: StateDict) -> set[str]:
     return optional
 
 
-def _value_problems(expected: StateDict, state_dict: StateDict) -> list[tuple[str, list[str]]]:
-    """Tensors the model would take but should not: another kind of number than the model's (an integer
-    tensor would be cast to float silently: zeros), values that are not finite, or a BatchNorm variance below
-    zero. Any float precision (fp16, bf16, fp32, fp64) is fine: published weights come in each."""
-    kinds, finite, variances = [], [], []
-    for key, model_tensor in expected.items():
-        tensor = state_dict.get(key)
-        if tensor is None or tensor.shape != model_tensor.shape:
-            continue
-        if tensor.is_floating_point() != model_tensor.is_floating_point() or tensor.is_complex():
-            kinds.append(f"{key} {str(tensor.dtype).removeprefix('torch.')} vs model "
-                         f"{str(model_tensor.dtype).removeprefix('torch.')}")
-        elif tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            finite.append(key)
-        elif key.endswith("running_var") and bool((tensor < 0).any()):
-            variances.append(key)
-    return [("tensors of another kind of number", kinds), ("tensors with NaN or infinite values", finite),
-            ("BatchNorm variances below zero", variances)]
-
-
 def load_strict(model: nn.Module, spec: EncoderSpec, state_dict: StateDict, origin: str,
                 drop_keys: tuple[str, ...] | None = None) -> None:
     """Convert and load ``state_dict`` into ``model``: all keys, all shapes, finite values of the model's kind
-    of number (:func:`_value_problems`), or an InputError listing the gaps.
+    of number (:func:`~cellprobe.torch_files.tensor_value_problems`), or an InputError listing the gaps.
 
     A file in timm's layout (``timm`` format, or a foreign format's file that needs no conversion) first goes
     through the architecture's timm checkpoint filter (:func:`apply_timm_filter`); absent BatchNorm
@@ -223,7 +203,7 @@ def load_strict(model: nn.Module, spec: EncoderSpec, state_dict: StateDict, orig
              if k in state_dict and state_dict[k].shape != v.shape]
     problems = []
     for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong),
-                        *_value_problems(expected, state_dict)):
+                        *tensor_value_problems(expected, state_dict)):
         if keys:
             more = f" (+{len(keys) - _SHOWN_KEYS} more)" if len(keys) > _SHOWN_KEYS else ""
             problems.append(f"{len(keys)} {label}: {', '.join(keys[:_SHOWN_KEYS])}{more}")

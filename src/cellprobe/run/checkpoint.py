@@ -72,6 +72,10 @@ def network_state(checkpoint: dict[str, Any], where: Any = None) -> dict[str, to
     module's other entries (the loss's class weights) are left out. Weights that are not finite (a diverged
     run, a damaged file) are refused: they would give empty maps and scores of 0, not an error."""
     state = {k[len(NETWORK_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(NETWORK_PREFIX)}
+    sparse = next((k for k, v in state.items() if v.layout != torch.strided or v.is_quantized), None)
+    if sparse is not None:
+        raise InputError(where, f"checkpoint weight '{sparse}' is not a dense tensor "
+                                f"({str(state[sparse].layout).removeprefix('torch.')}): not written by cellprobe")
     bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
     if bad is not None:
         raise InputError(where, f"checkpoint weight '{bad}' holds NaN or infinite values (training diverged, or "

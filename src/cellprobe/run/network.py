@@ -21,6 +21,7 @@ from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
 from cellprobe.run.checkpoint import check_identity, load_checkpoint, network_state
 from cellprobe.run.train_config import TrainConfig
+from cellprobe.torch_files import tensor_value_problems
 
 
 class SegmentationNetwork(nn.Module):
@@ -62,6 +63,11 @@ class SegmentationNetwork(nn.Module):
 
     def load_trainable(self, state: dict[str, torch.Tensor], where: Any = None) -> None:
         """Load neck and decoder weights strictly (the encoder keeps its own)."""
+        expected = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+        problems = [f"{len(keys)} {label}: {', '.join(keys[:3])}" for label, keys in
+                    tensor_value_problems(expected, state) if keys]
+        if problems:  # a weight cast silently (integers), overflowing the model's precision, a negative variance
+            raise InputError(where, f"checkpoint does not fit the model ({'; '.join(problems)})")
         full = dict(state)
         if self.encoder is not None:
             full.update({f"encoder.{k}": v for k, v in self.encoder.state_dict().items()})
