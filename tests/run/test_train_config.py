@@ -230,6 +230,9 @@ def test_the_machine_is_checked_for_devices_and_workers(monkeypatch):
         T.check_machine(_trainer(accelerator="cpu", devices=8))
     with pytest.raises(InputError, match=r"config key 'trainer.num_workers': 1000 .* \(at most 8: 4 per core\)"):
         T.check_machine(_trainer(num_workers=1000))
+    T.check_machine(_trainer(threads=8))
+    with pytest.raises(InputError, match=r"config key 'trainer.threads': 100000 torch threads, .*\(at most 8"):
+        T.check_machine(_trainer(threads=100000))
     import torch
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

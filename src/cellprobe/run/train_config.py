@@ -277,8 +277,9 @@ def train_config(source: TrainConfig | dict[str, Any] | str | Path,
     return parse_config(TrainConfig, data, where, given)
 
 
-#: data-loading workers allowed per usable core: loading waits on disk as much as on the CPU, so a few per core
-#: is common (the presets' 8 run on a 2-core machine), while hundreds only exhaust memory and processes
+#: data-loading workers (and torch threads) allowed per usable core: loading waits on disk as much as on the
+#: CPU, so a few per core is common (the presets' 8 workers and the demo's 2 threads run on a 2-core or 1-core
+#: machine), while hundreds only exhaust memory and processes
 DATA_WORKERS_PER_CORE = 4
 
 
@@ -293,6 +294,10 @@ def check_machine(trainer: TrainerSection, section: str = "trainer") -> None:
         raise InputError(None, f"config key '{section}.num_workers': {trainer.num_workers} data-loading workers, "
                                f"but this machine has {cores} usable CPU cores (at most "
                                f"{DATA_WORKERS_PER_CORE * cores}: {DATA_WORKERS_PER_CORE} per core)")
+    if trainer.threads is not None and trainer.threads > DATA_WORKERS_PER_CORE * cores:
+        raise InputError(None, f"config key '{section}.threads': {trainer.threads} torch threads, but this machine "
+                               f"has {cores} usable CPU cores (at most {DATA_WORKERS_PER_CORE * cores}: "
+                               f"{DATA_WORKERS_PER_CORE} per core)")
     if trainer.devices == "auto":
         return
     accelerator = trainer.accelerator
