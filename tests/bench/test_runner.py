@@ -186,3 +186,14 @@ def test_finished_cells_outside_the_current_matrix_are_named(tmp_path):
     summary = run_bench(_config(seeds=[0]), tmp_path, FakeCell())
     assert len(summary.skipped) == 4 and len(summary.outside) == 4
     assert all(cid.endswith("__s1") for cid in summary.outside)
+
+
+@pytest.mark.parametrize("weights", [["/tmp/a/w.pt", "/tmp/a-w.pt"], ["/tmp/W.pt", "/tmp/w.pt"]])
+def test_two_cells_sharing_a_folder_are_refused(tmp_path, weights):
+    """Folder names drop '/' and spaces, and case-insensitive file systems merge case: the second cell would
+    be skipped as 'already done' with the first one's results."""
+    config = _config(seeds=[0], encoders=[{"name": "lite0", "weights": weights}])
+    with pytest.raises(InputError, match="two cells would share the folder") as err:
+        run_bench(config, tmp_path / "out", FakeCell())
+    assert weights[0] in str(err.value) and weights[1] in str(err.value)
+    assert not (tmp_path / "out").exists()

@@ -104,6 +104,7 @@ def run_bench(
     if check_inputs:
         check_cell_inputs(config, cluster)
     check_distinct_data(config)
+    check_distinct_cells(config)
     _check_same_setup(bench_dir, config)
     with exclusive(bench_dir, "a benchmark"):  # a second bench on this folder would run the same cells
         if cluster is not None:
@@ -174,6 +175,22 @@ def record_failure(out_dir: Path, exc: BaseException) -> str:
     """Keep a failed cell's traceback in its ``error.txt``; returns the one-line error of the summary."""
     atomic.write_text(out_dir / "error.txt", "".join(traceback.format_exception(exc)))
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def check_distinct_cells(config: BenchConfig) -> None:
+    """Two cells of the matrix may not share a folder: cell folder names keep letters, digits, '_', '.' and '-'
+    of the dataset, encoder and weights (weights '/a/w.pt' and '/a-w.pt' both become '-a-w.pt'), and a
+    case-insensitive file system (macOS, Windows) would also merge names that differ only in case."""
+    seen: dict[str, Any] = {}
+    for task in expand(config):
+        cell = task.cell
+        earlier = seen.setdefault(cell.cell_id.casefold(), cell)
+        if earlier is not cell:
+            differ = next(f"{name} '{getattr(earlier, name)}' and '{getattr(cell, name)}'"
+                          for name in ("dataset", "encoder", "weights") if getattr(earlier, name) != getattr(cell, name))
+            raise InputError(config_source(config, "encoders", "datasets"),
+                             f"two cells would share the folder cells/{cell.cell_id}: {differ} differ only in "
+                             "characters a folder name cannot hold or in case; rename one")
 
 
 def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -> None:
