@@ -123,3 +123,19 @@ def test_fourth_probe_config_and_command_line_gaps(cli, tmp_path):
     rc, _, err = cli("tune", tmp_path / "run", "--tta", "0")
     assert rc == 2 and err.count("\n") == 1 and err.startswith("cellprobe: error: cellprobe tune:"), err
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_a_relative_split_file_is_stored_absolute(cli, tmp_path, monkeypatch):
+    """Like --data: a split file given relative is the file of the directory train ran in, whatever directory
+    tune or refit later run in (the config reaches train() with it absolute)."""
+    from types import SimpleNamespace
+
+    import cellprobe.training.fit as fit
+
+    given = []
+    monkeypatch.setattr(fit, "train", lambda cfg: given.append(cfg) or SimpleNamespace(finished=True, path="r"))
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = cli("train", "-e", "efficientnet-lite0", "-d", "conic", "--format", "conic", "-o", "run",
+                     "--set", "data.options.split_file=splits/folds.csv")
+    assert rc == 0, err
+    assert given[0].data.options["split_file"] == str(tmp_path / "splits" / "folds.csv")

@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
         if format is not None:
             overrides["data.format"] = format
         cfg = train_config(config if config is not None else {}, with_sets(set_, overrides, fixed=list(overrides)))
+        split_file = cfg.data.options.get("split_file")
+        if isinstance(split_file, str) and not Path(split_file).expanduser().is_absolute():  # stored absolute too
+            options = {**cfg.data.options, "split_file": str(Path(split_file).expanduser().absolute())}
+            cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"options": options})})
         with config_named(config):
             run = train(cfg)
 

@@ -184,8 +184,11 @@ def find_run(config: TrainConfig) -> Run | None:
         return None
     run = Run.open(run_dir)
     old, new = run.config.model_dump(mode="json"), config.model_dump(mode="json")
-    for section in (old, new):  # a data path runs spelt relative to the working directory: the same folder
+    for section in (old, new):  # data paths runs spelt relative to the working directory: the same files
         section["data"]["path"] = str(Path(section["data"]["path"]).absolute())
+        options = section["data"].get("options") or {}
+        if isinstance(options.get("split_file"), str):
+            options["split_file"] = str(Path(options["split_file"]).expanduser().absolute())
     # the folder is the one found, however ``output`` spells it (relative, trailing slash, a symlink)
     diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS and k != "output")
     if diff and not (run_dir / LAST).exists() and run.stamp.status != "finished":
