@@ -123,3 +123,23 @@ def test_an_input_name_too_long_for_its_results_is_refused_before_anything(cli, 
     _patch_folder(tmp_path / "in", 1, "x" * 240)
     rc, _, err = cli("predict", run, tmp_path / "in", "--out", tmp_path / "out", "--device", "cpu")
     assert rc == 2 and "too long" in err and err.count("\n") == 1 and not (tmp_path / "out").exists(), err
+
+
+def test_another_image_under_a_recorded_name_is_not_taken_for_done(cli, run, tmp_path):
+    """The record keys each finished input on its contents too: another image named like a finished one is
+    refused (its results would be the first image's), and redone with --overwrite."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    _patch_folder(first, 1, "tr")
+    ds = _patch_folder(second, 2, "x")
+    Image.fromarray(ds[1].image).save(second / "tr0.png")  # other pixels, the same name
+    out = tmp_path / "out"
+    rc, _, err = cli("predict", run, first / "tr0.png", "--out", out, "--device", "cpu")
+    assert rc == 0, err
+    made = (out / "tr0_inst.tif").read_bytes()
+    rc, _, err = cli("predict", run, second / "tr0.png", "--out", out, "--device", "cpu")
+    assert rc == 2 and str(second / "tr0.png") in err and "another image named 'tr0'" in err, err
+    assert (out / "tr0_inst.tif").read_bytes() == made
+    rc, _, err = cli("predict", run, first / "tr0.png", "--out", out, "--device", "cpu")  # the same: done
+    assert rc == 0 and (out / "tr0_inst.tif").read_bytes() == made, err
+    rc, _, err = cli("predict", run, second / "tr0.png", "--out", out, "--device", "cpu", "--overwrite")
+    assert rc == 0, err

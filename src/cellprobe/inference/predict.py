@@ -99,18 +99,28 @@ def _manifest(out_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def recorded_inputs(out_dir: Path, setup: dict[str, Any] | None) -> set[str] | None:
-    """Stems the folder records as finished with ``setup`` (of any run into it); None when the folder records
-    another setup, or none."""
+def recorded_inputs(out_dir: Path, setup: dict[str, Any] | None) -> dict[str, str | None] | None:
+    """Stems the folder records as finished with ``setup`` (of any run into it), each with the sha256 of the
+    file it was made from (None in records that predate it); None when the folder records another setup, or
+    none."""
     manifest = _manifest(out_dir)
     if setup is None or manifest.get("setup") != setup:
         return None
-    return set(manifest.get("done") or [])
+    done = manifest.get("done") or {}
+    return dict.fromkeys(done) if isinstance(done, list) else {str(k): v for k, v in done.items()}
 
 
-def finished_inputs(out_dir: Path, files: Sequence[Path], recorded: set[str]) -> set[str]:
-    """Stems of ``files`` recorded as finished whose results are all there."""
-    return {f.stem for f in files if f.stem in recorded
+def input_digests(files: Sequence[Path]) -> dict[str, str]:
+    """The sha256 of each input by stem: a result is the input's only if it was made from the same bytes."""
+    from cellprobe.hashing import file_sha256
+
+    return {f.stem: file_sha256(f) for f in files}
+
+
+def finished_inputs(out_dir: Path, files: Sequence[Path], recorded: dict[str, str | None],
+                    digests: dict[str, str]) -> set[str]:
+    """Stems of ``files`` recorded as finished from the same file contents, whose results are all there."""
+    return {f.stem for f in files if recorded.get(f.stem) == digests[f.stem]
             and all((out_dir / n).is_file() for n in output_names(f.stem))}
 
 
@@ -128,7 +138,15 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
     for name in (n for f in files for n in output_names(f.stem)):
         for stale in out_dir.glob(f".{name}.*.tmp"):  # an atomic write that a kill interrupted
             stale.unlink(missing_ok=True)
-    if overwrite or recorded_inputs(out_dir, setup) is not None:  # replaced, or resumed (the same setup)
+    if overwrite:
+        return
+    recorded = recorded_inputs(out_dir, setup)
+    if recorded is not None:  # resumed (the same setup), unless a recorded name now holds another image
+        digests = input_digests([f for f in files if recorded.get(f.stem)])
+        other = next((f for f in files if recorded.get(f.stem) not in (None, digests.get(f.stem))), None)
+        if other is not None:
+            raise InputError(other, f"{out_dir} holds results of another image named '{other.stem}' (another "
+                                    "file's contents); pass --overwrite to replace them, or --out for another folder")
         return
     existing = [out_dir / n for f in files for n in output_names(f.stem) if (out_dir / n).exists()]
     if existing:
@@ -152,8 +170,9 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
 
     check_inputs(files)
     prepare_output(out_dir, files, overwrite, setup)
-    recorded = (None if overwrite else recorded_inputs(out_dir, setup)) or set()  # other inputs' too
-    done = finished_inputs(out_dir, files, recorded)
+    recorded = (None if overwrite else recorded_inputs(out_dir, setup)) or {}  # other inputs' too
+    digests = input_digests(files)
+    done = finished_inputs(out_dir, files, recorded, digests)
     written = []
     for path in files:
         if path.stem in done:
@@ -166,8 +185,9 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
             written.append(write_prediction(out_dir, path.stem, image, inst, cls_map, types,
                                             segmenter.class_names))
             done.add(path.stem)
+            recorded[path.stem] = digests[path.stem]
             if setup is not None:
-                atomic.write_json(out_dir / MANIFEST, {"setup": setup, "done": sorted(done | recorded)})
+                atomic.write_json(out_dir / MANIFEST, {"setup": setup, "done": dict(sorted(recorded.items()))})
         if progress is not None:
             progress(path)
     return written
