@@ -50,3 +50,16 @@ def test_the_output_folder_is_checked_before_any_work(tmp_path):
     prepare_output(out, inputs, overwrite=True)
     assert (out / "x_inst.tif").read_bytes() == b"earlier result" and (out / "other.txt").exists()
     prepare_output(out, [tmp_path / "y.png"])  # other inputs: nothing of theirs there
+
+
+def test_a_record_with_a_key_given_twice_is_no_record(tmp_path):
+    """The folder's record is read strictly: with 'done' given twice it proves nothing, so results there are
+    'made otherwise' (refused without --overwrite), not resumed."""
+    from cellprobe.inference.predict import MANIFEST, prepare_output
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x_inst.tif").write_bytes(b"earlier result")
+    (out / MANIFEST).write_text('{"setup": {"run": "r"}, "done": {}, "done": {"x": "abc"}}')
+    with pytest.raises(InputError, match="--overwrite"):
+        prepare_output(out, [tmp_path / "x.png"], setup={"run": "r"})

@@ -18,7 +18,6 @@ result.json names the dataset the cell trained on (``dataset``) and the one it s
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -89,8 +88,8 @@ def is_done(bench_dir: Path, cell: Cell, test_only: tuple[str, ...] = ()) -> boo
     training resumes as finished, only the scoring is new)."""
     path = cell_dir(bench_dir, cell) / RESULT
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        result = read_json(path, "result")
+    except InputError:
         return False
     if not (isinstance(result, dict) and result.get("cell_id") == cell.cell_id and "metrics" in result):
         return False

@@ -3,13 +3,13 @@ thresholds, score with the metrics engine, write metrics.json and per_image.csv.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cellprobe import atomic
+from cellprobe.config import read_json
 from cellprobe.data.sample import PatchDataset
 from cellprobe.errors import InputError
 from cellprobe.evaluation.eval_data import (
@@ -85,8 +85,8 @@ def check_not_replacing(metrics: Path, data: str, split: str | None, checkpoint:
     if not metrics.is_file():
         return
     try:
-        earlier = json.loads(metrics.read_text(encoding="utf-8")).get("evaluation") or {}
-    except (OSError, ValueError, AttributeError):
+        earlier = read_json(metrics, "metrics").get("evaluation") or {}
+    except (InputError, AttributeError):
         earlier = {}
     if (earlier.get("data"), earlier.get("split")) != (data, split):
         raise InputError(metrics, f"holds the evaluation of {earlier.get('data', 'unknown data')} "

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cellprobe import atomic
+from cellprobe.config import read_json
 from cellprobe.errors import InputError
 from cellprobe.inference.export import prediction_paths, write_prediction
 from cellprobe.inference.segmenter import Segmenter
@@ -93,8 +93,8 @@ def check_inputs(files: Sequence[Path]) -> None:
 
 def _manifest(out_dir: Path) -> dict[str, Any]:
     try:
-        data = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(out_dir / MANIFEST, "predict record")
+    except InputError:
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
-import json
 import multiprocessing
 import os
 import queue
@@ -37,6 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from cellprobe import __version__, atomic
+from cellprobe.config import read_json
 from cellprobe.errors import InputError
 from cellprobe.inference.segmenter import Segmenter
 from cellprobe.inference.slide_cells import CellContext, TileCells, tile_cells
@@ -152,11 +152,11 @@ def finished_result(out_dir: Path, plan: SlidePlan, overwrite: bool) -> dict[str
     folder = results_folder(out_dir, plan.name)
     if not folder.exists() or overwrite:
         return None
-    try:
-        data = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:  # read strictly: a summary with a key given twice is no proof of the same setup
+        data = read_json(folder / SUMMARY, "slide summary")
+    except InputError:
         data = {}
-    if data.get("stamp") == plan.stamp:
+    if isinstance(data, dict) and data.get("stamp") == plan.stamp:
         return data
     raise InputError(folder, "already holds results of another run, slide or settings; pass --overwrite to "
                              "replace them")
@@ -493,8 +493,9 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
         if overwrite or not folder.exists():
             continue
         try:
-            same_run = json.loads((folder / SUMMARY).read_text(encoding="utf-8")).get("run") == run_identity(run)
-        except (OSError, ValueError):
-            same_run = False
+            summary = read_json(folder / SUMMARY, "slide summary")
+        except InputError:
+            summary = {}
+        same_run = isinstance(summary, dict) and summary.get("run") == run_identity(run)
         if not same_run:
             raise InputError(folder, "already holds results of another run; pass --overwrite to replace them")

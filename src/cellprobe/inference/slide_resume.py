@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cellprobe import atomic
+from cellprobe.config import read_json
 from cellprobe.errors import InputError
 
 STAMP = "stamp.json"
@@ -56,8 +57,8 @@ class Journal:
         restarted = False
         if folder.exists():
             try:
-                same = json.loads((folder / STAMP).read_text(encoding="utf-8")) == stamp
-            except (OSError, ValueError):
+                same = read_json(folder / STAMP, "slide journal stamp") == stamp
+            except InputError:
                 same = False
             if not same and not overwrite:
                 raise InputError(folder, "holds an unfinished run of this slide with another run, slide file or "
