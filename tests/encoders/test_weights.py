@@ -66,6 +66,16 @@ def test_local_file_loads_exactly(tiny, tmp_path, suffix):
     assert loaded.weights_origin == str(path.resolve())
 
 
+def test_two_candidate_state_dicts_and_a_capitalised_suffix(tiny, tmp_path):
+    spec = tiny["tiny-cnn"]
+    sd = build_encoder(spec, weights="random", seed=1).model.state_dict()
+    torch.save({"state_dict": sd, "model": {k: torch.zeros_like(v) for k, v in sd.items()}}, tmp_path / "two.pt")
+    with pytest.raises(InputError, match="two candidate state dicts"):
+        build_encoder(spec, weights=tmp_path / "two.pt")
+    upper = _save(sd, tmp_path / "w.safetensors").rename(tmp_path / "w.SafeTensors")
+    build_encoder(spec, weights=upper)  # read as safetensors, not as a torch file
+
+
 def test_wrapped_torch_checkpoint_is_unwrapped(tiny, tmp_path):
     spec = tiny["tiny-cnn"]
     source = build_encoder(spec, weights="random", seed=1)

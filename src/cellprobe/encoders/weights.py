@@ -117,7 +117,7 @@ def read_checkpoint(path: Path) -> StateDict:
 
     A torch file may wrap the mapping under ``state_dict`` or ``model`` (Lightning / DINO checkpoints).
     """
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -129,11 +129,12 @@ def read_checkpoint(path: Path) -> StateDict:
         obj = load_torch_file(path, "torch weights file")
     except FileNotFoundError:
         raise InputError(path, "weights file not found") from None
-    if isinstance(obj, dict):
-        for wrapper in ("state_dict", "model"):
-            if set(obj) >= {wrapper} and isinstance(obj[wrapper], dict) and not _is_flat(obj):
-                obj = obj[wrapper]
-                break
+    if isinstance(obj, dict) and not _is_flat(obj):
+        wrappers = [w for w in ("state_dict", "model") if isinstance(obj.get(w), dict)]
+        if len(wrappers) > 1:  # which one holds the weights would be a guess
+            raise InputError(path, "holds two candidate state dicts ('state_dict' and 'model'); keep one")
+        if wrappers:
+            obj = obj[wrappers[0]]
     if not isinstance(obj, dict) or not _is_flat(obj):
         raise InputError(path, "expected a mapping of parameter names to tensors (a state dict)")
     return dict(obj)
