@@ -28,6 +28,10 @@ def test_collect_inputs(tmp_path):
     (tmp_path / "c" / "X.png").write_bytes(b"")
     with pytest.raises(InputError, match="differs only in case"):
         collect_inputs([x, tmp_path / "c" / "X.png"])
+    (tmp_path / "c" / "caf\u00e9.png").write_bytes(b"")  # é as one code point (NFC) ...
+    (tmp_path / "b" / "cafe\u0301.png").write_bytes(b"")  # ... and as e + combining accent (NFD)
+    with pytest.raises(InputError, match="Unicode spelling"):
+        collect_inputs([tmp_path / "c" / "caf\u00e9.png", tmp_path / "b" / "cafe\u0301.png"])
 
 
 def test_the_output_folder_is_checked_before_any_work(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,16 +45,18 @@ def collect_inputs(inputs: Iterable[str | Path], notice: Callable[[str], None] |
         if too_long:
             raise InputError(path, f"its name is too long for its results' file names ({too_long[0][:40]}…: over "
                                    f"{atomic.MAX_RESULT_NAME_BYTES} bytes); rename the file")
-        earlier = by_stem.get(path.stem.casefold())
+        # one name on macOS and Windows file systems: case-insensitive, and é spelt as one or two code points
+        folded = unicodedata.normalize("NFC", path.stem).casefold()
+        earlier = by_stem.get(folded)
         if earlier is not None:
             if earlier.resolve() == path.resolve():
                 raise InputError(path, f"is given twice (also as {earlier})")
             if earlier.stem != path.stem:
-                raise InputError(path, f"its name differs only in case from {earlier}'s; their outputs would "
-                                       "overwrite each other on a case-insensitive file system")
+                raise InputError(path, f"its name differs only in case or Unicode spelling from {earlier}'s; their "
+                                       "outputs would overwrite each other on macOS and Windows file systems")
             raise InputError(path, f"shares the name '{path.stem}' with {earlier}; their outputs would "
                                    "overwrite each other")
-        by_stem[path.stem.casefold()] = path
+        by_stem[folded] = path
     return files
 
 
