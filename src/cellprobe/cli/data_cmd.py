@@ -37,11 +37,12 @@ def register(app: typer.Typer) -> None:
         from cellprobe.cli.warning_lines import data_warnings_as_lines
         from cellprobe.data.check import check_path
 
-        console = Console()
+        console = report_console()
         bar = Progress(console=Console(stderr=True), transient=True)
 
         def progress(total: int, name: str):
-            show(bar)  # only once a split is open: an early error stays one line
+            if bar.console.is_terminal:  # a log file or pipe gets no bar (its redraws leave blank lines there)
+                show(bar)  # only once a split is open: an early error stays one line
             task = bar.add_task(f"checking {name}", total=total)
             return lambda: bar.advance(task)
 
@@ -108,6 +109,17 @@ def register(app: typer.Typer) -> None:
             sums = "n/a" if not src.files else f"{sum(f.sha256 is not None for f in src.files)}/{len(src.files)}"
             table.add_row(key, src.title, src.format or "-", str(len(src.files)) or "manual", sums, src.license)
         Console().print(table)
+
+
+def report_console() -> Any:
+    """The console of the ``data check`` report: on a terminal, rich's own; redirected to a file or pipe, one
+    whose lines never wrap (rich would cut each at 80 columns, splitting a warning over two lines)."""
+    from rich.console import Console
+
+    console = Console()
+    if console.is_terminal:
+        return console
+    return Console(soft_wrap=True, width=100_000)
 
 
 def print_report(console, report: dict[str, Any]) -> None:

@@ -18,7 +18,15 @@ import numpy as np
 
 from cellprobe.data.base import Reader, parse_options
 from cellprobe.data.info import ClassNames, Mpp
-from cellprobe.data.io import check_pixels, csv_row, load_npy, plain_name, read_table, require_file
+from cellprobe.data.io import (
+    check_pixels,
+    csv_row,
+    dataset_file,
+    load_npy,
+    plain_name,
+    read_table,
+    require_file,
+)
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.splits import SplitOptions, select_split
 from cellprobe.data.validate import RawSample
@@ -71,7 +79,8 @@ class ConicDataset(Reader):
         self.class_names = tuple(opts.class_names)
         self.mpp, self.tissue = opts.mpp, opts.tissue
         self.images_path, self.labels_path = self.root / "images.npy", self.root / "labels.npy"
-        self.images, self.labels = load_npy(self.images_path), load_npy(self.labels_path)
+        self.images = load_npy(dataset_file(self.images_path, self.root, "array file"))
+        self.labels = load_npy(dataset_file(self.labels_path, self.root, "array file"))
         if self.images.ndim != 4 or self.images.shape[3] != 3:
             raise InputError(self.images_path, f"expected (N, H, W, 3) images, got shape {self.images.shape}")
         if self.labels.ndim != 4 or self.labels.shape[3] != 2 or self.labels.shape[1:3] != self.images.shape[1:3]:
@@ -80,7 +89,8 @@ class ConicDataset(Reader):
         check_pixels(self.images_path, int(self.images.shape[1]), int(self.images.shape[2]))
         if len(self.labels) != len(self.images):
             raise InputError(self.root, f"mismatched counts: images.npy {len(self.images)}, labels.npy {len(self.labels)}")
-        names, sources = read_patch_info(self.root / "patch_info.csv", len(self.images))
+        listing = dataset_file(self.root / "patch_info.csv", self.root, "patch list (patch_info.csv)")
+        names, sources = read_patch_info(listing, len(self.images))
         selected = select_split(names, sources, split, opts, self.root)
         self.rows = selected.rows
         self._repeats = selected.repeats if selected.oversampled else None

@@ -26,6 +26,7 @@ from cellprobe.data.io import (
     IMAGE_SUFFIXES,
     LABEL_SUFFIXES,
     csv_row,
+    dataset_file,
     find_with_suffix,
     inside_dataset,
     plain_name,
@@ -101,6 +102,8 @@ class FolderDataset(WholeImageReader):
             raise InputError(folder / "cls", "class maps given without class names: add class_names to dataset.yaml")
         self.class_names = tuple(names) if names else ("cell",)
         sources_csv = folder / "sources.csv"
+        if sources_csv.is_file() or sources_csv.is_symlink():
+            dataset_file(sources_csv, dataset_root, "sources file")
         sources = read_sources(sources_csv)
         stems: dict[str, Path] = {}
         for image in sorted(p for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):

@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 from cellprobe.config import StrictModel, load_yaml, parse_config
+from cellprobe.data.io import inside_dataset
 
 INFO_FILE = "dataset.yaml"
 MAX_CLASSES = 255  # class ids are stored as uint8 (0 = background)
@@ -51,9 +52,12 @@ class DatasetInfo(StrictModel):
 
 
 def read_info(*folders: Path) -> DatasetInfo:
-    """The first ``dataset.yaml`` found in ``folders`` (a split folder, then the dataset root), or defaults."""
+    """The first ``dataset.yaml`` found in ``folders`` (a split folder, then the dataset root, the last one), or
+    defaults. One that is a link leading outside the dataset root is refused (:func:`inside_dataset`)."""
     for folder in folders:
         path = Path(folder) / INFO_FILE
+        if path.is_file() or path.is_symlink():
+            inside_dataset(path, Path(folders[-1]), path)
         if path.is_file():
             return parse_config(DatasetInfo, load_yaml(path), path)
     return DatasetInfo()

@@ -16,7 +16,8 @@ Images are checked from their header before any pixel is decoded:
 
 Paths read from a dataset's own files (a CSV listing patches, say) go through :func:`listed_name`, which refuses
 a name that would leave the dataset's folder; the files a reader then opens per sample go through
-:func:`inside_dataset`, which refuses one that leaves the dataset's folder once links are resolved. A stem with
+:func:`inside_dataset`, which refuses one that leaves the dataset's folder once links are resolved; so do the
+layout's own files (patch lists, label archives, ``dataset.yaml``: :func:`dataset_file`). A stem with
 several files (``p08.png`` and ``p08.jpg``) is refused by :func:`find_with_suffix`, not decided by suffix order.
 CSV tables go through :func:`read_table`, which refuses a column named twice (pandas would rename one and ignore
 it).
@@ -85,6 +86,14 @@ def inside_dataset(path: Path, root: Path, where: str | Path) -> Path:
         raise InputError(where, f"{path} is a link leading outside the dataset folder {root} (to {real}): files "
                                 "of a dataset stay inside its folder")
     return path
+
+
+def dataset_file(path: Path, root: Path, what: str) -> Path:
+    """``path``, a file of the dataset's layout in the dataset folder ``root`` (a patch list, a label archive, a
+    ``dataset.yaml``, an array file): :func:`require_file`, then :func:`inside_dataset` naming the file. Every
+    file a reader opens goes through this or :func:`inside_dataset`, so no link leads a read outside the dataset."""
+    require_file(path, what)
+    return inside_dataset(path, root, path)
 
 
 def read_table(path: Path, what: str) -> Any:

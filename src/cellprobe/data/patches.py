@@ -28,6 +28,7 @@ from cellprobe.data.io import (
     IMAGE_SUFFIXES,
     check_pixels,
     csv_row,
+    dataset_file,
     find_with_suffix,
     inside_dataset,
     listed_name,
@@ -142,9 +143,9 @@ class PatchesDataset(Reader):
         self.name = info.name or dataset_root.name
         self.mpp = opts.mpp if opts.mpp is not None else info.mpp
         self.tissue = opts.tissue or info.tissue
-        listing = self.folder / "patch_info.csv"
+        listing = dataset_file(self.folder / "patch_info.csv", dataset_root, "patch list (patch_info.csv)")
         self.names, self._sources = read_patch_list(listing)
-        labels = self.folder / "labels.npz"
+        labels = dataset_file(self.folder / "labels.npz", dataset_root, "label archive")
         self.labels_path = labels
         n = len(self.names)
         unknown = sorted(set(npz_member_names(labels)) - set(LABEL_ARRAYS))
@@ -219,7 +220,8 @@ def numbered_classes(folder: Path, dataset_root: Path, cls: np.ndarray) -> tuple
     if folder != dataset_root:
         for sibling in split_folders(dataset_root):
             if dataset_root / sibling != folder:
-                other = load_npz_member(dataset_root / sibling / "labels.npz", "cls")
+                other = load_npz_member(dataset_file(dataset_root / sibling / "labels.npz", dataset_root,
+                                                     "label archive"), "cls")
                 top = max(top, int(other.max()) if other.size else 0)
     if top > 255:
         raise InputError(folder / "labels.npz", f"class id {top} > 255: give class_names or fix the class map")

@@ -5,6 +5,7 @@ published splits; a patch listed several times in one fold is oversampled: :clas
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -121,12 +122,15 @@ def _fold_column(path: Path, header: list[str]) -> str | None:
 
 class _FoldNames:
     """Checks each new fold name of a split file: no empty name, no surrounding whitespace, not the reserved
-    ``all``, and no two spellings of one number (``0`` and ``0.0``, ``1`` and ``+1``: one fold or two?)."""
+    ``all`` in any case or compatibility form (``ALL``, ``ａｌｌ``), no two names one Unicode NFKC normalisation
+    apart (``0`` and the full-width ``０``, ``train`` and ``ｔrain``) and no two spellings of one number (``0`` and
+    ``0.0``, ``1`` and ``+1``): one fold or two?"""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.first_row: dict[str, int] = {}
         self.numbers: dict[Decimal, str] = {}
+        self.normal: dict[str, str] = {}  # NFKC form → the fold name first written so
 
     def check(self, i: int, fold: str, value: str) -> None:
         if fold in self.first_row:
@@ -137,16 +141,23 @@ class _FoldNames:
         if fold != fold.strip():
             raise InputError(where, f"fold '{fold}' has surrounding whitespace: it would be a fold of its own "
                                     f"beside '{fold.strip()}'; write fold names without spaces around them")
-        if fold == ALL_SPLIT:
-            raise InputError(where, f"fold name '{ALL_SPLIT}' is reserved (split '{ALL_SPLIT}' means every patch): "
-                                    "rename the fold")
-        if _NUMBER.fullmatch(fold):
-            number = Decimal(fold)
+        normal = unicodedata.normalize("NFKC", fold)
+        if normal.casefold() == ALL_SPLIT or unicodedata.normalize("NFKC", normal.casefold()) == ALL_SPLIT:
+            raise InputError(where, f"fold name '{fold}' is reserved (split '{ALL_SPLIT}' means every patch, in any "
+                                    "case): rename the fold")
+        if normal in self.normal:
+            other = self.normal[normal]
+            raise InputError(where, f"fold '{fold}' is the same as fold '{other}' (row {self.first_row[other]}) once "
+                                    f"Unicode look-alikes are normalised (NFKC, both '{normal}'): one fold or two? "
+                                    "Spell each fold one way, in plain characters")
+        if _NUMBER.fullmatch(normal):
+            number = Decimal(normal)
             if number in self.numbers:
                 other = self.numbers[number]
                 raise InputError(where, f"fold '{fold}' is the same number as fold '{other}' (row "
                                         f"{self.first_row[other]}): one fold or two? Spell each fold one way")
             self.numbers[number] = fold
+        self.normal[normal] = fold
         self.first_row[fold] = i
 
 
@@ -177,8 +188,8 @@ def read_split_file(path: Path, names: Sequence[str], explain: Callable[[str], s
     A patch listed several times in one fold is oversampled (its ``repeats``); every problem is one InputError
     naming the file and row: a patch not in the dataset (``explain(value)`` may say why), a patch in two
     different folds, an index that is not plain digits or spells a patch listed before another way (``0`` and
-    ``00``), an empty fold or one named with surrounding whitespace, ``all`` or another spelling of a fold's
-    number, a malformed row. With ``sources`` (the source image of each patch), a source image with patches in
+    ``00``), an empty fold or one named with surrounding whitespace, ``all`` (in any case), a Unicode look-alike
+    (NFKC) of another fold's name or another spelling of a fold's number, a malformed row. With ``sources`` (the source image of each patch), a source image with patches in
     two folds is refused: splits are by source image, never by patch. Every patch of the dataset must be in a
     fold: a file that leaves patches out (a truncated download, a split of another release) is refused; give
     patches to leave out a fold of their own (e.g. ``unused``)."""
