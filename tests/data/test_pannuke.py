@@ -92,3 +92,17 @@ def test_overlapping_channels_refused():
     masks[0, 0, 2] = 1
     with pytest.raises(InputError, match="several class channels"):
         masks_to_maps(masks, "masks.npy[0]")
+
+
+def test_a_fold_array_linking_outside_the_dataset_is_refused(pannuke_root, tmp_path):
+    """As for every layout: a file of the dataset that is a link leading outside its folder is refused (link the
+    whole dataset folder instead)."""
+    from cellprobe.data.pannuke import fold_paths
+
+    images = fold_paths(pannuke_root, 1)[0]
+    outside = tmp_path / "outside.npy"
+    images.rename(outside)
+    images.symlink_to(outside)
+    with pytest.raises(InputError, match="link leading outside the dataset folder") as err:
+        open_dataset(pannuke_root, split="fold1")[0]
+    assert str(images) in str(err.value)

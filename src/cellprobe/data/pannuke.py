@@ -28,7 +28,7 @@ from pydantic import model_validator
 from cellprobe.config import StrictModel, int_choice
 from cellprobe.data.base import Reader, parse_options
 from cellprobe.data.info import Mpp
-from cellprobe.data.io import check_pixels, load_npy, require_file
+from cellprobe.data.io import check_pixels, dataset_file, load_npy
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.splits import SplitOptions, select_split
 from cellprobe.data.validate import RawSample, whole_labels
@@ -127,7 +127,7 @@ class PanNukeDataset(Reader):
         if not (self.root / f"Fold {k}").is_dir():
             raise InputError(self.root / f"Fold {k}", f"PanNuke fold {k} is missing (expected {paths[0].relative_to(self.root)})")
         for p, what in zip(paths, ("images", "tissue types", "masks"), strict=True):
-            require_file(p, f"PanNuke fold {k} {what}")
+            dataset_file(p, self.root, f"PanNuke fold {k} {what}")
         images, masks = load_npy(paths[0]), load_npy(paths[2])
         types = np.asarray(load_npy(paths[1], mmap=False))
         if images.ndim != 4 or images.shape[3] != 3:
