@@ -128,11 +128,12 @@ def finished_inputs(out_dir: Path, files: Sequence[Path], recorded: dict[str, st
 
 
 def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False,
-                   setup: dict[str, Any] | None = None) -> None:
+                   setup: dict[str, Any] | None = None, digests: dict[str, str] | None = None) -> None:
     """Check ``out_dir`` before any image is segmented: it must be (or become) a folder other than an input's,
     and it must not hold results for these inputs made otherwise (another run or setup, or no record) unless
     ``overwrite``; results of the same ``setup`` are resumed. Temporary files a killed run left there are
-    removed."""
+    removed. ``digests``: the inputs' :func:`input_digests` where the caller has them (else computed for the
+    recorded names only)."""
     folders = {f.parent.resolve(): f for f in files}
     if out_dir.resolve() in folders:
         raise InputError(out_dir, f"--out is the folder of the input {folders[out_dir.resolve()]}: its results "
@@ -145,7 +146,7 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
         return
     recorded = recorded_inputs(out_dir, setup)
     if recorded is not None:  # resumed (the same setup), unless a recorded name now holds another image
-        digests = input_digests([f for f in files if recorded.get(f.stem)])
+        digests = digests or input_digests([f for f in files if recorded.get(f.stem)])
         other = next((f for f in files if recorded.get(f.stem) not in (None, digests.get(f.stem))), None)
         if other is not None:
             raise InputError(other, f"{out_dir} holds results of another image named '{other.stem}' (another "
@@ -172,9 +173,9 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
     slide = slide or SlideSettings()
 
     check_inputs(files)
-    prepare_output(out_dir, files, overwrite, setup)
+    digests = input_digests(files)  # each input read once for its digest
+    prepare_output(out_dir, files, overwrite, setup, digests)
     recorded = (None if overwrite else recorded_inputs(out_dir, setup)) or {}  # other inputs' too
-    digests = input_digests(files)
     done = finished_inputs(out_dir, files, recorded, digests)
     written = []
     for path in files:
