@@ -23,7 +23,8 @@ def _write(tmp_path, text: str):
 
 @pytest.mark.parametrize(("text", "row", "problem"), [
     ("img_id,fold\na,0\nb,\uff10\nc,1\nd,2\n", 1, "fold '\uff10' is the same as fold '0' (row 0)"),
-    ("img_id,fold\na,\uff10\nb,0\nc,1\nd,2\n", 1, "fold '0' is the same as fold '\uff10' (row 0)"),
+    ("img_id,fold\na,\uff10\nb,0\nc,1\nd,2\n", 0, "fold '\uff10' is spelt with Unicode compatibility characters"),
+    ("img_id,fold\na,0\nb,1\nc,\uff12\nd,2\n", 2, "fold '\uff12' is spelt with Unicode compatibility characters"),
     ("img_id,fold\na,train\nb,\uff54rain\nc,1\nd,2\n", 1, "fold '\uff54rain' is the same as fold 'train' (row 0)"),
     ("img_id,fold\na,1\nb,0\nc,\uff0b1\nd,2\n", 2, "fold '\uff0b1' is the same number as fold '1' (row 0)"),
     ("img_id,fold\na,0\nb,ALL\nc,1\nd,2\n", 1, "fold name 'ALL' is reserved"),
@@ -36,7 +37,7 @@ def test_lookalike_and_reserved_fold_names_are_refused(tmp_path, text, row, prob
         read_split_file(path, NAMES)
     assert "\n" not in str(err.value)
     assert err.value.path == f"{path} row {row} (line {row + 2})" and problem in err.value.problem
-    with pytest.raises(InputError, match=r"is the same|reserved"):
+    with pytest.raises(InputError, match=r"is the same|reserved|compatibility"):
         split_file_folds(path)
 
 

@@ -21,6 +21,7 @@ from cellprobe.data.base import WindowOptions, parse_options
 from cellprobe.data.info import Mpp
 from cellprobe.data.io import (
     csv_row,
+    dataset_file,
     find_with_suffix,
     listed_name,
     read_label_image,
@@ -98,7 +99,7 @@ class CytoDArk0Dataset(WholeImageReader):
         self.magnification = opts.magnification
         self.mpp = opts.mpp if opts.mpp is not None else MAGNIFICATIONS[opts.magnification][1]
         base = cytodark0_base(self.root, opts.magnification)
-        folds = read_folds(base / "folds.csv")
+        folds = read_folds(dataset_file(base / "folds.csv", self.root, "folds file"))
         wanted = None if split in (None, "all") else fold_of_split(split, base / "folds.csv", set(folds.values()))
         items = []
         for img_id, fold in folds.items():
@@ -123,7 +124,7 @@ class CytoDArk0Dataset(WholeImageReader):
             base = cytodark0_base(Path(root), "20x")
         except InputError:
             return []
-        return [f"fold{k}" for k in sorted(set(read_folds(base / "folds.csv").values()))]
+        return [f"fold{k}" for k in sorted(set(read_folds(dataset_file(base / "folds.csv", Path(root), "folds file")).values()))]
 
     def load_labels(self, item: Item) -> tuple[np.ndarray, np.ndarray | None]:
         return read_label_image(item.label), None

@@ -28,7 +28,6 @@ from cellprobe.data.io import (
     csv_row,
     dataset_file,
     find_with_suffix,
-    inside_dataset,
     plain_name,
     read_label_image,
     read_table,
@@ -110,7 +109,6 @@ class FolderDataset(WholeImageReader):
             if image.stem in stems:
                 raise InputError(image, f"same sample name '{image.stem}' as {stems[image.stem].name}: one image "
                                         "per name (its inst/ and cls/ maps are found by name)")
-            inside_dataset(image, dataset_root, image)
             stems[image.stem] = image
         if sources is not None:
             unknown = sorted((row, name) for name, (_, row) in sources.items() if name not in stems)
@@ -127,12 +125,10 @@ class FolderDataset(WholeImageReader):
             inst = find_with_suffix(folder / "inst", stem, LABEL_SUFFIXES)
             if inst is None:
                 raise InputError(folder / "inst" / f"{stem}.tif", f"missing instance map for {image.name}")
-            inside_dataset(inst, dataset_root, inst)
             extra = {}
             if has_cls:
                 cls = find_with_suffix(folder / "cls", stem, LABEL_SUFFIXES)
                 extra["cls"] = str(require_file(cls or folder / "cls" / f"{stem}.tif", f"class map for {image.name}"))
-                inside_dataset(Path(extra["cls"]), dataset_root, extra["cls"])
             source = stem if sources is None else sources[stem][0]
             items.append(Item(stem, source, image, inst, tissue=opts.tissue or info.tissue, extra=extra))
         orphans = {p.stem for p in (folder / "inst").iterdir()} - {it.name for it in items}

@@ -124,7 +124,8 @@ class _FoldNames:
     """Checks each new fold name of a split file: no empty name, no surrounding whitespace, not the reserved
     ``all`` in any case or compatibility form (``ALL``, ``ａｌｌ``), no two names one Unicode NFKC normalisation
     apart (``0`` and the full-width ``０``, ``train`` and ``ｔrain``) and no two spellings of one number (``0`` and
-    ``0.0``, ``1`` and ``+1``): one fold or two?"""
+    ``0.0``, ``1`` and ``+1``): one fold or two? A name must be its own NFKC form (plain characters), so that the
+    name a user types selects it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -157,6 +158,10 @@ class _FoldNames:
                 raise InputError(where, f"fold '{fold}' is the same number as fold '{other}' (row "
                                         f"{self.first_row[other]}): one fold or two? Spell each fold one way")
             self.numbers[number] = fold
+        if normal != fold:
+            raise InputError(where, f"fold '{fold}' is spelt with Unicode compatibility characters (plain form "
+                                    f"'{normal}'): `--split {normal}` would not find it; spell fold names in plain "
+                                    "characters")
         self.normal[normal] = fold
         self.first_row[fold] = i
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from cellprobe.data.base import DecodeCache, Reader, Window, WindowOptions, make_windows
-from cellprobe.data.io import image_size, read_image
+from cellprobe.data.io import image_size, inside_dataset, read_image
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.validate import RawSample
 from cellprobe.errors import InputError
@@ -33,9 +33,13 @@ class WholeImageReader(Reader):
 
     def _setup(self, items: list[Item], windows: WindowOptions, repeats: np.ndarray | None = None) -> None:
         """``repeats``: how many times the split lists each item (a split file's oversampling; None: once);
-        every window of an item inherits its count."""
+        every window of an item inherits its count. Every file an item names (image, labels, class map) must lie
+        inside the dataset folder once links are resolved (:func:`inside_dataset`), whichever release it is."""
         if not items:
             raise InputError(self.root, f"no images found for split '{self.split}'" if self.split else "no images found")
+        for item in items:
+            for path in (item.image, item.label, *([Path(item.extra["cls"])] if "cls" in item.extra else [])):
+                inside_dataset(path, self.root, path)
         self.items = items
         self.window_options = windows
         sizes = [image_size(it.image) for it in items] if windows.crop != "none" else [(0, 0)] * len(items)
