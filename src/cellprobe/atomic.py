@@ -52,6 +52,15 @@ MAX_NAME_BYTES = 255
 MAX_RESULT_NAME_BYTES = MAX_NAME_BYTES - len("..12345678.tmp")
 
 
+def portable_name(name: str) -> str:
+    """``name`` as macOS and Windows file systems compare names: case-insensitive, with é spelt as one code point
+    or as e + combining accent alike. Two results whose names agree here are one file once a folder is copied
+    there, though Linux keeps them apart."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def output_folder(path: str | Path, option: str = "--out", create: bool = True) -> Path:
     """``path`` checked as an output folder before a command works: a file on the way, or a folder that cannot
     be made or written, is one line naming it. ``create``: make it (with parents) now; otherwise only prove

@@ -143,3 +143,20 @@ def test_another_image_under_a_recorded_name_is_not_taken_for_done(cli, run, tmp
     assert rc == 0 and (out / "tr0_inst.tif").read_bytes() == made, err
     rc, _, err = cli("predict", run, second / "tr0.png", "--out", out, "--device", "cpu", "--overwrite")
     assert rc == 0, err
+
+
+def test_an_input_named_like_an_earlier_commands_result_but_for_case_is_refused(cli, run, tmp_path):
+    """Results already in --out from an earlier command count too: ``Tr0.png`` after ``tr0.png`` would write
+    ``Tr0_inst.tif`` beside ``tr0_inst.tif``, one file on macOS and Windows; refused, --overwrite or not."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    _patch_folder(first, 1, "tr")
+    ds = _patch_folder(second, 1, "x")
+    Image.fromarray(ds[0].image).save(second / "Tr0.png")
+    out = tmp_path / "out"
+    rc, _, err = cli("predict", run, first / "tr0.png", "--out", out, "--device", "cpu")
+    assert rc == 0, err
+    before = sorted(p.name for p in out.iterdir())
+    for extra in ([], ["--overwrite"]):
+        rc, _, err = cli("predict", run, second / "Tr0.png", "--out", out, "--device", "cpu", *extra)
+        assert rc == 2 and str(second / "Tr0.png") in err and "differs only in case" in err, err
+        assert len(err.strip().splitlines()) == 1 and sorted(p.name for p in out.iterdir()) == before

@@ -46,6 +46,15 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
     assert Image.open(folder / "overview.png").size[0] > 0
     rc, stdout, err = cli(*args)
     assert rc == 0 and "skipped" in err + stdout
+    # a later command's slide whose results folder is 'tissue' but for case (an earlier command's): refused
+    upper = tmp_path / "Tissue.svs"
+    upper.write_bytes(slide.read_bytes())
+    before = sorted(p.name for p in out.iterdir())
+    for extra in ((), ("--overwrite",)):
+        rc, _, err = cli("slide", run, upper, *args[3:], *extra)
+        assert rc == 2 and "differs only in case" in err and str(folder) in err, err
+        _one_line(err, "Tissue.svs")
+    assert sorted(p.name for p in out.iterdir()) == before
 
 
 def _one_line(err: str, name: str) -> None:
@@ -150,3 +159,9 @@ def test_probe_gaps_are_one_line_and_write_nothing(cli, run, slide, consep_root,
     rc, _, err = cli("slide", run, lower, upper, "--out", out, *target, *FAST, "--set", "tissue.method=all")
     assert rc == 2 and "'X' and 'x'" in err and "differ only in case" in err and not out.exists(), err
     _one_line(err, "X.svs")
+    nfd = tmp_path / "cafe\u0301.svs"  # é as e + combining accent beside é as one code point
+    nfd.write_bytes(slide.read_bytes())
+    (tmp_path / "caf\u00e9.svs").write_bytes(slide.read_bytes())
+    rc, _, err = cli("slide", run, tmp_path / "caf\u00e9.svs", nfd, "--out", out, *target, *FAST)
+    assert rc == 2 and "Unicode spelling" in err and not out.exists(), err
+    _one_line(err, "cafe\u0301.svs")

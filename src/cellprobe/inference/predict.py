@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,8 +44,7 @@ def collect_inputs(inputs: Iterable[str | Path], notice: Callable[[str], None] |
         if too_long:
             raise InputError(path, f"its name is too long for its results' file names ({too_long[0][:40]}…: over "
                                    f"{atomic.MAX_RESULT_NAME_BYTES} bytes); rename the file")
-        # one name on macOS and Windows file systems: case-insensitive, and é spelt as one or two code points
-        folded = unicodedata.normalize("NFC", path.stem).casefold()
+        folded = atomic.portable_name(path.stem)
         earlier = by_stem.get(folded)
         if earlier is not None:
             if earlier.resolve() == path.resolve():
@@ -127,6 +125,20 @@ def finished_inputs(out_dir: Path, files: Sequence[Path], recorded: dict[str, st
             and all((out_dir / n).is_file() for n in output_names(f.stem))}
 
 
+def _refuse_case_clashes(out_dir: Path, files: Sequence[Path]) -> None:
+    """Refuse an input whose results would land on a file ``out_dir`` already holds under another spelling
+    (``A.png``'s results from an earlier command, then ``a.png``): distinct on Linux, one file once the folder
+    is copied to macOS or Windows, whichever command made them."""
+    held = {atomic.portable_name(p.name): p for p in out_dir.iterdir()} if out_dir.is_dir() else {}
+    for f in files:
+        for name in output_names(f.stem):
+            other = held.get(atomic.portable_name(name))
+            if other is not None and other.name != name:
+                raise InputError(f, f"its result {name} differs only in case or Unicode spelling from {other}, "
+                                    "already in the output folder; they would be one file on macOS and Windows "
+                                    "file systems: rename the input, or give another --out")
+
+
 def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False,
                    setup: dict[str, Any] | None = None, digests: dict[str, str] | None = None) -> None:
     """Check ``out_dir`` before any image is segmented: it must be (or become) a folder other than an input's,
@@ -139,6 +151,7 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
         raise InputError(out_dir, f"--out is the folder of the input {folders[out_dir.resolve()]}: its results "
                                   "would be read as inputs by the next run; give another folder")
     atomic.output_folder(out_dir)
+    _refuse_case_clashes(out_dir, files)
     for name in (n for f in files for n in output_names(f.stem)):
         for stale in out_dir.glob(f".{name}.*.tmp"):  # an atomic write that a kill interrupted
             stale.unlink(missing_ok=True)

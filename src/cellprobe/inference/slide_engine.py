@@ -464,16 +464,18 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
     from cellprobe.inference.slide_plan import run_identity, slide_name
 
     atomic.output_folder(out_dir, create=False)
-    by_name: dict[str, Path] = {}  # by the name's case-folded form: folders that differ in case only collide
+    by_name: dict[str, Path] = {}  # by atomic.portable_name: folders differing in case or é spelling collide
+    held = {atomic.portable_name(p.name): p for p in out_dir.iterdir()} if out_dir.is_dir() else {}
     for path in map(Path, slides):
         name = slide_name(path)
-        other = by_name.get(name.casefold())
+        other = by_name.get(atomic.portable_name(name))
         if other is not None:
             if other.resolve() == path.resolve():
                 raise InputError(path, "is given twice")
             if slide_name(other) != name:
-                raise InputError(path, f"'{name}' and '{slide_name(other)}' ({other}) differ only in case: their "
-                                       "results folders would collide on case-insensitive file systems")
+                raise InputError(path, f"'{name}' and '{slide_name(other)}' ({other}) differ only in case or "
+                                       "Unicode spelling: their results folders would collide on macOS and Windows "
+                                       "file systems")
             raise InputError(path, f"shares the name '{name}' with {other}; their outputs would overwrite each other")
         if len(partial_dir(out_dir, name).name.encode()) > atomic.MAX_RESULT_NAME_BYTES:
             raise InputError(path, f"its name is too long for its results' folder names (over "
@@ -485,7 +487,12 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
             raise InputError(path, f"its results folder {results} would replace it; give another --out")
         if results.exists() and not results.is_dir():
             raise InputError(results, "is a file where this slide's results folder goes; give another --out")
-        by_name[name.casefold()] = path
+        earlier = held.get(atomic.portable_name(results.name))
+        if earlier is not None and earlier.name != results.name:
+            raise InputError(path, f"its results folder {results.name} differs only in case or Unicode spelling "
+                                   f"from {earlier}, already in the output folder; they would be one folder on "
+                                   "macOS and Windows file systems: rename the slide, or give another --out")
+        by_name[atomic.portable_name(name)] = path
     for path in slides:
         plan = plan_slide(Path(path), run, settings, inputs, window)
         plan.close()
