@@ -149,7 +149,9 @@ def test_probe_gaps_are_one_line_and_write_nothing(cli, run, slide, consep_root,
     no_workers = ("--tile", "256", "--overlap", "64", "--device", "cpu")
     for args, option in (((*no_workers, "--workers", too_many), "--workers"),
                          ((*no_workers, "--set", f"workers={too_many}"), "--set workers"),
-                         ((*FAST, "--tile", "1048576"), "--tile")):
+                         ((*FAST, "--tile", "1048576"), "--tile"),
+                         # local:N runs N slides at once, each with a pool: N × 2 processes for the cores
+                         ((*no_workers, "--workers", "2", "--cluster", f"local:{usable_cores()}"), "--workers")):
         rc, _, err = cli("slide", run, slide, "--out", out, *target, *args)
         assert rc == 2 and err.startswith(f"cellprobe: error: {option}:") and not out.exists(), err
         _one_line(err, option)

@@ -56,14 +56,22 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tiny_data, tmp_path
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
 
 
-def test_ddp_on_two_cpu_processes(tiny_data, tmp_path):
-    cfg = tiny_config(tiny_data, tmp_path / "ddp", epochs=2,
+def test_ddp_on_two_cpu_processes(tmp_path):
+    """Eight patches of eight sources, three held out for validation: the two ranks validate 2 + 1 patches
+    (validation is not padded, so its steps differ in number across ranks), and training still ends."""
+    from cellprobe.data.fixtures import synthetic_set, write_patches
+
+    images, inst, cls = synthetic_set(8, seed=0, size=64, num_classes=2, n_nuclei=5)
+    names = [f"p{i}" for i in range(8)]
+    data = write_patches(tmp_path / "data" / "train", images, inst, cls, names, names).parent
+    cfg = tiny_config(data, tmp_path / "ddp", epochs=2, batch_size=1,
                       trainer={"accelerator": "cpu", "devices": 2, "strategy": "ddp", "progress": False,
                                "threads": 1})
+    cfg["data"]["val_fraction"] = 0.375
     done = subprocess.run(_cli(cfg, tmp_path), env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "interrupted" not in done.stderr, done.stderr[-3000:]  # the second rank too returns the finished run
     stamp = json.loads((tmp_path / "ddp" / "run.json").read_text())
     assert stamp["status"] == "finished" and stamp["info"]["epochs"] == 2
     ckpt = load_checkpoint(tmp_path / "ddp" / "last.ckpt")
-    assert ckpt["global_step"] == 2 * 1  # 6 training patches, batch 4, 2 ranks → 1 step per epoch
+    assert ckpt["global_step"] == 2 * 3  # 5 training patches, batch 1, 2 ranks (padded to 3 + 3) → 3 steps

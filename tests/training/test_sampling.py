@@ -69,3 +69,14 @@ def test_bad_repeats_are_refused():
         EpochSampler(3, seed=0, repeats=np.array([1, 0, 2]))
     with pytest.raises(ValueError, match="one count >= 1 per item"):
         EpochSampler(3, seed=0, repeats=np.array([1, 2]))
+
+
+def test_validation_shards_draw_each_item_once():
+    """Validation is not padded: 7 patches on 2 ranks are scored 4 + 3 times, none twice (padding would count
+    one patch twice in val_pq); fewer patches than ranks still give every rank a step."""
+    shards = [list(EpochSampler(7, seed=1, shuffle=False, rank=r, world=2, pad=False)) for r in range(2)]
+    assert [len(s) for s in shards] == [4, 3]
+    assert sorted(d.index for s in shards for d in s) == list(range(7))
+    assert [len(EpochSampler(7, seed=1, rank=r, world=2, pad=False)) for r in range(2)] == [4, 3]
+    few = [list(EpochSampler(2, seed=1, shuffle=False, rank=r, world=3, pad=False)) for r in range(3)]
+    assert [len(s) for s in few] == [1, 1, 1]

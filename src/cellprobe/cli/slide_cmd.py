@@ -146,12 +146,18 @@ def register(app: typer.Typer) -> None:
 
 
 def _check_workers(workers: int, option: str, spec: Any) -> None:
-    """--workers against the cores the post-processing pools run on: this machine's (a local run or a local
-    cluster), or those each SLURM job asks for; a --scheduler's workers are not known here."""
+    """--workers against the cores the post-processing pools run on: this machine's (a local run), its share
+    for each worker of a local cluster (local:N runs N slides at once, each with its own pool), or those each
+    SLURM job asks for; a --scheduler's workers are not known here."""
     from cellprobe.inference.slide_config import check_workers
+    from cellprobe.machine import usable_cores
 
-    if spec is None or spec.kind == "local":
+    if spec is None:
         check_workers(workers, option)
+    elif spec.kind == "local":
+        cores = max(1, usable_cores() // spec.workers)
+        check_workers(workers, option, cores, f"for each of local:{spec.workers}'s workers ({usable_cores()} "
+                                              f"usable here, shared by {spec.workers} slides at once)")
     elif spec.kind == "slurm" and spec.slurm is not None:
         check_workers(workers, option, spec.slurm.cores, "in each SLURM job (cores in --cluster-config)")
 

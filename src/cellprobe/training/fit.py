@@ -45,19 +45,22 @@ class SegmenterData(L.LightningDataModule):
         self.train_set, self.val_set, self.config, self.views = train_set, val_set, config, views
         self.train_repeats = train_repeats
 
-    def _loader(self, dataset: Any, shuffle: bool, views: int, repeats: Any | None = None) -> DataLoader:
+    def _loader(self, dataset: Any, shuffle: bool, views: int, repeats: Any | None = None, *,
+                pad: bool) -> DataLoader:
+        """Training shards are padded to equal lengths (DDP needs equal step counts), validation's are not (each
+        patch scored once)."""
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         sampler = EpochSampler(len(dataset), self.config.seed, shuffle=shuffle, views=views, rank=rank, world=world,
-                               repeats=repeats)
+                               repeats=repeats, pad=pad)
         workers = self.config.trainer.num_workers
         return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, num_workers=workers,
                           persistent_workers=workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, True, self.views, self.train_repeats)
+        return self._loader(self.train_set, True, self.views, self.train_repeats, pad=True)
 
     def val_dataloader(self) -> DataLoader | list:
-        return [] if self.val_set is None else self._loader(self.val_set, False, 1)
+        return [] if self.val_set is None else self._loader(self.val_set, False, 1, pad=False)
 
 
 def _precision(config: TrainConfig) -> str:

@@ -29,12 +29,15 @@ class EpochSampler(Sampler[Draw]):
     ``repeats``: how many times each item is drawn per epoch (a split file that oversamples images by listing
     them several times; None: once each). An epoch is then a permutation of the items, each repeated that many
     times, as if the repeated list itself were shuffled; every draw gets its own view and augmentation seed.
-    ``rank``/``world``: DDP sharding; shards are padded by wrapping around so every rank gets the same
-    number of items (DDP needs equal step counts).
+    ``rank``/``world``: DDP sharding. With ``pad`` (training) shards are padded by wrapping around so every
+    rank gets the same number of items (DDP's gradient all-reduce needs equal step counts). Without it
+    (validation, whose steps hold no collective call) each item is drawn once over all ranks, so validation
+    PQ and loss are not weighted towards the repeated items; only with fewer items than ranks are some drawn
+    twice, so that every rank has a step.
     """
 
     def __init__(self, n: int, seed: int, *, shuffle: bool = True, views: int = 1, rank: int = 0, world: int = 1,
-                 repeats: np.ndarray | None = None) -> None:
+                 repeats: np.ndarray | None = None, pad: bool = True) -> None:
         if not 0 <= rank < world:
             raise ValueError(f"rank {rank} outside world size {world}")
         if repeats is not None:
@@ -43,7 +46,7 @@ class EpochSampler(Sampler[Draw]):
                 raise ValueError(f"repeats must hold one count >= 1 per item ({n}), got shape {repeats.shape}")
         self.n, self.seed, self.shuffle, self.views = n, seed, shuffle, views
         self.repeats = repeats
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.pad = rank, world, pad
         self.epoch = 0
 
     @property
@@ -65,13 +68,20 @@ class EpochSampler(Sampler[Draw]):
         seeds = rng.integers(0, 2**31 - 1, total)
         return [Draw(int(i), int(v), int(s)) for i, v, s in zip(order, views, seeds, strict=True)]
 
+    def _padded_total(self) -> int:
+        """Draws of one epoch over all ranks, once padded: a multiple of ``world`` with ``pad``, else the draws
+        themselves, or ``world`` when there are fewer."""
+        if self.pad:
+            return math.ceil(self.draws_per_epoch / self.world) * self.world
+        return max(self.draws_per_epoch, self.world)
+
     def __len__(self) -> int:
-        return math.ceil(self.draws_per_epoch / self.world)
+        return len(range(self.rank, self._padded_total(), self.world))
 
     def __iter__(self) -> Iterator[Draw]:
         draws = self.draws()
         if self.world > 1:
-            total = len(self) * self.world
+            total = self._padded_total()
             draws = (draws * math.ceil(total / max(len(draws), 1)))[:total]
             draws = draws[self.rank::self.world]
         return iter(draws)
