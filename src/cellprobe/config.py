@@ -17,12 +17,17 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
 from cellprobe.errors import InputError
 
 M = TypeVar("M", bound=BaseModel)
+
+#: the largest seed numpy and Lightning accept (seeds are unsigned 32-bit integers)
+MAX_SEED = 2**32 - 1
+#: a seed of any config: numpy and Lightning take 0 .. 2**32 - 1 (-1 or 2**40 would be their traceback)
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class StrictModel(BaseModel):

@@ -49,3 +49,31 @@ def test_whole_image_release_reached_through_a_linked_root_still_reads(tmp_path)
     root = _consep(tmp_path)
     (tmp_path / "alias").symlink_to(root, target_is_directory=True)
     assert len(open_dataset(tmp_path / "alias")) > 0
+
+
+@pytest.mark.parametrize(("text", "row", "problem"), [
+    ("img_id,fold\na,test\nb,Test\nc,1\nd,2\n", 1, "fold 'Test' is the same as fold 'test' (row 0) but for case"),
+    ("img_id,fold\na,TRAIN\nb,train\nc,1\nd,2\n", 1, "fold 'train' is the same as fold 'TRAIN' (row 0)"),
+    ("img_id,fold\na,train\nb,train\u200b\nc,1\nd,2\n", 1, "invisible or control character U+200B"),
+    ("img_id,fold\na,\u200btrain\nb,0\nc,1\nd,2\n", 0, "invisible or control character U+200B"),
+    ("img_id,fold\na,tr\tain\nb,0\nc,1\nd,2\n", 0, "invisible or control character U+0009"),
+])
+def test_fold_names_apart_only_by_case_or_invisible_characters_are_refused(tmp_path, text, row, problem):
+    from cellprobe.data.splits import read_split_file
+
+    path = tmp_path / "s.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        read_split_file(path, ["a", "b", "c", "d"])
+    assert err.value.path == f"{path} row {row} (line {row + 2})" and problem in err.value.problem
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "99999999999999999999"])
+def test_reader_seeds_numpy_cannot_take_are_one_line(cli, tmp_path, synth, conic_root, seed):
+    """The windows' seed (random crops) and the split seed (CoNIC's train/val by source) were numpy tracebacks."""
+    images, inst, _ = synth
+    folder = fixtures.write_folder(tmp_path / "mine", images[:4], inst[:4], None, ["a", "b", "c", "d"])
+    for args in ((folder, "-o", "crop=random", "-o", "crop_size=32", "-o", f"seed={seed}"),
+                 (conic_root, "--split", "train", "-o", f"seed={seed}")):
+        rc, out, err = cli("data", "check", *args)
+        assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and "seed" in err, (args, err)

@@ -11,13 +11,14 @@ and weights, data source and splits, seed, output, feature cache folder) is refu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from cellprobe.config import (
     KEY_ERROR,
     ConfigKeyError,
+    Seed,
     StrictModel,
     expand_dotted,
     key_error,
@@ -122,10 +123,6 @@ class BenchTraining(TrainSettings):
         return data
 
 
-#: the largest seed numpy and Lightning accept (seeds are unsigned 32-bit integers)
-MAX_SEED = 2**32 - 1
-
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class BenchConfig(StrictModel):

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from cellprobe import atomic
 from cellprobe.bench import layout, plots, stats
-from cellprobe.config import StrictModel
+from cellprobe.config import Seed, StrictModel
 
 # Leaderboard columns, in order, when the results have them: (summary key, label).
 HEADLINE = (
@@ -71,7 +71,7 @@ class ReportOptions(StrictModel):
     n_boot: int = Field(1000, ge=MIN_RESAMPLES, le=MAX_RESAMPLES)
     n_perm: int = Field(1000, ge=MIN_RESAMPLES, le=MAX_RESAMPLES)
     alpha: float = Field(0.05, gt=0, lt=1)
-    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy's seeds are unsigned 32-bit integers
+    seed: Seed = 0
     max_examples: int = Field(3, ge=0)
     all_pairs_up_to: int = Field(6, ge=1)  # all pairwise tests up to this many models, else each model vs the top
     # with fewer independent units (source images, else images) CIs are marked unreliable, p-values withheld

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import numpy as np
 from pydantic import Field, model_validator
 
-from cellprobe.config import StrictModel, parse_config
+from cellprobe.config import Seed, StrictModel, parse_config
 from cellprobe.data.sample import PatchDataset, Sample
 from cellprobe.data.validate import Anomaly, RawSample, sample_problems, to_sample
 
@@ -78,7 +78,7 @@ class WindowOptions(StrictModel):
     crop_size: int = Field(256, ge=8)
     stride: int | None = Field(None, ge=1)  # tiled: default crop_size (no overlap)
     crops_per_image: int = Field(16, ge=1)
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _stride(self) -> WindowOptions:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from cellprobe.config import StrictModel
+from cellprobe.config import Seed, StrictModel
 from cellprobe.data.io import csv_row
 from cellprobe.errors import InputError
 
@@ -122,8 +122,9 @@ def _fold_column(path: Path, header: list[str]) -> str | None:
 
 class _FoldNames:
     """Checks each new fold name of a split file: no empty name, no surrounding whitespace, not the reserved
-    ``all`` in any case or compatibility form (``ALL``, ``ａｌｌ``), no two names one Unicode NFKC normalisation
-    apart (``0`` and the full-width ``０``, ``train`` and ``ｔrain``) and no two spellings of one number (``0`` and
+    ``all`` in any case or compatibility form (``ALL``, ``ａｌｌ``), no invisible or control character (a
+    zero-width space), no two names one case-fold or Unicode NFKC normalisation apart (``Test`` and ``test``,
+    ``0`` and the full-width ``０``, ``train`` and ``ｔrain``) and no two spellings of one number (``0`` and
     ``0.0``, ``1`` and ``+1``): one fold or two? A name must be its own NFKC form (plain characters), so that the
     name a user types selects it."""
 
@@ -131,7 +132,7 @@ class _FoldNames:
         self.path = path
         self.first_row: dict[str, int] = {}
         self.numbers: dict[Decimal, str] = {}
-        self.normal: dict[str, str] = {}  # NFKC form → the fold name first written so
+        self.normal: dict[str, str] = {}  # NFKC case-folded form → the fold name first written so
 
     def check(self, i: int, fold: str, value: str) -> None:
         if fold in self.first_row:
@@ -142,15 +143,21 @@ class _FoldNames:
         if fold != fold.strip():
             raise InputError(where, f"fold '{fold}' has surrounding whitespace: it would be a fold of its own "
                                     f"beside '{fold.strip()}'; write fold names without spaces around them")
+        hidden = next((c for c in fold if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")),
+                      None)
+        if hidden is not None:
+            raise InputError(where, f"fold {fold!r} holds the invisible or control character U+{ord(hidden):04X}: "
+                                    "it would be a fold of its own beside its visible spelling; remove it")
         normal = unicodedata.normalize("NFKC", fold)
-        if normal.casefold() == ALL_SPLIT or unicodedata.normalize("NFKC", normal.casefold()) == ALL_SPLIT:
+        key = unicodedata.normalize("NFKC", normal.casefold())
+        if key == ALL_SPLIT:
             raise InputError(where, f"fold name '{fold}' is reserved (split '{ALL_SPLIT}' means every patch, in any "
                                     "case): rename the fold")
-        if normal in self.normal:
-            other = self.normal[normal]
-            raise InputError(where, f"fold '{fold}' is the same as fold '{other}' (row {self.first_row[other]}) once "
-                                    f"Unicode look-alikes are normalised (NFKC, both '{normal}'): one fold or two? "
-                                    "Spell each fold one way, in plain characters")
+        if key in self.normal:
+            other = self.normal[key]
+            raise InputError(where, f"fold '{fold}' is the same as fold '{other}' (row {self.first_row[other]}) but "
+                                    "for case or Unicode look-alikes: one fold or two? Spell each fold one way, in "
+                                    "plain characters")
         if _NUMBER.fullmatch(normal):
             number = Decimal(normal)
             if number in self.numbers:
@@ -162,7 +169,7 @@ class _FoldNames:
             raise InputError(where, f"fold '{fold}' is spelt with Unicode compatibility characters (plain form "
                                     f"'{normal}'): `--split {normal}` would not find it; spell fold names in plain "
                                     "characters")
-        self.normal[normal] = fold
+        self.normal[key] = fold
         self.first_row[fold] = i
 
 
@@ -280,7 +287,7 @@ class SplitOptions(StrictModel):
     kfold: int | None = Field(None, ge=2)
     fold: int = Field(0, ge=0)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    seed: int = 0
+    seed: Seed = 0
 
 
 def select_split(names: Sequence[str], sources: Sequence[str], split: str | None, opts: SplitOptions,

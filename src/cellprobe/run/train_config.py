@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from cellprobe.config import (
     ConfigKeyError,
+    Seed,
     StrictModel,
     config_origin,
     expand_dotted,
@@ -37,8 +38,6 @@ from cellprobe.errors import InputError
 from cellprobe.machine import usable_cores
 from cellprobe.postprocess.params import PostprocessParams
 
-#: seeds feed numpy and Lightning, which take 0 .. 2**32 - 1
-MAX_SEED = 2**32 - 1
 #: patches per batch beyond any memory (a typo such as 1e20 is refused, not met as an overflow)
 MAX_BATCH = 65536
 #: dihedral views of the feature cache: the identity view only, or all 8
@@ -88,7 +87,7 @@ class DataSettings(StrictModel):
     they can be tuned and ensembled together."""
 
     val_fraction: float = Field(0.2, ge=0, lt=1)
-    split_seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    split_seed: Seed | None = None
 
 
 class DataSection(DataSettings, DataSplits, DataSource):
@@ -233,7 +232,7 @@ class TrainConfig(TrainSettings):
     encoder: EncoderSection
     data: DataSection
     output: Path
-    seed: int = Field(0, ge=0, le=MAX_SEED)
+    seed: Seed = 0
     cache_dir: Path | None = None
     refit_of: str | None = None
 
