@@ -51,3 +51,51 @@ def test_plain_data_loads_and_a_torn_file_is_named(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(FileNotFoundError):
         load_torch_file(tmp_path / "absent.pt", "checkpoint")
+
+
+def test_state_problems_name_keys_shapes_and_tensors_without_values():
+    """One wording for encoder weights and run checkpoints: a meta tensor (a model built without memory, saved
+    as is) was a RuntimeError traceback; a missing or extra key in a run checkpoint was torch's first line."""
+    import torch
+
+    from cellprobe.torch_files import state_problems
+
+    expected = {"a": torch.zeros(2), "b": torch.zeros(3), "c": torch.zeros(1)}
+    given = {"a": torch.empty(2, device="meta"), "b": torch.zeros(4), "d": torch.zeros(1)}
+    assert state_problems(expected, given) == [
+        "1 missing keys: c", "1 unexpected keys: d", "1 shape mismatches: b (4,) vs model (3,)",
+        "1 tensors without values (device 'meta'): a"]
+    assert state_problems(expected, {**given, "b": torch.zeros(3), "c": torch.zeros(1)}, ignored=("d",)) == [
+        "1 tensors without values (device 'meta'): a"]
+    assert state_problems(expected, dict(expected)) == []
+
+
+@pytest.mark.parametrize("damage", ["extra", "missing", "meta"])
+def test_a_run_checkpoint_that_does_not_fit_names_the_key(tmp_path_factory, tmp_path, damage):
+    import shutil
+
+    import torch
+    from tests.training.tiny import shared_run
+
+    from cellprobe.errors import InputError
+    from cellprobe.run.checkpoint import load_checkpoint, save_checkpoint
+    from cellprobe.run.network import check_checkpoint
+    from cellprobe.run.run_folder import Run
+
+    run = Run.open(shutil.copytree(shared_run(tmp_path_factory), tmp_path / "run"))
+    path = run.path / "best.ckpt"
+    ckpt = load_checkpoint(path)
+    state = ckpt["state_dict"]
+    key = next(k for k in state if k.startswith("network.neck.") and k.endswith(".weight"))
+    if damage == "extra":
+        state["network.extra.weight"] = torch.zeros(3)
+    elif damage == "missing":
+        del state[key]
+    else:
+        state[key] = torch.empty(state[key].shape, device="meta")
+    save_checkpoint(ckpt, path)
+    with pytest.raises(InputError) as err:
+        check_checkpoint(run.config, run.stamp.encoder, run.stamp.class_names, path)
+    shown = {"extra": "1 unexpected keys: extra.weight", "missing": f"1 missing keys: {key[len('network.'):]}",
+             "meta": "has no values (a tensor on device 'meta')"}[damage]
+    assert shown in err.value.problem and "\n" not in str(err.value), err.value

@@ -57,12 +57,14 @@ def tensor_value_problems(expected: dict[str, Any], given: dict[str, Any]) -> li
     another shape are the caller's to report."""
     import torch
 
-    layouts, kinds, finite, variances = [], [], [], []
+    layouts, kinds, finite, variances, empty = [], [], [], [], []
     for key, model_tensor in expected.items():
         tensor = given.get(key)
         if tensor is None or tensor.shape != model_tensor.shape:
             continue
-        if tensor.layout != torch.strided or tensor.is_quantized:
+        if tensor.is_meta:  # a model built without memory saved as is: shapes, no values
+            empty.append(key)
+        elif tensor.layout != torch.strided or tensor.is_quantized:
             layouts.append(f"{key} ({str(tensor.layout).removeprefix('torch.')})")
         elif tensor.is_floating_point() != model_tensor.is_floating_point() or tensor.is_complex():
             kinds.append(f"{key} {str(tensor.dtype).removeprefix('torch.')} vs model "
@@ -71,6 +73,30 @@ def tensor_value_problems(expected: dict[str, Any], given: dict[str, Any]) -> li
             finite.append(key)
         elif key.endswith("running_var") and bool((tensor < 0).any()):
             variances.append(key)
-    return [("tensors that are not dense", layouts), ("tensors of another kind of number", kinds),
+    return [("tensors without values (device 'meta')", empty), ("tensors that are not dense", layouts),
+            ("tensors of another kind of number", kinds),
             ("tensors with NaN or infinite values (in the model's precision)", finite),
             ("BatchNorm variances below zero", variances)]
+
+
+#: keys named in one problem of :func:`state_problems` before "(+N more)"
+SHOWN_KEYS = 6
+
+
+def state_problems(expected: dict[str, Any], given: dict[str, Any], optional: set[str] | frozenset[str] = frozenset(),
+                   ignored: tuple[str, ...] = ()) -> list[str]:
+    """Why ``given`` cannot load strictly into a model whose state is ``expected``, one entry per kind of gap
+    with its count and first keys: missing keys (but ``optional`` ones), unexpected keys (but those starting with
+    ``ignored``), shape mismatches, then :func:`tensor_value_problems`. Empty when it fits. One wording for encoder
+    weights and run checkpoints, which torch's strict load reports as a multi-line error."""
+    missing = [k for k in expected if k not in given and k not in optional]
+    unexpected = [k for k in given if k not in expected and not (ignored and k.startswith(ignored))]
+    wrong = [f"{k} {tuple(given[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
+             if k in given and hasattr(given[k], "shape") and given[k].shape != v.shape]
+    problems = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong),
+                        *tensor_value_problems(expected, given)):
+        if keys:
+            more = f" (+{len(keys) - SHOWN_KEYS} more)" if len(keys) > SHOWN_KEYS else ""
+            problems.append(f"{len(keys)} {label}: {', '.join(keys[:SHOWN_KEYS])}{more}")
+    return problems

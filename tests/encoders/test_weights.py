@@ -126,6 +126,10 @@ def test_weights_of_another_number_kind_or_not_finite_are_named(tmp_path):
     sparse = _save({**sd, "conv_stem.weight": sd["conv_stem.weight"].to_sparse()}, tmp_path / "sparse.pt")
     with pytest.raises(InputError, match=r"1 tensors that are not dense: conv_stem\.weight \(sparse_coo\)"):
         build_encoder("efficientnet-lite0", weights=sparse)
+    meta = _save({**sd, "conv_stem.weight": torch.empty(sd["conv_stem.weight"].shape, device="meta")},
+                 tmp_path / "meta.pt")  # a model built without memory, saved as is: a traceback before
+    with pytest.raises(InputError, match=r"1 tensors without values \(device 'meta'\): conv_stem\.weight"):
+        build_encoder("efficientnet-lite0", weights=meta)
     for name, (state, problem) in cases.items():
         path = _save(state, tmp_path / f"{name}.safetensors")
         with pytest.raises(InputError, match=problem) as err:

@@ -31,9 +31,7 @@ from cellprobe.encoders.convert import StateDict, to_timm
 from cellprobe.encoders.registry import EncoderSpec
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256 as file_sha256  # re-exported: weights' digest API
-from cellprobe.torch_files import load_torch_file, tensor_value_problems
-
-_SHOWN_KEYS = 6
+from cellprobe.torch_files import load_torch_file, state_problems
 
 
 @dataclass(frozen=True)
@@ -185,7 +183,7 @@ def _optional_keys(model: nn.Module, expected: StateDict) -> set[str]:
 def load_strict(model: nn.Module, spec: EncoderSpec, state_dict: StateDict, origin: str,
                 drop_keys: tuple[str, ...] | None = None) -> None:
     """Convert and load ``state_dict`` into ``model``: all keys, all shapes, finite values of the model's kind
-    of number (:func:`~cellprobe.torch_files.tensor_value_problems`), or an InputError listing the gaps.
+    of number (:func:`~cellprobe.torch_files.state_problems`), or an InputError listing the gaps.
 
     A file in timm's layout (``timm`` format, or a foreign format's file that needs no conversion) first goes
     through the architecture's timm checkpoint filter (:func:`apply_timm_filter`); absent BatchNorm
@@ -198,16 +196,7 @@ def load_strict(model: nn.Module, spec: EncoderSpec, state_dict: StateDict, orig
     expected = model.state_dict()
     drop = spec.weights.drop_keys if drop_keys is None else drop_keys
     optional = _optional_keys(model, expected)
-    missing = [k for k in expected if k not in state_dict and k not in optional]
-    unexpected = [k for k in state_dict if k not in expected and not k.startswith(drop)]
-    wrong = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
-             if k in state_dict and state_dict[k].shape != v.shape]
-    problems = []
-    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong),
-                        *tensor_value_problems(expected, state_dict)):
-        if keys:
-            more = f" (+{len(keys) - _SHOWN_KEYS} more)" if len(keys) > _SHOWN_KEYS else ""
-            problems.append(f"{len(keys)} {label}: {', '.join(keys[:_SHOWN_KEYS])}{more}")
+    problems = state_problems(expected, state_dict, set(optional), tuple(drop))
     if problems:
         raise InputError(origin, f"weights do not fit encoder '{spec.name}' ({spec.arch}): " + "; ".join(problems))
     model.load_state_dict({k: state_dict[k] if k in state_dict else v for k, v in expected.items()}, strict=True)

@@ -72,6 +72,10 @@ def network_state(checkpoint: dict[str, Any], where: Any = None) -> dict[str, to
     module's other entries (the loss's class weights) are left out. Weights that are not finite (a diverged
     run, a damaged file) are refused: they would give empty maps and scores of 0, not an error."""
     state = {k[len(NETWORK_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(NETWORK_PREFIX)}
+    empty = next((k for k, v in state.items() if v.is_meta), None)
+    if empty is not None:
+        raise InputError(where, f"checkpoint weight '{empty}' has no values (a tensor on device 'meta'): not "
+                                "written by cellprobe")
     sparse = next((k for k, v in state.items() if v.layout != torch.strided or v.is_quantized), None)
     if sparse is not None:
         raise InputError(where, f"checkpoint weight '{sparse}' is not a dense tensor "

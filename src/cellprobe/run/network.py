@@ -21,7 +21,7 @@ from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
 from cellprobe.run.checkpoint import check_identity, load_checkpoint, network_state
 from cellprobe.run.train_config import TrainConfig
-from cellprobe.torch_files import tensor_value_problems
+from cellprobe.torch_files import state_problems
 
 
 class SegmentationNetwork(nn.Module):
@@ -64,9 +64,8 @@ class SegmentationNetwork(nn.Module):
     def load_trainable(self, state: dict[str, torch.Tensor], where: Any = None) -> None:
         """Load neck and decoder weights strictly (the encoder keeps its own)."""
         expected = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
-        problems = [f"{len(keys)} {label}: {', '.join(keys[:3])}" for label, keys in
-                    tensor_value_problems(expected, state) if keys]
-        if problems:  # a weight cast silently (integers), overflowing the model's precision, a negative variance
+        problems = state_problems(expected, state)
+        if problems:  # keys, shapes, a weight cast silently (integers), overflowing, a negative variance
             raise InputError(where, f"checkpoint does not fit the model ({'; '.join(problems)})")
         full = dict(state)
         if self.encoder is not None:

@@ -32,6 +32,8 @@ from cellprobe.training.build import TrainData, build_module, open_training_data
 from cellprobe.training.checkpoint_io import AtomicCheckpointIO
 from cellprobe.training.datasets import OnlineSet
 from cellprobe.training.lr_record import LearningRateRecord
+from cellprobe.training.module import ENCODER_PREFIX
+from cellprobe.training.resume_check import check_resumable
 from cellprobe.training.sampling import EpochSampler
 
 
@@ -237,6 +239,8 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # the same initial weights in both modes
         module = build_module(cfg, encoder.identity, data.class_names, None if cfg.cache_features else encoder,
                               class_weights)
+        if resume is not None:  # Lightning would restore NaN weights or optimizer moments without a word
+            check_resumable(resume, module, ENCODER_PREFIX)
         trainer = L.Trainer(
             default_root_dir=str(run.path),
             max_epochs=cfg.epochs,

@@ -1,0 +1,68 @@
+"""What a ``last.ckpt`` must hold before a run resumes from it.
+
+Lightning restores a checkpoint as it finds it: weights with a negative BatchNorm variance or NaN, optimizer
+moments of NaN or a learning rate of NaN resume without a word, validation turns NaN and early stopping ends
+the run as "finished". Inference refuses such weights (:func:`cellprobe.torch_files.state_problems`); a resume
+is held to the same rules, and to the optimizer's, before Lightning reads the file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cellprobe.errors import InputError
+from cellprobe.run.checkpoint import RAW_STATE_KEY, check_identity, load_checkpoint
+from cellprobe.torch_files import state_problems
+
+#: the advice that ends every refusal: the run can always start over
+START_OVER = "remove it to train the run from its first epoch"
+
+
+def check_resumable(path: Path, module: Any, encoder_prefix: str) -> None:
+    """Refuse ``path`` (a run's ``last.ckpt``) unless ``module`` (the training module it is about to resume)
+    could take it as a finished epoch wrote it: its identity, every weight (the averaged and the raw ones; keys,
+    shapes, finite values of the right kind, variances ≥ 0), non-negative whole epoch and step counts, and an
+    optimizer state of finite numbers and positive learning rates. ``encoder_prefix``: keys of the frozen
+    encoder, which checkpoints leave out."""
+    ckpt = load_checkpoint(path)
+    check_identity(ckpt, module.encoder_identity, module.class_names, path)
+    expected = {k: v for k, v in module.state_dict().items() if not k.startswith(encoder_prefix)}
+    for key in ("state_dict", RAW_STATE_KEY):
+        if key in ckpt:
+            problems = state_problems(expected, ckpt[key]) if isinstance(ckpt[key], dict) else ["not a mapping"]
+            if problems:
+                raise InputError(path, f"cannot resume from this checkpoint: its {key} does not fit the run "
+                                       f"({'; '.join(problems)}); {START_OVER}")
+    for key in ("epoch", "global_step"):
+        value = ckpt.get(key)
+        if type(value) is not int or value < 0:
+            raise InputError(path, f"cannot resume from this checkpoint: its {key} is {value!r}, not a whole "
+                                   f"number ≥ 0; {START_OVER}")
+    for n, optimizer in enumerate(ckpt.get("optimizer_states") or []):
+        problem = _optimizer_problem(optimizer)
+        if problem:
+            raise InputError(path, f"cannot resume from this checkpoint: optimizer {n} {problem}; {START_OVER}")
+
+
+def _optimizer_problem(state: Any) -> str | None:
+    """Why an optimizer's saved state cannot be resumed from (its moments and learning rates), or None."""
+    if not isinstance(state, dict):
+        return "state is not a mapping"
+    for group in state.get("param_groups") or []:
+        lr = group.get("lr") if isinstance(group, dict) else None
+        if isinstance(lr, torch.Tensor):
+            lr = float(lr) if lr.numel() == 1 else None
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
+            return f"has learning rate {lr!r} (a finite number > 0 expected)"
+    for param, moments in (state.get("state") or {}).items():
+        for name, value in (moments.items() if isinstance(moments, dict) else []):
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                if value.is_meta or not bool(torch.isfinite(value).all()):
+                    return f"holds NaN, infinite or missing values in '{name}' of parameter {param}"
+                if name == "exp_avg_sq" and bool((value < 0).any()):
+                    return f"holds a negative second moment ('{name}' of parameter {param})"
+    return None

@@ -1,0 +1,89 @@
+"""A run resumes only from a last.ckpt it could have written: NaN or negative-variance weights, NaN optimizer
+moments or learning rates, and broken epoch counts were restored by Lightning without a word (the seventh
+hostile probe: validation turned NaN and early stopping marked the run finished)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tests.training.test_fit import Interrupt
+from tests.training.tiny import tiny_config
+
+from cellprobe.errors import InputError
+from cellprobe.run import run_folder as R
+from cellprobe.run.checkpoint import load_checkpoint, save_checkpoint
+from cellprobe.training import train
+
+
+@pytest.fixture(scope="module")
+def interrupted(tiny_data, tmp_path_factory):
+    """A run killed after its first epoch (status 'training', a last.ckpt of epoch 0), and that checkpoint."""
+    out = tmp_path_factory.mktemp("resume") / "run"
+    cfg = tiny_config(tiny_data, out, epochs=2)
+    with pytest.raises(SystemExit):
+        train(cfg, callbacks=[Interrupt(at=1)])
+    return cfg, out, (out / R.LAST).read_bytes()
+
+
+def _first(state, suffix):
+    return next(k for k in state if k.endswith(suffix))
+
+
+def _negative_variance(c):
+    key = _first(c["state_dict"], "running_var")
+    c["state_dict"][key] = -c["state_dict"][key].abs() - 1
+
+
+def _nan_weight(c):
+    key = _first(c["state_dict"], ".weight")
+    c["state_dict"][key] = c["state_dict"][key] * float("nan")
+
+
+def _extra_key(c):
+    c["state_dict"]["network.extra.weight"] = torch.zeros(3)
+
+
+def _nan_moments(c):
+    for moments in c["optimizer_states"][0]["state"].values():
+        moments["exp_avg"] = moments["exp_avg"] * float("nan")
+
+
+def _nan_lr(c):
+    c["optimizer_states"][0]["param_groups"][0]["lr"] = float("nan")
+
+
+def _negative_epoch(c):
+    c["epoch"] = -3
+
+
+def _text_epoch(c):
+    c["epoch"] = "0"
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (_negative_variance, "BatchNorm variances below zero"), (_nan_weight, "NaN or infinite"),
+    (_extra_key, "1 unexpected keys: network.extra.weight"), (_nan_moments, "NaN, infinite or missing values"),
+    (_nan_lr, "learning rate nan"), (_negative_epoch, "epoch is -3"), (_text_epoch, "epoch is '0'"),
+])
+def test_a_damaged_last_checkpoint_is_refused_and_the_run_left_as_it_was(interrupted, damage, problem):
+    cfg, out, original = interrupted
+    last = out / R.LAST
+    ckpt = load_checkpoint(last)
+    damage(ckpt)
+    save_checkpoint(ckpt, last)
+    try:
+        with pytest.raises(InputError) as err:
+            train(cfg)
+        assert err.value.path == str(last) and problem in err.value.problem and "remove it" in err.value.problem
+        assert "\n" not in str(err.value)
+        assert json.loads((out / R.STAMP).read_text())["status"] == "training"
+    finally:
+        last.write_bytes(original)
+
+
+def test_the_undamaged_checkpoint_still_resumes(interrupted):
+    cfg, out, _ = interrupted
+    run = train(cfg)
+    assert run.finished and json.loads((out / R.STAMP).read_text())["info"]["resumed"] is True
