@@ -34,3 +34,25 @@ def test_report_min_units_and_resample_sizes_from_the_command_line(cli, tmp_path
         assert rc == 2 and err.count("\n") == 1 and err.startswith(f"cellprobe: error: {flag}: config key"), err
     rc, _, err = cli("report", bench, "--out", "/proc/no-such/report")
     assert rc == 2 and err.count("\n") == 1 and "cannot create or write the --out folder" in err, err
+
+
+def test_report_replaces_only_its_own_files_without_overwrite(cli, tmp_path):
+    """A report.md that is a user's notes, an edited report or another benchmark's is replaced only with
+    --overwrite (the seventh probe: it was replaced silently); a report of the same benchmark is redone."""
+    bench = synth.make_bench(tmp_path / "bench", {"a": 0.9, "b": 0.7}, datasets=("ds",), seeds=(0,), n_images=8)
+    other = synth.make_bench(tmp_path / "other", {"c": 0.9, "d": 0.7}, datasets=("ds",), seeds=(0,), n_images=8)
+    rep, fast = tmp_path / "rep", ("--n-boot", "30", "--n-perm", "30")
+    rep.mkdir()
+    (rep / "report.md").write_text("my notes\n")
+    rc, _, err = cli("report", bench, *fast, "--out", rep)
+    assert rc == 2 and str(rep / "report.md") in err and "--overwrite" in err and err.count("\n") == 1, err
+    assert (rep / "report.md").read_text() == "my notes\n" and not (rep / "report.html").exists()
+    rc, _, err = cli("report", bench, *fast, "--out", rep, "--overwrite")
+    assert rc == 0, err
+    rc, _, err = cli("report", bench, *fast, "--out", rep, "--seed", "3")  # its own report: redone
+    assert rc == 0, err
+    rc, _, err = cli("report", other, *fast, "--out", rep)  # another benchmark's report is not its own
+    assert rc == 2 and "another benchmark" in err, err
+    (rep / "report.html").write_text((rep / "report.html").read_text() + "<!-- edited -->")
+    rc, _, err = cli("report", bench, *fast, "--out", rep)
+    assert rc == 2 and str(rep / "report.html") in err, err

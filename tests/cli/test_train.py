@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 from tests.training.tiny import make_tiny_data, tiny_config
@@ -80,6 +81,13 @@ def test_refit_through_the_cli(cli, tmp_path):
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["val_fraction"] == 0.0
     rc, _, err = cli("refit", tmp_path / "nowhere", "--out", tmp_path / "r2")
     assert rc == 2 and "nowhere" in err and len(err.strip().splitlines()) == 1
+    # a run folder holds one run: refit or train into a folder inside one is refused, nothing made
+    for args in (("refit", ref, "--out", ref / "sub"),
+                 ("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data,
+                  "--out", run / "logs" / "inner", "--set", "epochs=1")):
+        rc, _, err = cli(*args)
+        assert rc == 2 and "is inside the run folder" in err and len(err.strip().splitlines()) == 1, err
+        assert not Path(args[args.index("--out") + 1]).exists()
     rc, _, err = cli("tune", run)
     assert rc == 2 and "no validation patches" in err and len(err.strip().splitlines()) == 1
 

@@ -67,3 +67,19 @@ def test_a_record_with_a_key_given_twice_is_no_record(tmp_path):
     (out / MANIFEST).write_text('{"setup": {"run": "r"}, "done": {}, "done": {"x": "abc"}}')
     with pytest.raises(InputError, match="--overwrite"):
         prepare_output(out, [tmp_path / "x.png"], setup={"run": "r"})
+
+
+@pytest.mark.parametrize("done", ['["x"]', '{"x": null}', '{"x": 7}'])
+def test_a_record_of_names_without_digests_is_no_record(tmp_path, done):
+    """A record of names only (written before inputs were hashed) cannot tell which image a result came from:
+    another image named x.png replaced x's results without --overwrite. It counts as no record."""
+    from cellprobe.inference.predict import MANIFEST, prepare_output, recorded_inputs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x_inst.tif").write_bytes(b"earlier result")
+    (out / MANIFEST).write_text('{"setup": {"run": "r"}, "done": %s}' % done)
+    assert recorded_inputs(out, {"run": "r"}) is None
+    (tmp_path / "x.png").write_bytes(b"another image")
+    with pytest.raises(InputError, match="--overwrite"):
+        prepare_output(out, [tmp_path / "x.png"], setup={"run": "r"})

@@ -101,7 +101,7 @@ def test_refusals(pair, tmp_path):
         make_ensemble([a, other], tmp_path / "e1")
     with pytest.raises(InputError, match="at least two"):
         make_ensemble([a], tmp_path / "e2")
-    with pytest.raises(InputError, match="inside the member run"):
+    with pytest.raises(InputError, match="is inside the run folder"):
         make_ensemble([a, b], b / "ens")
     with pytest.raises(InputError, match="listed twice") as err:
         make_ensemble([a, a], tmp_path / "e3")

@@ -166,8 +166,8 @@ class BenchConfig(StrictModel):
     @model_validator(mode="after")
     def _unique(self) -> BenchConfig:
         names = [d.name for d in self.datasets]
-        if len(set(names)) != len(names):
-            raise key_error("datasets", f"dataset names must be unique, got {names}")
+        if len({n.casefold() for n in names}) != len(names):  # they name folders: 'a' and 'A' are one on macOS
+            raise key_error("datasets", f"dataset names must be unique in any case (they name folders), got {names}")
         encoders = [e.name for e in self.encoders]
         if len(set(encoders)) != len(encoders):
             raise key_error("encoders", f"encoder names must be unique, got {encoders}")
@@ -189,12 +189,12 @@ class BenchConfig(StrictModel):
         """Test-only datasets have their own names and name trained datasets (that they are other data than
         what the cells train, validate and test on is checked on disk: ``runner.check_distinct_data``)."""
         trained = {d.name: d for d in self.datasets}
-        seen: set[str] = set()
+        seen = {name.casefold() for name in trained}  # names of folders: one in any case on macOS and Windows
         for i, t in enumerate(self.test_datasets):
-            if t.name in trained or t.name in seen:
-                raise key_error(f"test_datasets.{i}.name", f"test_datasets: the name '{t.name}' is already used; "
-                                "every dataset needs its own")
-            seen.add(t.name)
+            if t.name.casefold() in seen:
+                raise key_error(f"test_datasets.{i}.name", f"test_datasets: the name '{t.name}' is already used "
+                                "(in any case: it names a folder); every dataset needs its own")
+            seen.add(t.name.casefold())
             for name in t.trained_on or []:
                 if name not in trained:
                     raise key_error(f"test_datasets.{i}.trained_on", f"test_datasets '{t.name}': trained_on names "

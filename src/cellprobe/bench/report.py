@@ -29,7 +29,9 @@ from pydantic import Field
 
 from cellprobe import atomic
 from cellprobe.bench import layout, plots, stats
-from cellprobe.config import Seed, StrictModel
+from cellprobe.config import Seed, StrictModel, read_json
+from cellprobe.errors import InputError
+from cellprobe.hashing import file_sha256
 
 # Leaderboard columns, in order, when the results have them: (summary key, label).
 HEADLINE = (
@@ -120,11 +122,16 @@ def build_report(
     out_dir: str | Path | None = None,
     options: ReportOptions | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` into ``out_dir`` (default: the benchmark folder)."""
+    """Write ``report.html`` and ``report.md`` into ``out_dir`` (default: the benchmark folder). Files of those
+    names that an earlier report of this benchmark did not write as they are now (a user's notes, a hand edit,
+    another benchmark's report) are replaced only with ``overwrite``; checked before any work."""
     options = options or ReportOptions()
     bench_dir = Path(bench_dir)
     out_dir = atomic.output_folder(out_dir or bench_dir, create=False)
+    if not overwrite:
+        _refuse_foreign_reports(out_dir, bench_dir)
     results = layout.read_results(bench_dir)
     in_domain = results["test_data"] == results["dataset"]
     # in-domain sections first, then each training dataset's test-only (cross-dataset) sections
@@ -137,7 +144,31 @@ def build_report(
     page = _html(bench_dir, datasets, across, options, transfer)
     atomic.write_text(out_dir / "report.md", md)
     atomic.write_text(out_dir / "report.html", page)
+    atomic.write_json(out_dir / REPORT_RECORD, {"bench": str(bench_dir.resolve()), "files": {
+        name: file_sha256(out_dir / name) for name in REPORT_FILES}})
     return out_dir / "report.html", out_dir / "report.md"
+
+
+#: the files a report writes, and its record of them: which benchmark, and each file's sha256 as written
+REPORT_FILES = ("report.md", "report.html")
+REPORT_RECORD = ".cellprobe-report.json"
+
+
+def _refuse_foreign_reports(out_dir: Path, bench_dir: Path) -> None:
+    """An InputError naming the first of :data:`REPORT_FILES` in ``out_dir`` that the record there does not
+    show as written, unchanged, by a report of ``bench_dir``."""
+    try:
+        record = read_json(out_dir / REPORT_RECORD, "report record")
+    except InputError:
+        record = {}
+    ours = isinstance(record, dict) and record.get("bench") == str(bench_dir.resolve())
+    files = record.get("files") if ours and isinstance(record.get("files"), dict) else {}
+    for name in REPORT_FILES:
+        path = out_dir / name
+        if (path.exists() or path.is_symlink()) and not (path.is_file() and files.get(name) == file_sha256(path)):
+            raise InputError(path, "exists and is not a report of this benchmark as cellprobe wrote it (your own "
+                                   "file, an edited report, or another benchmark's); pass --overwrite to replace "
+                                   "it, or --out for another folder")
 
 
 def _dataset_report(name: str, rows: pd.DataFrame, options: ReportOptions,

@@ -184,7 +184,7 @@ def check_distinct_cells(config: BenchConfig) -> None:
     seen: dict[str, Any] = {}
     for task in expand(config):
         cell = task.cell
-        earlier = seen.setdefault(cell.cell_id.casefold(), cell)
+        earlier = seen.setdefault(atomic.portable_name(cell.cell_id), cell)
         if earlier is not cell:
             differ = next(f"{name} '{getattr(earlier, name)}' and '{getattr(cell, name)}'"
                           for name in ("dataset", "encoder", "weights") if getattr(earlier, name) != getattr(cell, name))

@@ -67,5 +67,6 @@ def run_and_report(cfg: BenchConfig, bench_dir: Path, report: ReportOptions | No
         raise typer.Exit(1)
     if report is None:
         return None
-    html, _ = build_report(bench_dir, options=report, progress=report_progress())
+    # the bench's own folder: its report is rewritten each time the bench runs
+    html, _ = build_report(bench_dir, options=report, progress=report_progress(), overwrite=True)
     return html

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cellprobe.cli.options import Overwrite
+
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
@@ -18,6 +20,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed of the resampling."),
         min_units: int = typer.Option(10, help="Fewer independent units (source images) than this: CIs marked "
                                                "unreliable, no p-values, no winner shaded."),
+        overwrite: Overwrite = False,
     ) -> None:
         """Leaderboards with 95% bootstrap CIs and paired permutation tests, plots, critical-difference
         diagram and example patches, as one self-contained HTML page plus a Markdown summary."""
@@ -28,6 +31,6 @@ def register(app: typer.Typer) -> None:
         given = {"n_boot": n_boot, "n_perm": n_perm, "seed": seed, "min_units": min_units}
         options = parse_config(ReportOptions, given, "options",
                                {key: "--" + key.replace("_", "-") for key in given})
-        html, md = build_report(bench_dir, out, options, progress=report_progress())
+        html, md = build_report(bench_dir, out, options, progress=report_progress(), overwrite=overwrite)
         typer.echo(f"report: {html}\nsummary: {md}")
 

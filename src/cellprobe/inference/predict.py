@@ -100,15 +100,18 @@ def _manifest(out_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def recorded_inputs(out_dir: Path, setup: dict[str, Any] | None) -> dict[str, str | None] | None:
+def recorded_inputs(out_dir: Path, setup: dict[str, Any] | None) -> dict[str, str] | None:
     """Stems the folder records as finished with ``setup`` (of any run into it), each with the sha256 of the
-    file it was made from (None in records that predate it); None when the folder records another setup, or
-    none."""
+    file it was made from; None when the folder records another setup, or none. A record of names only
+    (written before digests) proves nothing about which image a result came from, so it counts as none: its
+    results are replaced only with --overwrite."""
     manifest = _manifest(out_dir)
     if setup is None or manifest.get("setup") != setup:
         return None
     done = manifest.get("done") or {}
-    return dict.fromkeys(done) if isinstance(done, list) else {str(k): v for k, v in done.items()}
+    if not isinstance(done, dict) or not all(isinstance(v, str) for v in done.values()):
+        return None
+    return {str(k): v for k, v in done.items()}
 
 
 def input_digests(files: Sequence[Path]) -> dict[str, str]:
@@ -118,7 +121,7 @@ def input_digests(files: Sequence[Path]) -> dict[str, str]:
     return {f.stem: file_sha256(f) for f in files}
 
 
-def finished_inputs(out_dir: Path, files: Sequence[Path], recorded: dict[str, str | None],
+def finished_inputs(out_dir: Path, files: Sequence[Path], recorded: dict[str, str],
                     digests: dict[str, str]) -> set[str]:
     """Stems of ``files`` recorded as finished from the same file contents, whose results are all there."""
     return {f.stem for f in files if recorded.get(f.stem) == digests[f.stem]

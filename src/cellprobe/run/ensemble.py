@@ -90,9 +90,7 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
         if r.path.resolve() in seen:
             raise InputError(r.path, f"run is listed twice (also as {seen[r.path.resolve()]})")
         seen[r.path.resolve()] = r.path
-    for r in runs:  # a run folder holds one run: another inside it would be read as the member's own files
-        if out.resolve().is_relative_to(r.path.resolve()):
-            raise InputError(out, f"is inside the member run {r.path}; give a folder outside every member")
+    R.refuse_inside_run(out)  # a member's folder or any other run's
     first = runs[0]
     for r in runs:
         if r.is_ensemble:

@@ -171,6 +171,22 @@ class Run:
         self.save_stamp()
 
 
+def enclosing_run(folder: str | Path) -> Path | None:
+    """The run folder (one holding a run stamp) that ``folder`` lies inside, links resolved; None when none
+    does. A run folder holds one run: another inside it would be read as part of its files, and deleting the
+    outer run would delete it."""
+    start = Path(folder).resolve()
+    return next((parent for parent in start.parents if (parent / STAMP).is_file()), None)
+
+
+def refuse_inside_run(folder: str | Path) -> None:
+    """An InputError when ``folder`` (an output about to hold a run) lies inside another run's folder."""
+    outer = enclosing_run(folder)
+    if outer is not None:
+        raise InputError(folder, f"is inside the run folder {outer}: a run folder holds one run; choose a folder "
+                                 "outside it")
+
+
 def find_run(config: TrainConfig) -> Run | None:
     """The existing run folder of ``config`` (None when there is none yet), with the config it holds; writes
     nothing. A folder holding a different config, or files that are not a run, is an InputError: results are
@@ -178,6 +194,7 @@ def find_run(config: TrainConfig) -> Run | None:
     run_dir = Path(config.output)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(run_dir, "output exists and is not a folder")
+    refuse_inside_run(run_dir)
     if not (run_dir.is_dir() and (run_dir / CONFIG).exists()):
         if run_dir.is_dir() and any(p.name not in (STAMP, "feature_cache", LOCK) for p in run_dir.iterdir()):
             raise InputError(run_dir, "output folder is not empty and holds no cellprobe run; choose another --out")
