@@ -25,6 +25,25 @@ def test_bad_pairs_are_one_input_error_naming_the_flag(item):
         options.parse_key_values([item], "--option")
 
 
+@pytest.mark.parametrize(("items", "problem"), [
+    (["epochs=1", "epochs=2"], "--set epochs: given twice"),
+    (["trainer.threads=1", "trainer={threads: 2}"], "--set trainer: overlaps --set trainer.threads"),
+    (["trainer={threads: 2}", "trainer.threads=1"], "--set trainer.threads: overlaps --set trainer"),
+])
+def test_a_key_given_twice_on_the_command_line_is_refused(items, problem):
+    """As a YAML file's key given twice: the last one silently won."""
+    with pytest.raises(InputError, match=problem):
+        options.parse_sets(items)
+
+
+def test_a_set_given_twice_is_one_line_before_anything_is_made(cli, tmp_path):
+    rc, _, err = cli("train", "--encoder", "efficientnet-lite0", "--data", tmp_path, "--out", tmp_path / "run",
+                     "--set", "epochs=1", "--set", "epochs=2")
+    assert rc == 2 and "--set epochs: given twice" in err and err.count("\n") == 1 and not (tmp_path / "run").exists()
+    rc, _, err = cli("data", "check", tmp_path, "-o", "seed=1", "-o", "seed=2")
+    assert rc == 2 and "--option seed: given twice" in err and err.count("\n") == 1, err
+
+
 def _declared(flag: str) -> list[tuple[str, object]]:
     """(command, annotation) of every command parameter declaring ``flag``."""
     found = []

@@ -114,7 +114,10 @@ def test_results_of_retuned_thresholds_are_not_taken_for_done(cli, run, tmp_path
     out = tmp_path / "out"
     rc, _, err = cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")
     assert rc == 0, err
-    (own / R.POSTPROCESS).write_text('{"fg_threshold": 0.3}')  # `cellprobe tune` changed the thresholds
+    from cellprobe.postprocess import PostprocessParams
+
+    # `cellprobe tune` changed the thresholds
+    (own / R.POSTPROCESS).write_text(PostprocessParams(fg_threshold=0.3).model_dump_json())
     rc, _, err = cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")
     assert rc == 2 and "made otherwise" in err, err
 
@@ -160,3 +163,19 @@ def test_an_input_named_like_an_earlier_commands_result_but_for_case_is_refused(
         rc, _, err = cli("predict", run, second / "Tr0.png", "--out", out, "--device", "cpu", *extra)
         assert rc == 2 and str(second / "Tr0.png") in err and "differs only in case" in err, err
         assert len(err.strip().splitlines()) == 1 and sorted(p.name for p in out.iterdir()) == before
+
+
+def test_a_postprocess_json_lacking_thresholds_is_refused(cli, run, tmp_path):
+    """A cut or hand-edited postprocess.json took the built-in defaults for the thresholds it lacked, not the
+    run's own: tune writes every one, so a file without them all is refused, naming what it lacks."""
+    import shutil
+
+    from cellprobe.run import run_folder as R
+
+    own = tmp_path / "run"
+    shutil.copytree(run, own)
+    _patch_folder(tmp_path / "in", 1)
+    (own / R.POSTPROCESS).write_text('{"fg_threshold": 0.6}')
+    rc, _, err = cli("predict", own, tmp_path / "in", "--out", tmp_path / "out", "--device", "cpu")
+    assert rc == 2 and str(own / R.POSTPROCESS) in err and "lacks" in err and "min_size" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from tests.training.tiny import shared_run
 
@@ -86,8 +88,14 @@ def test_shipped_grids_load():
         assert set(load_grid(path)) <= set(PostprocessParams.model_fields), path
 
 
-@pytest.mark.parametrize("args, problem", [(("--metric", "pqq"), "unknown metric 'pqq'"),
-                                           (("--search", "random"), "unknown search 'random'")])
+WIDE = str(Path(__file__).parents[2] / "configs" / "tune" / "watershed_wide.yaml")
+
+
+@pytest.mark.parametrize("args, problem", [
+    (("--metric", "pqq"), "cellprobe: error: --metric: unknown metric 'pqq'"),
+    (("--search", "random"), "cellprobe: error: --search: unknown search 'random'"),
+    (("--search", "grid", "--grid", WIDE), f"cellprobe: error: {WIDE}: tune grid: "),  # too many combinations
+])
 def test_search_settings_are_checked_before_the_network_runs(cli, run, monkeypatch, args, problem):
     import cellprobe.evaluation.eval_data as eval_data
 

@@ -78,7 +78,7 @@ def test_a_record_of_names_without_digests_is_no_record(tmp_path, done):
     out = tmp_path / "out"
     out.mkdir()
     (out / "x_inst.tif").write_bytes(b"earlier result")
-    (out / MANIFEST).write_text('{"setup": {"run": "r"}, "done": %s}' % done)
+    (out / MANIFEST).write_text('{"setup": {"run": "r"}, "done": ' + done + '}')
     assert recorded_inputs(out, {"run": "r"}) is None
     (tmp_path / "x.png").write_bytes(b"another image")
     with pytest.raises(InputError, match="--overwrite"):

@@ -62,7 +62,9 @@ def test_lr_steps_are_replayed_and_resume_identically(tiny_data, tmp_path):
 
 def test_refit_takes_the_references_epochs_schedule_and_thresholds(tiny_data, tmp_path):
     ref = train(tiny_config(tiny_data, tmp_path / "ref", epochs=3, cache_views=1, batch_size=2)).path
-    tuned = '{"fg_threshold": 0.4}\n'
+    from cellprobe.postprocess import PostprocessParams
+
+    tuned = PostprocessParams(fg_threshold=0.4).model_dump_json() + "\n"
     (ref / R.POSTPROCESS).write_text(tuned)
     best = load_checkpoint(ref / R.BEST)["epoch"]
     run = refit(ref, tmp_path / "refit", {"trainer.progress": False}).path
@@ -81,7 +83,8 @@ def test_refit_takes_the_references_epochs_schedule_and_thresholds(tiny_data, tm
     for key in ("epochs", "lr", "data.val_fraction", "decoder.stem_depth"):  # what refit decides is not overridden
         with pytest.raises(InputError, match=f"refit decides {key}"):
             refit_config(ref, tmp_path / "changed", {key: 5})
-    (ref / R.POSTPROCESS).write_text('{"fg_threshold": "0.5"}')  # taken over: checked before any training
+    thresholds = {**json.loads(tuned), "fg_threshold": "0.5"}
+    (ref / R.POSTPROCESS).write_text(json.dumps(thresholds))  # taken over: checked before any training
     with pytest.raises(InputError, match="config key 'fg_threshold'") as err:
         refit(ref, tmp_path / "bad-thresholds")
     assert err.value.path == str(ref / R.POSTPROCESS) and not (tmp_path / "bad-thresholds").exists()

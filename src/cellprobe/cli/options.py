@@ -52,8 +52,8 @@ Scheduler = Annotated[str | None, typer.Option(
 
 def parse_key_values(items: Sequence[str], flag: str) -> dict[str, Any]:
     """``KEY=VALUE`` pairs → a mapping, each value read as YAML (``3`` → 3, ``[0,1]`` → a list, ``tiled``
-    → a string). A pair without ``=``, without a key or with a broken YAML value is an InputError naming
-    ``flag``."""
+    → a string). A pair without ``=``, without a key, with a broken YAML value, or with a key given twice (or
+    inside another given one: ``a.b=1`` and ``a={b: 2}``) is an InputError naming ``flag``."""
     import yaml
 
     from cellprobe.config import yaml_value
@@ -65,6 +65,10 @@ def parse_key_values(items: Sequence[str], flag: str) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise InputError(None, f"{flag} expects KEY=VALUE, got {item!r}")
+        earlier = next((k for k in out if k == key or k.startswith(key + ".") or key.startswith(k + ".")), None)
+        if earlier is not None:  # as a YAML file's key given twice: which one was meant?
+            raise InputError(None, f"{flag} {key}: " + ("given twice" if earlier == key else
+                                                         f"overlaps {flag} {earlier}") + "; give each key once")
         try:
             out[key] = yaml_value(value)
         except yaml.YAMLError as exc:

@@ -20,7 +20,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -113,13 +113,25 @@ def tunable_metrics() -> tuple[str, ...]:
                  if isinstance(v, int | float) and not isinstance(v, bool) and k != "num_images")
 
 
-def check_search(grid: Mapping[str, Sequence] | None, metric: str, search: str, base: PostprocessParams) -> None:
-    """The whole search (grid, metric, search kind) checked before any network runs; InputError otherwise."""
+def check_search(grid: Mapping[str, Sequence] | None, metric: str, search: str, base: PostprocessParams,
+                 where: Mapping[str, Any] | None = None) -> None:
+    """The whole search (grid, metric, search kind, and for a grid search its number of combinations) checked
+    before any network runs; InputError otherwise. ``where``: how the user gave ``metric``, ``search`` and
+    ``grid`` (an option, a config key or a file), named in the error."""
+    where = where or {}
     if search not in ("coordinate", "grid"):
-        raise InputError(None, f"unknown search '{search}' (coordinate or grid)")
+        raise InputError(where.get("search"), f"unknown search '{search}' (coordinate or grid)")
     if metric not in tunable_metrics():
-        raise InputError(None, f"unknown metric '{metric}' (known: {', '.join(tunable_metrics())})")
-    check_grid(DEFAULT_GRID if grid is None else grid, base)
+        raise InputError(where.get("metric"), f"unknown metric '{metric}' (known: {', '.join(tunable_metrics())})")
+    grid = DEFAULT_GRID if grid is None else grid
+    try:
+        check_grid(grid, base)
+    except InputError as exc:
+        raise InputError(where.get("grid"), exc.problem) from None
+    count = math.prod(len(values) for values in grid.values())
+    if search == "grid" and count > MAX_GRID_POINTS:
+        raise InputError(where.get("grid", where.get("search")), f"tune grid: {count:,} combinations to search, "
+                         f"more than {MAX_GRID_POINTS:,}; use fewer values or the coordinate search")
 
 
 def _coordinate_points(grid: Mapping[str, Sequence], base: PostprocessParams, score: Callable[[PostprocessParams], float],

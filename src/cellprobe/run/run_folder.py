@@ -254,4 +254,9 @@ def load_postprocess(run_dir: Path, untuned: PostprocessParams | None = None) ->
     path = Path(run_dir) / POSTPROCESS
     if not path.is_file():
         return untuned or PostprocessParams()
-    return parse_config(PostprocessParams, read_json(path, "post-processing parameters"), path)
+    values = read_json(path, "post-processing parameters")
+    missing = [k for k in PostprocessParams.model_fields if k not in values] if isinstance(values, dict) else []
+    if missing:  # tune writes every threshold: a cut or hand-edited file would take defaults silently
+        raise InputError(path, f"lacks {len(missing)} threshold(s) ({', '.join(missing)}): tune writes all of "
+                               "them; run `cellprobe tune --overwrite` again, or give every key")
+    return parse_config(PostprocessParams, values, path)
