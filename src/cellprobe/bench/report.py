@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -144,7 +145,7 @@ def build_report(
     page = _html(bench_dir, datasets, across, options, transfer)
     atomic.write_text(out_dir / "report.md", md)
     atomic.write_text(out_dir / "report.html", page)
-    atomic.write_json(out_dir / REPORT_RECORD, {"bench": str(bench_dir.resolve()), "files": {
+    atomic.write_json(out_dir / REPORT_RECORD, {"bench": _bench_seen_from(out_dir, bench_dir), "files": {
         name: file_sha256(out_dir / name) for name in REPORT_FILES}})
     return out_dir / "report.html", out_dir / "report.md"
 
@@ -154,6 +155,12 @@ REPORT_FILES = ("report.md", "report.html")
 REPORT_RECORD = ".cellprobe-report.json"
 
 
+def _bench_seen_from(out_dir: Path, bench_dir: Path) -> str:
+    """The benchmark folder relative to the report's folder: a bench folder copied or moved together with its
+    report (``.`` when the report is in it) still holds its own report."""
+    return os.path.relpath(bench_dir.resolve(), out_dir.resolve())
+
+
 def _refuse_foreign_reports(out_dir: Path, bench_dir: Path) -> None:
     """An InputError naming the first of :data:`REPORT_FILES` in ``out_dir`` that the record there does not
     show as written, unchanged, by a report of ``bench_dir``."""
@@ -161,7 +168,7 @@ def _refuse_foreign_reports(out_dir: Path, bench_dir: Path) -> None:
         record = read_json(out_dir / REPORT_RECORD, "report record")
     except InputError:
         record = {}
-    ours = isinstance(record, dict) and record.get("bench") == str(bench_dir.resolve())
+    ours = isinstance(record, dict) and record.get("bench") == _bench_seen_from(out_dir, bench_dir)
     files = record.get("files") if ours and isinstance(record.get("files"), dict) else {}
     for name in REPORT_FILES:
         path = out_dir / name
