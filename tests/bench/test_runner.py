@@ -197,3 +197,18 @@ def test_two_cells_sharing_a_folder_are_refused(tmp_path, weights):
         run_bench(config, tmp_path / "out", FakeCell())
     assert weights[0] in str(err.value) and weights[1] in str(err.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bench_folder_inside_a_run_folder_is_refused_before_any_cell(tmp_path):
+    """Its cells are runs, each refused inside another run's folder: refused once, up front, nothing made. A
+    folder that merely holds a file named run.json (no run config beside it) is no run."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    cell = FakeCell()
+    run_bench(_config(seeds=[0]), run / "bench", cell)  # run.json alone: not a run folder
+    (run / "config.yaml").write_text("epochs: 1\n")
+    cell = FakeCell()
+    with pytest.raises(InputError, match="is inside the run folder") as err:
+        run_bench(_config(seeds=[0]), run / "bench2", cell)
+    assert err.value.path == str(run / "bench2") and not (run / "bench2").exists() and cell.attempts == 0

@@ -23,6 +23,7 @@ from cellprobe.bench.matrix import CellFn, CellOutput, CellTask, expand
 from cellprobe.config import config_source, dump_config, keys_attributed, load_yaml, parse_config
 from cellprobe.errors import InputError
 from cellprobe.locking import exclusive
+from cellprobe.run.run_folder import refuse_inside_run
 
 if TYPE_CHECKING:
     from cellprobe.cluster import ClusterSpec
@@ -100,6 +101,7 @@ def run_bench(
     # as the benchmark already in the folder
     if bench_dir.exists() and not bench_dir.is_dir():
         raise InputError(bench_dir, "the benchmark output folder is an existing file, not a folder")
+    refuse_inside_run(bench_dir)  # its cells are runs: each would be refused inside another run's folder
     parse_config(BenchConfig, config.model_dump(), "benchmark config")
     if check_inputs:
         check_cell_inputs(config, cluster)

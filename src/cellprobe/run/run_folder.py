@@ -172,11 +172,11 @@ class Run:
 
 
 def enclosing_run(folder: str | Path) -> Path | None:
-    """The run folder (one holding a run stamp) that ``folder`` lies inside, links resolved; None when none
-    does. A run folder holds one run: another inside it would be read as part of its files, and deleting the
-    outer run would delete it."""
+    """The run folder (one holding a run stamp and config, as every run and ensemble does) that ``folder`` lies
+    inside, links resolved; None when none does. A run folder holds one run: another inside it would be read
+    as part of its files, and deleting the outer run would delete it."""
     start = Path(folder).resolve()
-    return next((parent for parent in start.parents if (parent / STAMP).is_file()), None)
+    return next((p for p in start.parents if (p / STAMP).is_file() and (p / CONFIG).is_file()), None)
 
 
 def refuse_inside_run(folder: str | Path) -> None:
