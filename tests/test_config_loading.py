@@ -64,6 +64,33 @@ def test_exponent_floats_are_numbers_as_in_yaml_1_2(tmp_path):
     assert parse_sets(["name='1e-3'"]) == {"name": "1e-3"}  # quoted: still a string
 
 
+@pytest.mark.parametrize(("text", "reading"), [
+    ("epochs: 010\n", "8: octal"), ("epochs: 1:30\n", "90"), ("seed: 0x10\n", "16"), ("seed: 0b11\n", "3"),
+    ("epochs: 1_000\n", "1000"), ("lr: 1_0.5\n", "10.5"), ("seeds: [010]\n", "8"),
+])
+def test_yaml_1_1_number_spellings_are_refused_not_cast(tmp_path, text, reading):
+    """PyYAML (YAML 1.1) read 010 as 8, 1:30 as 90, 0x10 as 16: a number cast without a word. Plain decimals only;
+    the refusal names the file and the value, in a config file and in --set."""
+    from cellprobe.cli.options import parse_sets
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match="is not a plain decimal number") as err:
+        load_yaml(path)
+    assert err.value.path == str(path) and reading in err.value.problem
+    key, _, value = text.strip().partition(": ")
+    with pytest.raises(InputError, match=f"--set {key}: value is not valid YAML"):
+        parse_sets([f"{key}={value}"])
+    assert parse_sets([f"{key}='{value}'"]) == {key: value.strip("'")}  # quoted: a string, for strict typing
+
+
+def test_dates_stay_strings_as_in_yaml_1_2(tmp_path):
+    """A name that looks like a date (a bench named 2024-05-01) was read as a date, refused as 'not plain data'."""
+    path = tmp_path / "c.yaml"
+    path.write_text("name: 2024-05-01\nflag: yes\nseeds: [0, -1, +2]\n")
+    assert load_yaml(path) == {"name": "2024-05-01", "flag": "yes", "seeds": [0, -1, 2]}
+
+
 @pytest.mark.parametrize("text,problem", [
     ('{"fg_threshold": 0.5, "fg_threshold": 0.6}', "key 'fg_threshold' is given twice"),
     ('{"info": {"mpp": 0.5, "mpp": 0.25}}', "key 'mpp' is given twice"),

@@ -107,12 +107,42 @@ UniqueKeyLoader.add_implicit_resolver(
 
 
 # YAML 1.2 booleans only: PyYAML (YAML 1.1) also reads yes/no/on/off (and their capitals) as booleans, which
-# turns a user's string into a flag without a word; they stay strings, and strict typing refuses them
+# turns a user's string into a flag without a word; they stay strings, and strict typing refuses them. Nor
+# are dates read: a name such as 2024-05-01 (a bench, a fold) stays the string it looks like (YAML 1.2)
 UniqueKeyLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
     for first, resolvers in UniqueKeyLoader.yaml_implicit_resolvers.items()}
 UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                       list("tTfF"))
+
+
+# YAML 1.1 number spellings a user would not mean: PyYAML reads 010 as 8 (octal), 1:30 as 90 (base 60), 0x10,
+# 0b10 and 1_000 as numbers too, all without a word. A number must be written in plain decimal (YAML 1.2's
+# reading, and what a reader of the file sees); any other spelling is refused, naming the value.
+_PLAIN_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+
+
+def _plain_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    if not _PLAIN_INT.match(node.value):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"'{node.value}' is not a plain decimal number (YAML 1.1 would read it as "
+                        f"{loader.construct_yaml_int(node)}: octal, base 60, hex or binary); write the number in "
+                        "decimal, or quote it if it is a name", node.start_mark)
+    return int(node.value)
+
+
+def _plain_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    if "_" in node.value or ":" in node.value:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"'{node.value}' is not a plain decimal number (YAML 1.1 would read it as "
+                        f"{loader.construct_yaml_float(node)}); write it in decimal, or quote it if it is a name",
+            node.start_mark)
+    return loader.construct_yaml_float(node)
+
+
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _plain_int)
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _plain_float)
 
 
 def yaml_value(text: str) -> Any:

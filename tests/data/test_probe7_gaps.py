@@ -77,3 +77,16 @@ def test_reader_seeds_numpy_cannot_take_are_one_line(cli, tmp_path, synth, conic
                  (conic_root, "--split", "train", "-o", f"seed={seed}")):
         rc, out, err = cli("data", "check", *args)
         assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and "seed" in err, (args, err)
+
+
+@pytest.mark.parametrize("fold", ["1_0", "\u0661", " 1", "01", "+1", "1.0"])
+def test_cytodark0_folds_are_plain_whole_numbers(tmp_path, fold):
+    """int() read '1_0' as fold 10 and an Arabic-Indic one as fold 1; split files refuse those spellings."""
+    root = _cytodark0(tmp_path)
+    folds = next(root.glob("**/folds.csv"))
+    lines = folds.read_text().splitlines()
+    img_id = lines[1].split(",")[0]
+    folds.write_text("\n".join([lines[0], f"{img_id},{fold}", *lines[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="is not a plain whole number") as err:
+        open_dataset(root)
+    assert err.value.path.startswith(f"{folds} row 0")

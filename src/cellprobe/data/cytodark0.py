@@ -67,10 +67,10 @@ def read_folds(path: Path) -> dict[str, int]:
         listed_name(img_id, path.parent / "image", path.parent, where)
         if img_id in folds:
             raise InputError(where, f"img_id '{img_id}' is listed twice (also row {rows[img_id]})")
-        try:
-            folds[img_id] = int(fold)
-        except ValueError:
-            raise InputError(where, f"fold '{fold}' is not an integer") from None
+        if not re.fullmatch(r"0|[1-9][0-9]*", fold):  # int() also reads ' 1', '01', '1_0' and '١' (Arabic-Indic)
+            raise InputError(where, f"fold '{fold}' is not a plain whole number (digits 0-9, no sign, spaces or "
+                                    "leading zeros)")
+        folds[img_id] = int(fold)
         rows[img_id] = i
     return folds
 
