@@ -53,6 +53,16 @@ def test_bench_runs_the_matrix_then_skips_finished_cells(cli, tmp_path, fake_cel
     assert fake_cells[0].dataset.path == (tmp_path / "data" / "ds").resolve()  # relative to the config file
     rc, _out, err = cli("bench", cfg, "--out", tmp_path / "out", "--no-report", "--set", "seeds=[0,1,2]")
     assert rc == 0 and "2 cell(s) run, 4 already done" in err
+    # a report.md in the bench folder that is not its report (a user's notes) is refused before any cell,
+    # not replaced at the end; the bench's own report is rewritten on the next run
+    (tmp_path / "out" / "report.md").write_text("my notes\n")
+    rc, _, err = cli("bench", cfg, "--out", tmp_path / "out", "--set", "seeds=[0,1,2,3]")
+    assert rc == 2 and "report.md" in err and "is not a report of this benchmark" in err, err
+    assert err.count("\n") == 1 and len(fake_cells) == 6 and (tmp_path / "out" / "report.md").read_text() == "my notes\n"
+    (tmp_path / "out" / "report.md").unlink()
+    for _ in range(2):
+        rc, _, err = cli("bench", cfg, "--out", tmp_path / "out", "--set", "seeds=[0,1,2]")
+        assert rc == 0 and (tmp_path / "out" / "report.md").is_file(), err
 
 
 def test_bench_bad_config_is_one_line_and_exit_2(cli, tmp_path, fake_cells):

@@ -56,3 +56,12 @@ def test_report_replaces_only_its_own_files_without_overwrite(cli, tmp_path):
     (rep / "report.html").write_text((rep / "report.html").read_text() + "<!-- edited -->")
     rc, _, err = cli("report", bench, *fast, "--out", rep)
     assert rc == 2 and str(rep / "report.html") in err, err
+
+
+def test_a_folder_where_a_report_file_goes_is_one_line_even_with_overwrite(cli, tmp_path):
+    """It was an IsADirectoryError traceback after the statistics were computed."""
+    bench = synth.make_bench(tmp_path / "bench", {"a": 0.9, "b": 0.7}, datasets=("ds",), seeds=(0,), n_images=8)
+    (tmp_path / "rep" / "report.md").mkdir(parents=True)
+    for extra in ((), ("--overwrite",)):
+        rc, _, err = cli("report", bench, "--n-boot", "30", "--n-perm", "30", "--out", tmp_path / "rep", *extra)
+        assert rc == 2 and "is in the way of the report" in err and err.count("\n") == 1, err

@@ -164,6 +164,11 @@ def test_probe_gaps_are_one_line_and_write_nothing(cli, run, slide, consep_root,
     nfd = tmp_path / "cafe\u0301.svs"  # é as e + combining accent beside é as one code point
     nfd.write_bytes(slide.read_bytes())
     (tmp_path / "caf\u00e9.svs").write_bytes(slide.read_bytes())
+    partial = tmp_path / "with-partial"
+    (partial / ".x.partial").mkdir(parents=True)  # a killed x.svs's work folder
+    rc, _, err = cli("slide", run, upper, "--out", partial, *target, *FAST, "--set", "tissue.method=all")
+    assert rc == 2 and ".X.partial differs only in case" in err and str(partial / ".x.partial") in err, err
+    assert sorted(p.name for p in partial.iterdir()) == [".x.partial"]
     rc, _, err = cli("slide", run, tmp_path / "caf\u00e9.svs", nfd, "--out", out, *target, *FAST)
     assert rc == 2 and "Unicode spelling" in err and not out.exists(), err
     _one_line(err, "cafe\u0301.svs")

@@ -37,7 +37,7 @@ def test_collect_inputs(tmp_path):
 def test_the_output_folder_is_checked_before_any_work(tmp_path):
     from cellprobe.inference.predict import prepare_output
 
-    inputs = [tmp_path / "x.png"]
+    inputs = [_png(tmp_path / "x.png")]
     (tmp_path / "file").write_text("")
     for out in (tmp_path / "file", tmp_path / "file" / "below"):
         with pytest.raises(InputError, match="must be a folder"):
@@ -53,7 +53,7 @@ def test_the_output_folder_is_checked_before_any_work(tmp_path):
     assert not (out / ".x.geojson.abc123.tmp").exists()  # a killed run's temporaries are cleared
     prepare_output(out, inputs, overwrite=True)
     assert (out / "x_inst.tif").read_bytes() == b"earlier result" and (out / "other.txt").exists()
-    prepare_output(out, [tmp_path / "y.png"])  # other inputs: nothing of theirs there
+    prepare_output(out, [_png(tmp_path / "y.png")])  # other inputs: nothing of theirs there
 
 
 def test_a_record_with_a_key_given_twice_is_no_record(tmp_path):
@@ -66,7 +66,7 @@ def test_a_record_with_a_key_given_twice_is_no_record(tmp_path):
     (out / "x_inst.tif").write_bytes(b"earlier result")
     (out / MANIFEST).write_text('{"setup": {"run": "r"}, "done": {}, "done": {"x": "abc"}}')
     with pytest.raises(InputError, match="--overwrite"):
-        prepare_output(out, [tmp_path / "x.png"], setup={"run": "r"})
+        prepare_output(out, [_png(tmp_path / "x.png")], setup={"run": "r"})
 
 
 @pytest.mark.parametrize("done", ['["x"]', '{"x": null}', '{"x": 7}'])
@@ -82,4 +82,45 @@ def test_a_record_of_names_without_digests_is_no_record(tmp_path, done):
     assert recorded_inputs(out, {"run": "r"}) is None
     (tmp_path / "x.png").write_bytes(b"another image")
     with pytest.raises(InputError, match="--overwrite"):
-        prepare_output(out, [tmp_path / "x.png"], setup={"run": "r"})
+        prepare_output(out, [_png(tmp_path / "x.png")], setup={"run": "r"})
+
+
+def _png(path):
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("held", ["big", ".big.partial"])
+def test_a_large_images_folders_are_checked_for_case_clashes(tmp_path, held):
+    """A large image's results are the whole-slide engine's folder (and its .partial work folder): Big.png
+    beside an earlier big/ was accepted (the eighth probe), though small images were refused."""
+    from cellprobe.inference.predict import prepare_output
+    from cellprobe.inference.slide_config import SlideSettings
+
+    out = tmp_path / "out"
+    (out / held).mkdir(parents=True)
+    image = _png(tmp_path / "in" / "Big.png")
+    large = SlideSettings(predict_large_pixels=64 * 64 - 1)
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match="differs only in case") as err:
+            prepare_output(out, [image], overwrite, slide=large)
+        assert err.value.path == str(image)
+    prepare_output(out, [image])  # as a small image its results are files, not a 'Big' folder: no clash
+
+
+def test_a_folder_in_the_way_of_a_result_file_is_refused_before_any_work(tmp_path):
+    """--overwrite could not replace a folder named like a result file: an IsADirectoryError traceback after the
+    work, the other results already replaced."""
+    from cellprobe.inference.predict import prepare_output
+
+    out = tmp_path / "out"
+    (out / "a_overlay.png").mkdir(parents=True)
+    image = _png(tmp_path / "in" / "a.png")
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match="is in the way of a.png's result file a_overlay.png") as err:
+            prepare_output(out, [image], overwrite)
+        assert err.value.path == str(out / "a_overlay.png")

@@ -131,8 +131,7 @@ def build_report(
     options = options or ReportOptions()
     bench_dir = Path(bench_dir)
     out_dir = atomic.output_folder(out_dir or bench_dir, create=False)
-    if not overwrite:
-        _refuse_foreign_reports(out_dir, bench_dir)
+    check_report_target(out_dir, bench_dir, overwrite)
     results = layout.read_results(bench_dir)
     in_domain = results["test_data"] == results["dataset"]
     # in-domain sections first, then each training dataset's test-only (cross-dataset) sections
@@ -161,9 +160,16 @@ def _bench_seen_from(out_dir: Path, bench_dir: Path) -> str:
     return os.path.relpath(bench_dir.resolve(), out_dir.resolve())
 
 
-def _refuse_foreign_reports(out_dir: Path, bench_dir: Path) -> None:
-    """An InputError naming the first of :data:`REPORT_FILES` in ``out_dir`` that the record there does not
-    show as written, unchanged, by a report of ``bench_dir``."""
+def check_report_target(out_dir: Path, bench_dir: Path, overwrite: bool = False) -> None:
+    """An InputError naming the first of :data:`REPORT_FILES` in ``out_dir`` that is not a file (a folder: not
+    even ``overwrite`` replaces it) or, without ``overwrite``, that the record there does not show as written,
+    unchanged, by a report of ``bench_dir``."""
+    for name in REPORT_FILES:
+        path = out_dir / name
+        if (path.exists() or path.is_symlink()) and not path.is_file():
+            raise InputError(path, "is in the way of the report (not a file); move it, or give --out another folder")
+    if overwrite:
+        return
     try:
         record = read_json(out_dir / REPORT_RECORD, "report record")
     except InputError:
@@ -174,8 +180,8 @@ def _refuse_foreign_reports(out_dir: Path, bench_dir: Path) -> None:
         path = out_dir / name
         if (path.exists() or path.is_symlink()) and not (path.is_file() and files.get(name) == file_sha256(path)):
             raise InputError(path, "exists and is not a report of this benchmark as cellprobe wrote it (your own "
-                                   "file, an edited report, or another benchmark's); pass --overwrite to replace "
-                                   "it, or --out for another folder")
+                                   "file, an edited report, or another benchmark's); move it, or replace it with "
+                                   "`cellprobe report --overwrite`, or give --out another folder")
 
 
 def _dataset_report(name: str, rows: pd.DataFrame, options: ReportOptions,

@@ -25,10 +25,12 @@ def run_and_report(cfg: BenchConfig, bench_dir: Path, report: ReportOptions | No
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from cellprobe.bench.report import build_report
+    from cellprobe.bench.report import build_report, check_report_target
     from cellprobe.bench.runner import expand, run_bench
     from cellprobe.cli.progress_bars import cluster_cell_display, report_progress, show, shown_on_first_use
 
+    if report is not None and bench_dir.is_dir():  # before the cells: a report.md not of this bench is not
+        check_report_target(bench_dir, bench_dir)  # replaced at the end, after hours of work
     console = Console(stderr=True)
     if cluster is not None:
         with cluster_cell_display(console, len(list(expand(cfg)))) as (on_cell, on_progress):
@@ -67,6 +69,5 @@ def run_and_report(cfg: BenchConfig, bench_dir: Path, report: ReportOptions | No
         raise typer.Exit(1)
     if report is None:
         return None
-    # the bench's own folder: its report is rewritten each time the bench runs
-    html, _ = build_report(bench_dir, options=report, progress=report_progress(), overwrite=True)
+    html, _ = build_report(bench_dir, options=report, progress=report_progress())
     return html

@@ -128,33 +128,57 @@ def finished_inputs(out_dir: Path, files: Sequence[Path], recorded: dict[str, st
             and all((out_dir / n).is_file() for n in output_names(f.stem))}
 
 
-def _refuse_case_clashes(out_dir: Path, files: Sequence[Path]) -> None:
-    """Refuse an input whose results would land on a file ``out_dir`` already holds under another spelling
-    (``A.png``'s results from an earlier command, then ``a.png``): distinct on Linux, one file once the folder
-    is copied to macOS or Windows, whichever command made them."""
+def _result_names(path: Path, slide: SlideSettings) -> tuple[list[str], list[str]]:
+    """(files, folders) an input's results take in the output folder: the four files of an image, or for a
+    large one the whole-slide engine's results folder and the ``.<name>.partial`` folder it works in."""
+    from cellprobe.inference.slide_engine import partial_dir
+    from cellprobe.inference.slide_plan import slide_name
+    from cellprobe.inference.slide_predict import is_large
+
+    if is_large(path, slide):
+        name = slide_name(path)
+        return [], [name, partial_dir(Path("."), name).name]
+    return output_names(path.stem), []
+
+
+def _refuse_clashes(out_dir: Path, files: Sequence[Path], slide: SlideSettings) -> None:
+    """Refuse an input whose results would land on an entry ``out_dir`` already holds under another spelling
+    (``A.png``'s results from an earlier command, then ``a.png``: distinct on Linux, one file once the folder
+    is copied to macOS or Windows, whichever command made them), or where a folder holds a result file's name
+    (or a file a results folder's): --overwrite could not replace it."""
     held = {atomic.portable_name(p.name): p for p in out_dir.iterdir()} if out_dir.is_dir() else {}
     for f in files:
-        for name in output_names(f.stem):
+        names, folders = _result_names(f, slide)
+        for name in (*names, *folders):
             other = held.get(atomic.portable_name(name))
-            if other is not None and other.name != name:
+            if other is None:
+                continue
+            if other.name != name:
                 raise InputError(f, f"its result {name} differs only in case or Unicode spelling from {other}, "
-                                    "already in the output folder; they would be one file on macOS and Windows "
-                                    "file systems: rename the input, or give another --out")
+                                    "already in the output folder; they would be one on macOS and Windows file "
+                                    "systems: rename the input, or give another --out")
+            if (name in names and not other.is_file()) or (name in folders and not other.is_dir()):
+                kind = "file" if name in names else "folder"
+                raise InputError(other, f"is in the way of {f.name}'s result {kind} {name}: move it, or give "
+                                        "another --out")
 
 
 def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False,
-                   setup: dict[str, Any] | None = None, digests: dict[str, str] | None = None) -> None:
+                   setup: dict[str, Any] | None = None, digests: dict[str, str] | None = None,
+                   slide: SlideSettings | None = None) -> None:
     """Check ``out_dir`` before any image is segmented: it must be (or become) a folder other than an input's,
     and it must not hold results for these inputs made otherwise (another run or setup, or no record) unless
     ``overwrite``; results of the same ``setup`` are resumed. Temporary files a killed run left there are
     removed. ``digests``: the inputs' :func:`input_digests` where the caller has them (else computed for the
-    recorded names only)."""
+    recorded names only); ``slide``: the whole-slide engine's settings, which decide what is a large image."""
+    from cellprobe.inference.slide_config import SlideSettings
+
     folders = {f.parent.resolve(): f for f in files}
     if out_dir.resolve() in folders:
         raise InputError(out_dir, f"--out is the folder of the input {folders[out_dir.resolve()]}: its results "
                                   "would be read as inputs by the next run; give another folder")
     atomic.output_folder(out_dir)
-    _refuse_case_clashes(out_dir, files)
+    _refuse_clashes(out_dir, files, slide or SlideSettings())
     for name in (n for f in files for n in output_names(f.stem)):
         for stale in out_dir.glob(f".{name}.*.tmp"):  # an atomic write that a kill interrupted
             stale.unlink(missing_ok=True)
@@ -190,7 +214,7 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
 
     check_inputs(files)
     digests = input_digests(files)  # each input read once for its digest
-    prepare_output(out_dir, files, overwrite, setup, digests)
+    prepare_output(out_dir, files, overwrite, setup, digests, slide)
     recorded = (None if overwrite else recorded_inputs(out_dir, setup)) or {}  # other inputs' too
     done = finished_inputs(out_dir, files, recorded, digests)
     written = []

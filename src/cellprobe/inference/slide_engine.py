@@ -487,11 +487,12 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
             raise InputError(path, f"its results folder {results} would replace it; give another --out")
         if results.exists() and not results.is_dir():
             raise InputError(results, "is a file where this slide's results folder goes; give another --out")
-        earlier = held.get(atomic.portable_name(results.name))
-        if earlier is not None and earlier.name != results.name:
-            raise InputError(path, f"its results folder {results.name} differs only in case or Unicode spelling "
-                                   f"from {earlier}, already in the output folder; they would be one folder on "
-                                   "macOS and Windows file systems: rename the slide, or give another --out")
+        for own in (results.name, partial_dir(out_dir, name).name):  # finished, or a killed slide's work folder
+            earlier = held.get(atomic.portable_name(own))
+            if earlier is not None and earlier.name != own:
+                raise InputError(path, f"its folder {own} differs only in case or Unicode spelling from {earlier}, "
+                                       "already in the output folder; they would be one folder on macOS and "
+                                       "Windows file systems: rename the slide, or give another --out")
         by_name[atomic.portable_name(name)] = path
     for path in slides:
         plan = plan_slide(Path(path), run, settings, inputs, window)
