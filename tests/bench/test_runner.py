@@ -201,13 +201,16 @@ def test_two_cells_sharing_a_folder_are_refused(tmp_path, weights):
 
 def test_a_bench_folder_inside_a_run_folder_is_refused_before_any_cell(tmp_path):
     """Its cells are runs, each refused inside another run's folder: refused once, up front, nothing made. A
-    folder that merely holds a file named run.json (no run config beside it) is no run."""
+    folder that merely holds a file named run.json (no run config beside it, or not cellprobe's) is no run."""
     run = tmp_path / "run"
     run.mkdir()
-    (run / "run.json").write_text("{}")
+    (run / "run.json").write_text('{"version": "1", "run_format": 2}')
     cell = FakeCell()
     run_bench(_config(seeds=[0]), run / "bench", cell)  # run.json alone: not a run folder
     (run / "config.yaml").write_text("epochs: 1\n")
+    (run / "run.json").write_text('{"status": "mine"}')  # a user's own run.json and config.yaml: no run
+    run_bench(_config(seeds=[0]), run / "bench1", FakeCell())
+    (run / "run.json").write_text('{"version": "1", "run_format": 2}')
     cell = FakeCell()
     with pytest.raises(InputError, match="is inside the run folder") as err:
         run_bench(_config(seeds=[0]), run / "bench2", cell)

@@ -121,6 +121,6 @@ def test_a_folder_in_the_way_of_a_result_file_is_refused_before_any_work(tmp_pat
     (out / "a_overlay.png").mkdir(parents=True)
     image = _png(tmp_path / "in" / "a.png")
     for overwrite in (False, True):
-        with pytest.raises(InputError, match="is in the way of a.png's result file a_overlay.png") as err:
+        with pytest.raises(InputError, match=r"is in the way of a\.png.s result file a_overlay\.png") as err:
             prepare_output(out, [image], overwrite)
         assert err.value.path == str(out / "a_overlay.png")

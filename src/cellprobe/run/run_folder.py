@@ -116,10 +116,32 @@ def _check_stamp(stamp: RunStamp, path: Path) -> None:
 
 
 def read_config(run_dir: Path) -> TrainConfig:
+    """The run's config.yaml, which train writes with every key: one lacking a key (cut, or edited) is refused
+    rather than completed with today's defaults, which may not be what the run was trained with."""
     path = run_dir / CONFIG
     if not path.is_file():
         raise InputError(run_dir, f"not a cellprobe run folder (no {CONFIG})")
-    return parse_config(TrainConfig, load_yaml(path), path)
+    data = load_yaml(path)
+    config = parse_config(TrainConfig, data, path)
+    missing = _missing_keys(config.model_dump(mode="json"), data)
+    if missing:
+        raise InputError(path, f"lacks {len(missing)} key(s) train writes ({', '.join(missing[:5])}): the run's "
+                               "file is cut or edited; its settings would be guessed from defaults")
+    return config
+
+
+def _missing_keys(full: Any, given: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of the mapping ``full`` absent from ``given`` (nested mappings compared key by key)."""
+    if not isinstance(full, dict) or not isinstance(given, dict):
+        return []
+    out = []
+    for key, value in full.items():
+        if str(key) not in {str(k) for k in given}:
+            out.append(f"{prefix}{key}")
+        else:
+            match = next(v for k, v in given.items() if str(k) == str(key))
+            out += _missing_keys(value, match, f"{prefix}{key}.")
+    return out
 
 
 @dataclass
@@ -172,11 +194,21 @@ class Run:
 
 
 def enclosing_run(folder: str | Path) -> Path | None:
-    """The run folder (one holding a run stamp and config, as every run and ensemble does) that ``folder`` lies
-    inside, links resolved; None when none does. A run folder holds one run: another inside it would be read
-    as part of its files, and deleting the outer run would delete it."""
+    """The run folder (one holding cellprobe's run stamp and a config, as every run and ensemble does) that
+    ``folder`` lies inside, links resolved; None when none does. A run folder holds one run: another inside it
+    would be read as part of its files, and deleting the outer run would delete it. A user's own files of
+    those names (no cellprobe stamp in run.json) make no run folder."""
     start = Path(folder).resolve()
-    return next((p for p in start.parents if (p / STAMP).is_file() and (p / CONFIG).is_file()), None)
+    return next((p for p in start.parents if (p / CONFIG).is_file() and _holds_run_stamp(p)), None)
+
+
+def _holds_run_stamp(folder: Path) -> bool:
+    """Whether ``folder``'s run.json is cellprobe's (a mapping with its version and run format)."""
+    try:
+        data = read_json(folder / STAMP, "run stamp")
+    except InputError:
+        return False
+    return isinstance(data, dict) and "version" in data and "run_format" in data
 
 
 def refuse_inside_run(folder: str | Path) -> None:

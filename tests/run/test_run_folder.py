@@ -1,0 +1,31 @@
+"""A run folder's own files are read as strictly as user input: a config.yaml cut or edited is refused, not
+completed with today's defaults (the eighth probe: predict ran with built-in untuned thresholds)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from tests.training.tiny import shared_run
+
+from cellprobe.errors import InputError
+from cellprobe.run import run_folder as R
+
+
+@pytest.mark.parametrize("cut", [("selection",), ("encoder", "input_scale"), ("selection", "postprocess", "min_size")])
+def test_a_run_config_lacking_keys_is_refused(tmp_path_factory, tmp_path, cut):
+    run = shutil.copytree(shared_run(tmp_path_factory), tmp_path / "run")
+    data = yaml.safe_load((run / R.CONFIG).read_text())
+    section = data
+    for key in cut[:-1]:
+        section = section[key]
+    del section[cut[-1]]
+    (run / R.CONFIG).write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(InputError, match="lacks 1 key") as err:
+        R.Run.open(run)
+    assert err.value.path == str(run / R.CONFIG) and ".".join(cut) in err.value.problem
+
+
+def test_a_complete_run_config_opens(tmp_path_factory):
+    assert R.Run.open(shared_run(tmp_path_factory)).config.epochs == 1
