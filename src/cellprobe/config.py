@@ -117,27 +117,27 @@ UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?
                                       list("tTfF"))
 
 
-# YAML 1.1 number spellings a user would not mean: PyYAML reads 010 as 8 (octal), 1:30 as 90 (base 60), 0x10,
-# 0b10 and 1_000 as numbers too, all without a word. A number must be written in plain decimal (YAML 1.2's
-# reading, and what a reader of the file sees); any other spelling is refused, naming the value.
+# YAML 1.1 number spellings a user would not mean: PyYAML reads 010 as 8 (octal), 0x10 and 0b10 as numbers,
+# and 1:30 as 90 (base 60) and 1_000 as 1000, all without a word. As in YAML 1.2, 1:30 and 1_000 stay strings
+# (a walltime 8:00:00 is one), which strict typing refuses where a number is expected; the octal, hex and
+# binary spellings are refused, naming the value, as YAML 1.1 and 1.2 would read 010 differently.
 _PLAIN_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
 
 
-def _plain_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+def _plain_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
+    if ":" in node.value or "_" in node.value:
+        return node.value
     if not _PLAIN_INT.match(node.value):
         raise yaml.constructor.ConstructorError(
             None, None, f"'{node.value}' is not a plain decimal number (YAML 1.1 would read it as "
-                        f"{loader.construct_yaml_int(node)}: octal, base 60, hex or binary); write the number in "
-                        "decimal, or quote it if it is a name", node.start_mark)
+                        f"{loader.construct_yaml_int(node)}: octal, hex or binary); write the number in decimal, "
+                        "or quote it if it is a name", node.start_mark)
     return int(node.value)
 
 
-def _plain_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
-    if "_" in node.value or ":" in node.value:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"'{node.value}' is not a plain decimal number (YAML 1.1 would read it as "
-                        f"{loader.construct_yaml_float(node)}); write it in decimal, or quote it if it is a name",
-            node.start_mark)
+def _plain_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float | str:
+    if ":" in node.value or "_" in node.value:
+        return node.value
     return loader.construct_yaml_float(node)
 
 

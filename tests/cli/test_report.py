@@ -65,3 +65,24 @@ def test_a_folder_where_a_report_file_goes_is_one_line_even_with_overwrite(cli, 
     for extra in ((), ("--overwrite",)):
         rc, _, err = cli("report", bench, "--n-boot", "30", "--n-perm", "30", "--out", tmp_path / "rep", *extra)
         assert rc == 2 and "is in the way of the report" in err and err.count("\n") == 1, err
+
+
+def test_reports_from_before_the_record_are_the_benchmarks_own_and_a_record_in_the_way_is_one_line(cli, tmp_path):
+    """A bench folder reported before the record existed (or a first report killed before writing it) holds
+    its own report, recognised by its heading: re-reporting is not refused. A folder named like the record is
+    one line (was a traceback after the report was written)."""
+    bench = synth.make_bench(tmp_path / "bench", {"a": 0.9, "b": 0.7}, datasets=("ds",), seeds=(0,), n_images=8)
+    fast = ("--n-boot", "30", "--n-perm", "30")
+    rc, _, err = cli("report", bench, *fast)
+    assert rc == 0, err
+    (bench / ".cellprobe-report.json").unlink()
+    rc, _, err = cli("report", bench, *fast)
+    assert rc == 0, err
+    (bench / ".cellprobe-report.json").unlink()
+    (bench / "report.md").write_text("# my notes\n")
+    rc, _, err = cli("report", bench, *fast)
+    assert rc == 2 and "is not a report of this benchmark" in err, err
+    (bench / "report.md").unlink()
+    (bench / ".cellprobe-report.json").mkdir()
+    rc, _, err = cli("report", bench, *fast, "--overwrite")
+    assert rc == 2 and ".cellprobe-report.json: is in the way" in err and err.count("\n") == 1, err

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from cellprobe.errors import InputError
@@ -124,3 +125,26 @@ def test_a_folder_in_the_way_of_a_result_file_is_refused_before_any_work(tmp_pat
         with pytest.raises(InputError, match=r"is in the way of a\.png.s result file a_overlay\.png") as err:
             prepare_output(out, [image], overwrite)
         assert err.value.path == str(out / "a_overlay.png")
+
+
+def test_two_large_inputs_sharing_a_results_folder_and_a_record_in_the_way_are_refused(tmp_path):
+    """x.ome.tif and x.tif are both large: both results folders are 'x' (predict compared stems, 'x.ome' and
+    'x', and overwrote one with the other). A folder named like predict's record was a traceback after the work."""
+    import tifffile
+
+    from cellprobe.inference.predict import MANIFEST, prepare_output
+    from cellprobe.inference.slide_config import SlideSettings
+
+    large = SlideSettings(predict_large_pixels=64 * 64 - 1)
+    inputs = [tmp_path / "in" / "x.ome.tif", tmp_path / "in" / "x.tif"]
+    inputs[0].parent.mkdir()
+    for path in inputs:
+        tifffile.imwrite(path, np.zeros((64, 64, 3), np.uint8))
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match=r"its result x is also .*x\.ome\.tif's") as err:
+            prepare_output(tmp_path / "out", inputs, overwrite, slide=large)
+        assert err.value.path == str(inputs[1])
+    prepare_output(tmp_path / "out2", inputs)  # as small images: x.ome_inst.tif and x_inst.tif, no clash
+    (tmp_path / "out3" / MANIFEST).mkdir(parents=True)
+    with pytest.raises(InputError, match="is in the way of predict's record"):
+        prepare_output(tmp_path / "out3", inputs[1:])

@@ -160,11 +160,23 @@ def _bench_seen_from(out_dir: Path, bench_dir: Path) -> str:
     return os.path.relpath(bench_dir.resolve(), out_dir.resolve())
 
 
+def _written_by_report(path: Path, bench_dir: Path) -> bool:
+    """Whether ``path`` (report.md or report.html, with no record beside it) opens as cellprobe's report of
+    ``bench_dir`` does: reports written before the record existed are the benchmark's own."""
+    try:
+        head = path.read_text(encoding="utf-8")[:2000]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any(head.startswith(f"# cellprobe benchmark report: {name}\n") or (
+        head.startswith("<!DOCTYPE html>") and f"<title>cellprobe report: {html.escape(name)}<" in head)
+        for name in {bench_dir.name, bench_dir.resolve().name})
+
+
 def check_report_target(out_dir: Path, bench_dir: Path, overwrite: bool = False) -> None:
     """An InputError naming the first of :data:`REPORT_FILES` in ``out_dir`` that is not a file (a folder: not
     even ``overwrite`` replaces it) or, without ``overwrite``, that the record there does not show as written,
     unchanged, by a report of ``bench_dir``."""
-    for name in REPORT_FILES:
+    for name in (*REPORT_FILES, REPORT_RECORD):
         path = out_dir / name
         if (path.exists() or path.is_symlink()) and not path.is_file():
             raise InputError(path, "is in the way of the report (not a file); move it, or give --out another folder")
@@ -178,7 +190,11 @@ def check_report_target(out_dir: Path, bench_dir: Path, overwrite: bool = False)
     files = record.get("files") if ours and isinstance(record.get("files"), dict) else {}
     for name in REPORT_FILES:
         path = out_dir / name
-        if (path.exists() or path.is_symlink()) and not (path.is_file() and files.get(name) == file_sha256(path)):
+        if not (path.exists() or path.is_symlink()):
+            continue
+        if not record and _written_by_report(path, bench_dir):  # before records (or a report killed before its
+            continue                                            # record): a report of this bench, by its heading
+        if not (path.is_file() and files.get(name) == file_sha256(path)):
             raise InputError(path, "exists and is not a report of this benchmark as cellprobe wrote it (your own "
                                    "file, an edited report, or another benchmark's); move it, or replace it with "
                                    "`cellprobe report --overwrite`, or give --out another folder")

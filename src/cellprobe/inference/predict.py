@@ -147,9 +147,18 @@ def _refuse_clashes(out_dir: Path, files: Sequence[Path], slide: SlideSettings) 
     is copied to macOS or Windows, whichever command made them), or where a folder holds a result file's name
     (or a file a results folder's): --overwrite could not replace it."""
     held = {atomic.portable_name(p.name): p for p in out_dir.iterdir()} if out_dir.is_dir() else {}
+    record = out_dir / MANIFEST
+    if (record.exists() or record.is_symlink()) and not record.is_file():
+        raise InputError(record, "is in the way of predict's record of finished inputs (not a file): move it, or "
+                                 "give another --out")
+    produced: dict[str, Path] = {}  # this command's own results: a large x.ome.tif and x.tif share folder 'x'
     for f in files:
         names, folders = _result_names(f, slide)
         for name in (*names, *folders):
+            earlier = produced.setdefault(atomic.portable_name(name), f)
+            if earlier != f:
+                raise InputError(f, f"its result {name} is also {earlier}'s: their results would overwrite each "
+                                    "other; rename one")
             other = held.get(atomic.portable_name(name))
             if other is None:
                 continue
