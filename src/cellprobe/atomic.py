@@ -61,6 +61,11 @@ def portable_name(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+def entries_by_portable_name(folder: Path) -> dict[str, Path]:
+    """The entries of ``folder`` (none if it does not exist) by :func:`portable_name`."""
+    return {portable_name(p.name): p for p in folder.iterdir()} if folder.is_dir() else {}
+
+
 def output_folder(path: str | Path, option: str = "--out", create: bool = True) -> Path:
     """``path`` checked as an output folder before a command works: a file on the way, or a folder that cannot
     be made or written, is one line naming it. ``create``: make it (with parents) now; otherwise only prove

@@ -152,6 +152,9 @@ def build_report(
 #: the files a report writes, and its record of them: which benchmark, and each file's sha256 as written
 REPORT_FILES = ("report.md", "report.html")
 REPORT_RECORD = ".cellprobe-report.json"
+#: how each report file opens (format with the bench folder's name): also how one is recognised without a record
+MD_HEADING = "# cellprobe benchmark report: {}"
+HTML_TITLE = "<title>cellprobe report: {}</title>"
 
 
 def _bench_seen_from(out_dir: Path, bench_dir: Path) -> str:
@@ -167,8 +170,8 @@ def _written_by_report(path: Path, bench_dir: Path) -> bool:
         head = path.read_text(encoding="utf-8")[:2000]
     except (OSError, UnicodeDecodeError):
         return False
-    return any(head.startswith(f"# cellprobe benchmark report: {name}\n") or (
-        head.startswith("<!DOCTYPE html>") and f"<title>cellprobe report: {html.escape(name)}<" in head)
+    return any(head.startswith(MD_HEADING.format(name) + "\n") or (
+        head.startswith("<!DOCTYPE html>") and HTML_TITLE.format(html.escape(name)) in head)
         for name in {bench_dir.name, bench_dir.resolve().name})
 
 
@@ -654,7 +657,7 @@ def _gap_units(g: stats.ContrastResult, unit: str) -> str:
 
 def _markdown(bench_dir: Path, datasets: list[DatasetReport], across: Across, options: ReportOptions,
               transfer: Transfer | None = None) -> str:
-    out = [f"# cellprobe benchmark report: {bench_dir.name}", "", f"_{date.today().isoformat()}_. "
+    out = [MD_HEADING.format(bench_dir.name), "", f"_{date.today().isoformat()}_. "
            + _method_text(options), ""]
     for d in datasets:
         out += [f"## {d.name}", "", _ranking_text(d, options, "Bold") + " " + " ".join(d.notes), "",
@@ -733,8 +736,8 @@ def _tests_html(d: DatasetReport) -> str:
 
 def _html(bench_dir: Path, datasets: list[DatasetReport], across: Across, options: ReportOptions,
           transfer: Transfer | None = None) -> str:
-    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>cellprobe report: "
-             f"{html.escape(bench_dir.name)}</title><style>{CSS}</style></head><body>",
+    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>{HTML_TITLE.format(html.escape(bench_dir.name))}"
+             f"<style>{CSS}</style></head><body>",
              f"<h1>cellprobe benchmark report: {html.escape(bench_dir.name)}</h1>",
              f"<p class=note>{date.today().isoformat()}. {html.escape(_method_text(options))}</p>"]
     for d in datasets:

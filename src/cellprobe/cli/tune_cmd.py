@@ -29,13 +29,8 @@ def register(app: typer.Typer) -> None:
         """Search the watershed thresholds from the run's untuned ones and save them in its postprocess.json
         (thresholds already there are replaced only with --overwrite)."""
         from cellprobe.evaluation.tune import load_grid, tune
-        from cellprobe.postprocess.param_search import check_search
-        from cellprobe.run.run_folder import Run
 
-        grid_values = None if grid is None else load_grid(grid)
-        # checked here too so that a refusal names the option or file that gave the value
-        check_search(grid_values, metric, search, Run.open(run).config.selection.postprocess,
-                     {"metric": "--metric", "search": "--search", "grid": grid or "--search"})
         params = tune(run, data, split, metric=metric, search=search, checkpoint=checkpoint, device=device,
-                      tta=tta, grid=grid_values, overwrite=overwrite)
+                      tta=tta, grid=None if grid is None else load_grid(grid), overwrite=overwrite,
+                      given={"metric": "--metric", "search": "--search", "grid": grid or "--search"})
         typer.echo(f"wrote {run / 'postprocess.json'}: {params.model_dump_json()}")

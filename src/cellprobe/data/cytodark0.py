@@ -26,7 +26,6 @@ from cellprobe.data.io import (
     listed_name,
     read_label_image,
     read_table,
-    require_file,
 )
 from cellprobe.data.validate import DataWarning
 from cellprobe.data.wholeimage import Item, WholeImageReader
@@ -52,11 +51,11 @@ def cytodark0_base(root: Path, magnification: str) -> Path:
                            f"[cytoDArk0/]{magnification}/{size}/image, label, folds.csv)")
 
 
-def read_folds(path: Path) -> dict[str, int]:
+def read_folds(path: Path, root: Path) -> dict[str, int]:
     """img_id → fold of a ``folds.csv``. Each img_id names files under the folder of ``path`` (``image/<id>.png``,
     ``label/<id>.tiff``): one that would leave it, a fold that is not an integer or an img_id listed twice is an
     error naming the file and row."""
-    require_file(path, "folds file")
+    dataset_file(path, root, "folds file")  # inside the dataset folder ``root``, links resolved
     table = read_table(path, "folds file")
     if not {"img_id", "fold"} <= set(table.columns):
         raise InputError(path, f"needs columns img_id and fold; has {', '.join(table.columns)}")
@@ -99,7 +98,7 @@ class CytoDArk0Dataset(WholeImageReader):
         self.magnification = opts.magnification
         self.mpp = opts.mpp if opts.mpp is not None else MAGNIFICATIONS[opts.magnification][1]
         base = cytodark0_base(self.root, opts.magnification)
-        folds = read_folds(dataset_file(base / "folds.csv", self.root, "folds file"))
+        folds = read_folds(base / "folds.csv", self.root)
         wanted = None if split in (None, "all") else fold_of_split(split, base / "folds.csv", set(folds.values()))
         items = []
         for img_id, fold in folds.items():
@@ -124,7 +123,7 @@ class CytoDArk0Dataset(WholeImageReader):
             base = cytodark0_base(Path(root), "20x")
         except InputError:
             return []
-        return [f"fold{k}" for k in sorted(set(read_folds(dataset_file(base / "folds.csv", Path(root), "folds file")).values()))]
+        return [f"fold{k}" for k in sorted(set(read_folds(base / "folds.csv", Path(root)).values()))]
 
     def load_labels(self, item: Item) -> tuple[np.ndarray, np.ndarray | None]:
         return read_label_image(item.label), None

@@ -36,7 +36,7 @@ def load_grid(path: str | Path) -> dict[str, list]:
 def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, split: str | None = None, *,
          metric: str = "pq", grid: Mapping[str, Sequence] | None = None, search: str = "coordinate",
          checkpoint: str = "best", device: str | None = None, format: str | None = None, tta: int = 1,
-         overwrite: bool = False, **options: Any):
+         overwrite: bool = False, given: Mapping[str, Any] | None = None, **options: Any):
     """Tune on ``data`` at ``split`` (default: the run's own validation patches, split by source image as in
     training) for the summary ``metric``, on maps averaged over ``tta`` dihedral views (tune with the ``tta``
     you evaluate with: averaged maps are smoother); writes ``tune.csv`` then ``postprocess.json``; returns the
@@ -45,7 +45,8 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
     The search starts from the run's untuned thresholds (its config's ``selection.postprocess``), never from a
     ``postprocess.json`` already there, so tuning again gives what a first tuning gives; thresholds already
     there (an earlier tuning, or a refit's taken over from its reference) are replaced only with
-    ``overwrite``."""
+    ``overwrite``. ``given``: how the user gave ``metric``, ``search`` and ``grid`` (options, a file), named when
+    one is refused."""
     from cellprobe.errors import InputError
     from cellprobe.evaluation.eval_data import check_eval_data, iter_predictions, open_eval_data
     from cellprobe.inference.segmenter import Segmenter
@@ -60,7 +61,7 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
                                "the run's own validation patches are used")
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     untuned = seg.run.config.selection.postprocess
-    check_search(grid, metric, search, untuned)
+    check_search(grid, metric, search, untuned, given)
     if data is None:
         if not seg.run.config.data.has_validation:
             raise InputError(run_dir, "run has no validation patches (a refit: its thresholds come from "

@@ -146,7 +146,7 @@ def _refuse_clashes(out_dir: Path, files: Sequence[Path], slide: SlideSettings) 
     (``A.png``'s results from an earlier command, then ``a.png``: distinct on Linux, one file once the folder
     is copied to macOS or Windows, whichever command made them), or where a folder holds a result file's name
     (or a file a results folder's): --overwrite could not replace it."""
-    held = {atomic.portable_name(p.name): p for p in out_dir.iterdir()} if out_dir.is_dir() else {}
+    held = atomic.entries_by_portable_name(out_dir)
     record = out_dir / MANIFEST
     if (record.exists() or record.is_symlink()) and not record.is_file():
         raise InputError(record, "is in the way of predict's record of finished inputs (not a file): move it, or "

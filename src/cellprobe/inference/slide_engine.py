@@ -465,7 +465,7 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
 
     atomic.output_folder(out_dir, create=False)
     by_name: dict[str, Path] = {}  # by atomic.portable_name: folders differing in case or é spelling collide
-    held = {atomic.portable_name(p.name): p for p in out_dir.iterdir()} if out_dir.is_dir() else {}
+    held = atomic.entries_by_portable_name(out_dir)
     for path in map(Path, slides):
         name = slide_name(path)
         other = by_name.get(atomic.portable_name(name))

@@ -134,13 +134,13 @@ def _missing_keys(full: Any, given: Any, prefix: str = "") -> list[str]:
     """Dotted keys of the mapping ``full`` absent from ``given`` (nested mappings compared key by key)."""
     if not isinstance(full, dict) or not isinstance(given, dict):
         return []
+    given = {str(k): v for k, v in given.items()}  # YAML keeps lr_steps' epochs integers, the dump strings
     out = []
     for key, value in full.items():
-        if str(key) not in {str(k) for k in given}:
-            out.append(f"{prefix}{key}")
+        if str(key) in given:
+            out += _missing_keys(value, given[str(key)], f"{prefix}{key}.")
         else:
-            match = next(v for k, v in given.items() if str(k) == str(key))
-            out += _missing_keys(value, match, f"{prefix}{key}.")
+            out.append(f"{prefix}{key}")
     return out
 
 
