@@ -17,8 +17,9 @@ def register(app: typer.Typer) -> None:
                                                                     "validation patches."),
         split: str | None = typer.Option(None, "--split", help="Split of --data."),
         metric: str = typer.Option("pq", help="Summary metric to maximise (pq, mpq_plus, aji, ...)."),
-        search: str = typer.Option("coordinate", help="coordinate (one parameter at a time, default) or grid "
-                                                       "(every combination)."),
+        search: str = typer.Option("coordinate", help="coordinate (default: one parameter at a time from the "
+                                                       "untuned thresholds, each kept where no value of its list "
+                                                       "scores higher) or grid (every combination)."),
         checkpoint: Checkpoint = "best",
         device: Device = None,
         tta: TTA = 1,

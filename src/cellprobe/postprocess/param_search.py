@@ -5,7 +5,8 @@ every setting tried re-runs only the post-processing and the metrics engine
 (:func:`cellprobe.metrics.score_maps`). Two searches over a grid of values per parameter:
 
 - ``coordinate`` (default): from the base setting, each parameter in turn takes the value of its list that
-  scores best with the others held, until a whole round changes nothing (at most ``rounds``). The default
+  scores best with the others held (it keeps the base value, which need not be in its list, unless a value
+  of the list scores higher), until a whole round changes nothing (at most ``rounds``). The default
   grid (5 parameters, 5-6 values each: 15,000 combinations) costs about 25 settings a round.
 - ``grid``: every combination (for small grids).
 
