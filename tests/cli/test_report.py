@@ -86,3 +86,22 @@ def test_reports_from_before_the_record_are_the_benchmarks_own_and_a_record_in_t
     (bench / ".cellprobe-report.json").mkdir()
     rc, _, err = cli("report", bench, *fast, "--overwrite")
     assert rc == 2 and ".cellprobe-report.json: is in the way" in err and err.count("\n") == 1, err
+
+
+def test_an_unreadable_report_record_is_refused_not_taken_as_absent(cli, tmp_path):
+    """The tenth probe: a corrupted record was read as no record, so another benchmark of the same folder
+    name (recognised by its heading) replaced the report silently. Only --overwrite replaces it now."""
+    bench = synth.make_bench(tmp_path / "bench", {"a": 0.9, "b": 0.7}, datasets=("ds",), seeds=(0,), n_images=8)
+    other = synth.make_bench(tmp_path / "other" / "bench", {"c": 0.9, "d": 0.7}, datasets=("ds",), seeds=(0,),
+                             n_images=8)
+    fast = ("--n-boot", "30", "--n-perm", "30")
+    rc, _, err = cli("report", bench, *fast)
+    assert rc == 0, err
+    record, before = bench / ".cellprobe-report.json", (bench / "report.md").read_text()
+    for text in ("{not json", "[1, 2]"):
+        record.write_text(text)
+        rc, _, err = cli("report", other, *fast, "--out", bench)
+        assert rc == 2 and err.count("\n") == 1 and str(record) in err and "--overwrite" in err, err
+        assert (bench / "report.md").read_text() == before
+    rc, _, err = cli("report", bench, *fast, "--overwrite")
+    assert rc == 0, err

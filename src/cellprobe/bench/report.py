@@ -175,6 +175,23 @@ def _written_by_report(path: Path, bench_dir: Path) -> bool:
         for name in {bench_dir.name, bench_dir.resolve().name})
 
 
+def _read_record(path: Path) -> dict:
+    """The report record at ``path`` ({} where there is none). One that cannot be read is refused rather than
+    taken as absent: nothing would then show whose the report files beside it are."""
+    if not path.exists():
+        return {}
+    try:
+        record = read_json(path, "report record")
+    except InputError as exc:
+        record, problem = None, exc.problem
+    else:
+        problem = "is not a report record (a JSON object)"
+    if not isinstance(record, dict):
+        raise InputError(path, f"{problem}; so the report beside it may not be this benchmark's: move them, or "
+                               "replace them with `cellprobe report --overwrite`")
+    return record
+
+
 def check_report_target(out_dir: Path, bench_dir: Path, overwrite: bool = False) -> None:
     """An InputError naming the first of :data:`REPORT_FILES` in ``out_dir`` that is not a file (a folder: not
     even ``overwrite`` replaces it) or, without ``overwrite``, that the record there does not show as written,
@@ -185,11 +202,8 @@ def check_report_target(out_dir: Path, bench_dir: Path, overwrite: bool = False)
             raise InputError(path, "is in the way of the report (not a file); move it, or give --out another folder")
     if overwrite:
         return
-    try:
-        record = read_json(out_dir / REPORT_RECORD, "report record")
-    except InputError:
-        record = {}
-    ours = isinstance(record, dict) and record.get("bench") == _bench_seen_from(out_dir, bench_dir)
+    record = _read_record(out_dir / REPORT_RECORD)
+    ours = record.get("bench") == _bench_seen_from(out_dir, bench_dir)
     files = record.get("files") if ours and isinstance(record.get("files"), dict) else {}
     for name in REPORT_FILES:
         path = out_dir / name
