@@ -19,6 +19,16 @@ def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
         load_yaml(path)
 
 
+@pytest.mark.parametrize("text", ["? [a, b]\n: 1\n", "trainer: {[a]: 1}\n", "? {a: 1}\n: 2\n"])
+def test_a_list_or_mapping_as_a_key_is_refused_with_its_line(tmp_path, text):
+    """The tenth probe: a TypeError traceback (unhashable key) from a file or a --set value."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"a key must be a name, not a (list|dict) \(line 1\)") as err:
+        load_yaml(path)
+    assert str(path) in str(err.value)
+
+
 def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_bytes(b"\xff\xfeepochs: 1\n")

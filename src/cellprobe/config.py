@@ -12,7 +12,7 @@ import copy
 import json
 import re
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -91,6 +91,11 @@ class UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):  # a list or mapping as a key (`? [a, b]`, `{[a]: 1}`)
+                raise yaml.constructor.ConstructorError(None, None, f"a key must be a name, not a "
+                                                                   f"{type(key).__name__} (line "
+                                                                   f"{key_node.start_mark.line + 1})",
+                                                        key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice (line "
                                                                    f"{key_node.start_mark.line + 1})",

@@ -19,7 +19,7 @@ def test_key_values_are_read_as_yaml():
     assert options.with_sets(["epochs=3"], {"epochs": 1, "output": "o"}) == {"epochs": 3, "output": "o"}
 
 
-@pytest.mark.parametrize("item", ["epochs", "=3", "x=[1,"])
+@pytest.mark.parametrize("item", ["epochs", "=3", "x=[1,", "trainer={[a]: 1}"])
 def test_bad_pairs_are_one_input_error_naming_the_flag(item):
     with pytest.raises(InputError, match="--option"):
         options.parse_key_values([item], "--option")

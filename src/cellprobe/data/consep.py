@@ -51,7 +51,7 @@ class ConsepDataset(WholeImageReader):
         self.class_names = CLASSES_4 if self.merge else CLASSES_7
         self.mpp = opts.mpp
         base = consep_root(self.root)
-        wanted = list(SPLITS) if split is None else [split.lower()]
+        wanted = list(SPLITS) if split is None else [split]  # exact: one spelling per split
         items = []
         for s in wanted:
             if s not in SPLITS:

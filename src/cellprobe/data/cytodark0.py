@@ -75,7 +75,9 @@ def read_folds(path: Path, root: Path) -> dict[str, int]:
 
 
 def fold_of_split(split: str, path: Path, available: set[int]) -> int:
-    m = re.fullmatch(r"fold\s*(\d+)", split.strip().lower())
+    """The fold a split name selects: ``fold<k>`` spelled exactly (one spelling per fold, as the bench's cell
+    names and the run's config record it: no case, space, leading zero or non-ASCII digit variants) or a role."""
+    m = re.fullmatch(r"fold(0|[1-9][0-9]*)", split)
     if split in ROLES:
         fold = ROLES[split]
     elif m:

@@ -86,7 +86,7 @@ class MonusegDataset(WholeImageReader):
         layout = self.split_dirs(self.root)
         if not layout:
             raise InputError(self.root, f"no MoNuSeg layout here (expected '{TRAIN_DIR}' or '{TEST_DIR}')")
-        wanted = list(layout) if split is None else [split.lower()]
+        wanted = list(layout) if split is None else [split]  # exact: one spelling per split
         items: list[Item] = []
         for s in wanted:
             if s not in layout:

@@ -75,7 +75,7 @@ def folds_of_split(split: str | None, protocol: int, root: Path) -> tuple[int, .
     roles = {"train": 0, "val": 1, "test": 2}
     if split in roles:
         return (PROTOCOLS[protocol][roles[split]],)
-    m = re.fullmatch(r"(?:fold\s*)?([123])", split.strip().lower())
+    m = re.fullmatch(r"fold([123])", split)  # one spelling per fold, as cell names and run configs record it
     if m:
         return (int(m.group(1)),)
     raise InputError(root, f"unknown PanNuke split '{split}' (fold1, fold2, fold3, or train/val/test of a protocol)")
