@@ -32,5 +32,5 @@ def test_consep_and_monuseg_splits_have_one_spelling(tmp_path):
     for split in ("Train", "TEST", " test"):
         with pytest.raises(InputError, match="unknown CoNSeP split"):
             open_dataset(consep, split=split)
-        with pytest.raises(InputError, match="MoNuSeg split .* is missing"):
+        with pytest.raises(InputError, match=r"MoNuSeg split .* is missing"):
             open_dataset(monuseg, split=split)
