@@ -74,6 +74,10 @@ def output_folder(path: str | Path, option: str = "--out", create: bool = True) 
 
     path = Path(path)
     existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor))
+    dangling = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+    if dangling is not None:
+        raise InputError(dangling, f"is a link to {os.readlink(dangling)}, which does not exist; {option} cannot "
+                                   "be made there")
     if not existing.is_dir():
         raise InputError(existing, f"{option} must be a folder, and this is a file")
     try:
