@@ -27,7 +27,7 @@ def test_an_output_folder_through_a_dangling_link_names_the_link(tmp_path):
 
     (tmp_path / "gone").symlink_to(tmp_path / "missing")
     for out in (tmp_path / "gone", tmp_path / "gone" / "sub"):
-        with pytest.raises(InputError, match="is a link to .*missing, which does not exist") as err:
+        with pytest.raises(InputError, match=r"is a link to .*missing, which does not exist") as err:
             atomic.output_folder(out)
         assert err.value.path == str(tmp_path / "gone")
     assert not (tmp_path / "missing").exists()

@@ -62,7 +62,21 @@ def _text_epoch(c):
     c["epoch"] = "0"
 
 
+def _weights_only(c):  # the tenth probe: Lightning's KeyError traceback
+    del c["optimizer_states"]
+
+
+def _no_loops(c):  # the epoch count would restart at 0 without a word
+    del c["loops"]
+
+
+def _no_callbacks(c):  # early stopping's patience and the best score would restart without a word
+    c["callbacks"] = None
+
+
 @pytest.mark.parametrize(("damage", "problem"), [
+    (_weights_only, "lacks the training state 'optimizer_states'"), (_no_loops, "state 'loops'"),
+    (_no_callbacks, "state 'callbacks'"),
     (_negative_variance, "BatchNorm variances below zero"), (_nan_weight, "NaN or infinite"),
     (_extra_key, "1 unexpected keys: network.extra.weight"), (_nan_moments, "NaN, infinite or missing values"),
     (_nan_lr, "learning rate nan"), (_negative_epoch, "epoch is -3"), (_text_epoch, "epoch is '0'"),
@@ -80,6 +94,21 @@ def test_a_damaged_last_checkpoint_is_refused_and_the_run_left_as_it_was(interru
         assert "\n" not in str(err.value)
         assert json.loads((out / R.STAMP).read_text())["status"] == "training"
     finally:
+        last.write_bytes(original)
+
+
+def test_a_folder_where_a_checkpoint_goes_is_refused_before_an_epoch_trains(interrupted):
+    """The tenth probe: the resume trained an epoch, then saving it was an IsADirectoryError traceback."""
+    cfg, out, original = interrupted
+    last = out / R.LAST
+    last.unlink()
+    last.mkdir()
+    try:
+        with pytest.raises(InputError, match="is in the way of a file training writes") as err:
+            train(cfg)
+        assert err.value.path == str(last)
+    finally:
+        last.rmdir()
         last.write_bytes(original)
 
 

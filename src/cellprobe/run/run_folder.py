@@ -232,6 +232,7 @@ def find_run(config: TrainConfig) -> Run | None:
             raise InputError(run_dir, "output folder is not empty and holds no cellprobe run; choose another --out")
         return None
     run = Run.open(run_dir)
+    _refuse_in_the_way(run_dir)
     old, new = run.config.model_dump(mode="json"), config.model_dump(mode="json")
     for section in (old, new):  # data paths runs spelt relative to the working directory: the same files
         section["data"]["path"] = str(Path(section["data"]["path"]).absolute())
@@ -248,6 +249,22 @@ def find_run(config: TrainConfig) -> Run | None:
         raise InputError(run_dir, f"holds a run with a different config (differs at {', '.join(diff[:5])}); "
                                   "choose another --out")
     return run  # its config equals ``config`` but perhaps for how it runs (threads, time budget, ...)
+
+
+#: what training writes in a run folder, as files (else as folders): checked before a resume trains an epoch
+_TRAINING_FILES = (BEST, LAST, f"{LOGS}/metrics.csv", f"{LOGS}/framework.log")
+
+
+def _refuse_in_the_way(run_dir: Path) -> None:
+    """A folder (or link to one, or anything else) where training writes a file, or a file where it makes its
+    logs folder, is one line now rather than a traceback at the end of the first epoch."""
+    logs = run_dir / LOGS
+    if (logs.exists() or logs.is_symlink()) and not logs.is_dir():
+        raise InputError(logs, "is in the way of the run's logs folder (not a folder); move it")
+    for name in _TRAINING_FILES:
+        path = run_dir / name
+        if (path.exists() or path.is_symlink()) and not path.is_file():
+            raise InputError(path, "is in the way of a file training writes (not a file); move it")
 
 
 def start_run(config: TrainConfig) -> tuple[Run, Path | None]:

@@ -22,12 +22,17 @@ from cellprobe.torch_files import state_problems
 START_OVER = "remove it to train the run from its first epoch"
 
 
+#: what Lightning restores besides the weights, and its kind: without one it stops with a KeyError (optimizer,
+#: schedulers) or silently restarts the epoch count, early stopping's patience or the best score (loops, callbacks)
+_TRAINING_STATE = {"optimizer_states": list, "lr_schedulers": list, "loops": dict, "callbacks": dict}
+
+
 def check_resumable(path: Path, module: Any, encoder_prefix: str) -> None:
     """Refuse ``path`` (a run's ``last.ckpt``) unless ``module`` (the training module it is about to resume)
     could take it as a finished epoch wrote it: its identity, every weight (the averaged and the raw ones; keys,
-    shapes, finite values of the right kind, variances ≥ 0), non-negative whole epoch and step counts, and an
-    optimizer state of finite numbers and positive learning rates. ``encoder_prefix``: keys of the frozen
-    encoder, which checkpoints leave out."""
+    shapes, finite values of the right kind, variances ≥ 0), non-negative whole epoch and step counts, the loop,
+    callback and scheduler states, and an optimizer state of finite numbers and positive learning rates.
+    ``encoder_prefix``: keys of the frozen encoder, which checkpoints leave out."""
     ckpt = load_checkpoint(path)
     check_identity(ckpt, module.encoder_identity, module.class_names, path)
     expected = {k: v for k, v in module.state_dict().items() if not k.startswith(encoder_prefix)}
@@ -42,7 +47,13 @@ def check_resumable(path: Path, module: Any, encoder_prefix: str) -> None:
         if type(value) is not int or value < 0:
             raise InputError(path, f"cannot resume from this checkpoint: its {key} is {value!r}, not a whole "
                                    f"number ≥ 0; {START_OVER}")
-    for n, optimizer in enumerate(ckpt.get("optimizer_states") or []):
+    for key, kind in _TRAINING_STATE.items():
+        value = ckpt.get(key)
+        if not isinstance(value, kind) or (key == "optimizer_states" and not value) or (
+                key == "loops" and not isinstance(value.get("fit_loop"), dict)):
+            raise InputError(path, f"cannot resume from this checkpoint: it lacks the training state "
+                                   f"'{key}' a finished epoch saves (a weights-only or edited file); {START_OVER}")
+    for n, optimizer in enumerate(ckpt["optimizer_states"]):
         problem = _optimizer_problem(optimizer)
         if problem:
             raise InputError(path, f"cannot resume from this checkpoint: optimizer {n} {problem}; {START_OVER}")
