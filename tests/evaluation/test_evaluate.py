@@ -140,3 +140,35 @@ def test_an_output_that_is_a_file_is_refused(run, tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(InputError, match="must be a folder"):
         evaluate(run, shared_data(), "test", format="patches", out=tmp_path / "a-file")
+
+
+def test_results_never_pass_for_another_runs(run, tmp_path):
+    """The tenth probe: `evaluate A --out B` replaced run B's own metrics.json with A's (nothing in it said
+    so), and one folder took two runs' evaluations in turn without --overwrite."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns(R.METRICS, R.PER_IMAGE))
+    for out, problem in ((other, "is the run folder"), (other / "sub", "is inside the run folder")):
+        with pytest.raises(InputError, match=problem):
+            evaluate(run, shared_data(), "test", format="patches", out=out, overwrite=True)
+    assert not (other / R.METRICS).exists() and not (other / "sub").exists()
+    out = tmp_path / "out"
+    out.mkdir()
+    evaluate(run, shared_data(), "test", format="patches", out=out)
+    before = (out / R.METRICS).read_text()
+    assert (out / json.loads(before)["evaluation"]["run"]).resolve() == run.resolve()
+    with pytest.raises(InputError, match="holds the evaluation of .*--overwrite"):
+        evaluate(other, shared_data(), "test", format="patches", out=out)
+    assert (out / R.METRICS).read_text() == before
+    evaluate(other, shared_data(), "test", format="patches", out=out, overwrite=True)
+
+
+def test_files_in_the_way_of_the_results_are_refused_before_work(run, tmp_path):
+    (tmp_path / R.PER_IMAGE).write_text("my table\n")
+    with pytest.raises(InputError, match="no metrics.json beside it"):
+        evaluate(run, shared_data(), "test", format="patches", out=tmp_path)
+    assert (tmp_path / R.PER_IMAGE).read_text() == "my table\n"
+    (tmp_path / R.METRICS).mkdir()
+    with pytest.raises(InputError, match="is in the way of the evaluation's results"):
+        evaluate(run, shared_data(), "test", format="patches", out=tmp_path, overwrite=True)

@@ -3,6 +3,7 @@ thresholds, score with the metrics engine, write metrics.json and per_image.csv.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,7 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     from cellprobe.metrics import ConicAccumulator
 
     out_dir = atomic.output_folder(out if out is not None else run_dir, create=False)
-    if not overwrite:
-        check_not_replacing(out_dir / R.METRICS, data_label(data), split, checkpoint, tta)
+    check_not_replacing(out_dir, run_dir, data_label(data), split, checkpoint, tta, overwrite)
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     dataset = open_eval_data(data, split, format, seg.run.config, **options)
     check_eval_data(dataset, seg.class_names, data, split, same_classes=False)
@@ -70,7 +70,7 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     scoring = (f"class-agnostic: the data's classes {list(dataset.class_names)} are not the run's "
                f"{seg.class_names}" if agnostic else "per class")
     record = {**result.to_dict(), "evaluation": {
-        "data": data_label(data), "split": split, "checkpoint": checkpoint, "tta_views": tta,
+        "run": _run_seen_from(out_dir, run_dir), "data": data_label(data), "split": split, "checkpoint": checkpoint, "tta_views": tta,
         "scoring": scoring, "data_mpp": dataset.mpp, "run_mpp": seg.run.stamp.mpp, "resized_by": scale,
         "postprocess": seg.params.model_dump(mode="json")}}
     atomic.write_json(out_dir / R.METRICS, record)
@@ -79,15 +79,44 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     return result
 
 
-def check_not_replacing(metrics: Path, data: str, split: str | None, checkpoint: str, tta: int) -> None:
-    """Refuse to replace the results of an evaluation of other data, another split, another checkpoint or
-    other test-time views (scoring the same again, e.g. after tuning, replaces them)."""
+def _run_seen_from(out_dir: Path, run_dir: str | Path) -> str:
+    """The evaluated run relative to the results' folder (``.`` in the run's own folder): a run moved or copied
+    with its results still owns them."""
+    return os.path.relpath(Path(run_dir).resolve(), out_dir.resolve())
+
+
+def check_not_replacing(out_dir: Path, run_dir: str | Path, data: str, split: str | None, checkpoint: str,
+                        tta: int, overwrite: bool = False) -> None:
+    """Before any work: refuse results folders where the results would pass for another run's (another run's
+    folder, or inside one), a folder in the way of a result file (even with ``overwrite``), and, without
+    ``overwrite``, replacing results of another run, of other data, another split, another checkpoint or
+    other test-time views, or a per_image.csv with no evaluation beside it (scoring the same again, e.g. after
+    tuning, replaces them)."""
+    owner = R.owning_run(out_dir)
+    if owner is not None and owner != Path(run_dir).resolve():
+        raise InputError(out_dir, f"is {'the' if owner == out_dir.resolve() else 'inside the'} run folder {owner}: "
+                                  f"results of {run_dir} there would read as that run's; give --out outside it")
+    metrics = out_dir / R.METRICS
+    for path in (metrics, out_dir / R.PER_IMAGE):
+        if (path.exists() or path.is_symlink()) and not path.is_file():
+            raise InputError(path, "is in the way of the evaluation's results (not a file); move it, or give "
+                                   "--out another folder")
+    if overwrite:
+        return
     if not metrics.is_file():
+        if (out_dir / R.PER_IMAGE).is_file():
+            raise InputError(out_dir / R.PER_IMAGE, "exists with no metrics.json beside it (not an evaluation "
+                                                    "cellprobe wrote); pass --overwrite to replace it, or --out "
+                                                    "for another folder")
         return
     try:
         earlier = read_json(metrics, "metrics").get("evaluation") or {}
     except (InputError, AttributeError):
         earlier = {}
+    own = earlier.get("run", "." if out_dir.resolve() == Path(run_dir).resolve() else None)
+    if own != _run_seen_from(out_dir, run_dir):
+        raise InputError(metrics, f"holds the evaluation of {'another run' if own is None else own}; pass "
+                                  "--overwrite to replace it, or --out for another folder")
     if (earlier.get("data"), earlier.get("split")) != (data, split):
         raise InputError(metrics, f"holds the evaluation of {earlier.get('data', 'unknown data')} "
                                   f"[{earlier.get('split')}]; pass --overwrite to replace it, or --out for "

@@ -202,6 +202,12 @@ def enclosing_run(folder: str | Path) -> Path | None:
     return next((p for p in start.parents if (p / CONFIG).is_file() and _holds_run_stamp(p)), None)
 
 
+def owning_run(folder: str | Path) -> Path | None:
+    """The run folder ``folder`` is (resolved) or lies inside, as :func:`enclosing_run`; None when neither."""
+    start = Path(folder).resolve()
+    return start if (start / CONFIG).is_file() and _holds_run_stamp(start) else enclosing_run(start)
+
+
 def _holds_run_stamp(folder: Path) -> bool:
     """Whether ``folder``'s run.json is cellprobe's (a mapping with its version and run format)."""
     try:
