@@ -158,7 +158,7 @@ def test_results_never_pass_for_another_runs(run, tmp_path):
     evaluate(run, shared_data(), "test", format="patches", out=out)
     before = (out / R.METRICS).read_text()
     assert (out / json.loads(before)["evaluation"]["run"]).resolve() == run.resolve()
-    with pytest.raises(InputError, match="holds the evaluation of .*--overwrite"):
+    with pytest.raises(InputError, match=r"holds the evaluation of .*--overwrite"):
         evaluate(other, shared_data(), "test", format="patches", out=out)
     assert (out / R.METRICS).read_text() == before
     evaluate(other, shared_data(), "test", format="patches", out=out, overwrite=True)
@@ -166,7 +166,7 @@ def test_results_never_pass_for_another_runs(run, tmp_path):
 
 def test_files_in_the_way_of_the_results_are_refused_before_work(run, tmp_path):
     (tmp_path / R.PER_IMAGE).write_text("my table\n")
-    with pytest.raises(InputError, match="no metrics.json beside it"):
+    with pytest.raises(InputError, match=r"no metrics.json beside it"):
         evaluate(run, shared_data(), "test", format="patches", out=tmp_path)
     assert (tmp_path / R.PER_IMAGE).read_text() == "my table\n"
     (tmp_path / R.METRICS).mkdir()
