@@ -90,6 +90,7 @@ def test_a_running_scheduler_is_used_by_address():
 @pytest.mark.parametrize(("cluster_opt", "config", "scheduler", "says"), [
     ("local:0", None, None, "at least 1 worker"),
     ("local:two", None, None, "unknown cluster"),
+    ("local:\u0661", None, None, "unknown cluster"), ("local:01", None, None, "unknown cluster"),
     ("kubernetes", None, None, "unknown cluster"),
     ("slurm", None, None, "needs --cluster-config"),
     ("slurm", "missing.yaml", None, "cannot read config"),
@@ -122,6 +123,12 @@ def test_bad_cluster_options_are_one_line_exit_2_within_seconds(cli, tmp_path, c
     ("jobs: 2\nwalltime: 8h\n", "walltime"),
     ("jobs: 2\nqueue: gpu\n", "queue"),
     ("jobs: 99999999\n", "jobs"),
+    # the tenth probe: these reached sbatch (a newline in a directive starts a shell line of the job script)
+    ("jobs: 1\nwalltime: '\u0668:00:00'\n", "walltime"), ("jobs: 1\nwalltime: '8:61:00'\n", "walltime"),
+    ("jobs: 1\nmemory: '\u0668GB'\n", "memory"), ("jobs: 1\nmemory: \"8\u00a0GB\"\n", "memory"),
+    ("jobs: 1\njob_extra_directives: [\"--qos=normal\\nrm -rf ~\"]\n", "job_extra_directives.0"),
+    ("jobs: 1\njob_script_prologue: [\"module load x\\rboom\"]\n", "job_script_prologue.0"),
+    ("jobs: 1\npartition: gpu long\n", "partition"), ("jobs: 1\naccount: \"lab\\n\"\n", "account"),
 ])
 def test_bad_cluster_yaml_names_the_file_and_key(tmp_path, yaml_text, says):
     path = tmp_path / "c.yaml"

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -76,6 +76,13 @@ MAX_JOBS = 1000
 SBATCH = "sbatch"
 
 
+#: what goes into one line of the SLURM job script: a newline in a directive would start a shell command
+#: (the digits and spaces of numbers are ASCII: a regex's \d and \s also take '٨' and no-break spaces)
+Line = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
+#: a name on an sbatch option (partition, account) or a network interface: one token
+Word = Annotated[str, Field(pattern=r"^[^\x00-\x20\x7f]+$")]
+
+
 class AdaptiveBounds(StrictModel):
     """Let the number of SLURM jobs follow the work: between ``minimum`` and ``maximum`` jobs (at least one:
     a worker checks the shared folder before any work is sent)."""
@@ -95,20 +102,20 @@ class SlurmClusterConfig(StrictModel):
     time on its ``gpus_per_job`` GPU (0: a CPU worker). Either a fixed number of ``jobs`` or ``adaptive``
     bounds."""
 
-    partition: str | None = None  # sbatch -p
-    account: str | None = None  # sbatch -A
+    partition: Word | None = None  # sbatch -p
+    account: Word | None = None  # sbatch -A
     gpus_per_job: int = Field(1, ge=0, le=1)  # one worker per GPU: scale with jobs (DDP: train one cell alone)
     cores: int = Field(4, ge=1)  # CPU cores per job (data loading, post-processing)
-    memory: str = Field("32GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")  # per job, e.g. 64GB
-    walltime: str = Field("04:00:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")  # [D-]HH:MM:SS
+    memory: str = Field("32GB", pattern=r"^[0-9]+(\.[0-9]+)? ?[KMGT]i?B$")  # per job, e.g. 64GB
+    walltime: str = Field("04:00:00", pattern=r"^([0-9]+-)?[0-9]{1,3}:[0-5][0-9]:[0-5][0-9]$")  # [D-]HH:MM:SS
     jobs: int | None = Field(None, ge=1, le=MAX_JOBS)  # a fixed number of jobs (workers)
     adaptive: AdaptiveBounds | None = None
-    job_extra_directives: list[str] = Field(default_factory=list)  # more #SBATCH lines, e.g. "--qos=high"
-    job_script_prologue: list[str] = Field(default_factory=list)  # shell lines before the worker (module load)
-    python: str | None = None  # the Python of the nodes (default: this one, on the shared filesystem)
-    local_directory: str | None = None  # the worker's scratch folder on the node (e.g. $TMPDIR)
-    log_directory: str | None = None  # where SLURM writes each job's output
-    interface: str | None = None  # the network interface the workers listen on (e.g. ib0)
+    job_extra_directives: list[Line] = Field(default_factory=list)  # more #SBATCH lines, e.g. "--qos=high"
+    job_script_prologue: list[Line] = Field(default_factory=list)  # shell lines before the worker (module load)
+    python: Line | None = None  # the Python of the nodes (default: this one, on the shared filesystem)
+    local_directory: Line | None = None  # the worker's scratch folder on the node (e.g. $TMPDIR)
+    log_directory: Line | None = None  # where SLURM writes each job's output
+    interface: Word | None = None  # the network interface the workers listen on (e.g. ib0)
     worker_wait_minutes: float = Field(30.0, gt=0)  # how long the queue may take to start the first job
 
     @model_validator(mode="after")
@@ -156,7 +163,7 @@ def parse_cluster_spec(cluster: str | None, cluster_config: Path | None, schedul
             raise InputError("--cluster", f"slurm: no '{SBATCH}' on this machine's PATH; run the command on a "
                                           "node that submits SLURM jobs (a login node)")
         return ClusterSpec("slurm", slurm=config)
-    match = re.fullmatch(r"local:(\d+)", cluster)
+    match = re.fullmatch(r"local:(0|[1-9][0-9]*)", cluster)  # ASCII digits: \d also reads '٣' as 3
     if match is None:
         raise InputError("--cluster", f"unknown cluster '{cluster}' (local:N for N worker processes here, or slurm)")
     workers = int(match.group(1))

@@ -118,6 +118,7 @@ def test_bad_conic_inputs(cli, conic_files, tmp_path):
     _one_line_error(run(pred, "--r2-crop", "64"), "T.npy[0]", "larger than the image")
     _one_line_error(run(pred, "--radius", "-1"), "--radius must be a finite number > 0")
     _one_line_error(run(pred, "--workers", "-2"), "--workers must be >= 0")
+    _one_line_error(run(pred, "--workers", "100000"), "--workers 100000", "core(s) usable here")  # tenth probe
     _one_line_error(run(pred, "--classes", "a,,b"), "empty class name")
 
 

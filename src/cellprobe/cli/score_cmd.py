@@ -16,6 +16,7 @@ import typer
 
 from cellprobe.cli.options import Overwrite, check_output_files
 from cellprobe.errors import InputError
+from cellprobe.machine import usable_cores
 
 
 class ScoreFormat(StrEnum):
@@ -168,6 +169,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError(None, f"{flag} applies to --format conic only")
         if workers < 0:
             raise InputError(None, f"--workers must be >= 0 (0 = all cores), got {workers}")
+        if workers > usable_cores():  # as slide's --workers: the rest would only wait, each holding images
+            raise InputError(None, f"--workers {workers}: {usable_cores()} core(s) usable here; give at most "
+                                   f"{usable_cores()} (0 = all of them)")
         if fmt is ScoreFormat.conic:
             result = _score_conic(true, pred, names, radius, mpp, r2_crop, workers)
             _print_conic(result.summary, result.params["radius"])
