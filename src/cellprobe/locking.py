@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from cellprobe import atomic
 from cellprobe.errors import InputError
 
 LOCK = ".cellprobe.lock"
@@ -25,8 +26,8 @@ def exclusive(folder: str | Path, what: str) -> Iterator[None]:
         yield
         return
     folder = Path(folder)
+    atomic.output_folder(folder)  # made; a file or a link to nothing on the way is one line naming it
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR, 0o666)
     except OSError as exc:
         raise InputError(folder, f"cannot use this output folder ({exc.strerror or exc})") from None

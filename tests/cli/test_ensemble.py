@@ -31,3 +31,11 @@ def test_ensemble_through_the_cli(cli, tmp_path):
     assert rc == 2 and "at least two" in err and len(err.strip().splitlines()) == 1
     rc, _, err = cli("ensemble", runs[0], tmp_path / "nowhere", "--out", tmp_path / "e3")
     assert rc == 2 and "nowhere" in err and len(err.strip().splitlines()) == 1
+    # the tenth probe: a link as --out was a NotADirectoryError traceback after every member was checked
+    (tmp_path / "empty").mkdir()
+    for link, target in (("elink", tmp_path / "empty"), ("gone", tmp_path / "missing")):
+        (tmp_path / link).symlink_to(target)
+        rc, _, err = cli("ensemble", *runs, "--out", tmp_path / link)
+        assert rc == 2 and f"{link}: is a link" in err and len(err.strip().splitlines()) == 1, err
+    rc, _, err = cli("ensemble", *runs, "--out", tmp_path / "gone" / "ens")
+    assert rc == 2 and "which does not exist" in err and len(err.strip().splitlines()) == 1, err

@@ -147,3 +147,15 @@ def test_a_relative_split_file_is_stored_absolute(cli, tmp_path, monkeypatch):
                      "--set", "data.options.split_file=splits/folds.csv")
     assert rc == 0, err
     assert given[0].data.options["split_file"] == str(tmp_path / "splits" / "folds.csv")
+
+
+def test_an_out_through_a_link_to_nothing_is_one_line(cli, tmp_path):
+    """The tenth probe: 'cannot use this output folder (File exists)' named neither the link nor its target."""
+    from tests.training.tiny import make_tiny_data
+
+    data = make_tiny_data(tmp_path / "data")
+    (tmp_path / "gone").symlink_to(tmp_path / "missing")
+    rc, _, err = cli("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data, "--out",
+                     tmp_path / "gone", "--set", "trainer.progress=false")
+    assert rc == 2 and err.count("\n") == 1 and "gone: is a link to" in err and "missing" in err, err
+    assert not (tmp_path / "missing").exists()

@@ -209,10 +209,11 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
         except InputError as exc:
             key = f"encoders.{i}.name"
             raise InputError(config_source(config, key), f"config key '{key}': {exc.problem}") from None
-        for weights in encoder.weights:
+        for j, weights in enumerate(encoder.weights):
             if weights not in ("pretrained", "random") and not Path(weights).is_file():
-                raise InputError(weights, f"encoder '{encoder.name}': weights file not found (weights are "
-                                          "'pretrained', 'random' or an existing file)")
+                key = f"encoders.{i}.weights.{j}"
+                raise InputError(config_source(config, key), f"config key '{key}': encoder '{encoder.name}': no "
+                                 f"weights file {weights} (weights are 'pretrained', 'random' or an existing file)")
     if cluster is None:  # on a cluster the workers' machines decide, which this one cannot see
         with keys_attributed(config):
             check_machine(config.training.trainer, "training.trainer")

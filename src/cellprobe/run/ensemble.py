@@ -82,6 +82,9 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
     if len(member_dirs) < 2:
         raise InputError(None, "an ensemble needs at least two runs")
     out = Path(out)
+    if out.is_symlink():  # the ensemble is renamed into place: onto a link it cannot go
+        raise InputError(out, f"is a link (to {os.readlink(out)}); give the folder's own path as --out")
+    atomic.output_folder(out.parent, create=False)  # a file or a link to nothing on the way: one line
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(out, "output exists and is not an empty folder; choose another --out")
     runs = [R.Run.open(d) for d in member_dirs]
