@@ -33,10 +33,13 @@ class ConsepOptions(WindowOptions):
 def consep_root(root: Path) -> Path:
     """The folder holding ``Train``/``Test``: ``root`` itself or ``root/CoNSeP``."""
     root = Path(root)
-    for candidate in (root, root / "CoNSeP"):
-        if any((candidate / d / "Labels").is_dir() for d in SPLITS.values()):
-            return candidate
-    raise InputError(root, "no CoNSeP layout here (expected Train/Labels/*.mat or CoNSeP/Train/Labels/*.mat)")
+    found = [c for c in (root, root / "CoNSeP") if any((c / d / "Labels").is_dir() for d in SPLITS.values())]
+    if not found:
+        raise InputError(root, "no CoNSeP layout here (expected Train/Labels/*.mat or CoNSeP/Train/Labels/*.mat)")
+    if len(found) > 1:
+        raise InputError(root, "holds two CoNSeP layouts (Train/Test here and in CoNSeP/): which one is meant "
+                               "would be a guess; give the folder of one")
+    return found[0]
 
 
 class ConsepDataset(WholeImageReader):
@@ -59,7 +62,12 @@ class ConsepDataset(WholeImageReader):
             folder = base / SPLITS[s]
             if not (folder / "Labels").is_dir():
                 raise InputError(folder, f"CoNSeP split '{s}' is missing (expected {SPLITS[s]}/Images and Labels)")
-            for label in sorted((folder / "Labels").glob("*.mat")):
+            labels = sorted((folder / "Labels").glob("*.mat"))
+            unlabelled = sorted({p.stem for p in (folder / "Images").glob("*.png")} - {p.stem for p in labels})
+            if unlabelled:  # the release labels every image: one without is a lost file, not one to skip
+                raise InputError(folder / "Images" / f"{unlabelled[0]}.png", f"has no label file "
+                                 f"Labels/{unlabelled[0]}.mat ({len(unlabelled)} image(s) of split '{s}' have none)")
+            for label in labels:
                 image = folder / "Images" / f"{label.stem}.png"
                 if not image.is_file():
                     raise InputError(image, f"missing image for {label.name}")

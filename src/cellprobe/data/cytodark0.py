@@ -44,9 +44,14 @@ class CytoDArk0Options(WindowOptions):
 def cytodark0_base(root: Path, magnification: str) -> Path:
     root = Path(root)
     size = MAGNIFICATIONS[magnification][0]
-    for candidate in (root / magnification / size, root / "cytoDArk0" / magnification / size, root / size, root):
-        if (candidate / "folds.csv").is_file() and (candidate / "image").is_dir():
-            return candidate
+    found = [c for c in (root / magnification / size, root / "cytoDArk0" / magnification / size, root / size, root)
+             if (c / "folds.csv").is_file() and (c / "image").is_dir()]
+    if len(found) > 1:
+        raise InputError(root, f"holds {len(found)} CytoDArk0 layouts for {magnification} "
+                               f"({', '.join(str(c) for c in found)}): which one is meant would be a guess; give "
+                               "the folder of one")
+    if found:
+        return found[0]
     raise InputError(root, f"no CytoDArk0 layout for {magnification} here (expected "
                            f"[cytoDArk0/]{magnification}/{size}/image, label, folds.csv)")
 

@@ -64,7 +64,13 @@ def rasterise(polygons: list[np.ndarray], shape: tuple[int, int], where: Path) -
 
 def _split_items(folder: Path, images: Path, annotations: Path, split: str) -> list[Item]:
     items = []
-    for xml in sorted(annotations.glob("*.xml")):
+    xmls = sorted(annotations.glob("*.xml"))
+    outlined = {x.stem for x in xmls}
+    bare = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in outlined)
+    if bare:  # the release outlines every image: one without is a lost file, not one to skip
+        raise InputError(bare[0], f"has no annotation file {annotations / (bare[0].stem + '.xml')} ({len(bare)} "
+                                  f"image(s) of split '{split}' have none)")
+    for xml in xmls:
         image = find_with_suffix(images, xml.stem, IMAGE_SUFFIXES)
         if image is None:
             raise InputError(images / f"{xml.stem}.tif", f"missing image for {xml.name}")
@@ -98,15 +104,18 @@ class MonusegDataset(WholeImageReader):
     def split_dirs(root: Path) -> dict[str, tuple[Path, Path, Path]]:
         """split → (folder, image folder, annotation folder) for the release's train and test folders."""
         out = {}
-        for folder in (root / TRAIN_DIR, root):
-            if (folder / "Tissue Images").is_dir() and (folder / "Annotations").is_dir():
-                out["train"] = (folder, folder / "Tissue Images", folder / "Annotations")
-                break
-        test = root / TEST_DIR
-        if test.is_dir() and any(test.glob("*.xml")):
-            out["test"] = (test, test, test)
-        elif "train" not in out and root.is_dir() and any(root.glob("*.xml")):
-            out["test"] = (root, root, root)
+        trains = [f for f in (root / TRAIN_DIR, root) if (f / "Tissue Images").is_dir() and (f / "Annotations").is_dir()]
+        tests = [f for f in (root / TEST_DIR, root) if f.is_dir() and any(f.glob("*.xml"))]
+        if trains:
+            tests = [f for f in tests if f != root]  # a training layout here: the root's XML files are not a split
+        for split, found in (("train", trains), ("test", tests)):
+            if len(found) > 1:  # which one is meant would be a guess
+                raise InputError(root, f"holds two MoNuSeg {split} layouts ({found[0]} and {found[1]}); give the "
+                                       "folder of one")
+        if trains:
+            out["train"] = (trains[0], trains[0] / "Tissue Images", trains[0] / "Annotations")
+        if tests:
+            out["test"] = (tests[0], tests[0], tests[0])
         return out
 
     @classmethod
