@@ -7,6 +7,7 @@ Bad input (:class:`cellprobe.errors.InputError`) becomes one line on stderr and 
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -71,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"cellprobe: error: {err}", file=sys.stderr)
         return 2
+    except (RuntimeError, OSError) as exc:
+        loop = _symlink_loop(exc)
+        if loop is None:
+            raise
+        print(f"cellprobe: error: {loop}: is a loop of symbolic links (it leads back to itself); fix or remove it",
+              file=sys.stderr)
+        return 2
     except typer.Exit as exc:  # --help, --version, explicit exits
         return exc.exit_code
     except typer.Abort:
@@ -85,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cellprobe: error: {where}: {message} (see {where} --help)", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     return rv if isinstance(rv, int) else 0
+
+
+def _symlink_loop(exc: BaseException) -> str | None:
+    """The path of a symbolic-link loop ``exc`` reports, else None. Any path a user gives, or a file below it,
+    may be one, and every layer resolves paths (pathlib's ``resolve`` raises RuntimeError, ``open`` and ``stat``
+    raise ELOOP): it is the user's file system either way, so it is bad input wherever it surfaces."""
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from "):
+        return str(exc).removeprefix("Symlink loop from ").strip("'\"")
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        return str(exc.filename)
+    return None
 
 
 if __name__ == "__main__":
