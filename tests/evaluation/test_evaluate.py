@@ -172,3 +172,19 @@ def test_files_in_the_way_of_the_results_are_refused_before_work(run, tmp_path):
     (tmp_path / R.METRICS).mkdir()
     with pytest.raises(InputError, match="is in the way of the evaluation's results"):
         evaluate(run, shared_data(), "test", format="patches", out=tmp_path, overwrite=True)
+
+
+def test_folders_in_the_way_of_tunes_results_are_refused_before_work(run, tmp_path):
+    """The eleventh probe: tune.csv as a folder was a traceback after the search; postprocess.json as one was
+    said to hold the run's thresholds."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    for name in ("tune.csv", R.POSTPROCESS):
+        (copy / name).unlink(missing_ok=True)
+        (copy / name).mkdir()
+        with pytest.raises(InputError, match="is in the way of tune's results") as err:
+            tune(copy, grid={"fg_threshold": [0.5]}, overwrite=True)
+        assert err.value.path == str(copy / name)
+        (copy / name).rmdir()

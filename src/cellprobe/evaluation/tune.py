@@ -16,6 +16,9 @@ from cellprobe import atomic
 from cellprobe.data.sample import PatchDataset
 from cellprobe.run import run_folder as R
 
+#: every setting tune tried and its scores, beside the run's postprocess.json
+TUNE_TABLE = "tune.csv"
+
 
 def load_grid(path: str | Path) -> dict[str, list]:
     """A search grid from YAML (parameter → list of values), checked against the post-processing parameters
@@ -73,6 +76,9 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
         dataset = open_eval_data(data, split, format, seg.run.config, **options)
         check_eval_data(dataset, seg.class_names, data, split)
         positions = np.arange(len(dataset))
+    for path in (run_path / TUNE_TABLE, target):  # before the network runs, --overwrite or not
+        if (path.exists() or path.is_symlink()) and not path.is_file():
+            raise InputError(path, "is in the way of tune's results (not a file); move it")
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise InputError(target, "holds the run's thresholds already; pass --overwrite to replace them (tuning "
                                  "starts from the run's untuned thresholds either way)")
@@ -86,6 +92,6 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
     result = tune_params(predictions, truths, grid, metric, search=search,
                          base=untuned,
                          num_classes=seg.num_classes, mpp=dataset.mpp, names=names)
-    atomic.write_text(run_path / "tune.csv", result.table.to_csv(index=False))
+    atomic.write_text(run_path / TUNE_TABLE, result.table.to_csv(index=False))
     atomic.write_text(target, result.best.model_dump_json(indent=2) + "\n")  # last: its presence means tuned
     return result.best
