@@ -44,3 +44,47 @@ def test_a_layout_found_twice_is_refused(tmp_path):
     shutil.copytree(monuseg / TRAIN_DIR / "Annotations", monuseg / "Annotations")
     with pytest.raises(InputError, match="holds two MoNuSeg train layouts"):
         open_dataset(monuseg, split="train", format="monuseg")
+
+
+def _folder(root, synth, names=("a", "b"), class_names=("x", "y")):
+    images, inst, cls = synth[:3]
+    return fixtures.write_folder(root, images[:2], inst[:2], cls[:2], list(names), class_names=class_names)
+
+
+def test_folder_layouts_are_read_whole_or_refused(tmp_path, synth):
+    """The eleventh probe: split folders beside a root split were ignored, a split folder without inst/ was no
+    split, a dataset.yml was ignored, class maps and files of other kinds in images/ were dropped unsaid."""
+    import warnings
+
+    root = _folder(tmp_path / "f", synth)
+    assert len(open_dataset(root, format="folder", split="train", val_fraction=0.5)) > 0
+    _folder(root / "train", synth)
+    with pytest.raises(InputError, match=r"holds images/ and inst/ and split folders \(train\)"):
+        open_dataset(root, format="folder")
+    split_root = tmp_path / "s"
+    _folder(split_root / "train", synth)
+    (split_root / "test" / "images").mkdir(parents=True)
+    with pytest.raises(InputError, match="test: has images/ but no inst/"):
+        open_dataset(split_root, format="folder", split="train")
+    lone = _folder(tmp_path / "lone", synth, class_names=None)
+    (lone / "dataset.yml").write_text("class_names: [x, y]\n")
+    with pytest.raises(InputError, match=r"dataset\.yml: is not read: cellprobe reads dataset\.yaml"):
+        open_dataset(lone, format="folder", split="all")
+    extra = _folder(tmp_path / "extra", synth)
+    (extra / "images" / "c.webp").write_bytes(b"RIFF")
+    (extra / "cls" / "z.tif").write_bytes((extra / "cls" / "a.tif").read_bytes())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        open_dataset(extra, format="folder", split="all")
+    said = " | ".join(str(w.message) for w in caught)
+    assert "not images cellprobe reads" in said and "c.webp" in said and "1 class maps without an image" in said
+
+
+def test_a_folder_holding_two_formats_is_refused(tmp_path, pannuke_root):
+    from cellprobe.data.formats import detect_format
+
+    assert detect_format(pannuke_root) == "pannuke"
+    (pannuke_root / "images.npy").write_bytes(b"")
+    (pannuke_root / "labels.npy").write_bytes(b"")
+    with pytest.raises(InputError, match=r"layouts of several formats \(pannuke, conic\)"):
+        detect_format(pannuke_root)

@@ -50,10 +50,24 @@ def is_folder_split(folder: Path) -> bool:
 
 
 def folder_splits(root: Path) -> list[str]:
+    """The split folders below ``root`` (none when ``root`` is one). A subfolder with only one of images/ and
+    inst/, or split folders beside a root that is one, are refused: a split left out, or the root read instead
+    of its splits, would be silent."""
     root = Path(root)
-    if not root.is_dir() or is_folder_split(root):
+    if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and is_folder_split(p))
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir())
+    for sub in subfolders:
+        if (sub / "images").is_dir() != (sub / "inst").is_dir():
+            has, lacks = ("images", "inst") if (sub / "images").is_dir() else ("inst", "images")
+            raise InputError(sub, f"has {has}/ but no {lacks}/: a split folder needs both")
+    splits = [p.name for p in subfolders if is_folder_split(p)]
+    if is_folder_split(root):
+        if splits:
+            raise InputError(root, f"holds images/ and inst/ and split folders ({', '.join(splits)}): which is "
+                                   "the dataset would be a guess; keep one layout")
+        return []
+    return splits
 
 
 def read_sources(path: Path) -> dict[str, tuple[str, int]] | None:
@@ -105,6 +119,11 @@ class FolderDataset(WholeImageReader):
             dataset_file(sources_csv, dataset_root, "sources file")
         sources = read_sources(sources_csv)
         stems: dict[str, Path] = {}
+        others = sorted(p.name for p in (folder / "images").iterdir()
+                        if p.suffix.lower() not in IMAGE_SUFFIXES and not p.name.startswith("."))
+        if others:
+            warnings.warn(f"{folder / 'images'}: {len(others)} file(s) that are not images cellprobe reads "
+                          f"({', '.join(IMAGE_SUFFIXES)}) are ignored (e.g. {others[0]})", DataWarning, stacklevel=2)
         for image in sorted(p for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
             if image.stem in stems:
                 raise InputError(image, f"same sample name '{image.stem}' as {stems[image.stem].name}: one image "
@@ -131,10 +150,12 @@ class FolderDataset(WholeImageReader):
                 extra["cls"] = str(require_file(cls or folder / "cls" / f"{stem}.tif", f"class map for {image.name}"))
             source = stem if sources is None else sources[stem][0]
             items.append(Item(stem, source, image, inst, tissue=opts.tissue or info.tissue, extra=extra))
-        orphans = {p.stem for p in (folder / "inst").iterdir()} - {it.name for it in items}
-        if orphans:
-            warnings.warn(f"{folder / 'inst'}: {len(orphans)} instance maps without an image are ignored "
-                          f"(e.g. {sorted(orphans)[0]})", DataWarning, stacklevel=2)
+        for maps, what in (("inst", "instance"), ("cls", "class")):
+            present = (folder / maps).iterdir() if (folder / maps).is_dir() else ()
+            orphans = {p.stem for p in present if not p.name.startswith(".")} - {it.name for it in items}
+            if orphans:
+                warnings.warn(f"{folder / maps}: {len(orphans)} {what} maps without an image are ignored "
+                              f"(e.g. {sorted(orphans)[0]})", DataWarning, stacklevel=2)
         selected = select_split([it.name for it in items], [it.source for it in items], sub_split,
                                 SplitOptions(**opts.model_dump(include=set(SplitOptions.model_fields))), folder)
         self._setup([items[i] for i in selected.rows],

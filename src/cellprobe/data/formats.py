@@ -38,20 +38,22 @@ def detect_format(path: str | Path) -> str:
         raise InputError(root, "does not exist")
     if not root.is_dir():
         raise InputError(root, "is not a folder (point at the dataset's folder)")
-    if _any(root, "Fold [123]"):
-        return "pannuke"
-    if (root / "images.npy").is_file() and (root / "labels.npy").is_file():
-        return "conic"
-    if (root / "labels.npz").is_file() or _any(root, "*/labels.npz"):
-        return "patches"
-    if any((root / d).is_dir() for d in ("20x", "40x", "cytoDArk0", "1024x1024", "2048x2048")):
-        return "cytodark0"
-    if (root / "MoNuSeg 2018 Training Data").is_dir() or (root / "MoNuSegTestData").is_dir():
-        return "monuseg"
-    if _any(root, "Train/Labels/*.mat") or _any(root, "Test/Labels/*.mat") or (root / "CoNSeP").is_dir():
-        return "consep"
-    if ((root / "images").is_dir() and (root / "inst").is_dir()) or _any(root, "*/inst"):
-        return "folder"
+    signs = {
+        "pannuke": lambda: _any(root, "Fold [123]"),
+        "conic": lambda: (root / "images.npy").is_file() and (root / "labels.npy").is_file(),
+        "patches": lambda: (root / "labels.npz").is_file() or _any(root, "*/labels.npz"),
+        "cytodark0": lambda: any((root / d).is_dir() for d in ("20x", "40x", "cytoDArk0", "1024x1024", "2048x2048")),
+        "monuseg": lambda: (root / "MoNuSeg 2018 Training Data").is_dir() or (root / "MoNuSegTestData").is_dir(),
+        "consep": lambda: _any(root, "Train/Labels/*.mat") or _any(root, "Test/Labels/*.mat")
+        or (root / "CoNSeP").is_dir(),
+        "folder": lambda: ((root / "images").is_dir() and (root / "inst").is_dir()) or _any(root, "*/inst"),
+    }
+    found = [name for name, sign in signs.items() if sign()]
+    if len(found) > 1:  # reading the first one found would be a guess
+        raise InputError(root, f"holds the layouts of several formats ({', '.join(found)}); give the format "
+                               "(--format), or keep one dataset per folder")
+    if found:
+        return found[0]
     raise InputError(root, f"cannot tell the data format from the layout; give it (one of: {', '.join(READERS)})")
 
 

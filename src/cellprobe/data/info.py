@@ -11,6 +11,7 @@ from pydantic import AfterValidator
 
 from cellprobe.config import StrictModel, load_yaml, parse_config
 from cellprobe.data.io import inside_dataset
+from cellprobe.errors import InputError
 
 INFO_FILE = "dataset.yaml"
 MAX_CLASSES = 255  # class ids are stored as uint8 (0 = background)
@@ -56,6 +57,11 @@ def read_info(*folders: Path) -> DatasetInfo:
     defaults. One that is a link leading outside the dataset root is refused (:func:`inside_dataset`)."""
     for folder in folders:
         path = Path(folder) / INFO_FILE
+        near = sorted(p.name for p in Path(folder).glob("[dD][aA][tT][aA][sS][eE][tT].[yY]*[mM][lL]")
+                      if p.name != INFO_FILE and p.name.lower() in ("dataset.yaml", "dataset.yml"))
+        if near:  # a dataset.yml or Dataset.YAML was ignored without a word: its classes and µm/px unused
+            raise InputError(Path(folder) / near[0], f"is not read: cellprobe reads {INFO_FILE} (this spelling "
+                                                     "exactly); rename it, or remove it beside one")
         if path.is_file() or path.is_symlink():
             inside_dataset(path, Path(folders[-1]), path)
         if path.is_file():
