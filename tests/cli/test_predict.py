@@ -179,3 +179,17 @@ def test_a_postprocess_json_lacking_thresholds_is_refused(cli, run, tmp_path):
     rc, _, err = cli("predict", own, tmp_path / "in", "--out", tmp_path / "out", "--device", "cpu")
     assert rc == 2 and str(own / R.POSTPROCESS) in err and "lacks" in err and "min_size" in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_results_never_go_into_another_runs_folder(cli, run, tmp_path):
+    """The eleventh probe: predict --out at or inside another run folder wrote there (exit 0), where the
+    results would read as that run's; the run's own folder stays allowed."""
+    import shutil
+
+    _patch_folder(tmp_path / "in", 1)
+    other = tmp_path / "other"
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns("*.png", "*.tif", "*.geojson", ".cellprobe-predict*"))
+    for out, problem in ((other, "is the run folder"), (other / "preds", "is inside the run folder")):
+        rc, _, err = cli("predict", run, tmp_path / "in", "--out", out, "--device", "cpu")
+        assert rc == 2 and problem in err and err.count("\n") == 1, err
+    assert not (other / "preds").exists() and not list(other.glob("*_inst.tif"))

@@ -92,6 +92,8 @@ def test_bad_inputs_are_one_line_and_write_nothing(cli, run, slide, tmp_path):
         ((slide, *target, "--tissue-mask", far), "far.geojson"),
         ((slide, *target, "--region", "400,400,300,300"), "tissue.svs"),
         ((slide, *target, "--region", "1,2,3"), "--region"),
+        ((slide, *target, "--region", "\u0661,0,300,300"), "--region"),  # eleventh probe: read as 1
+        ((slide, *target, "--region", " 1,0,300,300"), "--region"),
         ((blank, *target), "blank.svs"),  # no tissue found
         ((slide, *target, "--mpp", "1e308"), "tissue.svs"),  # a resampling factor no µm/px anyone meant
         ((slide, "--target-mpp", "1e-300"), "tissue.svs"),
@@ -172,3 +174,14 @@ def test_probe_gaps_are_one_line_and_write_nothing(cli, run, slide, consep_root,
     rc, _, err = cli("slide", run, tmp_path / "caf\u00e9.svs", nfd, "--out", out, *target, *FAST)
     assert rc == 2 and "Unicode spelling" in err and not out.exists(), err
     _one_line(err, "cafe\u0301.svs")
+
+
+def test_slide_results_never_go_into_another_runs_folder(cli, run, slide, tmp_path):
+    """The eleventh probe: slide --out a run folder wrote the slide's results there (exit 0)."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    rc, _, err = cli("slide", run, slide, "--out", other, "--target-mpp", "0.5", *FAST)
+    assert rc == 2 and "is the run folder" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in other.iterdir()) == sorted(p.name for p in run.iterdir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,8 @@ def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
     if text is None:
         return None
     parts = text.split(",")
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        values = ()
+    # plain decimal digits only: int() also reads ' 1', '1_0', '+1' and '١' (Arabic-Indic)
+    values = tuple(int(p) for p in parts) if all(re.fullmatch(r"-?[0-9]+", p) for p in parts) else ()
     if len(values) != 4:
         raise InputError("--region", f"expects x,y,width,height in level-0 pixels (integers), got {text!r}")
     return values  # type: ignore[return-value]

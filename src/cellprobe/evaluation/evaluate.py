@@ -92,10 +92,7 @@ def check_not_replacing(out_dir: Path, run_dir: str | Path, data: str, split: st
     ``overwrite``, replacing results of another run, of other data, another split, another checkpoint or
     other test-time views, or a per_image.csv with no evaluation beside it (scoring the same again, e.g. after
     tuning, replaces them)."""
-    owner = R.owning_run(out_dir)
-    if owner is not None and owner != Path(run_dir).resolve():
-        raise InputError(out_dir, f"is {'the' if owner == out_dir.resolve() else 'inside the'} run folder {owner}: "
-                                  f"results of {run_dir} there would read as that run's; give --out outside it")
+    R.refuse_other_runs(out_dir, run_dir)
     metrics = out_dir / R.METRICS
     for path in (metrics, out_dir / R.PER_IMAGE):
         if (path.exists() or path.is_symlink()) and not path.is_file():

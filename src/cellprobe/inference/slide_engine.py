@@ -462,8 +462,10 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
     names that would collide, each slide (readable, µm/px, region, tissue) and results of another run already
     in place."""
     from cellprobe.inference.slide_plan import run_identity, slide_name
+    from cellprobe.run.run_folder import refuse_other_runs
 
     atomic.output_folder(out_dir, create=False)
+    refuse_other_runs(out_dir, run.path)
     by_name: dict[str, Path] = {}  # by atomic.portable_name: folders differing in case or é spelling collide
     held = atomic.entries_by_portable_name(out_dir)
     for path in map(Path, slides):

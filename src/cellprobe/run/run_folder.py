@@ -217,6 +217,16 @@ def _holds_run_stamp(folder: Path) -> bool:
     return isinstance(data, dict) and "version" in data and "run_format" in data
 
 
+def refuse_other_runs(folder: str | Path, run_dir: str | Path) -> None:
+    """An InputError when ``folder`` (an output for results of the run ``run_dir``) is, or lies inside, the folder
+    of another run: there they would read as that run's."""
+    owner = owning_run(folder)
+    if owner is not None and owner != Path(run_dir).resolve():
+        where = "the" if owner == Path(folder).resolve() else "inside the"
+        raise InputError(folder, f"is {where} run folder {owner}: results of {run_dir} there would read as that "
+                                 "run's; give --out outside it")
+
+
 def refuse_inside_run(folder: str | Path) -> None:
     """An InputError when ``folder`` (an output about to hold a run) lies inside another run's folder."""
     outer = enclosing_run(folder)
