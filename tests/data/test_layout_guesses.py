@@ -88,3 +88,12 @@ def test_a_folder_holding_two_formats_is_refused(tmp_path, pannuke_root):
     (pannuke_root / "labels.npy").write_bytes(b"")
     with pytest.raises(InputError, match=r"layouts of several formats \(pannuke, conic\)"):
         detect_format(pannuke_root)
+
+
+@pytest.mark.parametrize("stray", ["fold 2", "Fold 4", "Fold2"])
+def test_a_folder_named_like_a_pannuke_fold_is_refused(pannuke_root, stray):
+    """The eleventh probe: 'fold 2' beside the release's folds (or in place of 'Fold 2') was passed over."""
+    (pannuke_root / stray).mkdir()
+    with pytest.raises(InputError, match="is not a PanNuke fold folder") as err:
+        open_dataset(pannuke_root, split="fold1")
+    assert err.value.path == str(pannuke_root / stray)

@@ -81,6 +81,16 @@ def folds_of_split(split: str | None, protocol: int, root: Path) -> tuple[int, .
     raise InputError(root, f"unknown PanNuke split '{split}' (fold1, fold2, fold3, or train/val/test of a protocol)")
 
 
+def _refuse_stray_folds(root: Path) -> None:
+    """A folder named like a fold that is not one of the release's ``Fold 1``..``Fold 3`` ('fold 2', 'Fold 4',
+    'Fold2') would be passed over without a word: refused, naming it."""
+    for entry in sorted(root.iterdir()) if root.is_dir() else ():
+        if entry.is_dir() and re.fullmatch(r"fold\s*\d+", entry.name.lower()) and entry.name not in (
+                f"Fold {k}" for k in FOLDS):
+            raise InputError(entry, f"is not a PanNuke fold folder (the release's are {', '.join(f'Fold {k}' for k in FOLDS)}): "
+                                    "rename it, or move it out of the dataset")
+
+
 @dataclass
 class _Fold:
     k: int
@@ -103,6 +113,7 @@ class PanNukeDataset(Reader):
         self.mpp = opts.mpp
         self.protocol = opts.protocol or 1
         self.split_file = opts.split_file
+        _refuse_stray_folds(self.root)
         if opts.split_file is None:
             self.folds = [self._open_fold(k) for k in folds_of_split(split, self.protocol, self.root)]
         else:  # the split file's folds pool the release's three
