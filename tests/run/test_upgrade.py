@@ -77,6 +77,10 @@ def test_the_cli_upgrades_and_bad_folders_are_one_line(run, tmp_path, cli):
     assert rc == 0 and "run format 1 → 2" in out
     rc, out, _ = cli("upgrade", old)
     assert rc == 0 and "already current" in out
+    stamp = json.loads((old / "run.json").read_text())
+    (old / "run.json").write_text(json.dumps({**stamp, "encoder": "efficientnet-lite0"}))
+    rc, _, err = cli("upgrade", old)  # the eleventh probe: a broken current stamp was "already current"
+    assert rc == 2 and err.count("\n") == 1 and "run.json: encoder identity must have the keys" in err, err
     rc, _, err = cli("upgrade", tmp_path / "nothing")
     assert rc == 2 and err.count("\n") == 1 and "not a cellprobe run folder" in err
 

@@ -123,6 +123,7 @@ def upgrade_run(run_dir: str | Path) -> list[str]:
         raise InputError(path, f"run format {data.get('run_format') if isinstance(data, dict) else None!r} "
                                "cannot be upgraded")
     if data["run_format"] == R.RUN_FORMAT:
+        R.Run.open(run_dir)  # read as every other command reads it: "already current" means usable as it is
         return []
     config = R.read_config(run_dir)
     check_v1_stamp(data, path)
