@@ -215,3 +215,6 @@ def test_a_bench_folder_inside_a_run_folder_is_refused_before_any_cell(tmp_path)
     with pytest.raises(InputError, match="is inside the run folder") as err:
         run_bench(_config(seeds=[0]), run / "bench2", cell)
     assert err.value.path == str(run / "bench2") and not (run / "bench2").exists() and cell.attempts == 0
+    with pytest.raises(InputError, match="is the run folder"):  # the eleventh probe: it ran its cells there
+        run_bench(_config(seeds=[0]), run, cell)
+    assert sorted(p.name for p in run.iterdir()) == ["bench", "bench1", "config.yaml", "run.json"]

@@ -263,7 +263,9 @@ def test_dataset_names_are_plain_file_names(cli, tmp_path):
 def test_download_root_that_is_not_a_writable_folder_is_one_line(cli, tmp_path):
     catalog = _catalog(tmp_path, ["ok"])
     (tmp_path / "afile").write_text("x")
+    (tmp_path / "gone").symlink_to(tmp_path / "missing")  # the eleventh probe: 'cannot create … (File exists)'
     for root, problem in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "sub", "is a file"),
+                          (tmp_path / "gone", "gone: is a link to"),
                           ("/proc/cellprobe-no-such-folder", "cannot create or write"),
                           ("/proc/self", "cannot create or write")):
         rc, _, err = cli("data", "download", "ok", "--root", root, "--catalog", catalog, "--retries", "0")

@@ -101,7 +101,7 @@ def run_bench(
     # as the benchmark already in the folder
     if bench_dir.exists() and not bench_dir.is_dir():
         raise InputError(bench_dir, "the benchmark output folder is an existing file, not a folder")
-    refuse_inside_run(bench_dir)  # its cells are runs: each would be refused inside another run's folder
+    refuse_inside_run(bench_dir, itself=True)  # its cells are runs: each would be refused inside another run
     parse_config(BenchConfig, config.model_dump(), "benchmark config")
     if check_inputs:
         check_cell_inputs(config, cluster)

@@ -12,7 +12,6 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -22,6 +21,7 @@ from urllib.request import Request, urlopen
 
 from pydantic import Field
 
+from cellprobe import atomic
 from cellprobe.config import StrictModel
 from cellprobe.data.catalog import DatasetSource, RemoteFile, check_name
 from cellprobe.errors import InputError
@@ -38,26 +38,6 @@ class DownloadConfig(StrictModel):
 
 class _Interrupted(Exception):
     pass
-
-
-def make_folder(path: Path, what: str) -> Path:
-    """``path`` as an existing, writable folder (created with its parents when missing); a file in the way or a
-    folder that cannot be created or written to (read-only, under /proc) is one InputError line."""
-    path = Path(path)
-    for parent in (path, *path.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(parent, f"is a file, not a folder (needed for the {what} {path})"
-                                 if parent != path else f"is a file; the {what} must be a folder")
-            break
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".cellprobe-write-test-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise InputError(path, f"cannot create or write the {what} ({exc.strerror or exc})") from None
-    return path
 
 
 def _missing_folders(path: Path) -> list[Path]:
@@ -171,7 +151,7 @@ def fetch(remote: RemoteFile, folder: Path, cfg: DownloadConfig | None = None, p
     url = url or remote.url
     if urlsplit(url).scheme not in ("http", "https"):
         raise InputError(url, "only http(s) addresses are downloaded")
-    make_folder(folder, "download folder")
+    atomic.output_folder(folder, "download")
     final, part = folder / remote.filename, folder / f"{remote.filename}.part"
     if final.exists():
         _verify(final, remote, None)
@@ -222,7 +202,7 @@ def unpack(archive: Path, dest: Path) -> list[str]:
     when any member would escape ``dest`` or is a link); returns the member names."""
     created = _missing_folders(dest)
     try:
-        make_folder(dest, "dataset folder")
+        atomic.output_folder(dest, "dataset")
         try:
             return _unpack(archive, dest)
         except OSError as exc:  # disk full, a member's folder taken by a file: one line, not a traceback
@@ -269,7 +249,7 @@ def download_dataset(name: str, source: DatasetSource, root: Path, cfg: Download
         raise InputError(None, f"{name}: {source.note or 'no public download address'}")
     created = _missing_folders(Path(root))
     try:
-        root = make_folder(Path(root), "download root")  # before any transfer: a bad --root is one line, at once
+        root = atomic.output_folder(Path(root), "--root")  # before any transfer: a bad --root is one line, at once
         created = [f for f in (root / "downloads", root / name) if not f.exists()] + created
         return _download_into(name, source, root, cfg, progress, mirror)
     except BaseException:
@@ -289,7 +269,7 @@ def _download_into(name: str, source: DatasetSource, root: Path, cfg: DownloadCo
                 unpack(path, target)
                 marker.write_text(f"{sha256_of(path)}\n")
             elif not remote.unpack and not (target / remote.filename).exists():
-                make_folder(target, "dataset folder")
+                atomic.output_folder(target, "dataset")
                 shutil.copyfile(path, target / remote.filename)
         except OSError as exc:
             raise InputError(target, f"cannot write the dataset ({exc.strerror or exc})") from None

@@ -227,11 +227,13 @@ def refuse_other_runs(folder: str | Path, run_dir: str | Path) -> None:
                                  "run's; give --out outside it")
 
 
-def refuse_inside_run(folder: str | Path) -> None:
-    """An InputError when ``folder`` (an output about to hold a run) lies inside another run's folder."""
-    outer = enclosing_run(folder)
+def refuse_inside_run(folder: str | Path, itself: bool = False) -> None:
+    """An InputError when ``folder`` (an output about to hold a run, or runs) lies inside another run's folder,
+    or, with ``itself``, is one (a bench folder: its cells are runs)."""
+    outer = owning_run(folder) if itself else enclosing_run(folder)
     if outer is not None:
-        raise InputError(folder, f"is inside the run folder {outer}: a run folder holds one run; choose a folder "
+        where = "the" if outer == Path(folder).resolve() else "inside the"
+        raise InputError(folder, f"is {where} run folder {outer}: a run folder holds one run; choose a folder "
                                  "outside it")
 
 
