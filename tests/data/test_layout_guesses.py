@@ -97,3 +97,21 @@ def test_a_folder_named_like_a_pannuke_fold_is_refused(pannuke_root, stray):
     with pytest.raises(InputError, match="is not a PanNuke fold folder") as err:
         open_dataset(pannuke_root, split="fold1")
     assert err.value.path == str(pannuke_root / stray)
+
+
+def test_cytodark0_files_left_out_are_said(tmp_path):
+    """The eleventh probe: a label map without an image or folds.csv row, and images not named <id>.png, were
+    left out without a word (only unlisted .png images were said)."""
+    import warnings
+
+    root = fixtures.write_cytodark0(tmp_path, [0, 1, 2], size=512)
+    base = root / "cytoDArk0" / "20x" / "1024x1024"
+    first = sorted((base / "image").glob("*.png"))[0]
+    (base / "label" / "im9.tiff").write_bytes(next((base / "label").glob("*.tiff")).read_bytes())
+    (base / "image" / f"{first.stem}.jpg").write_bytes(first.read_bytes())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        open_dataset(root, split="all", format="cytodark0")
+    said = " | ".join(str(w.message) for w in caught)
+    assert "1 label maps not in folds.csv" in said and "im9.tiff" in said
+    assert "1 images not in folds.csv" in said and f"{first.stem}.jpg" in said

@@ -118,10 +118,14 @@ class CytoDArk0Dataset(WholeImageReader):
                 raise InputError(missing, "missing file of an image listed in folds.csv")
             items.append(Item(img_id, img_id, image, label, tissue="brain",
                               extra={"fold": str(fold), "magnification": opts.magnification}))
-        unlisted = [p for p in (base / "image").glob("*.png") if p.stem not in folds]
-        if unlisted:
-            warnings.warn(f"{base / 'image'}: {len(unlisted)} images not in folds.csv are left out "
-                          f"(e.g. {unlisted[0].name})", DataWarning, stacklevel=2)
+        read = {it.name: (it.image.name, it.label.name) for it in items}
+        for k, (sub, what) in enumerate((("image", "images"), ("label", "label maps"))):  # every file left out
+            left = sorted(p.name for p in (base / sub).iterdir()                               # is said
+                          if p.is_file() and not p.name.startswith(".") and (
+                              p.stem not in folds or (p.stem in read and p.name != read[p.stem][k])))
+            if left:
+                warnings.warn(f"{base / sub}: {len(left)} {what} not in folds.csv (or not the <img_id>.png / "
+                              f".tiff read) are left out (e.g. {left[0]})", DataWarning, stacklevel=2)
         self._setup(items, WindowOptions(**opts.model_dump(include=set(WindowOptions.model_fields))))
 
     @classmethod
