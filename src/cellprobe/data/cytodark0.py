@@ -119,8 +119,9 @@ class CytoDArk0Dataset(WholeImageReader):
             items.append(Item(img_id, img_id, image, label, tissue="brain",
                               extra={"fold": str(fold), "magnification": opts.magnification}))
         read = {it.name: (it.image.name, it.label.name) for it in items}
-        for k, (sub, what) in enumerate((("image", "images"), ("label", "label maps"))):  # every file left out
-            left = sorted(p.name for p in (base / sub).iterdir()                               # is said
+        # every file left out is said: not in folds.csv, or not the file read for its img_id
+        for k, (sub, what) in enumerate((("image", "images"), ("label", "label maps"))):
+            left = sorted(p.name for p in (base / sub).iterdir()
                           if p.is_file() and not p.name.startswith(".") and (
                               p.stem not in folds or (p.stem in read and p.name != read[p.stem][k])))
             if left:
