@@ -319,6 +319,9 @@ def load_postprocess(run_dir: Path, untuned: PostprocessParams | None = None) ->
     from cellprobe.postprocess import PostprocessParams
 
     path = Path(run_dir) / POSTPROCESS
+    if (path.exists() or path.is_symlink()) and not path.is_file():  # not "untuned": it would score otherwise
+        raise InputError(path, "is not a file (a folder, or a link to nothing): the run's tuned thresholds go "
+                               "here; move it, then tune again")
     if not path.is_file():
         return untuned or PostprocessParams()
     values = read_json(path, "post-processing parameters")
