@@ -101,6 +101,7 @@ def test_wrong_inputs(cli, run, tmp_path):
     for device, problem in (("gpu7", "unknown device"), ("cuda:99", "CUDA device")):
         rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", tmp_path / "o2", "--device", device)
         assert rc == 2 and problem in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "o2").exists()  # the eleventh probe: an empty --out folder was left behind
 
 
 def test_results_of_retuned_thresholds_are_not_taken_for_done(cli, run, tmp_path):

@@ -45,7 +45,8 @@ def test_the_output_folder_is_checked_before_any_work(tmp_path):
             prepare_output(out, inputs)
     out = tmp_path / "out"
     prepare_output(out, inputs)
-    assert out.is_dir()
+    assert not out.exists()  # checked only: predict_files makes it (a refusal after the check leaves nothing)
+    out.mkdir()
     (out / "x_inst.tif").write_bytes(b"earlier result")
     (out / ".x.geojson.abc123.tmp").write_bytes(b"half written by a killed run")
     (out / "other.txt").write_text("not ours")

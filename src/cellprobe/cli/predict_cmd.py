@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
             prediction_setup,
             prepare_output,
         )
-        from cellprobe.inference.segmenter import Segmenter
+        from cellprobe.inference.segmenter import Segmenter, pick_device
         from cellprobe.inference.window import WindowConfig
 
         files = collect_inputs(inputs, notice=lambda line: typer.echo(f"cellprobe: {line}", err=True))
@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         # what the results depend on: a rerun with the same setup resumes, another is refused without --overwrite
         setup = prediction_setup(run, checkpoint, window, tta)
         check_inputs(files)  # before the run is loaded or anything written: a refused command costs nothing
+        pick_device(device)  # likewise: the --out folder is made next
         prepare_output(out, files, overwrite, setup)
         segmenter = Segmenter(run, checkpoint=checkpoint, device=device, window=window, tta=tta)
         with Progress(transient=True) as bar:

@@ -190,7 +190,7 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
     if out_dir.resolve() in folders:
         raise InputError(out_dir, f"--out is the folder of the input {folders[out_dir.resolve()]}: its results "
                                   "would be read as inputs by the next run; give another folder")
-    atomic.output_folder(out_dir)
+    atomic.output_folder(out_dir, create=False)  # made by predict_files once every check has passed
     _refuse_clashes(out_dir, files, slide or SlideSettings())
     for name in (n for f in files for n in output_names(f.stem)):
         for stale in out_dir.glob(f".{name}.*.tmp"):  # an atomic write that a kill interrupted
@@ -228,6 +228,7 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
     check_inputs(files)
     digests = input_digests(files)  # each input read once for its digest
     prepare_output(out_dir, files, overwrite, setup, digests, slide)
+    out_dir.mkdir(parents=True, exist_ok=True)
     recorded = (None if overwrite else recorded_inputs(out_dir, setup)) or {}  # other inputs' too
     done = finished_inputs(out_dir, files, recorded, digests)
     written = []
