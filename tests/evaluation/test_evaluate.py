@@ -184,7 +184,7 @@ def test_folders_in_the_way_of_tunes_results_are_refused_before_work(run, tmp_pa
     for name in ("tune.csv", R.POSTPROCESS):
         (copy / name).unlink(missing_ok=True)
         (copy / name).mkdir()
-        with pytest.raises(InputError, match="is in the way of tune's results|is not a file") as err:
+        with pytest.raises(InputError, match=r"is in the way of tune's results|is not a file") as err:
             tune(copy, grid={"fg_threshold": [0.5]}, overwrite=True)
         assert err.value.path == str(copy / name)
         (copy / name).rmdir()
