@@ -115,3 +115,10 @@ def test_cytodark0_files_left_out_are_said(tmp_path):
     said = " | ".join(str(w.message) for w in caught)
     assert "1 label maps not in folds.csv" in said and "im9.tiff" in said
     assert "1 images not in folds.csv" in said and f"{first.stem}.jpg" in said
+
+
+def test_a_pannuke_release_missing_a_fold_is_said(tmp_path):
+    """The eleventh probe: with 'Fold 2' missing, the whole release was read as two folds without a word."""
+    root = fixtures.write_pannuke(tmp_path / "pannuke", {1: 2, 3: 2}, size=64)
+    with pytest.warns(UserWarning, match=r"Fold 2 of the release missing: reading Fold 1, Fold 3 only"):
+        assert len(open_dataset(root)) == 4

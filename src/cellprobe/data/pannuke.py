@@ -19,6 +19,7 @@ are named as in the file.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from cellprobe.data.info import Mpp
 from cellprobe.data.io import check_pixels, dataset_file, load_npy
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.splits import SplitOptions, select_split
-from cellprobe.data.validate import RawSample, whole_labels
+from cellprobe.data.validate import DataWarning, RawSample, whole_labels
 from cellprobe.errors import InputError
 
 CLASSES = ("neoplastic", "inflammatory", "connective", "dead", "epithelial")
@@ -71,7 +72,12 @@ def fold_paths(root: Path, k: int) -> tuple[Path, Path, Path]:
 
 def folds_of_split(split: str | None, protocol: int, root: Path) -> tuple[int, ...]:
     if split is None or split == "all":
-        return tuple(k for k in FOLDS if (root / f"Fold {k}").is_dir()) or FOLDS
+        present = tuple(k for k in FOLDS if (root / f"Fold {k}").is_dir())
+        if present and len(present) < len(FOLDS):  # a partial download read as the release would be silent
+            missing = [f"Fold {k}" for k in FOLDS if k not in present]
+            warnings.warn(f"{root}: {', '.join(missing)} of the release missing: reading "
+                          f"{', '.join(f'Fold {k}' for k in present)} only", DataWarning, stacklevel=3)
+        return present or FOLDS
     roles = {"train": 0, "val": 1, "test": 2}
     if split in roles:
         return (PROTOCOLS[protocol][roles[split]],)
