@@ -105,3 +105,16 @@ def test_an_unreadable_report_record_is_refused_not_taken_as_absent(cli, tmp_pat
         assert (bench / "report.md").read_text() == before
     rc, _, err = cli("report", bench, *fast, "--overwrite")
     assert rc == 0, err
+
+
+def test_a_report_never_goes_into_a_run_folder(cli, tmp_path):
+    """The eleventh probe: report --out a run folder (a cell's, or any) wrote report.md/html there (exit 0)."""
+    bench = synth.make_bench(tmp_path / "bench", {"a": 0.9, "b": 0.7}, datasets=("ds",), seeds=(0,), n_images=8)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"version": "1", "run_format": 2}')
+    (run / "config.yaml").write_text("epochs: 1\n")
+    for out, problem in ((run, "is the run folder"), (run / "sub", "is inside the run folder")):
+        rc, _, err = cli("report", bench, "--n-boot", "30", "--n-perm", "30", "--out", out)
+        assert rc == 2 and problem in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "run.json"]

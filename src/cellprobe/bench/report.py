@@ -33,6 +33,7 @@ from cellprobe.bench import layout, plots, stats
 from cellprobe.config import Seed, StrictModel, read_json
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256
+from cellprobe.run.run_folder import refuse_inside_run
 
 # Leaderboard columns, in order, when the results have them: (summary key, label).
 HEADLINE = (
@@ -196,6 +197,7 @@ def check_report_target(out_dir: Path, bench_dir: Path, overwrite: bool = False)
     """An InputError naming the first of :data:`REPORT_FILES` in ``out_dir`` that is not a file (a folder: not
     even ``overwrite`` replaces it) or, without ``overwrite``, that the record there does not show as written,
     unchanged, by a report of ``bench_dir``."""
+    refuse_inside_run(out_dir, itself=True)  # a run folder holds one run: a report there reads as the run's
     for name in (*REPORT_FILES, REPORT_RECORD):
         path = out_dir / name
         if (path.exists() or path.is_symlink()) and not path.is_file():
