@@ -82,8 +82,17 @@ class WindowOptions(StrictModel):
 
     @model_validator(mode="after")
     def _stride(self) -> WindowOptions:
+        # an option that changes nothing is refused, as the user meant it to change something (a value other
+        # than its default is what can be told apart: the options are also copied whole between models)
         if self.stride is not None and self.crop != "tiled":
             raise ValueError("stride applies only to crop: tiled")
+        if self.crop == "none" and self.crop_size != WindowOptions.model_fields["crop_size"].default:
+            raise ValueError("crop_size applies only to crop: tiled or random")
+        if self.crop != "random" and self.crops_per_image != WindowOptions.model_fields["crops_per_image"].default:
+            raise ValueError("crops_per_image applies only to crop: random")
+        if self.stride is not None and self.stride > self.crop_size:
+            raise ValueError(f"stride {self.stride} is larger than crop_size {self.crop_size}: pixels between "
+                             "windows would be in none")
         return self
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from cellprobe.config import Seed, StrictModel
 from cellprobe.data.io import csv_row
@@ -288,6 +288,19 @@ class SplitOptions(StrictModel):
     fold: int = Field(0, ge=0)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     seed: Seed = 0
+
+    @model_validator(mode="after")
+    def _used(self) -> SplitOptions:
+        """An option that changes nothing is refused (told apart by a value other than its default, as the
+        options are also copied whole between models): the user meant it to change the split."""
+        default = {k: f.default for k, f in SplitOptions.model_fields.items()}
+        if self.split_file is not None:
+            given = [k for k in ("kfold", "fold", "val_fraction") if getattr(self, k) != default[k]]
+            if given:
+                raise ValueError(f"{', '.join(given)} apply to splits drawn by source, not to a split_file's folds")
+        elif self.kfold is None and self.fold != default["fold"]:
+            raise ValueError("fold applies only with kfold")
+        return self
 
 
 def select_split(names: Sequence[str], sources: Sequence[str], split: str | None, opts: SplitOptions,
