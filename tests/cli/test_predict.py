@@ -194,3 +194,16 @@ def test_results_never_go_into_another_runs_folder(cli, run, tmp_path):
         rc, _, err = cli("predict", run, tmp_path / "in", "--out", out, "--device", "cpu")
         assert rc == 2 and problem in err and err.count("\n") == 1, err
     assert not (other / "preds").exists() and not list(other.glob("*_inst.tif"))
+
+
+def test_an_image_of_another_pixel_format_is_refused_before_anything_is_written(cli, run, tmp_path):
+    """The twelfth probe: a 16-bit PNG or a CMYK JPEG after a good image was refused only when read, after
+    the good image's results (and the --out folder) were written."""
+    _patch_folder(tmp_path / "in", 1, "a")
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 65535, (64, 64)).astype(np.uint16)).save(tmp_path / "in" / "b16.png")
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).convert("CMYK").save(tmp_path / "c.jpg")
+    for inputs, name in (((tmp_path / "in",), "b16.png"), ((tmp_path / "in" / "a0.png", tmp_path / "c.jpg"), "c.jpg")):
+        rc, _, err = cli("predict", run, *inputs, "--out", tmp_path / "out", "--device", "cpu")
+        assert rc == 2 and name in err and err.count("\n") == 1, err
+        assert not (tmp_path / "out").exists()

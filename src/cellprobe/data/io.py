@@ -273,14 +273,14 @@ def _png_bit_depth(path: Path) -> int:
 
 def _pil_rgb(path: Path, decode: bool) -> tuple[int, int] | np.ndarray:
     img = _open_pil(path, "image")
-    with img:
-        if not decode:
-            return int(img.height), int(img.width)
+    with img:  # depth and mode are in the header: checked before decoding, and by image_size too
         bits = _png_bit_depth(path) if img.format == "PNG" else 8
         if bits > 8:
             raise InputError(path, _depth_problem(bits))
         if img.mode not in ("RGB", "RGBA"):
             raise InputError(path, f"image is not RGB (mode {img.mode})")
+        if not decode:
+            return int(img.height), int(img.width)
         try:
             img.load()
             return np.asarray(img)
@@ -305,12 +305,12 @@ def _tiff(path: Path, what: str, decode: bool, rgb: bool) -> tuple[int, int] | n
                 check_pixels(path, shape[0], shape[1], what)
             else:  # a stack of planes (refused later as not 2-D / not RGB): count every pixel first
                 check_pixels(path, int(np.prod(shape[:-1])), shape[-1], what)
-            if not decode:
-                return shape[0], shape[1]
             if rgb and dtype == np.uint16:
                 raise InputError(path, _depth_problem(16))
             if rgb and dtype != np.uint8:
                 raise InputError(path, f"image is {dtype}, expected uint8 RGB")
+            if not decode:
+                return shape[0], shape[1]
             return np.asarray(series.asarray())
     except InputError:
         raise
@@ -331,8 +331,9 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header, without decoding the pixels; more than :data:`MAX_IMAGE_PIXELS`
-    is refused here already (the other checks of :func:`read_image` wait for the sample to be read)."""
+    """(height, width) from the file header, without decoding the pixels; more than :data:`MAX_IMAGE_PIXELS`,
+    more than 8 bits per channel, a mode other than RGB(A) or a non-uint8 TIFF are refused here already (only
+    the alpha check of :func:`read_image` waits for the pixels)."""
     require_file(path, "image file")
     if path.suffix.lower() in (".tif", ".tiff"):
         size = _tiff(path, "image", decode=False, rgb=True)
