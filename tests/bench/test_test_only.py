@@ -38,6 +38,7 @@ def test_cells_of_the_named_training_datasets_are_scored_on_test_only_datasets()
     ({"name": "m", "path": "/data/m", "trained_on": ["nope"]}, "trained_on names 'nope'"),
     ({"name": "../m", "path": "/data/m"}, "should match pattern"),
     ({"name": "m", "path": "/data/m", "trained_on": []}, "at least 1 item"),
+    ({"name": "m", "path": "/data/m", "trained_on": ["alpha", "alpha"]}, "trained_on must be unique"),  # 12th probe
 ])
 def test_bad_test_only_datasets_are_refused_naming_the_file(entry, problem):
     with pytest.raises(InputError) as err:

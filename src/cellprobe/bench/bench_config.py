@@ -195,6 +195,9 @@ class BenchConfig(StrictModel):
                 raise key_error(f"test_datasets.{i}.name", f"test_datasets: the name '{t.name}' is already used "
                                 "(in any case: it names a folder); every dataset needs its own")
             seen.add(t.name.casefold())
+            if t.trained_on and len(set(t.trained_on)) != len(t.trained_on):  # as seeds and weights: no repeats
+                raise key_error(f"test_datasets.{i}.trained_on", f"test_datasets '{t.name}': trained_on must be "
+                                f"unique, got {t.trained_on}")
             for name in t.trained_on or []:
                 if name not in trained:
                     raise key_error(f"test_datasets.{i}.trained_on", f"test_datasets '{t.name}': trained_on names "
