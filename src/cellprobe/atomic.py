@@ -66,6 +66,12 @@ def entries_by_portable_name(folder: Path) -> dict[str, Path]:
     return {portable_name(p.name): p for p in folder.iterdir()} if folder.is_dir() else {}
 
 
+def in_the_way(path: Path) -> bool:
+    """Whether something other than a regular file (a folder, a link to nothing, a device) takes the name where a
+    command writes a file: even --overwrite cannot replace it, so commands refuse it before any work."""
+    return (path.exists() or path.is_symlink()) and not path.is_file()
+
+
 def output_folder(path: str | Path, option: str = "--out", create: bool = True) -> Path:
     """``path`` checked as an output folder before a command works: a file on the way, or a folder that cannot
     be made or written, is one line naming it. ``create``: make it (with parents) now; otherwise only prove

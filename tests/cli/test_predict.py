@@ -117,8 +117,10 @@ def test_results_of_retuned_thresholds_are_not_taken_for_done(cli, run, tmp_path
     assert rc == 0, err
     from cellprobe.postprocess import PostprocessParams
 
-    # `cellprobe tune` changed the thresholds
-    (own / R.POSTPROCESS).write_text(PostprocessParams(fg_threshold=0.3).model_dump_json())
+    # `cellprobe tune` changed the thresholds (to a value other than the shared run's, which another module's
+    # tuning may have set to 0.3 already)
+    before = R.load_postprocess(own).fg_threshold
+    (own / R.POSTPROCESS).write_text(PostprocessParams(fg_threshold=0.3 if before != 0.3 else 0.4).model_dump_json())
     rc, _, err = cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")
     assert rc == 2 and "made otherwise" in err, err
 

@@ -200,7 +200,7 @@ def check_report_target(out_dir: Path, bench_dir: Path, overwrite: bool = False)
     refuse_inside_run(out_dir, itself=True)  # a run folder holds one run: a report there reads as the run's
     for name in (*REPORT_FILES, REPORT_RECORD):
         path = out_dir / name
-        if (path.exists() or path.is_symlink()) and not path.is_file():
+        if atomic.in_the_way(path):
             raise InputError(path, "is in the way of the report (not a file); move it, or give --out another folder")
     if overwrite:
         return

@@ -95,7 +95,7 @@ def check_not_replacing(out_dir: Path, run_dir: str | Path, data: str, split: st
     R.refuse_other_runs(out_dir, run_dir)
     metrics = out_dir / R.METRICS
     for path in (metrics, out_dir / R.PER_IMAGE):
-        if (path.exists() or path.is_symlink()) and not path.is_file():
+        if atomic.in_the_way(path):
             raise InputError(path, "is in the way of the evaluation's results (not a file); move it, or give "
                                    "--out another folder")
     if overwrite:

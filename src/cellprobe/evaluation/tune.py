@@ -77,7 +77,7 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
         check_eval_data(dataset, seg.class_names, data, split)
         positions = np.arange(len(dataset))
     for path in (run_path / TUNE_TABLE, target):  # before the network runs, --overwrite or not
-        if (path.exists() or path.is_symlink()) and not path.is_file():
+        if atomic.in_the_way(path):
             raise InputError(path, "is in the way of tune's results (not a file); move it")
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise InputError(target, "holds the run's thresholds already; pass --overwrite to replace them (tuning "

@@ -148,7 +148,7 @@ def _refuse_clashes(out_dir: Path, files: Sequence[Path], slide: SlideSettings) 
     (or a file a results folder's): --overwrite could not replace it."""
     held = atomic.entries_by_portable_name(out_dir)
     record = out_dir / MANIFEST
-    if (record.exists() or record.is_symlink()) and not record.is_file():
+    if atomic.in_the_way(record):
         raise InputError(record, "is in the way of predict's record of finished inputs (not a file): move it, or "
                                  "give another --out")
     produced: dict[str, Path] = {}  # this command's own results: a large x.ome.tif and x.tif share folder 'x'

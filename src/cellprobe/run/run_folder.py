@@ -281,7 +281,7 @@ def _refuse_in_the_way(run_dir: Path) -> None:
         raise InputError(logs, "is in the way of the run's logs folder (not a folder); move it")
     for name in _TRAINING_FILES:
         path = run_dir / name
-        if (path.exists() or path.is_symlink()) and not path.is_file():
+        if atomic.in_the_way(path):
             raise InputError(path, "is in the way of a file training writes (not a file); move it")
 
 
@@ -319,7 +319,7 @@ def load_postprocess(run_dir: Path, untuned: PostprocessParams | None = None) ->
     from cellprobe.postprocess import PostprocessParams
 
     path = Path(run_dir) / POSTPROCESS
-    if (path.exists() or path.is_symlink()) and not path.is_file():  # not "untuned": it would score otherwise
+    if atomic.in_the_way(path):  # not "untuned": it would score otherwise
         raise InputError(path, "is not a file (a folder, or a link to nothing): the run's tuned thresholds go "
                                "here; move it, then tune again")
     if not path.is_file():
