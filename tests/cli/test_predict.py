@@ -205,7 +205,12 @@ def test_an_image_of_another_pixel_format_is_refused_before_anything_is_written(
     rng = np.random.default_rng(1)
     Image.fromarray(rng.integers(0, 65535, (64, 64)).astype(np.uint16)).save(tmp_path / "in" / "b16.png")
     Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).convert("CMYK").save(tmp_path / "c.jpg")
-    for inputs, name in (((tmp_path / "in",), "b16.png"), ((tmp_path / "in" / "a0.png", tmp_path / "c.jpg"), "c.jpg")):
+    seen_through = rng.integers(0, 255, (64, 64, 4), dtype=np.uint8)  # and one only its pixels show (the note)
+    Image.fromarray(seen_through).save(tmp_path / "t.png")
+    tifffile.imwrite(tmp_path / "t.tif", seen_through)
+    for inputs, name in (((tmp_path / "in",), "b16.png"), ((tmp_path / "in" / "a0.png", tmp_path / "c.jpg"), "c.jpg"),
+                         ((tmp_path / "in" / "a0.png", tmp_path / "t.png"), "t.png: image has a non-opaque alpha"),
+                         ((tmp_path / "in" / "a0.png", tmp_path / "t.tif"), "t.tif: image has a non-opaque alpha")):
         rc, _, err = cli("predict", run, *inputs, "--out", tmp_path / "out", "--device", "cpu")
         assert rc == 2 and name in err and err.count("\n") == 1, err
         assert not (tmp_path / "out").exists()

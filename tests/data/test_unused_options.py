@@ -38,3 +38,14 @@ def test_options_that_apply_still_open(tmp_path):
     root = fixtures.write_cytodark0(tmp_path, [0, 1, 2], size=512)
     assert len(open_dataset(root, split="train", crop="tiled", crop_size=256, stride=128)) > 0
     assert len(open_dataset(root, split="train", crop="random", crop_size=256, crops_per_image=2)) == 2
+
+
+@pytest.mark.parametrize(("options", "split", "problem"), [
+    ({"kfold": 50}, "test", "k-fold by source needs 2 <= k <= "),
+    ({"val_fraction": 0.5, "kfold": 2}, "train", "cannot split by source: only 1 source"),
+])
+def test_a_split_the_dataset_cannot_give_names_the_dataset(conic_root, options, split, problem):
+    """The thirteenth session's note: 'k-fold by source needs …' named the option, not the dataset."""
+    with pytest.raises(InputError, match=problem) as raised:
+        open_dataset(conic_root, split=split, **options)
+    assert raised.value.path == str(conic_root)

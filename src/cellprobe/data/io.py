@@ -343,6 +343,24 @@ def image_size(path: Path) -> tuple[int, int]:
     return size
 
 
+def check_image(path: Path) -> tuple[int, int]:
+    """Everything :func:`read_image` would refuse, checked now (before a command writes anything): the header
+    as :func:`image_size` does, and for an image with an alpha channel its pixels too (a non-opaque alpha is
+    refused; only those images are decoded here)."""
+    size = image_size(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:  # readable: image_size opened it
+            alpha = len(tif.series[0].shape) == 3 and tif.series[0].shape[2] == 4
+    else:
+        with _open_pil(path, "image") as img:
+            alpha = img.mode == "RGBA"
+    if alpha:
+        read_image(path)
+    return size
+
+
 def read_label_image(path: Path) -> np.ndarray:
     """A 2-D label map (instance or class ids) from TIFF, PNG or ``.npy``; dtype is kept as stored. The size
     limit (:data:`MAX_IMAGE_PIXELS`) is checked from the header before the map is read."""

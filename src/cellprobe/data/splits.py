@@ -23,15 +23,17 @@ def _groups(sources: Sequence[str]) -> np.ndarray:
     return np.asarray([str(s) for s in sources], dtype=object)
 
 
-def split_by_source(sources: Sequence[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_by_source(sources: Sequence[str], val_fraction: float, seed: int,
+                    where: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(train_idx, val_idx): a seeded ``val_fraction`` of the *source images* (rounded up, at least one) and
-    all their patches go to validation. Fewer than two sources cannot be split."""
+    all their patches go to validation. Fewer than two sources cannot be split (refused naming ``where``, the
+    dataset)."""
     groups = _groups(sources)
     n_sources = len(set(groups.tolist()))
     if not 0.0 < val_fraction < 1.0:
-        raise InputError(None, f"val_fraction must be in (0, 1), got {val_fraction}")
+        raise InputError(where, f"val_fraction must be in (0, 1), got {val_fraction}")
     if n_sources < 2:
-        raise InputError(None, f"cannot split by source: only {n_sources} source image(s)")
+        raise InputError(where, f"cannot split by source: only {n_sources} source image(s)")
     from sklearn.model_selection import GroupShuffleSplit
 
     n_val = min(n_sources - 1, max(1, int(np.ceil(val_fraction * n_sources))))
@@ -40,12 +42,14 @@ def split_by_source(sources: Sequence[str], val_fraction: float, seed: int) -> t
     return np.sort(train), np.sort(val)
 
 
-def kfold_by_source(sources: Sequence[str], k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """k (train_idx, test_idx) pairs; every source image lies in exactly one test fold (seeded shuffle)."""
+def kfold_by_source(sources: Sequence[str], k: int, seed: int,
+                    where: str | Path | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k (train_idx, test_idx) pairs; every source image lies in exactly one test fold (seeded shuffle). A k
+    the dataset (``where``) cannot give is refused naming it."""
     groups = _groups(sources)
     n_sources = len(set(groups.tolist()))
     if k < 2 or k > n_sources:
-        raise InputError(None, f"k-fold by source needs 2 <= k <= {n_sources} source images, got k={k}")
+        raise InputError(where, f"k-fold by source needs 2 <= k <= {n_sources} source images, got k={k}")
     from sklearn.model_selection import GroupKFold
 
     splitter = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
@@ -327,7 +331,7 @@ def _derived_split(sources: Sequence[str], split: str, opts: SplitOptions, where
     if opts.kfold is not None:
         if opts.fold >= opts.kfold:
             raise InputError(where, f"fold {opts.fold} does not exist with kfold={opts.kfold}")
-        trainval, test = kfold_by_source(sources, opts.kfold, opts.seed)[opts.fold]
+        trainval, test = kfold_by_source(sources, opts.kfold, opts.seed, where)[opts.fold]
         if split == "test":
             return test
         if split == "trainval":
@@ -337,5 +341,5 @@ def _derived_split(sources: Sequence[str], split: str, opts: SplitOptions, where
         raise InputError(where, f"no '{split}' split is released here: give split_file or kfold")
     if split not in ("train", "val"):
         raise InputError(where, f"unknown split '{split}' (train, val, test with kfold, or a split_file fold)")
-    train, val = split_by_source([sources[i] for i in pool], opts.val_fraction, opts.seed)
+    train, val = split_by_source([sources[i] for i in pool], opts.val_fraction, opts.seed, where)
     return pool[train] if split == "train" else pool[val]

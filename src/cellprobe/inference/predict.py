@@ -84,12 +84,12 @@ def prediction_setup(run: Path, checkpoint: str, window: Any, tta: int) -> dict[
 
 
 def check_inputs(files: Sequence[Path]) -> None:
-    """Every input is a readable image (its header: size, depth, frames), checked before anything is written:
-    a bad file late in a folder must not stop a run half-way."""
-    from cellprobe.data.io import image_size
+    """Every input is a readable image (its header: size, depth, frames; an alpha channel opaque), checked
+    before anything is written: a bad file late in a folder must not stop a run half-way."""
+    from cellprobe.data.io import check_image
 
     for path in files:
-        image_size(path)
+        check_image(path)
 
 
 def _manifest(out_dir: Path) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def open_training_data(config: TrainConfig) -> TrainData:
         return TrainData(train, everything, val, np.arange(len(val)), _repeats_at(train, everything))
     if not d.has_validation:
         return TrainData(train, everything, None, np.arange(0), _repeats_at(train, everything))
-    train_idx, val_idx = split_by_source(train.sources(), d.val_fraction, config.split_seed)
+    train_idx, val_idx = split_by_source(train.sources(), d.val_fraction, config.split_seed, d.path)
     train_idx = np.asarray(train_idx)
     return TrainData(train, train_idx, train, np.asarray(val_idx), _repeats_at(train, train_idx))
 
