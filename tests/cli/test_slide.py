@@ -46,6 +46,17 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
     assert Image.open(folder / "overview.png").size[0] > 0
     rc, stdout, err = cli(*args)
     assert rc == 0 and "skipped" in err + stdout
+    # a damaged or missing summary: refused naming it and its problem (it used to say "another run")
+    record, kept = folder / "summary.json", (folder / "summary.json").read_bytes()
+    for damaged, problem in ((b"{", "unreadable slide summary: not valid JSON"), (b"[]", "is not a slide summary"),
+                             (None, "is missing")):
+        record.unlink()
+        if damaged is not None:
+            record.write_bytes(damaged)
+        rc, _, err = cli(*args)
+        assert rc == 2 and f"{record}: {problem}" in err and "--overwrite" in err, err
+        _one_line(err, "summary.json")
+    record.write_bytes(kept)
     # a later command's slide whose results folder is 'tissue' but for case (an earlier command's): refused
     upper = tmp_path / "Tissue.svs"
     upper.write_bytes(slide.read_bytes())

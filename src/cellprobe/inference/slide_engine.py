@@ -152,14 +152,27 @@ def finished_result(out_dir: Path, plan: SlidePlan, overwrite: bool) -> dict[str
     folder = results_folder(out_dir, plan.name)
     if not folder.exists() or overwrite:
         return None
-    try:  # read strictly: a summary with a key given twice is no proof of the same setup
-        data = read_json(folder / SUMMARY, "slide summary")
-    except InputError:
-        data = {}
-    if isinstance(data, dict) and data.get("stamp") == plan.stamp:
+    data = _recorded_summary(folder)
+    if data.get("stamp") == plan.stamp:
         return data
     raise InputError(folder, "already holds results of another run, slide or settings; pass --overwrite to "
                              "replace them")
+
+
+def _recorded_summary(folder: Path) -> dict[str, Any]:
+    """The summary.json of a results folder, read strictly (a key given twice is no proof of the same setup).
+    A folder without a readable summary cannot be told apart from another run's results: refused naming the
+    summary and its problem (``--overwrite`` replaces it)."""
+    try:
+        data = read_json(folder / SUMMARY, "slide summary")
+    except InputError as exc:
+        problem = "is missing" if not (folder / SUMMARY).exists() else exc.problem
+        raise InputError(folder / SUMMARY, f"{problem}: what made the results in {folder.name} is unknown; pass "
+                                           "--overwrite to replace them") from None
+    if not isinstance(data, dict):
+        raise InputError(folder / SUMMARY, f"is not a slide summary (a JSON object): what made the results in "
+                                           f"{folder.name} is unknown; pass --overwrite to replace them")
+    return data
 
 
 @dataclass
@@ -502,10 +515,6 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
         folder = results_folder(out_dir, plan.name)
         if overwrite or not folder.exists():
             continue
-        try:
-            summary = read_json(folder / SUMMARY, "slide summary")
-        except InputError:
-            summary = {}
-        same_run = isinstance(summary, dict) and summary.get("run") == run_identity(run)
+        same_run = _recorded_summary(folder).get("run") == run_identity(run)
         if not same_run:
             raise InputError(folder, "already holds results of another run; pass --overwrite to replace them")
