@@ -90,16 +90,17 @@ def test_wrong_inputs(cli, run, tmp_path):
     Image.fromarray(rgba).save(tmp_path / "alpha.png")
     rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", tmp_path / "o")
     assert rc == 2 and "alpha.png" in err and len(err.strip().splitlines()) == 1
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "opaque.png")
     rc, _, err = cli("predict", run, tmp_path / "missing.png", "--out", tmp_path / "o")
     assert rc == 2 and "no such file" in err
-    rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", tmp_path / "o", "--tile", "100")
+    rc, _, err = cli("predict", run, tmp_path / "opaque.png", "--out", tmp_path / "o", "--tile", "100")
     assert rc == 2 and "multiple of 32" in err
     (tmp_path / "a-file").write_text("")
     for out in (tmp_path / "a-file", tmp_path / "a-file" / "below"):
-        rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", out)
+        rc, _, err = cli("predict", run, tmp_path / "opaque.png", "--out", out)
         assert rc == 2 and "must be a folder" in err and len(err.strip().splitlines()) == 1
     for device, problem in (("gpu7", "unknown device"), ("cuda:99", "CUDA device")):
-        rc, _, err = cli("predict", run, tmp_path / "alpha.png", "--out", tmp_path / "o2", "--device", device)
+        rc, _, err = cli("predict", run, tmp_path / "opaque.png", "--out", tmp_path / "o2", "--device", device)
         assert rc == 2 and problem in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "o2").exists()  # the eleventh probe: an empty --out folder was left behind
 
@@ -214,3 +215,21 @@ def test_an_image_of_another_pixel_format_is_refused_before_anything_is_written(
         rc, _, err = cli("predict", run, *inputs, "--out", tmp_path / "out", "--device", "cpu")
         assert rc == 2 and name in err and err.count("\n") == 1, err
         assert not (tmp_path / "out").exists()
+
+
+def test_a_photo_turned_by_its_exif_orientation_is_said(cli, run, tmp_path):
+    """The twelfth probe's note: a JPEG whose EXIF orientation turns it in viewers was read as stored without a
+    word, so its results did not line up with the picture the user sees."""
+    rng = np.random.default_rng(2)
+    photo = Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo.save(tmp_path / "turned.jpg", exif=exif)
+    photo.save(tmp_path / "upright.jpg")
+    rc, _, err = cli("predict", run, tmp_path / "turned.jpg", tmp_path / "upright.jpg", "--out", tmp_path / "out",
+                     "--device", "cpu")
+    assert rc == 0, err
+    said = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert said == [f"warning: {tmp_path / 'turned.jpg'}: its EXIF orientation (6) is not applied: pixels are read "
+                    "as stored, and the results (masks, overlay, GeoJSON) follow the stored order"], err
+    assert tifffile.imread(tmp_path / "out" / "turned_inst.tif").shape == (64, 96)

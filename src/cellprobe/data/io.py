@@ -361,6 +361,18 @@ def check_image(path: Path) -> tuple[int, int]:
     return size
 
 
+def exif_orientation(path: Path) -> int:
+    """The EXIF orientation a camera recorded (1: pixels stored upright; 0: none recorded). cellprobe reads
+    pixels as stored, as the training data is read, so results follow the stored order whatever this says."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return 0
+    with _open_pil(path, "image") as img:
+        try:
+            return int(img.getexif().get(0x0112, 0) or 0)
+        except Exception:  # EXIF data past a truncation, or damaged: the pixel read says what is wrong
+            return 0
+
+
 def read_label_image(path: Path) -> np.ndarray:
     """A 2-D label map (instance or class ids) from TIFF, PNG or ``.npy``; dtype is kept as stored. The size
     limit (:data:`MAX_IMAGE_PIXELS`) is checked from the header before the map is read."""

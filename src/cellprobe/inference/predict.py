@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,18 @@ def check_inputs(files: Sequence[Path]) -> None:
 
     for path in files:
         check_image(path)
+
+
+def _say_orientation(files: Sequence[Path]) -> None:
+    """A photo a viewer shows turned (its EXIF orientation) is read as stored, as training data is: said."""
+    from cellprobe.data.io import exif_orientation
+    from cellprobe.data.validate import DataWarning
+
+    for path in files:
+        turned = exif_orientation(path)
+        if turned > 1:
+            warnings.warn(f"{path}: its EXIF orientation ({turned}) is not applied: pixels are read as stored, and "
+                          "the results (masks, overlay, GeoJSON) follow the stored order", DataWarning, stacklevel=3)
 
 
 def _manifest(out_dir: Path) -> dict[str, Any]:
@@ -226,6 +239,7 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
     slide = slide or SlideSettings()
 
     check_inputs(files)
+    _say_orientation(files)
     digests = input_digests(files)  # each input read once for its digest
     prepare_output(out_dir, files, overwrite, setup, digests, slide)
     out_dir.mkdir(parents=True, exist_ok=True)
