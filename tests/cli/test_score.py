@@ -157,6 +157,27 @@ def test_result_files_never_replace_inputs_or_earlier_results(cli, tmp_path):
     assert cli(*base, "--json", tmp_path / "s.json", "--overwrite")[0] == 0
 
 
+def test_pannuke_results_never_replace_the_arrays_read_from_its_folders(cli, tmp_path):
+    """The thirteenth probe: PanNuke's inputs are folders, so `--json true/masks.npy --overwrite` replaced the
+    truth's masks (CoNIC's file inputs were protected)."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "p").mkdir()
+    masks = np.zeros((2, 8, 8, 6))
+    masks[:, 2:5, 2:5, 0] = 1
+    for folder in ("t", "p"):
+        np.save(tmp_path / folder / "masks.npy", masks)
+    np.save(tmp_path / "t" / "types.npy", np.array(["a", "b"]))
+    kept = {f: (tmp_path / f).read_bytes() for f in ("t/masks.npy", "t/types.npy", "p/masks.npy")}
+    for flag in ("--json", "--per-image"):
+        for target in kept:
+            result = cli("score", "--format", "pannuke", "--true", tmp_path / "t", "--pred", tmp_path / "p",
+                         flag, tmp_path / target, "--overwrite")
+            _one_line_error(result, target, "is one of the command's inputs")
+    assert {f: (tmp_path / f).read_bytes() for f in kept} == kept
+    assert cli("score", "--format", "pannuke", "--true", tmp_path / "t", "--pred", tmp_path / "p",
+               "--json", tmp_path / "t" / "scores.json")[0] == 0  # beside them is fine
+
+
 def test_an_output_that_cannot_be_written_is_refused_before_scoring(cli, conic_files):
     true, pred = conic_files
     rc, out, err = cli("score", "--format", "conic", "--true", true, "--pred", pred, "--json", "/proc/no/o.json")

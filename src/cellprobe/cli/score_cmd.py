@@ -160,7 +160,8 @@ def register(app: typer.Typer) -> None:
         overwrite: Overwrite = False,
     ) -> None:
         """Score predictions with the official PanNuke / CoNIC / HoVer-Net metric definitions."""
-        check_output_files([json_out, per_image], [true, pred], overwrite)
+        read = [true, pred] if fmt is ScoreFormat.conic else [true / "masks.npy", true / "types.npy", pred / "masks.npy"]
+        check_output_files([json_out, per_image], read, overwrite)  # the files read, not PanNuke's folders
         names = _class_names(classes)
         for flag, value in (("--radius", radius), ("--mpp", mpp), ("--r2-crop", r2_crop)):
             if value is not None and (not math.isfinite(value) or value <= 0):
