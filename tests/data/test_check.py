@@ -77,3 +77,18 @@ def test_check_walks_the_folds_of_a_split_file(tmp_path, synth):
     assert list(report["splits"]) == ["0", "1", "2"]
     assert [report["splits"][f]["patches"] for f in "012"] == [2, 2, 2]
     assert report["cross_split_duplicates"] == [{"first": "0/s0-0000", "second": "2/s2-0005"}]
+
+
+def test_the_report_is_never_written_into_the_dataset(cli, tmp_path, synth):
+    """The thirteenth probe's sibling of score's: `data check ds --json ds/train/patch_info.csv --overwrite`
+    replaced a file of the dataset it had just checked."""
+    images, inst, cls = synth
+    names = [f"p{i}" for i in range(len(images))]
+    split = fixtures.write_patches(tmp_path / "ds" / "train", images, inst, cls, names, names)
+    before = {p: p.read_bytes() for p in sorted((tmp_path / "ds").rglob("*")) if p.is_file()}
+    for target in (split / "patch_info.csv", tmp_path / "ds" / "report.json"):
+        rc, _, err = cli("data", "check", tmp_path / "ds", "--json", target, "--overwrite")
+        assert rc == 2 and f"{target}: is inside the dataset folder {tmp_path / 'ds'}, which the command reads" in err, err
+        assert err.count("\n") == 1
+    assert {p: p.read_bytes() for p in sorted((tmp_path / "ds").rglob("*")) if p.is_file()} == before
+    assert cli("data", "check", tmp_path / "ds", "--json", tmp_path / "report.json")[0] == 0

@@ -21,6 +21,7 @@ from cellprobe.bench.bench_config import BenchConfig
 from cellprobe.bench.cell import run_cell
 from cellprobe.bench.matrix import CellFn, CellOutput, CellTask, expand
 from cellprobe.config import config_source, dump_config, keys_attributed, load_yaml, parse_config
+from cellprobe.data.io import refuse_output_inside
 from cellprobe.errors import InputError
 from cellprobe.locking import exclusive
 from cellprobe.run.run_folder import refuse_inside_run
@@ -102,6 +103,8 @@ def run_bench(
     if bench_dir.exists() and not bench_dir.is_dir():
         raise InputError(bench_dir, "the benchmark output folder is an existing file, not a folder")
     refuse_inside_run(bench_dir, itself=True)  # its cells are runs: each would be refused inside another run
+    for source in (*config.datasets, *config.test_datasets):
+        refuse_output_inside(bench_dir, source.path)
     parse_config(BenchConfig, config.model_dump(), "benchmark config")
     if check_inputs:
         check_cell_inputs(config, cluster)

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Patches, sizes, classes, nuclei per class and anomalies (ids not matching the class map, empty and
         duplicated patches, wrong dtypes). Exit status 1 when a sample would be refused by the loaders."""
-        check_output_files([json_out], [path], overwrite)
+        check_output_files([json_out], [path], overwrite, read_folders=(path,))
         from rich.console import Console
         from rich.progress import Progress
 

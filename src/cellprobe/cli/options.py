@@ -115,10 +115,13 @@ def cluster_spec(cluster: str | None, cluster_config: Path | None, scheduler: st
     return parse_cluster_spec(cluster, cluster_config, scheduler)
 
 
-def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite: bool) -> None:
-    """Result files a command is about to write, checked before any work: not one of its inputs, not the same
-    file twice, not a folder, and not an existing file unless ``overwrite``."""
+def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite: bool,
+                       read_folders: tuple[Path, ...] = ()) -> None:
+    """Result files a command is about to write, checked before any work: not one of its inputs nor inside a
+    dataset folder it reads (``read_folders``), not the same file twice, not a folder, and not an existing
+    file unless ``overwrite``."""
     from cellprobe.atomic import output_folder
+    from cellprobe.data.io import refuse_output_inside
     from cellprobe.errors import InputError
 
     given = [p for p in outputs if p is not None]
@@ -127,6 +130,8 @@ def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite
     for path, real in zip(given, resolved, strict=True):
         if real in sources:
             raise InputError(path, "is one of the command's inputs: results would replace it")
+        for folder in read_folders:
+            refuse_output_inside(path, folder)
         if resolved.count(real) > 1:
             raise InputError(path, "is given for two outputs")
         if path.is_dir():

@@ -88,6 +88,16 @@ def inside_dataset(path: Path, root: Path, where: str | Path) -> Path:
     return path
 
 
+def refuse_output_inside(out: str | Path, dataset: str | Path) -> None:
+    """An InputError naming ``out`` when results would go into the dataset folder ``dataset`` (or below it): a
+    dataset is only read, and results there could replace its files or be read as part of it next time."""
+    out, dataset = Path(out), Path(dataset)
+    if dataset.is_dir() and out.resolve().is_relative_to(dataset.resolve()):
+        where = "is" if out.resolve() == dataset.resolve() else "is inside"
+        raise InputError(out, f"{where} the dataset folder {dataset}, which the command reads: results are not "
+                              "written into their input; give a path outside it")
+
+
 def dataset_file(path: Path, root: Path, what: str) -> Path:
     """``path``, a file of the dataset's layout in the dataset folder ``root`` (a patch list, a label archive, a
     ``dataset.yaml``, an array file): :func:`require_file`, then :func:`inside_dataset` naming the file. Every

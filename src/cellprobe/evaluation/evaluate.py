@@ -11,6 +11,7 @@ import numpy as np
 
 from cellprobe import atomic
 from cellprobe.config import read_json
+from cellprobe.data.io import refuse_output_inside
 from cellprobe.data.sample import PatchDataset
 from cellprobe.errors import InputError
 from cellprobe.evaluation.eval_data import (
@@ -44,6 +45,9 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     from cellprobe.metrics import ConicAccumulator
 
     out_dir = atomic.output_folder(out if out is not None else run_dir, create=False)
+    if not isinstance(data, PatchDataset):
+        R.Run.open(run_dir)  # a folder that is no run is said first, as that (it could be the data too)
+        refuse_output_inside(out_dir, data)
     check_not_replacing(out_dir, run_dir, data_label(data), split, checkpoint, tta, overwrite)
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     dataset = open_eval_data(data, split, format, seg.run.config, **options)

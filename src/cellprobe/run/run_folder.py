@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from cellprobe import __version__, atomic
 from cellprobe.config import dump_config, load_yaml, parse_config, read_json
+from cellprobe.data.io import refuse_output_inside
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
 from cellprobe.locking import LOCK
@@ -245,6 +246,9 @@ def find_run(config: TrainConfig) -> Run | None:
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(run_dir, "output exists and is not a folder")
     refuse_inside_run(run_dir)
+    for made in (run_dir, config.cache_dir):  # the run, its feature cache: never into the data they come from
+        if made is not None:
+            refuse_output_inside(made, config.data.path)
     if not (run_dir.is_dir() and (run_dir / CONFIG).exists()):
         if run_dir.is_dir() and any(p.name not in (STAMP, "feature_cache", LOCK) for p in run_dir.iterdir()):
             raise InputError(run_dir, "output folder is not empty and holds no cellprobe run; choose another --out")
