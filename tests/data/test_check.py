@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from cellprobe.data import fixtures
 from cellprobe.data.check import check_path, nuclei_per_class
@@ -92,3 +93,37 @@ def test_the_report_is_never_written_into_the_dataset(cli, tmp_path, synth):
         assert err.count("\n") == 1
     assert {p: p.read_bytes() for p in sorted((tmp_path / "ds").rglob("*")) if p.is_file()} == before
     assert cli("data", "check", tmp_path / "ds", "--json", tmp_path / "report.json")[0] == 0
+
+
+@pytest.mark.parametrize(("rewrite", "problem"), [
+    (lambda lines: [lines[0]] + ["X," + line for line in lines[1:]], "row 0 (line 2): 4 fields, the header has 3"),
+    (lambda lines: [*lines[:2], lines[2] + ",extra", *lines[3:]], "row 1 (line 3): 4 fields, the header has 3"),
+    (lambda lines: [*lines[:2], "", *lines[2:]], "row 1 (line 3): empty row"),
+    (lambda lines: [*lines[:-1], lines[-1].rsplit(",", 1)[0]],
+     "row 5 (line 7): 2 fields, the header has 3 (a truncated file?)"),
+])
+def test_a_table_row_of_another_width_is_refused_naming_it(cli, tmp_path, synth, rewrite, problem):
+    """The thirteenth probe: rows one field wider than the header were read shifted (pandas took the extra first
+    field as the row index), so patch_info.csv's names went into the wrong columns with exit 0."""
+    images, inst, cls = synth
+    names = [f"p{i}" for i in range(len(images))]
+    split = fixtures.write_patches(tmp_path / "ds" / "train", images, inst, cls, names, names)
+    listing = split / "patch_info.csv"
+    lines = listing.read_text().splitlines()
+    assert lines[0].count(",") == 2, lines[0]
+    listing.write_text("\n".join(rewrite(lines)) + "\n")
+    rc, _, err = cli("data", "check", tmp_path / "ds", "--split", "train")
+    assert rc == 2 and f"{listing} {problem}" in err and err.count("\n") == 1, err
+
+
+def test_a_name_with_a_line_break_keeps_the_error_on_one_line(cli, tmp_path, synth):
+    """The thirteenth probe: a quoted name holding a line break made a two-line error."""
+    images, inst, cls = synth
+    names = [f"p{i}" for i in range(len(images))]
+    split = fixtures.write_patches(tmp_path / "ds" / "train", images, inst, cls, names, names)
+    listing = split / "patch_info.csv"
+    lines = listing.read_text().splitlines()
+    lines[1] = lines[1].replace("p0", '"p\n0"', 1)
+    listing.write_text("\n".join(lines) + "\n")
+    rc, _, err = cli("data", "check", tmp_path / "ds", "--split", "train")
+    assert rc == 2 and err.count("\n") == 1 and "p\\n0" in err, err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import importlib
 import sys
+import unicodedata
 
 import typer
 
@@ -70,13 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         with data_warnings_as_lines():
             rv = app(args=argv, standalone_mode=False)
     except InputError as err:
-        print(f"cellprobe: error: {err}", file=sys.stderr)
+        print(f"cellprobe: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
     except (RuntimeError, OSError) as exc:
         loop = _symlink_loop(exc)
         if loop is None:
             raise
-        print(f"cellprobe: error: {loop}: is a loop of symbolic links (it leads back to itself); fix or remove it",
+        print(f"cellprobe: error: {_one_line(loop)}: is a loop of symbolic links (it leads back to itself); fix or remove it",
               file=sys.stderr)
         return 2
     except typer.Exit as exc:  # --help, --version, explicit exits
@@ -93,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cellprobe: error: {where}: {message} (see {where} --help)", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     return rv if isinstance(rv, int) else 0
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x00``): a file name or a name read from
+    a file may hold a line break, and the error must stay one line (and show what is really there)."""
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
 
 
 def _symlink_loop(exc: BaseException) -> str | None:

@@ -19,8 +19,8 @@ a name that would leave the dataset's folder; the files a reader then opens per 
 :func:`inside_dataset`, which refuses one that leaves the dataset's folder once links are resolved; so do the
 layout's own files (patch lists, label archives, ``dataset.yaml``: :func:`dataset_file`). A stem with
 several files (``p08.png`` and ``p08.jpg``) is refused by :func:`find_with_suffix`, not decided by suffix order.
-CSV tables go through :func:`read_table`, which refuses a column named twice (pandas would rename one and ignore
-it).
+CSV tables go through :func:`read_csv_rows` (or :func:`read_table`, a DataFrame of it), which refuses a column
+named twice and rows of another width than the header (pandas would rename the one and shift the other).
 """
 
 from __future__ import annotations
@@ -106,24 +106,44 @@ def dataset_file(path: Path, root: Path, what: str) -> Path:
     return inside_dataset(path, root, path)
 
 
-def read_table(path: Path, what: str) -> Any:
-    """A CSV file as a pandas DataFrame of strings (no value is parsed or turned into NaN); a column named twice
-    in the header is refused (pandas would rename the second ``name.1`` and it would be ignored)."""
+def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[list[str]]]:
+    """Header and data rows of a CSV file, each field a string as written. Refused, naming the file or row: a
+    column named twice in the header (which one holds the data would be a guess), a row with another number of
+    fields than the header (pandas would take an extra first field as the row's index and shift the rest), an
+    empty row before the last data row (its line number would no longer match), an empty file."""
     import csv
-
-    import pandas as pd
 
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f), [])
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, OSError, csv.Error) as exc:
+            lines = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(path, f"unreadable {what} ({str(exc).splitlines()[0]})") from None
+    while lines and not any(lines[-1]):
+        lines.pop()  # trailing empty lines
+    if not lines:
+        raise InputError(path, f"empty {what} (no header)")
+    header, rows = lines[0], lines[1:]
     for j, column in enumerate(header):
         if column in header[:j]:
             raise InputError(path, f"column '{column}' appears twice in the header (columns {header.index(column) + 1} "
                                    f"and {j + 1}): which one holds the data would be a guess; keep one")
-    return table
+    for i, row in enumerate(rows):
+        if len(row) != len(header):
+            problem = ("empty row" if not any(row) else
+                       f"{len(row)} field{'s' if len(row) != 1 else ''}, the header has {len(header)}")
+            if i == len(rows) - 1 and 0 < len(row) < len(header):
+                problem += " (a truncated file?)"
+            raise InputError(csv_row(path, i), problem)
+    return header, rows
+
+
+def read_table(path: Path, what: str) -> Any:
+    """A CSV file (:func:`read_csv_rows`, with its checks) as a pandas DataFrame of strings: no value is parsed
+    or turned into NaN."""
+    import pandas as pd
+
+    header, rows = read_csv_rows(path, what)
+    return pd.DataFrame(rows, columns=header, dtype=str)
 
 
 def plain_name(value: str, where: str | Path, what: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from cellprobe.config import Seed, StrictModel
-from cellprobe.data.io import csv_row
+from cellprobe.data.io import csv_row, read_csv_rows
 from cellprobe.errors import InputError
 
 
@@ -86,35 +86,6 @@ _INDEX = re.compile(r"[0-9]+")
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    """Header and data rows of a CSV file; a row with another number of fields than the header, or an empty
-    row before the last data row, is an InputError naming the row."""
-    import csv
-
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            lines = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(path, f"unreadable split file ({str(exc).splitlines()[0]})") from None
-    while lines and not any(lines[-1]):
-        lines.pop()  # trailing empty lines
-    if not lines:
-        raise InputError(path, "empty split file (no header)")
-    header, rows = lines[0], lines[1:]
-    for j, column in enumerate(header):
-        if column in header[:j]:
-            raise InputError(path, f"column '{column}' appears twice in the header (columns {header.index(column) + 1} "
-                                   f"and {j + 1}): which one holds the data would be a guess; keep one")
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
-            what = ("empty row" if not any(row) else
-                    f"{len(row)} field{'s' if len(row) != 1 else ''}, the header has {len(header)}")
-            if i == len(rows) - 1 and 0 < len(row) < len(header):
-                what += " (a truncated file?)"
-            raise InputError(csv_row(path, i), what)
-    return header, rows
-
-
 def _fold_column(path: Path, header: list[str]) -> str | None:
     """The fold column of ``header`` (None when it has none); both ``fold`` and ``split`` is refused."""
     present = [c for c in FOLD_COLUMNS if c in header]
@@ -183,7 +154,7 @@ def split_file_folds(path: Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "split file not found")
-    header, table = _read_rows(path)
+    header, table = read_csv_rows(path, "split file")
     fold = _fold_column(path, header)
     if fold is None:
         raise InputError(path, f"needs a fold column ({'|'.join(FOLD_COLUMNS)}); has {', '.join(header)}")
@@ -212,7 +183,7 @@ def read_split_file(path: Path, names: Sequence[str], explain: Callable[[str], s
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "split file not found")
-    header, table = _read_rows(path)
+    header, table = read_csv_rows(path, "split file")
     keys = [c for c in KEY_COLUMNS if c in header]
     fold = _fold_column(path, header)
     if not keys or fold is None:
