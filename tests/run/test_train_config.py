@@ -240,3 +240,24 @@ def test_the_machine_is_checked_for_devices_and_workers(monkeypatch):
     with pytest.raises(InputError, match=r"'trainer.devices': 2 devices, but this machine has 1 GPUs"):
         T.check_machine(_trainer(accelerator="cuda", devices=2))
     T.check_machine(_trainer(accelerator="gpu", devices="auto"))
+
+
+@pytest.mark.parametrize(("overrides", "key", "problem"), [
+    ({"augment.elastic.p": 0.5}, "augment.elastic.p", "applies only with cache_features: false"),
+    ({"augment.stain.space": "nissl", "augment.blur.p": 0.0}, "augment.blur.p", "applies only with cache_features"),
+    ({"cache_features": False, "cache_views": 1}, "cache_views", "applies only with cache_features: true"),
+    ({"cache_features": False, "augment.stain.nissl_vector": [0.0, 0.0, 0.0]}, "nissl_vector", "not all 0"),
+    ({"cache_features": False, "augment.stain.nissl_vector": [0.5, -0.1, 0.4]}, "nissl_vector", "values >= 0"),
+    ({"cache_features": False, "augment.noise.std": [0.2, 0.1]}, "augment.noise.std", "low <= high"),
+    ({"cache_features": False, "augment.color.brightness": 1.5}, "augment.color.brightness", "less than 1"),
+])
+def test_augmentation_that_would_change_nothing_or_break_images_is_refused(overrides, key, problem):
+    """The thirteenth probe: augment.* was accepted in cached mode, where it does nothing (and cache_views in
+    online mode), and nissl_vector [0, 0, 0] turned every stain-perturbed image black through NaN, exit 0."""
+    base = {"output": "r", "encoder": {"name": "efficientnet-lite0", "weights": "random"}, "data": {"path": "d"}}
+    with pytest.raises(InputError, match=problem) as err:
+        train_config(base, overrides)
+    assert key in str(err.value)
+    for same in ({"cache_features": False, "augment.elastic.p": 0.5}, {"cache_views": 1},
+                 {"augment.elastic.p": 0.2}):  # options of the mode trained, or defaults: fine
+        train_config(base, same)

@@ -30,7 +30,8 @@ def oversampled(tmp_path):
 
 def config(root, split_file, out, **changes):
     """The tiny run's config on a CoNIC layout split by ``split_file``."""
-    cfg = tiny_config(root, out, epochs=1, batch_size=2, cache_views=1, **changes)
+    views = {"cache_views": 1} if changes.get("cache_features", True) else {}  # online training has no views
+    cfg = tiny_config(root, out, epochs=1, batch_size=2, **views, **changes)
     cfg["data"] = {"path": str(root), "format": "conic", "train_split": "0", "val_split": "1",
                    "options": {"split_file": str(split_file), "class_names": ["a", "b"]}}
     return cfg

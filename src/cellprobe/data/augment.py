@@ -50,12 +50,19 @@ class NoiseConfig(StrictModel):
     p: float = Field(0.1, ge=0, le=1)
     std: tuple[float, float] = (0.01, 0.04)  # Gaussian noise sd as a fraction of the 0..255 range
 
+    @field_validator("std")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= v[0] <= v[1] <= 1:
+            raise ValueError(f"std must be [low, high] with 0 <= low <= high <= 1, got {list(v)}")
+        return v
+
 
 class ColorConfig(StrictModel):
     p: float = Field(0.3, ge=0, le=1)
-    brightness: float = Field(0.1, ge=0)
-    contrast: float = Field(0.1, ge=0)
-    saturation: float = Field(0.1, ge=0)
+    brightness: float = Field(0.1, ge=0, lt=1)  # factors drawn from [1 - x, 1 + x]: x >= 1 could go to 0 or below
+    contrast: float = Field(0.1, ge=0, lt=1)
+    saturation: float = Field(0.1, ge=0, lt=1)
     hue: float = Field(0.02, ge=0, le=0.5)
 
 
@@ -70,6 +77,14 @@ class StainConfig(StrictModel):
     scale: float = Field(0.05, ge=0, lt=1)
     shift: float = Field(0.005, ge=0)
     nissl_vector: tuple[float, float, float] = (0.46, 0.78, 0.42)  # R, G, B optical density (violet)
+
+    @field_validator("nissl_vector")
+    @classmethod
+    def _direction(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(v) < 0 or max(v) <= 0:  # an absorbance direction: no negative part, not all zero (no direction)
+            raise ValueError(f"nissl_vector is the stain's optical density per R, G, B channel: values >= 0, not all "
+                             f"0, got {list(v)}")
+        return v
 
 
 class AugmentConfig(StrictModel):

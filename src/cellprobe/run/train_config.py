@@ -186,6 +186,20 @@ class TrainSettings(StrictModel):
     trainer: TrainerSection = Field(default_factory=TrainerSection)
 
     @model_validator(mode="after")
+    def _mode_options(self) -> TrainSettings:
+        """Options of the other training mode would change nothing: refused, not ignored."""
+        if self.cache_features:
+            changed = _changed_keys(self.augment.model_dump(), AugmentConfig().model_dump(), "augment")
+            if changed:
+                raise key_error([changed[0], "cache_features"], f"{', '.join(changed[:3])} applies only with "
+                                "cache_features: false (online augmentation); cached training draws one of the "
+                                "cache_views dihedral views per patch and epoch, nothing else")
+        elif self.cache_views != type(self).model_fields["cache_views"].default:
+            raise key_error(["cache_views", "cache_features"], "cache_views applies only with cache_features: true; "
+                            "online training augments with the augment section")
+        return self
+
+    @model_validator(mode="after")
     def _schedule(self) -> TrainSettings:
         if self.lr_steps is not None:
             if 0 not in self.lr_steps:
@@ -203,6 +217,13 @@ class TrainSettings(StrictModel):
             raise key_error(["plateau.min_lr", "lr"], f"plateau.min_lr {self.plateau.min_lr} is not below lr "
                             f"{self.lr}: the plateau could never lower the learning rate")
         return self
+
+
+def _changed_keys(value: Any, default: Any, key: str) -> list[str]:
+    """The dotted keys below ``key`` whose value differs from the default's."""
+    if isinstance(value, dict) and isinstance(default, dict):
+        return [k for name in value for k in _changed_keys(value[name], default.get(name), f"{key}.{name}")]
+    return [] if value == default else [key]
 
 
 def check_epoch_keys(data: dict[str, Any]) -> None:
