@@ -20,7 +20,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -155,9 +155,23 @@ def yaml_value(text: str) -> Any:
     return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
+#: the largest config, record or annotation file read as text (a tissue annotation GeoJSON of a whole slide is
+#: a few MiB; a larger "config" is a wrong file)
+MAX_TEXT_BYTES = 256 * 2**20
+
+
 def read_text_file(path: Path, what: str) -> str:
-    """The UTF-8 text of a file the user gives or may edit; unreadable or not UTF-8 is one InputError naming it."""
+    """The UTF-8 text of a file the user gives or may edit; unreadable or not UTF-8 is one InputError naming it,
+    as is something that is no regular file (a device or pipe would be read, or waited on, forever) or a file
+    larger than :data:`MAX_TEXT_BYTES` (no config or record is; reading it whole could exhaust memory)."""
+    problem = not_a_file(path)
+    if problem is not None and path.exists():
+        raise InputError(path, f"cannot read {what}: {problem}")
     try:
+        size = path.stat().st_size
+        if size > MAX_TEXT_BYTES:
+            raise InputError(path, f"cannot read {what}: {size:,} bytes is more than any {what} holds (limit "
+                                   f"{MAX_TEXT_BYTES // 2**20} MiB)")
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(path, f"cannot read {what} ({exc.strerror or exc})") from None

@@ -167,8 +167,11 @@ def _bench_seen_from(out_dir: Path, bench_dir: Path) -> str:
 def _written_by_report(path: Path, bench_dir: Path) -> bool:
     """Whether ``path`` (report.md or report.html, with no record beside it) opens as cellprobe's report of
     ``bench_dir`` does: reports written before the record existed are the benchmark's own."""
+    if not path.is_file():  # a pipe would be waited on forever
+        return False
     try:
-        head = path.read_text(encoding="utf-8")[:2000]
+        with open(path, encoding="utf-8") as f:
+            head = f.read(2000)
     except (OSError, UnicodeDecodeError):
         return False
     return any(head.startswith(MD_HEADING.format(name) + "\n") or (

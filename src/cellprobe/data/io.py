@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
@@ -45,11 +45,15 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def require_file(path: Path, what: str) -> Path:
-    """``path`` if it is a file, else an InputError saying which file of the layout is missing."""
-    if path.is_dir():
+    """``path`` if it is a regular file, else an InputError saying which file of the layout is missing (or what
+    is there instead: a folder, a device or pipe)."""
+    problem = not_a_file(path)
+    if problem == "is a folder, not a file":
         raise InputError(path, f"is a folder, not the {what}")
-    if not path.is_file():
-        raise InputError(path, f"missing {what}")
+    if problem in ("no such file", "is a link to nothing"):
+        raise InputError(path, f"missing {what}" + (" (a link to nothing)" if path.is_symlink() else ""))
+    if problem is not None:
+        raise InputError(path, f"{problem}, not the {what}")
     return path
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from cellprobe import atomic
 from cellprobe.config import read_json
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 from cellprobe.inference.export import prediction_paths, write_prediction
 from cellprobe.inference.segmenter import Segmenter
 
@@ -37,6 +37,8 @@ def collect_inputs(inputs: Iterable[str | Path], notice: Callable[[str], None] |
             files += found
         elif item.is_file():
             files.append(item)
+        elif item.exists():
+            raise InputError(item, not_a_file(item) or "not a file")
         else:
             raise InputError(item, "no such file or folder")
     by_stem: dict[str, Path] = {}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 
 #: Most classes a class list may hold (class maps are uint8 throughout cellprobe); also bounds every table
 #: sized by the number of classes.
@@ -40,10 +40,11 @@ _ZIP_MAGIC = b"PK\x03\x04"
 def _read_npy(path: Path, what: str, mmap: bool) -> np.ndarray:
     """Read (or memory-map) a .npy file; the format is checked first so that numpy's own messages (which
     suggest loading pickled data unsafely) never reach the user."""
-    if path.is_dir():
+    problem = not_a_file(path)
+    if problem == "is a folder, not a file":
         raise InputError(path, f"{what}: is a folder, expected a .npy file")
-    if not path.is_file():
-        raise InputError(path, f"{what}: no such file")
+    if problem is not None:
+        raise InputError(path, f"{what}: {problem}")
     try:
         with open(path, "rb") as handle:
             head = handle.read(len(_NPY_MAGIC))
@@ -296,7 +297,7 @@ def load_types(path: str | Path, n_images: int) -> np.ndarray:
     """PanNuke tissue names (types.npy): one string per image."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "tissue types: no such file (the PanNuke truth folder needs types.npy)")
+        raise InputError(path, f"tissue types: {not_a_file(path)} (the PanNuke truth folder needs types.npy)")
     types = np.asarray(_read_npy(path, "tissue types", mmap=False))
     if types.ndim != 1 or types.dtype.kind not in "US":
         raise InputError(path, f"tissue types: expected a 1-D array of strings, got {types.dtype} {types.shape}")

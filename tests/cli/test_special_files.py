@@ -1,0 +1,46 @@
+"""A device, a pipe or a huge file where a command reads a file is one line, exit 2, and nothing waits or
+fills memory (the thirteenth probe: YAML configs were read whole, /dev/zero ended in MemoryError and a pipe hung
+forever; score and predict called /dev/zero "no such file")."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cellprobe.config import MAX_TEXT_BYTES, load_yaml
+from cellprobe.errors import InputError
+
+DEVICE = "/dev/zero"
+
+
+@pytest.fixture
+def pipe(tmp_path):
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    return path
+
+
+def _refused(result, name, problem="is not a regular file (a device, pipe or socket)"):
+    rc, _, err = result
+    assert rc == 2 and name in err and problem in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("special", ["device", "pipe"])
+def test_config_files_that_are_no_files(cli, tmp_path, pipe, special):
+    path = DEVICE if special == "device" else pipe
+    _refused(cli("train", "-c", path, "--encoder", "efficientnet-lite0", "--data", tmp_path, "--out",
+                 tmp_path / "r"), str(path))
+    _refused(cli("bench", path, "--out", tmp_path / "b"), str(path))
+    _refused(cli("data", "list", "--catalog", path), str(path))
+    _refused(cli("score", "--format", "conic", "--true", path, "--pred", path), str(path))
+    _refused(cli("predict", tmp_path, path, "--out", tmp_path / "p"), str(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_a_config_larger_than_any_config_is_refused_unread(tmp_path):
+    path = tmp_path / "huge.yaml"
+    with open(path, "wb") as f:
+        f.truncate(MAX_TEXT_BYTES + 1)  # sparse: no disk, and nothing of it is read
+    with pytest.raises(InputError, match=f"cannot read config: {MAX_TEXT_BYTES + 1:,} bytes is more than any config holds"):
+        load_yaml(path)
