@@ -196,3 +196,34 @@ def test_slide_results_never_go_into_another_runs_folder(cli, run, slide, tmp_pa
     rc, _, err = cli("slide", run, slide, "--out", other, "--target-mpp", "0.5", *FAST)
     assert rc == 2 and "is the run folder" in err and err.count("\n") == 1, err
     assert sorted(p.name for p in other.iterdir()) == sorted(p.name for p in run.iterdir())
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    (("--set", "predict_large_pixels=100"), "--set predict_large_pixels: predict_large_pixels applies to "
+                                            "`cellprobe predict` only"),
+    (("--set", "mpp_tolerance=0.3"), "mpp_tolerance applies only without resampling"),
+    (("--no-resample", "--set", "max_resample=4"), "max_resample applies only when resampling"),
+    (("--set", "tissue.method=all", "--set", "tissue.otsu_floor=0.2"), "otsu_floor is not used by method 'all'"),
+    (("--set", "tissue.method=threshold", "--set", "tissue.threshold=0.1", "--set", "tissue.otsu_floor=0.2"),
+     "otsu_floor is not used by method 'threshold'"),
+    (("--set", "tissue.method=all", "--set", "tissue.channel=od", "--set", "tissue.smoothing_um=2"),
+     "channel, smoothing_um are not used by method 'all'"),
+    (("--tissue-mask", "MASK", "--set", "tissue.method=all"), "tissue.method is not used with --tissue-mask"),
+    (("--tissue-mask", "MASK", "--set", "tissue.min_tissue_mm2=1"), "tissue.min_tissue_mm2 is not used with"),
+])
+def test_slide_settings_that_would_change_nothing_are_refused(cli, run, slide, tmp_path, extra, problem):
+    """The thirteenth probe: these were accepted and ignored."""
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(mask)
+    extra = tuple(str(mask) if e == "MASK" else e for e in extra)
+    rc, _, err = cli("slide", run, slide, "--out", tmp_path / "out", *FAST, *extra)
+    assert rc == 2 and problem in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_scale_of_a_tissue_mask_is_still_a_setting(cli, run, slide, tmp_path):
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(mask)
+    rc, _, err = cli("slide", run, slide, "--out", tmp_path / "ok", "--target-mpp", "0.5", *FAST, "--tissue-mask",
+                     mask, "--set", "tissue.thumbnail_side=512")
+    assert rc == 0, err

@@ -119,6 +119,7 @@ def register(app: typer.Typer) -> None:
             _check_workers(settings.workers, given["workers"], spec)
         if len(slides) > 1 and (tissue_mask is not None or region is not None):
             raise InputError(None, "--tissue-mask and --region apply to one slide; give one slide")
+        _refuse_unused(settings, given, tissue_mask is not None)
         inputs = SlideInputs(mpp=mpp, target_mpp=target_mpp, region=parse_region(region), tissue_mask=tissue_mask)
         run_folder = Run.open(run)
         from cellprobe.inference.window import WindowConfig
@@ -142,6 +143,22 @@ def register(app: typer.Typer) -> None:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         typer.echo(f"wrote nuclei of {len(slides)} slide(s) to {out}")
+
+
+def _refuse_unused(settings: Any, given: dict[str, str], masked: bool) -> None:
+    """Settings this command would not use, refused rather than ignored: the predict command's size limit,
+    and with --tissue-mask how tissue is detected (only ``tissue.thumbnail_side`` stays: the mask's scale)."""
+    from cellprobe.data.tissue import TissueSettings
+    from cellprobe.errors import InputError
+
+    unused = ["predict_large_pixels"]
+    if masked:
+        unused += [f"tissue.{k}" for k in TissueSettings.model_fields if k != "thumbnail_side"]
+    changed = settings.changed(*unused)
+    if changed:
+        why = ("applies to `cellprobe predict` only" if changed[0] == "predict_large_pixels" else
+               "is not used with --tissue-mask (the mask is the tissue)")
+        raise InputError(given.get(changed[0], "--set"), f"{changed[0]} {why}")
 
 
 def _check_workers(workers: int, option: str, spec: Any) -> None:

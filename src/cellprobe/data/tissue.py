@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from cellprobe.config import StrictModel, read_json
+from cellprobe.config import StrictModel, key_error, read_json
 from cellprobe.data.io import read_label_image, require_file
 from cellprobe.data.slide_reader import SlideReader
 from cellprobe.errors import InputError
@@ -54,6 +54,12 @@ class TissueSettings(StrictModel):
             raise ValueError("method 'threshold' needs a threshold value")
         if self.method != "threshold" and self.threshold is not None:
             raise ValueError(f"threshold is used only by method 'threshold' (method is '{self.method}')")
+        unused = {"all": ("channel", "otsu_floor", "smoothing_um", "min_tissue_mm2", "max_hole_mm2"),
+                  "threshold": ("otsu_floor",)}.get(self.method, ())
+        changed = [k for k in unused if getattr(self, k) != type(self).model_fields[k].default]
+        if changed:  # settings the method does not use would change nothing: refused, not ignored
+            raise key_error([changed[0], "method"], f"{', '.join(changed)} {'is' if len(changed) == 1 else 'are'} not "
+                                                    f"used by method '{self.method}'")
         return self
 
 
