@@ -192,3 +192,23 @@ def test_a_loaded_bench_config_remembers_where_each_key_was_given(tmp_path):
     assert config_source(cfg, "seeds") == "--set seeds"
     cfg = load_config(BenchConfig, path, {"encoders": [{"name": "no-such-encoder"}]})
     assert config_source(cfg, "encoders.0.name") == "--set encoders"
+
+
+@pytest.mark.parametrize(("training", "changes", "problem"), [
+    ({"data": {"val_fraction": 0.3}}, {"datasets": [{"name": "ds", "path": "/d", "folds": [
+        {"train_split": "train", "val_split": "val", "test_split": "test"}]}]}, "training.data.val_fraction applies only"),
+    ({"data": {"split_seed": 4}}, {"datasets": [{"name": "ds", "path": "/d", "folds": [
+        {"train_split": "train", "val_split": "val", "test_split": "test"}]}]}, "training.data.split_seed applies only"),
+    ({}, {"tune": False, "tune_metric": "aji"}, "tune_metric applies only with tune: true"),
+])
+def test_settings_no_cell_would_use_are_refused(tmp_path, training, changes, problem):
+    """The thirteenth probe: these were accepted and ignored."""
+    with pytest.raises(InputError, match=problem):
+        load_config(BenchConfig, _write(tmp_path, training, **changes))
+
+
+def test_drawn_validation_settings_apply_where_some_fold_draws_validation(tmp_path):
+    folds = [{"train_split": "train", "val_split": "val", "test_split": "test"}, {"train_split": "all", "test_split": "x"}]
+    cfg = load_config(BenchConfig, _write(tmp_path, {"data": {"val_fraction": 0.3}},
+                                          datasets=[{"name": "ds", "path": "/d", "folds": folds}]))
+    assert cfg.training.data.val_fraction == 0.3

@@ -159,3 +159,15 @@ def test_an_out_through_a_link_to_nothing_is_one_line(cli, tmp_path):
                      tmp_path / "gone", "--set", "trainer.progress=false")
     assert rc == 2 and err.count("\n") == 1 and "gone: is a link to" in err and "missing" in err, err
     assert not (tmp_path / "missing").exists()
+
+
+def test_drawn_validation_settings_beside_a_val_split_are_refused(cli, tmp_path):
+    """The thirteenth probe's bench finding, for train: data.val_fraction / data.split_seed with a
+    data.val_split would change nothing."""
+    data = make_tiny_data(tmp_path / "data")
+    for key, value in (("data.val_fraction", "0.3"), ("data.split_seed", "3")):
+        rc, _, err = cli("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data,
+                         "--format", "patches", "--out", tmp_path / "run", "--set", "data.val_split=test",
+                         "--set", f"{key}={value}")
+        assert rc == 2 and f"config key '{key}': applies only without data.val_split" in err, err
+        assert err.count("\n") == 1 and not (tmp_path / "run").exists()

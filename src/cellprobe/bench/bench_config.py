@@ -36,6 +36,7 @@ from cellprobe.run.train_config import (
     TrainConfig,
     TrainSettings,
     check_epoch_keys,
+    drawn_validation_keys,
 )
 
 
@@ -202,6 +203,18 @@ class BenchConfig(StrictModel):
                 if name not in trained:
                     raise key_error(f"test_datasets.{i}.trained_on", f"test_datasets '{t.name}': trained_on names "
                                     f"'{name}', which is not in 'datasets' ({', '.join(trained)})")
+        return self
+
+    @model_validator(mode="after")
+    def _settings_used(self) -> BenchConfig:
+        """Settings no cell would use are refused, not ignored."""
+        if not self.tune and self.tune_metric != type(self).model_fields["tune_metric"].default:
+            raise key_error(["tune_metric", "tune"], "tune_metric applies only with tune: true (no cell tunes)")
+        if all(f.val_split is not None for d in self.datasets for f in d.folds):
+            unused = drawn_validation_keys(self.training.data)
+            if unused:
+                raise key_error(f"training.data.{unused[0]}", f"training.data.{unused[0]} applies only to folds "
+                                "without a val_split, and every fold here has one")
         return self
 
     def test_datasets_for(self, dataset: str) -> list[TestDataset]:

@@ -226,6 +226,26 @@ def _changed_keys(value: Any, default: Any, key: str) -> list[str]:
     return [] if value == default else [key]
 
 
+#: the validation-drawing settings, which only a training split without ``val_split`` uses
+DRAW_KEYS = ("val_fraction", "split_seed")
+
+
+def drawn_validation_keys(data: DataSettings) -> list[str]:
+    """Which of :data:`DRAW_KEYS` differ from their defaults in ``data`` (set by the user)."""
+    return [k for k in DRAW_KEYS if getattr(data, k) != DataSettings.model_fields[k].default]
+
+
+def check_validation_settings(config: TrainConfig) -> None:
+    """A user's training config with a ``val_split``: ``val_fraction`` and ``split_seed`` would change nothing,
+    so they are refused. Not a validator: a benchmark's ``training`` section gives them to every fold, and only
+    its folds without a ``val_split`` use them (``BenchConfig`` checks that some fold does)."""
+    if config.data.val_split is not None:
+        unused = drawn_validation_keys(config.data)
+        if unused:
+            raise InputError(None, f"config key 'data.{unused[0]}': applies only without data.val_split (validation "
+                                   f"here is the split '{config.data.val_split}')")
+
+
 def check_epoch_keys(data: dict[str, Any]) -> None:
     """User config's ``lr_steps`` epochs are integers as written (YAML ``1``, not ``'1'`` nor ``1.0``): strict
     parsing goes through JSON, whose keys are all strings, so only the raw mapping tells them apart. Raises
