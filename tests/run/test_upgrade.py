@@ -125,3 +125,18 @@ def test_stamps_the_upgrade_cannot_convert_are_refused_before_any_change(run, tm
     _to_format_1(old)
     with pytest.raises(InputError, match="learning rates only in its logs"):
         upgrade_run(old)
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("run_format", 2.0, "run_format 2.0 is not an integer"), ("run_format", True, "run_format True is not an integer"),
+    ("run_format", "2", "run_format '2' is not an integer"), ("version", 0.1, "version 0.1 is not a version string"),
+])
+def test_a_stamp_whose_format_only_compares_equal_is_refused(run, tmp_path, cli, field, value, problem):
+    """The thirteenth probe: run_format 2.0 opened as the current format and `true` was taken for format 1."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("feature_cache"))
+    stamp = json.loads((copy / R.STAMP).read_text())
+    (copy / R.STAMP).write_text(json.dumps({**stamp, field: value}))
+    for command in (("upgrade", copy), ("evaluate", copy, "--data", shared_data(), "--out", tmp_path / "ev")):
+        rc, _, err = cli(*command)
+        assert rc == 2 and f"run.json: {problem}" in err and err.count("\n") == 1, err

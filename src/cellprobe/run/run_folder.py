@@ -73,13 +73,24 @@ class RunStamp:
         atomic.write_json(Path(run_dir) / STAMP, data)
 
 
+def stamp_data(path: Path) -> dict[str, Any]:
+    """The mapping of a run.json, its ``version`` a string and its ``run_format`` an integer as written (JSON
+    ``2.0`` or ``true`` is not format 2 or 1, though Python compares them equal)."""
+    data = read_json(path, "run stamp")
+    if not isinstance(data, dict) or "version" not in data or "run_format" not in data:
+        raise InputError(path, "not a cellprobe run stamp (no version / run_format)")
+    if not isinstance(data["version"], str):
+        raise InputError(path, f"version {data['version']!r} is not a version string")
+    if not isinstance(data["run_format"], int) or isinstance(data["run_format"], bool):
+        raise InputError(path, f"run_format {data['run_format']!r} is not an integer")
+    return data
+
+
 def read_stamp(run_dir: Path) -> RunStamp:
     path = run_dir / STAMP
     if not path.exists():
         raise InputError(run_dir, f"not a cellprobe run folder (no {STAMP})")
-    data = read_json(path, "run stamp")
-    if not isinstance(data, dict) or "version" not in data or "run_format" not in data:
-        raise InputError(path, "not a cellprobe run stamp (no version / run_format)")
+    data = stamp_data(path)
     if data["version"] != __version__:
         raise InputError(run_dir, f"run written by cellprobe {data['version']} (run format {data['run_format']}); "
                                   f"this is cellprobe {__version__} (run format {RUN_FORMAT}): re-train the run "

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from cellprobe import atomic
-from cellprobe.config import read_json
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
 from cellprobe.run import run_folder as R
@@ -118,10 +117,9 @@ def upgrade_run(run_dir: str | Path) -> list[str]:
     path = run_dir / R.STAMP
     if not path.exists():
         raise InputError(run_dir, f"not a cellprobe run folder (no {R.STAMP})")
-    data = read_json(path, "run stamp")
-    if not isinstance(data, dict) or data.get("run_format") not in (*R.UPGRADABLE, R.RUN_FORMAT):
-        raise InputError(path, f"run format {data.get('run_format') if isinstance(data, dict) else None!r} "
-                               "cannot be upgraded")
+    data = R.stamp_data(path)
+    if data["run_format"] not in (*R.UPGRADABLE, R.RUN_FORMAT):
+        raise InputError(path, f"run format {data['run_format']!r} cannot be upgraded")
     if data["run_format"] == R.RUN_FORMAT:
         R.Run.open(run_dir)  # read as every other command reads it: "already current" means usable as it is
         return []
