@@ -281,3 +281,24 @@ def test_interrupted_download_keeps_its_part_and_folders(server, tmp_path):
         download_dataset("toy", DatasetSource(title="t", files=[remote]), root,
                          DownloadConfig(retries=0, chunk_bytes=1024))
     assert (root / "downloads" / "p.bin.part").stat().st_size > 0 and not (root / "toy").exists()
+
+
+def test_a_user_catalog_is_strict_about_names_and_verification(cli, server, tmp_path):
+    """The thirteenth probe: YAML keys null / true / 123 became datasets 'None' / 'True' / '123', and a file with
+    no sha256, no size and unpack: false downloaded with nothing verified and an empty 'note:' line."""
+    catalog = tmp_path / "c.yaml"
+    for key in ("null", "true", "123"):
+        catalog.write_text(f"{key}: {{title: x, files: []}}\n")
+        rc, _, err = cli("data", "list", "--catalog", catalog)
+        assert rc == 2 and "is a YAML" in err and "not a name: quote it" in err and err.count("\n") == 1, err
+    catalog.write_text('"123": {title: x, files: []}\n')
+    assert cli("data", "list", "--catalog", catalog)[0] == 0
+    plain = server.add("raw.bin", b"r" * 100).model_copy(update={"unpack": False, "sha256": None, "size": None})
+    catalog.write_text(yaml.safe_dump({"raw": {"title": "raw", "files": [plain.model_dump()]}}))
+    rc, _, err = cli("data", "download", "raw", "--root", tmp_path / "root", "--catalog", catalog)
+    assert rc == 2 and "file 'raw.bin': nothing would verify it" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "root").exists()
+    sized = plain.model_copy(update={"size": 100})
+    catalog.write_text(yaml.safe_dump({"raw": {"title": "raw", "files": [sized.model_dump()]}}))
+    rc, _, err = cli("data", "download", "raw", "--root", tmp_path / "root", "--catalog", catalog)
+    assert rc == 0 and "note: no sha256 for raw.bin: verified by size (where known) and archive format only" in err, err

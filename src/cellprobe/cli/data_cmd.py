@@ -91,8 +91,10 @@ def register(app: typer.Typer) -> None:
 
         with shown_on_first_use(bar):
             target = download_dataset(name, source, root, cfg, progress, mirror)
-        if not any(f.sha256 for f in source.files):
-            console.print(f"note: {source.note}")
+        unchecked = [f.filename for f in source.files if not f.sha256]
+        if unchecked:  # said: these were verified by size and archive format only
+            console.print(f"note: no sha256 for {', '.join(unchecked)}: verified by size (where known) and archive format only"
+                          + (f" ({source.note})" if source.note else ""), highlight=False, soft_wrap=True)
         how = f"format '{source.format}'" if source.format else "not read directly by cellprobe"
         typer.echo(f"{name}: {target} ({how})")
 

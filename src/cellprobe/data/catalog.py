@@ -46,6 +46,10 @@ class RemoteFile(StrictModel):
 
 
 class DatasetSource(StrictModel):
+    """A downloadable dataset. Every file is verified: by its sha256, else by its size and, for an archive
+    (``unpack``), by opening it; a file with neither checksum nor size that is not unpacked could not be
+    verified at all, and is refused."""
+
     title: str
     format: str | None = None  # reader name for cellprobe.data.open_dataset; None: not read directly
     files: list[RemoteFile] = Field(default_factory=list)  # empty: no direct public address
@@ -70,6 +74,9 @@ class DatasetSource(StrictModel):
             if key in seen:
                 raise ValueError(f"two files named '{f.filename}': each file needs its own filename")
             seen.add(key)
+            if f.sha256 is None and f.size is None and not f.unpack:
+                raise ValueError(f"file '{f.filename}': nothing would verify it (no sha256, no size, not an "
+                                 "archive to open): give its sha256")
         return value
 
 
@@ -151,7 +158,9 @@ def load_catalog(extra: Path | None = None) -> dict[str, DatasetSource]:
     out = dict(CATALOG)
     if extra is not None:
         for key, entry in load_yaml(extra).items():
-            name = check_name(str(key), extra)
+            if not isinstance(key, str):  # YAML reads null, true, 123 as such: a name must be written as text
+                raise InputError(extra, f"dataset name {key!r} is a YAML {type(key).__name__}, not a name: quote it")
+            name = check_name(key, extra)
             if not isinstance(entry, dict):
                 raise InputError(extra, f"dataset '{name}': must be a mapping (title, format, files, …)")
             try:
