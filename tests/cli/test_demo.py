@@ -64,6 +64,11 @@ def test_demo_plumbing_with_a_fake_cell(cli, tmp_path, monkeypatch):
     assert seen[0].cell.encoder == "efficientnet-lite0" and seen[0].dataset.path == DEMO.resolve()
     md = (tmp_path / "demo" / "report.md").read_text()
     assert "efficientnet-lite0 (random)" in md
+    # the thirteenth probe: --set training.epochs=5 silently won over --quick's one epoch
+    for key in ("training.epochs=5", "training={epochs: 5}", "examples=4"):
+        rc, _, err = cli("demo", "--quick", "--out", tmp_path / "demo2", "--set", key)
+        assert rc == 2 and "conflicts with --quick for" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "demo2").exists()
 
 
 @pytest.mark.slow

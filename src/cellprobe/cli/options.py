@@ -83,26 +83,30 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
     return parse_key_values(items, "--set")
 
 
-def with_sets(sets: Sequence[str], base: dict[str, Any] | None = None, *, fixed: Sequence[str] = ()) -> dict[str, Any]:
-    """The overrides of a command: its own (``base``, e.g. presets) then ``--set``, which wins; a ``--set``
-    of a key that one of the command's own options gives (``fixed``, e.g. ``output`` for ``--out``) is refused
-    rather than silently winning over that option."""
+def with_sets(sets: Sequence[str], base: dict[str, Any] | None = None, *, fixed: Sequence[str] = (),
+              owner: str = "the command's own option") -> dict[str, Any]:
+    """The overrides of a command: its own (``base``) then ``--set``; a ``--set`` of a key that one of the
+    command's own options gives (``fixed``, e.g. ``output`` for ``--out``; ``owner`` names the option when it
+    is one for all of them, e.g. ``--quick``) is refused rather than silently winning over that option."""
     from cellprobe.errors import InputError
 
     extra = parse_sets(sets)
     for key in extra:
         for own in fixed:
             if key == own or own.startswith(key + ".") or key.startswith(own + "."):
-                raise InputError(None, f"--set {key} conflicts with the command's own option for '{own}'; "
-                                       "use that option")
+                raise InputError(None, f"--set {key} conflicts with {owner} for '{own}'; use that option, or "
+                                       "leave it out")
     return {**(base or {}), **extra}
 
 
-def load_with_sets(model: type[M], path: Path, sets: Sequence[str], base: dict[str, Any] | None = None) -> M:
-    """Load the YAML config ``path`` into ``model`` with the command's overrides (see :func:`with_sets`)."""
+def load_with_sets(model: type[M], path: Path, sets: Sequence[str], base: dict[str, Any] | None = None,
+                   owner: str | None = None) -> M:
+    """Load the YAML config ``path`` into ``model`` with the command's overrides (see :func:`with_sets`); with
+    an ``owner`` (the option that gives ``base``), a ``--set`` of one of its keys is refused."""
     from cellprobe.config import load_config
 
-    return load_config(model, path, with_sets(sets, base))
+    fixed = list(base or {}) if owner else []
+    return load_config(model, path, with_sets(sets, base, fixed=fixed, owner=owner or "the command's own option"))
 
 
 def cluster_spec(cluster: str | None, cluster_config: Path | None, scheduler: str | None) -> Any:
