@@ -128,6 +128,11 @@ def test_data_at_another_resolution_is_brought_to_the_runs_and_scored_at_its_own
     (fine / "dataset.yaml").write_text("class_names: [class1, class2]\nmpp: 0.25\n")
     ds = open_dataset(fine, format="patches", split="test")
     assert run_scale(ds, 0.5, fine) == 0.5 and run_scale(ds, 0.26, fine) == 1.0 and run_scale(ds, None, fine) == 1.0
+    assert run_scale(ds, 0.25 * 16, fine) == 1 / 16 and run_scale(ds, 0.25 / 16, fine) == 16
+    for run_mpp in (0.25 * 16.1, 0.25 / 16.1, 1e300, 1e-300):  # the thirteenth probe: a traceback, or all zeros
+        with pytest.raises(InputError, match="beyond the 16× an image is resampled by") as err:
+            run_scale(ds, run_mpp, fine)
+        assert err.value.path == str(fine)
     evaluate(run_dir, fine, "test", format="patches", out=tmp_path / "out")
     record = json.loads((tmp_path / "out" / R.METRICS).read_text())
     assert record["evaluation"]["resized_by"] == 0.5 and record["num_images"] == 2

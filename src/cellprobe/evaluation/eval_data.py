@@ -7,6 +7,7 @@ from typing import Any
 
 from cellprobe.data.sample import PatchDataset
 from cellprobe.errors import InputError
+from cellprobe.inference.slide_config import MAX_RESAMPLE
 from cellprobe.run.train_config import TrainConfig
 
 
@@ -68,7 +69,11 @@ def run_scale(dataset: PatchDataset, run_mpp: float | None, where: Any) -> float
     if mpp is None:
         raise InputError(where, f"µm/px of the data unknown, the run's is {run_mpp:g}: give it (dataset.yaml "
                                 "'mpp', or the reader option mpp) so the images can be brought to the run's scale")
-    return 1.0 if abs(mpp / run_mpp - 1.0) <= MPP_TOLERANCE else mpp / run_mpp
+    factor = mpp / run_mpp
+    if not 1 / MAX_RESAMPLE <= factor <= MAX_RESAMPLE:  # 1e-300 would shrink every image to nothing
+        raise InputError(where, f"the data's {mpp:.4g} µm/px is {factor:.3g}× the run's {run_mpp:.4g} µm/px, beyond "
+                                f"the {MAX_RESAMPLE:g}× an image is resampled by: check the data's mpp")
+    return 1.0 if abs(factor - 1.0) <= MPP_TOLERANCE else factor
 
 
 def data_label(data: PatchDataset | str | Path) -> str:

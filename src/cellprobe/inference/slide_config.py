@@ -24,6 +24,9 @@ PREDICT_LARGE_PIXELS = 2048 * 2048
 #: 16 times the default tile's area; its read (the tile and a network window around it) stays within one
 #: read's MAX_IMAGE_PIXELS (8192²) for windows up to 2048 px
 MAX_TILE = 4096
+#: the most an image is enlarged or shrunk to reach a run's µm/px (slides: the default of ``max_resample``;
+#: evaluation data: the limit): beyond it a µm/px is taken for a mistake (a 40× image read for a 2.5× run)
+MAX_RESAMPLE = 16.0
 
 
 class SlideSettings(StrictModel):
@@ -52,7 +55,7 @@ class SlideSettings(StrictModel):
     window_cache_mb: int = Field(256, ge=0)
     resample: bool = True
     mpp_tolerance: float = Field(0.1, gt=0.0, lt=1.0)
-    max_resample: float = Field(16.0, ge=1.0, le=1000.0)
+    max_resample: float = Field(MAX_RESAMPLE, ge=1.0, le=1000.0)
     predict_large_pixels: int = Field(PREDICT_LARGE_PIXELS, ge=1)
     tissue: TissueSettings = Field(default_factory=TissueSettings)
 
