@@ -57,6 +57,14 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
         assert rc == 2 and f"{record}: {problem}" in err and "--overwrite" in err, err
         _one_line(err, "summary.json")
     record.write_bytes(kept)
+    # the thirteenth probe: --overwrite deleted a user's files kept in the results folder, unsaid
+    (folder / "my_notes.txt").write_text("counts checked by hand\n")
+    rc, _, err = cli(*args, "--overwrite")
+    assert rc == 2 and f"{folder}: holds my_notes.txt, which are not slide results" in err, err
+    _one_line(err, "my_notes.txt")
+    assert (folder / "my_notes.txt").is_file() and record.read_bytes() == kept
+    assert cli(*args)[0] == 0  # skipped as before: nothing is replaced
+    (folder / "my_notes.txt").unlink()
     # a later command's slide whose results folder is 'tissue' but for case (an earlier command's): refused
     upper = tmp_path / "Tissue.svs"
     upper.write_bytes(slide.read_bytes())

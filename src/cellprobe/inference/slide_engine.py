@@ -469,6 +469,21 @@ def seconds_per_mm2(summary: dict[str, Any]) -> float:
 
 
 
+#: what a slide's results folder holds: all of it is replaced when the slide is run again with --overwrite
+RESULT_FILES = (CELLS, GEOJSON, SUMMARY, OVERVIEW)
+
+
+def _refuse_foreign_files(results: Path) -> None:
+    """A results folder holding anything else (a user's notes, scores) is refused: --overwrite replaces the
+    folder whole, and would delete them unsaid."""
+    if results.is_dir():
+        foreign = sorted(p.name for p in results.iterdir() if p.name not in RESULT_FILES)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise InputError(results, f"holds {shown}, which are not slide results: --overwrite replaces the "
+                                      "folder whole; move them out first")
+
+
 def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSettings, inputs: SlideInputs,
                  window: WindowConfig, overwrite: bool = False) -> None:
     """Every check that needs no network, for all slides before the first one starts: the output folder,
@@ -502,6 +517,8 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
             raise InputError(path, f"its results folder {results} would replace it; give another --out")
         if results.exists() and not results.is_dir():
             raise InputError(results, "is a file where this slide's results folder goes; give another --out")
+        if overwrite:  # the folder is replaced whole (without, a finished one is skipped or refused)
+            _refuse_foreign_files(results)
         for own in (results.name, partial_dir(out_dir, name).name):  # finished, or a killed slide's work folder
             earlier = held.get(atomic.portable_name(own))
             if earlier is not None and earlier.name != own:
