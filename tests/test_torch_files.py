@@ -24,13 +24,19 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("how", ["torch.save", "raw pickle protocol 4"])
+@pytest.mark.parametrize("how", ["torch.save", "raw pickle protocol 4", "numpy scalar", "numpy array"])
 def test_pickled_code_never_runs_and_the_refusal_is_one_clean_line(tmp_path, how):
+    """The thirteenth probe: a checkpoint holding numpy objects quoted torch's "(1) ... Re-running torch.load
+    with weights_only set to False will likely succeed"."""
+    import numpy as np
+
     marker, path = tmp_path / "PWNED", tmp_path / "evil.ckpt"
     if how == "torch.save":
         torch.save({"state_dict": {}, "x": _Payload(marker)}, path)
-    else:
+    elif how == "raw pickle protocol 4":
         path.write_bytes(pickle.dumps(_Payload(marker), protocol=4))
+    else:
+        torch.save({"state_dict": {}, "x": np.float64(1.0) if how == "numpy scalar" else np.ones(3)}, path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # torch's pickle-protocol warning would fail here
         with pytest.raises(InputError, match="pickled objects other than tensors") as err:
@@ -39,6 +45,8 @@ def test_pickled_code_never_runs_and_the_refusal_is_one_clean_line(tmp_path, how
     assert not marker.exists()
     assert str(path) in message and "\n" not in message
     assert "weights_only" not in message and "False" not in message  # never the advice to load it unsafely
+    assert "safe_globals" not in message and "\x1b" not in message  # nor to allow-list what the file asks for
+    assert "unsupported global" in message.lower() or how == "raw pickle protocol 4", message
 
 
 def test_plain_data_loads_and_a_torn_file_is_named(tmp_path):

@@ -9,6 +9,7 @@ Here a refusal is one line that says what the file holds and never points at uns
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from cellprobe.errors import InputError
 
 #: lines of torch's refusal that are advice (to load unsafely, to file an issue, to read the docs), not the cause
-_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6")
+_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6",
+           "Alternatively", "Re-running")
 
 
 def load_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
@@ -40,9 +42,15 @@ def load_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> A
 
 
 def _cause(exc: BaseException) -> str:
-    """The first line of ``exc``'s message that states a cause, not torch's advice."""
-    for line in str(exc).splitlines():
-        line = line.strip().removeprefix("WeightsUnpickler error:").strip()
+    """The cause in ``exc``'s message, without torch's advice: the unpickler's own error where there is one (cut
+    before its "Please use ... add_safe_globals", an allow-list of what the file asks to run), else the first
+    line that is not advice (numbered options such as "(1) ... weights_only set to False" are)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if found:
+        return found.group(1).split(" Please use")[0].strip().rstrip(".")[:200]
+    for line in text.splitlines():
+        line = re.sub(r"^\(\d+\)\s*", "", line.strip())
         if line and not line.startswith(_ADVICE):
             return line[:200]
     return type(exc).__name__
