@@ -104,7 +104,8 @@ def test_a_changed_training_setup_is_refused_in_the_same_folder(tmp_path):
     run_bench(_config(seeds=[0, 1], training={"epochs": 40}), tmp_path, FakeCell())  # the default, spelt out
     run_bench(_config(seeds=[0, 1]), tmp_path, FakeCell())  # extending the matrix is fine
     written = (tmp_path / layout.CONFIG).read_text()
-    for key, value in (("tta", 8), ("tune_metric", "aji"), ("tune", False)):  # they change results too
+    # they change results too (examples: the patches each cell keeps for the report; the thirteenth probe)
+    for key, value in (("tta", 8), ("tune_metric", "aji"), ("tune", False), ("examples", 5)):
         with pytest.raises(InputError, match=f"'{key}' differs"):
             run_bench(_config(seeds=[0, 1], **{key: value}), tmp_path, FakeCell())
     assert (tmp_path / layout.CONFIG).read_text() == written

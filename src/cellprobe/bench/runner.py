@@ -40,9 +40,10 @@ class BenchSummary:
     outside: list[str] = field(default_factory=list)
 
 
-#: the bench config's keys that change a cell's results (datasets are compared by name below); the others
-#: (encoders, seeds, examples, on_error, ...) may change between runs of one folder
-RESULT_KEYS = ("training", "tune", "tune_metric", "tta")
+#: the bench config's keys that change what a cell makes (its scores, or the example patches it keeps for the
+#: report); datasets are compared by name below; the others (encoders, seeds, on_error, ...) may change
+#: between runs of one folder
+RESULT_KEYS = ("training", "tune", "tune_metric", "tta", "examples")
 
 
 def _check_same_setup(bench_dir: Path, config: BenchConfig) -> None:
