@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from cellprobe.bench import layout
 from cellprobe.bench.report import ReportOptions, build_report
+from cellprobe.errors import InputError
 
 FAST = ReportOptions(n_boot=40, n_perm=40)
 
@@ -91,8 +95,15 @@ def test_unpaired_models_get_no_tests_but_still_a_leaderboard(tmp_path, syntheti
     shutil.copytree(synthetic_bench, bench, ignore=shutil.ignore_patterns("beta__*"))
     import pandas as pd
 
+    # one image missing for one run (its data changed between runs): the cell's table and result agree
     path = next((bench / "cells").glob("alpha__vit__*s1/per_image.parquet"))
-    pd.read_parquet(path).iloc[1:].to_parquet(path)  # one image missing for one run
+    table = pd.read_parquet(path).iloc[1:]
+    table.to_parquet(path)
+    result = json.loads((path.parent / "result.json").read_text())
+    again = layout.aggregator(result["format"], result["class_names"])(table.drop(columns=["image", "source"],
+                                                                                 errors="ignore"))
+    result["metrics"] = {k: (None if np.isnan(again[k]) else again[k]) for k in result["metrics"]}
+    (path.parent / "result.json").write_text(json.dumps(result))
     _, md_path = build_report(bench, options=FAST)
     alpha = md_path.read_text().split("## alpha")[1]
     assert "not evaluated on the same runs and images" in alpha and "No paired tests" in alpha
@@ -124,3 +135,27 @@ def test_resampling_sizes_that_say_nothing_are_refused(options):
 
     with pytest.raises(InputError, match=next(iter(options))):
         parse_config(ReportOptions, options)
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (lambda t: pd.concat([t, t.iloc[:1]]), "lists image"),
+    (lambda t: t.iloc[:0], "has no rows"),
+    (lambda t: t.drop(columns=["fp"]), "lacks the column fp"),
+    (lambda t: t.assign(fn=t["fn"].astype(float) - 100), "fn = "),
+    (lambda t: t.assign(tp=t["tp"].astype(float) + 0.5), "tp = "),
+    (lambda t: t.assign(iou_sum=np.nan), "iou_sum = nan"),
+    (lambda t: t.assign(tp=t["tp"] + 1, n_pred=t["n_pred"] + 1), "tp + fn"),
+    (lambda t: t.assign(iou_sum=t["iou_sum"] * 0.9), "does not give the result.json's"),
+])
+def test_a_damaged_per_image_table_is_refused_naming_it(tmp_path, synthetic_bench, damage, problem):
+    """The thirteenth probe: duplicated rows, negative or fractional counts, NaN, a missing column, no rows and
+    tp > n_true were all reported with exit 0 (a CI of '– [–, –]' beside p < 0.001)."""
+    import pandas as pd
+
+    bench = tmp_path / "b"
+    shutil.copytree(synthetic_bench, bench)
+    path = sorted((bench / "cells").glob("*/per_image.parquet"))[0]
+    damage(pd.read_parquet(path)).to_parquet(path)
+    with pytest.raises(InputError, match=re.escape(problem)) as err:
+        build_report(bench, tmp_path / "out", options=FAST)
+    assert err.value.path == str(path) and "damaged per-image table" in err.value.problem

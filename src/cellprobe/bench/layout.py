@@ -170,14 +170,38 @@ def read_results(bench_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def read_per_image(cell_directory: str | Path, model: str, fold: int, seed: int) -> pd.DataFrame:
-    """A cell's per-image table tagged with model, fold and seed (the keys the statistics pair on)."""
+def read_per_image(cell_directory: str | Path, model: str, fold: int, seed: int, fmt: str,
+                   class_names: list[str], metrics: Mapping[str, float]) -> pd.DataFrame:
+    """A cell's per-image table tagged with model, fold and seed (the keys the statistics pair on). Every
+    interval and test of the report is recomputed from these rows, so they are checked first: statistics a
+    scoring can give (:func:`~cellprobe.metrics.image.per_image_problem`), and re-aggregated they give the
+    ``metrics`` the cell's result.json records (a table changed or swapped afterwards does not)."""
+    from cellprobe.metrics.image import per_image_problem
+
     path = Path(cell_directory) / PER_IMAGE
     try:
         df = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
         raise InputError(path, f"unreadable per-image table ({exc})") from None
+    problem = per_image_problem(df, fmt, len(class_names))
+    if problem is None:
+        stats = [c for c in df.columns if c == "tissue" or pd.api.types.is_numeric_dtype(df[c])]  # not names
+        again = aggregator(fmt, class_names)(df[stats])
+        differ = [k for k, v in metrics.items() if k in again and not _same_number(again[k], v)]
+        if differ:
+            problem = (f"does not give the result.json's {differ[0]} ({metrics[differ[0]]:.6g}; the table gives "
+                       f"{again[differ[0]]:.6g}): changed after scoring")
+    if problem is not None:
+        raise InputError(path, f"damaged per-image table: {problem}; score the cell again (delete its folder and "
+                               "rerun the benchmark)")
     return df.assign(model=model, fold=fold, seed=seed)
+
+
+def _same_number(a: float, b: float) -> bool:
+    """Equal as stored numbers (NaN equals NaN; JSON keeps 17 digits, so a relative 1e-9 is plenty)."""
+    if np.isnan(a) or np.isnan(b):
+        return bool(np.isnan(a) and np.isnan(b))
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
 def _write_scores(out: Path, cell: Cell, test_data: str, scores: Scores, **extra: Any) -> None:

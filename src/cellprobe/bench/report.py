@@ -245,7 +245,9 @@ def _dataset_report(name: str, rows: pd.DataFrame, options: ReportOptions,
     if "scoring" in rows and str(rows["scoring"].iloc[0]).startswith("class-agnostic"):
         report.notes.append(f"Scored {rows['scoring'].iloc[0]}.")
     report.notes += _missing_notes(rows, metrics)
-    tables = [layout.read_per_image(r.cell_dir, r.model, r.fold, r.seed) for r in rows.itertuples()]
+    tables = [layout.read_per_image(r["cell_dir"], r["model"], r["fold"], r["seed"], fmt, list(r["class_names"]),
+                                    {k: r[k] for k, _ in metrics})
+              for _, r in rows.iterrows()]
     if fmt == "pannuke" and all("tissue" in t.columns for t in tables):
         spread = pd.DataFrame([_tissue_sd(t, class_names) for t in tables], index=rows.index)
         report.runs = rows.assign(**{c: spread[c] for c in spread.columns})

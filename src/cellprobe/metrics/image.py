@@ -17,6 +17,7 @@ Column names, with classes c = 1..C and types t, p = 0..C (0 = an instance witho
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,46 @@ def conic_columns(num_classes: int, crop: bool) -> tuple[str, ...]:
 def pannuke_columns(num_classes: int) -> tuple[str, ...]:
     """Column order of :func:`pannuke_image_row` (the tissue name is added beside it)."""
     return (*BINARY_COLUMNS, *class_columns(num_classes))
+
+
+def per_image_problem(table: Any, fmt: str, num_classes: int) -> str | None:
+    """Why ``table`` (a per-image table read back from disk, e.g. a benchmark cell's) cannot be the statistics
+    :func:`conic_image_row` / :func:`pannuke_image_row` wrote, or None: no rows, a statistic column missing, an
+    image listed twice, a value that is not a finite number >= 0, a count that is not whole, or counts that
+    contradict each other (TP + FN must be the true nuclei, TP + FP the predicted ones, a ΣIoU at most its TP).
+    Every summary and bootstrap is recomputed from these rows: a damaged one would pass as a result."""
+    crop = "true_count_crop_c1" in table.columns
+    columns = conic_columns(num_classes, crop) if fmt == "conic" else (*pannuke_columns(num_classes), "tissue")
+    if len(table) == 0:
+        return "has no rows"
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        return f"lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing[:4])}"
+    if "image" in table.columns and table["image"].duplicated().any():
+        return f"lists image {table['image'][table['image'].duplicated()].iloc[0]!r} twice"
+    numbers = [c for c in columns if c != "tissue"]
+    try:
+        values = table[numbers].to_numpy(np.float64)
+    except (TypeError, ValueError):
+        return "holds statistics that are not numbers"
+    bad = ~np.isfinite(values) | (values < 0)
+    counts = [i for i, c in enumerate(numbers) if not c.startswith("iou_sum") and c not in OVERLAP_COLUMNS]
+    bad[:, counts] |= values[:, counts] != np.round(values[:, counts])
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        return f"row {row}: {numbers[col]} = {float(values[row, col])!r} is not a count or sum a scoring can give"
+    at = {c: values[:, i] for i, c in enumerate(numbers)}
+    checks = [("tp + fn", at["tp"] + at["fn"], "n_true", at["n_true"]),
+              ("tp + fp", at["tp"] + at["fp"], "n_pred", at["n_pred"])]
+    for suffix in ["", *(f"_c{c}" for c in range(1, num_classes + 1))]:
+        checks.append((f"iou_sum{suffix}", at[f"iou_sum{suffix}"], f"tp{suffix}", at[f"tp{suffix}"] + 1e-9))
+    for left, a, right, b in checks:
+        wrong = (a > b) if left.startswith("iou_sum") else (a != b)
+        if wrong.any():
+            row = int(np.flatnonzero(wrong)[0])
+            relation = "exceeds" if left.startswith("iou_sum") else "differs from"
+            return f"row {row}: {left} ({a[row]:g}) {relation} {right} ({at[right][row]:g})"
+    return None
 
 
 def _pq_counts(ov, true_area, pred_area, match_iou):
