@@ -128,6 +128,24 @@ def test_stamps_the_upgrade_cannot_convert_are_refused_before_any_change(run, tm
 
 
 @pytest.mark.parametrize(("field", "value", "problem"), [
+    ("taps", "FIRST_AS_FLOAT", "taps"), ("name", 3, "name 3 is not text"), ("input_scale", True, "input_scale True"),
+    ("tap_strides", [], "tap_strides [] is not numbers"),
+])
+def test_an_encoder_identity_is_read_as_written(run, tmp_path, cli, field, value, problem):
+    """The thirteenth probe: run.json's encoder.taps [1.0, …] was cast and accepted."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("feature_cache"))
+    stamp = json.loads((copy / R.STAMP).read_text())
+    if value == "FIRST_AS_FLOAT":
+        value = [float(stamp["encoder"]["taps"][0]), *stamp["encoder"]["taps"][1:]]
+    stamp["encoder"][field] = value
+    (copy / R.STAMP).write_text(json.dumps(stamp))
+    rc, _, err = cli("evaluate", copy, "--data", shared_data(), "--out", tmp_path / "ev")
+    assert rc == 2 and "run.json: malformed encoder identity: " in err and problem in err, err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
     ("run_format", 2.0, "run_format 2.0 is not an integer"), ("run_format", True, "run_format True is not an integer"),
     ("run_format", "2", "run_format '2' is not an integer"), ("version", 0.1, "version 0.1 is not a version string"),
 ])

@@ -7,6 +7,7 @@ The weights are identified by their digest, not by how they were named (``pretra
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -40,14 +41,26 @@ class EncoderIdentity:
         if not isinstance(data, dict) or sorted(data) != sorted(names):
             got = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise InputError(where, f"encoder identity must have the keys {names}, got {got}")
-        try:
-            return cls(name=str(data["name"]), family=str(data["family"]),
-                       weights_digest=str(data["weights_digest"]), taps=tuple(int(t) for t in data["taps"]),
-                       fit=str(data["fit"]), input_scale=float(data["input_scale"]),
-                       tap_channels=tuple(int(c) for c in data["tap_channels"]),
-                       tap_strides=tuple(float(s) for s in data["tap_strides"]))
-        except (TypeError, ValueError) as exc:
-            raise InputError(where, f"malformed encoder identity ({exc})") from None
+        def integer(x: Any) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool)
+
+        def number(x: Any) -> bool:
+            return (integer(x) or isinstance(x, float)) and math.isfinite(x)
+
+        def many(check: Any) -> Any:
+            return lambda x: isinstance(x, list) and bool(x) and all(check(v) for v in x)
+
+        # read as written, never cast: a tap 1.0 or a name 3 was not written by cellprobe
+        kinds = {"name": (str, "text"), "family": (str, "text"), "weights_digest": (str, "text"),
+                 "fit": (str, "text"), "input_scale": (number, "a number"), "taps": (many(integer), "integers"),
+                 "tap_channels": (many(integer), "integers"), "tap_strides": (many(number), "numbers")}
+        for key, (kind, what) in kinds.items():
+            ok = isinstance(data[key], kind) if isinstance(kind, type) else kind(data[key])
+            if not ok:
+                raise InputError(where, f"malformed encoder identity: {key} {data[key]!r} is not {what}")
+        return cls(name=data["name"], family=data["family"], weights_digest=data["weights_digest"],
+                   taps=tuple(data["taps"]), fit=data["fit"], input_scale=float(data["input_scale"]),
+                   tap_channels=tuple(data["tap_channels"]), tap_strides=tuple(float(v) for v in data["tap_strides"]))
 
     def differences(self, other: EncoderIdentity) -> list[str]:
         """``field: self vs other`` for each field that differs."""
