@@ -126,4 +126,4 @@ def test_a_name_with_a_line_break_keeps_the_error_on_one_line(cli, tmp_path, syn
     lines[1] = lines[1].replace("p0", '"p\n0"', 1)
     listing.write_text("\n".join(lines) + "\n")
     rc, _, err = cli("data", "check", tmp_path / "ds", "--split", "train")
-    assert rc == 2 and err.count("\n") == 1 and "p\\n0" in err, err
+    assert rc == 2 and err.count("\n") == 1 and "patch name 'p\\n0' holds the control character '\\n'" in err, err

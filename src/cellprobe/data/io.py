@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -57,11 +58,19 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+def refuse_control(value: str, where: str | Path, what: str) -> None:
+    """A name read from a table with a control character in it (a quoted line break, a tab) is refused: no
+    file is called so, and the name could not be shown on one line."""
+    hidden = next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if hidden is not None:
+        raise InputError(where, f"{what} {value!r} holds the control character {hidden!a}")
+
+
 def listed_name(name: str, folder: Path, root: Path, where: str | Path) -> str:
     """``name``, read from one of a dataset's own files (``where``: that file and its row), checked to stay
     inside the dataset folder ``root`` once joined to ``folder``; otherwise an InputError naming ``where``.
 
-    Refused: an empty name, a NUL character, an absolute path or drive, and any ``..`` part (``/`` or ``\\``
+    Refused: an empty name, a NUL or other control character (a line break), an absolute path or drive, and any ``..`` part (``/`` or ``\\``
     separated), then anything whose normalised absolute path is not inside ``root``: the text of a listing
     can never steer a read outside the dataset. Links are not resolved here (the name's text is checked); the
     readers check the file they open with :func:`inside_dataset`, which does resolve them. Downloaded archives
@@ -71,6 +80,7 @@ def listed_name(name: str, folder: Path, root: Path, where: str | Path) -> str:
         raise InputError(where, "empty name")
     if "\0" in name:
         raise InputError(where, f"name {name!r} holds a NUL character")
+    refuse_control(name, where, "name")
     posix = PurePosixPath(name.replace("\\", "/"))
     if posix.is_absolute() or re.match(r"[A-Za-z]:/", posix.as_posix()) or ".." in posix.parts:
         raise InputError(where, f"name '{name}' leaves the dataset folder {root} (no absolute paths or '..')")
@@ -155,6 +165,7 @@ def plain_name(value: str, where: str | Path, what: str) -> str:
     around it: ``img0`` and ``img0 `` would be two names, so two source images."""
     if not value.strip():
         raise InputError(where, f"empty {what}")
+    refuse_control(value, where, what)
     if value != value.strip():
         raise InputError(where, f"{what} '{value}' has surrounding whitespace: '{value.strip()}' and '{value}' would "
                                 "be two different names; remove the spaces")
