@@ -187,7 +187,8 @@ def read_per_image(cell_directory: str | Path, model: str, fold: int, seed: int,
     if problem is None:
         stats = [c for c in df.columns if c == "tissue" or pd.api.types.is_numeric_dtype(df[c])]  # not names
         again = aggregator(fmt, class_names)(df[stats])
-        differ = [k for k, v in metrics.items() if k in again and not _same_number(again[k], v)]
+        # a metric the result records as NaN (null) is reported as missing, not recomputed: only numbers compared
+        differ = [k for k, v in metrics.items() if k in again and not np.isnan(v) and not _same_number(again[k], v)]
         if differ:
             problem = (f"does not give the result.json's {differ[0]} ({metrics[differ[0]]:.6g}; the table gives "
                        f"{again[differ[0]]:.6g}): changed after scoring")
@@ -198,10 +199,8 @@ def read_per_image(cell_directory: str | Path, model: str, fold: int, seed: int,
 
 
 def _same_number(a: float, b: float) -> bool:
-    """Equal as stored numbers (NaN equals NaN; JSON keeps 17 digits, so a relative 1e-9 is plenty)."""
-    if np.isnan(a) or np.isnan(b):
-        return bool(np.isnan(a) and np.isnan(b))
-    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    """Equal as stored numbers (JSON keeps 17 digits, so a relative 1e-9 is plenty)."""
+    return not np.isnan(a) and abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
 def _write_scores(out: Path, cell: Cell, test_data: str, scores: Scores, **extra: Any) -> None:
