@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -171,3 +172,33 @@ def test_report_seed_outside_32_bits_is_refused(seed):
     with pytest.raises(InputError, match="seed"):
         parse_config(ReportOptions, {"seed": seed})
     parse_config(ReportOptions, {"seed": 2**32 - 1})
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"class_names": "abcd"}, "class_names 'abcd' is not a list of names"),
+    ({"fold": "0"}, "'fold' is '0', expected int"),
+    ({"model": None}, "'model' is None, expected str"),
+    ({"format": "bogus"}, "format 'bogus' is not 'conic' or 'pannuke'"),
+    ({"seed": True}, "'seed' is True, expected int"),
+    ({"class_names": ["a", "b", "c"]}, "cells of one dataset are compared only when scored alike"),
+])
+def test_a_result_is_read_as_written(bench, change, problem):
+    """The fourteenth probe: a class_names string was list()-ed into letters, fold '0' made the report drop its
+    intervals, a result without 'model' was dropped and a bogus format ignored, and cells scored with other
+    classes lost their per-class columns, all with exit 0."""
+    path = sorted((bench / "cells").glob(f"*/{layout.RESULT}"))[-1]
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    with pytest.raises(InputError, match=re.escape(problem)) as info:
+        build_report(bench, options=FAST)
+    assert info.value.path == str(path)
+
+
+def test_a_cell_folder_copied_under_another_name_is_not_another_run(bench):
+    import shutil
+
+    first = _first_result(bench).parent
+    copy = first.parent / first.name.replace("__s0", "__s7")
+    shutil.copytree(first, copy)
+    with pytest.raises(InputError, match="a cell folder copied or renamed is not another run") as info:
+        layout.read_results(bench)
+    assert info.value.path == str(copy / layout.RESULT)

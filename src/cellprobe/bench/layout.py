@@ -162,12 +162,51 @@ def read_results(bench_dir: Path) -> pd.DataFrame:
         for key, value in metrics.items():  # NaN is written as null (strict JSON)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise InputError(path, f"damaged result: metric '{key}' is not a number ({value!r})")
+        _check_identity(res, path, bench_dir)
         row = {k: v for k, v in res.items() if k not in ("summary", "metrics", "test_only")}
         row.setdefault("test_data", row.get("dataset"))
         row.update({k: float("nan") if v is None else float(v) for k, v in metrics.items()})
         row["cell_dir"] = str(path.parent)
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for (_, test_data), group in table.groupby(["dataset", "test_data"]):
+        scored = [(r["format"], tuple(r["class_names"])) for _, r in group.iterrows()]
+        odd = next((i for i, how in enumerate(scored) if how != scored[0]), None)
+        if odd is not None:  # their per-class columns could not be compared: refused, not dropped
+            first, other = group.iloc[0], group.iloc[odd]
+            raise InputError(Path(other["cell_dir"]) / RESULT, f"scored {test_data} as {other['format']} with "
+                             f"classes {list(other['class_names'])}, but {Path(first['cell_dir']).name} as "
+                             f"{first['format']} with {list(first['class_names'])}: cells of one dataset are "
+                             "compared only when scored alike")
+    return table
+
+
+#: the fields of a cell's result.json that identify it, with their JSON types
+_IDENTITY = {"cell_id": str, "dataset": str, "encoder": str, "weights": str, "fold": int, "seed": int,
+             "model": str, "test_data": str, "format": str}
+
+
+def _check_identity(res: Mapping[str, Any], path: Path, bench_dir: Path) -> None:
+    """A result.json's identity read as written (a fold ``'0'`` is not fold 0; nothing cast, nothing missing),
+    consistent with itself and with the folder it lies in (a cell folder copied under another name would
+    count as a second run)."""
+    for key, kind in _IDENTITY.items():
+        value = res.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise InputError(path, f"damaged result: '{key}' is {value!r}, expected {kind.__name__}")
+    if res["format"] not in ("conic", "pannuke"):
+        raise InputError(path, f"damaged result: format {res['format']!r} is not 'conic' or 'pannuke'")
+    names = res.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise InputError(path, f"damaged result: class_names {names!r} is not a list of names")
+    cell = Cell(res["dataset"], res["encoder"], res["weights"], res["fold"], res["seed"])
+    folder = path.parent if path.parent.parent.name != TEST_ONLY else path.parent.parent.parent
+    tested = res["dataset"] if folder == path.parent else res["test_data"]
+    if (res["cell_id"], res["model"]) != (cell.cell_id, cell.model) or folder.name != cell.cell_id or (
+            folder != path.parent and path.parent.name != safe_name(tested)):
+        raise InputError(path, f"damaged result: it names cell {res['cell_id']!r} (model {res['model']!r}, "
+                               f"test data {tested!r}) but lies in {path.parent.relative_to(bench_dir)}: a cell "
+                               "folder copied or renamed is not another run")
 
 
 def read_per_image(cell_directory: str | Path, model: str, fold: int, seed: int, fmt: str,
