@@ -150,7 +150,7 @@ def test_a_truncated_examples_file_is_one_error(bench):
 def test_a_nan_metric_is_said_not_silently_dropped(bench):
     path = _first_result(bench)
     res = json.loads(path.read_text())
-    res["metrics"]["pq"] = None  # how result.json writes NaN
+    res["metrics"]["pq"] = res["summary"]["pq"] = None  # how result.json writes NaN
     path.write_text(json.dumps(res))
     results = layout.read_results(bench)
     assert results["pq"].isna().sum() == 1 and math.isnan(results["pq"].iloc[0])
@@ -202,3 +202,14 @@ def test_a_cell_folder_copied_under_another_name_is_not_another_run(bench):
     with pytest.raises(InputError, match="a cell folder copied or renamed is not another run") as info:
         layout.read_results(bench)
     assert info.value.path == str(copy / layout.RESULT)
+
+
+@pytest.mark.parametrize("change", [{"metrics": {}}, {"metrics": {"pq": 0.5}}, {"summary": {}}])
+def test_metrics_that_are_not_the_summarys_are_refused(bench, change):
+    """The fourteenth probe: a result with metrics {} was read as NaN metrics while its table still fed the CIs."""
+    path = _first_result(bench)
+    res = json.loads(path.read_text())
+    path.write_text(json.dumps({**res, **change}))
+    with pytest.raises(InputError, match="damaged result: its metric") as info:
+        layout.read_results(bench)
+    assert info.value.path == str(path)

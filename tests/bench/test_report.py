@@ -99,10 +99,13 @@ def test_unpaired_models_get_no_tests_but_still_a_leaderboard(tmp_path, syntheti
     path = next((bench / "cells").glob("alpha__vit__*s1/per_image.parquet"))
     table = pd.read_parquet(path).iloc[1:]
     table.to_parquet(path)
+    from cellprobe.metrics.aggregate import aggregate_conic
+
     result = json.loads((path.parent / "result.json").read_text())
-    again = layout.aggregator(result["format"], result["class_names"])(table.drop(columns=["image", "source"],
-                                                                                 errors="ignore"))
-    result["metrics"] = {k: (None if np.isnan(again[k]) else again[k]) for k in result["metrics"]}
+    summary = aggregate_conic(table.drop(columns=["image", "source"], errors="ignore"),
+                              class_names=result["class_names"])
+    result["summary"] = json.loads(json.dumps(summary, default=float).replace("NaN", "null"))  # as written
+    result["metrics"] = {k: (None if np.isnan(v) else v) for k, v in layout.flatten_summary(summary).items()}
     (path.parent / "result.json").write_text(json.dumps(result))
     _, md_path = build_report(bench, options=FAST)
     alpha = md_path.read_text().split("## alpha")[1]

@@ -163,6 +163,9 @@ def read_results(bench_dir: Path) -> pd.DataFrame:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise InputError(path, f"damaged result: metric '{key}' is not a number ({value!r})")
         _check_identity(res, path, bench_dir)
+        odd = _metrics_off_summary(metrics, res.get("summary"))
+        if odd is not None:
+            raise InputError(path, f"damaged result: its metric {odd!r} is not its summary's")
         row = {k: v for k, v in res.items() if k not in ("summary", "metrics", "test_only")}
         row.setdefault("test_data", row.get("dataset"))
         row.update({k: float("nan") if v is None else float(v) for k, v in metrics.items()})
@@ -179,6 +182,25 @@ def read_results(bench_dir: Path) -> pd.DataFrame:
                              f"{first['format']} with {list(first['class_names'])}: cells of one dataset are "
                              "compared only when scored alike")
     return table
+
+
+def _metrics_off_summary(metrics: Mapping[str, Any], summary: Any) -> str | None:
+    """The first metric that is not the flattened ``summary``'s (a key missing on either side, or another
+    value; NaN, written as null, equals null), or None. Both are written together by :func:`_write_scores`."""
+    if not isinstance(summary, dict) or not metrics:
+        return "(all)"
+    recorded = flatten_summary(summary)
+    for key in sorted(set(recorded) | set(metrics)):
+        mine, theirs = metrics.get(key, "missing"), recorded.get(key)
+        if theirs is None:  # a scalar NaN: null in the summary, so not flattened
+            if not (mine is None and key in summary and summary[key] is None):
+                return key
+        elif mine is None:
+            if not np.isnan(theirs):
+                return key
+        elif mine == "missing" or not _same_number(float(theirs), float(mine)):
+            return key
+    return None
 
 
 #: the fields of a cell's result.json that identify it, with their JSON types
