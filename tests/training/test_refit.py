@@ -4,6 +4,7 @@ schedule replay itself (the rates the run records, resume) and the refusals."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -88,6 +89,20 @@ def test_refit_takes_the_references_epochs_schedule_and_thresholds(tiny_data, tm
     with pytest.raises(InputError, match="config key 'fg_threshold'") as err:
         refit(ref, tmp_path / "bad-thresholds")
     assert err.value.path == str(ref / R.POSTPROCESS) and not (tmp_path / "bad-thresholds").exists()
+    (ref / R.POSTPROCESS).write_text(tuned)
+    # the fourteenth probe: best.ckpt's epoch missing (KeyError), '0' (cast), or beyond the recorded epochs
+    from cellprobe.run.checkpoint import save_checkpoint
+
+    kept = (ref / R.BEST).read_bytes()
+    for epoch, problem in ((None, "records no epoch a refit can take (epoch None"), ("0", "(epoch '0'"),
+                           (7, "is from epoch 7, but the run's run.json records 3 trained epoch(s)")):
+        ckpt = load_checkpoint(ref / R.BEST)
+        ckpt.pop("epoch") if epoch is None else ckpt.update(epoch=epoch)
+        save_checkpoint(ckpt, ref / R.BEST)
+        with pytest.raises(InputError, match=re.escape(problem)) as err:
+            refit_config(ref, tmp_path / "odd-epoch")
+        assert err.value.path == str(ref / R.BEST)
+        (ref / R.BEST).write_bytes(kept)
     stamp = json.loads((ref / R.STAMP).read_text())
     (ref / R.STAMP).write_text(json.dumps({**stamp, "status": "training"}))
     with pytest.raises(InputError, match="not finished"):

@@ -22,8 +22,17 @@ from cellprobe.run.train_config import TrainConfig, train_config
 
 
 def best_epoch(run: R.Run) -> int:
-    """The 0-based epoch of the run's ``best.ckpt``."""
-    return int(load_checkpoint(run.checkpoint("best"))["epoch"])
+    """The 0-based epoch of the run's ``best.ckpt``, as written (an integer) and one the run trained: within
+    the epochs its run.json records a learning rate for (the schedule a refit replays)."""
+    path = run.checkpoint("best")
+    epoch = load_checkpoint(path).get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise InputError(path, f"records no epoch a refit can take (epoch {epoch!r}, expected an integer >= 0)")
+    trained = len(run.stamp.learning_rates)
+    if epoch >= trained:
+        raise InputError(path, f"is from epoch {epoch}, but the run's run.json records {trained} trained epoch(s): "
+                               "the checkpoint is not this run's")
+    return epoch
 
 
 def schedule(rates: dict[int, float], epochs: int) -> dict[int, float]:
