@@ -46,6 +46,13 @@ def test_tuning_again_needs_overwrite_and_starts_from_the_untuned_thresholds(cli
     pd.testing.assert_frame_equal(pd.read_csv(run / "tune.csv"), first_table)
     # parameters outside the grid keep the run's untuned values, not those of the file it replaced
     assert PostprocessParams.model_validate_json(first).body_threshold == PostprocessParams().body_threshold
+    # the fourteenth probe: a second tune of the run, started while the first ran, replaced its results
+    from cellprobe.locking import exclusive
+
+    with exclusive(run, "tuning"):  # as another process holding the run
+        rc, _, err = cli("tune", run, "--device", "cpu", "--grid", grid, "--overwrite")
+    assert rc == 2 and "in use by another cellprobe process (tuning)" in err and err.count("\n") == 1, err
+    assert (run / R.POSTPROCESS).read_text() == first
 
 
 def test_missing_run(cli, tmp_path):

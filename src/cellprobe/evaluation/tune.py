@@ -76,22 +76,25 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
         dataset = open_eval_data(data, split, format, seg.run.config, **options)
         check_eval_data(dataset, seg.class_names, data, split)
         positions = np.arange(len(dataset))
-    for path in (run_path / TUNE_TABLE, target):  # before the network runs, --overwrite or not
-        if atomic.in_the_way(path):
-            raise InputError(path, "is in the way of tune's results (not a file); move it")
-    if (target.exists() or target.is_symlink()) and not overwrite:
-        raise InputError(target, "holds the run's thresholds already; pass --overwrite to replace them (tuning "
-                                 "starts from the run's untuned thresholds either way)")
-    with_types = metric in CLASS_METRICS
-    predictions, truths, names = [], [], []
-    root = getattr(dataset, "root", None)
-    for sample, maps in iter_predictions(seg, dataset, positions):
-        predictions.append(MapPrediction(maps["semantic"], maps["distance"], maps["types"] if with_types else None))
-        truths.append((sample.inst, sample.cls))
-        names.append(f"{root}: {sample.meta.name}" if root is not None else sample.meta.name)
-    result = tune_params(predictions, truths, grid, metric, search=search,
-                         base=untuned,
-                         num_classes=seg.num_classes, mpp=dataset.mpp, names=names)
-    atomic.write_text(run_path / TUNE_TABLE, result.table.to_csv(index=False))
-    atomic.write_text(target, result.best.model_dump_json(indent=2) + "\n")  # last: its presence means tuned
+    from cellprobe.locking import exclusive
+
+    with exclusive(run_path, "tuning"):  # a second tune, or a training, of this run would race for its files
+        for path in (run_path / TUNE_TABLE, target):  # before the network runs, --overwrite or not
+            if atomic.in_the_way(path):
+                raise InputError(path, "is in the way of tune's results (not a file); move it")
+        if (target.exists() or target.is_symlink()) and not overwrite:
+            raise InputError(target, "holds the run's thresholds already; pass --overwrite to replace them (tuning "
+                                     "starts from the run's untuned thresholds either way)")
+        with_types = metric in CLASS_METRICS
+        predictions, truths, names = [], [], []
+        root = getattr(dataset, "root", None)
+        for sample, maps in iter_predictions(seg, dataset, positions):
+            predictions.append(MapPrediction(maps["semantic"], maps["distance"], maps["types"] if with_types else None))
+            truths.append((sample.inst, sample.cls))
+            names.append(f"{root}: {sample.meta.name}" if root is not None else sample.meta.name)
+        result = tune_params(predictions, truths, grid, metric, search=search,
+                             base=untuned,
+                             num_classes=seg.num_classes, mpp=dataset.mpp, names=names)
+        atomic.write_text(run_path / TUNE_TABLE, result.table.to_csv(index=False))
+        atomic.write_text(target, result.best.model_dump_json(indent=2) + "\n")  # last: its presence means tuned
     return result.best
