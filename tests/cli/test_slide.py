@@ -57,6 +57,16 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
         assert rc == 2 and f"{record}: {problem}" in err and "--overwrite" in err, err
         _one_line(err, "summary.json")
     record.write_bytes(kept)
+    # the fourteenth probe: a results folder whose cells table was lost or damaged was skipped as finished
+    table = (folder / "cells.parquet").read_bytes()
+    for damaged, problem in ((None, "no such file"), (b"garbage", "is not a readable Parquet file")):
+        (folder / "cells.parquet").unlink(missing_ok=True)
+        if damaged is not None:
+            (folder / "cells.parquet").write_bytes(damaged)
+        rc, _, err = cli(*args)
+        assert rc == 2 and f"{folder / 'cells.parquet'}: {problem}: the finished results" in err, err
+        _one_line(err, "cells.parquet")
+    (folder / "cells.parquet").write_bytes(table)
     # the thirteenth probe: --overwrite deleted a user's files kept in the results folder, unsaid
     (folder / "my_notes.txt").write_text("counts checked by hand\n")
     rc, _, err = cli(*args, "--overwrite")

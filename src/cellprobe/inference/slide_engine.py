@@ -37,7 +37,7 @@ import numpy as np
 
 from cellprobe import __version__, atomic
 from cellprobe.config import read_json
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 from cellprobe.inference.segmenter import Segmenter
 from cellprobe.inference.slide_cells import CellContext, TileCells, tile_cells
 from cellprobe.inference.slide_config import SlideSettings
@@ -154,9 +154,28 @@ def finished_result(out_dir: Path, plan: SlidePlan, overwrite: bool) -> dict[str
         return None
     data = _recorded_summary(folder)
     if data.get("stamp") == plan.stamp:
+        _check_complete(folder)
         return data
     raise InputError(folder, "already holds results of another run, slide or settings; pass --overwrite to "
                              "replace them")
+
+
+def _check_complete(folder: Path) -> None:
+    """A finished results folder is skipped only whole: every result file there (the cells table's footer
+    readable); a lost or damaged one is refused naming it rather than reported as done."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for name in (CELLS, GEOJSON, SUMMARY, OVERVIEW):
+        problem = not_a_file(folder / name)
+        if problem is None and name == CELLS:
+            try:
+                pq.read_metadata(folder / name)
+            except (OSError, ValueError, pa.ArrowException):
+                problem = "is not a readable Parquet file"
+        if problem is not None:
+            raise InputError(folder / name, f"{problem}: the finished results in {folder.name} are incomplete; "
+                                            "pass --overwrite to make them again")
 
 
 def _recorded_summary(folder: Path) -> dict[str, Any]:
