@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -74,6 +75,22 @@ def test_open_without_manifest_or_with_wrong_shapes(tmp_path):
     np.save(tmp_path / "c" / "tap1.npy", np.zeros((5, 6, 4, 4), np.float32))
     with pytest.raises(InputError, match=r"tap1\.npy: cached features have shape"):
         FeatureCache(tmp_path / "c", _key())
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"files": None}, "files None are not tap0.npy"), ({"tap_shapes": [[4, 8, 8]]}, "files"),
+    ({"chunk_size": 2.0}, "chunk_size 2.0 is not an integer"), ({"num_chunks": True}, "num_chunks True"),
+    ({"chunks": {"9": "x"}}, "chunks is not a record"), ({"chunks": []}, "chunks is not a record"),
+    ({"tap_shapes": [[4, 8]]}, "tap_shapes [[4, 8]] is not"), ({"key": []}, "key [] is not an object"),
+])
+def test_a_damaged_manifest_is_refused_naming_the_field(tmp_path, change, problem):
+    """The fourteenth probe: a manifest without 'files' was a KeyError traceback on resume."""
+    FeatureCache(tmp_path / "c", _key(), SHAPES, chunk_size=2)
+    path = tmp_path / "c" / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    with pytest.raises(InputError, match=re.escape(problem)) as err:
+        FeatureCache(tmp_path / "c", _key())
+    assert err.value.path == str(path)
 
 
 def test_partial_cache_resumes_and_refuses_unwritten_items(tmp_path):

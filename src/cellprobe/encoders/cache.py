@@ -88,6 +88,28 @@ def _image_of(item: Any) -> np.ndarray:
     return np.asarray(item.image if hasattr(item, "image") else item)
 
 
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with a manifest read back (None: nothing), field by field as ``_create`` writes it: a
+    hand-edited or torn one would otherwise be a KeyError, or a chunk taken as done that is not."""
+    def count(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+    shapes, files, chunks = manifest.get("tap_shapes"), manifest.get("files"), manifest.get("chunks")
+    if not (isinstance(shapes, list) and shapes and all(
+            isinstance(s, list) and len(s) == 3 and all(count(v) for v in s) for s in shapes)):
+        return f"tap_shapes {shapes!r} is not a list of (channels, height, width)"
+    if not (isinstance(files, list) and files == [f"tap{i}.npy" for i in range(len(shapes))]):
+        return f"files {files!r} are not tap0.npy … tap{len(shapes) - 1}.npy"
+    for key in ("chunk_size", "num_chunks"):
+        if not count(manifest.get(key)):
+            return f"{key} {manifest.get(key)!r} is not an integer >= 1"
+    if not isinstance(chunks, dict) or any(
+            not (k.isascii() and k.isdigit() and int(k) < manifest["num_chunks"]) or not isinstance(v, str)
+            for k, v in chunks.items()):
+        return "chunks is not a record of finished chunks (chunk number → checksum)"
+    return None
+
+
 class FeatureCache:
     """One cache folder. ``cache[i]`` → list of float16 arrays (C, h, w), one per tap, for item ``i``."""
 
@@ -120,10 +142,15 @@ class FeatureCache:
             raise InputError(path, f"cache format {manifest.get('format')} is not {FORMAT_VERSION}; delete the "
                                    "folder to rebuild it")
         stored, wanted = manifest.get("key", {}), self.key.to_json()
+        if not isinstance(stored, dict):
+            raise InputError(path, f"unreadable cache manifest: key {stored!r} is not an object")
         diff = [f"{k}: cached {stored.get(k)!r} vs requested {wanted[k]!r}" for k in wanted if stored.get(k) != wanted[k]]
         if diff:
             raise InputError(path, "feature cache was built for different inputs, refusing to reuse it ("
                                    + "; ".join(diff) + ")")
+        problem = _manifest_problem(manifest)
+        if problem is not None:
+            raise InputError(path, f"damaged cache manifest: {problem}; delete the folder to rebuild it")
         return manifest
 
     def _create(self, tap_shapes: Sequence[tuple[int, int, int]], chunk_size: int) -> dict[str, Any]:
