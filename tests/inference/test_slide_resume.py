@@ -119,3 +119,24 @@ def test_a_killed_slide_resumes_to_the_same_cells(consep_root, tmp_path):
     replaced = run_slide(other, slide, out, SETTINGS, overwrite=True)
     assert not replaced.skipped and 0 < replaced.nuclei < resumed.nuclei
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".cellprobe")) == ["mosaic"]
+
+
+@pytest.mark.parametrize("line", ['[1, 2]', '"x"', '{"part": "part-000001.parquet", "tiles": 2}',
+                                  '{"part": "../x", "tiles": 9, "cells": 9}',
+                                  '{"part": "part-000001.parquet", "tiles": 1, "cells": 50}',
+                                  '{"part": "part-000001.parquet", "tiles": "9", "cells": 50}'])
+def test_a_journal_line_that_is_no_entry_is_refused_naming_it(tmp_path, line):
+    """The fourteenth probe: a JSON line that is not an object was a TypeError traceback on resume."""
+    from cellprobe.inference.slide_resume import Journal
+
+    folder = tmp_path / ".s.partial"
+    journal = Journal.open(folder, {"run": "r"}, False)
+    part = journal.part_path()
+    part.write_bytes(b"part")
+    journal.record(part, 3, 40)
+    with open(folder / "journal.jsonl", "a") as handle:
+        handle.write(line + "\n")
+    with pytest.raises(InputError, match="not an entry of this slide's journal") as err:
+        Journal.open(folder, {"run": "r"}, False)
+    assert err.value.path == f"{folder / 'journal.jsonl'} line 2"
+    assert Journal.open(folder, {"run": "r"}, True).progress.parts == 0  # --overwrite starts again

@@ -41,6 +41,19 @@ class Done:
     parts: int = 0
 
 
+def _check_entry(entry: Any, before: Done, where: str) -> None:
+    """A journal line that parses is one :meth:`Journal.record` wrote: the next part's name and progress that
+    does not go back (a kill cuts a line, making it unparsable; anything else was edited or damaged)."""
+    def count(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+    if not (isinstance(entry, dict) and set(entry) == {"part", "tiles", "cells"}
+            and entry["part"] == f"part-{before.parts:06d}.parquet" and count(entry["tiles"])
+            and count(entry["cells"]) and entry["tiles"] >= before.tiles and entry["cells"] >= before.cells):
+        raise InputError(where, f"not an entry of this slide's journal ({str(entry)[:80]}): the unfinished run "
+                                "cannot be resumed from it; pass --overwrite to start the slide again")
+
+
 class Journal:
     """The partial folder of one slide: opened (resumed or started over) by :meth:`open`."""
 
@@ -70,7 +83,14 @@ class Journal:
             (folder / PARTS).mkdir(parents=True)
             atomic.write_json(folder / STAMP, stamp)
             return cls(folder, Done(), restarted)
-        journal = cls(folder, cls._replay(folder), restarted)
+        try:
+            progress = cls._replay(folder)
+        except InputError:  # a damaged journal: --overwrite starts over, as for another setup
+            if not overwrite:
+                raise
+            shutil.rmtree(folder)
+            return cls.open(folder, stamp, overwrite)
+        journal = cls(folder, progress, restarted)
         shutil.rmtree(folder / RESULT, ignore_errors=True)  # a finish that a kill interrupted is redone
         return journal
 
@@ -81,11 +101,12 @@ class Journal:
         path = folder / JOURNAL
         lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
         good: list[str] = []
-        for line in lines:
+        for number, line in enumerate(lines, 1):
             try:
                 entry = json.loads(line)
             except ValueError:
                 break  # a line cut by a kill is the last one
+            _check_entry(entry, progress, f"{path} line {number}")
             if not (folder / PARTS / entry["part"]).is_file():
                 break
             progress = Done(entry["tiles"], entry["cells"], progress.parts + 1)
