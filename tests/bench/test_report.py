@@ -162,3 +162,16 @@ def test_a_damaged_per_image_table_is_refused_naming_it(tmp_path, synthetic_benc
     with pytest.raises(InputError, match=re.escape(problem)) as err:
         build_report(bench, tmp_path / "out", options=FAST)
     assert err.value.path == str(path) and "damaged per-image table" in err.value.problem
+
+
+def test_damaged_examples_are_refused_naming_the_file(tmp_path, synthetic_bench):
+    """The fourteenth probe: pred_inst of another shape was an IndexError traceback."""
+    bench = tmp_path / "b"
+    shutil.copytree(synthetic_bench, bench)
+    path = sorted((bench / "cells").glob("*/examples.npz"))[0]
+    with np.load(path) as z:
+        data = {k: z[k] for k in z.files}
+    np.savez_compressed(path, **{**data, "pred_inst": data["pred_inst"][:, :8, :8]})
+    with pytest.raises(InputError, match="damaged examples file: pred_inst") as err:
+        build_report(bench, tmp_path / "out", options=FAST)
+    assert err.value.path == str(path)

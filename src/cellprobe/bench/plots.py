@@ -152,6 +152,14 @@ def _load_examples(path: Path) -> dict[str, np.ndarray]:
     n = len(data["names"])
     if any(len(data[k]) != n for k in EXAMPLE_KEYS):
         raise InputError(path, "damaged examples file: its arrays hold different numbers of patches")
+    image = data["image"]
+    if image.ndim != 4 or image.shape[3] != 3 or image.dtype != np.uint8 or data["names"].ndim != 1:
+        raise InputError(path, f"damaged examples file: image {image.shape} {image.dtype}, expected patches of "
+                               "RGB uint8")
+    for key in ("true_inst", "true_cls", "pred_inst", "pred_cls"):  # one label map per patch, its size
+        if data[key].shape != image.shape[:3] or data[key].dtype.kind not in "iu":
+            raise InputError(path, f"damaged examples file: {key} {data[key].shape} {data[key].dtype}, expected "
+                                   f"integer maps of {image.shape[:3]}")
     return data
 
 
