@@ -162,3 +162,27 @@ def test_refusals(pair, tmp_path):
     shutil.rmtree(changed)
     with pytest.raises(InputError, match=r"member .* is missing"):
         Segmenter(ens2, device="cpu")
+
+
+@pytest.mark.parametrize("damage", ["no checkpoints", "bad digest", "same member twice", "other classes"])
+def test_an_ensembles_member_list_is_read_as_written(pair, tmp_path, damage):
+    """The fourteenth probe: a member entry without checkpoint digests (so a swapped checkpoint was used
+    silently), the same member twice, and a member of other classes than the ensemble were accepted on use."""
+    _, a, b = pair
+    ens = make_ensemble([a, b], tmp_path / "ens")
+    stamp = json.loads((ens / R.STAMP).read_text())
+    entries = stamp["info"][R.ENSEMBLE_KEY]
+    if damage == "no checkpoints":
+        del entries[1]["checkpoints"]
+    elif damage == "bad digest":
+        entries[1]["checkpoints"]["best"] = "0"
+    elif damage == "same member twice":
+        entries[1] = entries[0]
+    else:
+        stamp["class_names"] = [*stamp["class_names"][:-1], "other"]
+    (ens / R.STAMP).write_text(json.dumps(stamp))
+    problem = {"no checkpoints": "is not a path with its checkpoints' sha256", "bad digest": "is not a path with",
+               "same member twice": "lists the network of", "other classes": "has class_names"}[damage]
+    with pytest.raises(InputError, match=problem) as err:
+        members(R.Run.open(ens))
+    assert err.value.path == str(ens / R.STAMP)

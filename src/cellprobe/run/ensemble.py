@@ -17,6 +17,7 @@ make the thresholds look better than they are.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,15 +52,29 @@ def members(run: R.Run) -> list[Member]:
     entries = run.stamp.info.get(R.ENSEMBLE_KEY)
     if not isinstance(entries, list) or not entries:
         raise InputError(run.path / R.STAMP, "ensemble lists no members")
-    out = []
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            raise InputError(run.path / R.STAMP, f"ensemble member entry {entry!r} has no path")
+    stamp_path = run.path / R.STAMP
+    out: list[Member] = []
+    for entry in entries:  # as make_ensemble writes it: a path, and both checkpoints' digests
+        digests = entry.get("checkpoints") if isinstance(entry, dict) else None
+        if not (isinstance(entry, dict) and set(entry) == {"path", "checkpoints"} and isinstance(entry["path"], str)
+                and isinstance(digests, dict) and set(digests) == {"best", "last"}
+                and all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{64}", d) for d in digests.values())):
+            raise InputError(stamp_path, f"ensemble member entry {str(entry)[:120]} is not a path with its "
+                                         "checkpoints' sha256 (best, last)")
         path = Path(entry["path"])
         path = path if path.is_absolute() else run.path / path
         if not path.is_dir():
-            raise InputError(run.path / R.STAMP, f"ensemble member {entry['path']} is missing (resolved to {path})")
-        out.append(Member(R.Run.open(path), dict(entry.get("checkpoints", {}))))
+            raise InputError(stamp_path, f"ensemble member {entry['path']} is missing (resolved to {path})")
+        member = Member(R.Run.open(path), dict(digests))
+        for earlier in out:
+            if earlier.run.path.resolve() == path.resolve() or earlier.digests["best"] == digests["best"]:
+                raise InputError(stamp_path, f"ensemble lists the network of {entry['path']} twice")
+        for attr in ("class_names", "mpp"):  # the ensemble's own, which its results are labelled with
+            if getattr(member.run.stamp, attr) != getattr(run.stamp, attr):
+                raise InputError(stamp_path, f"ensemble member {entry['path']} has {attr} "
+                                             f"{getattr(member.run.stamp, attr)}, the ensemble "
+                                             f"{getattr(run.stamp, attr)}")
+        out.append(member)
     return out
 
 
