@@ -213,3 +213,14 @@ def test_metrics_that_are_not_the_summarys_are_refused(bench, change):
     with pytest.raises(InputError, match="damaged result: its metric") as info:
         layout.read_results(bench)
     assert info.value.path == str(path)
+
+
+def test_permutations_for_a_benchmark_with_no_paired_test_are_refused(tmp_path):
+    """The fourteenth probe: --n-perm on a one-model bench was accepted, and the report then bounded a p-value
+    no test computes."""
+    one = synth.make_bench(tmp_path / "one", {"uni": 0.9}, datasets=("alpha",), seeds=(0, 1), n_images=8)
+    with pytest.raises(InputError, match="every dataset of this benchmark has one model") as info:
+        build_report(one, options=ReportOptions(n_boot=50, n_perm=5000))
+    assert info.value.path == "--n-perm"
+    _, md = build_report(one, options=ReportOptions(n_boot=50))
+    assert "smallest p-value" not in md.read_text()

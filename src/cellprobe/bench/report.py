@@ -134,6 +134,10 @@ def build_report(
     out_dir = atomic.output_folder(out_dir or bench_dir, create=False)
     check_report_target(out_dir, bench_dir, overwrite)
     results = layout.read_results(bench_dir)
+    paired = results.groupby(["dataset", "test_data"])["model"].nunique().max() > 1
+    if not paired and options.n_perm != ReportOptions.model_fields["n_perm"].default:
+        raise InputError("--n-perm", "every dataset of this benchmark has one model: no paired test runs, so the "
+                                     "number of permutations would change nothing; leave it out")
     in_domain = results["test_data"] == results["dataset"]
     # in-domain sections first, then each training dataset's test-only (cross-dataset) sections
     groups = sorted(results.groupby(["dataset", "test_data"], sort=True), key=lambda g: g[0][0] != g[0][1])
@@ -363,6 +367,8 @@ def _units_note(d: DatasetReport, options: ReportOptions) -> str:
     exact = d.n_units is not None and stats.enumerates(d.n_units, options.n_perm)
     how = "all sign patterns enumerated" if exact else f"{options.n_perm} random sign flips"
     holm = _holm_floor(d)
+    if len(d.models) < 2:  # no paired test runs: no p-value to bound
+        return f"Independent units of every CI: {_units(d.n_units or 0, d.unit)} ({together})."
     return (f"Independent units of every CI and test: {_units(d.n_units or 0, d.unit)} ({together}); the "
             f"smallest p-value a paired test over them can give is {d.min_p:.3g} ({how})"
             + (f", Holm-adjusted over {_comparisons(d)} comparisons {holm:.3g}." if _comparisons(d) > 1 else "."))
