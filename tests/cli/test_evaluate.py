@@ -56,6 +56,15 @@ def test_evaluate_refuses_what_it_cannot_write_or_would_replace_silently(cli, ru
         assert rc == 2 and "--overwrite" in err and err.count("\n") == 1, err
     rc, _, err = cli(*base, "--out", tmp_path, "--tta", "2", "--overwrite")
     assert rc == 0 and json.loads((tmp_path / "metrics.json").read_text())["evaluation"]["tta_views"] == 2
+    # the fourteenth probe: a second evaluation into a folder another one is writing replaced its results
+    from cellprobe.locking import exclusive
+
+    with exclusive(tmp_path, "evaluating"):  # as another process evaluating into it
+        rc, _, err = cli(*base, "--out", tmp_path, "--overwrite")
+    assert rc == 2 and "in use by another cellprobe process (evaluating)" in err and err.count("\n") == 1, err
+    assert json.loads((tmp_path / "metrics.json").read_text())["evaluation"]["tta_views"] == 2
+    rc, _, err = cli(*base[:3], tmp_path / "no-data", "--out", tmp_path / "new")  # refused: no folder left
+    assert rc == 2 and not (tmp_path / "new").exists(), err
 
 
 def test_data_warnings_are_one_line_in_every_command(cli, run, tmp_path):

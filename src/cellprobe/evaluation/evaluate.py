@@ -4,6 +4,7 @@ thresholds, score with the metrics engine, write metrics.json and per_image.csv.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,32 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     class-agnostic (every nucleus one class: PQ/DQ/SQ, AJI, Dice, F1_d; labelled so in metrics.json); data at
     another µm/px than the run's is resized to the run's for the network and its instances resized back, so
     it is scored at its own resolution."""
+    from cellprobe.locking import LOCK, exclusive
+
+    out_dir = atomic.output_folder(out if out is not None else run_dir, create=False)
+    R.Run.open(run_dir)  # a folder that is no run is said first, as that (it could be the data too)
+    if not isinstance(data, PatchDataset):
+        refuse_output_inside(out_dir, data)
+    # the results folder held: a second evaluation into it (or a tune of the run, when it is the run's) would
+    # race with this one; a folder made for the lock goes again if the evaluation stops before writing
+    made = not out_dir.exists()
+    try:
+        with exclusive(out_dir, "evaluating"):
+            return _evaluate(run_dir, data, split, checkpoint, out_dir, device, format, workers, tta, overwrite,
+                             options)
+    except BaseException:
+        if made and {p.name for p in out_dir.iterdir()} <= {LOCK}:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | None, checkpoint: str,
+              out_dir: Path, device: str | None, format: str | None, workers: int, tta: int, overwrite: bool,
+              options: dict[str, Any]):
+    """:func:`evaluate` in its held results folder."""
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.metrics import ConicAccumulator
 
-    out_dir = atomic.output_folder(out if out is not None else run_dir, create=False)
-    if not isinstance(data, PatchDataset):
-        R.Run.open(run_dir)  # a folder that is no run is said first, as that (it could be the data too)
-        refuse_output_inside(out_dir, data)
     check_not_replacing(out_dir, run_dir, data_label(data), split, checkpoint, tta, overwrite)
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     dataset = open_eval_data(data, split, format, seg.run.config, **options)
