@@ -185,3 +185,21 @@ def test_a_trained_network_gives_the_same_nuclei_as_whole_image_prediction(conse
     assert summary.data["nuclei"]["cut_at_tile_edges"] <= 0.005 * n_whole
     assert _pq(whole, got) >= 0.99
     assert len(table_outlines(summary.folder / "cells.parquet") ^ outlines(whole[0])) <= 0.02 * n_whole
+
+
+def _sigint_handler_is_ignore(_: int) -> bool:
+    import signal
+
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_post_processing_workers_leave_ctrl_c_to_the_command():
+    """The fourteenth probe: Ctrl-C during `slide` printed a worker's KeyboardInterrupt traceback (the terminal
+    sends SIGINT to the whole process group); the command itself stops the pool."""
+    from cellprobe.inference.slide_engine import make_pool
+
+    pool = make_pool(1)
+    try:
+        assert pool.submit(_sigint_handler_is_ignore, 0).result(timeout=60)
+    finally:
+        pool.shutdown()

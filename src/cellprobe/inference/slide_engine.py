@@ -25,6 +25,7 @@ import hashlib
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -128,7 +129,10 @@ def _warm_up(_: int) -> None:
 
 def _watch_parent(parent: int) -> None:
     """End this worker when the process that made the pool is gone: a worker holds both ends of its task
-    pipe, so a parent killed with SIGKILL would otherwise leave it waiting for tasks forever."""
+    pipe, so a parent killed with SIGKILL would otherwise leave it waiting for tasks forever. Ctrl-C is the
+    parent's to handle (it shuts the pool down): a worker ignores it, so none prints a KeyboardInterrupt
+    traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
