@@ -200,6 +200,9 @@ def test_a_loaded_bench_config_remembers_where_each_key_was_given(tmp_path):
     ({"data": {"split_seed": 4}}, {"datasets": [{"name": "ds", "path": "/d", "folds": [
         {"train_split": "train", "val_split": "val", "test_split": "test"}]}]}, "training.data.split_seed applies only"),
     ({}, {"tune": False, "tune_metric": "aji"}, "tune_metric applies only with tune: true"),
+    ({"lr": 0.001, "lr_steps": {0: 0.001}, "plateau": {"patience": 5}}, {}, "training.plateau applies only"),
+    ({"lr": 0.001, "lr_steps": {0: 0.001}, "data": {"val_fraction": 0}, "early_stopping": {"patience": 3}}, {},
+     "training.early_stopping and selection.monitor apply only with validation"),
 ])
 def test_settings_no_cell_would_use_are_refused(tmp_path, training, changes, problem):
     """The thirteenth probe: these were accepted and ignored."""

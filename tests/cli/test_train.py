@@ -171,3 +171,19 @@ def test_drawn_validation_settings_beside_a_val_split_are_refused(cli, tmp_path)
                          "--set", f"{key}={value}")
         assert rc == 2 and f"config key '{key}': applies only without data.val_split" in err, err
         assert err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+def test_schedule_and_stopping_settings_this_run_would_not_use_are_refused(cli, tmp_path):
+    """The fourteenth probe: plateau.* beside lr_steps, and early_stopping / selection.monitor in a run without
+    validation, were accepted and ignored."""
+    data = make_tiny_data(tmp_path / "data")
+    base = ("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data, "--format", "patches",
+            "--out", tmp_path / "run")
+    for sets, key in ((("lr_steps={0: 0.001}", "lr=0.001", "plateau.patience=5"), "plateau.patience"),
+                      (("data.val_fraction=0", "lr_steps={0: 0.001}", "lr=0.001", "early_stopping.patience=3"),
+                       "early_stopping.patience"),
+                      (("data.val_fraction=0", "lr_steps={0: 0.001}", "lr=0.001", "selection.monitor=val_pq"),
+                       "selection.monitor")):
+        rc, _, err = cli(*base, *(x for s in sets for x in ("--set", s)))
+        assert rc == 2 and f"config key '{key}': applies only" in err and err.count("\n") == 1, err
+        assert not (tmp_path / "run").exists()

@@ -31,8 +31,11 @@ from cellprobe.run.train_config import (
     DataSettings,
     DataSource,
     DataSplits,
+    EarlyStoppingSection,
     EncoderSection,
     EncoderSettings,
+    PlateauSection,
+    SelectionSection,
     TrainConfig,
     TrainSettings,
     check_epoch_keys,
@@ -215,6 +218,14 @@ class BenchConfig(StrictModel):
             if unused:
                 raise key_error(f"training.data.{unused[0]}", f"training.data.{unused[0]} applies only to folds "
                                 "without a val_split, and every fold here has one")
+        t = self.training
+        if t.lr_steps is not None and t.plateau != PlateauSection():
+            raise key_error("training.plateau", "training.plateau applies only without lr_steps (they replace it)")
+        validates = any(f.val_split is not None for d in self.datasets for f in d.folds) or t.data.val_fraction > 0
+        if not validates and (t.early_stopping != EarlyStoppingSection()
+                              or t.selection.monitor != SelectionSection().monitor):
+            raise key_error("training.early_stopping", "training.early_stopping and selection.monitor apply only "
+                            "with validation, and no fold here validates")
         return self
 
     def test_datasets_for(self, dataset: str) -> list[TestDataset]:

@@ -236,14 +236,26 @@ def drawn_validation_keys(data: DataSettings) -> list[str]:
 
 
 def check_validation_settings(config: TrainConfig) -> None:
-    """A user's training config with a ``val_split``: ``val_fraction`` and ``split_seed`` would change nothing,
-    so they are refused. Not a validator: a benchmark's ``training`` section gives them to every fold, and only
-    its folds without a ``val_split`` use them (``BenchConfig`` checks that some fold does)."""
+    """Settings of a user's training config that this run would not use, refused: ``val_fraction`` and
+    ``split_seed`` beside a ``val_split``; the plateau beside ``lr_steps`` (which replace it); early stopping
+    and the selection metric without validation. Not a validator: a benchmark's ``training`` section gives them
+    to every fold, some of which use them, and a refit keeps its reference's plateau while replaying its rates."""
     if config.data.val_split is not None:
         unused = drawn_validation_keys(config.data)
         if unused:
             raise InputError(None, f"config key 'data.{unused[0]}': applies only without data.val_split (validation "
                                    f"here is the split '{config.data.val_split}')")
+    sections = {"plateau": (config.plateau, PlateauSection(), "without lr_steps (they replace the plateau)",
+                            config.lr_steps is not None),
+                "early_stopping": (config.early_stopping, EarlyStoppingSection(), "with validation",
+                                   not config.data.has_validation),
+                "selection.monitor": (config.selection.monitor, SelectionSection().monitor, "with validation",
+                                      not config.data.has_validation)}
+    for key, (value, default, when, unused) in sections.items():
+        if unused and value != default:
+            changed = key if not isinstance(value, StrictModel) else next(
+                f"{key}.{k}" for k in type(value).model_fields if getattr(value, k) != getattr(default, k))
+            raise InputError(None, f"config key '{changed}': applies only {when}; this run would not use it")
 
 
 def check_epoch_keys(data: dict[str, Any]) -> None:
