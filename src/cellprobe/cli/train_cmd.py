@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
             get_spec(encoder)
         except InputError as exc:
             raise InputError("--encoder", exc.problem) from None
-        from cellprobe.run.train_config import check_validation_settings, train_config
+        from cellprobe.run.train_config import check_unused_settings, train_config
         from cellprobe.training.fit import train
 
         # stored absolute: tune, evaluate and refit of the run read the same data from any working directory
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         if format is not None:
             overrides["data.format"] = format
         cfg = train_config(config if config is not None else {}, with_sets(set_, overrides, fixed=list(overrides)))
-        check_validation_settings(cfg)
+        check_unused_settings(cfg)
         split_file = cfg.data.options.get("split_file")
         if isinstance(split_file, str) and not Path(split_file).expanduser().is_absolute():  # stored absolute too
             options = {**cfg.data.options, "split_file": str(Path(split_file).expanduser().absolute())}

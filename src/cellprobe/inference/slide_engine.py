@@ -111,6 +111,10 @@ def network_facts(segmenter: Segmenter) -> dict[str, Any]:
     return {"weights": digest.hexdigest(), "tta": segmenter.tta, "params": segmenter.params.model_dump(mode="json")}
 
 
+#: what a slide's results folder holds: all of it is replaced when the slide is run again with --overwrite
+RESULT_FILES = (CELLS, GEOJSON, SUMMARY, OVERVIEW)
+
+
 def make_pool(workers: int) -> Executor | None:
     """The post-processing processes (None: post-process in the calling thread). ``forkserver`` (``spawn``
     where it is missing): children that do not inherit the parent's torch threads or open slide handles."""
@@ -170,7 +174,7 @@ def _check_complete(folder: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for name in (CELLS, GEOJSON, SUMMARY, OVERVIEW):
+    for name in RESULT_FILES:
         problem = not_a_file(folder / name)
         if problem is None and name == CELLS:
             try:
@@ -490,10 +494,6 @@ def seconds_per_mm2(summary: dict[str, Any]) -> float:
     """Wall seconds per mm² of tissue processed (the benchmark's figure)."""
     return summary["seconds"]["total"] / summary["tissue_mm2"] if summary["tissue_mm2"] else float("nan")
 
-
-
-#: what a slide's results folder holds: all of it is replaced when the slide is run again with --overwrite
-RESULT_FILES = (CELLS, GEOJSON, SUMMARY, OVERVIEW)
 
 
 def _refuse_foreign_files(results: Path) -> None:

@@ -235,7 +235,7 @@ def drawn_validation_keys(data: DataSettings) -> list[str]:
     return [k for k in DRAW_KEYS if getattr(data, k) != DataSettings.model_fields[k].default]
 
 
-def check_validation_settings(config: TrainConfig) -> None:
+def check_unused_settings(config: TrainConfig) -> None:
     """Settings of a user's training config that this run would not use, refused: ``val_fraction`` and
     ``split_seed`` beside a ``val_split``; the plateau beside ``lr_steps`` (which replace it); early stopping
     and the selection metric without validation. Not a validator: a benchmark's ``training`` section gives them
