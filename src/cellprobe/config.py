@@ -48,6 +48,28 @@ class StrictModel(BaseModel):
         pydantic Python objects, which strict parsing (lists are not tuples) then refuses."""
         return data
 
+    def non_default(self, *keys: str) -> list[str]:
+        """The dotted ``keys`` (every setting, nested ones by their dotted key, when none is given) whose
+        value differs from the model's default. Commands refuse a setting that would change nothing, and a
+        value other than the default is what tells a setting given from one left alone (settings are also
+        copied whole between models, so which keys were written is lost)."""
+        now, default = self.model_dump(), type(self).model_construct().model_dump()  # construct: no validator
+
+        def leaves(a: Any, b: Any, key: str) -> list[str]:
+            if isinstance(a, dict) and isinstance(b, dict):
+                return [k for name in a for k in leaves(a[name], b.get(name), f"{key}.{name}".lstrip("."))]
+            return [] if a == b else [key]
+
+        if not keys:
+            return leaves(now, default, "")
+        found = []
+        for key in keys:
+            a, b = now, default
+            for part in key.split("."):
+                a, b = a[part], b[part]
+            found += leaves(a, b, key)
+        return found
+
 
 #: the error type of :func:`key_error` (a check across keys that names the keys it involves)
 KEY_ERROR = "config_keys"

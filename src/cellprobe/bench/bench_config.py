@@ -27,19 +27,16 @@ from cellprobe.config import (
 )
 from cellprobe.data.catalog import PLAIN_NAME
 from cellprobe.run.train_config import (
+    DRAW_KEYS,
     DataSection,
     DataSettings,
     DataSource,
     DataSplits,
-    EarlyStoppingSection,
     EncoderSection,
     EncoderSettings,
-    PlateauSection,
-    SelectionSection,
     TrainConfig,
     TrainSettings,
     check_epoch_keys,
-    drawn_validation_keys,
 )
 
 
@@ -211,19 +208,18 @@ class BenchConfig(StrictModel):
     @model_validator(mode="after")
     def _settings_used(self) -> BenchConfig:
         """Settings no cell would use are refused, not ignored."""
-        if not self.tune and self.tune_metric != type(self).model_fields["tune_metric"].default:
+        if not self.tune and self.non_default("tune_metric"):
             raise key_error(["tune_metric", "tune"], "tune_metric applies only with tune: true (no cell tunes)")
         if all(f.val_split is not None for d in self.datasets for f in d.folds):
-            unused = drawn_validation_keys(self.training.data)
+            unused = self.training.data.non_default(*DRAW_KEYS)
             if unused:
                 raise key_error(f"training.data.{unused[0]}", f"training.data.{unused[0]} applies only to folds "
                                 "without a val_split, and every fold here has one")
         t = self.training
-        if t.lr_steps is not None and t.plateau != PlateauSection():
+        if t.lr_steps is not None and t.non_default("plateau"):
             raise key_error("training.plateau", "training.plateau applies only without lr_steps (they replace it)")
         validates = any(f.val_split is not None for d in self.datasets for f in d.folds) or t.data.val_fraction > 0
-        if not validates and (t.early_stopping != EarlyStoppingSection()
-                              or t.selection.monitor != SelectionSection().monitor):
+        if not validates and t.non_default("early_stopping", "selection.monitor"):
             raise key_error("training.early_stopping", "training.early_stopping and selection.monitor apply only "
                             "with validation, and no fold here validates")
         return self

@@ -135,7 +135,7 @@ def build_report(
     check_report_target(out_dir, bench_dir, overwrite)
     results = layout.read_results(bench_dir)
     paired = results.groupby(["dataset", "test_data"])["model"].nunique().max() > 1
-    if not paired and options.n_perm != ReportOptions.model_fields["n_perm"].default:
+    if not paired and options.non_default("n_perm"):
         raise InputError("--n-perm", "every dataset of this benchmark has one model: no paired test runs, so the "
                                      "number of permutations would change nothing; leave it out")
     in_domain = results["test_data"] == results["dataset"]

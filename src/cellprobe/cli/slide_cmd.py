@@ -154,7 +154,7 @@ def _refuse_unused(settings: Any, given: dict[str, str], masked: bool) -> None:
     unused = ["predict_large_pixels"]
     if masked:
         unused += [f"tissue.{k}" for k in TissueSettings.model_fields if k != "thumbnail_side"]
-    changed = settings.changed(*unused)
+    changed = settings.non_default(*unused)
     if changed:
         why = ("applies to `cellprobe predict` only" if changed[0] == "predict_large_pixels" else
                "is not used with --tissue-mask (the mask is the tissue)")

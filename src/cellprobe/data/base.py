@@ -86,9 +86,9 @@ class WindowOptions(StrictModel):
         # than its default is what can be told apart: the options are also copied whole between models)
         if self.stride is not None and self.crop != "tiled":
             raise ValueError("stride applies only to crop: tiled")
-        if self.crop == "none" and self.crop_size != WindowOptions.model_fields["crop_size"].default:
+        if self.crop == "none" and self.non_default("crop_size"):
             raise ValueError("crop_size applies only to crop: tiled or random")
-        if self.crop != "random" and self.crops_per_image != WindowOptions.model_fields["crops_per_image"].default:
+        if self.crop != "random" and self.non_default("crops_per_image"):
             raise ValueError("crops_per_image applies only to crop: random")
         if self.stride is not None and self.stride > self.crop_size:
             raise ValueError(f"stride {self.stride} is larger than crop_size {self.crop_size}: pixels between "

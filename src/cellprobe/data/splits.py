@@ -268,12 +268,11 @@ class SplitOptions(StrictModel):
     def _used(self) -> SplitOptions:
         """An option that changes nothing is refused (told apart by a value other than its default, as the
         options are also copied whole between models): the user meant it to change the split."""
-        default = {k: f.default for k, f in SplitOptions.model_fields.items()}
         if self.split_file is not None:
-            given = [k for k in ("kfold", "fold", "val_fraction") if getattr(self, k) != default[k]]
+            given = self.non_default("kfold", "fold", "val_fraction")
             if given:
                 raise ValueError(f"{', '.join(given)} apply to splits drawn by source, not to a split_file's folds")
-        elif self.kfold is None and self.fold != default["fold"]:
+        elif self.kfold is None and self.non_default("fold"):
             raise ValueError("fold applies only with kfold")
         return self
 

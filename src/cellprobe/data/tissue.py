@@ -56,7 +56,7 @@ class TissueSettings(StrictModel):
             raise ValueError(f"threshold is used only by method 'threshold' (method is '{self.method}')")
         unused = {"all": ("channel", "otsu_floor", "smoothing_um", "min_tissue_mm2", "max_hole_mm2"),
                   "threshold": ("otsu_floor",)}.get(self.method, ())
-        changed = [k for k in unused if getattr(self, k) != type(self).model_fields[k].default]
+        changed = self.non_default(*unused) if unused else []
         if changed:  # settings the method does not use would change nothing: refused, not ignored
             raise key_error([changed[0], "method"], f"{', '.join(changed)} {'is' if len(changed) == 1 else 'are'} not "
                                                     f"used by method '{self.method}'")

@@ -80,27 +80,14 @@ class SlideSettings(StrictModel):
     def _check(self) -> SlideSettings:
         if self.overlap >= self.tile // 2:
             raise ValueError(f"overlap must be less than half the tile ({self.tile // 2}), got {self.overlap}")
-        defaults = type(self).model_fields
-        if self.resample and self.mpp_tolerance != defaults["mpp_tolerance"].default:
+        if self.resample and self.non_default("mpp_tolerance"):
             raise key_error(["mpp_tolerance", "resample"], "mpp_tolerance applies only without resampling "
                             "(--no-resample: slides farther from the run's µm/px are refused)")
-        if not self.resample and self.max_resample != defaults["max_resample"].default:
+        if not self.resample and self.non_default("max_resample"):
             raise key_error(["max_resample", "resample"], "max_resample applies only when resampling (not with "
                             "--no-resample)")
         return self
 
-    def changed(self, *keys: str) -> list[str]:
-        """Which of the dotted ``keys`` differ from their defaults (e.g. ``tissue.method``)."""
-        default = SlideSettings().model_dump()
-        now = self.model_dump()
-        found = []
-        for key in keys:
-            a, b = now, default
-            for part in key.split("."):
-                a, b = a[part], b[part]
-            if a != b:
-                found.append(key)
-        return found
 
     def max_in_flight(self) -> int:
         """Tile maps held at once between the network and the writer: enough that every worker has a tile

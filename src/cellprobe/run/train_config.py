@@ -189,12 +189,12 @@ class TrainSettings(StrictModel):
     def _mode_options(self) -> TrainSettings:
         """Options of the other training mode would change nothing: refused, not ignored."""
         if self.cache_features:
-            changed = _changed_keys(self.augment.model_dump(), AugmentConfig().model_dump(), "augment")
+            changed = [f"augment.{k}" for k in self.augment.non_default()]
             if changed:
                 raise key_error([changed[0], "cache_features"], f"{', '.join(changed[:3])} applies only with "
                                 "cache_features: false (online augmentation); cached training draws one of the "
                                 "cache_views dihedral views per patch and epoch, nothing else")
-        elif self.cache_views != type(self).model_fields["cache_views"].default:
+        elif self.non_default("cache_views"):
             raise key_error(["cache_views", "cache_features"], "cache_views applies only with cache_features: true; "
                             "online training augments with the augment section")
         return self
@@ -219,20 +219,8 @@ class TrainSettings(StrictModel):
         return self
 
 
-def _changed_keys(value: Any, default: Any, key: str) -> list[str]:
-    """The dotted keys below ``key`` whose value differs from the default's."""
-    if isinstance(value, dict) and isinstance(default, dict):
-        return [k for name in value for k in _changed_keys(value[name], default.get(name), f"{key}.{name}")]
-    return [] if value == default else [key]
-
-
 #: the validation-drawing settings, which only a training split without ``val_split`` uses
 DRAW_KEYS = ("val_fraction", "split_seed")
-
-
-def drawn_validation_keys(data: DataSettings) -> list[str]:
-    """Which of :data:`DRAW_KEYS` differ from their defaults in ``data`` (set by the user)."""
-    return [k for k in DRAW_KEYS if getattr(data, k) != DataSettings.model_fields[k].default]
 
 
 def check_unused_settings(config: TrainConfig) -> None:
@@ -241,21 +229,16 @@ def check_unused_settings(config: TrainConfig) -> None:
     and the selection metric without validation. Not a validator: a benchmark's ``training`` section gives them
     to every fold, some of which use them, and a refit keeps its reference's plateau while replaying its rates."""
     if config.data.val_split is not None:
-        unused = drawn_validation_keys(config.data)
+        unused = config.data.non_default(*DRAW_KEYS)
         if unused:
             raise InputError(None, f"config key 'data.{unused[0]}': applies only without data.val_split (validation "
                                    f"here is the split '{config.data.val_split}')")
-    sections = {"plateau": (config.plateau, PlateauSection(), "without lr_steps (they replace the plateau)",
-                            config.lr_steps is not None),
-                "early_stopping": (config.early_stopping, EarlyStoppingSection(), "with validation",
-                                   not config.data.has_validation),
-                "selection.monitor": (config.selection.monitor, SelectionSection().monitor, "with validation",
-                                      not config.data.has_validation)}
-    for key, (value, default, when, unused) in sections.items():
-        if unused and value != default:
-            changed = key if not isinstance(value, StrictModel) else next(
-                f"{key}.{k}" for k in type(value).model_fields if getattr(value, k) != getattr(default, k))
-            raise InputError(None, f"config key '{changed}': applies only {when}; this run would not use it")
+    unused = {"without lr_steps (they replace the plateau)": ("plateau",) if config.lr_steps is not None else (),
+              "with validation": () if config.data.has_validation else ("early_stopping", "selection.monitor")}
+    for when, keys in unused.items():
+        changed = config.non_default(*keys) if keys else []
+        if changed:
+            raise InputError(None, f"config key '{changed[0]}': applies only {when}; this run would not use it")
 
 
 def check_epoch_keys(data: dict[str, Any]) -> None:
