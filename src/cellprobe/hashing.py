@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -10,3 +11,24 @@ def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file's bytes, streamed (standard library ``hashlib.file_digest``)."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def folder_digests(folder: Path, names: Iterable[str]) -> dict[str, str]:
+    """The sha256 of each named file in ``folder``: what a results record keeps, so that a later command skips
+    results only while they are the bytes it wrote."""
+    return {name: file_sha256(folder / name) for name in names}
+
+
+def changed_result(folder: Path, recorded: Mapping[str, str]) -> tuple[Path, str] | None:
+    """The first recorded result that is gone, not a file, or not the bytes recorded (with the problem), or
+    None when every one is as written."""
+    from cellprobe.errors import not_a_file
+
+    for name, digest in recorded.items():
+        path = folder / name
+        problem = not_a_file(path)
+        if problem is None and file_sha256(path) != digest:
+            problem = "differs from the file cellprobe wrote (its digest in the folder's record)"
+        if problem is not None:
+            return path, problem
+    return None

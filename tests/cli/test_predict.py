@@ -152,6 +152,28 @@ def test_another_image_under_a_recorded_name_is_not_taken_for_done(cli, run, tmp
     assert rc == 0, err
 
 
+def test_a_result_changed_by_hand_is_neither_taken_for_done_nor_overwritten(cli, run, tmp_path):
+    """The record keeps each result's digest: a rerun skips an input only while its results are the bytes
+    predict wrote. One edited or replaced by hand is refused by name (it is no longer this run's result, and
+    redoing it would overwrite the user's file); a deleted one is made again; --overwrite replaces the edit."""
+    _patch_folder(tmp_path / "in", 1, "tr")
+    out = tmp_path / "out"
+    args = ("predict", run, tmp_path / "in", "--out", out, "--device", "cpu")
+    rc, _, err = cli(*args)
+    assert rc == 0, err
+    made = {n: (out / n).read_bytes() for n in ("tr0_inst.tif", "tr0.geojson", "tr0_overlay.png")}
+    (out / "tr0.geojson").write_text('{"type": "FeatureCollection", "features": [], "edited": true}')
+    rc, _, err = cli(*args)
+    assert rc == 2 and f"{out / 'tr0.geojson'}: differs from the file cellprobe wrote" in err, err
+    assert len(err.strip().splitlines()) == 1 and "--overwrite" in err
+    assert (out / "tr0.geojson").read_text().endswith("true}")
+    rc, _, err = cli(*args, "--overwrite")
+    assert rc == 0 and (out / "tr0.geojson").read_bytes() == made["tr0.geojson"], err
+    (out / "tr0_overlay.png").unlink()
+    rc, _, err = cli(*args)
+    assert rc == 0 and (out / "tr0_overlay.png").read_bytes() == made["tr0_overlay.png"], err
+
+
 def test_an_input_named_like_an_earlier_commands_result_but_for_case_is_refused(cli, run, tmp_path):
     """Results already in --out from an earlier command count too: ``Tr0.png`` after ``tr0.png`` would write
     ``Tr0_inst.tif`` beside ``tr0_inst.tif``, one file on macOS and Windows; refused, --overwrite or not."""

@@ -57,16 +57,25 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
         assert rc == 2 and f"{record}: {problem}" in err and "--overwrite" in err, err
         _one_line(err, "summary.json")
     record.write_bytes(kept)
-    # the fourteenth probe: a results folder whose cells table was lost or damaged was skipped as finished
-    table = (folder / "cells.parquet").read_bytes()
-    for damaged, problem in ((None, "no such file"), (b"garbage", "is not a readable Parquet file")):
-        (folder / "cells.parquet").unlink(missing_ok=True)
-        if damaged is not None:
-            (folder / "cells.parquet").write_bytes(damaged)
-        rc, _, err = cli(*args)
-        assert rc == 2 and f"{folder / 'cells.parquet'}: {problem}: the finished results" in err, err
-        _one_line(err, "cells.parquet")
-    (folder / "cells.parquet").write_bytes(table)
+    # the fourteenth probe: a results folder whose cells table was lost or damaged was skipped as finished;
+    # a GeoJSON or overview replaced by hand (another slide's, garbage) was too: each is checked by its digest
+    assert set(summary["files"]) == {"cells.parquet", "cells.geojson.gz", "overview.png"}
+    for name in summary["files"]:
+        kept_file = (folder / name).read_bytes()
+        for damaged, problem in ((None, "no such file"), (b"garbage", "differs from the file cellprobe wrote")):
+            (folder / name).unlink(missing_ok=True)
+            if damaged is not None:
+                (folder / name).write_bytes(damaged)
+            rc, _, err = cli(*args)
+            assert rc == 2 and f"{folder / name}: {problem}" in err and "the finished results" in err, err
+            _one_line(err, name)
+        (folder / name).write_bytes(kept_file)
+    # a summary without the digests (hand-made, or an older cellprobe's) proves nothing about the files
+    record.write_text(json.dumps({k: v for k, v in summary.items() if k != "files"}))
+    rc, _, err = cli(*args)
+    assert rc == 2 and f"{record}: records no digests of the result files" in err, err
+    _one_line(err, "summary.json")
+    record.write_bytes(kept)
     # the thirteenth probe: --overwrite deleted a user's files kept in the results folder, unsaid
     (folder / "my_notes.txt").write_text("counts checked by hand\n")
     rc, _, err = cli(*args, "--overwrite")

@@ -136,11 +136,43 @@ def input_digests(files: Sequence[Path]) -> dict[str, str]:
     return {f.stem: file_sha256(f) for f in files}
 
 
+def recorded_outputs(out_dir: Path) -> dict[str, dict[str, str]]:
+    """The sha256 of each result file the folder's record says it wrote, by input stem (none for a record
+    written before results were digested: those inputs are redone)."""
+    outputs = _manifest(out_dir).get("outputs")
+    if not isinstance(outputs, dict):
+        return {}
+    return {str(stem): files for stem, files in outputs.items()
+            if isinstance(files, dict) and all(isinstance(v, str) for v in files.values())
+            and set(files) == set(output_names(str(stem)))}
+
+
+def _hand_changed(out_dir: Path, files: Sequence[Path], recorded: dict[str, str], digests: dict[str, str],
+                  outputs: dict[str, dict[str, str]]) -> None:
+    """Refuse a recorded result that is still there but is not the bytes predict wrote (edited or replaced by
+    hand): resuming would report it as this run's, redoing it would overwrite the user's file unasked."""
+    from cellprobe.hashing import changed_result
+
+    for f in files:
+        if recorded.get(f.stem) != digests.get(f.stem) or f.stem not in outputs:
+            continue
+        present = {n: d for n, d in outputs[f.stem].items() if (out_dir / n).exists()}
+        changed = changed_result(out_dir, present)
+        if changed is not None:
+            path, problem = changed
+            raise InputError(path, f"{problem}: it is no longer the result predict made of {f.name}; pass "
+                                   "--overwrite to make it again, or --out for another folder")
+
+
 def finished_inputs(out_dir: Path, files: Sequence[Path], recorded: dict[str, str],
                     digests: dict[str, str]) -> set[str]:
-    """Stems of ``files`` recorded as finished from the same file contents, whose results are all there."""
-    return {f.stem for f in files if recorded.get(f.stem) == digests[f.stem]
-            and all((out_dir / n).is_file() for n in output_names(f.stem))}
+    """Stems of ``files`` recorded as finished from the same file contents, whose results are all there as
+    written (their recorded digests)."""
+    from cellprobe.hashing import changed_result
+
+    outputs = recorded_outputs(out_dir)
+    return {f.stem for f in files if recorded.get(f.stem) == digests[f.stem] and f.stem in outputs
+            and changed_result(out_dir, outputs[f.stem]) is None}
 
 
 def _result_names(path: Path, slide: SlideSettings) -> tuple[list[str], list[str]]:
@@ -219,6 +251,7 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
         if other is not None:
             raise InputError(other, f"{out_dir} holds results of another image named '{other.stem}' (another "
                                     "file's contents); pass --overwrite to replace them, or --out for another folder")
+        _hand_changed(out_dir, files, recorded, digests, recorded_outputs(out_dir))
         return
     existing = [out_dir / n for f in files for n in output_names(f.stem) if (out_dir / n).exists()]
     if existing:
@@ -235,6 +268,7 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
     the whole-slide engine's settings, default ones if None) goes through that engine, whose memory does not
     grow with the image (:mod:`cellprobe.inference.slide_predict`)."""
     from cellprobe.data.io import read_image
+    from cellprobe.hashing import folder_digests
     from cellprobe.inference.slide_config import SlideSettings
     from cellprobe.inference.slide_predict import is_large, predict_large
 
@@ -246,6 +280,7 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
     prepare_output(out_dir, files, overwrite, setup, digests, slide)
     out_dir.mkdir(parents=True, exist_ok=True)
     recorded = (None if overwrite else recorded_inputs(out_dir, setup)) or {}  # other inputs' too
+    outputs = {k: v for k, v in recorded_outputs(out_dir).items() if k in recorded}
     done = finished_inputs(out_dir, files, recorded, digests)
     written = []
     for path in files:
@@ -260,8 +295,10 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
                                             segmenter.class_names))
             done.add(path.stem)
             recorded[path.stem] = digests[path.stem]
+            outputs[path.stem] = folder_digests(out_dir, output_names(path.stem))
             if setup is not None:
-                atomic.write_json(out_dir / MANIFEST, {"setup": setup, "done": dict(sorted(recorded.items()))})
+                atomic.write_json(out_dir / MANIFEST, {"setup": setup, "done": dict(sorted(recorded.items())),
+                                                       "outputs": dict(sorted(outputs.items()))})
         if progress is not None:
             progress(path)
     return written

@@ -38,7 +38,7 @@ import numpy as np
 
 from cellprobe import __version__, atomic
 from cellprobe.config import read_json
-from cellprobe.errors import InputError, not_a_file
+from cellprobe.errors import InputError
 from cellprobe.inference.segmenter import Segmenter
 from cellprobe.inference.slide_cells import CellContext, TileCells, tile_cells
 from cellprobe.inference.slide_config import SlideSettings
@@ -113,6 +113,8 @@ def network_facts(segmenter: Segmenter) -> dict[str, Any]:
 
 #: what a slide's results folder holds: all of it is replaced when the slide is run again with --overwrite
 RESULT_FILES = (CELLS, GEOJSON, SUMMARY, OVERVIEW)
+#: the result files whose digests the summary records (a skipped slide's results are checked against them)
+DIGESTED_FILES = (CELLS, GEOJSON, OVERVIEW)
 
 
 def make_pool(workers: int) -> Executor | None:
@@ -162,28 +164,29 @@ def finished_result(out_dir: Path, plan: SlidePlan, overwrite: bool) -> dict[str
         return None
     data = _recorded_summary(folder)
     if data.get("stamp") == plan.stamp:
-        _check_complete(folder)
+        _check_complete(folder, data)
         return data
     raise InputError(folder, "already holds results of another run, slide or settings; pass --overwrite to "
                              "replace them")
 
 
-def _check_complete(folder: Path) -> None:
-    """A finished results folder is skipped only whole: every result file there (the cells table's footer
-    readable); a lost or damaged one is refused naming it rather than reported as done."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def _check_complete(folder: Path, summary: dict[str, Any]) -> None:
+    """A finished results folder is skipped only whole and as written: every result file there with the
+    digest its summary recorded. A lost, damaged or hand-replaced one is refused naming it rather than
+    reported as done (a cells GeoJSON replaced by another slide's would otherwise pass as this one's)."""
+    from cellprobe.hashing import changed_result
 
-    for name in RESULT_FILES:
-        problem = not_a_file(folder / name)
-        if problem is None and name == CELLS:
-            try:
-                pq.read_metadata(folder / name)
-            except (OSError, ValueError, pa.ArrowException):
-                problem = "is not a readable Parquet file"
-        if problem is not None:
-            raise InputError(folder / name, f"{problem}: the finished results in {folder.name} are incomplete; "
-                                            "pass --overwrite to make them again")
+    files = summary.get("files")
+    if (not isinstance(files, dict) or set(files) != set(DIGESTED_FILES)
+            or not all(isinstance(v, str) for v in files.values())):
+        raise InputError(folder / SUMMARY, f"records no digests of the result files ({', '.join(DIGESTED_FILES)}): "
+                                           f"whether the results in {folder.name} are as written is unknown; "
+                                           "pass --overwrite to make them again")
+    changed = changed_result(folder, files)
+    if changed is not None:
+        path, problem = changed
+        raise InputError(path, f"{problem}: the finished results in {folder.name} are incomplete; pass "
+                               "--overwrite to make them again")
 
 
 def _recorded_summary(folder: Path) -> dict[str, Any]:
@@ -455,6 +458,7 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
     """Segment every nucleus of ``slide`` into ``out_dir/<slide name>/`` (resuming a killed run, skipping a
     finished one). ``pool``: post-processing processes to reuse across slides (default: made here from
     ``settings.workers`` and shut down at the end)."""
+    from cellprobe.hashing import folder_digests
     from cellprobe.locking import exclusive
 
     settings = settings or SlideSettings()
@@ -482,6 +486,7 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
             counts = _class_counts(result / CELLS, segmenter.class_names)
             timer.add("total", start)
             data = _summary(plan, segmenter, counts, resumed, writer.cut, writer.windows, timer, settings)
+            data["files"] = folder_digests(result, DIGESTED_FILES)
             atomic.write_json(result / SUMMARY, data)
             final = results_folder(out_dir, plan.name)
             publish(result, final, journal.folder)
