@@ -80,6 +80,29 @@ def test_results_of_another_evaluation_are_not_replaced_silently(run, tmp_path):
     assert json.loads((tmp_path / R.METRICS).read_text())["evaluation"]["split"] == "train"
 
 
+@pytest.mark.parametrize("damage", ["abc", None, 7, {"data": 3}, {"tta_views": "1"}, {"split": ["test"]},
+                                    {"run": True}, {"checkpoint": None}])
+def test_a_damaged_evaluation_record_is_refused_naming_it(run, tmp_path, damage):
+    """The fifteenth probe: metrics.json with ``"evaluation": "abc"`` stopped evaluate with an AttributeError
+    traceback. The record already there is read strictly: anything evaluate would not have written is refused
+    naming the file and the field, before work; --overwrite replaces it."""
+    from cellprobe.evaluation.evaluate import check_not_replacing
+
+    args = (tmp_path, run, "consep", "test", "best", 1)
+    evaluate(run, shared_data(), "test", format="patches", out=tmp_path)
+    data = json.loads((tmp_path / R.METRICS).read_text())
+    if isinstance(damage, dict):
+        data["evaluation"].update(damage)
+    else:
+        data["evaluation"] = damage
+    (tmp_path / R.METRICS).write_text(json.dumps(data))
+    with pytest.raises(InputError, match="--overwrite") as caught:
+        check_not_replacing(*args)
+    assert caught.value.path == str(tmp_path / R.METRICS)
+    assert ("evaluation." if isinstance(damage, dict) else "no evaluation record") in caught.value.problem
+    check_not_replacing(*args, overwrite=True)
+
+
 def test_the_runs_own_dataset_is_read_with_the_runs_options(tmp_path):
     from tests.training.tiny import make_tiny_data, tiny_config
 

@@ -109,6 +109,36 @@ def _run_seen_from(out_dir: Path, run_dir: str | Path) -> str:
     return os.path.relpath(Path(run_dir).resolve(), out_dir.resolve())
 
 
+#: what an evaluation's record says it was made of, with the types evaluate writes (``run`` is absent from
+#: records written before it was kept)
+_RECORD_TYPES: dict[str, tuple[type, ...]] = {"run": (str,), "data": (str,), "split": (str, type(None)),
+                                              "checkpoint": (str,), "tta_views": (int,)}
+
+
+def _earlier_evaluation(metrics: Path) -> dict[str, Any]:
+    """The ``evaluation`` record of a metrics.json already in the results folder, read strictly: one that is
+    not what evaluate writes (unreadable, no record, a field of another type) cannot be told apart from other
+    results, so it is refused naming the field (``--overwrite`` replaces it)."""
+    def refuse(problem: str) -> InputError:
+        return InputError(metrics, f"{problem}: what these results were made of is unknown; pass --overwrite to "
+                                   "replace them, or --out for another folder")
+
+    try:
+        data = read_json(metrics, "metrics")
+    except InputError as exc:
+        raise refuse(exc.problem) from None
+    record = data.get("evaluation") if isinstance(data, dict) else None
+    if not isinstance(record, dict):
+        raise refuse("holds no evaluation record (an 'evaluation' object)")
+    for key, types in _RECORD_TYPES.items():
+        value = record.get(key)
+        if key not in record and key == "run":
+            continue
+        if key not in record or isinstance(value, bool) or not isinstance(value, types):
+            raise refuse(f"evaluation.{key} is {value!r}, not what evaluate records")
+    return record
+
+
 def check_not_replacing(out_dir: Path, run_dir: str | Path, data: str, split: str | None, checkpoint: str,
                         tta: int, overwrite: bool = False) -> None:
     """Before any work: refuse results folders where the results would pass for another run's (another run's
@@ -130,10 +160,7 @@ def check_not_replacing(out_dir: Path, run_dir: str | Path, data: str, split: st
                                                     "cellprobe wrote); pass --overwrite to replace it, or --out "
                                                     "for another folder")
         return
-    try:
-        earlier = read_json(metrics, "metrics").get("evaluation") or {}
-    except (InputError, AttributeError):
-        earlier = {}
+    earlier = _earlier_evaluation(metrics)
     own = earlier.get("run", "." if out_dir.resolve() == Path(run_dir).resolve() else None)
     if own != _run_seen_from(out_dir, run_dir):
         raise InputError(metrics, f"holds the evaluation of {'another run' if own is None else own}; pass "
