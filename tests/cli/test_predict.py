@@ -54,7 +54,8 @@ def test_predict_patches_and_a_large_image(cli, run, tmp_path):
     assert rc == 0 and (out / "large_inst.tif").stat().st_mtime_ns == before, err
     rc, _, err = cli("predict", run, tmp_path / "large.tif", "--out", out, "--tile", "96", "--overlap", "16",
                      "--device", "cpu")
-    assert rc == 2 and "made otherwise" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and "made with another run or setup" in err and "--overwrite" in err
+    assert len(err.strip().splitlines()) == 1
     rc, _, err = cli("predict", run, tmp_path / "large.tif", "--out", out, "--tile", "96", "--overlap", "16",
                      "--device", "cpu", "--overwrite")
     assert rc == 0, err
@@ -123,7 +124,45 @@ def test_results_of_retuned_thresholds_are_not_taken_for_done(cli, run, tmp_path
     before = R.load_postprocess(own).fg_threshold
     (own / R.POSTPROCESS).write_text(PostprocessParams(fg_threshold=0.3 if before != 0.3 else 0.4).model_dump_json())
     rc, _, err = cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")
-    assert rc == 2 and "made otherwise" in err, err
+    assert rc == 2 and "made with another run or setup" in err, err
+
+
+def test_a_folder_holds_one_setups_predictions_and_one_predict_at_a_time(cli, run, tmp_path):
+    """The fifteenth probe: a predict with another run (or thresholds) into a folder holding an earlier run's
+    results of other images replaced the folder's record, leaving two runs' results under one record (the
+    first command's resume then refused its own results); two predicts into one folder at once did the same.
+    Another setup's results are refused (--overwrite starts the record over); a predict holds the folder; a
+    record that cannot be read is refused naming it."""
+    import shutil
+
+    from cellprobe.inference.predict import MANIFEST
+    from cellprobe.locking import exclusive
+    from cellprobe.postprocess import PostprocessParams
+    from cellprobe.run import run_folder as R
+
+    own = tmp_path / "run"
+    shutil.copytree(run, own)
+    _patch_folder(tmp_path / "a", 1, "a")
+    _patch_folder(tmp_path / "b", 1, "b")
+    out = tmp_path / "out"
+    assert cli("predict", own, tmp_path / "a", "--out", out, "--device", "cpu")[0] == 0
+    record = (out / MANIFEST).read_text()
+    before = R.load_postprocess(own).fg_threshold
+    (own / R.POSTPROCESS).write_text(PostprocessParams(fg_threshold=0.3 if before != 0.3 else 0.4).model_dump_json())
+    rc, _, err = cli("predict", own, tmp_path / "b", "--out", out, "--device", "cpu")
+    assert rc == 2 and f"{out}: holds predictions of 1 input(s) made with another run or setup" in err, err
+    assert len(err.strip().splitlines()) == 1 and (out / MANIFEST).read_text() == record
+    assert not (out / "b0_inst.tif").exists()
+    with exclusive(out, "predicting"):  # another predict at work in the folder
+        rc, _, err = cli("predict", own, tmp_path / "b", "--out", out, "--device", "cpu", "--overwrite")
+    assert rc == 2 and "in use by another cellprobe process (predicting)" in err, err
+    rc, _, err = cli("predict", own, tmp_path / "b", "--out", out, "--device", "cpu", "--overwrite")
+    assert rc == 0 and (out / "b0_inst.tif").is_file(), err
+    for damaged in ("{", "[]", "{}"):
+        (out / MANIFEST).write_text(damaged)
+        rc, _, err = cli("predict", own, tmp_path / "b", "--out", out, "--device", "cpu")
+        assert rc == 2 and f"{out / MANIFEST}: " in err and "--overwrite" in err, err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_an_input_name_too_long_for_its_results_is_refused_before_anything(cli, run, tmp_path):

@@ -219,6 +219,30 @@ def _refuse_clashes(out_dir: Path, files: Sequence[Path], slide: SlideSettings) 
                                         "another --out")
 
 
+def _refuse_other_setups(out_dir: Path, setup: dict[str, Any] | None) -> None:
+    """A folder's record names one setup: results of another run or setup there (of any inputs) would be left
+    unrecorded beside these, the folder then mixing two runs' results with one record. A record that cannot be
+    read is refused too (what made the results is unknown)."""
+    record = out_dir / MANIFEST
+    if setup is None or not record.is_file():
+        return
+    try:
+        data = read_json(record, "predict record")
+    except InputError as exc:
+        raise InputError(record, f"{exc.problem}: what made the results in {out_dir} is unknown; pass "
+                                 "--overwrite to start the record over, or --out for another folder") from None
+    if not isinstance(data, dict) or "setup" not in data:
+        raise InputError(record, f"is not a predict record (a JSON object with a 'setup'): what made the results in "
+                                 f"{out_dir} is unknown; pass --overwrite to start the record over, or --out for "
+                                 "another folder")
+    done = data.get("done")
+    if data["setup"] != setup and done:
+        count = len(done) if isinstance(done, dict | list) else "some"
+        raise InputError(out_dir, f"holds predictions of {count} input(s) made with another run or setup (its record "
+                                  f"{MANIFEST}); give another --out, or pass --overwrite to start the record over "
+                                  "with this run's")
+
+
 def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False,
                    setup: dict[str, Any] | None = None, digests: dict[str, str] | None = None,
                    slide: SlideSettings | None = None) -> None:
@@ -244,6 +268,7 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
             stale.unlink(missing_ok=True)
     if overwrite:
         return
+    _refuse_other_setups(out_dir, setup)
     recorded = recorded_inputs(out_dir, setup)
     if recorded is not None:  # resumed (the same setup), unless a recorded name now holds another image
         digests = digests or input_digests([f for f in files if recorded.get(f.stem)])
@@ -267,19 +292,30 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
     killed or failed run skips what is done. An image larger than ``slide.predict_large_pixels`` (``slide``:
     the whole-slide engine's settings, default ones if None) goes through that engine, whose memory does not
     grow with the image (:mod:`cellprobe.inference.slide_predict`)."""
-    from cellprobe.data.io import read_image
-    from cellprobe.hashing import folder_digests
     from cellprobe.inference.slide_config import SlideSettings
-    from cellprobe.inference.slide_predict import is_large, predict_large
+    from cellprobe.locking import exclusive
 
     slide = slide or SlideSettings()
 
     check_inputs(files)
     _say_orientation(files)
     digests = input_digests(files)  # each input read once for its digest
-    prepare_output(out_dir, files, overwrite, setup, digests, slide)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    recorded = (None if overwrite else recorded_inputs(out_dir, setup)) or {}  # other inputs' too
+    prepare_output(out_dir, files, overwrite, setup, digests, slide)  # before the lock makes the folder
+    with exclusive(out_dir, "predicting"):  # a second predict here would replace this one's record
+        prepare_output(out_dir, files, overwrite, setup, digests, slide)  # what the other may have left
+        return _predict_each(segmenter, files, out_dir, progress, overwrite, setup, slide, digests)
+
+
+def _predict_each(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
+                  progress: Callable[[Path], None] | None, overwrite: bool, setup: dict[str, Any] | None,
+                  slide: SlideSettings, digests: dict[str, str]) -> list[dict[str, Path]]:
+    from cellprobe.data.io import read_image
+    from cellprobe.hashing import folder_digests
+    from cellprobe.inference.slide_predict import is_large, predict_large
+
+    recorded = recorded_inputs(out_dir, setup) or {}  # other inputs' too, kept in the record
+    if overwrite:  # these inputs are made again whatever the record says
+        recorded = {stem: d for stem, d in recorded.items() if stem not in {f.stem for f in files}}
     outputs = {k: v for k, v in recorded_outputs(out_dir).items() if k in recorded}
     done = finished_inputs(out_dir, files, recorded, digests)
     written = []
