@@ -107,3 +107,28 @@ def test_a_run_checkpoint_that_does_not_fit_names_the_key(tmp_path_factory, tmp_
     shown = {"extra": "1 unexpected keys: extra.weight", "missing": f"1 missing keys: {key[len('network.'):]}",
              "meta": "has no values (a tensor on device 'meta')"}[damage]
     assert shown in err.value.problem and "\n" not in str(err.value), err.value
+
+
+@pytest.mark.parametrize("damage", ["pairs", "float", "int_key"])
+def test_a_state_dict_that_is_no_mapping_of_tensors_is_named(tmp_path, damage):
+    """The fifteenth probe: a best.ckpt whose state_dict was a list of (key, tensor) pairs, or held a Python
+    float for a weight, stopped predict with an AttributeError traceback."""
+    import torch
+
+    from cellprobe.errors import InputError
+    from cellprobe.run.checkpoint import load_checkpoint, save_checkpoint
+
+    state = {"network.a.weight": torch.zeros(2), "network.b.bias": torch.zeros(1)}
+    if damage == "pairs":
+        state = list(state.items())
+    elif damage == "float":
+        state["network.b.bias"] = 0.5
+    else:
+        state[3] = torch.zeros(1)
+    path = tmp_path / "best.ckpt"
+    save_checkpoint({"state_dict": state, "epoch": 0}, path)
+    with pytest.raises(InputError) as err:
+        load_checkpoint(path)
+    shown = {"pairs": "state_dict is a list, not a mapping", "float": "entry 'network.b.bias' is a float",
+             "int_key": "key 3 is a int, not a weight name"}[damage]
+    assert err.value.path == str(path) and shown in err.value.problem, err.value

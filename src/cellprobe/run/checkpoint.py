@@ -36,6 +36,18 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         raise InputError(path, "checkpoint not found") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise InputError(path, "not a cellprobe checkpoint (no state_dict)")
+    state = ckpt["state_dict"]
+    if not isinstance(state, dict):
+        raise InputError(path, f"state_dict is a {type(state).__name__}, not a mapping of weight names to tensors: "
+                               "not written by cellprobe")
+    odd = next((k for k in state if not isinstance(k, str)), None)
+    if odd is not None:
+        raise InputError(path, f"state_dict key {odd!r} is a {type(odd).__name__}, not a weight name: not written "
+                               "by cellprobe")
+    odd = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+    if odd is not None:
+        raise InputError(path, f"state_dict entry {odd!r} is a {type(state[odd]).__name__}, not a tensor: not "
+                               "written by cellprobe")
     return ckpt
 
 
