@@ -120,6 +120,28 @@ def test_a_broken_bench_yaml_in_the_folder_is_one_error_naming_it(tmp_path, text
     assert str(tmp_path / layout.CONFIG) in str(err.value)
 
 
+@pytest.mark.parametrize("damage", ["datasets: ds", "no name", "seeds string", "unknown key"])
+def test_a_hand_damaged_bench_yaml_in_the_folder_is_refused_naming_it(tmp_path, damage):
+    """The fifteenth probe: the folder's bench.yaml with datasets a string, or a dataset without a name,
+    stopped a rerun with a TypeError / KeyError traceback. It is read as strictly as the user's bench file."""
+    import yaml
+
+    run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    data = yaml.safe_load((tmp_path / layout.CONFIG).read_text())
+    if damage == "datasets: ds":
+        data["datasets"] = "ds"
+    elif damage == "no name":
+        del data["datasets"][0]["name"]
+    elif damage == "seeds string":
+        data["seeds"] = ["0"]
+    else:
+        data["epoch"] = 3
+    (tmp_path / layout.CONFIG).write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match="not the benchmark config cellprobe wrote") as err:
+        run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    assert err.value.path == str(tmp_path / layout.CONFIG) and "\n" not in str(err.value)
+
+
 def test_nothing_is_written_for_a_config_that_is_no_longer_valid(tmp_path):
     cfg = _config(seeds=[0])
     cfg.datasets[0].folds[0].val_split = None  # each change valid on its own; together: no validation, no lr_steps

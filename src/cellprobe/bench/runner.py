@@ -51,14 +51,18 @@ def _check_same_setup(bench_dir: Path, config: BenchConfig) -> None:
     path = bench_dir / layout.CONFIG
     if not path.is_file():
         return
-    old = load_yaml(path)  # one line naming it where it is broken
+    try:  # read as strictly as the user's bench file: a hand-damaged record is no proof of a setup
+        old = parse_config(BenchConfig, load_yaml(path), path).model_dump(mode="json")
+    except InputError as exc:
+        raise InputError(path, f"{exc.problem}: not the benchmark config cellprobe wrote here, so what made the "
+                               "finished cells is unknown; use a new output folder") from None
     new = config.model_dump(mode="json")
     for key in RESULT_KEYS:
-        if old.get(key) != new[key]:
+        if old[key] != new[key]:
             raise InputError(path, f"'{key}' differs from the benchmark already in this folder; use a new output "
                                    "folder (finished cells would otherwise mix two setups)")
     for section in ("datasets", "test_datasets"):
-        old_sets = {d["name"]: d for d in old.get(section) or []}
+        old_sets = {d["name"]: d for d in old[section]}
         for d in new[section]:
             if d["name"] in old_sets and old_sets[d["name"]] != d:
                 raise InputError(path, f"{section} '{d['name']}' is defined differently from the benchmark already "
