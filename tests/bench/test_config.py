@@ -169,6 +169,11 @@ def test_a_leaking_fold_names_its_keys(tmp_path):
         load_config(BenchConfig, path, {"datasets": [{"name": "ds", "path": "/d",
                                                       "folds": [{"train_split": "a", "test_split": "a"}]}]})
     assert err.value.path == "--set datasets"
+    # a fold training on every image (train_split null) trains on its test split too
+    with pytest.raises(InputError, match=re.escape("'datasets.0.folds.0.train_split', 'datasets.0.folds.0.test_split'"
+                                                   ": train_split null trains on every image, test_split 'test'")):
+        load_config(BenchConfig, _write(tmp_path, {}, datasets=[{"name": "ds", "path": "/d", "folds": [
+            {"train_split": None}]}]))
 
 
 def test_lr_steps_epochs_in_the_training_section_are_integers_and_survive_a_cell(tmp_path):

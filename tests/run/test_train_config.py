@@ -173,6 +173,19 @@ def test_an_lr_step_past_the_last_epoch_is_refused_naming_the_override(tmp_path)
     assert err.value.path == str(tmp_path / "train.yaml")
 
 
+@pytest.mark.parametrize("splits, shown", [
+    ({"data.val_split": "train"}, "config keys 'data.val_split', 'data.train_split': val_split 'train' is also"),
+    ({"data.train_split": None, "data.val_split": "val"}, "config keys 'data.train_split', 'data.val_split': "
+                                                           "train_split null trains on every image")])
+def test_validation_on_the_training_images_is_refused(tmp_path, splits, shown):
+    """The fifteenth probe: ``--set data.val_split=train`` trained, picked best.ckpt and later tuned on the
+    very patches it trained on."""
+    with pytest.raises(InputError, match=shown) as err:
+        train_config(_file(tmp_path), splits)
+    assert err.value.path.startswith("--set data.")
+    assert train_config(_file(tmp_path), {"data.val_split": "val"}).data.val_split == "val"
+
+
 def test_a_plateau_floor_not_below_the_rate_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"plateau.min_lr 0.001 is not below lr 0.001") as err:
         train_config(_file(tmp_path), {"plateau.min_lr": 0.001})

@@ -49,16 +49,17 @@ class FoldSpec(DataSplits):
 
     @model_validator(mode="after")
     def _no_leakage(self) -> FoldSpec:
-        """No split both trains (or validates) and tests, and none both trains and validates."""
+        """No split both trains (or validates) and tests (validation is held out by :class:`DataSplits`)."""
         if self.test_split == self.train_split:
             raise key_error(["test_split", "train_split"], f"test_split '{self.test_split}' is also the train_split (the test images would be "
                              "trained on)")
         if self.test_split == self.val_split:
             raise key_error(["test_split", "val_split"], f"test_split '{self.test_split}' is also the val_split (the test images would tune "
                              "the model)")
-        if self.val_split is not None and self.val_split == self.train_split:
-            raise key_error(["val_split", "train_split"], f"val_split '{self.val_split}' is also the train_split (validation would not be "
-                             "held out)")
+        if self.train_split is None:
+            raise key_error(["train_split", "test_split"], f"train_split null trains on every image, test_split "
+                                                           f"'{self.test_split}' among them (the test images would be "
+                                                           "trained on)")
         return self
 
 

@@ -78,6 +78,19 @@ class DataSplits(StrictModel):
     train_split: str | None = "train"
     val_split: str | None = None
 
+    @model_validator(mode="after")
+    def _validation_held_out(self) -> DataSplits:
+        """Validation picks the best checkpoint, stops the run and tunes the thresholds: on images the network
+        trains on it would pick what fits them best, not what generalises."""
+        if self.val_split is not None and self.val_split == self.train_split:
+            raise key_error(["val_split", "train_split"], f"val_split '{self.val_split}' is also the train_split "
+                                                          "(validation would not be held out)")
+        if self.val_split is not None and self.train_split is None:
+            raise key_error(["train_split", "val_split"], f"train_split null trains on every image, val_split "
+                                                          f"'{self.val_split}' among them (validation would not be "
+                                                          "held out)")
+        return self
+
 
 class DataSettings(StrictModel):
     """How validation is drawn when there is no ``val_split``: ``val_fraction`` of the training split's source
