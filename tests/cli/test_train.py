@@ -75,6 +75,13 @@ def test_refit_through_the_cli(cli, tmp_path):
     data = make_tiny_data(tmp_path / "data")
     ref = train(tiny_config(data, tmp_path / "ref", epochs=1, cache_views=1)).path
     run = tmp_path / "refit"
+    # the fifteenth probe: an untuned reference was refitted with nothing to take over, unsaid
+    rc, _, err = cli("refit", ref, "--out", run, "--set", "trainer.progress=false")
+    assert rc == 2 and f"{ref / 'postprocess.json'}: no such file: the reference is untuned" in err, err
+    assert len(err.strip().splitlines()) == 1 and not run.exists()
+    from cellprobe.postprocess import PostprocessParams
+
+    (ref / "postprocess.json").write_text(PostprocessParams().model_dump_json())
     rc, out, err = cli("refit", ref, "--out", run, "--set", "trainer.progress=false")
     assert rc == 0, err
     assert f"run: {run}" in out

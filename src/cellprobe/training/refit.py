@@ -78,6 +78,9 @@ def refit(reference: str | Path, out: str | Path, overrides: dict[str, Any] | No
 
     reference = Path(reference)
     cfg = refit_config(reference, out, overrides)
+    if not (reference / R.POSTPROCESS).exists():  # the refit has no validation to tune on by itself
+        raise InputError(reference / R.POSTPROCESS, "no such file: the reference is untuned, and a refit takes over "
+                                                    f"its tuned thresholds; run `cellprobe tune {reference}` first")
     R.load_postprocess(reference)  # the thresholds the refit takes over are checked before it trains
     run = train(cfg)
     tuned, target = reference / R.POSTPROCESS, run.path / R.POSTPROCESS
