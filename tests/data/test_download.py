@@ -110,6 +110,33 @@ def test_download_verify_unpack_zip_and_tar(server, tmp_path):
     assert len(server.ranges) == n
 
 
+@pytest.mark.parametrize("unpacked", [True, False])
+def test_a_new_version_of_a_file_is_not_taken_for_the_one_already_there(server, tmp_path, unpacked):
+    """The fifteenth probe: a catalog's new version of an archive (new sha256) was downloaded, but the dataset
+    folder kept the old version's files: its unpack marker (or the copied file) was trusted unchecked. It is
+    refused naming it until the folder is removed; the same version is still found done."""
+    name = "d.zip" if unpacked else "a.csv"
+
+    def version(text: bytes) -> DatasetSource:
+        data = zip_bytes({"x.txt": text}) if unpacked else text
+        return DatasetSource(title="t", format="conic", files=[
+            server.add(name, data).model_copy(update={"unpack": unpacked})])
+
+    target = download_dataset("mine", version(b"one"), tmp_path, DownloadConfig(retries=0))
+    download_dataset("mine", version(b"one"), tmp_path)  # the same version: done
+    with pytest.raises(InputError, match="sha256 mismatch"):  # the old download is replaced first
+        download_dataset("mine", version(b"two"), tmp_path)
+    with pytest.raises(InputError, match=f"holds data .* another version of {name}") as err:
+        download_dataset("mine", version(b"two"), tmp_path)
+    assert err.value.path == str(target / (f".unpacked-{name}" if unpacked else name))
+    assert (target / ("x.txt" if unpacked else name)).read_bytes() == b"one"  # untouched
+    import shutil
+
+    shutil.rmtree(target)
+    download_dataset("mine", version(b"two"), tmp_path)
+    assert (target / ("x.txt" if unpacked else name)).read_bytes() == b"two"
+
+
 def test_interrupted_download_resumes_with_range(server, tmp_path):
     data = bytes(range(256)) * 400
     remote = server.add("big.bin", data).model_copy(update={"unpack": False})

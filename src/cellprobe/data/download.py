@@ -22,7 +22,7 @@ from urllib.request import Request, urlopen
 from pydantic import Field
 
 from cellprobe import atomic
-from cellprobe.config import StrictModel
+from cellprobe.config import StrictModel, read_text_file
 from cellprobe.data.catalog import DatasetSource, RemoteFile, check_name
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256 as sha256_of
@@ -257,6 +257,25 @@ def download_dataset(name: str, source: DatasetSource, root: Path, cfg: Download
         raise
 
 
+def _check_same_version(made_from: Path, download: Path, target: Path, remote: RemoteFile) -> None:
+    """A dataset folder already made from ``remote`` (its unpack marker, or the copied file) is kept only when
+    it was made from the same bytes as the verified download: a catalog's new version of a file would
+    otherwise leave the old one's data in place under the new name, unsaid."""
+    wanted = sha256_of(download)
+    if remote.unpack:
+        try:
+            had = read_text_file(made_from, "unpack marker").strip()
+        except InputError:
+            had = "unreadable"
+    else:
+        had = sha256_of(made_from)
+    if had != wanted:
+        kind = "unpacked from" if remote.unpack else "a copy of"
+        raise InputError(made_from, f"{target} holds data {kind} another version of {remote.filename} (sha256 "
+                                    f"{had[:12]}…, the download's {wanted[:12]}…); remove {target}, or give another "
+                                    "--root, to get this version")
+
+
 def _download_into(name: str, source: DatasetSource, root: Path, cfg: DownloadConfig | None,
                    progress: Progress | None, mirror: str | None) -> Path:
     target = root / name
@@ -264,13 +283,18 @@ def _download_into(name: str, source: DatasetSource, root: Path, cfg: DownloadCo
         url = f"{mirror.rstrip('/')}/{remote.filename}" if mirror else None
         path = fetch(remote, root / "downloads", cfg, progress, url)
         marker = target / f".unpacked-{remote.filename}"
+        made_from = marker if remote.unpack else target / remote.filename
+        if made_from.exists():
+            _check_same_version(made_from, path, target, remote)
+            continue
         try:
-            if remote.unpack and not marker.exists():
+            if remote.unpack:
                 unpack(path, target)
-                marker.write_text(f"{sha256_of(path)}\n")
-            elif not remote.unpack and not (target / remote.filename).exists():
+                atomic.write_text(marker, f"{sha256_of(path)}\n")
+            else:
                 atomic.output_folder(target, "dataset")
-                shutil.copyfile(path, target / remote.filename)
+                with open(path, "rb") as source_file, atomic.atomic_open(target / remote.filename) as copy:
+                    shutil.copyfileobj(source_file, copy)  # a killed copy leaves no partial file to pass as done
         except OSError as exc:
             raise InputError(target, f"cannot write the dataset ({exc.strerror or exc})") from None
     return target
