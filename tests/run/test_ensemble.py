@@ -186,3 +186,23 @@ def test_an_ensembles_member_list_is_read_as_written(pair, tmp_path, damage):
     with pytest.raises(InputError, match=problem) as err:
         members(R.Run.open(ens))
     assert err.value.path == str(ens / R.STAMP)
+
+
+@pytest.mark.parametrize("key, value", [("val_split", "train"), ("val_fraction", 0.5), ("split_seed", 99)])
+def test_an_ensembles_data_section_must_be_its_members(pair, tmp_path, key, value):
+    """The fifteenth probe: the ensemble's config.yaml with data.val_split edited to the training split was
+    tuned on the members' training patches; make_ensemble checks the members agree, their use now checks the
+    ensemble's own data section too."""
+    import yaml
+
+    _, a, b = pair
+    ens = make_ensemble([a, b], tmp_path / "ens")
+    config = yaml.safe_load((ens / R.CONFIG).read_text())
+    if key == "val_split":  # another split name than the training one (one would be refused as such)
+        config["data"].update(val_split="val", val_fraction=0.2)
+    else:
+        config["data"][key] = value
+    (ens / R.CONFIG).write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match="data section differs from its member") as err:
+        members(R.Run.open(ens))
+    assert err.value.path == str(ens / R.CONFIG)

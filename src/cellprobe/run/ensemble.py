@@ -74,6 +74,10 @@ def members(run: R.Run) -> list[Member]:
                 raise InputError(stamp_path, f"ensemble member {entry['path']} has {attr} "
                                              f"{getattr(member.run.stamp, attr)}, the ensemble "
                                              f"{getattr(run.stamp, attr)}")
+        if training_patches(member.run.config) != training_patches(run.config):  # tune reads the ensemble's
+            raise InputError(run.path / R.CONFIG, f"the ensemble's data section differs from its member "
+                                                  f"{entry['path']}'s (the patches it trained and validated on): "
+                                                  "tuning would not be on held-out patches; make the ensemble again")
         out.append(member)
     return out
 
