@@ -120,6 +120,37 @@ def test_a_broken_bench_yaml_in_the_folder_is_one_error_naming_it(tmp_path, text
     assert str(tmp_path / layout.CONFIG) in str(err.value)
 
 
+def test_a_report_of_a_partly_failed_or_unfinished_matrix_says_so(tmp_path):
+    """The fifteenth probe: a report of a benchmark whose second model's cell had no result said 'One model:
+    no winner' and nothing about the missing cell. The report reads the folder's matrix and says which cells
+    it does not cover (failed ones counted apart), on the page and as a warning line."""
+    import warnings
+
+    from cellprobe.bench.report import ReportOptions, build_report
+    from cellprobe.data.validate import DataWarning
+
+    options = ReportOptions(n_boot=20, n_perm=20)
+    cfg = _config(seeds=[0])
+    run_bench(cfg, tmp_path, FakeCell(fail_at=1, exc=RuntimeError))
+    tasks = list(expand(cfg))
+    (layout.cell_dir(tmp_path, tasks[2].cell) / layout.RESULT).unlink()  # as a killed cell leaves it
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        _, md = build_report(tmp_path, options=options)
+    said = [str(w.message) for w in seen if issubclass(w.category, DataWarning)]
+    note = ("2 of 4 cells of the benchmark's matrix have no result (1 failed: see their error.txt; the others "
+            f"unfinished): {tasks[1].cell.cell_id}, {tasks[2].cell.cell_id}")
+    assert said == [f"{tmp_path}: {note}. The tables cover finished cells only."], said
+    assert f"**Incomplete benchmark:** {note}" in md.read_text()
+    assert "Incomplete benchmark" in (tmp_path / "report.html").read_text()
+    run_bench(cfg, tmp_path, FakeCell())  # the matrix finished: nothing to say
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        _, md = build_report(tmp_path, options=options, overwrite=True)
+    assert not [w for w in seen if issubclass(w.category, DataWarning)]
+    assert "Incomplete" not in md.read_text()
+
+
 @pytest.mark.parametrize("damage", ["datasets: ds", "no name", "seeds string", "unknown key"])
 def test_a_hand_damaged_bench_yaml_in_the_folder_is_refused_naming_it(tmp_path, damage):
     """The fifteenth probe: the folder's bench.yaml with datasets a string, or a dataset without a name,

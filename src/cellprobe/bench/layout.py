@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,12 +31,17 @@ from cellprobe import atomic
 from cellprobe.config import read_json
 from cellprobe.errors import InputError
 
+if TYPE_CHECKING:
+    from cellprobe.bench.bench_config import BenchConfig
+
 RESULT = "result.json"
 TEST_ONLY = "test_only"
 PER_IMAGE = "per_image.parquet"
 EXAMPLES = "examples.npz"
 INDEX = "index.csv"
 CONFIG = "bench.yaml"
+#: a failed cell's traceback, in its folder (kept until the cell runs again)
+ERROR = "error.txt"
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,22 @@ def safe_name(raw: str) -> str:
     name is ``.`` or ``..`` (nothing derived from a config leaves the benchmark folder)."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
     return name if name.strip(".") else name.replace(".", "-")
+
+
+def read_config(bench_dir: Path) -> BenchConfig | None:
+    """The benchmark folder's bench.yaml (None before the first run wrote it), read as strictly as the user's
+    bench file: a hand-damaged record is no proof of the setup its cells were made with."""
+    from cellprobe.bench.bench_config import BenchConfig
+    from cellprobe.config import load_yaml, parse_config
+
+    path = Path(bench_dir) / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        return parse_config(BenchConfig, load_yaml(path), path)
+    except InputError as exc:
+        raise InputError(path, f"{exc.problem}: not the benchmark config cellprobe wrote here, so what made the "
+                               "finished cells is unknown; use a new output folder") from None
 
 
 def model_label(encoder: str, weights: str) -> str:

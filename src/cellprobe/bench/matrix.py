@@ -71,3 +71,11 @@ def expand(config: BenchConfig) -> Iterator[CellTask]:
                     for seed in config.seeds:
                         cell = layout.Cell(dataset.name, encoder.name, weights, f, seed)
                         yield CellTask(cell, dataset, fold, encoder, config, test_only=test_only)
+
+
+def unfinished_cells(bench_dir: Path, config: BenchConfig) -> list[tuple[layout.Cell, bool]]:
+    """The cells of ``config``'s matrix with no finished result in ``bench_dir`` (each with whether it failed:
+    its error.txt is there), in matrix order: what a report of the folder does not cover."""
+    return [(t.cell, (layout.cell_dir(bench_dir, t.cell) / layout.ERROR).is_file()) for t in expand(config)
+            if not layout.is_done(bench_dir, t.cell, t.test_only_names)]
+

@@ -19,6 +19,7 @@ import base64
 import html
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,6 +32,7 @@ from pydantic import Field
 from cellprobe import atomic
 from cellprobe.bench import layout, plots, stats
 from cellprobe.config import Seed, StrictModel, read_json
+from cellprobe.data.validate import DataWarning
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256
 from cellprobe.run.run_folder import refuse_inside_run
@@ -145,13 +147,36 @@ def build_report(
                 for (trained, test), rows in groups]
     across = _across([d for d in datasets if not d.cross], results[in_domain], options)
     transfer = _transfer(datasets)
-    md = _markdown(bench_dir, datasets, across, options, transfer)
-    page = _html(bench_dir, datasets, across, options, transfer)
+    missing = _unfinished_note(bench_dir)
+    if missing is not None:
+        warnings.warn(f"{bench_dir}: {missing}", DataWarning, stacklevel=2)
+    md = _markdown(bench_dir, datasets, across, options, transfer, missing)
+    page = _html(bench_dir, datasets, across, options, transfer, missing)
     atomic.write_text(out_dir / "report.md", md)
     atomic.write_text(out_dir / "report.html", page)
     atomic.write_json(out_dir / REPORT_RECORD, {"bench": _bench_seen_from(out_dir, bench_dir), "files": {
         name: file_sha256(out_dir / name) for name in REPORT_FILES}})
     return out_dir / "report.html", out_dir / "report.md"
+
+
+def _unfinished_note(bench_dir: Path) -> str | None:
+    """What the report does not cover: the cells of the folder's matrix (its bench.yaml) with no finished
+    result, the failed ones counted apart; None when every cell is finished. A report of a running or partly
+    failed benchmark is useful, but its tables must not pass for the whole matrix."""
+    from cellprobe.bench.matrix import expand, unfinished_cells
+
+    config = layout.read_config(bench_dir)
+    if config is None:
+        return None
+    missing = unfinished_cells(bench_dir, config)
+    if not missing:
+        return None
+    failed = sum(f for _, f in missing)
+    shown = ", ".join(c.cell_id for c, _ in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3
+                                                             else "")
+    return (f"{len(missing)} of {len(list(expand(config)))} cells of the benchmark's matrix have no result "
+            f"({failed} failed: see their error.txt; the others unfinished): {shown}. The tables cover finished "
+            "cells only.")
 
 
 #: the files a report writes, and its record of them: which benchmark, and each file's sha256 as written
@@ -683,9 +708,10 @@ def _gap_units(g: stats.ContrastResult, unit: str) -> str:
 
 
 def _markdown(bench_dir: Path, datasets: list[DatasetReport], across: Across, options: ReportOptions,
-              transfer: Transfer | None = None) -> str:
+              transfer: Transfer | None = None, missing: str | None = None) -> str:
     out = [MD_HEADING.format(bench_dir.name), "", f"_{date.today().isoformat()}_. "
            + _method_text(options), ""]
+    out += [f"**Incomplete benchmark:** {missing}", ""] if missing else []
     for d in datasets:
         out += [f"## {d.name}", "", _ranking_text(d, options, "Bold") + " " + " ".join(d.notes), "",
                 _leaderboard_md(d), ""]
@@ -762,11 +788,13 @@ def _tests_html(d: DatasetReport) -> str:
 
 
 def _html(bench_dir: Path, datasets: list[DatasetReport], across: Across, options: ReportOptions,
-          transfer: Transfer | None = None) -> str:
+          transfer: Transfer | None = None, missing: str | None = None) -> str:
     parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>{HTML_TITLE.format(html.escape(bench_dir.name))}"
              f"<style>{CSS}</style></head><body>",
              f"<h1>cellprobe benchmark report: {html.escape(bench_dir.name)}</h1>",
              f"<p class=note>{date.today().isoformat()}. {html.escape(_method_text(options))}</p>"]
+    if missing:
+        parts.append(f"<p><strong>Incomplete benchmark:</strong> {html.escape(missing)}</p>")
     for d in datasets:
         keys = [k for k, _ in d.metrics]
         headline = [k for k, _ in HEADLINE if k in keys]

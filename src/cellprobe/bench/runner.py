@@ -20,7 +20,7 @@ from cellprobe.bench import layout
 from cellprobe.bench.bench_config import BenchConfig
 from cellprobe.bench.cell import run_cell
 from cellprobe.bench.matrix import CellFn, CellOutput, CellTask, expand
-from cellprobe.config import config_source, dump_config, keys_attributed, load_yaml, parse_config
+from cellprobe.config import config_source, dump_config, keys_attributed, parse_config
 from cellprobe.data.io import refuse_output_inside
 from cellprobe.errors import InputError
 from cellprobe.locking import exclusive
@@ -49,13 +49,10 @@ RESULT_KEYS = ("training", "tune", "tune_metric", "tta", "examples")
 def _check_same_setup(bench_dir: Path, config: BenchConfig) -> None:
     """A benchmark folder holds one setup: cells trained differently must not be mixed in one report."""
     path = bench_dir / layout.CONFIG
-    if not path.is_file():
+    written = layout.read_config(bench_dir)
+    if written is None:
         return
-    try:  # read as strictly as the user's bench file: a hand-damaged record is no proof of a setup
-        old = parse_config(BenchConfig, load_yaml(path), path).model_dump(mode="json")
-    except InputError as exc:
-        raise InputError(path, f"{exc.problem}: not the benchmark config cellprobe wrote here, so what made the "
-                               "finished cells is unknown; use a new output folder") from None
+    old = written.model_dump(mode="json")
     new = config.model_dump(mode="json")
     for key in RESULT_KEYS:
         if old[key] != new[key]:
@@ -178,12 +175,12 @@ def save_output(task: CellTask, output: CellOutput, seconds: float, **extra: obj
     test_only = {name: layout.Scores(s.summary, s.per_image, {"group": info["group"], **s.info})
                  for name, s in output.test_only.items()}
     layout.save_cell(task.bench_dir, task.cell, output.summary, output.per_image, info, output.examples, test_only)
-    (layout.cell_dir(task.bench_dir, task.cell) / "error.txt").unlink(missing_ok=True)
+    (layout.cell_dir(task.bench_dir, task.cell) / layout.ERROR).unlink(missing_ok=True)
 
 
 def record_failure(out_dir: Path, exc: BaseException) -> str:
     """Keep a failed cell's traceback in its ``error.txt``; returns the one-line error of the summary."""
-    atomic.write_text(out_dir / "error.txt", "".join(traceback.format_exception(exc)))
+    atomic.write_text(out_dir / layout.ERROR, "".join(traceback.format_exception(exc)))
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
