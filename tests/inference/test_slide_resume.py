@@ -3,6 +3,7 @@ uninterrupted run; a finished slide is skipped; results of another setup are ref
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -139,4 +140,35 @@ def test_a_journal_line_that_is_no_entry_is_refused_naming_it(tmp_path, line):
     with pytest.raises(InputError, match="not an entry of this slide's journal") as err:
         Journal.open(folder, {"run": "r"}, False)
     assert err.value.path == f"{folder / 'journal.jsonl'} line 2"
+    assert Journal.open(folder, {"run": "r"}, True).progress.parts == 0  # --overwrite starts again
+
+
+@pytest.mark.parametrize("damage", ["tiles raised", "cells raised", "part replaced"])
+def test_a_journal_edited_or_a_part_replaced_by_hand_is_refused(tmp_path, damage):
+    """The fifteenth probe: a journal line whose tile count was raised made a resumed slide skip tiles never
+    segmented (exit 0, half the nuclei); a raised nuclei count shifted every later id; a journaled part
+    replaced by garbage or another table stopped the merge with a traceback after every remaining tile. Each
+    line carries its part's sha256 and a check of itself: all three are refused before any work."""
+    from cellprobe.inference.slide_resume import Journal
+
+    folder = tmp_path / ".s.partial"
+    journal = Journal.open(folder, {"run": "r"}, False)
+    for tiles, cells in ((3, 40), (5, 70)):
+        part = journal.part_path()
+        part.write_bytes(f"part of {cells}".encode())
+        journal.record(part, tiles, cells)
+    assert Journal.open(folder, {"run": "r"}, False).progress.tiles == 5  # as written: resumed
+    path = folder / "journal.jsonl"
+    lines = path.read_text().splitlines()
+    if damage == "part replaced":
+        (folder / "parts" / "part-000001.parquet").write_bytes(b"garbage")
+        where, problem = str(folder / "parts" / "part-000001.parquet"), "differs from the part the journal recorded"
+    else:
+        key, value = ("tiles", 9) if damage == "tiles raised" else ("cells", 99999)
+        lines[1] = json.dumps({**json.loads(lines[1]), key: value})
+        path.write_text("\n".join(lines) + "\n")
+        where, problem = f"{path} line 2", "not an entry of this slide's journal"
+    with pytest.raises(InputError, match=problem) as err:
+        Journal.open(folder, {"run": "r"}, False)
+    assert err.value.path == where and "--overwrite" in err.value.problem
     assert Journal.open(folder, {"run": "r"}, True).progress.parts == 0  # --overwrite starts again

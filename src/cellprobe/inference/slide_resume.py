@@ -3,7 +3,8 @@
 ``DIR/.<slide>.partial/`` holds ``stamp.json`` (what the results depend on: slide file, run, settings, the
 list of tiles to do), ``parts/part-NNNNNN.parquet`` and ``journal.jsonl``. Tiles are written in their fixed
 order, so progress is one number: a journal line, appended (and fsynced) after its part file is in place,
-says how many tiles of the list are done and how many nuclei so far. On resume, lines that do not parse (a kill
+says how many tiles of the list are done and how many nuclei so far, with the part's sha256 and a check of
+the line itself (a part or line changed by hand is refused, not resumed from). On resume, lines that do not parse (a kill
 mid-line) and parts no line names are dropped, and work restarts after the last recorded tile: the nuclei
 written are exactly those of an uninterrupted run. A stamp that differs (another run, other settings, a changed
 slide) makes the partial results useless: they are cleared and the slide starts over.
@@ -11,6 +12,7 @@ slide) makes the partial results useless: they are cleared and the slide starts 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -41,17 +43,40 @@ class Done:
     parts: int = 0
 
 
+#: what a journal line holds: the part, the progress it brings, the part's sha256 and the line's own check
+ENTRY_KEYS = {"part", "tiles", "cells", "sha256", "check"}
+
+
+def _line_check(entry: dict[str, Any]) -> str:
+    """The sha256 of a journal line's other fields: a line edited by hand (its tile count raised, so that tiles
+    never segmented pass as done) no longer matches it."""
+    fields = {k: entry[k] for k in sorted(ENTRY_KEYS - {"check"})}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
 def _check_entry(entry: Any, before: Done, where: str) -> None:
-    """A journal line that parses is one :meth:`Journal.record` wrote: the next part's name and progress that
-    does not go back (a kill cuts a line, making it unparsable; anything else was edited or damaged)."""
+    """A journal line that parses is one :meth:`Journal.record` wrote: the next part's name, progress that
+    does not go back, and its own check (a kill cuts a line, making it unparsable; anything else was edited or
+    damaged)."""
     def count(x: Any) -> bool:
         return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
-    if not (isinstance(entry, dict) and set(entry) == {"part", "tiles", "cells"}
+    if not (isinstance(entry, dict) and set(entry) == ENTRY_KEYS
             and entry["part"] == f"part-{before.parts:06d}.parquet" and count(entry["tiles"])
-            and count(entry["cells"]) and entry["tiles"] >= before.tiles and entry["cells"] >= before.cells):
+            and count(entry["cells"]) and entry["tiles"] >= before.tiles and entry["cells"] >= before.cells
+            and isinstance(entry["sha256"], str) and entry["check"] == _line_check(entry)):
         raise InputError(where, f"not an entry of this slide's journal ({str(entry)[:80]}): the unfinished run "
                                 "cannot be resumed from it; pass --overwrite to start the slide again")
+
+
+def _check_part(part: Path, entry: dict[str, Any]) -> None:
+    """A journaled part is resumed only as written: one replaced or damaged since would be merged into the
+    slide's cells (or stop the merge, after every remaining tile)."""
+    from cellprobe.hashing import file_sha256
+
+    if file_sha256(part) != entry["sha256"]:
+        raise InputError(part, "differs from the part the journal recorded (damaged or replaced): the unfinished "
+                               "run cannot be resumed from it; pass --overwrite to start the slide again")
 
 
 class Journal:
@@ -109,6 +134,7 @@ class Journal:
             _check_entry(entry, progress, f"{path} line {number}")
             if not (folder / PARTS / entry["part"]).is_file():
                 break
+            _check_part(folder / PARTS / entry["part"], entry)
             progress = Done(entry["tiles"], entry["cells"], progress.parts + 1)
             named.add(entry["part"])
             good.append(line)
@@ -124,8 +150,11 @@ class Journal:
 
     def record(self, part: Path, tiles: int, cells: int) -> None:
         """Note ``part`` (already in place) and the progress it brings, durably."""
+        from cellprobe.hashing import file_sha256
+
         self.progress = Done(tiles, cells, self.progress.parts + 1)
-        line = json.dumps({"part": part.name, "tiles": tiles, "cells": cells}) + "\n"
+        entry = {"part": part.name, "tiles": tiles, "cells": cells, "sha256": file_sha256(part)}
+        line = json.dumps({**entry, "check": _line_check(entry)}) + "\n"
         with open(self.folder / JOURNAL, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
