@@ -73,6 +73,32 @@ def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
         train(tiny_config(tiny_data, tmp_path / "junk"))
 
 
+def test_a_run_resumed_on_changed_data_is_refused(tmp_path):
+    """The fifteenth probe: a killed run resumed after one training image was replaced trained its later epochs
+    on other data than its first, unsaid. run.json records the samples' sha256; a resume compares it."""
+    import shutil
+
+    from PIL import Image
+    from tests.training.tiny import make_tiny_data
+
+    data = make_tiny_data(tmp_path / "data")
+    cfg = tiny_config(data, tmp_path / "run", epochs=2, cache_features=False)
+    with pytest.raises(SystemExit):
+        train(cfg, callbacks=[Interrupt(at=1)])
+    recorded = json.loads((tmp_path / "run" / R.STAMP).read_text())["data_sha256"]
+    assert len(recorded) == 64
+    image = data / "train" / "images" / "p00.png"
+    kept = tmp_path / "p00.png"
+    shutil.copy(image, kept)
+    Image.fromarray(255 - __import__("numpy").asarray(Image.open(kept))).save(image)
+    with pytest.raises(InputError, match="changed since the run started") as err:
+        train(cfg)
+    assert err.value.path == str(tmp_path / "run" / R.STAMP)
+    shutil.copy(kept, image)  # the data restored: the run resumes and finishes
+    run = train(cfg)
+    assert run.finished and run.stamp.data_sha256 == recorded
+
+
 def test_online_mode_trains(tiny_data, tmp_path):
     run_dir = train(tiny_config(tiny_data, tmp_path / "online", epochs=1, cache_features=False)).path
     assert (run_dir / R.BEST).is_file()

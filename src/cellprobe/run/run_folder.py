@@ -20,6 +20,7 @@ command that converts it (``cellprobe upgrade``, :mod:`cellprobe.run.upgrade`).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +58,7 @@ ENSEMBLE_KEY = "ensemble"
 class RunStamp:
     """What run.json holds. ``encoder``: the frozen encoder's identity (None until training has built it);
     ``learning_rates``: the rate each epoch trained with (index = 0-based epoch; a resumed epoch overwrites its
-    entry), which a refit replays."""
+    entry), which a refit replays; ``data_sha256``: what its epochs trained and validated on."""
 
     version: str = __version__
     run_format: int = RUN_FORMAT
@@ -67,6 +68,8 @@ class RunStamp:
     mpp: float | None = None
     learning_rates: list[float] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    #: sha256 of the training and validation samples the run started on (a resume on other data is refused)
+    data_sha256: str | None = None
 
     def write(self, run_dir: Path) -> None:
         data = {**self.__dict__, "encoder": None if self.encoder is None else self.encoder.to_json()}
@@ -121,6 +124,9 @@ def _check_stamp(stamp: RunStamp, path: Path) -> None:
         (not isinstance(stamp.learning_rates, list) or not all(number(r) and r > 0 for r in stamp.learning_rates),
          "learning_rates must be a list of positive numbers"),
         (not isinstance(stamp.info, dict), "info must be a mapping"),
+        (stamp.data_sha256 is not None and not (isinstance(stamp.data_sha256, str)
+                                                and re.fullmatch(r"[0-9a-f]{64}", stamp.data_sha256)),
+         f"data_sha256 {stamp.data_sha256!r} is not a sha256"),
     ]
     for bad, problem in problems:
         if bad:

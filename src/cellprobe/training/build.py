@@ -3,6 +3,7 @@ the Lightning module around the run's network (assembled by :mod:`cellprobe.run.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,23 @@ class TrainData:
     @property
     def draws_per_epoch(self) -> int:
         return len(self.train_positions) if self.train_repeats is None else int(self.train_repeats.sum())
+
+    def fingerprint(self) -> str:
+        """sha256 over every training and validation sample (pixels, instance and class maps), in order, and the
+        draws per epoch: what a run's epochs depend on. A resumed run compares it with the one it started with
+        (a dataset changed in between would train its later epochs on other data, unsaid)."""
+        digest = hashlib.sha256()
+        for role, dataset, positions in (("train", self.train, self.train_positions),
+                                         ("val", self.val, self.val_positions)):
+            digest.update(f"{role}:{0 if dataset is None else len(positions)}|".encode())
+            for position in positions if dataset is not None else ():
+                sample = dataset[int(position)]
+                for array in (sample.image, sample.inst, sample.cls):
+                    digest.update(f"{array.shape}{array.dtype}|".encode())
+                    digest.update(np.ascontiguousarray(array).tobytes())
+        if self.train_repeats is not None:
+            digest.update(np.ascontiguousarray(self.train_repeats, dtype=np.int64).tobytes())
+        return digest.hexdigest()
 
     def describe(self) -> str:
         """One line for the run's log: unique training images and the draws an epoch makes of them."""

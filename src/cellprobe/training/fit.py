@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from cellprobe.config import keys_attributed
 from cellprobe.encoders.registry import get_spec
+from cellprobe.errors import InputError
 from cellprobe.locking import exclusive
 from cellprobe.run import run_folder as R
 from cellprobe.run.network import build_encoder
@@ -227,8 +228,14 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
     run, resume = R.start_run(cfg)
     if run.finished:  # finished by another command meanwhile
         return run
+    fingerprint = data.fingerprint()
+    if resume is not None and run.stamp.data_sha256 not in (None, fingerprint):
+        raise InputError(run.path / R.STAMP, f"the training data ({cfg.data.path}) changed since the run started: "
+                                             "its later epochs would train or validate on other samples than its "
+                                             "first; restore the data, or remove the run folder to start over")
     with _framework_log(run.path):
         L.seed_everything(cfg.seed, workers=True, verbose=False)
+        run.stamp.data_sha256 = fingerprint
         run.stamp.encoder, run.stamp.class_names = encoder.identity, data.class_names
         run.stamp.mpp = getattr(data.train, "mpp", None)
         run.save_stamp()
