@@ -125,7 +125,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(cli, run, slide, tmp_path):
         ((text, *target), "notes.txt"),
         ((plain, *target), "no_mpp.tif"),  # µm/px unknown: pass --mpp
         ((slide,), "run.json"),  # the run records no µm/px: pass --target-mpp
-        ((slide, "--target-mpp", "0.5", "--no-resample"), "tissue.svs"),
+        ((slide, "--target-mpp", "0.5", "--no-resample"), "from --target-mpp 0.5 µm/px"),  # not "the run's"
         ((slide, *target, "--tissue-mask", empty_png), "empty.png"),
         ((slide, *target, "--tissue-mask", far), "far.geojson"),
         ((slide, *target, "--region", "400,400,300,300"), "tissue.svs"),

@@ -84,8 +84,9 @@ def target_resolution(reader: Any, run: Run, settings: SlideSettings, inputs: Sl
                                           f"({settings.max_resample:g}×); check --mpp / --target-mpp")
         return float(run_mpp)
     if abs(reader.mpp / run_mpp - 1) > settings.mpp_tolerance:
-        raise InputError(reader.path, f"{reader.mpp:.4g} µm/px is {abs(reader.mpp / run_mpp - 1):.0%} from the "
-                                      f"run's {run_mpp:.4g} µm/px (tolerance {settings.mpp_tolerance:.0%}) and "
+        whose = "--target-mpp" if inputs.target_mpp is not None else "the run's"
+        raise InputError(reader.path, f"{reader.mpp:.4g} µm/px is {abs(reader.mpp / run_mpp - 1):.0%} from "
+                                      f"{whose} {run_mpp:.4g} µm/px (tolerance {settings.mpp_tolerance:.0%}) and "
                                       "resampling is disabled")
     return float(reader.mpp)
 
