@@ -104,6 +104,14 @@ def test_refit_takes_the_references_epochs_schedule_and_thresholds(tiny_data, tm
         assert err.value.path == str(ref / R.BEST)
         (ref / R.BEST).write_bytes(kept)
     stamp = json.loads((ref / R.STAMP).read_text())
+    # the fifteenth probe: a learning rate edited in run.json was replayed (lr 0.5 for a run trained at 0.001)
+    for epoch, rate in ((0, 0.5), (2, stamp["learning_rates"][1] * 3)):
+        rates = list(stamp["learning_rates"])
+        rates[epoch] = rate
+        (ref / R.STAMP).write_text(json.dumps({**stamp, "learning_rates": rates}))
+        with pytest.raises(InputError, match=re.escape(f"learning_rates[{epoch}] is {rate:g}")) as err:
+            refit_config(ref, tmp_path / "edited-rates")
+        assert err.value.path == str(ref / R.STAMP)
     (ref / R.STAMP).write_text(json.dumps({**stamp, "status": "training"}))
     with pytest.raises(InputError, match="not finished"):
         refit_config(ref, tmp_path / "early")

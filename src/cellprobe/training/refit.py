@@ -11,6 +11,7 @@ and takes over the reference's tuned
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,28 @@ def best_epoch(run: R.Run) -> int:
         raise InputError(path, f"is from epoch {epoch}, but the run's run.json records {trained} trained epoch(s): "
                                "the checkpoint is not this run's")
     return epoch
+
+
+def check_recorded_rates(run: R.Run) -> None:
+    """The rates run.json records (which a refit replays) are ones the run's config could give: epoch 0 at
+    ``lr``, then ``lr_steps``' table, or the plateau's drops (each epoch the rate before, or that times
+    ``plateau.factor``, not below ``plateau.min_lr``). A rate edited by hand would be replayed silently."""
+    config, rates = run.config, run.stamp.learning_rates
+    steps = config.lr_steps
+    previous: float | None = None
+    for epoch, rate in enumerate(rates):
+        if steps is not None:
+            allowed = [steps[max(e for e in steps if e <= epoch)]]
+        elif previous is None:
+            allowed = [config.lr]
+        else:
+            allowed = [previous, max(previous * config.plateau.factor, config.plateau.min_lr)]
+        if not any(math.isclose(rate, a, rel_tol=1e-6) for a in allowed):
+            how = "lr_steps" if steps is not None else ("lr" if previous is None else "the plateau")
+            raise InputError(run.path / R.STAMP, f"learning_rates[{epoch}] is {rate:g}, which {how} of the run's "
+                                                 f"config could not give ({', '.join(f'{a:g}' for a in allowed)}): "
+                                                 "a refit would replay it")
+        previous = rate
 
 
 def schedule(rates: dict[int, float], epochs: int) -> dict[int, float]:
@@ -64,6 +87,7 @@ def refit_config(reference: str | Path, out: str | Path, overrides: dict[str, An
         raise InputError(ref.path, f"reference validates on its own split '{ref.config.data.val_split}': "
                                    "a refit merges only source images held out of the training split")
     epochs = best_epoch(ref) + 1
+    check_recorded_rates(ref)
     steps = schedule(dict(enumerate(ref.stamp.learning_rates)), epochs)
     data = ref.config.model_dump(mode="json")
     data.update(output=str(out), epochs=epochs, lr=steps[0], lr_steps=steps, refit_of=str(ref.path))
@@ -89,4 +113,4 @@ def refit(reference: str | Path, out: str | Path, overrides: dict[str, Any] | No
     return run
 
 
-__all__ = ["best_epoch", "refit", "refit_config", "schedule"]
+__all__ = ["best_epoch", "check_recorded_rates", "refit", "refit_config", "schedule"]
