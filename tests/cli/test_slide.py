@@ -46,6 +46,9 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
     assert Image.open(folder / "overview.png").size[0] > 0
     rc, stdout, err = cli(*args)
     assert rc == 0 and "skipped" in err + stdout
+    # the fifteenth probe: another overview_side was 'finished earlier, skipped', the overview left as it was
+    rc, _, err = cli(*args, "--set", "overview_side=64")
+    assert rc == 2 and "already holds results of another run, slide or settings" in err, err
     # a damaged or missing summary: refused naming it and its problem (it used to say "another run")
     record, kept = folder / "summary.json", (folder / "summary.json").read_bytes()
     for damaged, problem in ((b"{", "unreadable slide summary: not valid JSON"), (b"[]", "is not a slide summary"),

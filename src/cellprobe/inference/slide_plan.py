@@ -174,6 +174,7 @@ def plan_slide(path: Path, run: Run, settings: SlideSettings, inputs: SlideInput
             "run": run_identity(run), "network": network or {},
             "target_mpp": target, "region": list(inputs.region) if inputs.region else None,
             "tile": settings.tile, "overlap": settings.overlap, "window": window.model_dump(mode="json"),
+            "overview_side": settings.overview_side,  # a result file's size: another value is another result
             "tissue": settings.tissue.model_dump(mode="json"),
             "tissue_mask": None if inputs.tissue_mask is None else _sha256(inputs.tissue_mask),
             "todo": hashlib.sha256(json.dumps(todo).encode()).hexdigest(),
