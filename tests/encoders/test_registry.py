@@ -44,7 +44,10 @@ def test_spec_is_consistent(spec):
     assert spec.weights.license
     if spec.family == "vit" and spec.fit == "resize":
         assert spec.patch_size == 14 and set(spec.tap_strides) == {16}
-    assert spec.fits == (("native", "resize", "pad", "card") if spec.card else ("native", "resize", "pad"))
+    if spec.family in ("cnn", "swin"):  # images as they are: no patch grid to fit
+        assert spec.fits == ("native",) and spec.card is None
+    else:
+        assert spec.fits == (("native", "resize", "pad", "card") if spec.card else ("native", "resize", "pad"))
     if spec.card is not None:  # a model card's input: a ViT's, whole patches, its filter named
         assert spec.family == "vit" and spec.card.size % spec.patch_size == 0
         assert spec.card.interpolation in ("bilinear", "bicubic") and spec.card.source

@@ -102,9 +102,12 @@ def test_the_encoders_fit_is_chosen_in_the_config_and_reaches_the_encoder():
     base = {"output": "r", "encoder": {"name": "efficientnet-lite0", "weights": "random"}, "data": {"path": "d"}}
     default = train_config(base)
     assert default.encoder.fit is None and build_encoder(default).fit == "native"
-    padded = train_config(base, {"encoder.fit": "pad"})
-    assert build_encoder(padded).identity.fit == "pad"
-    assert encoder_build_key(padded) != encoder_build_key(default)
+    vit = {**base, "encoder": {"name": "vit-b16", "weights": "random"}}
+    assert encoder_build_key(train_config(vit, {"encoder.fit": "pad"})) != encoder_build_key(train_config(vit))
+    # the fifteenth probe: a CNN takes images as they are; pad or resize changed only its identity (and cache)
+    for fit in ("pad", "resize"):
+        with pytest.raises(InputError, match=f"takes images as they are .*fit '{fit}' would change nothing"):
+            build_encoder(train_config(base, {"encoder.fit": fit}))
     with pytest.raises(InputError, match="model-card fit"):  # Lite0 has no model card to follow
         build_encoder(train_config(base, {"encoder.fit": "card"}))
     with pytest.raises(InputError, match=r"encoder\.fit"):

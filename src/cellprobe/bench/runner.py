@@ -208,12 +208,17 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
     from cellprobe.encoders.registry import get_spec
     from cellprobe.run.train_config import check_machine
 
+    fit = config.training.encoder.fit
     for i, encoder in enumerate(config.encoders):
         try:
-            get_spec(encoder.name)
+            spec = get_spec(encoder.name)
         except InputError as exc:
             key = f"encoders.{i}.name"
             raise InputError(config_source(config, key), f"config key '{key}': {exc.problem}") from None
+        if fit is not None and fit not in spec.fits:  # the training section's fit applies to every encoder
+            key = "training.encoder.fit"
+            raise InputError(config_source(config, key), f"config key '{key}': encoder '{encoder.name}' has no fit "
+                                                         f"'{fit}' (its fits: {', '.join(spec.fits)})")
         for j, weights in enumerate(encoder.weights):
             if weights not in ("pretrained", "random") and not Path(weights).is_file():
                 key = f"encoders.{i}.weights.{j}"

@@ -240,7 +240,9 @@ def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", t
     if fit not in FITS:
         raise InputError(None, f"encoder '{spec.name}': fit must be one of {', '.join(spec.fits)}, got '{fit}'")
     if fit not in spec.fits:
-        raise InputError(None, f"encoder '{spec.name}' has no model-card fit (its fits: {', '.join(spec.fits)})")
+        why = ("has no model-card fit" if fit == "card" else
+               f"takes images as they are (a {spec.family} encoder): fit '{fit}' would change nothing")
+        raise InputError(None, f"encoder '{spec.name}' {why} (its fits: {', '.join(spec.fits)})")
     low, high = INPUT_SCALE_RANGE
     if not (isinstance(input_scale, (int, float)) and low <= input_scale <= high):
         raise InputError(None, f"encoder '{spec.name}': input_scale must be between {low} and {high}, "

@@ -144,7 +144,11 @@ class EncoderSpec:
 
     @property
     def fits(self) -> tuple[Fit, ...]:
-        """The fits this encoder accepts (``card`` only where the spec has one); ``fit`` is the default."""
+        """The fits this encoder accepts (``card`` only where the spec has one); ``fit`` is the default. A CNN or
+        Swin encoder takes images as they are (``native`` only): ``resize`` and ``pad`` fit a ViT's patch grid,
+        and would change nothing there but the encoder's identity."""
+        if self.family in ("cnn", "swin"):
+            return ("native",)
         return FITS if self.card is not None else tuple(f for f in FITS if f != "card")
 
     def published_params(self) -> tuple[float, float]:
