@@ -63,6 +63,12 @@ def test_bench_runs_the_matrix_then_skips_finished_cells(cli, tmp_path, fake_cel
     for _ in range(2):
         rc, _, err = cli("bench", cfg, "--out", tmp_path / "out", "--set", "seeds=[0,1,2]")
         assert rc == 0 and (tmp_path / "out" / "report.md").is_file(), err
+    # the fifteenth probe: --out silently beat --set output, and bench.yaml recorded the --set's folder
+    import yaml
+
+    rc, _, err = cli("bench", cfg, "--out", tmp_path / "out", "--set", f"output={tmp_path / 'elsewhere'}")
+    assert rc == 2 and "--set output conflicts with --out for 'output'" in err and err.count("\n") == 1, err
+    assert yaml.safe_load((tmp_path / "out" / "bench.yaml").read_text())["output"] == str(tmp_path / "out")
 
 
 def test_bench_bad_config_is_one_line_and_exit_2(cli, tmp_path, fake_cells):

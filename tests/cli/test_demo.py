@@ -68,6 +68,10 @@ def test_demo_plumbing_with_a_fake_cell(cli, tmp_path, monkeypatch):
     for key in ("training.epochs=5", "training={epochs: 5}", "examples=4"):
         rc, _, err = cli("demo", "--quick", "--out", tmp_path / "demo2", "--set", key)
         assert rc == 2 and "conflicts with --quick for" in err and err.count("\n") == 1, err
+    # the fifteenth probe: --set output was recorded in bench.yaml and never used
+    for extra in ((), ("--out", tmp_path / "demo2")):
+        rc, _, err = cli("demo", "--quick", *extra, "--set", f"output={tmp_path / 'demo3'}")
+        assert rc == 2 and "--set output conflicts with --out for 'output'" in err, err
     assert not (tmp_path / "demo2").exists()
 
 

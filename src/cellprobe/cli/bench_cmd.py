@@ -30,8 +30,11 @@ def register(app: typer.Typer) -> None:
         from cellprobe.cli.options import cluster_spec, load_with_sets
 
         spec = cluster_spec(cluster, cluster_config, scheduler)  # checked before any work
-        cfg = load_with_sets(BenchConfig, config, set_).resolve_paths(config.resolve().parent)
+        cfg = load_with_sets(BenchConfig, config, set_, reserved={"output": "--out"} if out else None).resolve_paths(
+            config.resolve().parent)
         bench_dir = out or cfg.output or Path("runs") / "bench" / cfg.name
+        # bench.yaml records where the benchmark went (the config file's output yields to --out)
+        cfg.output = bench_dir  # in place: the config remembers where each key was given
         html = run_and_report(cfg, bench_dir, ReportOptions() if report else None, cluster=spec)
         if html is not None:
             typer.echo(f"report: {html}")

@@ -40,9 +40,10 @@ def register(app: typer.Typer) -> None:
 
         spec = cluster_spec(cluster, cluster_config, scheduler)  # checked before any work
         path = demo_config_path()
-        cfg = load_with_sets(BenchConfig, path, set_, QUICK if quick else None, owner="--quick").resolve_paths(
-            path.parent)
+        cfg = load_with_sets(BenchConfig, path, set_, QUICK if quick else None, owner="--quick",
+                             reserved={"output": "--out"}).resolve_paths(path.parent)
         report = parse_config(ReportOptions, QUICK_REPORT if quick else {})
         out = out or Path("runs") / ("demo-quick" if quick else "demo")
+        cfg.output = out  # what bench.yaml records (in place: the config remembers where each key was given)
         html = run_and_report(cfg, out, report, cluster=spec)
         typer.echo(f"The demo report is at {Path(html).resolve()}")

@@ -7,7 +7,7 @@ and the standard library load here: ``cellprobe --help`` stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -84,29 +84,33 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
 
 
 def with_sets(sets: Sequence[str], base: dict[str, Any] | None = None, *, fixed: Sequence[str] = (),
-              owner: str = "the command's own option") -> dict[str, Any]:
+              owner: str = "the command's own option", reserved: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The overrides of a command: its own (``base``) then ``--set``; a ``--set`` of a key that one of the
     command's own options gives (``fixed``, e.g. ``output`` for ``--out``; ``owner`` names the option when it
-    is one for all of them, e.g. ``--quick``) is refused rather than silently winning over that option."""
+    is one for all of them, e.g. ``--quick``; ``reserved``: more such keys, each with its option) is refused
+    rather than silently winning over, or losing to, that option."""
     from cellprobe.errors import InputError
 
     extra = parse_sets(sets)
+    given = {**dict.fromkeys(fixed, owner), **(reserved or {})}
     for key in extra:
-        for own in fixed:
+        for own, option in given.items():
             if key == own or own.startswith(key + ".") or key.startswith(own + "."):
-                raise InputError(None, f"--set {key} conflicts with {owner} for '{own}'; use that option, or "
+                raise InputError(None, f"--set {key} conflicts with {option} for '{own}'; use that option, or "
                                        "leave it out")
     return {**(base or {}), **extra}
 
 
 def load_with_sets(model: type[M], path: Path, sets: Sequence[str], base: dict[str, Any] | None = None,
-                   owner: str | None = None) -> M:
+                   owner: str | None = None, reserved: Mapping[str, str] | None = None) -> M:
     """Load the YAML config ``path`` into ``model`` with the command's overrides (see :func:`with_sets`); with
-    an ``owner`` (the option that gives ``base``), a ``--set`` of one of its keys is refused."""
+    an ``owner`` (the option that gives ``base``), a ``--set`` of one of its keys is refused, as is one of the
+    ``reserved`` keys (key → the option that gives it)."""
     from cellprobe.config import load_config
 
     fixed = list(base or {}) if owner else []
-    return load_config(model, path, with_sets(sets, base, fixed=fixed, owner=owner or "the command's own option"))
+    return load_config(model, path, with_sets(sets, base, fixed=fixed, owner=owner or "the command's own option",
+                                              reserved=reserved))
 
 
 def cluster_spec(cluster: str | None, cluster_config: Path | None, scheduler: str | None) -> Any:
