@@ -194,3 +194,10 @@ def test_schedule_and_stopping_settings_this_run_would_not_use_are_refused(cli, 
         rc, _, err = cli(*base, *(x for s in sets for x in ("--set", s)))
         assert rc == 2 and f"config key '{key}': applies only" in err and err.count("\n") == 1, err
         assert not (tmp_path / "run").exists()
+    # the fifteenth probe: a feature cache folder for online training, and refit's own key, changed nothing
+    for sets, shown in ((("cache_features=false", f"cache_dir={tmp_path / 'fc'}"),
+                         "config key 'cache_dir': applies only with cache_features: true"),
+                        ((f"refit_of={tmp_path}",), "config key 'refit_of': is written by `cellprobe refit`")):
+        rc, _, err = cli(*base, *(x for s in sets for x in ("--set", s)))
+        assert rc == 2 and shown in err and err.count("\n") == 1, err
+        assert not (tmp_path / "run").exists() and not (tmp_path / "fc").exists()

@@ -239,15 +239,20 @@ DRAW_KEYS = ("val_fraction", "split_seed")
 def check_unused_settings(config: TrainConfig) -> None:
     """Settings of a user's training config that this run would not use, refused: ``val_fraction`` and
     ``split_seed`` beside a ``val_split``; the plateau beside ``lr_steps`` (which replace it); early stopping
-    and the selection metric without validation. Not a validator: a benchmark's ``training`` section gives them
+    and the selection metric without validation; ``cache_dir`` without a feature cache; ``refit_of`` (refit's).
+    Not a validator: a benchmark's ``training`` section gives them
     to every fold, some of which use them, and a refit keeps its reference's plateau while replaying its rates."""
     if config.data.val_split is not None:
         unused = config.data.non_default(*DRAW_KEYS)
         if unused:
             raise InputError(None, f"config key 'data.{unused[0]}': applies only without data.val_split (validation "
                                    f"here is the split '{config.data.val_split}')")
+    if config.refit_of is not None:
+        raise InputError(None, "config key 'refit_of': is written by `cellprobe refit` (the run whose schedule and "
+                               "thresholds a refit took); train does not use it")
     unused = {"without lr_steps (they replace the plateau)": ("plateau",) if config.lr_steps is not None else (),
-              "with validation": () if config.data.has_validation else ("early_stopping", "selection.monitor")}
+              "with validation": () if config.data.has_validation else ("early_stopping", "selection.monitor"),
+              "with cache_features: true (a feature cache)": () if config.cache_features else ("cache_dir",)}
     for when, keys in unused.items():
         changed = config.non_default(*keys) if keys else []
         if changed:
