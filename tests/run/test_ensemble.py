@@ -97,8 +97,11 @@ def test_refusals(pair, tmp_path):
     base = _validation_sources(_config(data, tmp_path / "x", 0))
     seed = next(s for s in range(1, 20) if _validation_sources(_config(data, tmp_path / "x", s)) != base)
     other = train(_config(data, tmp_path / "other", seed, cache_dir=str(a.parent / "cache"))).path  # its own split
-    with pytest.raises(InputError, match="other patches"):
+    with pytest.raises(InputError, match=r"other patches .*\(split_seed \d+ vs 0\)"):  # the key that differs is named
         make_ensemble([a, other], tmp_path / "e1")
+    (tmp_path / "killed").mkdir()  # the fifteenth probe: a killed command's lock file alone made it 'not empty'
+    (tmp_path / "killed" / ".cellprobe.lock").touch()
+    assert sorted(p.name for p in make_ensemble([a, b], tmp_path / "killed").iterdir()) == ["config.yaml", "run.json"]
     with pytest.raises(InputError, match="at least two"):
         make_ensemble([a], tmp_path / "e2")
     with pytest.raises(InputError, match="is inside the run folder"):

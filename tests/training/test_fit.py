@@ -99,6 +99,23 @@ def test_a_run_resumed_on_changed_data_is_refused(tmp_path):
     assert run.finished and run.stamp.data_sha256 == recorded
 
 
+def test_a_run_refused_by_a_damaged_shared_cache_leaves_nothing(tiny_data, tmp_path):
+    """The fifteenth probe: a shared feature cache with a damaged manifest was refused only once the run folder
+    held config.yaml and run.json, so the corrected command (another cache_dir) met 'a run of a different
+    config'. A first session refused before training removes what it made."""
+    cache = tmp_path / "cache"
+    train(tiny_config(tiny_data, tmp_path / "first", epochs=1, cache_dir=str(cache)))
+    manifest = next(cache.rglob("manifest.json"))
+    data = json.loads(manifest.read_text())
+    del data["files"]
+    manifest.write_text(json.dumps(data))
+    out = tmp_path / "second"
+    with pytest.raises(InputError) as err:
+        train(tiny_config(tiny_data, out, epochs=1, cache_dir=str(cache)))
+    assert err.value.path == str(manifest) and not out.exists()
+    assert train(tiny_config(tiny_data, out, epochs=1, cache_dir=str(tmp_path / "other"))).finished
+
+
 def test_online_mode_trains(tiny_data, tmp_path):
     run_dir = train(tiny_config(tiny_data, tmp_path / "online", epochs=1, cache_features=False)).path
     assert (run_dir / R.BEST).is_file()

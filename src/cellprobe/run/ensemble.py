@@ -104,7 +104,10 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
     if out.is_symlink():  # the ensemble is renamed into place: onto a link it cannot go
         raise InputError(out, f"is a link (to {os.readlink(out)}); give the folder's own path as --out")
     atomic.output_folder(out.parent, create=False)  # a file or a link to nothing on the way: one line
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    from cellprobe.locking import LOCK
+
+    # a lock file alone is what a killed command left (the kernel released its lock): the folder is empty
+    if out.exists() and (not out.is_dir() or any(p.name != LOCK for p in out.iterdir())):
         raise InputError(out, "output exists and is not an empty folder; choose another --out")
     runs = [R.Run.open(d) for d in member_dirs]
     seen: dict[Path, Path] = {}
@@ -123,11 +126,13 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
             if getattr(r.stamp, attr) != getattr(first.stamp, attr):
                 raise InputError(r.path, f"{attr} {getattr(r.stamp, attr)} differ from {first.path}'s "
                                          f"{getattr(first.stamp, attr)}")
-        if training_patches(r.config) != training_patches(first.config):
-            raise InputError(r.path, f"trained or validated on other patches than {first.path} (data section or "
-                                     f"validation split seed {r.config.split_seed} vs "
-                                     f"{first.config.split_seed}); train members with the same "
-                                     "data.split_seed")
+        mine, theirs = training_patches(r.config), training_patches(first.config)
+        if mine != theirs:
+            differ = ", ".join(f"{'data.' if k != 'split_seed' else ''}{k} {mine[k]!r} vs {theirs[k]!r}"
+                               for k in mine if mine[k] != theirs.get(k))
+            raise InputError(r.path, f"trained or validated on other patches than {first.path} ({differ}); "
+                                     "members must share the data section (and, validating on a fraction of the "
+                                     "training split, data.split_seed)")
     from cellprobe.run.network import check_checkpoint
 
     for r in runs:  # each member's networks load, as the ensemble's first use would find out too late
@@ -152,6 +157,7 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
                            info={R.ENSEMBLE_KEY: entries})
         stamp.write(tmp)
         atomic.write_text(tmp / R.CONFIG, dump_config(first.config.model_copy(update={"output": out})))
+        (out / LOCK).unlink(missing_ok=True)
         os.replace(tmp, out)  # onto a missing or empty folder
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

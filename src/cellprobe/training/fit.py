@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -218,8 +219,32 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, *, callbacks: Seque
         started = time.perf_counter()
         encoder = build_encoder(cfg)  # the weights file read and checked, the taps too
         class_weights = resolve_class_weights(cfg, data, len(data.class_names))
-    with exclusive(cfg.output, "training"):
-        return _train(cfg, data, encoder, class_weights, callbacks, started)
+    output = Path(cfg.output)
+    fresh, made = not (output / R.STAMP).exists(), not output.exists()
+    try:
+        with exclusive(output, "training"):
+            return _train(cfg, data, encoder, class_weights, callbacks, started)
+    except InputError:  # found only in the run folder (a damaged shared feature cache, data that changed)
+        if fresh:
+            _remove_unstarted(output, made)
+        raise
+
+
+def _remove_unstarted(output: Path, made: bool) -> None:
+    """Remove what a refused first session put in ``output`` before training wrote anything (config.yaml,
+    run.json, logs, the lock; the folder too when this command made it), so that the corrected command is not
+    met by a run of the refused config. A folder holding anything else (a checkpoint, the run's own feature
+    cache) is left as it is: the corrected command then resumes or names it."""
+    from cellprobe.locking import LOCK
+
+    entries = {p.name for p in output.iterdir()} if output.is_dir() else {"?"}
+    if not entries <= {R.CONFIG, R.STAMP, R.LOGS, LOCK}:
+        return
+    shutil.rmtree(output / R.LOGS, ignore_errors=True)
+    for name in (R.CONFIG, R.STAMP, LOCK):
+        (output / name).unlink(missing_ok=True)
+    if made:
+        output.rmdir()
 
 
 def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[float] | None,
