@@ -21,6 +21,9 @@ def run(tmp_path_factory):
 
 
 def test_tune_then_evaluate(run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(run, tmp_path / "tuned")  # the shared run stays untuned for other modules' tests
     params = tune(run, grid={"fg_threshold": [0.3, 0.5], "min_size": [3, 10]}, search="grid", overwrite=True)
     assert isinstance(params, PostprocessParams)
     saved = PostprocessParams.model_validate_json((run / R.POSTPROCESS).read_text())
@@ -230,3 +233,19 @@ def test_a_folder_where_the_thresholds_go_is_refused_not_read_as_untuned(run, tm
     with pytest.raises(InputError, match="is not a file") as err:
         evaluate(copy, shared_data(), "test", format="patches", out=tmp_path / "out")
     assert err.value.path == str(copy / R.POSTPROCESS)
+
+
+def test_tuning_on_the_runs_training_patches_is_refused(run, tmp_path):
+    """The fifteenth probe: ``tune RUN --data <its data> --split <its train_split>`` (what a refit's refusal
+    suggested) tuned the thresholds on the very patches the network trained on."""
+    import shutil
+
+    copy = shutil.copytree(run, tmp_path / "run")
+    own = R.Run.open(copy).config.data
+    before = (copy / R.POSTPROCESS).read_bytes() if (copy / R.POSTPROCESS).exists() else None
+    for split, shown in ((own.train_split, f"holds the split '{own.train_split}' the run trained on"),
+                         (None, "holds the run's training patches among others")):
+        with pytest.raises(InputError, match=shown) as err:
+            tune(copy, own.path, split, format=own.format, overwrite=True)
+        assert err.value.path == ("--split" if split else "--data")
+    assert ((copy / R.POSTPROCESS).read_bytes() if (copy / R.POSTPROCESS).exists() else None) == before
