@@ -74,7 +74,26 @@ def _no_callbacks(c):  # early stopping's patience and the best score would rest
     c["callbacks"] = None
 
 
+def _plateau_factor(c):  # the fifteenth probe: the resumed run followed a factor the config never gave
+    c["cellprobe_plateau"]["factor"] = 0.01
+
+
+def _plateau_patience(c):
+    c["cellprobe_plateau"]["patience"] = 0
+
+
+def _no_plateau(c):  # its patience and best value would restart without a word
+    del c["cellprobe_plateau"]
+
+
+def _plateau_counter(c):
+    c["cellprobe_plateau"]["num_bad_epochs"] = -1
+
+
 @pytest.mark.parametrize(("damage", "problem"), [
+    (_plateau_factor, "plateau settings differ from the run's config (factor 0.01 vs 0.5)"),
+    (_plateau_patience, "(patience 0 vs 3)"), (_no_plateau, "plateau state is missing"),
+    (_plateau_counter, "num_bad_epochs is -1"),
     (_weights_only, "lacks the training state 'optimizer_states'"), (_no_loops, "state 'loops'"),
     (_no_callbacks, "state 'callbacks'"),
     (_negative_variance, "BatchNorm variances below zero"), (_nan_weight, "NaN or infinite"),

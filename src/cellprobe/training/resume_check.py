@@ -17,6 +17,7 @@ import torch
 from cellprobe.errors import InputError
 from cellprobe.run.checkpoint import RAW_STATE_KEY, check_identity, load_checkpoint
 from cellprobe.torch_files import state_problems
+from cellprobe.training.module import PLATEAU_KEY
 
 #: the advice that ends every refusal: the run can always start over
 START_OVER = "remove it to train the run from its first epoch"
@@ -57,6 +58,41 @@ def check_resumable(path: Path, module: Any, encoder_prefix: str) -> None:
         problem = _optimizer_problem(optimizer)
         if problem:
             raise InputError(path, f"cannot resume from this checkpoint: optimizer {n} {problem}; {START_OVER}")
+    if module.lr_steps is None:  # the plateau follows the selection metric: its saved state is restored as found
+        problem = _plateau_problem(ckpt.get(PLATEAU_KEY), module)
+        if problem:
+            raise InputError(path, f"cannot resume from this checkpoint: its learning-rate plateau {problem}; "
+                                   f"{START_OVER}")
+
+
+#: the plateau scheduler's settings, which come from the run's config (the rest of its state is its progress)
+_PLATEAU_SETTINGS = ("factor", "min_lrs", "patience", "cooldown", "eps", "mode", "threshold", "threshold_mode")
+
+
+def _plateau_problem(state: Any, module: Any) -> str | None:
+    """Why the checkpoint's plateau state cannot be resumed (None: it can): missing (patience would restart),
+    settings other than the config's (a hand-edited factor or patience would drive the rest of the run), or
+    counters that are not whole numbers ≥ 0."""
+    from cellprobe.run.train_config import MONITOR_MODES
+
+    if not isinstance(state, dict):
+        return "state is missing (its patience and best value would start over)"
+    probe = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=module.lr)
+    expected = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        probe, mode=MONITOR_MODES[module.monitor], factor=module.plateau.factor, patience=module.plateau.patience,
+        min_lr=module.plateau.min_lr).state_dict()
+    differ = [k for k in _PLATEAU_SETTINGS if state.get(k) != expected[k]]
+    if differ:
+        shown = ", ".join(f"{k} {state.get(k)!r} vs {expected[k]!r}" for k in differ[:3])
+        return f"settings differ from the run's config ({shown})"
+    for key in ("num_bad_epochs", "cooldown_counter", "last_epoch"):
+        value = state.get(key)
+        if type(value) is not int or value < 0:
+            return f"{key} is {value!r}, not a whole number ≥ 0"
+    best = state.get("best")
+    if not isinstance(best, (int, float)) or isinstance(best, bool) or math.isnan(best):
+        return f"best value is {best!r}, not a number"
+    return None
 
 
 def _optimizer_problem(state: Any) -> str | None:
