@@ -29,3 +29,18 @@ def test_a_run_config_lacking_keys_is_refused(tmp_path_factory, tmp_path, cut):
 
 def test_a_complete_run_config_opens(tmp_path_factory):
     assert R.Run.open(shared_run(tmp_path_factory)).config.epochs == 1
+
+
+@pytest.mark.parametrize("info", [{}, {"epochs": "1"}, {"epochs": 3}, {"epochs": -1}])
+def test_a_finished_status_without_the_finish_record_is_refused(tmp_path_factory, tmp_path, info):
+    """The fifteenth probe: run.json of a run killed after its first epoch, its status set to 'finished' by
+    hand, passed as finished (train did nothing; predict and evaluate would use it)."""
+    import json
+
+    run = shutil.copytree(shared_run(tmp_path_factory), tmp_path / "run")
+    stamp = json.loads((run / R.STAMP).read_text())
+    assert stamp["status"] == "finished" and stamp["info"]["epochs"] == len(stamp["learning_rates"])
+    (run / R.STAMP).write_text(json.dumps({**stamp, "info": info}))
+    with pytest.raises(InputError, match="status 'finished' without the record training writes") as err:
+        R.Run.open(run)
+    assert err.value.path == str(run / R.STAMP)

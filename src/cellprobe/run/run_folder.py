@@ -131,6 +131,13 @@ def _check_stamp(stamp: RunStamp, path: Path) -> None:
     for bad, problem in problems:
         if bad:
             raise InputError(path, problem)
+    epochs = stamp.info.get("epochs")
+    if stamp.status == "finished" and ENSEMBLE_KEY not in stamp.info and not (
+            type(epochs) is int and 0 <= epochs <= len(stamp.learning_rates)):
+        # what training writes when it finishes: a status set by hand would pass an interrupted run as done
+        raise InputError(path, f"status 'finished' without the record training writes when it finishes (info.epochs "
+                               f"{epochs!r}, {len(stamp.learning_rates)} learning rate(s) recorded): the run may "
+                               "not have finished (a status set by hand?)")
 
 
 def read_config(run_dir: Path) -> TrainConfig:
