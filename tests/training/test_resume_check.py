@@ -90,7 +90,26 @@ def _plateau_counter(c):
     c["cellprobe_plateau"]["num_bad_epochs"] = -1
 
 
+def _callback(c, kind):
+    return c["callbacks"][next(k for k in c["callbacks"] if k.startswith(kind))]
+
+
+def _stopping_patience(c):  # Lightning restores it over the config's
+    _callback(c, "EarlyStopping")["patience"] = 0
+
+
+def _stopping_best_nan(c):
+    _callback(c, "EarlyStopping")["best_score"] = torch.tensor(float("nan"))
+
+
+def _checkpoint_score_text(c):
+    _callback(c, "ModelCheckpoint")["best_model_score"] = "0.1"
+
+
 @pytest.mark.parametrize(("damage", "problem"), [
+    (_stopping_patience, "early stopping's saved patience 0 is not the config's early_stopping.patience 8"),
+    (_stopping_best_nan, "early stopping's best_score is tensor(nan)"),
+    (_checkpoint_score_text, "checkpoint callback's best_model_score is '0.1'"),
     (_plateau_factor, "plateau settings differ from the run's config (factor 0.01 vs 0.5)"),
     (_plateau_patience, "(patience 0 vs 3)"), (_no_plateau, "plateau state is missing"),
     (_plateau_counter, "num_bad_epochs is -1"),

@@ -272,7 +272,8 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
         module = build_module(cfg, encoder.identity, data.class_names, None if cfg.cache_features else encoder,
                               class_weights)
         if resume is not None:  # Lightning would restore NaN weights or optimizer moments without a word
-            check_resumable(resume, module, ENCODER_PREFIX)
+            check_resumable(resume, module, ENCODER_PREFIX,
+                            cfg.early_stopping.patience if cfg.data.has_validation else None)
         trainer = L.Trainer(
             default_root_dir=str(run.path),
             max_epochs=cfg.epochs,

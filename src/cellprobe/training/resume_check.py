@@ -28,7 +28,7 @@ START_OVER = "remove it to train the run from its first epoch"
 _TRAINING_STATE = {"optimizer_states": list, "lr_schedulers": list, "loops": dict, "callbacks": dict}
 
 
-def check_resumable(path: Path, module: Any, encoder_prefix: str) -> None:
+def check_resumable(path: Path, module: Any, encoder_prefix: str, early_stopping_patience: int | None = None) -> None:
     """Refuse ``path`` (a run's ``last.ckpt``) unless ``module`` (the training module it is about to resume)
     could take it as a finished epoch wrote it: its identity, every weight (the averaged and the raw ones; keys,
     shapes, finite values of the right kind, variances ≥ 0), non-negative whole epoch and step counts, the loop,
@@ -58,11 +58,47 @@ def check_resumable(path: Path, module: Any, encoder_prefix: str) -> None:
         problem = _optimizer_problem(optimizer)
         if problem:
             raise InputError(path, f"cannot resume from this checkpoint: optimizer {n} {problem}; {START_OVER}")
+    problem = _callbacks_problem(ckpt["callbacks"], early_stopping_patience)
+    if problem:
+        raise InputError(path, f"cannot resume from this checkpoint: {problem}; {START_OVER}")
     if module.lr_steps is None:  # the plateau follows the selection metric: its saved state is restored as found
         problem = _plateau_problem(ckpt.get(PLATEAU_KEY), module)
         if problem:
             raise InputError(path, f"cannot resume from this checkpoint: its learning-rate plateau {problem}; "
                                    f"{START_OVER}")
+
+
+def _callbacks_problem(callbacks: dict[str, Any], patience: int | None) -> str | None:
+    """Why the early-stopping and checkpoint callbacks' saved states cannot be resumed (None: they can).
+    Lightning restores them as found: early stopping's ``patience`` from the file overrides the config's, and
+    the scores decide when the run stops and which epoch becomes ``best.ckpt``."""
+    def whole(x: Any) -> bool:
+        return type(x) is int and x >= 0
+
+    def score(x: Any, optional: bool = False) -> bool:  # a number (±inf: none yet), never NaN
+        if x is None:
+            return optional
+        if isinstance(x, torch.Tensor):
+            x = float(x) if x.numel() == 1 else None
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x)
+
+    for name, state in callbacks.items():
+        if not isinstance(state, dict):
+            return f"the saved state of callback {name} is not a mapping"
+        if str(name).startswith("EarlyStopping"):
+            if patience is not None and state.get("patience") != patience:
+                return (f"early stopping's saved patience {state.get('patience')!r} is not the config's "
+                        f"early_stopping.patience {patience}")
+            for key in ("wait_count", "stopped_epoch"):
+                if not whole(state.get(key)):
+                    return f"early stopping's {key} is {state.get(key)!r}, not a whole number ≥ 0"
+            if not score(state.get("best_score")):
+                return f"early stopping's best_score is {state.get('best_score')!r}, not a number"
+        elif str(name).startswith("ModelCheckpoint"):
+            for key in ("best_model_score", "current_score"):
+                if not score(state.get(key), optional=True):
+                    return f"checkpoint callback's {key} is {state.get(key)!r}, not a number"
+    return None
 
 
 #: the plateau scheduler's settings, which come from the run's config (the rest of its state is its progress)
