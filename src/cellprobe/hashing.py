@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -32,3 +33,22 @@ def changed_result(folder: Path, recorded: Mapping[str, str]) -> tuple[Path, str
         if problem is not None:
             return path, problem
     return None
+
+
+def tree_sha256(path: Path) -> str:
+    """sha256 over a file, or over every file of a folder (relative name, size and contents, in name order;
+    names starting with '.' left out: cellprobe's own markers and locks, a file manager's notes): what a
+    dataset's results depend on, compared again when a benchmark folder is run on."""
+    path = Path(path)
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for folder, subfolders, files in os.walk(path):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in sorted(f for f in files if not f.startswith(".")):
+            file = Path(folder) / name
+            digest.update(f"{file.relative_to(path).as_posix()}|{file.stat().st_size}|".encode())
+            with open(file, "rb") as handle:
+                for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()

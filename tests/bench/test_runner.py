@@ -120,6 +120,34 @@ def test_a_broken_bench_yaml_in_the_folder_is_one_error_naming_it(tmp_path, text
     assert str(tmp_path / layout.CONFIG) in str(err.value)
 
 
+def test_inputs_changed_under_finished_cells_are_refused(tmp_path):
+    """A dataset relabelled, or a weights file replaced, after some cells finished: running on would skip
+    those and make new cells from the new version, one report mixing both, unsaid. The folder records its
+    inputs' sha256; a changed one that finished cells read is refused (one they did not read is not)."""
+    from tests.training.tiny import make_tiny_data
+
+    data = make_tiny_data(tmp_path / "data")
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"weights v1")
+    datasets = [{"name": "ds", "path": str(data), "folds": [{"train_split": "train", "test_split": "test"}]}]
+    encoders = [{"name": "lite0", "weights": [str(weights)], "group": "general"}]
+    out = tmp_path / "bench"
+    run_bench(_config(datasets=datasets, encoders=encoders, seeds=[0]), out, FakeCell())
+    labels = data / "train" / "labels.npz"
+    kept = labels.read_bytes()
+    labels.write_bytes(kept + b"\0")
+    for what in ("dataset ds", f"weights {weights}"):
+        cell = FakeCell()
+        with pytest.raises(InputError, match=f"{what} changed since 1 finished cell") as err:
+            run_bench(_config(datasets=datasets, encoders=encoders, seeds=[0, 1]), out, cell)
+        assert err.value.path == str(out / ".cellprobe-inputs.json") and cell.attempts == 0
+        labels.write_bytes(kept)
+        weights.write_bytes(b"weights v2")
+    weights.write_bytes(b"weights v1")
+    summary = run_bench(_config(datasets=datasets, encoders=encoders, seeds=[0, 1]), out, FakeCell())
+    assert summary.done and summary.skipped  # restored: runs on
+
+
 def test_a_report_of_a_partly_failed_or_unfinished_matrix_says_so(tmp_path):
     """The fifteenth probe: a report of a benchmark whose second model's cell had no result said 'One model:
     no winner' and nothing about the missing cell. The report reads the folder's matrix and says which cells

@@ -66,6 +66,66 @@ def _check_same_setup(bench_dir: Path, config: BenchConfig) -> None:
                                        "in this folder; use a new output folder")
 
 
+#: the benchmark folder's record of its inputs' contents: each dataset's (and test dataset's) files and each
+#: weights file, by sha256, as the finished cells were made from them
+INPUTS = ".cellprobe-inputs.json"
+
+
+def _input_digests(config: BenchConfig) -> dict[str, str]:
+    """The sha256 of what the cells read besides the config: each dataset folder (with a split file given
+    outside it) and each weights file; paths that do not exist are left to the input checks."""
+    from cellprobe.hashing import file_sha256, tree_sha256
+
+    digests: dict[str, str] = {}
+    for source in (*config.datasets, *config.test_datasets):
+        if Path(source.path).exists():
+            digests[f"dataset {source.name}"] = tree_sha256(Path(source.path))
+        split_file = source.options.get("split_file")
+        if isinstance(split_file, str) and Path(split_file).is_file():
+            digests[f"dataset {source.name} split_file"] = file_sha256(split_file)
+    for encoder in config.encoders:
+        for weights in encoder.weights:
+            if weights not in ("pretrained", "random") and Path(weights).is_file():
+                digests[f"weights {weights}"] = file_sha256(weights)
+    return digests
+
+
+def _reads(task: CellTask, key: str) -> bool:
+    """Whether the cell ``task`` reads the input of :func:`_input_digests`'s ``key``."""
+    kind, rest = key.split(" ", 1)
+    if kind == "dataset":
+        name = rest.split(" ")[0]  # dataset names are plain names: no spaces
+        return task.cell.dataset == name or name in task.test_only_names
+    return task.cell.weights == rest
+
+
+def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, str]:
+    """Refuse running on in a benchmark folder whose finished cells were made from other contents of a dataset
+    or weights file than those there now (a dataset re-downloaded or relabelled, a weights file replaced): new
+    cells and skipped ones would mix two versions in one report, unsaid. Returns the record to keep (earlier
+    entries of inputs no longer in the config kept)."""
+    from cellprobe.config import read_json
+
+    now = _input_digests(config)
+    path = bench_dir / INPUTS
+    if not path.is_file():
+        return now
+    recorded = read_json(path, "benchmark inputs record")
+    if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
+        raise InputError(path, "is not the record of the benchmark's inputs cellprobe wrote (names to sha256): "
+                               "what the finished cells were made from is unknown; use a new output folder")
+    finished = [t for t in expand(config) if layout.is_done(bench_dir, t.cell)]
+    for key, digest in now.items():
+        if key not in recorded or recorded[key] == digest:
+            continue
+        used = [t for t in finished if _reads(t, key)]
+        if used:
+            raise InputError(path, f"{key} changed since {len(used)} finished cell(s) of this benchmark were made "
+                                   f"from it (e.g. {used[0].cell.cell_id}): new and finished cells would mix two "
+                                   "versions; restore it, or use a new output folder")
+    return {**recorded, **now}
+
+
 def write_index(bench_dir: Path) -> Path:
     """index.csv: one row per finished cell (identity, timings, flat metrics), rewritten atomically."""
     results = layout.read_results(bench_dir)
@@ -113,7 +173,9 @@ def run_bench(
     check_distinct_data(config)
     check_distinct_cells(config)
     _check_same_setup(bench_dir, config)
+    inputs = _check_inputs_unchanged(bench_dir, config)
     with exclusive(bench_dir, "a benchmark"):  # a second bench on this folder would run the same cells
+        atomic.write_json(bench_dir / INPUTS, inputs)
         if cluster is not None:
             from cellprobe.bench.dispatch import dispatch_cells
 
