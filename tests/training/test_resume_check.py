@@ -106,7 +106,12 @@ def _checkpoint_score_text(c):
     _callback(c, "ModelCheckpoint")["best_model_score"] = "0.1"
 
 
+def _no_callback_states(c):  # the sixteenth probe: Lightning starts absent states over, unsaid
+    c["callbacks"] = {}
+
+
 @pytest.mark.parametrize(("damage", "problem"), [
+    (_no_callback_states, "it holds 0 saved ModelCheckpoint state(s), where a finished epoch of this run saves 2"),
     (_stopping_patience, "early stopping's saved patience 0 is not the config's early_stopping.patience 8"),
     (_stopping_best_nan, "early stopping's best_score is tensor(nan)"),
     (_checkpoint_score_text, "checkpoint callback's best_model_score is '0.1'"),

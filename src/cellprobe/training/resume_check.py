@@ -69,7 +69,8 @@ def check_resumable(path: Path, module: Any, encoder_prefix: str, early_stopping
 
 
 def _callbacks_problem(callbacks: dict[str, Any], patience: int | None) -> str | None:
-    """Why the early-stopping and checkpoint callbacks' saved states cannot be resumed (None: they can).
+    """Why the early-stopping and checkpoint callbacks' saved states cannot be resumed (None: they can): each
+    there (``patience``: the config's early stopping, None for a run without validation, which has none).
     Lightning restores them as found: early stopping's ``patience`` from the file overrides the config's, and
     the scores decide when the run stops and which epoch becomes ``best.ckpt``."""
     def whole(x: Any) -> bool:
@@ -82,6 +83,12 @@ def _callbacks_problem(callbacks: dict[str, Any], patience: int | None) -> str |
             x = float(x) if x.numel() == 1 else None
         return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x)
 
+    kinds = [str(name).split("{")[0] for name in callbacks]
+    wanted = {"ModelCheckpoint": 2, "EarlyStopping": 0 if patience is None else 1}  # best.ckpt and last.ckpt
+    for kind, count in wanted.items():
+        if kinds.count(kind) != count:
+            return (f"it holds {kinds.count(kind)} saved {kind} state(s), where a finished epoch of this run saves "
+                    f"{count} (Lightning would start the missing ones over)")
     for name, state in callbacks.items():
         if not isinstance(state, dict):
             return f"the saved state of callback {name} is not a mapping"
