@@ -110,7 +110,13 @@ def _no_callback_states(c):  # the sixteenth probe: Lightning starts absent stat
     c["callbacks"] = {}
 
 
+def _best_score_lowered(c):  # the sixteenth probe: a worse epoch stayed best.ckpt for the rest of the run
+    state = next(v for k, v in c["callbacks"].items() if k.startswith("ModelCheckpoint") and v["monitor"])
+    state["best_model_score"] = torch.tensor(0.0)
+
+
 @pytest.mark.parametrize(("damage", "problem"), [
+    (_best_score_lowered, "its best val_loss 0 is not the score best.ckpt was written with"),
     (_no_callback_states, "it holds 0 saved ModelCheckpoint state(s), where a finished epoch of this run saves 2"),
     (_stopping_patience, "early stopping's saved patience 0 is not the config's early_stopping.patience 8"),
     (_stopping_best_nan, "early stopping's best_score is tensor(nan)"),

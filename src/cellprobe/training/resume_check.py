@@ -58,7 +58,8 @@ def check_resumable(path: Path, module: Any, encoder_prefix: str, early_stopping
         problem = _optimizer_problem(optimizer)
         if problem:
             raise InputError(path, f"cannot resume from this checkpoint: optimizer {n} {problem}; {START_OVER}")
-    problem = _callbacks_problem(ckpt["callbacks"], early_stopping_patience)
+    problem = (_callbacks_problem(ckpt["callbacks"], early_stopping_patience)
+               or _best_score_problem(ckpt["callbacks"], path.parent / "best.ckpt"))
     if problem:
         raise InputError(path, f"cannot resume from this checkpoint: {problem}; {START_OVER}")
     if module.lr_steps is None:  # the plateau follows the selection metric: its saved state is restored as found
@@ -105,6 +106,30 @@ def _callbacks_problem(callbacks: dict[str, Any], patience: int | None) -> str |
             for key in ("best_model_score", "current_score"):
                 if not score(state.get(key), optional=True):
                     return f"checkpoint callback's {key} is {state.get(key)!r}, not a number"
+    return None
+
+
+def _as_float(x: Any) -> float | None:
+    if isinstance(x, torch.Tensor) and x.numel() == 1:
+        return float(x)
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _best_score_problem(callbacks: dict[str, Any], best_path: Path) -> str | None:
+    """The best score the selection callback saved (what a later epoch must beat to replace ``best.ckpt``) is
+    the score ``best.ckpt`` was written with: an edited one would keep a worse epoch as the run's best."""
+    for name, state in callbacks.items():
+        if not (str(name).startswith("ModelCheckpoint") and state.get("monitor") is not None):
+            continue
+        saved = _as_float(state.get("best_model_score"))
+        if saved is None or not best_path.is_file():
+            return None
+        best = load_checkpoint(best_path)
+        own = best.get("callbacks", {}).get(name) if isinstance(best.get("callbacks"), dict) else None
+        written = _as_float(own.get("current_score")) if isinstance(own, dict) else None
+        if written is None or not math.isclose(saved, written, rel_tol=1e-6, abs_tol=1e-12):
+            return (f"its best {state.get('monitor')} {saved:g} is not the score best.ckpt was written with "
+                    f"({written if written is None else f'{written:g}'})")
     return None
 
 
