@@ -115,7 +115,16 @@ def _best_score_lowered(c):  # the sixteenth probe: a worse epoch stayed best.ck
     state["best_model_score"] = torch.tensor(0.0)
 
 
+def _epochs_skipped(c):  # the sixteenth probe: epoch 1 was never trained, the run reported finished
+    c["loops"]["fit_loop"]["epoch_progress"]["total"].update(ready=3, started=3, processed=3, completed=2)
+
+
+def _steps_raised(c):
+    c["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"] += 5
+
+
 @pytest.mark.parametrize(("damage", "problem"), [
+    (_epochs_skipped, "its loop's epoch progress"), (_steps_raised, "batches stepped), its global_step is"),
     (_best_score_lowered, "its best val_loss 0 is not the score best.ckpt was written with"),
     (_no_callback_states, "it holds 0 saved ModelCheckpoint state(s), where a finished epoch of this run saves 2"),
     (_stopping_patience, "early stopping's saved patience 0 is not the config's early_stopping.patience 8"),

@@ -54,6 +54,9 @@ def check_resumable(path: Path, module: Any, encoder_prefix: str, early_stopping
                 key == "loops" and not isinstance(value.get("fit_loop"), dict)):
             raise InputError(path, f"cannot resume from this checkpoint: it lacks the training state "
                                    f"'{key}' a finished epoch saves (a weights-only or edited file); {START_OVER}")
+    problem = _loop_problem(ckpt["loops"]["fit_loop"], ckpt["epoch"], ckpt["global_step"])
+    if problem:
+        raise InputError(path, f"cannot resume from this checkpoint: {problem}; {START_OVER}")
     for n, optimizer in enumerate(ckpt["optimizer_states"]):
         problem = _optimizer_problem(optimizer)
         if problem:
@@ -160,6 +163,28 @@ def _plateau_problem(state: Any, module: Any) -> str | None:
     best = state.get("best")
     if not isinstance(best, (int, float)) or isinstance(best, bool) or math.isnan(best):
         return f"best value is {best!r}, not a number"
+    return None
+
+
+def _loop_problem(fit_loop: dict[str, Any], epoch: int, step: int) -> str | None:
+    """Why the fit loop's saved progress disagrees with the checkpoint's epoch and step (None: it agrees).
+    Lightning resumes from the loop's counts, not from ``epoch``: an edited count skips epochs unsaid, or
+    stops the run later with a traceback. Written at the end of epoch ``epoch``: that many epochs completed,
+    one more started, and ``step`` optimizer steps taken."""
+    def at(mapping: Any, *keys: str) -> Any:
+        for key in keys:
+            mapping = mapping.get(key) if isinstance(mapping, dict) else None
+        return mapping
+
+    epochs = at(fit_loop, "epoch_progress", "total")
+    expected = {"ready": epoch + 1, "started": epoch + 1, "processed": epoch + 1, "completed": epoch}
+    if not isinstance(epochs, dict) or any(epochs.get(k) != v for k, v in expected.items()):
+        return f"its loop's epoch progress {epochs!r} is not that of the end of epoch {epoch}"
+    steps = at(fit_loop, "epoch_loop.automatic_optimization.optim_progress", "optimizer", "step", "total",
+               "completed")
+    stepped = at(fit_loop, "epoch_loop.state_dict", "_batches_that_stepped")
+    if steps != step or stepped != step:
+        return f"its loop counts {steps!r} optimizer steps ({stepped!r} batches stepped), its global_step is {step}"
     return None
 
 
