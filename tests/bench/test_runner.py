@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -144,6 +146,15 @@ def test_inputs_changed_under_finished_cells_are_refused(tmp_path):
         labels.write_bytes(kept)
         weights.write_bytes(b"weights v2")
     weights.write_bytes(b"weights v1")
+    # the sixteenth probe: with the record deleted (or lacking the dataset) a fresh one hid the change
+    record = out / ".cellprobe-inputs.json"
+    kept_record = record.read_text()
+    for damage in (record.unlink, lambda: record.write_text(json.dumps({
+            k: v for k, v in json.loads(kept_record).items() if not k.startswith("dataset")}))):
+        damage()
+        with pytest.raises(InputError, match=r"dataset ds is not recorded .* cannot be shown unchanged"):
+            run_bench(_config(datasets=datasets, encoders=encoders, seeds=[0, 1]), out, FakeCell())
+    record.write_text(kept_record)
     summary = run_bench(_config(datasets=datasets, encoders=encoders, seeds=[0, 1]), out, FakeCell())
     assert summary.done and summary.skipped  # restored: runs on
 

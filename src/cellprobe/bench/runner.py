@@ -108,20 +108,22 @@ def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, s
 
     now = _input_digests(config)
     path = bench_dir / INPUTS
-    if not path.is_file():
-        return now
-    recorded = read_json(path, "benchmark inputs record")
-    if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
-        raise InputError(path, "is not the record of the benchmark's inputs cellprobe wrote (names to sha256): "
-                               "what the finished cells were made from is unknown; use a new output folder")
-    finished = [t for t in expand(config) if layout.is_done(bench_dir, t.cell)]
+    finished = [t for t in expand(config) if layout.is_done(bench_dir, t.cell)] if bench_dir.is_dir() else []
+    recorded: Any = {}
+    if path.is_file() or path.is_symlink():
+        recorded = read_json(path, "benchmark inputs record")
+        if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
+            raise InputError(path, "is not the record of the benchmark's inputs cellprobe wrote (names to sha256): "
+                                   "what the finished cells were made from is unknown; use a new output folder")
     for key, digest in now.items():
-        if key not in recorded or recorded[key] == digest:
+        if recorded.get(key) == digest:
             continue
         used = [t for t in finished if _reads(t, key)]
         if used:
-            raise InputError(path, f"{key} changed since {len(used)} finished cell(s) of this benchmark were made "
-                                   f"from it (e.g. {used[0].cell.cell_id}): new and finished cells would mix two "
+            problem = ("changed since" if key in recorded else "is not recorded (the record is missing or lacks it), "
+                       "so it cannot be shown unchanged since")
+            raise InputError(path, f"{key} {problem} {len(used)} finished cell(s) of this benchmark were made from "
+                                   f"it (e.g. {used[0].cell.cell_id}): new and finished cells could mix two "
                                    "versions; restore it, or use a new output folder")
     return {**recorded, **now}
 
