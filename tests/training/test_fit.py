@@ -91,12 +91,25 @@ def test_a_run_resumed_on_changed_data_is_refused(tmp_path):
     kept = tmp_path / "p00.png"
     shutil.copy(image, kept)
     Image.fromarray(255 - __import__("numpy").asarray(Image.open(kept))).save(image)
-    with pytest.raises(InputError, match="changed since the run started") as err:
+    with pytest.raises(InputError, match="changed since the run trained on it: its later epochs") as err:
         train(cfg)
     assert err.value.path == str(tmp_path / "run" / R.STAMP)
     shutil.copy(kept, image)  # the data restored: the run resumes and finishes
     run = train(cfg)
     assert run.finished and run.stamp.data_sha256 == recorded
+    # the sixteenth probe: tune (on its own validation patches) and refit of a run whose data changed since
+    from cellprobe.evaluation import tune
+    from cellprobe.postprocess import PostprocessParams
+    from cellprobe.training.refit import refit
+
+    (run.path / R.POSTPROCESS).write_text(PostprocessParams().model_dump_json())
+    Image.fromarray(255 - __import__("numpy").asarray(Image.open(kept))).save(image)
+    for command, why in ((lambda: tune(run.path, overwrite=True), "tuning would not be on the validation patches"),
+                         (lambda: refit(run.path, tmp_path / "refit"), "the refit would replay")):
+        with pytest.raises(InputError, match=f"changed since the run trained on it: {why}") as err:
+            command()
+        assert err.value.path == str(run.path / R.STAMP)
+    assert not (tmp_path / "refit").exists()
 
 
 def test_a_run_refused_by_a_damaged_shared_cache_leaves_nothing(tiny_data, tmp_path):

@@ -80,7 +80,7 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.postprocess import MapPrediction, tune_params
     from cellprobe.postprocess.param_search import CLASS_METRICS, check_search
-    from cellprobe.training.build import open_training_data
+    from cellprobe.training.build import check_data_unchanged, open_training_data
 
     run_path = Path(run_dir)
     target = run_path / R.POSTPROCESS
@@ -96,6 +96,10 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
                                       f"{seg.run.config.refit_of or 'its reference run'}); tune it with --data "
                                       "and --split")
         td = open_training_data(seg.run.config)
+        from cellprobe.run.ensemble import members
+
+        for run in [m.run for m in members(seg.run)] if seg.run.is_ensemble else [seg.run]:
+            check_data_unchanged(run, td, "tuning would not be on the validation patches the run held out")
         dataset, positions = td.val, td.val_positions
     else:
         _refuse_training_patches(seg.run.config, data, split, format, options)

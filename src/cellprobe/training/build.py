@@ -70,6 +70,19 @@ class TrainData:
         return line
 
 
+def check_data_unchanged(run: Any, data: TrainData, why: str) -> None:
+    """Refuse ``data`` (the run's training data, opened now) when it is not what the run trained and validated
+    on: its samples' sha256 differs from the one run.json records. ``why``: what would go wrong (a resume
+    training later epochs on other data, a refit replaying choices made on other data, thresholds tuned on
+    other validation patches). Runs written before the digest was recorded are not checked."""
+    from cellprobe.run import run_folder as R
+
+    recorded = run.stamp.data_sha256
+    if recorded is not None and data.fingerprint() != recorded:
+        raise InputError(run.path / R.STAMP, f"the training data ({run.config.data.path}) changed since the run "
+                                             f"trained on it: {why}; restore the data, or train the run again")
+
+
 def _repeats_at(dataset: PatchDataset, positions: np.ndarray) -> np.ndarray | None:
     repeats = dataset.repeats()
     if repeats is None:

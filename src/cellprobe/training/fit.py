@@ -30,7 +30,13 @@ from cellprobe.locking import exclusive
 from cellprobe.run import run_folder as R
 from cellprobe.run.network import build_encoder
 from cellprobe.run.train_config import TrainConfig, check_machine, train_config
-from cellprobe.training.build import TrainData, build_module, open_training_data, resolve_class_weights
+from cellprobe.training.build import (
+    TrainData,
+    build_module,
+    check_data_unchanged,
+    open_training_data,
+    resolve_class_weights,
+)
 from cellprobe.training.checkpoint_io import AtomicCheckpointIO
 from cellprobe.training.datasets import OnlineSet
 from cellprobe.training.lr_record import LearningRateRecord
@@ -253,11 +259,9 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
     run, resume = R.start_run(cfg)
     if run.finished:  # finished by another command meanwhile
         return run
+    if resume is not None:
+        check_data_unchanged(run, data, "its later epochs would train or validate on other samples than its first")
     fingerprint = data.fingerprint()
-    if resume is not None and run.stamp.data_sha256 not in (None, fingerprint):
-        raise InputError(run.path / R.STAMP, f"the training data ({cfg.data.path}) changed since the run started: "
-                                             "its later epochs would train or validate on other samples than its "
-                                             "first; restore the data, or remove the run folder to start over")
     with _framework_log(run.path):
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         run.stamp.data_sha256 = fingerprint

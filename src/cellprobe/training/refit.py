@@ -20,6 +20,7 @@ from cellprobe.errors import InputError
 from cellprobe.run import run_folder as R
 from cellprobe.run.checkpoint import load_checkpoint
 from cellprobe.run.train_config import TrainConfig, train_config
+from cellprobe.training.build import check_data_unchanged, open_training_data
 
 
 def best_epoch(run: R.Run) -> int:
@@ -106,6 +107,9 @@ def refit(reference: str | Path, out: str | Path, overrides: dict[str, Any] | No
         raise InputError(reference / R.POSTPROCESS, "no such file: the reference is untuned, and a refit takes over "
                                                     f"its tuned thresholds; run `cellprobe tune {reference}` first")
     R.load_postprocess(reference)  # the thresholds the refit takes over are checked before it trains
+    ref = R.Run.open(reference)
+    check_data_unchanged(ref, open_training_data(ref.config), "the refit would replay its epoch count, learning "
+                                                              "rates and thresholds, chosen on the old data")
     run = train(cfg)
     tuned, target = reference / R.POSTPROCESS, run.path / R.POSTPROCESS
     if run.finished and tuned.is_file() and not target.exists():
