@@ -69,6 +69,16 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     assert not (tmp_path / "r3").exists() and not (tmp_path / "elsewhere").exists()
 
 
+def test_a_run_ended_by_its_time_budget_says_so(cli, tmp_path):
+    """The sixteenth probe: a run stopped by trainer.max_minutes printed only 'run: X'; it is said."""
+    data = make_tiny_data(tmp_path / "data")
+    rc, out, err = cli("train", "--encoder", "efficientnet-lite0", "--weights", "random", "--data", data,
+                       "--format", "patches", "--out", tmp_path / "run", "--set", "epochs=3",
+                       "--set", "trainer.max_minutes=0.0001", "--set", "trainer.progress=false")
+    assert rc == 0 and "warning: trainer.max_minutes ended training after" in err and "of 3 epochs" in err, err
+    assert f"run: {tmp_path / 'run'}" in out
+
+
 def test_refit_through_the_cli(cli, tmp_path):
     from cellprobe.training import train
 

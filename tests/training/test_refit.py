@@ -81,7 +81,8 @@ def test_refit_takes_the_references_epochs_schedule_and_thresholds(tiny_data, tm
 
     with pytest.raises(InputError, match="no validation split"):
         refit_config(run, tmp_path / "refit-of-refit")
-    for key in ("epochs", "lr", "data.val_fraction", "decoder.stem_depth"):  # what refit decides is not overridden
+    # the sixteenth probe: a time budget finished a refit after 1 of its epochs, thresholds copied as if whole
+    for key in ("epochs", "lr", "data.val_fraction", "decoder.stem_depth", "trainer.max_minutes"):
         with pytest.raises(InputError, match=f"refit decides {key}"):
             refit_config(ref, tmp_path / "changed", {key: 5})
     thresholds = {**json.loads(tuned), "fg_threshold": "0.5"}

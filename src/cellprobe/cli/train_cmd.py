@@ -53,4 +53,8 @@ def register(app: typer.Typer) -> None:
         if not run.finished:
             typer.echo(f"cellprobe: training of {run.path} was interrupted; run the same command to resume", err=True)
             raise typer.Exit(130)
+        if run.stamp.info.get("time_limit_reached"):  # finished by its budget, not its epochs: said, not only kept
+            typer.echo(f"warning: trainer.max_minutes ended training after {run.stamp.info.get('epochs')} of "
+                       f"{run.config.epochs} epochs; the run counts as finished (run.json info.time_limit_reached)",
+                       err=True)
         typer.echo(f"run: {run.path}")

@@ -75,10 +75,12 @@ def refit_config(reference: str | Path, out: str | Path, overrides: dict[str, An
     """The reference run's config on all training patches: no validation, ``epochs`` = its best epoch + 1,
     ``lr_steps`` = the rates it used up to then; ``overrides`` (dotted keys) may change only how it runs
     (:data:`~cellprobe.run.run_folder.RUNTIME_KEYS`): everything else is the reference's."""
-    decided = sorted(k for k in (overrides or {}) if k not in R.RUNTIME_KEYS)
+    allowed = R.RUNTIME_KEYS - {"trainer.max_minutes"}  # a refit cut short by a time budget is no refit
+    decided = sorted(k for k in (overrides or {}) if k not in allowed)
     if decided:
-        raise InputError(None, f"refit decides {', '.join(decided)} from the reference run; --set takes only how "
-                               f"it runs ({', '.join(sorted(R.RUNTIME_KEYS))})")
+        raise InputError(None, f"refit decides {', '.join(decided)} from the reference run (it trains exactly the "
+                               f"reference's best epoch + 1 epochs); --set takes only how it runs "
+                               f"({', '.join(sorted(allowed))})")
     ref = R.Run.open(reference)
     if not ref.finished:
         raise InputError(ref.path, "reference run has not finished training")
@@ -92,6 +94,7 @@ def refit_config(reference: str | Path, out: str | Path, overrides: dict[str, An
     steps = schedule(dict(enumerate(ref.stamp.learning_rates)), epochs)
     data = ref.config.model_dump(mode="json")
     data.update(output=str(out), epochs=epochs, lr=steps[0], lr_steps=steps, refit_of=str(ref.path))
+    data["trainer"]["max_minutes"] = None  # the reference's time budget would cut the refit's epochs short
     data["data"]["val_fraction"] = 0.0
     return train_config(data, overrides)
 
