@@ -174,3 +174,25 @@ def test_the_undamaged_checkpoint_still_resumes(interrupted):
     cfg, out, _ = interrupted
     run = train(cfg)
     assert run.finished and json.loads((out / R.STAMP).read_text())["info"]["resumed"] is True
+
+
+def test_a_time_budget_spent_beyond_the_runs_age_is_refused(tiny_data, tmp_path):
+    """The sixteenth probe: the time budget's elapsed time in last.ckpt edited to 1e9 s finished the resumed run
+    at once (time limit reached, after one epoch). It cannot exceed the time since run.json says training
+    started; it must be seconds ≥ 0."""
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=2, trainer={**tiny_config(tiny_data, tmp_path)["trainer"],
+                                                                       "max_minutes": 30})
+    with pytest.raises(SystemExit):
+        train(cfg, callbacks=[Interrupt(at=1)])
+    last = tmp_path / "run" / R.LAST
+    original = last.read_bytes()
+    for value, problem in ((1e9, "more than the run has existed"), (float("nan"), "are not seconds ≥ 0")):
+        ckpt = load_checkpoint(last)
+        timer = next(k for k in ckpt["callbacks"] if k.startswith("Timer"))
+        ckpt["callbacks"][timer]["time_elapsed"]["train"] = value
+        save_checkpoint(ckpt, last)
+        with pytest.raises(InputError, match=problem) as err:
+            train(cfg)
+        assert err.value.path == str(last)
+        last.write_bytes(original)
+    assert train(cfg).finished

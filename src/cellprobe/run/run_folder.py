@@ -70,6 +70,8 @@ class RunStamp:
     info: dict[str, Any] = field(default_factory=dict)
     #: sha256 of the training and validation samples the run started on (a resume on other data is refused)
     data_sha256: str | None = None
+    #: when training started (seconds since the epoch): bounds the training time a checkpoint can claim
+    started: float | None = None
 
     def write(self, run_dir: Path) -> None:
         data = {**self.__dict__, "encoder": None if self.encoder is None else self.encoder.to_json()}
@@ -124,6 +126,8 @@ def _check_stamp(stamp: RunStamp, path: Path) -> None:
         (not isinstance(stamp.learning_rates, list) or not all(number(r) and r > 0 for r in stamp.learning_rates),
          "learning_rates must be a list of positive numbers"),
         (not isinstance(stamp.info, dict), "info must be a mapping"),
+        (stamp.started is not None and not (number(stamp.started) and stamp.started > 0),
+         f"started {stamp.started!r} is not a time"),
         (stamp.data_sha256 is not None and not (isinstance(stamp.data_sha256, str)
                                                 and re.fullmatch(r"[0-9a-f]{64}", stamp.data_sha256)),
          f"data_sha256 {stamp.data_sha256!r} is not a sha256"),

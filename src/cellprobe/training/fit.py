@@ -265,6 +265,7 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
     with _framework_log(run.path):
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         run.stamp.data_sha256 = fingerprint
+        run.stamp.started = run.stamp.started or time.time()
         run.stamp.encoder, run.stamp.class_names = encoder.identity, data.class_names
         run.stamp.mpp = getattr(data.train, "mpp", None)
         run.save_stamp()
@@ -277,7 +278,7 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
                               class_weights)
         if resume is not None:  # Lightning would restore NaN weights or optimizer moments without a word
             check_resumable(resume, module, ENCODER_PREFIX,
-                            cfg.early_stopping.patience if cfg.data.has_validation else None)
+                            cfg.early_stopping.patience if cfg.data.has_validation else None, run.stamp.started)
         trainer = L.Trainer(
             default_root_dir=str(run.path),
             max_epochs=cfg.epochs,

@@ -9,6 +9,7 @@ is held to the same rules, and to the optimizer's, before Lightning reads the fi
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ START_OVER = "remove it to train the run from its first epoch"
 _TRAINING_STATE = {"optimizer_states": list, "lr_schedulers": list, "loops": dict, "callbacks": dict}
 
 
-def check_resumable(path: Path, module: Any, encoder_prefix: str, early_stopping_patience: int | None = None) -> None:
+def check_resumable(path: Path, module: Any, encoder_prefix: str, early_stopping_patience: int | None = None,
+                    started: float | None = None) -> None:
     """Refuse ``path`` (a run's ``last.ckpt``) unless ``module`` (the training module it is about to resume)
     could take it as a finished epoch wrote it: its identity, every weight (the averaged and the raw ones; keys,
     shapes, finite values of the right kind, variances ≥ 0), non-negative whole epoch and step counts, the loop,
@@ -61,7 +63,7 @@ def check_resumable(path: Path, module: Any, encoder_prefix: str, early_stopping
         problem = _optimizer_problem(optimizer)
         if problem:
             raise InputError(path, f"cannot resume from this checkpoint: optimizer {n} {problem}; {START_OVER}")
-    problem = (_callbacks_problem(ckpt["callbacks"], early_stopping_patience)
+    problem = (_callbacks_problem(ckpt["callbacks"], early_stopping_patience, started)
                or _best_score_problem(ckpt["callbacks"], path.parent / "best.ckpt"))
     if problem:
         raise InputError(path, f"cannot resume from this checkpoint: {problem}; {START_OVER}")
@@ -72,7 +74,7 @@ def check_resumable(path: Path, module: Any, encoder_prefix: str, early_stopping
                                    f"{START_OVER}")
 
 
-def _callbacks_problem(callbacks: dict[str, Any], patience: int | None) -> str | None:
+def _callbacks_problem(callbacks: dict[str, Any], patience: int | None, started: float | None = None) -> str | None:
     """Why the early-stopping and checkpoint callbacks' saved states cannot be resumed (None: they can): each
     there (``patience``: the config's early stopping, None for a run without validation, which has none).
     Lightning restores them as found: early stopping's ``patience`` from the file overrides the config's, and
@@ -105,6 +107,15 @@ def _callbacks_problem(callbacks: dict[str, Any], patience: int | None) -> str |
                     return f"early stopping's {key} is {state.get(key)!r}, not a whole number ≥ 0"
             if not score(state.get("best_score")):
                 return f"early stopping's best_score is {state.get('best_score')!r}, not a number"
+        elif str(name).startswith("Timer"):  # trainer.max_minutes: the training time spent so far
+            spent = state.get("time_elapsed")
+            values = list(spent.values()) if isinstance(spent, dict) else [None]
+            if not all(score(v) and v >= 0 and math.isfinite(v) for v in values):
+                return f"the time budget's saved elapsed times {spent!r} are not seconds ≥ 0"
+            since = None if started is None else time.time() - started
+            if since is not None and sum(values) > since + 60:
+                return (f"the time budget's saved elapsed time ({sum(values):.0f} s) is more than the run has existed "
+                        f"({since:.0f} s since it started)")
         elif str(name).startswith("ModelCheckpoint"):
             for key in ("best_model_score", "current_score"):
                 if not score(state.get(key), optional=True):
