@@ -5,6 +5,7 @@ hostile probe: validation turned NaN and early stopping marked the run finished)
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -196,3 +197,26 @@ def test_a_time_budget_spent_beyond_the_runs_age_is_refused(tiny_data, tmp_path)
         assert err.value.path == str(last)
         last.write_bytes(original)
     assert train(cfg).finished
+
+
+def test_a_run_moved_before_it_resumes_keeps_its_best_checkpoint_state(interrupted, tmp_path):
+    """The sixteenth probe: a killed run copied to another folder, then resumed, lost its best score (Lightning
+    drops a checkpoint callback's state saved under another folder): the first resumed epoch became best.ckpt
+    whatever came before. The states are moved to the run's folder as they are read."""
+    import shutil
+
+    cfg, out, original = interrupted
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    (moved / R.LAST).write_bytes(original)
+    before = load_checkpoint(moved / R.LAST)
+    best = next(v for k, v in before["callbacks"].items() if k.startswith("ModelCheckpoint") and v["monitor"])
+    assert best["dirpath"] == str(out.resolve())
+    run = train({**cfg, "output": str(moved)})
+    assert run.finished
+    log = (moved / R.LOGS / "framework.log").read_text()
+    assert "dirpath has changed" not in log
+    after = load_checkpoint(moved / R.LAST)
+    state = next(v for k, v in after["callbacks"].items() if k.startswith("ModelCheckpoint") and v["monitor"])
+    assert state["dirpath"] == str(moved.resolve()) and Path(state["best_model_path"]).parent == moved.resolve()
+    assert float(state["best_model_score"]) <= float(best["best_model_score"])
