@@ -137,6 +137,18 @@ def test_a_new_version_of_a_file_is_not_taken_for_the_one_already_there(server, 
     assert (target / ("x.txt" if unpacked else name)).read_bytes() == b"two"
 
 
+def test_two_downloads_into_one_root_at_once_are_one_refusal(server, tmp_path):
+    """The sixteenth probe: a second download into the same --root while the first ran wrote the same .part
+    file (a FileNotFoundError traceback). A download holds the root's downloads folder."""
+    from cellprobe.locking import exclusive
+
+    source = DatasetSource(title="t", format="conic", files=[server.add("a.zip", zip_bytes({"x.txt": b"x"}))])
+    with exclusive(tmp_path / "downloads", "downloading"), pytest.raises(InputError, match="in use by another"):
+        download_dataset("toy", source, tmp_path, DownloadConfig(retries=0))
+    assert not (tmp_path / "toy").exists()
+    assert (download_dataset("toy", source, tmp_path) / "x.txt").read_bytes() == b"x"
+
+
 def test_interrupted_download_resumes_with_range(server, tmp_path):
     data = bytes(range(256)) * 400
     remote = server.add("big.bin", data).model_copy(update={"unpack": False})

@@ -26,6 +26,7 @@ from cellprobe.config import StrictModel, read_text_file
 from cellprobe.data.catalog import DatasetSource, RemoteFile, check_name
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256 as sha256_of
+from cellprobe.locking import LOCK, exclusive
 
 Progress = Callable[[str, int, int | None], None]  # (file name, bytes done, total or None)
 
@@ -50,10 +51,20 @@ def _missing_folders(path: Path) -> list[Path]:
     return out
 
 
+def _only_lock(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but the lock file a download held (released by now)."""
+    try:
+        return [p.name for p in folder.iterdir()] == [LOCK]
+    except OSError:
+        return False
+
+
 def _remove_empty(folders: list[Path]) -> None:
     """Remove those of ``folders`` (deepest first) that exist and are empty: what a refused call created and
     left with nothing in it. A folder that holds anything (a partial download to resume) is kept."""
     for folder in folders:
+        if _only_lock(folder):
+            (folder / LOCK).unlink(missing_ok=True)
         try:
             folder.rmdir()
         except OSError:
@@ -251,7 +262,8 @@ def download_dataset(name: str, source: DatasetSource, root: Path, cfg: Download
     try:
         root = atomic.output_folder(Path(root), "--root")  # before any transfer: a bad --root is one line, at once
         created = [f for f in (root / "downloads", root / name) if not f.exists()] + created
-        return _download_into(name, source, root, cfg, progress, mirror)
+        with exclusive(root / "downloads", f"downloading into {root}"):  # two would write one .part file
+            return _download_into(name, source, root, cfg, progress, mirror)
     except BaseException:
         _remove_empty(created)  # a refused download leaves no empty folder it made (a partial file is kept)
         raise
