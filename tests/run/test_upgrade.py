@@ -85,6 +85,27 @@ def test_the_cli_upgrades_and_bad_folders_are_one_line(run, tmp_path, cli):
     assert rc == 2 and err.count("\n") == 1 and "not a cellprobe run folder" in err
 
 
+@pytest.mark.parametrize("key, value", [("weights_digest", "f" * 64), ("encoder", "resnet50"),
+                                        ("class_names", ["a", "b"]), (None, None)])
+def test_a_format_1_checkpoint_of_another_network_is_refused(run, tmp_path, key, value):
+    """The sixteenth probe: a format-1 run whose best.ckpt came from another run (its own saved identity says
+    another weights digest) was upgraded with the run's identity stamped on it, then used by predict."""
+    old = tmp_path / "old"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
+    _to_format_1(old)
+    ckpt = load_checkpoint(old / R.BEST)
+    if key is None:
+        del ckpt["cellprobe"]
+    else:
+        ckpt["cellprobe"][key] = value
+    save_checkpoint(ckpt, old / R.BEST)
+    kept = {name: (old / name).read_bytes() for name in (R.BEST, R.LAST, R.STAMP)}
+    with pytest.raises(InputError, match="cannot be upgraded") as err:
+        upgrade_run(old)
+    assert err.value.path == str(old / R.BEST) and (key is None or key in err.value.problem)
+    assert {name: (old / name).read_bytes() for name in kept} == kept  # nothing converted
+
+
 def _write_log(path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(path, index=False)

@@ -97,6 +97,34 @@ def check_v1_stamp(data: dict[str, Any], path: Path) -> None:
         raise InputError(path, "'encoder' must be a mapping")
 
 
+#: the fields of a format-1 identity that say which network a checkpoint holds
+V1_IDENTITY = ("encoder", "family", "weights_digest", "tap_channels", "tap_strides")
+
+
+def check_v1_checkpoint(path: Path, stamp_encoder: dict[str, Any], class_names: list[str],
+                        encoder: EncoderIdentity) -> None:
+    """Refuse a format-1 checkpoint that is not the run's: its own saved identity (encoder, weights digest,
+    taps' channels and strides, class names) must be the stamp's, as a current checkpoint's must. The upgrade
+    stamps the run's identity on it, so a foreign one would pass every later check. One an earlier,
+    interrupted upgrade converted is compared in its current form."""
+    from cellprobe.run.checkpoint import check_identity
+
+    ckpt = load_checkpoint(path)
+    saved = ckpt.get(IDENTITY_KEY)
+    if isinstance(saved, dict) and isinstance(saved.get("encoder"), dict):
+        check_identity(ckpt, encoder, class_names, path)
+        return
+    if not isinstance(saved, dict):
+        raise InputError(path, "holds no format-1 identity: which encoder and classes it was trained for is "
+                               "unknown; it cannot be upgraded")
+    differ = [k for k in V1_IDENTITY if saved.get(k) != stamp_encoder.get(k)]
+    if "class_names" in saved and saved["class_names"] != class_names:
+        differ.append("class_names")
+    if differ:
+        raise InputError(path, f"was trained for another encoder or classes than the run's run.json (differs at "
+                               f"{', '.join(differ)}): not this run's checkpoint; it cannot be upgraded")
+
+
 def upgrade_checkpoint(path: Path, encoder: EncoderIdentity, class_names: list[str]) -> bool:
     """Rewrite one format-1 checkpoint; False when it is already in the current format."""
     ckpt = load_checkpoint(path)
@@ -136,6 +164,9 @@ def upgrade_run(run_dir: str | Path) -> list[str]:
         raise InputError(run_dir / R.LOGS, "missing: a finished format-1 run keeps its learning rates only in "
                                            "its logs, which a refit needs; restore the folder, or retrain")
     if not is_ensemble:
+        for name in (R.BEST, R.LAST):  # all checked before any is rewritten
+            if (run_dir / name).is_file():
+                check_v1_checkpoint(run_dir / name, data["encoder"], data["class_names"], encoder)
         for name in (R.BEST, R.LAST):
             if (run_dir / name).is_file() and upgrade_checkpoint(run_dir / name, encoder, data["class_names"]):
                 done.append(f"{name}: network weights under '{NETWORK_PREFIX}', typed encoder identity")
