@@ -238,6 +238,8 @@ def test_slide_results_never_go_into_another_runs_folder(cli, run, slide, tmp_pa
      "otsu_floor is not used by method 'threshold'"),
     (("--set", "tissue.method=all", "--set", "tissue.channel=od", "--set", "tissue.smoothing_um=2"),
      "channel, smoothing_um are not used by method 'all'"),
+    (("--set", "tissue.method=all", "--set", "tissue.thumbnail_side=64"),  # the sixteenth probe
+     "thumbnail_side is not used by method 'all'"),
     (("--tissue-mask", "MASK", "--set", "tissue.method=all"), "tissue.method is not used with --tissue-mask"),
     (("--tissue-mask", "MASK", "--set", "tissue.min_tissue_mm2=1"), "tissue.min_tissue_mm2 is not used with"),
 ])

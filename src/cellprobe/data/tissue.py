@@ -54,7 +54,7 @@ class TissueSettings(StrictModel):
             raise ValueError("method 'threshold' needs a threshold value")
         if self.method != "threshold" and self.threshold is not None:
             raise ValueError(f"threshold is used only by method 'threshold' (method is '{self.method}')")
-        unused = {"all": ("channel", "otsu_floor", "smoothing_um", "min_tissue_mm2", "max_hole_mm2"),
+        unused = {"all": ("channel", "otsu_floor", "smoothing_um", "min_tissue_mm2", "max_hole_mm2", "thumbnail_side"),
                   "threshold": ("otsu_floor",)}.get(self.method, ())
         changed = self.non_default(*unused) if unused else []
         if changed:  # settings the method does not use would change nothing: refused, not ignored
