@@ -71,7 +71,7 @@ def test_threshold_and_all_methods(slide):
                                                  min_tissue_mm2=0.0))
     loose = detect_tissue(slide, TissueSettings(method="threshold", threshold=0.1, thumbnail_side=256))
     assert 0 < strict.mask.sum() < loose.mask.sum()
-    everything = detect_tissue(slide, TissueSettings(method="all", thumbnail_side=256))
+    everything = detect_tissue(slide, TissueSettings(method="all"))
     assert everything.mask.all() and everything.fraction(0, 0, WIDTH, HEIGHT) == 1.0
 
 
