@@ -118,3 +118,30 @@ def test_a_report_never_goes_into_a_run_folder(cli, tmp_path):
         rc, _, err = cli("report", bench, "--n-boot", "30", "--n-perm", "30", "--out", out)
         assert rc == 2 and problem in err and err.count("\n") == 1, err
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "run.json"]
+
+
+def test_a_report_killed_between_its_files_is_redone_by_the_same_command(cli, tmp_path, monkeypatch):
+    """The sixteenth probe: a report killed after report.md was replaced (report.html still the old one) was
+    refused on the rerun as 'not a report of this benchmark … your own file'. The record lists the old and the
+    new digest while the files are written."""
+    from cellprobe import atomic
+    from cellprobe.bench import report as R
+
+    bench = synth.make_bench(tmp_path / "bench", {"a": 0.9, "b": 0.7}, datasets=("ds",), seeds=(0,), n_images=8)
+    fast = ("--n-boot", "30", "--n-perm", "30")
+    assert cli("report", bench, *fast)[0] == 0
+    real = atomic.write_bytes
+
+    def killed_at_html(path, data):
+        if Path(path).name == "report.html":
+            raise KeyboardInterrupt("killed")
+        real(path, data)
+
+    monkeypatch.setattr(R.atomic, "write_bytes", killed_at_html)
+    rc, _, _ = cli("report", bench, *fast, "--seed", "5")
+    assert rc != 0
+    monkeypatch.setattr(R.atomic, "write_bytes", real)
+    rc, _, err = cli("report", bench, *fast, "--seed", "5")
+    assert rc == 0, err
+    rc, _, err = cli("report", bench, *fast)
+    assert rc == 0, err

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -152,11 +153,35 @@ def build_report(
         warnings.warn(f"{bench_dir}: {missing}", DataWarning, stacklevel=2)
     md = _markdown(bench_dir, datasets, across, options, transfer, missing)
     page = _html(bench_dir, datasets, across, options, transfer, missing)
-    atomic.write_text(out_dir / "report.md", md)
-    atomic.write_text(out_dir / "report.html", page)
-    atomic.write_json(out_dir / REPORT_RECORD, {"bench": _bench_seen_from(out_dir, bench_dir), "files": {
-        name: file_sha256(out_dir / name) for name in REPORT_FILES}})
+    _write_report_files(out_dir, bench_dir, {"report.md": md.encode(), "report.html": page.encode()})
     return out_dir / "report.html", out_dir / "report.md"
+
+
+def _write_report_files(out_dir: Path, bench_dir: Path, contents: dict[str, bytes]) -> None:
+    """Write the report files and their record. The record first lists, per file, the digest it held and the
+    one about to be written, so that a report killed between its files (report.md new, report.html old) is
+    still recognised as this benchmark's by the rerun; then the files; then the record of what was written."""
+    import hashlib
+
+    record_path, bench = out_dir / REPORT_RECORD, _bench_seen_from(out_dir, bench_dir)
+    try:  # checked before any work; one unreadable here is being replaced with --overwrite
+        earlier = _read_record(record_path) if record_path.is_file() else {}
+    except InputError:
+        earlier = {}
+    recorded = earlier.get("files") if earlier.get("bench") == bench and isinstance(earlier.get("files"), dict) else {}
+    new = {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
+    pending = {name: sorted({*_recorded_digests(recorded.get(name)), digest}) for name, digest in new.items()}
+    atomic.write_json(record_path, {"bench": bench, "files": pending})
+    for name, data in contents.items():
+        atomic.write_bytes(out_dir / name, data)
+    atomic.write_json(record_path, {"bench": bench, "files": new})
+
+
+def _recorded_digests(entry: Any) -> list[str]:
+    """The digests a record allows for a file: one, or (while a report was being written) the old and new."""
+    if isinstance(entry, str):
+        return [entry]
+    return [d for d in entry if isinstance(d, str)] if isinstance(entry, list) else []
 
 
 def _unfinished_note(bench_dir: Path) -> str | None:
@@ -245,7 +270,7 @@ def check_report_target(out_dir: Path, bench_dir: Path, overwrite: bool = False)
             continue
         if not record and _written_by_report(path, bench_dir):  # before records (or a report killed before its
             continue                                            # record): a report of this bench, by its heading
-        if not (path.is_file() and files.get(name) == file_sha256(path)):
+        if not (path.is_file() and file_sha256(path) in _recorded_digests(files.get(name))):
             raise InputError(path, "exists and is not a report of this benchmark as cellprobe wrote it (your own "
                                    "file, an edited report, or another benchmark's); move it, or replace it with "
                                    "`cellprobe report --overwrite`, or give --out another folder")
