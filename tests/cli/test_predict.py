@@ -165,6 +165,27 @@ def test_a_folder_holds_one_setups_predictions_and_one_predict_at_a_time(cli, ru
         assert len(err.strip().splitlines()) == 1
 
 
+def test_a_checkpoint_replaced_under_its_size_and_time_is_another_setup(cli, run, tmp_path):
+    """The sixteenth probe: best.ckpt replaced by another network's of the same byte size, its time set back,
+    passed for the same setup (earlier results kept as done beside new ones). Checkpoints are known by content."""
+    import os
+    import shutil
+
+    own = tmp_path / "run"
+    shutil.copytree(run, own)
+    _patch_folder(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    assert cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")[0] == 0
+    best = own / "best.ckpt"
+    stat = best.stat()
+    data = bytearray(best.read_bytes())
+    data[-1] ^= 0xFF  # other bytes, the same size (a zip's last byte: still a readable checkpoint)
+    best.write_bytes(bytes(data))
+    os.utime(best, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    rc, _, err = cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")
+    assert rc == 2 and "made with another run or setup" in err, err
+
+
 def test_an_input_name_too_long_for_its_results_is_refused_before_anything(cli, run, tmp_path):
     _patch_folder(tmp_path / "in", 1, "x" * 240)
     rc, _, err = cli("predict", run, tmp_path / "in", "--out", tmp_path / "out", "--device", "cpu")

@@ -72,16 +72,17 @@ MANIFEST = ".cellprobe-predict.json"
 
 
 def prediction_setup(run: Path, checkpoint: str, window: Any, tta: int) -> dict[str, Any]:
-    """What a folder of predictions depends on: the run, its networks' checkpoint files (size and time: a
-    retrained or replaced checkpoint is another setup), its post-processing thresholds (re-tuning changes the
-    instances), the window and the test-time views."""
+    """What a folder of predictions depends on: the run, its networks' checkpoint files (by content: a
+    retrained or replaced checkpoint is another setup, whatever its size and time), its post-processing
+    thresholds (re-tuning changes the instances), the window and the test-time views."""
+    from cellprobe.hashing import file_sha256
     from cellprobe.run.ensemble import checkpoints
     from cellprobe.run.run_folder import Run, load_postprocess
 
     opened = Run.open(run)
     files = [path for _, path in checkpoints(opened, checkpoint)]
     return {"run": str(opened.path.resolve()), "checkpoint": checkpoint,
-            "checkpoint_files": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+            "checkpoint_files": [[str(f.resolve()), file_sha256(f)] for f in files],
             "postprocess": load_postprocess(opened.path, opened.config.selection.postprocess).model_dump(mode="json"),
             "window": window.model_dump(mode="json"), "tta": tta}
 
