@@ -249,3 +249,25 @@ def test_tuning_on_the_runs_training_patches_is_refused(run, tmp_path):
             tune(copy, own.path, split, format=own.format, overwrite=True)
         assert err.value.path == ("--split" if split else "--data")
     assert ((copy / R.POSTPROCESS).read_bytes() if (copy / R.POSTPROCESS).exists() else None) == before
+
+
+def test_an_unfinished_run_is_not_tuned_and_its_evaluation_says_so(run, tmp_path):
+    """The sixteenth probe: a killed run was tuned (the thresholds then kept for the network its resume
+    finished with) and evaluated without a word. Tuning waits for the run to finish; evaluating (and
+    predicting) it is said, and recorded."""
+    import shutil
+    import warnings
+
+    from cellprobe.data.validate import DataWarning
+
+    copy = shutil.copytree(run, tmp_path / "run")
+    stamp = json.loads((copy / R.STAMP).read_text())
+    (copy / R.STAMP).write_text(json.dumps({**stamp, "status": "training"}))
+    with pytest.raises(InputError, match="has not finished training") as err:
+        tune(copy, overwrite=True)
+    assert err.value.path == str(copy / R.STAMP)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        evaluate(copy, shared_data(), "test", format="patches", out=tmp_path / "ev")
+    assert any(issubclass(w.category, DataWarning) and "has not finished training" in str(w.message) for w in seen)
+    assert json.loads((tmp_path / "ev" / R.METRICS).read_text())["evaluation"]["run_finished"] is False

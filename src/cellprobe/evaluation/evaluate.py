@@ -95,7 +95,7 @@ def _evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str |
                f"{seg.class_names}" if agnostic else "per class")
     record = {**result.to_dict(), "evaluation": {
         "run": _run_seen_from(out_dir, run_dir), "data": data_label(data), "split": split,
-        "checkpoint": checkpoint, "tta_views": tta, "scoring": scoring, "data_mpp": dataset.mpp, "run_mpp": seg.run.stamp.mpp, "resized_by": scale,
+        "checkpoint": checkpoint, "tta_views": tta, "run_finished": seg.run.finished, "scoring": scoring, "data_mpp": dataset.mpp, "run_mpp": seg.run.stamp.mpp, "resized_by": scale,
         "postprocess": seg.params.model_dump(mode="json")}}
     atomic.write_json(out_dir / R.METRICS, record)
     result.write(csv_path=out_dir / R.PER_IMAGE)

@@ -87,7 +87,11 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
     if data is None and (split is not None or format is not None or options):
         raise InputError(None, "--split, --format and reader options choose patches of --data; without --data "
                                "the run's own validation patches are used")
-    seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
+    run = R.Run.open(run_path)
+    if not run.finished:  # its checkpoints would still change: thresholds tuned now would be for another network
+        raise InputError(run_path / R.STAMP, "the run has not finished training: its best.ckpt may still change; "
+                                             "resume it (the same training command) before tuning")
+    seg = Segmenter(run, checkpoint=checkpoint, device=device, tta=tta)
     untuned = seg.run.config.selection.postprocess
     check_search(grid, metric, search, untuned, given)
     if data is None:

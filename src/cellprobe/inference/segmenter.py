@@ -53,6 +53,14 @@ class Segmenter:
         self.device = pick_device(device)
         self.run = run if isinstance(run, Run) else Run.open(run)
         cfg, stamp = self.run.config, self.run.stamp
+        if not self.run.finished:  # a killed run's checkpoints so far: usable, but said
+            import warnings
+
+            from cellprobe.data.validate import DataWarning
+
+            warnings.warn(f"{self.run.path}: has not finished training ({len(stamp.learning_rates)} of "
+                          f"{cfg.epochs} epochs begun): its {checkpoint}.ckpt so far is used", DataWarning,
+                          stacklevel=2)
         self.class_names = list(stamp.class_names)
         self.num_classes = len(self.class_names)
         #: one network per member; members with the same frozen encoder share it (and its taps, see _network)
