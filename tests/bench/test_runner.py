@@ -155,6 +155,13 @@ def test_inputs_changed_under_finished_cells_are_refused(tmp_path):
         with pytest.raises(InputError, match=r"dataset ds is not recorded .* cannot be shown unchanged"):
             run_bench(_config(datasets=datasets, encoders=encoders, seeds=[0, 1]), out, FakeCell())
     record.write_text(kept_record)
+    # a test-only dataset added since: no finished cell read it yet (they will be scored on it), not refused
+    from cellprobe.bench.runner import _check_inputs_unchanged
+
+    other = make_tiny_data(tmp_path / "other")
+    added = _config(datasets=datasets, encoders=encoders, seeds=[0],
+                    test_datasets=[{"name": "other", "path": str(other), "format": "patches", "split": "test"}])
+    assert "dataset other" in _check_inputs_unchanged(out, added)
     summary = run_bench(_config(datasets=datasets, encoders=encoders, seeds=[0, 1]), out, FakeCell())
     assert summary.done and summary.skipped  # restored: runs on
 

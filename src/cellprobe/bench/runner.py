@@ -90,12 +90,19 @@ def _input_digests(config: BenchConfig) -> dict[str, str]:
     return digests
 
 
-def _reads(task: CellTask, key: str) -> bool:
-    """Whether the cell ``task`` reads the input of :func:`_input_digests`'s ``key``."""
+def _read(bench_dir: Path, task: CellTask, key: str) -> bool:
+    """Whether the finished cell ``task`` read the input of :func:`_input_digests`'s ``key``: its dataset, a
+    test-only dataset it was scored on (its result.json says which: one added to the config since is not),
+    or its weights file."""
     kind, rest = key.split(" ", 1)
     if kind == "dataset":
         name = rest.split(" ")[0]  # dataset names are plain names: no spaces
-        return task.cell.dataset == name or name in task.test_only_names
+        if task.cell.dataset == name:
+            return True
+        from cellprobe.config import read_json
+
+        scored = read_json(layout.cell_dir(bench_dir, task.cell) / layout.RESULT, "result").get("test_only") or []
+        return name in scored
     return task.cell.weights == rest
 
 
@@ -118,7 +125,7 @@ def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, s
     for key, digest in now.items():
         if recorded.get(key) == digest:
             continue
-        used = [t for t in finished if _reads(t, key)]
+        used = [t for t in finished if _read(bench_dir, t, key)]
         if used:
             problem = ("changed since" if key in recorded else "is not recorded (the record is missing or lacks it), "
                        "so it cannot be shown unchanged since")
