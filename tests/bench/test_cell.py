@@ -66,3 +66,27 @@ def test_a_missing_test_only_dataset_is_refused_before_anything_is_written(data,
     with pytest.raises(InputError, match="test_datasets 'gone', split 'test'"):
         run_bench(config, tmp_path / "bench")
     assert not (tmp_path / "bench").exists()
+
+
+def test_a_finished_cells_run_changed_by_hand_is_refused_by_bench_and_report(data, tmp_path):
+    """The sixteenth probe: a finished cell's run re-tuned by hand kept its old scores in the report and was
+    skipped as done by the next bench run. Its result records the network and thresholds it was scored with."""
+    from cellprobe.bench import layout
+    from cellprobe.bench.report import ReportOptions, build_report
+    from cellprobe.bench.runner import run_bench
+    from cellprobe.errors import InputError
+    from cellprobe.postprocess import PostprocessParams
+
+    config = _config(data, examples=0)
+    run_bench(config, tmp_path / "bench")
+    cell = layout.cell_dir(tmp_path / "bench", next(expand(config)).cell)
+    thresholds = cell / "run" / R.POSTPROCESS
+    kept = thresholds.read_text()
+    thresholds.write_text(PostprocessParams(fg_threshold=0.123).model_dump_json())
+    for command in (lambda: run_bench(config, tmp_path / "bench"),
+                    lambda: build_report(tmp_path / "bench", options=ReportOptions(n_boot=20, n_perm=20))):
+        with pytest.raises(InputError, match="changed since the cell was scored") as err:
+            command()
+        assert err.value.path == str(thresholds)
+    thresholds.write_text(kept)
+    assert run_bench(config, tmp_path / "bench").skipped

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cellprobe.bench.bench_config import cell_train_data
-from cellprobe.bench.layout import TEST_ONLY, Scores, safe_name
+from cellprobe.bench.layout import TEST_ONLY, Scores, run_files_record, safe_name
 from cellprobe.bench.matrix import CellOutput, CellTask
 from cellprobe.run.train_config import DataSource, TrainConfig, train_config
 
@@ -95,7 +95,7 @@ def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
     info = {"seconds_train": round(t1 - t0, 2), "seconds_tune": round(t_tune - t1, 2),
             "seconds_eval": round(t2 - t_tune, 2),
             "run_dir": str(run_dir.relative_to(work_dir)) if run_dir.is_relative_to(work_dir) else str(run_dir),
-            "n_test_images": len(test)}
+            "n_test_images": len(test), "run_files": run_files_record(run_dir)}
     test_only = {}
     for spec in task.test_only:
         t3 = time.perf_counter()

@@ -121,6 +121,43 @@ def is_done(bench_dir: Path, cell: Cell, test_only: tuple[str, ...] = ()) -> boo
     return all(_readable_table(folder / PER_IMAGE) for folder in folders)
 
 
+#: the files of a cell's run its scores depend on: the network and its thresholds (absent: untuned)
+RUN_FILES = ("best.ckpt", "postprocess.json")
+
+
+def run_files_record(run_dir: Path) -> dict[str, str | None]:
+    """The sha256 of each of :data:`RUN_FILES` in a cell's run (None: absent), kept in its result.json."""
+    from cellprobe.hashing import file_sha256
+
+    return {name: file_sha256(run_dir / name) if (run_dir / name).is_file() else None for name in RUN_FILES}
+
+
+def check_runs_unchanged(bench_dir: Path) -> None:
+    """Refuse a benchmark folder where a finished cell's run differs from the one its scores were made with
+    (its network or thresholds: :data:`RUN_FILES`): a run re-tuned or retrained by hand after the cell was
+    scored would pass its old scores for the new network's, in the report and in a rerun that skips the cell.
+    Results written before the record (no ``run_files``) are not checked."""
+    for path in sorted(Path(bench_dir).glob(f"cells/*/{RESULT}")):
+        try:
+            result = read_json(path, "result")
+        except InputError:  # not finished: the runner redoes it, the report refuses it
+            continue
+        recorded, run_dir = (result.get("run_files"), result.get("run_dir")) if isinstance(result, dict) else (None,
+                                                                                                               None)
+        if recorded is None or not isinstance(run_dir, str):
+            continue
+        if not isinstance(recorded, dict) or set(recorded) != set(RUN_FILES):
+            raise InputError(path, f"run_files {recorded!r} is not the record cellprobe writes")
+        run = Path(run_dir) if Path(run_dir).is_absolute() else path.parent / run_dir
+        now = run_files_record(run)
+        changed = next((name for name in RUN_FILES if now[name] != recorded[name]), None)
+        if changed is not None:
+            how = "appeared" if recorded[changed] is None else "is gone" if now[changed] is None else "changed"
+            raise InputError(run / changed, f"{how} since the cell was scored (re-tuned or retrained by hand?): "
+                                            f"its scores are not this run's; restore it, or remove {path.parent} "
+                                            "to run the cell again")
+
+
 def _readable_table(path: Path) -> bool:
     """The per-image table is there and its Parquet footer reads (a lost or torn one makes the cell run again:
     the report could not use it)."""

@@ -137,6 +137,7 @@ def build_report(
     out_dir = atomic.output_folder(out_dir or bench_dir, create=False)
     check_report_target(out_dir, bench_dir, overwrite)
     results = layout.read_results(bench_dir)
+    layout.check_runs_unchanged(bench_dir)
     paired = results.groupby(["dataset", "test_data"])["model"].nunique().max() > 1
     if not paired and options.non_default("n_perm"):
         raise InputError("--n-perm", "every dataset of this benchmark has one model: no paired test runs, so the "

@@ -183,6 +183,7 @@ def run_bench(
     check_distinct_cells(config)
     _check_same_setup(bench_dir, config)
     inputs = _check_inputs_unchanged(bench_dir, config)
+    layout.check_runs_unchanged(bench_dir)
     with exclusive(bench_dir, "a benchmark"):  # a second bench on this folder would run the same cells
         atomic.write_json(bench_dir / INPUTS, inputs)
         if cluster is not None:
