@@ -138,7 +138,7 @@ def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, s
 def write_index(bench_dir: Path) -> Path:
     """index.csv: one row per finished cell (identity, timings, flat metrics), rewritten atomically."""
     results = layout.read_results(bench_dir)
-    results = results.drop(columns=[c for c in ("class_names", "cell_dir") if c in results.columns])
+    results = results.drop(columns=[c for c in ("class_names", "cell_dir", "run_files") if c in results.columns])
     path = Path(bench_dir) / layout.INDEX
     atomic.write_text(path, results.to_csv(index=False))
     return path
