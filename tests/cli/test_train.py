@@ -52,6 +52,11 @@ def test_a_relative_data_path_is_stored_absolute(cli, tmp_path, monkeypatch):
                                                                                    "path": "data"}}))
     rc, _, err = cli(*command)
     assert rc == 0, err
+    # the sixteenth probe: the same data through a link (or with '..') was 'a different config'
+    (tmp_path / "datalink").symlink_to(data)
+    for spelling in ("datalink", "data/../data"):
+        rc, _, err = cli(*(spelling if part == "data" else part for part in command))
+        assert rc == 0, err
 
 
 def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):

@@ -196,7 +196,14 @@ def test_a_time_budget_spent_beyond_the_runs_age_is_refused(tiny_data, tmp_path)
             train(cfg)
         assert err.value.path == str(last)
         last.write_bytes(original)
-    assert train(cfg).finished
+    # the sixteenth probe: a run killed before run.json recorded 'started' got 'now', so its saved time failed
+    stamp = json.loads((tmp_path / "run" / R.STAMP).read_text())
+    (tmp_path / "run" / R.STAMP).write_text(json.dumps({**stamp, "started": None}))
+    ckpt = load_checkpoint(last)
+    ckpt["callbacks"][next(k for k in ckpt["callbacks"] if k.startswith("Timer"))]["time_elapsed"]["train"] = 600.0
+    save_checkpoint(ckpt, last)
+    run = train(cfg)
+    assert run.finished and run.stamp.started is None
 
 
 def test_a_run_moved_before_it_resumes_keeps_its_best_checkpoint_state(interrupted, tmp_path):

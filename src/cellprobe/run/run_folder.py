@@ -284,11 +284,11 @@ def find_run(config: TrainConfig) -> Run | None:
     run = Run.open(run_dir)
     _refuse_in_the_way(run_dir)
     old, new = run.config.model_dump(mode="json"), config.model_dump(mode="json")
-    for section in (old, new):  # data paths runs spelt relative to the working directory: the same files
-        section["data"]["path"] = str(Path(section["data"]["path"]).absolute())
+    for section in (old, new):  # data paths spelt relative, through a link or with '..': the same files
+        section["data"]["path"] = str(Path(section["data"]["path"]).resolve())
         options = section["data"].get("options") or {}
         if isinstance(options.get("split_file"), str):
-            options["split_file"] = str(Path(options["split_file"]).expanduser().absolute())
+            options["split_file"] = str(Path(options["split_file"]).expanduser().resolve())
     # the folder is the one found, however ``output`` spells it (relative, trailing slash, a symlink)
     diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS and k != "output")
     if diff and not (run_dir / LAST).exists() and run.stamp.status != "finished":
