@@ -161,6 +161,18 @@ def test_weight_averaging_checkpoints_and_resume(tiny_data, tmp_path):
     cfg2 = tiny_config(tiny_data, tmp_path / "ema2", epochs=2, cache_views=1, cache_dir=cache, ema_decay=0.9)
     with pytest.raises(SystemExit):
         train(cfg2, callbacks=[Interrupt(at=1)])
+    # the sixteenth probe: an edited update count was restored as found (0 restarts the average unsaid)
+    last = tmp_path / "ema2" / R.LAST
+    kept = last.read_bytes()
+    for count in (-5, 0):
+        edited = load_checkpoint(last)
+        edited["averaging_state"]["n_averaged"] = torch.tensor(count)
+        from cellprobe.run.checkpoint import save_checkpoint
+
+        save_checkpoint(edited, last)
+        with pytest.raises(InputError, match=f"its weight average counts {count} updates, where 2 optimizer steps"):
+            train(cfg2)
+        last.write_bytes(kept)
     resumed = load_checkpoint(train(cfg2).path / R.LAST)
     for key in ("state_dict", "current_model_state"):
         for k, v in ckpt[key].items():

@@ -56,7 +56,8 @@ def check_resumable(path: Path, module: Any, encoder_prefix: str, early_stopping
                 key == "loops" and not isinstance(value.get("fit_loop"), dict)):
             raise InputError(path, f"cannot resume from this checkpoint: it lacks the training state "
                                    f"'{key}' a finished epoch saves (a weights-only or edited file); {START_OVER}")
-    problem = _loop_problem(ckpt["loops"]["fit_loop"], ckpt["epoch"], ckpt["global_step"])
+    problem = (_loop_problem(ckpt["loops"]["fit_loop"], ckpt["epoch"], ckpt["global_step"])
+               or (_averaging_problem(ckpt) if RAW_STATE_KEY in ckpt else None))
     if problem:
         raise InputError(path, f"cannot resume from this checkpoint: {problem}; {START_OVER}")
     for n, optimizer in enumerate(ckpt["optimizer_states"]):
@@ -196,6 +197,25 @@ def _loop_problem(fit_loop: dict[str, Any], epoch: int, step: int) -> str | None
     stepped = at(fit_loop, "epoch_loop.state_dict", "_batches_that_stepped")
     if steps != step or stepped != step:
         return f"its loop counts {steps!r} optimizer steps ({stepped!r} batches stepped), its global_step is {step}"
+    return None
+
+
+def _averaging_problem(ckpt: dict[str, Any]) -> str | None:
+    """Why a weight-averaging run's saved average state disagrees with its step count (None: it agrees). The
+    average is updated after every optimizer step, so it has been updated ``global_step`` times; torch restarts
+    an average whose count is 0 from the current weights, and the warmed-up decay follows the count, so an
+    edited count changes the run's averaged weights unsaid."""
+    step = ckpt["global_step"]
+    state = ckpt.get("averaging_state")
+    count = state.get("n_averaged") if isinstance(state, dict) else None
+    if isinstance(count, torch.Tensor) and count.numel() == 1 and not count.is_floating_point():
+        count = int(count)
+    if type(count) is not int or count != step:
+        return f"its weight average counts {count!r} updates, where {step} optimizer steps made {step}"
+    latest = next((v.get("latest_update_step") for k, v in ckpt["callbacks"].items()
+                   if str(k).startswith("WeightAveraging") and isinstance(v, dict)), None)
+    if latest != step:
+        return f"its weight-averaging callback's latest update step is {latest!r}, its global_step {step}"
     return None
 
 
