@@ -163,7 +163,8 @@ def test_a_relative_split_file_is_stored_absolute(cli, tmp_path, monkeypatch):
     import cellprobe.training.fit as fit
 
     given = []
-    monkeypatch.setattr(fit, "train", lambda cfg: given.append(cfg) or SimpleNamespace(finished=True, path="r"))
+    monkeypatch.setattr(fit, "train", lambda cfg: given.append(cfg) or SimpleNamespace(
+        finished=True, path="r", stamp=SimpleNamespace(info={})))
     monkeypatch.chdir(tmp_path)
     rc, _, err = cli("train", "-e", "efficientnet-lite0", "-d", "conic", "--format", "conic", "-o", "run",
                      "--set", "data.options.split_file=splits/folds.csv")
