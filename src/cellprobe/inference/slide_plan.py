@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cellprobe.errors import InputError
+from cellprobe.hashing import ends_sha256
 from cellprobe.inference.slide_config import SlideSettings
 from cellprobe.inference.slide_tiles import TileGrid, make_grid
 from cellprobe.inference.slide_windows import WindowPlan
@@ -170,6 +171,7 @@ def plan_slide(path: Path, run: Run, settings: SlideSettings, inputs: SlideInput
         stat = path.stat()
         stamp = {
             "slide": {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                      "ends_sha256": ends_sha256(path),
                       "level0": [reader.levels[0].width, reader.levels[0].height], "mpp": reader.mpp},
             "run": run_identity(run), "network": network or {},
             "target_mpp": target, "region": list(inputs.region) if inputs.region else None,
