@@ -90,20 +90,21 @@ def _input_digests(config: BenchConfig) -> dict[str, str]:
     return digests
 
 
-def _read(bench_dir: Path, task: CellTask, key: str) -> bool:
-    """Whether the finished cell ``task`` read the input of :func:`_input_digests`'s ``key``: its dataset, a
-    test-only dataset it was scored on (its result.json says which: one added to the config since is not),
-    or its weights file."""
-    kind, rest = key.split(" ", 1)
-    if kind == "dataset":
-        name = rest.split(" ")[0]  # dataset names are plain names: no spaces
-        if task.cell.dataset == name:
-            return True
-        from cellprobe.config import read_json
+def _inputs_read(bench_dir: Path, task: CellTask) -> set[str]:
+    """The keys of :func:`_input_digests` that the finished cell ``task`` read: its dataset, the test-only
+    datasets it was scored on (its result.json says which: one added to the config since is not yet), and its
+    weights file."""
+    from cellprobe.config import read_json
 
-        scored = read_json(layout.cell_dir(bench_dir, task.cell) / layout.RESULT, "result").get("test_only") or []
-        return name in scored
-    return task.cell.weights == rest
+    scored = read_json(layout.cell_dir(bench_dir, task.cell) / layout.RESULT, "result").get("test_only") or []
+    datasets = {task.cell.dataset, *scored}
+    return {*(f"dataset {name}" for name in datasets), f"weights {task.cell.weights}"}
+
+
+def _reads(key: str, read: set[str]) -> bool:
+    """Whether ``key`` (a dataset, its split file, or a weights file) is among a cell's inputs ``read``."""
+    kind, rest = key.split(" ", 1)
+    return f"{kind} {rest.split(' ')[0] if kind == 'dataset' else rest}" in read
 
 
 def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, str]:
@@ -116,6 +117,7 @@ def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, s
     now = _input_digests(config)
     path = bench_dir / INPUTS
     finished = [t for t in expand(config) if layout.is_done(bench_dir, t.cell)] if bench_dir.is_dir() else []
+    read = {t.cell.cell_id: _inputs_read(bench_dir, t) for t in finished}  # each result read once
     recorded: Any = {}
     if path.is_file() or path.is_symlink():
         recorded = read_json(path, "benchmark inputs record")
@@ -125,7 +127,7 @@ def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, s
     for key, digest in now.items():
         if recorded.get(key) == digest:
             continue
-        used = [t for t in finished if _read(bench_dir, t, key)]
+        used = [t for t in finished if _reads(key, read[t.cell.cell_id])]
         if used:
             problem = ("changed since" if key in recorded else "is not recorded (the record is missing or lacks it), "
                        "so it cannot be shown unchanged since")
