@@ -232,6 +232,20 @@ def test_a_result_changed_by_hand_is_neither_taken_for_done_nor_overwritten(cli,
     (out / "tr0_overlay.png").unlink()
     rc, _, err = cli(*args)
     assert rc == 0 and (out / "tr0_overlay.png").read_bytes() == made["tr0_overlay.png"], err
+    # the seventeenth probe: with the record's digests deleted or damaged, an edited result was overwritten
+    import json
+
+    from cellprobe.inference.predict import MANIFEST
+
+    record = json.loads((out / MANIFEST).read_text())
+    (out / "tr0.geojson").write_text('{"edited": true}')
+    for outputs in ("x", None):
+        damaged = {**record, "outputs": outputs} if outputs is not None else {
+            k: v for k, v in record.items() if k != "outputs"}
+        (out / MANIFEST).write_text(json.dumps(damaged))
+        rc, _, err = cli(*args)
+        assert rc == 2 and f"{out / MANIFEST}: records no digests of tr0.png's results" in err, err
+        assert (out / "tr0.geojson").read_text() == '{"edited": true}'
 
 
 def test_an_input_named_like_an_earlier_commands_result_but_for_case_is_refused(cli, run, tmp_path):

@@ -138,8 +138,8 @@ def input_digests(files: Sequence[Path]) -> dict[str, str]:
 
 
 def recorded_outputs(out_dir: Path) -> dict[str, dict[str, str]]:
-    """The sha256 of each result file the folder's record says it wrote, by input stem (none for a record
-    written before results were digested: those inputs are redone)."""
+    """The sha256 of each result file the folder's record says it wrote, by input stem (an entry that is not
+    one predict writes counts as none: :func:`_hand_changed` refuses results it cannot vouch for)."""
     outputs = _manifest(out_dir).get("outputs")
     if not isinstance(outputs, dict):
         return {}
@@ -155,7 +155,14 @@ def _hand_changed(out_dir: Path, files: Sequence[Path], recorded: dict[str, str]
     from cellprobe.hashing import changed_result
 
     for f in files:
-        if recorded.get(f.stem) != digests.get(f.stem) or f.stem not in outputs:
+        if recorded.get(f.stem) != digests.get(f.stem):
+            continue
+        if f.stem not in outputs:  # results there, their digests lost (a damaged or older record)
+            there = [out_dir / n for n in output_names(f.stem) if (out_dir / n).exists()]
+            if there:
+                raise InputError(out_dir / MANIFEST, f"records no digests of {f.name}'s results ({there[0].name}, "
+                                                     "...): whether they are as predict wrote them is unknown; pass "
+                                                     "--overwrite to make them again, or --out for another folder")
             continue
         present = {n: d for n, d in outputs[f.stem].items() if (out_dir / n).exists()}
         changed = changed_result(out_dir, present)
