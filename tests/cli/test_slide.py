@@ -49,20 +49,6 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
     # the fifteenth probe: another overview_side was 'finished earlier, skipped', the overview left as it was
     rc, _, err = cli(*args, "--set", "overview_side=64")
     assert rc == 2 and "already holds results of another run, slide or settings" in err, err
-    # another slide of the same size copied over it, its time set back: not the slide the results are of
-    import os
-
-    kept_slide, stat = slide.read_bytes(), slide.stat()
-    try:
-        other = bytearray(kept_slide)
-        other[-1] ^= 0xFF  # other bytes, the same size, still a readable slide
-        slide.write_bytes(bytes(other))
-        os.utime(slide, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        rc, _, err = cli(*args)
-        assert rc == 2 and "already holds results of another run, slide or settings" in err, err
-    finally:
-        slide.write_bytes(kept_slide)
-        os.utime(slide, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     # a damaged or missing summary: refused naming it and its problem (it used to say "another run")
     record, kept = folder / "summary.json", (folder / "summary.json").read_bytes()
     for damaged, problem in ((b"{", "unreadable slide summary: not valid JSON"), (b"[]", "is not a slide summary"),
@@ -110,6 +96,26 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
         assert rc == 2 and "differs only in case" in err and str(folder) in err, err
         _one_line(err, "Tissue.svs")
     assert sorted(p.name for p in out.iterdir()) == before
+
+    # another slide of the same size copied over it, its time set back: not the slide the results are of
+    import os
+
+    kept_slide, stat = slide.read_bytes(), slide.stat()
+    try:
+        for where in (-1, len(kept_slide) // 2):  # its last bytes in place; a copy differing in the middle
+            other = bytearray(kept_slide)
+            other[where] ^= 0xFF  # other bytes, the same size, still a readable slide
+            if where == -1:
+                slide.write_bytes(bytes(other))
+            else:  # moved over it, as the seventeenth probe did
+                (tmp_path / "rescan.svs").write_bytes(bytes(other))
+                os.replace(tmp_path / "rescan.svs", slide)
+            os.utime(slide, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            rc, _, err = cli(*args)
+            assert rc == 2 and "already holds results of another run, slide or settings" in err, err
+    finally:
+        slide.write_bytes(kept_slide)
+        os.utime(slide, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def _one_line(err: str, name: str) -> None:

@@ -44,3 +44,17 @@ def test_a_finished_status_without_the_finish_record_is_refused(tmp_path_factory
     with pytest.raises(InputError, match="status 'finished' without the record training writes") as err:
         R.Run.open(run)
     assert err.value.path == str(run / R.STAMP)
+
+
+def test_a_cleared_data_digest_is_refused(tmp_path_factory, tmp_path):
+    """The seventeenth probe: run.json's data_sha256 set to null turned off tune's (and refit's, and a resume's)
+    check that the data is the run's. A run that records its start has recorded its data's digest with it."""
+    import json
+
+    run = shutil.copytree(shared_run(tmp_path_factory), tmp_path / "run")
+    stamp = json.loads((run / R.STAMP).read_text())
+    assert stamp["started"] and stamp["data_sha256"]
+    (run / R.STAMP).write_text(json.dumps({**stamp, "data_sha256": None}))
+    with pytest.raises(InputError, match="data_sha256 is missing though training's start is recorded"):
+        R.Run.open(run)
+

@@ -65,6 +65,9 @@ def test_cached_run_folder_resume_and_refusals(tiny_data, tmp_path):
     # a finished run returns at once (also with other runtime settings); another config is refused
     assert train(cfg).path == run_dir
     assert train(cfg, overrides={"trainer.threads": 1, "trainer.max_minutes": 5}).path == run_dir
+    # the seventeenth probe: a bench cell's run whose feature cache folder is spelt otherwise (the bench run
+    # from another directory, or moved) was 'a different config': the cache is keyed by content
+    assert train(cfg, overrides={"cache_dir": str(tmp_path / "elsewhere")}).path == run_dir
     with pytest.raises(InputError, match=r"different config.*epochs"):
         train(tiny_config(tiny_data, tmp_path / "run", epochs=3))
     (tmp_path / "junk").mkdir()

@@ -172,6 +172,9 @@ def plan_slide(path: Path, run: Run, settings: SlideSettings, inputs: SlideInput
         stamp = {
             "slide": {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                       "ends_sha256": ends_sha256(path),
+                      # another file moved over it is another inode, whatever its size and time (a chmod
+                      # or touch keeps it; a file rewritten in place keeps it too: its ends are compared)
+                      "inode": [stat.st_dev, stat.st_ino],
                       "level0": [reader.levels[0].width, reader.levels[0].height], "mpp": reader.mpp},
             "run": run_identity(run), "network": network or {},
             "target_mpp": target, "region": list(inputs.region) if inputs.region else None,

@@ -128,6 +128,8 @@ def _check_stamp(stamp: RunStamp, path: Path) -> None:
         (not isinstance(stamp.info, dict), "info must be a mapping"),
         (stamp.started is not None and not (number(stamp.started) and stamp.started > 0),
          f"started {stamp.started!r} is not a time"),
+        (stamp.started is not None and stamp.data_sha256 is None,  # both are written when training starts
+         "data_sha256 is missing though training's start is recorded: the data check would be skipped"),
         (stamp.data_sha256 is not None and not (isinstance(stamp.data_sha256, str)
                                                 and re.fullmatch(r"[0-9a-f]{64}", stamp.data_sha256)),
          f"data_sha256 {stamp.data_sha256!r} is not a sha256"),
@@ -289,8 +291,10 @@ def find_run(config: TrainConfig) -> Run | None:
         options = section["data"].get("options") or {}
         if isinstance(options.get("split_file"), str):
             options["split_file"] = str(Path(options["split_file"]).expanduser().resolve())
-    # the folder is the one found, however ``output`` spells it (relative, trailing slash, a symlink)
-    diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS and k != "output")
+    # the folder is the one found, however ``output`` spells it (relative, trailing slash, a symlink); the
+    # feature cache is keyed by its contents, so where it lives (a bench folder moved, spelt otherwise) is how
+    # the run runs, not what it is
+    diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS and k not in ("output", "cache_dir"))
     if diff and not (run_dir / LAST).exists() and run.stamp.status != "finished":
         raise InputError(run_dir, f"holds a run of a different config (differs at {', '.join(diff[:5])}) that "
                                   "never finished an epoch, so nothing of it would be lost: delete the folder, or "
