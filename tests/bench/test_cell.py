@@ -90,3 +90,10 @@ def test_a_finished_cells_run_changed_by_hand_is_refused_by_bench_and_report(dat
         assert err.value.path == str(thresholds)
     thresholds.write_text(kept)
     assert run_bench(config, tmp_path / "bench").skipped
+    # the seventeenth probe: run_files set to null hid a re-tuned run from the report
+    result = cell / layout.RESULT
+    kept_result = result.read_text()
+    result.write_text(json.dumps({**json.loads(kept_result), "run_files": None}))
+    with pytest.raises(InputError, match="run_files None is not the record cellprobe writes"):
+        build_report(tmp_path / "bench", options=ReportOptions(n_boot=20, n_perm=20), overwrite=True)
+    result.write_text(kept_result)

@@ -142,10 +142,11 @@ def check_runs_unchanged(bench_dir: Path) -> None:
             result = read_json(path, "result")
         except InputError:  # not finished: the runner redoes it, the report refuses it
             continue
-        recorded, run_dir = (result.get("run_files"), result.get("run_dir")) if isinstance(result, dict) else (None,
-                                                                                                               None)
-        if recorded is None or not isinstance(run_dir, str):
+        if not isinstance(result, dict) or "run_files" not in result:  # written before the record
             continue
+        recorded, run_dir = result["run_files"], result.get("run_dir")
+        if not isinstance(run_dir, str):
+            raise InputError(path, f"run_dir {run_dir!r} is not the run folder cellprobe records")
         if not isinstance(recorded, dict) or set(recorded) != set(RUN_FILES):
             raise InputError(path, f"run_files {recorded!r} is not the record cellprobe writes")
         run = Path(run_dir) if Path(run_dir).is_absolute() else path.parent / run_dir

@@ -90,15 +90,24 @@ def _input_digests(config: BenchConfig) -> dict[str, str]:
     return digests
 
 
-def _inputs_read(bench_dir: Path, task: CellTask) -> set[str]:
-    """The keys of :func:`_input_digests` that the finished cell ``task`` read: its dataset, the test-only
-    datasets it was scored on (its result.json says which: one added to the config since is not yet), and its
-    weights file."""
+def _finished_inputs(bench_dir: Path) -> dict[str, set[str]]:
+    """Every finished cell of the folder (this config's matrix or not: an earlier run's seeds stay in its
+    report) → the keys of :func:`_input_digests` it read: its dataset, the test-only datasets it was scored on
+    (its result.json says which: one added to the config since is not yet), and its weights file."""
     from cellprobe.config import read_json
 
-    scored = read_json(layout.cell_dir(bench_dir, task.cell) / layout.RESULT, "result").get("test_only") or []
-    datasets = {task.cell.dataset, *scored}
-    return {*(f"dataset {name}" for name in datasets), f"weights {task.cell.weights}"}
+    read: dict[str, set[str]] = {}
+    for path in sorted(Path(bench_dir).glob(f"cells/*/{layout.RESULT}")):
+        try:
+            result = read_json(path, "result")
+        except InputError:  # not finished: the runner redoes it
+            continue
+        if not (isinstance(result, dict) and "metrics" in result):
+            continue
+        scored = result.get("test_only") if isinstance(result.get("test_only"), list) else []
+        datasets = {str(result.get("dataset")), *map(str, scored)}
+        read[path.parent.name] = {*(f"dataset {name}" for name in datasets), f"weights {result.get('weights')}"}
+    return read
 
 
 def _reads(key: str, read: set[str]) -> bool:
@@ -116,8 +125,7 @@ def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, s
 
     now = _input_digests(config)
     path = bench_dir / INPUTS
-    finished = [t for t in expand(config) if layout.is_done(bench_dir, t.cell)] if bench_dir.is_dir() else []
-    read = {t.cell.cell_id: _inputs_read(bench_dir, t) for t in finished}  # each result read once
+    read = _finished_inputs(bench_dir)
     recorded: Any = {}
     if path.is_file() or path.is_symlink():
         recorded = read_json(path, "benchmark inputs record")
@@ -127,13 +135,13 @@ def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, s
     for key, digest in now.items():
         if recorded.get(key) == digest:
             continue
-        used = [t for t in finished if _reads(key, read[t.cell.cell_id])]
+        used = sorted(cell for cell, inputs in read.items() if _reads(key, inputs))
         if used:
             problem = ("changed since" if key in recorded else "is not recorded (the record is missing or lacks it), "
                        "so it cannot be shown unchanged since")
-            raise InputError(path, f"{key} {problem} {len(used)} finished cell(s) of this benchmark were made from "
-                                   f"it (e.g. {used[0].cell.cell_id}): new and finished cells could mix two "
-                                   "versions; restore it, or use a new output folder")
+            raise InputError(path, f"{key} {problem} {len(used)} finished cell(s) of this benchmark folder were "
+                                   f"made from it (e.g. {used[0]}): new and finished cells could mix two versions; "
+                                   "restore it, or use a new output folder")
     return {**recorded, **now}
 
 
