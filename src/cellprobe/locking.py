@@ -34,11 +34,23 @@ def exclusive(folder: str | Path, what: str) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        holder = _holder(fd)
         os.close(fd)
-        raise InputError(folder, f"in use by another cellprobe process ({what}); wait for it to end, or "
-                                 "choose another output folder") from None
+        raise InputError(folder, f"in use by another cellprobe process ({holder or what}); wait for it to end, "
+                                 "or choose another output folder") from None
+    os.ftruncate(fd, 0)  # what the holder does, for a refused command to name (not what that one would do)
+    os.pwrite(fd, what.encode(), 0)
     try:
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """What the process holding the lock said it does (empty when it wrote nothing)."""
+    try:
+        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+

@@ -53,6 +53,10 @@ def test_tuning_again_needs_overwrite_and_starts_from_the_untuned_thresholds(cli
         rc, _, err = cli("tune", run, "--device", "cpu", "--grid", grid, "--overwrite")
     assert rc == 2 and "in use by another cellprobe process (tuning)" in err and err.count("\n") == 1, err
     assert (run / R.POSTPROCESS).read_text() == first
+    # the seventeenth probe: the refusal named what the refused command does, not what the holder does
+    with exclusive(run, "training"):
+        rc, _, err = cli("tune", run, "--device", "cpu", "--grid", grid, "--overwrite")
+    assert rc == 2 and "in use by another cellprobe process (training)" in err, err
 
 
 def test_missing_run(cli, tmp_path):
