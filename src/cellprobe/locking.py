@@ -20,12 +20,13 @@ LOCK = ".cellprobe.lock"
 @contextlib.contextmanager
 def exclusive(folder: str | Path, what: str) -> Iterator[None]:
     """Hold ``folder``'s lock (creating the folder) for ``what`` the caller does; refused while another
-    process holds it. Worker processes of one command (DDP ranks other than 0, which Lightning starts with
+    process holds it. A folder made here that holds only the lock when the caller fails is removed again. Worker processes of one command (DDP ranks other than 0, which Lightning starts with
     ``LOCAL_RANK`` set) work under their launcher's lock and take none."""
     if os.environ.get("LOCAL_RANK", "0") != "0":
         yield
         return
     folder = Path(folder)
+    made = not folder.exists()
     atomic.output_folder(folder)  # made; a file or a link to nothing on the way is one line naming it
     try:
         fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR, 0o666)
@@ -42,6 +43,11 @@ def exclusive(folder: str | Path, what: str) -> Iterator[None]:
     os.pwrite(fd, what.encode(), 0)
     try:
         yield
+    except BaseException:
+        if made and [p.name for p in folder.iterdir()] == [LOCK]:  # refused before writing: nothing is left
+            (folder / LOCK).unlink(missing_ok=True)
+            folder.rmdir()
+        raise
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

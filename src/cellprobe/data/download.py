@@ -26,7 +26,7 @@ from cellprobe.config import StrictModel, read_text_file
 from cellprobe.data.catalog import DatasetSource, RemoteFile, check_name
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256 as sha256_of
-from cellprobe.locking import LOCK, exclusive
+from cellprobe.locking import exclusive
 
 Progress = Callable[[str, int, int | None], None]  # (file name, bytes done, total or None)
 
@@ -51,20 +51,10 @@ def _missing_folders(path: Path) -> list[Path]:
     return out
 
 
-def _only_lock(folder: Path) -> bool:
-    """Whether ``folder`` holds nothing but the lock file a download held (released by now)."""
-    try:
-        return [p.name for p in folder.iterdir()] == [LOCK]
-    except OSError:
-        return False
-
-
 def _remove_empty(folders: list[Path]) -> None:
     """Remove those of ``folders`` (deepest first) that exist and are empty: what a refused call created and
     left with nothing in it. A folder that holds anything (a partial download to resume) is kept."""
     for folder in folders:
-        if _only_lock(folder):
-            (folder / LOCK).unlink(missing_ok=True)
         try:
             folder.rmdir()
         except OSError:

@@ -4,7 +4,6 @@ thresholds, score with the metrics engine, write metrics.json and per_image.csv.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     class-agnostic (every nucleus one class: PQ/DQ/SQ, AJI, Dice, F1_d; labelled so in metrics.json); data at
     another µm/px than the run's is resized to the run's for the network and its instances resized back, so
     it is scored at its own resolution."""
-    from cellprobe.locking import LOCK, exclusive
+    from cellprobe.locking import exclusive
 
     out_dir = atomic.output_folder(out if out is not None else run_dir, create=False)
     R.Run.open(run_dir)  # a folder that is no run is said first, as that (it could be the data too)
@@ -50,15 +49,9 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
         refuse_output_inside(out_dir, data)
     # the results folder held: a second evaluation into it (or a tune of the run, when it is the run's) would
     # race with this one; a folder made for the lock goes again if the evaluation stops before writing
-    made = not out_dir.exists()
-    try:
-        with exclusive(out_dir, "evaluating"):
-            return _evaluate(run_dir, data, split, checkpoint, out_dir, device, format, workers, tta, overwrite,
-                             options)
-    except BaseException:
-        if made and {p.name for p in out_dir.iterdir()} <= {LOCK}:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise
+    with exclusive(out_dir, "evaluating"):
+        return _evaluate(run_dir, data, split, checkpoint, out_dir, device, format, workers, tta, overwrite,
+                         options)
 
 
 def _evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | None, checkpoint: str,

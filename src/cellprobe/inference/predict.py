@@ -308,9 +308,8 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
     check_inputs(files)
     _say_orientation(files)
     digests = input_digests(files)  # each input read once for its digest
-    prepare_output(out_dir, files, overwrite, setup, digests, slide)  # before the lock makes the folder
     with exclusive(out_dir, "predicting"):  # a second predict here would replace this one's record
-        prepare_output(out_dir, files, overwrite, setup, digests, slide)  # what the other may have left
+        prepare_output(out_dir, files, overwrite, setup, digests, slide)  # what another may have left too
         return _predict_each(segmenter, files, out_dir, progress, overwrite, setup, slide, digests)
 
 
