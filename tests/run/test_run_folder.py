@@ -46,15 +46,33 @@ def test_a_finished_status_without_the_finish_record_is_refused(tmp_path_factory
     assert err.value.path == str(run / R.STAMP)
 
 
-def test_a_cleared_data_digest_is_refused(tmp_path_factory, tmp_path):
-    """The seventeenth probe: run.json's data_sha256 set to null turned off tune's (and refit's, and a resume's)
-    check that the data is the run's. A run that records its start has recorded its data's digest with it."""
+@pytest.mark.parametrize("change", [
+    {"data_sha256": None}, {"started": None}, {"data_sha256": None, "started": None},
+    {"data_sha256": "DELETE"}, {"started": "DELETE"}, {"data_sha256": "DELETE", "started": "DELETE"},
+    {"learning_rates": "DELETE"}])
+def test_a_cleared_or_deleted_record_key_is_refused(tmp_path_factory, tmp_path, change):
+    """The seventeenth probe (F10): run.json's data_sha256 set to null, or deleted with started, made a current
+    run pass as one from before those keys, whose data and time checks were skipped. Run format 3 writes every
+    key from the start: a missing one is damage, and a run that trained records both."""
     import json
 
     run = shutil.copytree(shared_run(tmp_path_factory), tmp_path / "run")
     stamp = json.loads((run / R.STAMP).read_text())
-    assert stamp["started"] and stamp["data_sha256"]
-    (run / R.STAMP).write_text(json.dumps({**stamp, "data_sha256": None}))
-    with pytest.raises(InputError, match="data_sha256 is missing though training's start is recorded"):
+    assert stamp["started"] and stamp["data_sha256"] and stamp["run_format"] == 3
+    stamp.update(change)
+    (run / R.STAMP).write_text(json.dumps({k: v for k, v in stamp.items() if v != "DELETE"}))
+    with pytest.raises(InputError, match=r"lacks|training records both") as err:
         R.Run.open(run)
+    assert err.value.path == str(run / R.STAMP)
 
+
+def test_a_run_that_never_trained_may_lack_both(tmp_path_factory, tmp_path):
+    """A run killed before its first checkpoint has no digest and no start yet; it opens (and trains again)."""
+    import json
+
+    run = shutil.copytree(shared_run(tmp_path_factory), tmp_path / "run")
+    stamp = json.loads((run / R.STAMP).read_text())
+    for name in (R.BEST, R.LAST):
+        (run / name).unlink()
+    (run / R.STAMP).write_text(json.dumps({**stamp, "status": "training", "data_sha256": None, "started": None}))
+    assert R.Run.open(run).stamp.started is None

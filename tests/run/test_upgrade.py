@@ -16,6 +16,7 @@ from cellprobe.errors import InputError
 from cellprobe.run import run_folder as R
 from cellprobe.run.checkpoint import load_checkpoint, save_checkpoint
 from cellprobe.run.upgrade import lr_from_logs, upgrade_run
+from cellprobe.training.build import data_sha256
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def _to_format_1(run_dir):
         ckpt["state_dict"] = {k.removeprefix("network."): v for k, v in ckpt["state_dict"].items()}
         ckpt["cellprobe"] = dict(old_identity)
         save_checkpoint(ckpt, run_dir / name)
-    del stamp["learning_rates"]
+    for key in ("learning_rates", "data_sha256", "started"):
+        del stamp[key]
     stamp.update(run_format=1, encoder=old_identity)
     (run_dir / R.STAMP).write_text(json.dumps(stamp))
 
@@ -50,9 +52,9 @@ def test_format_1_is_refused_then_upgraded_to_the_same_run(run, tmp_path):
     with pytest.raises(InputError, match=r"earlier run format 1.*cellprobe upgrade"):
         R.Run.open(old)
 
-    done = upgrade_run(old)
-    assert any("network weights" in line for line in done) and done[-1].endswith("run format 1 → 2")
-    assert upgrade_run(old) == []  # current now: nothing to do
+    done = upgrade_run(old, data_sha256)
+    assert any("network weights" in line for line in done) and done[-1].endswith("run format 1 → 3")
+    assert upgrade_run(old, data_sha256) == []  # current now: nothing to do
     for name in (R.BEST, R.LAST):
         a, b = load_checkpoint(run / name), load_checkpoint(old / name)
         assert a["cellprobe"] == b["cellprobe"] and a["state_dict"].keys() == b["state_dict"].keys()
@@ -60,6 +62,8 @@ def test_format_1_is_refused_then_upgraded_to_the_same_run(run, tmp_path):
     current, upgraded = R.Run.open(run).stamp, R.Run.open(old).stamp
     assert upgraded.encoder == current.encoder
     assert upgraded.learning_rates == current.learning_rates  # read back from the CSV logs
+    assert upgraded.data_sha256 == current.data_sha256  # the same data as training recorded
+    assert 0 < upgraded.started <= (old / R.CONFIG).stat().st_mtime
 
     image = shared_data() / "test"
     from cellprobe.data import open_dataset
@@ -74,7 +78,7 @@ def test_the_cli_upgrades_and_bad_folders_are_one_line(run, tmp_path, cli):
     shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
     _to_format_1(old)
     rc, out, _ = cli("upgrade", old)
-    assert rc == 0 and "run format 1 → 2" in out
+    assert rc == 0 and "run format 1 → 3" in out
     rc, out, _ = cli("upgrade", old)
     assert rc == 0 and "already current" in out
     stamp = json.loads((old / "run.json").read_text())
@@ -83,6 +87,25 @@ def test_the_cli_upgrades_and_bad_folders_are_one_line(run, tmp_path, cli):
     assert rc == 2 and err.count("\n") == 1 and "run.json: encoder identity must have the keys" in err, err
     rc, _, err = cli("upgrade", tmp_path / "nothing")
     assert rc == 2 and err.count("\n") == 1 and "not a cellprobe run folder" in err
+
+
+@pytest.mark.parametrize("kept", [(), ("started",), ("data_sha256", "started")])
+def test_format_2_gets_the_data_digest_and_start_recorded(run, tmp_path, cli, kept):
+    """Format 2 did not always record the training data's digest and start (runs from before them): the
+    upgrade records what can be known now, and keeps what was recorded."""
+    old = tmp_path / "old"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
+    stamp = json.loads((old / R.STAMP).read_text())
+    (old / R.STAMP).write_text(json.dumps({**{k: v for k, v in stamp.items() if k in kept or k not in
+                                              ("data_sha256", "started")}, "run_format": 2}))
+    with pytest.raises(InputError, match=r"earlier run format 2.*cellprobe upgrade"):
+        R.Run.open(old)
+    rc, out, _ = cli("upgrade", old)
+    assert rc == 0 and "run format 2 → 3" in out and ("data as it is now" in out) == ("data_sha256" not in kept)
+    upgraded = json.loads((old / R.STAMP).read_text())
+    assert upgraded["data_sha256"] == stamp["data_sha256"]
+    assert upgraded["started"] == stamp["started"] if "started" in kept else upgraded["started"] < stamp["started"]
+    assert R.Run.open(old).finished
 
 
 @pytest.mark.parametrize("key, value", [("weights_digest", "f" * 64), ("encoder", "resnet50"),
@@ -101,7 +124,7 @@ def test_a_format_1_checkpoint_of_another_network_is_refused(run, tmp_path, key,
     save_checkpoint(ckpt, old / R.BEST)
     kept = {name: (old / name).read_bytes() for name in (R.BEST, R.LAST, R.STAMP)}
     with pytest.raises(InputError, match="cannot be upgraded") as err:
-        upgrade_run(old)
+        upgrade_run(old, data_sha256)
     assert err.value.path == str(old / R.BEST) and (key is None or key in err.value.problem)
     assert {name: (old / name).read_bytes() for name in kept} == kept  # nothing converted
 
@@ -139,13 +162,13 @@ def test_stamps_the_upgrade_cannot_convert_are_refused_before_any_change(run, tm
         (old / R.STAMP).write_text(json.dumps({**stamp, **change}))
         before = (old / R.BEST).read_bytes()
         with pytest.raises(InputError, match=problem):
-            upgrade_run(old)
+            upgrade_run(old, data_sha256)
         assert (old / R.BEST).read_bytes() == before and json.loads((old / R.STAMP).read_text())["run_format"] == 1
     old = tmp_path / "nologs"
     shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache", "logs"))
     _to_format_1(old)
     with pytest.raises(InputError, match="learning rates only in its logs"):
-        upgrade_run(old)
+        upgrade_run(old, data_sha256)
 
 
 @pytest.mark.parametrize(("field", "value", "problem"), [
@@ -167,8 +190,8 @@ def test_an_encoder_identity_is_read_as_written(run, tmp_path, cli, field, value
 
 
 @pytest.mark.parametrize(("field", "value", "problem"), [
-    ("run_format", 2.0, "run_format 2.0 is not an integer"), ("run_format", True, "run_format True is not an integer"),
-    ("run_format", "2", "run_format '2' is not an integer"), ("version", 0.1, "version 0.1 is not a version string"),
+    ("run_format", 3.0, "run_format 3.0 is not an integer"), ("run_format", True, "run_format True is not an integer"),
+    ("run_format", "3", "run_format '3' is not an integer"), ("version", 0.1, "version 0.1 is not a version string"),
 ])
 def test_a_stamp_whose_format_only_compares_equal_is_refused(run, tmp_path, cli, field, value, problem):
     """The thirteenth probe: run_format 2.0 opened as the current format and `true` was taken for format 1."""

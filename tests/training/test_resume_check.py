@@ -196,14 +196,15 @@ def test_a_time_budget_spent_beyond_the_runs_age_is_refused(tiny_data, tmp_path)
             train(cfg)
         assert err.value.path == str(last)
         last.write_bytes(original)
-    # the sixteenth probe: a run killed before run.json recorded 'started' got 'now', so its saved time failed
+    # 'started' cleared by hand beside a checkpoint: the bound would be lost, so the record is refused (run format
+    # 3 records it before the first checkpoint; `cellprobe upgrade` gives earlier runs one)
     stamp = json.loads((tmp_path / "run" / R.STAMP).read_text())
     (tmp_path / "run" / R.STAMP).write_text(json.dumps({**stamp, "started": None}))
-    ckpt = load_checkpoint(last)
-    ckpt["callbacks"][next(k for k in ckpt["callbacks"] if k.startswith("Timer"))]["time_elapsed"]["train"] = 600.0
-    save_checkpoint(ckpt, last)
-    run = train(cfg)
-    assert run.finished and run.stamp.started is None
+    with pytest.raises(InputError, match="started None beside data_sha256") as err:
+        train(cfg)
+    assert err.value.path == str(tmp_path / "run" / R.STAMP)
+    (tmp_path / "run" / R.STAMP).write_text(json.dumps(stamp))
+    assert train(cfg).finished
 
 
 def test_a_run_moved_before_it_resumes_keeps_its_best_checkpoint_state(tiny_data, tmp_path):

@@ -12,9 +12,11 @@ Layout (names fixed here and nowhere else)::
     metrics.json, per_image.csv   written by `cellprobe evaluate`
 
 A run written by another cellprobe version is refused with an InputError: checkpoints and configs are only
-guaranteed to mean the same thing within one version. A run of the previous run format (1: no typed encoder
-identity, no learning-rate record, the network's weights at the checkpoints' top level) is refused with the
-command that converts it (``cellprobe upgrade``, :mod:`cellprobe.run.upgrade`).
+guaranteed to mean the same thing within one version. A run of an earlier run format (1: no typed encoder
+identity, no learning-rate record, the network's weights at the checkpoints' top level; 2: no record of the
+training data's digest and start time) is refused with the command that converts it (``cellprobe upgrade``,
+:mod:`cellprobe.run.upgrade`). Format 3 writes every key of :class:`RunStamp` from the start, so a key missing
+from a current run.json is a damaged record, never an older one whose checks would be skipped.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from cellprobe.run.train_config import TrainConfig
 if TYPE_CHECKING:
     from cellprobe.postprocess import PostprocessParams
 
-RUN_FORMAT = 2
+RUN_FORMAT = 3
 CONFIG = "config.yaml"
 STAMP = "run.json"
 BEST = "best.ckpt"
@@ -49,7 +51,7 @@ RUNTIME_KEYS = frozenset({"trainer.threads", "trainer.progress", "trainer.max_mi
                           "trainer.log_every_n_steps"})
 PER_IMAGE = "per_image.csv"
 #: earlier run formats that ``cellprobe upgrade`` converts
-UPGRADABLE = (1,)
+UPGRADABLE = (1, 2)
 #: key of run.json's info that makes a run folder an ensemble of other runs (cellprobe.run.ensemble)
 ENSEMBLE_KEY = "ensemble"
 
@@ -106,8 +108,18 @@ def read_stamp(run_dir: Path) -> RunStamp:
     if data["run_format"] != RUN_FORMAT:
         raise InputError(run_dir, f"unknown run format {data['run_format']} (this cellprobe reads {RUN_FORMAT})")
     known = set(RunStamp.__dataclass_fields__)
+    missing = sorted(known - set(data))
+    if missing:  # every key is written from the first stamp on: none is optional
+        raise InputError(path, f"lacks {', '.join(missing)} (run format {RUN_FORMAT} writes every key from the start): "
+                               "a damaged or hand-edited record, whose checks would be skipped")
     stamp = RunStamp(**{k: v for k, v in data.items() if k in known})
     _check_stamp(stamp, path)
+    if ENSEMBLE_KEY not in stamp.info and (stamp.data_sha256 is None or stamp.started is None) and (
+            stamp.status == "finished" or any((run_dir / name).exists() for name in (BEST, LAST))):
+        # training records both before its first epoch: a run that trained without them is a damaged record
+        raise InputError(path, f"data_sha256 {stamp.data_sha256!r} and started {stamp.started!r}: training records "
+                               "both before its first checkpoint, so the data and time checks of this run would be "
+                               "skipped (a hand-edited record?)")
     if stamp.encoder is not None:
         stamp.encoder = EncoderIdentity.from_json(stamp.encoder, path)
     return stamp
@@ -128,8 +140,8 @@ def _check_stamp(stamp: RunStamp, path: Path) -> None:
         (not isinstance(stamp.info, dict), "info must be a mapping"),
         (stamp.started is not None and not (number(stamp.started) and stamp.started > 0),
          f"started {stamp.started!r} is not a time"),
-        (stamp.started is not None and stamp.data_sha256 is None,  # both are written when training starts
-         "data_sha256 is missing though training's start is recorded: the data check would be skipped"),
+        ((stamp.started is None) != (stamp.data_sha256 is None),  # both are written when training starts
+         f"started {stamp.started!r} beside data_sha256 {stamp.data_sha256!r}: training records both or neither"),
         (stamp.data_sha256 is not None and not (isinstance(stamp.data_sha256, str)
                                                 and re.fullmatch(r"[0-9a-f]{64}", stamp.data_sha256)),
          f"data_sha256 {stamp.data_sha256!r} is not a sha256"),

@@ -1,4 +1,4 @@
-"""Convert a run folder of run format 1 (cellprobe before the run package) to the current format, in place.
+"""Convert a run folder of an earlier run format to the current one (3), in place.
 
 Format 1 differs in three ways, each converted here and nowhere else:
 
@@ -10,12 +10,19 @@ Format 1 differs in three ways, each converted here and nowhere else:
 * the learning rate of each epoch was only in Lightning's CSV logs: it is read from them once and recorded
   in run.json.
 
+Formats 1 and 2 may lack the training data's digest and the time training started (format 3 writes both
+keys from the first stamp on, so a missing one is damage, not age). For a run that trained, the upgrade
+records the digest of the training data as it is now (the caller computes it: reading data is training's
+job) and, as the start, the oldest modification time in the run folder: no later than the real start, so the
+time budget a resumed run may claim is never understated.
+
 Checkpoints are rewritten atomically, and the stamp's format is bumped last, so a killed upgrade is simply
 run again. An ensemble folder only needs its stamp converted (its members are upgraded on their own).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +146,9 @@ def upgrade_checkpoint(path: Path, encoder: EncoderIdentity, class_names: list[s
     return True
 
 
-def upgrade_run(run_dir: str | Path) -> list[str]:
-    """Convert ``run_dir`` in place; returns what was done, one line each (nothing for a current run)."""
+def upgrade_run(run_dir: str | Path, data_sha256: Callable[[TrainConfig], str]) -> list[str]:
+    """Convert ``run_dir`` in place; returns what was done, one line each (nothing for a current run).
+    ``data_sha256``: the digest of a config's training data as run.json records it."""
     run_dir = Path(run_dir)
     path = run_dir / R.STAMP
     if not path.exists():
@@ -153,6 +161,18 @@ def upgrade_run(run_dir: str | Path) -> list[str]:
         return []
     config = R.read_config(run_dir)
     check_v1_stamp(data, path)
+    was = data["run_format"]
+    done = _from_format_1(run_dir, data, config, path) if was == 1 else []
+    done += _record_data_and_start(run_dir, data, config, data_sha256)
+    data["run_format"] = R.RUN_FORMAT
+    atomic.write_json(path, data)  # last: a killed upgrade leaves the earlier format, and runs again
+    R.Run.open(run_dir)  # what every command will check next, checked now
+    done.append(f"{R.STAMP}: run format {was} → {R.RUN_FORMAT}")
+    return done
+
+
+def _from_format_1(run_dir: Path, data: dict[str, Any], config: TrainConfig, path: Path) -> list[str]:
+    """Format 1's encoder identity, checkpoints and learning rates converted (``data``: its stamp, updated)."""
     done: list[str] = []
     is_ensemble = R.ENSEMBLE_KEY in data["info"]
     if not data.get("encoder"):
@@ -177,7 +197,26 @@ def upgrade_run(run_dir: str | Path) -> list[str]:
             done.append(f"{R.STAMP}: learning rates of {len(data['learning_rates'])} epoch(s) from the CSV logs")
     data["encoder"] = encoder.to_json()
     data.setdefault("learning_rates", [])
-    data["run_format"] = R.RUN_FORMAT
-    atomic.write_json(path, data)  # last: a killed upgrade leaves format 1, and runs again
-    done.append(f"{R.STAMP}: run format {R.UPGRADABLE[-1]} → {R.RUN_FORMAT}")
+    return done
+
+
+def _record_data_and_start(run_dir: Path, data: dict[str, Any], config: TrainConfig,
+                           data_sha256: Callable[[TrainConfig], str]) -> list[str]:
+    """``data_sha256`` and ``started`` in the stamp ``data``: kept where recorded; for a run that trained, the
+    data's digest now and the oldest modification time in its folder; None (both) for one that never trained
+    and for an ensemble (its members keep theirs)."""
+    trained = R.ENSEMBLE_KEY not in data["info"] and (
+        data.get("status") == "finished" or any((run_dir / name).exists() for name in (R.BEST, R.LAST)))
+    done: list[str] = []
+    if not trained:
+        data.setdefault("data_sha256", None)
+        data.setdefault("started", None)
+        return done
+    if data.get("data_sha256") is None:
+        data["data_sha256"] = data_sha256(config)
+        done.append(f"{R.STAMP}: the sha256 of the training data as it is now ({config.data.path}), which a resume, "
+                    "refit or tune compares with")
+    if data.get("started") is None:
+        data["started"] = min(p.stat().st_mtime for p in (run_dir, *run_dir.rglob("*")) if not p.is_symlink())
+        done.append(f"{R.STAMP}: the time training started taken as the oldest file time in the run folder")
     return done

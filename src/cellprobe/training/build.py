@@ -74,13 +74,18 @@ def check_data_unchanged(run: Any, data: TrainData, why: str) -> None:
     """Refuse ``data`` (the run's training data, opened now) when it is not what the run trained and validated
     on: its samples' sha256 differs from the one run.json records. ``why``: what would go wrong (a resume
     training later epochs on other data, a refit replaying choices made on other data, thresholds tuned on
-    other validation patches). Runs written before the digest was recorded are not checked."""
+    other validation patches). Every run that trained records the digest (run format 3)."""
     from cellprobe.run import run_folder as R
 
-    recorded = run.stamp.data_sha256
-    if recorded is not None and data.fingerprint() != recorded:
+    if data.fingerprint() != run.stamp.data_sha256:
         raise InputError(run.path / R.STAMP, f"the training data ({run.config.data.path}) changed since the run "
                                              f"trained on it: {why}; restore the data, or train the run again")
+
+
+def data_sha256(config: TrainConfig) -> str:
+    """The digest run.json records for ``config``'s training data as it is now (``cellprobe upgrade`` records it
+    for a run of an earlier format, which kept none)."""
+    return open_training_data(config).fingerprint()
 
 
 def _repeats_at(dataset: PatchDataset, positions: np.ndarray) -> np.ndarray | None:

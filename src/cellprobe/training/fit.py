@@ -265,8 +265,7 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
     with _framework_log(run.path):
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         run.stamp.data_sha256 = fingerprint
-        if resume is None:  # a run resumed from before this was recorded keeps none (its start is unknown)
-            run.stamp.started = run.stamp.started or time.time()
+        run.stamp.started = run.stamp.started or time.time()  # a resumed run keeps its first start
         run.stamp.encoder, run.stamp.class_names = encoder.identity, data.class_names
         run.stamp.mpp = getattr(data.train, "mpp", None)
         run.save_stamp()
