@@ -103,7 +103,7 @@ def make_bench(root: Path, models: dict[str, float], datasets=("alpha", "beta"),
                             "true_cls": np.stack([t[2] for t in truth[:3]]),
                             "pred_inst": np.stack([p[0] for p in preds[:3]]),
                             "pred_cls": np.stack([p[1] for p in preds[:3]])}
-                info = {"group": (groups or {}).get(model, "general"), "seconds": 1.0}
+                info = {"group": (groups or {}).get(model, "general"), "seconds": 1.0, **NO_RUN}
                 other = {name: _agnostic_scores(name, model, seed, quality - 0.2, n_images, size, info)
                          for name in test_only}
                 layout.save_cell(root, cell, res.summary, per_image, info, examples, other)
@@ -123,6 +123,10 @@ def _agnostic_scores(dataset: str, model: str, seed: int, quality: float, n_imag
     return layout.Scores(res.summary, res.per_image, {**info, "scoring": "class-agnostic: other classes"})
 
 
+#: what a synthetic cell's result records of its run: none was trained (the digests of absent files)
+NO_RUN = {"run_dir": "run", "run_files": dict.fromkeys(layout.RUN_FILES)}
+
+
 def fake_cell_output(dataset: str, model: str, seed: int, quality: float, n_images: int = 8, size: int = 48):
     """A CellOutput as the training API would give it, from synthetic maps of a model of ``quality``."""
     from cellprobe.bench.matrix import CellOutput
@@ -137,4 +141,4 @@ def fake_cell_output(dataset: str, model: str, seed: int, quality: float, n_imag
     examples = {"names": np.array(names[:2]), "image": np.stack([t[0] for t in truth[:2]]),
                 "true_inst": np.stack([t[1] for t in truth[:2]]), "true_cls": np.stack([t[2] for t in truth[:2]]),
                 "pred_inst": np.stack([p[0] for p in preds[:2]]), "pred_cls": np.stack([p[1] for p in preds[:2]])}
-    return CellOutput(res.summary, res.per_image, {"seconds_train": 0.0}, examples)
+    return CellOutput(res.summary, res.per_image, {"seconds_train": 0.0, **NO_RUN}, examples)

@@ -96,4 +96,12 @@ def test_a_finished_cells_run_changed_by_hand_is_refused_by_bench_and_report(dat
     result.write_text(json.dumps({**json.loads(kept_result), "run_files": None}))
     with pytest.raises(InputError, match="run_files None is not the record cellprobe writes"):
         build_report(tmp_path / "bench", options=ReportOptions(n_boot=20, n_perm=20), overwrite=True)
+    # ... and so did deleting it (F12: taken for a result from before the record, not checked)
+    result.write_text(json.dumps({k: v for k, v in json.loads(kept_result).items() if k != "run_files"}))
+    for command in (lambda: run_bench(config, tmp_path / "bench"),
+                    lambda: build_report(tmp_path / "bench", options=ReportOptions(n_boot=20, n_perm=20),
+                                         overwrite=True)):
+        with pytest.raises(InputError, match="run_files None is not the record cellprobe writes") as err:
+            command()
+        assert err.value.path == str(result)
     result.write_text(kept_result)

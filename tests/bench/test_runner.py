@@ -141,7 +141,7 @@ def test_inputs_changed_under_finished_cells_are_refused(tmp_path):
     for what in ("dataset ds", f"weights {weights}"):
         for seeds in ([0, 1], [1]):  # the finished seed-0 cell counts outside this config's matrix too (probe 17)
             cell = FakeCell()
-            with pytest.raises(InputError, match=f"{what} changed since 1 finished cell") as err:
+            with pytest.raises(InputError, match=f"{what} changed since 1 finished or partly trained cell") as err:
                 run_bench(_config(datasets=datasets, encoders=encoders, seeds=seeds), out, cell)
         assert err.value.path == str(out / ".cellprobe-inputs.json") and cell.attempts == 0
         labels.write_bytes(kept)
@@ -165,6 +165,35 @@ def test_inputs_changed_under_finished_cells_are_refused(tmp_path):
     assert "dataset other" in _check_inputs_unchanged(out, added)
     summary = run_bench(_config(datasets=datasets, encoders=encoders, seeds=[0, 1]), out, FakeCell())
     assert summary.done and summary.skipped  # restored: runs on
+
+
+def test_data_changed_under_a_killed_cell_is_refused_before_anything_is_written(tmp_path):
+    """The seventeenth probe (F13): a cell killed mid-training whose dataset then changed was refused only from
+    inside the cell (its run's data check), after a progress line and with the folder's records rewritten. Its
+    checkpoint makes it a reader of the dataset, checked up front like a finished cell."""
+    from tests.training.tiny import make_tiny_data
+
+    data = make_tiny_data(tmp_path / "data")
+    datasets = [{"name": "ds", "path": str(data), "folds": [{"train_split": "train", "test_split": "test"}]}]
+    config = _config(datasets=datasets, encoders=[{"name": "lite0", "weights": ["random"], "group": "general"}],
+                     seeds=[0])
+
+    def killed_mid_training(task, work_dir):
+        (work_dir / layout.CELL_RUN).mkdir()
+        (work_dir / layout.CELL_RUN / "last.ckpt").write_bytes(b"epoch 3")
+        raise KeyboardInterrupt("killed")
+
+    out = tmp_path / "bench"
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(config, out, killed_mid_training)
+    labels = data / "train" / "labels.npz"
+    labels.write_bytes(labels.read_bytes() + b"\0")
+    records = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    cell = FakeCell()
+    with pytest.raises(InputError, match=r"dataset ds changed since 1 finished or partly trained cell\(s\)") as err:
+        run_bench(config, out, cell)
+    assert err.value.path == str(out / ".cellprobe-inputs.json") and cell.attempts == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == records
 
 
 def test_a_report_of_a_partly_failed_or_unfinished_matrix_says_so(tmp_path):

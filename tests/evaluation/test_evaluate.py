@@ -84,7 +84,7 @@ def test_results_of_another_evaluation_are_not_replaced_silently(run, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["abc", None, 7, {"data": 3}, {"tta_views": "1"}, {"split": ["test"]},
-                                    {"run": True}, {"checkpoint": None}])
+                                    {"run": True}, {"checkpoint": None}, "NO_RUN"])
 def test_a_damaged_evaluation_record_is_refused_naming_it(run, tmp_path, damage):
     """The fifteenth probe: metrics.json with ``"evaluation": "abc"`` stopped evaluate with an AttributeError
     traceback. The record already there is read strictly: anything evaluate would not have written is refused
@@ -96,6 +96,9 @@ def test_a_damaged_evaluation_record_is_refused_naming_it(run, tmp_path, damage)
     data = json.loads((tmp_path / R.METRICS).read_text())
     if isinstance(damage, dict):
         data["evaluation"].update(damage)
+    elif damage == "NO_RUN":  # which run made them, deleted: not a record from before the key, whose run was "."
+        del data["evaluation"]["run"]
+        damage = {}
     else:
         data["evaluation"] = damage
     (tmp_path / R.METRICS).write_text(json.dumps(data))

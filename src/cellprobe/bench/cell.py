@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cellprobe.bench.bench_config import cell_train_data
-from cellprobe.bench.layout import TEST_ONLY, Scores, run_files_record, safe_name
+from cellprobe.bench.layout import CELL_RUN, TEST_ONLY, Scores, run_files_record, safe_name
 from cellprobe.bench.matrix import CellOutput, CellTask
 from cellprobe.run.train_config import DataSource, TrainConfig, train_config
 
@@ -81,7 +81,7 @@ def run_cell(task: CellTask, work_dir: Path) -> CellOutput:
     from cellprobe.training import train
 
     t0 = time.perf_counter()
-    run = train(cell_config(task, work_dir / "run"), callbacks=[_epoch_callback(task)])
+    run = train(cell_config(task, work_dir / CELL_RUN), callbacks=[_epoch_callback(task)])
     run_dir = run.path
     if not run.finished:  # interrupted: leave the cell unfinished (resumable)
         raise KeyboardInterrupt(f"training of {task.cell.cell_id} was interrupted")

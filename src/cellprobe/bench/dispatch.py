@@ -90,7 +90,7 @@ def build_feature_cache(task: CellTask) -> str:
     from cellprobe.training.build import open_training_data
     from cellprobe.training.cached import cached_sets
 
-    config = cell_config(task, layout.cell_dir(task.bench_dir, task.cell) / "run")
+    config = cell_config(task, layout.cell_dir(task.bench_dir, task.cell) / layout.CELL_RUN)
     if config.trainer.threads is not None:
         torch.set_num_threads(config.trainer.threads)
     with cache_lock(config.feature_cache_dir()):

@@ -89,6 +89,10 @@ def model_label(encoder: str, weights: str) -> str:
     return encoder if weights == "pretrained" else f"{encoder} ({Path(weights).name})"
 
 
+#: a cell's run folder within the cell's folder
+CELL_RUN = "run"
+
+
 def cell_dir(bench_dir: Path, cell: Cell) -> Path:
     return Path(bench_dir) / "cells" / cell.cell_id
 
@@ -136,15 +140,15 @@ def check_runs_unchanged(bench_dir: Path) -> None:
     """Refuse a benchmark folder where a finished cell's run differs from the one its scores were made with
     (its network or thresholds: :data:`RUN_FILES`): a run re-tuned or retrained by hand after the cell was
     scored would pass its old scores for the new network's, in the report and in a rerun that skips the cell.
-    Results written before the record (no ``run_files``) are not checked."""
+    Every finished result records them (one without is refused: its check would be skipped)."""
     for path in sorted(Path(bench_dir).glob(f"cells/*/{RESULT}")):
         try:
             result = read_json(path, "result")
         except InputError:  # not finished: the runner redoes it, the report refuses it
             continue
-        if not isinstance(result, dict) or "run_files" not in result:  # written before the record
+        if not isinstance(result, dict) or "metrics" not in result:  # not finished: the runner redoes it
             continue
-        recorded, run_dir = result["run_files"], result.get("run_dir")
+        recorded, run_dir = result.get("run_files"), result.get("run_dir")
         if not isinstance(run_dir, str):
             raise InputError(path, f"run_dir {run_dir!r} is not the run folder cellprobe records")
         if not isinstance(recorded, dict) or set(recorded) != set(RUN_FILES):

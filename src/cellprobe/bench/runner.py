@@ -24,7 +24,7 @@ from cellprobe.config import config_source, dump_config, keys_attributed, parse_
 from cellprobe.data.io import refuse_output_inside
 from cellprobe.errors import InputError
 from cellprobe.locking import exclusive
-from cellprobe.run.run_folder import refuse_inside_run
+from cellprobe.run.run_folder import LAST, refuse_inside_run
 
 if TYPE_CHECKING:
     from cellprobe.cluster import ClusterSpec
@@ -110,6 +110,18 @@ def _finished_inputs(bench_dir: Path) -> dict[str, set[str]]:
     return read
 
 
+def _resumable_inputs(bench_dir: Path, config: BenchConfig) -> dict[str, set[str]]:
+    """Every unfinished cell of ``config`` whose run has a checkpoint to resume from → its dataset and weights
+    file: its later epochs would train on what is there now, so a change is refused up front (the run itself
+    would refuse it only once its cell starts, after the folder's records were rewritten)."""
+    read: dict[str, set[str]] = {}
+    for task in expand(config):
+        folder = layout.cell_dir(bench_dir, task.cell)
+        if (folder / layout.CELL_RUN / LAST).exists() and not layout.is_done(bench_dir, task.cell):
+            read[task.cell.cell_id] = {f"dataset {task.dataset.name}", f"weights {task.cell.weights}"}
+    return read
+
+
 def _reads(key: str, read: set[str]) -> bool:
     """Whether ``key`` (a dataset, its split file, or a weights file) is among a cell's inputs ``read``."""
     kind, rest = key.split(" ", 1)
@@ -125,7 +137,7 @@ def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, s
 
     now = _input_digests(config)
     path = bench_dir / INPUTS
-    read = _finished_inputs(bench_dir)
+    read = {**_resumable_inputs(bench_dir, config), **_finished_inputs(bench_dir)}
     recorded: Any = {}
     if path.is_file() or path.is_symlink():
         recorded = read_json(path, "benchmark inputs record")
@@ -139,9 +151,9 @@ def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, s
         if used:
             problem = ("changed since" if key in recorded else "is not recorded (the record is missing or lacks it), "
                        "so it cannot be shown unchanged since")
-            raise InputError(path, f"{key} {problem} {len(used)} finished cell(s) of this benchmark folder were "
-                                   f"made from it (e.g. {used[0]}): new and finished cells could mix two versions; "
-                                   "restore it, or use a new output folder")
+            raise InputError(path, f"{key} {problem} {len(used)} finished or partly trained cell(s) of this "
+                                   f"benchmark folder were made from it (e.g. {used[0]}): cells could mix two "
+                                   "versions; restore it, or use a new output folder")
     return {**recorded, **now}
 
 

@@ -102,8 +102,7 @@ def _run_seen_from(out_dir: Path, run_dir: str | Path) -> str:
     return os.path.relpath(Path(run_dir).resolve(), out_dir.resolve())
 
 
-#: what an evaluation's record says it was made of, with the types evaluate writes (``run`` is absent from
-#: records written before it was kept)
+#: what an evaluation's record says it was made of, with the types evaluate writes
 _RECORD_TYPES: dict[str, tuple[type, ...]] = {"run": (str,), "data": (str,), "split": (str, type(None)),
                                               "checkpoint": (str,), "tta_views": (int,)}
 
@@ -125,8 +124,6 @@ def _earlier_evaluation(metrics: Path) -> dict[str, Any]:
         raise refuse("holds no evaluation record (an 'evaluation' object)")
     for key, types in _RECORD_TYPES.items():
         value = record.get(key)
-        if key not in record and key == "run":
-            continue
         if key not in record or isinstance(value, bool) or not isinstance(value, types):
             raise refuse(f"evaluation.{key} is {value!r}, not what evaluate records")
     return record
@@ -154,9 +151,9 @@ def check_not_replacing(out_dir: Path, run_dir: str | Path, data: str, split: st
                                                     "for another folder")
         return
     earlier = _earlier_evaluation(metrics)
-    own = earlier.get("run", "." if out_dir.resolve() == Path(run_dir).resolve() else None)
+    own = earlier["run"]
     if own != _run_seen_from(out_dir, run_dir):
-        raise InputError(metrics, f"holds the evaluation of {'another run' if own is None else own}; pass "
+        raise InputError(metrics, f"holds the evaluation of {own}; pass "
                                   "--overwrite to replace it, or --out for another folder")
     if (earlier.get("data"), earlier.get("split")) != (data, split):
         raise InputError(metrics, f"holds the evaluation of {earlier.get('data', 'unknown data')} "
