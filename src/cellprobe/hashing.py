@@ -52,17 +52,3 @@ def tree_sha256(path: Path) -> str:
                 for block in iter(lambda h=handle: h.read(1 << 20), b""):
                     digest.update(block)
     return digest.hexdigest()
-
-
-def ends_sha256(path: Path, span: int = 1 << 20) -> str:
-    """sha256 of a file's size and its first and last ``span`` bytes: a whole slide (gigabytes) told from
-    another of the same size and time (a rescan copied over it, its time set back) without reading it all, as
-    a skipped slide's check must stay cheap across a cohort."""
-    size = Path(path).stat().st_size
-    digest = hashlib.sha256(f"{size}|".encode())
-    with open(path, "rb") as handle:
-        digest.update(handle.read(span))
-        if size > span:
-            handle.seek(max(span, size - span))
-            digest.update(handle.read(span))
-    return digest.hexdigest()

@@ -102,11 +102,16 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
 
     kept_slide, stat = slide.read_bytes(), slide.stat()
     try:
-        for where in (-1, len(kept_slide) // 2):  # its last bytes in place; a copy differing in the middle
+        os.chmod(slide, 0o640)  # a chmod (a new ctime) costs a re-read, and the bytes are the same: skipped
+        rc, out_text, err = cli(*args)
+        assert rc == 0 and "skipped" in err + out_text, err
+        # F11 of the seventeenth probe: a slide rewritten in place in its middle, its time set back
+        for where, in_place in ((-1, True), (len(kept_slide) // 2, False), (len(kept_slide) // 2, True)):
             other = bytearray(kept_slide)
             other[where] ^= 0xFF  # other bytes, the same size, still a readable slide
-            if where == -1:
-                slide.write_bytes(bytes(other))
+            if in_place:
+                with open(slide, "r+b") as handle:
+                    handle.write(bytes(other))
             else:  # moved over it, as the seventeenth probe did
                 (tmp_path / "rescan.svs").write_bytes(bytes(other))
                 os.replace(tmp_path / "rescan.svs", slide)
@@ -116,6 +121,26 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
     finally:
         slide.write_bytes(kept_slide)
         os.utime(slide, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_large_slide_rewritten_in_place_is_not_skipped(cli, run, slide, tmp_path):
+    """The seventeenth probe (F11): a slide of gigabytes overwritten in place in its middle, its time set back
+    with touch, was skipped as finished (only its size, time, inode and first and last MiB were compared). The
+    stamp holds the whole file's sha256; a rewrite changes the file's ctime, so it is read again."""
+    import os
+
+    big = tmp_path / "big.svs"
+    big.write_bytes(slide.read_bytes() + bytes(3 << 20))  # a reader ignores bytes past the pyramid's
+    out = tmp_path / "out"
+    args = ("slide", run, big, "--out", out, "--target-mpp", "0.5", *FAST, "--set", "tissue.method=all")
+    assert cli(*args)[0] == 0
+    stat = big.stat()
+    with open(big, "r+b") as handle:
+        handle.seek(stat.st_size - (3 << 19))  # 1.5 MiB before the end: neither end's MiB
+        handle.write(b"\1")
+    os.utime(big, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    rc, _, err = cli(*args)
+    assert rc == 2 and "already holds results of another run, slide or settings" in err, err
 
 
 def _one_line(err: str, name: str) -> None:

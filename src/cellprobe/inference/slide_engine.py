@@ -459,17 +459,21 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
     finished one). ``pool``: post-processing processes to reuse across slides (default: made here from
     ``settings.workers`` and shut down at the end)."""
     from cellprobe.hashing import folder_digests
+    from cellprobe.inference.slide_digest import remember
     from cellprobe.locking import exclusive
 
     settings = settings or SlideSettings()
     inputs = inputs or SlideInputs()
     start = time.perf_counter()
-    plan = plan_slide(Path(slide), segmenter.run, settings, inputs, segmenter.window, network_facts(segmenter))
+    plan = plan_slide(Path(slide), segmenter.run, settings, inputs, segmenter.window, network_facts(segmenter),
+                      out_dir)
     try:
         done = finished_result(out_dir, plan, overwrite)
         if done is not None:
+            remember(plan.path, plan.name, out_dir, plan.stamp["slide"]["sha256"])
             return SlideSummary(plan.name, results_folder(out_dir, plan.name), True, done)
         with exclusive(out_dir / ".cellprobe-slides" / plan.name, f"slide {plan.name}"):
+            remember(plan.path, plan.name, out_dir, plan.stamp["slide"]["sha256"])
             journal = Journal.open(partial_dir(out_dir, plan.name), plan.stamp, overwrite)
             resumed = journal.progress.tiles
             if progress is not None:
@@ -555,7 +559,7 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
                                        "Windows file systems: rename the slide, or give another --out")
         by_name[atomic.portable_name(name)] = path
     for path in slides:
-        plan = plan_slide(Path(path), run, settings, inputs, window)
+        plan = plan_slide(Path(path), run, settings, inputs, window, out_dir=out_dir)
         plan.close()
         folder = results_folder(out_dir, plan.name)
         if overwrite or not folder.exists():

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from cellprobe.errors import InputError
-from cellprobe.hashing import ends_sha256
 from cellprobe.inference.slide_config import SlideSettings
 from cellprobe.inference.slide_tiles import TileGrid, make_grid
 from cellprobe.inference.slide_windows import WindowPlan
@@ -148,11 +147,13 @@ def run_identity(run: Run) -> dict[str, Any]:
 
 
 def plan_slide(path: Path, run: Run, settings: SlideSettings, inputs: SlideInputs, window: WindowConfig,
-               network: dict[str, Any] | None = None) -> SlidePlan:
+               network: dict[str, Any] | None = None, out_dir: Path | None = None) -> SlidePlan:
     """Open and check one slide; ``window``: the network's windows (the Segmenter's); ``network``: facts of
     the loaded network the results depend on (weights, test-time augmentation, post-processing thresholds),
-    added to the stamp."""
+    added to the stamp; ``out_dir``: the output folder, whose record of the slide's digest spares reading the
+    whole file again (:mod:`cellprobe.inference.slide_digest`)."""
     from cellprobe.data.slide_reader import level_for_mpp, open_slide
+    from cellprobe.inference.slide_digest import slide_sha256
 
     path = Path(path)
     reader = open_slide(path, mpp=inputs.mpp)
@@ -168,13 +169,11 @@ def plan_slide(path: Path, run: Run, settings: SlideSettings, inputs: SlideInput
             problem = ("the tissue mask does not overlap the slide" if inputs.tissue_mask
                        else "no tissue found (try --set tissue.method=all, or give --tissue-mask)")
             raise InputError(where, problem + (" within the region" if inputs.region else ""))
-        stat = path.stat()
         stamp = {
-            "slide": {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                      "ends_sha256": ends_sha256(path),
-                      # another file moved over it is another inode, whatever its size and time (a chmod
-                      # or touch keeps it; a file rewritten in place keeps it too: its ends are compared)
-                      "inode": [stat.st_dev, stat.st_ino],
+            # its bytes, whatever its time or inode: a rescan copied over it, or a file rewritten in place with
+            # its time set back, is another slide; a touched or copied file of the same bytes is the same
+            "slide": {"path": str(path.resolve()), "bytes": path.stat().st_size,
+                      "sha256": slide_sha256(path, slide_name(path), out_dir),
                       "level0": [reader.levels[0].width, reader.levels[0].height], "mpp": reader.mpp},
             "run": run_identity(run), "network": network or {},
             "target_mpp": target, "region": list(inputs.region) if inputs.region else None,

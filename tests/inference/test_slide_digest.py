@@ -1,0 +1,67 @@
+"""A slide's digest is read once and kept beside its results; a later run reuses it only while the file's
+device, inode, size and both times are unchanged (a rewrite in place with its time set back changes ctime)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cellprobe.hashing import file_sha256
+from cellprobe.inference import slide_digest as D
+
+
+@pytest.fixture
+def hashed(monkeypatch):
+    """Count the files read whole; forget this process's digests (as a new command would)."""
+    calls: list[str] = []
+
+    def counting(path):
+        calls.append(str(path))
+        return file_sha256(path)
+
+    monkeypatch.setattr(D, "file_sha256", counting)
+    monkeypatch.setattr(D, "_known", {})
+    return calls
+
+
+def test_a_kept_digest_is_reused_until_the_file_changes(tmp_path, hashed, monkeypatch):
+    slide, out = tmp_path / "s.svs", tmp_path / "out"
+    slide.write_bytes(b"pyramid" * 1000)
+    out.mkdir()
+    digest = D.slide_sha256(slide, "s", out)
+    assert digest == file_sha256(slide) and len(hashed) == 1
+    assert D.slide_sha256(slide, "s", out) == digest and len(hashed) == 1  # this process remembers it
+    D.remember(slide, "s", out, digest)
+    monkeypatch.setattr(D, "_known", {})  # a later command
+    assert D.slide_sha256(slide, "s", out) == digest and len(hashed) == 1  # the record spares the read
+    os.chmod(slide, 0o600)  # ctime changes: read again, the same bytes
+    monkeypatch.setattr(D, "_known", {})
+    assert D.slide_sha256(slide, "s", out) == digest and len(hashed) == 2
+    D.remember(slide, "s", out, digest)
+    stat = slide.stat()
+    with open(slide, "r+b") as handle:  # rewritten in place in its middle, its time set back
+        handle.seek(3000)
+        handle.write(b"X")
+    os.utime(slide, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    monkeypatch.setattr(D, "_known", {})
+    assert D.slide_sha256(slide, "s", out) != digest and len(hashed) == 3
+
+
+@pytest.mark.parametrize("record", ["{", "[]", '{"seen": 1, "sha256": "x"}'])
+def test_a_damaged_record_only_costs_a_read(tmp_path, hashed, record):
+    slide, out = tmp_path / "s.svs", tmp_path / "out"
+    slide.write_bytes(b"pyramid")
+    (out / D.DIGESTS).mkdir(parents=True)
+    (out / D.DIGESTS / "s.json").write_text(record)
+    assert D.slide_sha256(slide, "s", out) == file_sha256(slide) and len(hashed) == 1
+    D.remember(slide, "s", out, file_sha256(slide))
+    assert (out / D.DIGESTS / "s.json").read_text() != record
+
+
+def test_no_output_folder_yet_keeps_nothing(tmp_path, hashed):
+    slide = tmp_path / "s.svs"
+    slide.write_bytes(b"pyramid")
+    assert D.slide_sha256(slide, "s", None) == file_sha256(slide)
+    assert D.slide_sha256(slide, "s", tmp_path / "missing") == file_sha256(slide) and len(hashed) == 1
+    assert not (tmp_path / "missing").exists()
