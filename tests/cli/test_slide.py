@@ -141,6 +141,15 @@ def test_a_large_slide_rewritten_in_place_is_not_skipped(cli, run, slide, tmp_pa
     os.utime(big, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     rc, _, err = cli(*args)
     assert rc == 2 and "already holds results of another run, slide or settings" in err, err
+    # its digest record's place taken by a file of the user's: one line, before anything
+    digests = out / ".cellprobe-slide-digests"
+    import shutil
+
+    shutil.rmtree(digests)
+    digests.write_text("notes")
+    rc, _, err = cli(*args, "--overwrite")
+    assert rc == 2 and "is in the way of cellprobe's record of slide digests" in err, err
+    _one_line(err, ".cellprobe-slide-digests")
 
 
 def _one_line(err: str, name: str) -> None:

@@ -65,3 +65,35 @@ def test_no_output_folder_yet_keeps_nothing(tmp_path, hashed):
     assert D.slide_sha256(slide, "s", None) == file_sha256(slide)
     assert D.slide_sha256(slide, "s", tmp_path / "missing") == file_sha256(slide) and len(hashed) == 1
     assert not (tmp_path / "missing").exists()
+
+
+def test_something_in_the_way_of_the_record_is_refused_naming_it(tmp_path):
+    from cellprobe.errors import InputError
+
+    (tmp_path / D.DIGESTS).write_text("mine")
+    with pytest.raises(InputError, match="not a folder") as err:
+        D.check_record_place(tmp_path, "s")
+    assert err.value.path == str(tmp_path / D.DIGESTS)
+    (tmp_path / D.DIGESTS).unlink()
+    (tmp_path / D.DIGESTS / "s.json").mkdir(parents=True)
+    with pytest.raises(InputError, match="not a plain file"):
+        D.check_record_place(tmp_path, "s")
+    D.check_record_place(tmp_path, "other")
+    D.check_record_place(tmp_path / "missing", "s")
+
+
+def test_a_slide_written_while_it_is_read_is_refused(tmp_path, monkeypatch):
+    from cellprobe.errors import InputError
+
+    slide = tmp_path / "s.svs"
+    slide.write_bytes(b"pyramid")
+    monkeypatch.setattr(D, "_known", {})
+
+    def growing(path):
+        with open(path, "ab") as handle:
+            handle.write(b"more")
+        return "0" * 64
+
+    monkeypatch.setattr(D, "file_sha256", growing)
+    with pytest.raises(InputError, match="changed while it was read"):
+        D.slide_sha256(slide, "s", None)

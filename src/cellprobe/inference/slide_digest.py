@@ -58,9 +58,25 @@ def slide_sha256(path: Path, name: str, out_dir: Path | None) -> str:
     if digest is None:
         digest = file_sha256(path)
         if _seen(path) != seen:  # written to while being read: no digest of one version
-            return slide_sha256(path, name, out_dir)
+            from cellprobe.errors import InputError
+
+            raise InputError(path, "changed while it was read (a copy still being written?); run again once it "
+                                   "is complete")
     _known[tuple(seen)] = digest
     return digest
+
+
+def check_record_place(out_dir: Path, name: str) -> None:
+    """Refuse an output folder where the slide's digest record cannot go (something else at its path), before
+    anything is created."""
+    from cellprobe.errors import InputError
+
+    folder, record = Path(out_dir) / DIGESTS, _record_path(out_dir, name)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(folder, "is in the way of cellprobe's record of slide digests (not a folder); move it")
+    if (record.exists() and not record.is_file()) or record.is_symlink():
+        raise InputError(record, "is in the way of cellprobe's record of this slide's digest (not a plain file); "
+                                 "move it")
 
 
 def remember(path: Path, name: str, out_dir: Path, digest: str) -> None:

@@ -521,6 +521,7 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
     """Every check that needs no network, for all slides before the first one starts: the output folder,
     names that would collide, each slide (readable, µm/px, region, tissue) and results of another run already
     in place."""
+    from cellprobe.inference.slide_digest import check_record_place
     from cellprobe.inference.slide_plan import run_identity, slide_name
     from cellprobe.run.run_folder import refuse_other_runs
 
@@ -549,6 +550,7 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
             raise InputError(path, f"its results folder {results} would replace it; give another --out")
         if results.exists() and not results.is_dir():
             raise InputError(results, "is a file where this slide's results folder goes; give another --out")
+        check_record_place(out_dir, name)
         if overwrite:  # the folder is replaced whole (without, a finished one is skipped or refused)
             _refuse_foreign_files(results)
         for own in (results.name, partial_dir(out_dir, name).name):  # finished, or a killed slide's work folder
