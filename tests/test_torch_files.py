@@ -103,7 +103,7 @@ def test_a_run_checkpoint_that_does_not_fit_names_the_key(tmp_path_factory, tmp_
         state[key] = torch.empty(state[key].shape, device="meta")
     save_checkpoint(ckpt, path)
     with pytest.raises(InputError) as err:
-        check_checkpoint(run.config, run.stamp.encoder, run.stamp.class_names, path)
+        check_checkpoint(run.config, run.stamp.encoder, run.stamp.class_names, path, run.stamp.mpp)
     shown = {"extra": "1 unexpected keys: extra.weight", "missing": f"1 missing keys: {key[len('network.'):]}",
              "meta": "has no values (a tensor on device 'meta')"}[damage]
     assert shown in err.value.problem and "\n" not in str(err.value), err.value

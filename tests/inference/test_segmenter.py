@@ -105,3 +105,21 @@ def test_a_checkpoint_with_nan_weights_is_refused(run, tmp_path):
     save_checkpoint(ckpt, broken / "best.ckpt")
     with pytest.raises(InputError, match="NaN or infinite"):
         Segmenter(broken, device="cpu")
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"mpp": 0.5}, "trained on data at"), ({"encoder": None}, "encoder null"),
+    ({"encoder": {"weights_digest": "f" * 64}}, "not the one the run's config builds"),
+    ({"class_names": []}, "class_names []")])
+def test_run_facts_edited_in_run_json_are_refused(run, tmp_path, change, problem):
+    """The eighteenth probe: run.json's mpp edited from 0.25 to 0.5 made evaluate resize the test data by 0.5
+    (exit 0); its encoder set to null, or another weights digest, passed. The checkpoints record the µm/px
+    beside the encoder and classes, and run.json must agree with them and with the encoder the config builds."""
+    copy = shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns("feature_cache"))
+    stamp = json.loads((copy / "run.json").read_text())
+    for key, value in change.items():
+        stamp[key] = {**stamp[key], **value} if isinstance(value, dict) else value
+    (copy / "run.json").write_text(json.dumps(stamp))
+    with pytest.raises(InputError) as err:
+        Segmenter(copy, device="cpu")
+    assert problem in err.value.problem and err.value.path.endswith(("run.json", "best.ckpt")), err.value

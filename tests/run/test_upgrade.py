@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,9 @@ def test_format_1_is_refused_then_upgraded_to_the_same_run(run, tmp_path):
     assert upgraded.encoder == current.encoder
     assert upgraded.learning_rates == current.learning_rates  # read back from the CSV logs
     assert upgraded.data_sha256 == current.data_sha256  # the same data as training recorded
-    assert 0 < upgraded.started <= (old / R.CONFIG).stat().st_mtime
+    assert time.time() - 60 < upgraded.started <= time.time()  # no time budget in its checkpoint: now
+    assert all(load_checkpoint(old / name)["cellprobe"] == load_checkpoint(run / name)["cellprobe"]
+               for name in (R.BEST, R.LAST))  # µm/px recorded in the checkpoints too
 
     image = shared_data() / "test"
     from cellprobe.data import open_dataset
@@ -89,23 +92,65 @@ def test_the_cli_upgrades_and_bad_folders_are_one_line(run, tmp_path, cli):
     assert rc == 2 and err.count("\n") == 1 and "not a cellprobe run folder" in err
 
 
+def _to_format_2(run_dir, kept=()):
+    """Lay a current run folder out as run format 2 wrote it: no µm/px in the checkpoints, data_sha256 and
+    started only where ``kept``."""
+    stamp = json.loads((run_dir / R.STAMP).read_text())
+    for name in (R.BEST, R.LAST):
+        ckpt = load_checkpoint(run_dir / name)
+        del ckpt["cellprobe"]["mpp"]
+        save_checkpoint(ckpt, run_dir / name)
+    (run_dir / R.STAMP).write_text(json.dumps({**{k: v for k, v in stamp.items() if k in kept or k not in
+                                                  ("data_sha256", "started")}, "run_format": 2}))
+    return stamp
+
+
 @pytest.mark.parametrize("kept", [(), ("started",), ("data_sha256", "started")])
-def test_format_2_gets_the_data_digest_and_start_recorded(run, tmp_path, cli, kept):
-    """Format 2 did not always record the training data's digest and start (runs from before them): the
-    upgrade records what can be known now, and keeps what was recorded."""
+def test_format_2_gets_the_data_digest_start_and_mpp_recorded(run, tmp_path, cli, kept):
+    """Format 2 did not always record the training data's digest and start (runs from before them), nor the
+    µm/px in checkpoints: the upgrade records what can be known now, and keeps what was recorded. The start is
+    now less the training time last.ckpt's time budget says was spent."""
     old = tmp_path / "old"
     shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
-    stamp = json.loads((old / R.STAMP).read_text())
-    (old / R.STAMP).write_text(json.dumps({**{k: v for k, v in stamp.items() if k in kept or k not in
-                                              ("data_sha256", "started")}, "run_format": 2}))
+    stamp = _to_format_2(old, kept)
+    ckpt = load_checkpoint(old / R.LAST)
+    ckpt["callbacks"]["Timer"] = {"time_elapsed": {"train": 500.0, "validate": 20.0}}
+    save_checkpoint(ckpt, old / R.LAST)
     with pytest.raises(InputError, match=r"earlier run format 2.*cellprobe upgrade"):
         R.Run.open(old)
-    rc, out, _ = cli("upgrade", old)
-    assert rc == 0 and "run format 2 → 3" in out and ("data as it is now" in out) == ("data_sha256" not in kept)
+    rc, out, err = cli("upgrade", old)
+    assert rc == 0, err
+    assert "run format 2 → 3" in out and ("data as it is now" in out) == ("data_sha256" not in kept)
     upgraded = json.loads((old / R.STAMP).read_text())
     assert upgraded["data_sha256"] == stamp["data_sha256"]
-    assert upgraded["started"] == stamp["started"] if "started" in kept else upgraded["started"] < stamp["started"]
-    assert R.Run.open(old).finished
+    if "started" in kept:
+        assert upgraded["started"] == stamp["started"]
+    else:
+        assert time.time() - 580 < upgraded["started"] <= time.time() - 520 and "less the 520 s" in out
+    assert load_checkpoint(old / R.BEST)["cellprobe"]["mpp"] == stamp["mpp"] and R.Run.open(old).finished
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ({"data_sha256": "abc"}, "data_sha256 'abc' is not a sha256"), ({"version": "0.0.9"}, "cellprobe 0.0.9"),
+    ({"status": "done"}, "status 'done'"), ({"data_path": "gone"}, "must read it: restore it")])
+def test_an_upgrade_it_cannot_finish_changes_nothing(run, tmp_path, cli, damage, problem):
+    """The eighteenth probe: a format-2 stamp with a bad value was rewritten as format 3 before being refused
+    (then never upgradable, its message no longer naming upgrade); another version's stamp was relabelled as
+    this version's format; a run whose training data is gone said only 'does not exist'."""
+    old = tmp_path / "old"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
+    _to_format_2(old)
+    stamp = json.loads((old / R.STAMP).read_text())
+    if "data_path" in damage:
+        config = (old / R.CONFIG).read_text()
+        data_path = str(R.Run.open(run).config.data.path)
+        (old / R.CONFIG).write_text(config.replace(data_path, str(tmp_path / "gone")))
+    else:
+        (old / R.STAMP).write_text(json.dumps({**stamp, **damage}))
+    before = {p.name: p.read_bytes() for p in old.iterdir() if p.is_file()}
+    rc, _, err = cli("upgrade", old)
+    assert rc == 2 and problem in err and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in old.iterdir() if p.is_file()} == before
 
 
 @pytest.mark.parametrize("key, value", [("weights_digest", "f" * 64), ("encoder", "resnet50"),

@@ -93,12 +93,17 @@ def test_checkpoint_of_another_encoder_is_refused():
     from dataclasses import replace
 
     with pytest.raises(InputError, match="weights_digest"):
-        check_identity(ckpt, replace(IDENTITY, weights_digest="zzz"), CLASSES, where="m.ckpt")
+        check_identity(ckpt, replace(IDENTITY, weights_digest="zzz"), CLASSES, where="m.ckpt", mpp=None)
     with pytest.raises(InputError, match="tap_channels"):
-        check_identity(ckpt, replace(IDENTITY, tap_channels=(6, 6, 6, 7)), CLASSES, where="m.ckpt")
+        check_identity(ckpt, replace(IDENTITY, tap_channels=(6, 6, 6, 7)), CLASSES, where="m.ckpt", mpp=None)
     with pytest.raises(InputError, match="classes"):
-        check_identity(ckpt, IDENTITY, ["a", "c"], where="m.ckpt")
-    check_identity(ckpt, IDENTITY, CLASSES, where="m.ckpt")
+        check_identity(ckpt, IDENTITY, ["a", "c"], where="m.ckpt", mpp=None)
+    check_identity(ckpt, IDENTITY, CLASSES, where="m.ckpt", mpp=None)
+    with pytest.raises(InputError, match=r"trained on data at None µm/px, the run records 0\.5"):
+        check_identity(ckpt, IDENTITY, CLASSES, where="m.ckpt", mpp=0.5)  # run.json's mpp edited by hand
+    del ckpt["cellprobe"]["mpp"]
+    with pytest.raises(InputError, match=r"records no µm/px.*cellprobe upgrade"):
+        check_identity(ckpt, IDENTITY, CLASSES, where="m.ckpt", mpp=None)
 
 
 def test_cached_mode_uses_the_taps_of_the_batch():

@@ -17,7 +17,7 @@ import torch
 from cellprobe.errors import InputError
 from cellprobe.inference.tta import dihedral_tta, mean_outputs
 from cellprobe.inference.window import WindowConfig, predict_batch, predict_maps
-from cellprobe.run.run_folder import Run, load_postprocess
+from cellprobe.run.run_folder import STAMP, Run, load_postprocess
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -71,7 +71,12 @@ class Segmenter:
             key = encoder_build_key(member_cfg)
             if key not in encoders:
                 encoders[key] = build_encoder(member_cfg)
-            network = load_network(member_cfg, path, encoders[key], self.class_names).to(self.device)
+            network = load_network(member_cfg, path, encoders[key], self.class_names, stamp.mpp).to(self.device)
+            if not self.run.is_ensemble and stamp.encoder != encoders[key].identity:
+                # the network's checkpoint was checked against the built encoder; run.json must say the same
+                raise InputError(self.run.path / STAMP, "its encoder identity is not the one the run's config builds "
+                                                        f"({'; '.join(encoders[key].identity.differences(stamp.encoder))}"
+                                                        "): run.json edited by hand?")
             self.networks.append(network)
             self._groups.setdefault(key, []).append(network)
         self.window = window or WindowConfig()

@@ -58,13 +58,29 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
     atomic.write_bytes(path, buffer.getvalue())
 
 
-def identity_record(encoder: EncoderIdentity, class_names: list[str]) -> dict[str, Any]:
-    """What a checkpoint stores under :data:`IDENTITY_KEY`."""
-    return {"encoder": encoder.to_json(), "class_names": list(class_names)}
+def identity_record(encoder: EncoderIdentity, class_names: list[str], mpp: float | None) -> dict[str, Any]:
+    """What a checkpoint stores under :data:`IDENTITY_KEY`: the encoder, the classes and the µm/px of the
+    training data (None: unknown), which run.json records too; a run.json edited by hand is told from them."""
+    return {"encoder": encoder.to_json(), "class_names": list(class_names), "mpp": mpp}
 
 
-def check_identity(checkpoint: dict[str, Any], encoder: EncoderIdentity, class_names: list[str], where: Any) -> None:
-    """Refuse a checkpoint trained on another encoder (weights, taps, fit, ...) or for other classes."""
+def saved_training_seconds(checkpoint: dict[str, Any]) -> float:
+    """The training time a checkpoint's time budget (Lightning's Timer callback state) says was spent; 0 without
+    one (a value that is not seconds is left to the resume's check, :mod:`cellprobe.training.resume_check`)."""
+    callbacks = checkpoint.get("callbacks")
+    total = 0.0
+    for name, state in (callbacks.items() if isinstance(callbacks, dict) else ()):
+        spent = state.get("time_elapsed") if str(name).startswith("Timer") and isinstance(state, dict) else None
+        for value in (spent.values() if isinstance(spent, dict) else ()):
+            if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < float("inf"):
+                total += float(value)
+    return total
+
+
+def check_identity(checkpoint: dict[str, Any], encoder: EncoderIdentity, class_names: list[str], where: Any,
+                   mpp: float | None) -> None:
+    """Refuse a checkpoint trained on another encoder (weights, taps, fit, ...), for other classes or on data
+    of another µm/px than ``mpp`` (the run's record of it)."""
     saved = checkpoint.get(IDENTITY_KEY)
     if not isinstance(saved, dict) or "encoder" not in saved:
         raise InputError(where, "checkpoint has no cellprobe identity: not written by cellprobe (or by a version "
@@ -77,6 +93,12 @@ def check_identity(checkpoint: dict[str, Any], encoder: EncoderIdentity, class_n
     if list(saved.get("class_names", [])) != list(class_names):
         raise InputError(where, f"checkpoint was trained for classes {saved.get('class_names')}, the model has "
                                 f"{list(class_names)}")
+    if "mpp" not in saved:
+        raise InputError(where, "checkpoint records no µm/px of its training data (written before run format 3: "
+                                "`cellprobe upgrade` its run folder)")
+    if saved["mpp"] != mpp:
+        raise InputError(where, f"checkpoint was trained on data at {saved['mpp']!r} µm/px, the run records "
+                                f"{mpp!r} (run.json edited by hand?)")
 
 
 def network_state(checkpoint: dict[str, Any], where: Any = None) -> dict[str, torch.Tensor]:

@@ -137,7 +137,7 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
 
     for r in runs:  # each member's networks load, as the ensemble's first use would find out too late
         for which in ("best", "last"):
-            check_checkpoint(r.config, r.stamp.encoder, r.stamp.class_names, r.checkpoint(which))
+            check_checkpoint(r.config, r.stamp.encoder, r.stamp.class_names, r.checkpoint(which), r.stamp.mpp)
     entries = [{"path": _relative(r.path, out),
                 "checkpoints": {which: file_sha256(r.checkpoint(which)) for which in ("best", "last")}}
                for r in runs]

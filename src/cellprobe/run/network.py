@@ -104,20 +104,21 @@ def build_network(config: TrainConfig, encoder: EncoderIdentity, num_classes: in
 
 
 def check_checkpoint(config: TrainConfig, encoder: EncoderIdentity, class_names: Sequence[str],
-                     checkpoint: Path) -> None:
+                     checkpoint: Path, mpp: float | None) -> None:
     """Refuse a run's ``checkpoint`` that could not be loaded later: unreadable or unsafe, trained on another
     encoder or classes, or with trainable weights that do not fit ``config``'s network (checked on the neck and
     decoder alone: no encoder is built)."""
     ckpt = load_checkpoint(checkpoint)
-    check_identity(ckpt, encoder, list(class_names), where=checkpoint)
+    check_identity(ckpt, encoder, list(class_names), where=checkpoint, mpp=mpp)
     build_network(config, encoder, len(class_names)).load_trainable(network_state(ckpt, checkpoint), where=checkpoint)
 
 
-def load_network(config: TrainConfig, checkpoint: Path, frozen: Any, class_names: Sequence[str]) -> SegmentationNetwork:
+def load_network(config: TrainConfig, checkpoint: Path, frozen: Any, class_names: Sequence[str],
+                 mpp: float | None) -> SegmentationNetwork:
     """The network of a run's ``checkpoint`` on the built encoder ``frozen``, in eval mode; a checkpoint
-    trained on another encoder or for other classes is refused."""
+    trained on another encoder, for other classes or on data of another µm/px than ``mpp`` is refused."""
     ckpt = load_checkpoint(checkpoint)
-    check_identity(ckpt, frozen.identity, list(class_names), where=checkpoint)
+    check_identity(ckpt, frozen.identity, list(class_names), where=checkpoint, mpp=mpp)
     network = build_network(config, frozen.identity, len(class_names), frozen)
     network.load_trainable(network_state(ckpt, checkpoint), where=checkpoint)
     return network.eval()

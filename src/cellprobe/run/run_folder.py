@@ -93,20 +93,32 @@ def stamp_data(path: Path) -> dict[str, Any]:
     return data
 
 
+def check_version(data: dict[str, Any], run_dir: Path) -> None:
+    """Refuse a stamp written by another cellprobe version (its files may mean other things)."""
+    if data["version"] != __version__:
+        raise InputError(run_dir, f"run written by cellprobe {data['version']} (run format {data['run_format']}); "
+                                  f"this is cellprobe {__version__} (run format {RUN_FORMAT}): re-train the run "
+                                  f"or use cellprobe {data['version']}")
+
+
 def read_stamp(run_dir: Path) -> RunStamp:
     path = run_dir / STAMP
     if not path.exists():
         raise InputError(run_dir, f"not a cellprobe run folder (no {STAMP})")
     data = stamp_data(path)
-    if data["version"] != __version__:
-        raise InputError(run_dir, f"run written by cellprobe {data['version']} (run format {data['run_format']}); "
-                                  f"this is cellprobe {__version__} (run format {RUN_FORMAT}): re-train the run "
-                                  f"or use cellprobe {data['version']}")
+    check_version(data, run_dir)
     if data["run_format"] in UPGRADABLE:
         raise InputError(run_dir, f"run folder of the earlier run format {data['run_format']}; convert it with "
                                   f"`cellprobe upgrade {run_dir}`")
     if data["run_format"] != RUN_FORMAT:
         raise InputError(run_dir, f"unknown run format {data['run_format']} (this cellprobe reads {RUN_FORMAT})")
+    return stamp_from_record(data, run_dir)
+
+
+def stamp_from_record(data: dict[str, Any], run_dir: Path) -> RunStamp:
+    """The checked stamp of a current-format run.json's mapping ``data`` (the upgrade checks what it is about to
+    write with it, before writing)."""
+    path = run_dir / STAMP
     known = set(RunStamp.__dataclass_fields__)
     missing = sorted(known - set(data))
     if missing:  # every key is written from the first stamp on: none is optional
@@ -114,12 +126,14 @@ def read_stamp(run_dir: Path) -> RunStamp:
                                "a damaged or hand-edited record, whose checks would be skipped")
     stamp = RunStamp(**{k: v for k, v in data.items() if k in known})
     _check_stamp(stamp, path)
-    if ENSEMBLE_KEY not in stamp.info and (stamp.data_sha256 is None or stamp.started is None) and (
-            stamp.status == "finished" or any((run_dir / name).exists() for name in (BEST, LAST))):
-        # training records both before its first epoch: a run that trained without them is a damaged record
-        raise InputError(path, f"data_sha256 {stamp.data_sha256!r} and started {stamp.started!r}: training records "
-                               "both before its first checkpoint, so the data and time checks of this run would be "
-                               "skipped (a hand-edited record?)")
+    trained = stamp.status == "finished" or any((run_dir / name).exists() for name in (BEST, LAST))
+    if ENSEMBLE_KEY not in stamp.info and trained and (
+            stamp.data_sha256 is None or stamp.started is None or stamp.encoder is None or not stamp.class_names):
+        # training records them before its first epoch: a run that trained without them is a damaged record
+        raise InputError(path, f"data_sha256 {stamp.data_sha256!r}, started {stamp.started!r}, encoder "
+                               f"{'null' if stamp.encoder is None else 'recorded'}, class_names "
+                               f"{stamp.class_names!r}: training records them before its first checkpoint, so this "
+                               "run's checks would be skipped or its network unknown (a hand-edited record?)")
     if stamp.encoder is not None:
         stamp.encoder = EncoderIdentity.from_json(stamp.encoder, path)
     return stamp

@@ -11,10 +11,12 @@ Format 1 differs in three ways, each converted here and nowhere else:
   in run.json.
 
 Formats 1 and 2 may lack the training data's digest and the time training started (format 3 writes both
-keys from the first stamp on, so a missing one is damage, not age). For a run that trained, the upgrade
-records the digest of the training data as it is now (the caller computes it: reading data is training's
-job) and, as the start, the oldest modification time in the run folder: no later than the real start, so the
-time budget a resumed run may claim is never understated.
+keys from the first stamp on, so a missing one is damage, not age), and their checkpoints do not record the
+training data's µm/px. For a run that trained, the upgrade records the digest of the training data as it is
+now (the caller computes it: reading data is training's job), as the start now less the training time the last
+checkpoint says was spent (so a later resume cannot claim more than it had), and run.json's µm/px in each
+checkpoint. The new stamp is checked as every command will check it before any file is rewritten, and a run
+of another cellprobe version is refused, not relabelled.
 
 Checkpoints are rewritten atomically, and the stamp's format is bumped last, so a killed upgrade is simply
 run again. An ensemble folder only needs its stamp converted (its members are upgraded on their own).
@@ -108,18 +110,19 @@ def check_v1_stamp(data: dict[str, Any], path: Path) -> None:
 V1_IDENTITY = ("encoder", "family", "weights_digest", "tap_channels", "tap_strides")
 
 
-def check_v1_checkpoint(path: Path, stamp_encoder: dict[str, Any], class_names: list[str],
-                        encoder: EncoderIdentity) -> None:
-    """Refuse a format-1 checkpoint that is not the run's: its own saved identity (encoder, weights digest,
-    taps' channels and strides, class names) must be the stamp's, as a current checkpoint's must. The upgrade
-    stamps the run's identity on it, so a foreign one would pass every later check. One an earlier,
-    interrupted upgrade converted is compared in its current form."""
+def check_earlier_checkpoint(path: Path, stamp_encoder: dict[str, Any], class_names: list[str],
+                             encoder: EncoderIdentity, mpp: float | None) -> None:
+    """Refuse a checkpoint of format 1 or 2 that is not the run's: its own saved identity (encoder, weights
+    digest, taps' channels and strides, class names; a format-1 one in its untyped form) must be the stamp's, as
+    a current checkpoint's must. The upgrade stamps the run's identity on it, so a foreign one would pass every
+    later check. The µm/px, which only format 3 keeps in checkpoints, is taken from run.json."""
     from cellprobe.run.checkpoint import check_identity
 
     ckpt = load_checkpoint(path)
     saved = ckpt.get(IDENTITY_KEY)
-    if isinstance(saved, dict) and isinstance(saved.get("encoder"), dict):
-        check_identity(ckpt, encoder, class_names, path)
+    if isinstance(saved, dict) and isinstance(saved.get("encoder"), dict):  # format 2 (or converted from 1)
+        ckpt[IDENTITY_KEY] = {"mpp": mpp, **saved}  # format 2 kept none: run.json's is the one recorded
+        check_identity(ckpt, encoder, class_names, path, mpp=mpp)
         return
     if not isinstance(saved, dict):
         raise InputError(path, "holds no format-1 identity: which encoder and classes it was trained for is "
@@ -132,28 +135,36 @@ def check_v1_checkpoint(path: Path, stamp_encoder: dict[str, Any], class_names: 
                                f"{', '.join(differ)}): not this run's checkpoint; it cannot be upgraded")
 
 
-def upgrade_checkpoint(path: Path, encoder: EncoderIdentity, class_names: list[str]) -> bool:
-    """Rewrite one format-1 checkpoint; False when it is already in the current format."""
+def upgrade_checkpoint(path: Path, encoder: EncoderIdentity, class_names: list[str], mpp: float | None) -> bool:
+    """Rewrite one checkpoint of format 1 or 2 (checked first: :func:`check_earlier_checkpoint`) with the
+    current identity record; False when it already has it."""
+    from cellprobe.run.checkpoint import identity_record
+
     ckpt = load_checkpoint(path)
     saved = ckpt.get(IDENTITY_KEY)
-    if isinstance(saved, dict) and isinstance(saved.get("encoder"), dict):
+    record = identity_record(encoder, class_names, mpp)
+    if saved == record:
         return False  # converted by an earlier, interrupted upgrade
-    for key in ("state_dict", RAW_STATE_KEY):
-        if key in ckpt:
-            ckpt[key] = {(NETWORK_PREFIX + k if k.startswith(NETWORK_PARTS) else k): v for k, v in ckpt[key].items()}
-    ckpt[IDENTITY_KEY] = {"encoder": encoder.to_json(), "class_names": list(class_names)}
+    if not (isinstance(saved, dict) and isinstance(saved.get("encoder"), dict)):  # format 1's layout
+        for key in ("state_dict", RAW_STATE_KEY):
+            if key in ckpt:
+                ckpt[key] = {(NETWORK_PREFIX + k if k.startswith(NETWORK_PARTS) else k): v
+                             for k, v in ckpt[key].items()}
+    ckpt[IDENTITY_KEY] = record
     save_checkpoint(ckpt, path)
     return True
 
 
 def upgrade_run(run_dir: str | Path, data_sha256: Callable[[TrainConfig], str]) -> list[str]:
     """Convert ``run_dir`` in place; returns what was done, one line each (nothing for a current run).
-    ``data_sha256``: the digest of a config's training data as run.json records it."""
+    ``data_sha256``: the digest of a config's training data as run.json records it. Everything is worked out
+    and checked before the first file is rewritten; checkpoints go first and the stamp last."""
     run_dir = Path(run_dir)
     path = run_dir / R.STAMP
     if not path.exists():
         raise InputError(run_dir, f"not a cellprobe run folder (no {R.STAMP})")
     data = R.stamp_data(path)
+    R.check_version(data, run_dir)  # another version's files may mean other things: not relabelled as ours
     if data["run_format"] not in (*R.UPGRADABLE, R.RUN_FORMAT):
         raise InputError(path, f"run format {data['run_format']!r} cannot be upgraded")
     if data["run_format"] == R.RUN_FORMAT:
@@ -161,18 +172,28 @@ def upgrade_run(run_dir: str | Path, data_sha256: Callable[[TrainConfig], str]) 
         return []
     config = R.read_config(run_dir)
     check_v1_stamp(data, path)
-    was = data["run_format"]
-    done = _from_format_1(run_dir, data, config, path) if was == 1 else []
-    done += _record_data_and_start(run_dir, data, config, data_sha256)
-    data["run_format"] = R.RUN_FORMAT
-    atomic.write_json(path, data)  # last: a killed upgrade leaves the earlier format, and runs again
-    R.Run.open(run_dir)  # what every command will check next, checked now
+    was, new = data["run_format"], dict(data)
+    done = _from_format_1(run_dir, new, config, path) if was == 1 else []
+    done += _record_data_and_start(run_dir, new, config, data_sha256)
+    new["run_format"] = R.RUN_FORMAT
+    stamp = R.stamp_from_record(new, run_dir)  # what every command will check, checked before any change
+    if R.ENSEMBLE_KEY not in stamp.info and stamp.encoder is not None:
+        for name in (R.BEST, R.LAST):  # all checked before any is rewritten
+            if (run_dir / name).is_file():
+                check_earlier_checkpoint(run_dir / name, data.get("encoder") or {}, stamp.class_names,
+                                         stamp.encoder, stamp.mpp)
+        for name in (R.BEST, R.LAST):
+            if (run_dir / name).is_file() and upgrade_checkpoint(run_dir / name, stamp.encoder, stamp.class_names,
+                                                                 stamp.mpp):
+                done.append(f"{name}: the run's identity (encoder, classes, µm/px)"
+                            + (f", network weights under '{NETWORK_PREFIX}'" if was == 1 else ""))
+    atomic.write_json(path, new)  # last: a killed upgrade leaves the earlier format, and runs again
     done.append(f"{R.STAMP}: run format {was} → {R.RUN_FORMAT}")
     return done
 
 
 def _from_format_1(run_dir: Path, data: dict[str, Any], config: TrainConfig, path: Path) -> list[str]:
-    """Format 1's encoder identity, checkpoints and learning rates converted (``data``: its stamp, updated)."""
+    """Format 1's encoder identity and learning rates converted (``data``: its stamp, updated)."""
     done: list[str] = []
     is_ensemble = R.ENSEMBLE_KEY in data["info"]
     if not data.get("encoder"):
@@ -183,18 +204,11 @@ def _from_format_1(run_dir: Path, data: dict[str, Any], config: TrainConfig, pat
     if not is_ensemble and not (run_dir / R.LOGS).is_dir() and data.get("status") == "finished":
         raise InputError(run_dir / R.LOGS, "missing: a finished format-1 run keeps its learning rates only in "
                                            "its logs, which a refit needs; restore the folder, or retrain")
-    if not is_ensemble:
-        for name in (R.BEST, R.LAST):  # all checked before any is rewritten
-            if (run_dir / name).is_file():
-                check_v1_checkpoint(run_dir / name, data["encoder"], data["class_names"], encoder)
-        for name in (R.BEST, R.LAST):
-            if (run_dir / name).is_file() and upgrade_checkpoint(run_dir / name, encoder, data["class_names"]):
-                done.append(f"{name}: network weights under '{NETWORK_PREFIX}', typed encoder identity")
-        if (run_dir / R.LOGS).is_dir():
-            rates = lr_from_logs(run_dir)
-            # epochs 0, 1, ... as far as the logs have them without a gap
-            data["learning_rates"] = [rates[e] for e in range(next(e for e in range(len(rates) + 1) if e not in rates))]
-            done.append(f"{R.STAMP}: learning rates of {len(data['learning_rates'])} epoch(s) from the CSV logs")
+    if not is_ensemble and (run_dir / R.LOGS).is_dir():
+        rates = lr_from_logs(run_dir)
+        # epochs 0, 1, ... as far as the logs have them without a gap
+        data["learning_rates"] = [rates[e] for e in range(next(e for e in range(len(rates) + 1) if e not in rates))]
+        done.append(f"{R.STAMP}: learning rates of {len(data['learning_rates'])} epoch(s) from the CSV logs")
     data["encoder"] = encoder.to_json()
     data.setdefault("learning_rates", [])
     return done
@@ -203,8 +217,13 @@ def _from_format_1(run_dir: Path, data: dict[str, Any], config: TrainConfig, pat
 def _record_data_and_start(run_dir: Path, data: dict[str, Any], config: TrainConfig,
                            data_sha256: Callable[[TrainConfig], str]) -> list[str]:
     """``data_sha256`` and ``started`` in the stamp ``data``: kept where recorded; for a run that trained, the
-    data's digest now and the oldest modification time in its folder; None (both) for one that never trained
-    and for an ensemble (its members keep theirs)."""
+    data's digest now and, as the start, now less the training time its last checkpoint says was spent (the
+    latest start that checkpoint allows: a later resume may not claim more); None (both) for one that never
+    trained and for an ensemble (its members keep theirs)."""
+    import time
+
+    from cellprobe.run.checkpoint import saved_training_seconds
+
     trained = R.ENSEMBLE_KEY not in data["info"] and (
         data.get("status") == "finished" or any((run_dir / name).exists() for name in (R.BEST, R.LAST)))
     done: list[str] = []
@@ -213,10 +232,17 @@ def _record_data_and_start(run_dir: Path, data: dict[str, Any], config: TrainCon
         data.setdefault("started", None)
         return done
     if data.get("data_sha256") is None:
-        data["data_sha256"] = data_sha256(config)
+        try:
+            data["data_sha256"] = data_sha256(config)
+        except InputError as exc:
+            raise InputError(exc.path, f"{exc.problem}; the upgrade records the digest of the run's training data "
+                                       f"({config.data.path}), so it must read it: restore it, then upgrade") from None
         done.append(f"{R.STAMP}: the sha256 of the training data as it is now ({config.data.path}), which a resume, "
                     "refit or tune compares with")
     if data.get("started") is None:
-        data["started"] = min(p.stat().st_mtime for p in (run_dir, *run_dir.rglob("*")) if not p.is_symlink())
-        done.append(f"{R.STAMP}: the time training started taken as the oldest file time in the run folder")
+        last = run_dir / R.LAST
+        spent = saved_training_seconds(load_checkpoint(last)) if last.is_file() else 0.0
+        data["started"] = time.time() - spent
+        done.append(f"{R.STAMP}: the time training started taken as now less the {spent:.0f} s its last checkpoint "
+                    "says were spent")
     return done

@@ -142,9 +142,9 @@ def resolve_class_weights(config: TrainConfig, data: TrainData, num_classes: int
 
 
 def build_module(config: TrainConfig, encoder: EncoderIdentity, class_names: list[str], frozen: Any | None,
-                 class_weights: list[float] | None):
+                 class_weights: list[float] | None, mpp: float | None):
     """The Lightning module of a fresh network; ``frozen``: the encoder module (None for cached mode, where
-    taps come with the batch)."""
+    taps come with the batch); ``mpp``: the training data's µm/px (its checkpoints record it)."""
     from cellprobe.run.network import build_network
     from cellprobe.training.module import SegmenterModule
 
@@ -152,4 +152,5 @@ def build_module(config: TrainConfig, encoder: EncoderIdentity, class_names: lis
     network = build_network(config, encoder, num_classes, frozen)
     loss = CellLoss(num_classes, config.loss, class_weights)
     return SegmenterModule(network, loss, encoder, class_names, lr=config.lr, weight_decay=config.weight_decay,
-                           plateau=config.plateau, monitor=config.selection.monitor, lr_steps=config.lr_steps)
+                           plateau=config.plateau, monitor=config.selection.monitor, lr_steps=config.lr_steps,
+                           mpp=mpp)

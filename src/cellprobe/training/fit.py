@@ -267,7 +267,8 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
         run.stamp.data_sha256 = fingerprint
         run.stamp.started = run.stamp.started or time.time()  # a resumed run keeps its first start
         run.stamp.encoder, run.stamp.class_names = encoder.identity, data.class_names
-        run.stamp.mpp = getattr(data.train, "mpp", None)
+        mpp = getattr(data.train, "mpp", None)
+        run.stamp.mpp = None if mpp is None else float(mpp)  # a plain number: checkpoints keep it too
         run.save_stamp()
         if resume is not None and L.pytorch.utilities.rank_zero_only.rank == 0:
             _keep_earlier_logs(run.path)
@@ -275,7 +276,7 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
         logging.getLogger(RUN_LOGGER).info(data.describe())
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # the same initial weights in both modes
         module = build_module(cfg, encoder.identity, data.class_names, None if cfg.cache_features else encoder,
-                              class_weights)
+                              class_weights, run.stamp.mpp)
         if resume is not None:  # Lightning would restore NaN weights or optimizer moments without a word
             check_resumable(resume, module, ENCODER_PREFIX,
                             cfg.early_stopping.patience if cfg.data.has_validation else None, run.stamp.started)

@@ -59,12 +59,15 @@ class SegmenterModule(L.LightningModule):
         plateau: PlateauSection | None = None,
         monitor: str = "val_loss",
         lr_steps: dict[int, float] | None = None,
+        mpp: float | None = None,
     ) -> None:
         super().__init__()
         self.network = network
         self.loss = loss
         self.encoder_identity = encoder
         self.class_names = list(class_names)
+        #: the training data's µm/px, kept in every checkpoint beside the encoder and classes
+        self.mpp = mpp
         self.lr = lr
         self.weight_decay = weight_decay
         self.plateau = plateau or PlateauSection()
@@ -129,12 +132,12 @@ class SegmenterModule(L.LightningModule):
         for key in ("state_dict", RAW_STATE_KEY):
             if key in checkpoint:
                 checkpoint[key] = {k: v for k, v in checkpoint[key].items() if not k.startswith(ENCODER_PREFIX)}
-        checkpoint[IDENTITY_KEY] = identity_record(self.encoder_identity, self.class_names)
+        checkpoint[IDENTITY_KEY] = identity_record(self.encoder_identity, self.class_names, self.mpp)
         if self._scheduler is not None:
             checkpoint[PLATEAU_KEY] = self._scheduler.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        check_identity(checkpoint, self.encoder_identity, self.class_names, where=None)
+        check_identity(checkpoint, self.encoder_identity, self.class_names, where=None, mpp=self.mpp)
         self._scheduler_state = checkpoint.get(PLATEAU_KEY)
         encoder = self.network.encoder
         if encoder is not None:  # put the (not saved) frozen weights back so the loads stay strict

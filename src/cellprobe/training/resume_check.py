@@ -37,7 +37,7 @@ def check_resumable(path: Path, module: Any, encoder_prefix: str, early_stopping
     callback and scheduler states, and an optimizer state of finite numbers and positive learning rates.
     ``encoder_prefix``: keys of the frozen encoder, which checkpoints leave out."""
     ckpt = load_checkpoint(path)
-    check_identity(ckpt, module.encoder_identity, module.class_names, path)
+    check_identity(ckpt, module.encoder_identity, module.class_names, path, mpp=module.mpp)
     expected = {k: v for k, v in module.state_dict().items() if not k.startswith(encoder_prefix)}
     for key in ("state_dict", RAW_STATE_KEY):
         if key in ckpt:
