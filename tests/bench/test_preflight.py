@@ -139,6 +139,13 @@ def test_a_metric_that_is_not_a_number_is_one_error(bench, value):
     assert info.value.path == str(path)
 
 
+def _record_examples(path):
+    from cellprobe.hashing import file_sha256
+
+    result = path.parent / layout.RESULT
+    result.write_text(json.dumps({**json.loads(result.read_text()), "examples_sha256": file_sha256(path)}))
+
+
 def test_a_truncated_examples_file_is_one_error(bench):
     path = _first_result(bench).parent / layout.EXAMPLES
     arrays = {"names": np.array(["a"]), "image": np.zeros((1, 8, 8, 3), np.uint8),
@@ -146,6 +153,7 @@ def test_a_truncated_examples_file_is_one_error(bench):
               "pred_inst": np.zeros((1, 8, 8), np.int32), "pred_cls": np.zeros((1, 8, 8), np.uint8)}
     np.savez_compressed(path, **arrays)
     path.write_bytes(path.read_bytes()[:50])
+    _record_examples(path)  # as if the cell had written it so (the loader's own checks)
     with pytest.raises(InputError, match="unreadable examples file") as info:
         build_report(bench, options=FAST)
     assert info.value.path == str(path)

@@ -171,7 +171,31 @@ def test_damaged_examples_are_refused_naming_the_file(tmp_path, synthetic_bench)
     path = sorted((bench / "cells").glob("*/examples.npz"))[0]
     with np.load(path) as z:
         data = {k: z[k] for k in z.files}
+    kept = path.read_bytes()
     np.savez_compressed(path, **{**data, "pred_inst": data["pred_inst"][:, :8, :8]})
+    with pytest.raises(InputError, match="is not the examples file its cell wrote") as err:
+        build_report(bench, tmp_path / "out", options=FAST)
+    assert err.value.path == str(path)
+    from cellprobe.hashing import file_sha256
+
+    result = path.parent / "result.json"  # as if the cell had written it so: the loader's own checks
+    result.write_text(json.dumps({**json.loads(result.read_text()), "examples_sha256": file_sha256(path)}))
     with pytest.raises(InputError, match="damaged examples file: pred_inst") as err:
         build_report(bench, tmp_path / "out", options=FAST)
     assert err.value.path == str(path)
+    path.write_bytes(kept)
+
+
+def test_examples_swapped_between_cells_are_refused(tmp_path, synthetic_bench):
+    """The eighteenth probe: examples.npz swapped between two cells of a finished bench made the report show
+    one model's predictions under the other's name (exit 0). result.json records the file's sha256."""
+    bench = tmp_path / "b"
+    shutil.copytree(synthetic_bench, bench)
+    first, second = sorted((bench / "cells").glob("*/examples.npz"))[:2]
+    a, b = first.read_bytes(), second.read_bytes()
+    assert a != b
+    first.write_bytes(b)
+    second.write_bytes(a)
+    with pytest.raises(InputError, match="is not the examples file its cell wrote") as err:
+        build_report(bench, tmp_path / "out", options=FAST)
+    assert err.value.path in (str(first), str(second))

@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
 from cellprobe.bench import layout
 from cellprobe.bench.bench_config import BenchConfig
@@ -180,6 +181,8 @@ def test_data_changed_under_a_killed_cell_is_refused_before_anything_is_written(
 
     def killed_mid_training(task, work_dir):
         (work_dir / layout.CELL_RUN).mkdir()
+        (work_dir / layout.CELL_RUN / "config.yaml").write_text(yaml.safe_dump(
+            {"data": {"path": str(data)}, "encoder": {"weights": task.cell.weights}}))
         (work_dir / layout.CELL_RUN / "last.ckpt").write_bytes(b"epoch 3")
         raise KeyboardInterrupt("killed")
 
@@ -189,11 +192,14 @@ def test_data_changed_under_a_killed_cell_is_refused_before_anything_is_written(
     labels = data / "train" / "labels.npz"
     labels.write_bytes(labels.read_bytes() + b"\0")
     records = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    cell = FakeCell()
-    with pytest.raises(InputError, match=r"dataset ds changed since 1 finished or partly trained cell\(s\)") as err:
-        run_bench(config, out, cell)
-    assert err.value.path == str(out / ".cellprobe-inputs.json") and cell.attempts == 0
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == records
+    # the eighteenth probe: a config leaving the killed cell out (another seed) recorded the new version too
+    for seeds in ([0], [1]):
+        cell = FakeCell()
+        with pytest.raises(InputError, match=r"dataset ds changed since 1 finished or partly trained cell\(s\)") \
+                as err:
+            run_bench(config.model_copy(update={"seeds": seeds}), out, cell)
+        assert err.value.path == str(out / ".cellprobe-inputs.json") and cell.attempts == 0
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == records
 
 
 def test_a_report_of_a_partly_failed_or_unfinished_matrix_says_so(tmp_path):

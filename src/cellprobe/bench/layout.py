@@ -17,6 +17,7 @@ result.json names the dataset the cell trained on (``dataset``) and the one it s
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Callable, Mapping
@@ -352,9 +353,13 @@ def save_cell(bench_dir: Path, cell: Cell, summary: Mapping[str, Any], per_image
     test_only = dict(test_only or {})
     for name, scores in test_only.items():
         _write_scores(out / TEST_ONLY / safe_name(name), cell, name, scores)
+    digest = None
     if examples is not None:
         buf = io.BytesIO()
         np.savez_compressed(buf, **examples)
         atomic.write_bytes(out / EXAMPLES, buf.getvalue())
-    _write_scores(out, cell, cell.dataset, Scores(summary, per_image, info), test_only=sorted(test_only))
+        digest = hashlib.sha256(buf.getvalue()).hexdigest()
+    # the examples' digest: a file swapped with another cell's would show that model's predictions as this one's
+    _write_scores(out, cell, cell.dataset, Scores(summary, per_image, info), test_only=sorted(test_only),
+                  examples_sha256=digest)
     return out

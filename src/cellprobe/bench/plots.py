@@ -163,14 +163,27 @@ def _load_examples(path: Path) -> dict[str, np.ndarray]:
     return data
 
 
+def _check_examples_digest(path: Path, recorded: object) -> None:
+    """Refuse an examples file that is not the one its cell's result.json records (swapped with another cell's,
+    or edited): its panel would show another model's predictions under this one's name."""
+    from cellprobe.hashing import file_sha256
+
+    if not isinstance(recorded, str) or file_sha256(path) != recorded:
+        raise InputError(path, "is not the examples file its cell wrote (result.json's examples_sha256 is "
+                               f"{'not recorded' if not isinstance(recorded, str) else 'another'}): swapped or "
+                               "edited by hand; remove the cell's folder and run the benchmark again")
+
+
 def examples_figure(runs: pd.DataFrame, models: Sequence[str], max_examples: int) -> bytes | None:
     """Rows of test patches: image, truth, then each model's prediction (first run that saved examples)."""
     plt = _pyplot()
     chosen: dict[str, dict[str, np.ndarray]] = {}
     for model in models:
-        for cell_dir in runs[runs["model"] == model].sort_values(["fold", "seed"])["cell_dir"]:
+        rows = runs[runs["model"] == model].sort_values(["fold", "seed"])
+        for cell_dir, digest in zip(rows["cell_dir"], rows.get("examples_sha256", [None] * len(rows)), strict=True):
             path = Path(cell_dir) / layout.EXAMPLES
             if path.is_file():
+                _check_examples_digest(path, digest)
                 chosen[model] = _load_examples(path)
                 break
     if not chosen:

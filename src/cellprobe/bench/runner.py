@@ -24,6 +24,7 @@ from cellprobe.config import config_source, dump_config, keys_attributed, parse_
 from cellprobe.data.io import refuse_output_inside
 from cellprobe.errors import InputError
 from cellprobe.locking import exclusive
+from cellprobe.run.run_folder import CONFIG as RUN_CONFIG
 from cellprobe.run.run_folder import LAST, refuse_inside_run
 
 if TYPE_CHECKING:
@@ -111,14 +112,27 @@ def _finished_inputs(bench_dir: Path) -> dict[str, set[str]]:
 
 
 def _resumable_inputs(bench_dir: Path, config: BenchConfig) -> dict[str, set[str]]:
-    """Every unfinished cell of ``config`` whose run has a checkpoint to resume from → its dataset and weights
-    file: its later epochs would train on what is there now, so a change is refused up front (the run itself
-    would refuse it only once its cell starts, after the folder's records were rewritten)."""
+    """Every cell of the folder (this config's matrix or not) whose run has a checkpoint to resume from → the
+    datasets of ``config`` at its run's data path and its weights file: its later epochs would train on what is
+    there now, so a change is refused up front (the run itself would refuse it only once its cell starts, after
+    the folder's records were rewritten, and a run of a sub-matrix would record the new version meanwhile)."""
+    from cellprobe.config import load_yaml
+
+    by_path = {Path(s.path).resolve(): f"dataset {s.name}" for s in (*config.datasets, *config.test_datasets)}
     read: dict[str, set[str]] = {}
-    for task in expand(config):
-        folder = layout.cell_dir(bench_dir, task.cell)
-        if (folder / layout.CELL_RUN / LAST).exists() and not layout.is_done(bench_dir, task.cell):
-            read[task.cell.cell_id] = {f"dataset {task.dataset.name}", f"weights {task.cell.weights}"}
+    for run in sorted(Path(bench_dir).glob(f"cells/*/{layout.CELL_RUN}")):
+        if not (run / LAST).exists():
+            continue
+        try:
+            settings = load_yaml(run / RUN_CONFIG)
+        except InputError:  # a damaged run is the cell's own error, met when it runs
+            continue
+        data = settings.get("data") if isinstance(settings, dict) else None
+        encoder = settings.get("encoder") if isinstance(settings, dict) else None
+        path = data.get("path") if isinstance(data, dict) else None
+        weights = encoder.get("weights") if isinstance(encoder, dict) else None
+        dataset = by_path.get(Path(path).resolve()) if isinstance(path, str) else None
+        read[run.parent.name] = {key for key in (dataset, f"weights {weights}") if key}
     return read
 
 
@@ -160,7 +174,7 @@ def _check_inputs_unchanged(bench_dir: Path, config: BenchConfig) -> dict[str, s
 def write_index(bench_dir: Path) -> Path:
     """index.csv: one row per finished cell (identity, timings, flat metrics), rewritten atomically."""
     results = layout.read_results(bench_dir)
-    results = results.drop(columns=[c for c in ("class_names", "cell_dir", "run_files") if c in results.columns])
+    results = results.drop(columns=[c for c in ("class_names", "cell_dir", "run_files", "examples_sha256") if c in results.columns])
     path = Path(bench_dir) / layout.INDEX
     atomic.write_text(path, results.to_csv(index=False))
     return path

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def slide_sha256(path: Path, name: str, out_dir: Path | None) -> str:
             data = read_json(record, "slide digest")
         except InputError:
             data = None
-        if isinstance(data, dict) and data.get("seen") == seen and isinstance(data.get("sha256"), str):
+        if (isinstance(data, dict) and data.get("seen") == seen and isinstance(data.get("sha256"), str)
+                and re.fullmatch(r"[0-9a-f]{64}", data["sha256"])):
             digest = data["sha256"]
     if digest is None:
         digest = file_sha256(path)
