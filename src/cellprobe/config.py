@@ -311,6 +311,16 @@ def keys_attributed(model: BaseModel) -> Iterator[None]:
         raise InputError(where, exc.problem) from None
 
 
+def differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys at which two nested mappings differ (a value, or a key only one has), sorted."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += differing_keys(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [prefix.rstrip(".")]
+
+
 def expand_dotted(data: dict[str, Any]) -> dict[str, Any]:
     """``{"a.b": 1}`` as ``{"a": {"b": 1}}`` (the ``--set`` spelling, where a config section allows it): plain
     keys first, dotted ones applied over them in order. ``data`` is not modified."""

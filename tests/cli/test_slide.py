@@ -134,13 +134,19 @@ def test_a_large_slide_rewritten_in_place_is_not_skipped(cli, run, slide, tmp_pa
     out = tmp_path / "out"
     args = ("slide", run, big, "--out", out, "--target-mpp", "0.5", *FAST, "--set", "tissue.method=all")
     assert cli(*args)[0] == 0
+    # the eighteenth probe: the same bytes at another path (the slides folder moved) were 'another slide'
+    moved = tmp_path / "moved" / "big.svs"
+    moved.parent.mkdir()
+    moved.write_bytes(big.read_bytes())
+    rc, text, err = cli("slide", run, moved, *args[3:])
+    assert rc == 0 and "skipped" in text + err, err
     stat = big.stat()
     with open(big, "r+b") as handle:
         handle.seek(stat.st_size - (3 << 19))  # 1.5 MiB before the end: neither end's MiB
         handle.write(b"\1")
     os.utime(big, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     rc, _, err = cli(*args)
-    assert rc == 2 and "already holds results of another run, slide or settings" in err, err
+    assert rc == 2 and "already holds results of another run, slide or settings (differs at slide.sha256)" in err
     # its digest record's place taken by a file of the user's: one line, before anything
     digests = out / ".cellprobe-slide-digests"
     import shutil

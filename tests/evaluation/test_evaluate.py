@@ -192,8 +192,9 @@ def test_results_never_pass_for_another_runs(run, tmp_path):
     evaluate(run, shared_data(), "test", format="patches", out=out)
     before = (out / R.METRICS).read_text()
     assert (out / json.loads(before)["evaluation"]["run"]).resolve() == run.resolve()
-    with pytest.raises(InputError, match=r"holds the evaluation of .*--overwrite"):
+    with pytest.raises(InputError, match=r"holds the evaluation of .*--overwrite") as err:
         evaluate(other, shared_data(), "test", format="patches", out=out)
+    assert str(run.resolve()) in err.value.problem  # where the run it holds is (the eighteenth probe: a bare '../x')
     assert (out / R.METRICS).read_text() == before
     evaluate(other, shared_data(), "test", format="patches", out=out, overwrite=True)
 

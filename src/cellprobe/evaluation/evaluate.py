@@ -153,8 +153,10 @@ def check_not_replacing(out_dir: Path, run_dir: str | Path, data: str, split: st
     earlier = _earlier_evaluation(metrics)
     own = earlier["run"]
     if own != _run_seen_from(out_dir, run_dir):
-        raise InputError(metrics, f"holds the evaluation of {own}; pass "
-                                  "--overwrite to replace it, or --out for another folder")
+        # the record names the run relative to the results: a results folder moved without its run names another
+        raise InputError(metrics, f"holds the evaluation of the run at {own} relative to it "
+                                  f"({os.path.normpath(out_dir.resolve() / own)}), not {run_dir}; pass --overwrite "
+                                  "to replace it, or --out for another folder")
     if (earlier.get("data"), earlier.get("split")) != (data, split):
         raise InputError(metrics, f"holds the evaluation of {earlier.get('data', 'unknown data')} "
                                   f"[{earlier.get('split')}]; pass --overwrite to replace it, or --out for "

@@ -54,7 +54,7 @@ from cellprobe.inference.slide_outputs import (
     write_overview,
     write_part,
 )
-from cellprobe.inference.slide_plan import SlideInputs, SlidePlan, plan_slide
+from cellprobe.inference.slide_plan import SlideInputs, SlidePlan, plan_slide, stamp_difference
 from cellprobe.inference.slide_resume import Journal, partial_dir, publish
 from cellprobe.inference.slide_tiles import Tile
 from cellprobe.inference.slide_windows import TileMaps, WindowCache
@@ -166,8 +166,8 @@ def finished_result(out_dir: Path, plan: SlidePlan, overwrite: bool) -> dict[str
     if data.get("stamp") == plan.stamp:
         _check_complete(folder, data)
         return data
-    raise InputError(folder, "already holds results of another run, slide or settings; pass --overwrite to "
-                             "replace them")
+    raise InputError(folder, f"already holds results of another run, slide or settings (differs at "
+                             f"{stamp_difference(data.get('stamp'), plan.stamp)}); pass --overwrite to replace them")
 
 
 def _check_complete(folder: Path, summary: dict[str, Any]) -> None:

@@ -170,9 +170,9 @@ def plan_slide(path: Path, run: Run, settings: SlideSettings, inputs: SlideInput
                        else "no tissue found (try --set tissue.method=all, or give --tissue-mask)")
             raise InputError(where, problem + (" within the region" if inputs.region else ""))
         stamp = {
-            # its bytes, whatever its time or inode: a rescan copied over it, or a file rewritten in place with
-            # its time set back, is another slide; a touched or copied file of the same bytes is the same
-            "slide": {"path": str(path.resolve()), "bytes": path.stat().st_size,
+            # its bytes, whatever its path, time or inode: a rescan copied over it, or a file rewritten in place
+            # with its time set back, is another slide; a touched, moved or copied file of the same bytes is the same
+            "slide": {"bytes": path.stat().st_size,
                       "sha256": slide_sha256(path, slide_name(path), out_dir),
                       "level0": [reader.levels[0].width, reader.levels[0].height], "mpp": reader.mpp},
             "run": run_identity(run), "network": network or {},
@@ -189,6 +189,14 @@ def plan_slide(path: Path, run: Run, settings: SlideSettings, inputs: SlideInput
     except BaseException:
         reader.close()
         raise
+
+
+def stamp_difference(recorded: Any, stamp: dict[str, Any]) -> str:
+    """Where a recorded stamp differs from this run's (the first few dotted keys), for a refusal to name."""
+    from cellprobe.config import differing_keys
+
+    keys = differing_keys(recorded, stamp) if isinstance(recorded, dict) else ["the whole stamp"]
+    return ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
 
 
 def _sha256(path: Path) -> str:

@@ -94,13 +94,17 @@ class Journal:
         is refused unless ``overwrite``, which starts over (a kill must not cost a finished part silently)."""
         restarted = False
         if folder.exists():
+            from cellprobe.inference.slide_plan import stamp_difference
+
             try:
-                same = read_json(folder / STAMP, "slide journal stamp") == stamp
+                recorded = read_json(folder / STAMP, "slide journal stamp")
             except InputError:
-                same = False
+                recorded = None
+            same = recorded == stamp
             if not same and not overwrite:
                 raise InputError(folder, "holds an unfinished run of this slide with another run, slide file or "
-                                         "settings; rerun with those to resume it, or pass --overwrite to start over")
+                                         f"settings (differs at {stamp_difference(recorded, stamp)}); rerun with "
+                                         "those to resume it, or pass --overwrite to start over")
             if not same:
                 shutil.rmtree(folder)
                 restarted = True

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cellprobe import __version__, atomic
-from cellprobe.config import dump_config, load_yaml, parse_config, read_json
+from cellprobe.config import differing_keys, dump_config, load_yaml, parse_config, read_json
 from cellprobe.data.io import refuse_output_inside
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
@@ -320,7 +320,7 @@ def find_run(config: TrainConfig) -> Run | None:
     # the folder is the one found, however ``output`` spells it (relative, trailing slash, a symlink); the
     # feature cache is keyed by its contents, so where it lives (a bench folder moved, spelt otherwise) is how
     # the run runs, not what it is
-    diff = sorted(k for k in _diff_keys(old, new) if k not in RUNTIME_KEYS and k not in ("output", "cache_dir"))
+    diff = sorted(k for k in differing_keys(old, new) if k not in RUNTIME_KEYS and k not in ("output", "cache_dir"))
     if diff and not (run_dir / LAST).exists() and run.stamp.status != "finished":
         raise InputError(run_dir, f"holds a run of a different config (differs at {', '.join(diff[:5])}) that "
                                   "never finished an epoch, so nothing of it would be lost: delete the folder, or "
@@ -364,15 +364,6 @@ def start_run(config: TrainConfig) -> tuple[Run, Path | None]:
     stamp.write(run_dir)  # the stamp first: a folder with a config always has one
     atomic.write_text(run_dir / CONFIG, dump_config(config))
     return Run(run_dir, config, stamp), None
-
-
-def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            out += _diff_keys(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [] if old == new else [prefix.rstrip(".")]
 
 
 def load_postprocess(run_dir: Path, untuned: PostprocessParams | None = None) -> PostprocessParams:
