@@ -199,3 +199,20 @@ def test_examples_swapped_between_cells_are_refused(tmp_path, synthetic_bench):
     with pytest.raises(InputError, match="is not the examples file its cell wrote") as err:
         build_report(bench, tmp_path / "out", options=FAST)
     assert err.value.path in (str(first), str(second))
+    first.write_bytes(a)
+    second.write_bytes(b)
+    # the nineteenth probe: a deleted file left the figure out unsaid; a deleted or damaged record blamed the file
+    result = first.parent / "result.json"
+    kept = result.read_text()
+    for damage, where, problem in (
+            (first.unlink, first, "is gone"),
+            (lambda: result.write_text(json.dumps({k: v for k, v in json.loads(kept).items()
+                                                   if k != "examples_sha256"})), result, "records no examples_sha256"),
+            (lambda: result.write_text(json.dumps({**json.loads(kept), "examples_sha256": 123})), result,
+             "examples_sha256 123 is not the digest")):
+        damage()
+        with pytest.raises(InputError, match=problem) as err:
+            build_report(bench, tmp_path / "out", options=FAST)
+        assert err.value.path == str(where)
+        first.write_bytes(a)
+        result.write_text(kept)

@@ -209,3 +209,44 @@ def test_an_ensembles_data_section_must_be_its_members(pair, tmp_path, key, valu
     with pytest.raises(InputError, match="data section differs from its member") as err:
         members(R.Run.open(ens))
     assert err.value.path == str(ens / R.CONFIG)
+
+
+def _format_2_ensemble(pair, root):
+    """Copies of the pair and an ensemble of them, as run format 2 wrote them (members' checkpoints without
+    µm/px, the ensemble recording those checkpoints' digests)."""
+    from tests.run.earlier_formats import to_format_2
+
+    from cellprobe.hashing import file_sha256
+
+    _, a, b = pair
+    for name, run in (("a", a), ("b", b)):
+        shutil.copytree(run, root / name, ignore=shutil.ignore_patterns("feature_cache"))
+    ens = make_ensemble([root / "a", root / "b"], root / "e")
+    for name in ("a", "b"):
+        to_format_2(root / name, kept=("data_sha256", "started"))
+    stamp = json.loads((ens / R.STAMP).read_text())
+    for entry in stamp["info"]["ensemble"]:
+        entry["checkpoints"] = {w: file_sha256(ens / entry["path"] / f"{w}.ckpt") for w in ("best", "last")}
+    (ens / R.STAMP).write_text(json.dumps({**{k: v for k, v in stamp.items() if k not in ("data_sha256", "started")},
+                                           "run_format": 2}))
+    return ens
+
+
+@pytest.mark.parametrize("order", ["ensemble", "members first"])
+def test_an_ensemble_and_its_members_upgrade_together(pair, tmp_path, cli, order):
+    """The nineteenth probe: upgrading a format-2 ensemble and its members left the ensemble unusable (the
+    members' upgrade rewrote their checkpoints, whose digests the ensemble records). The ensemble's upgrade
+    upgrades its members and follows what their upgrade rewrote; a checkpoint changed otherwise is refused."""
+    ens = _format_2_ensemble(pair, tmp_path / "ok")
+    args = (tmp_path / "ok" / "a", tmp_path / "ok" / "b", ens) if order == "members first" else (ens,)
+    rc, out, err = cli("upgrade", *args)
+    assert rc == 0 and "as its upgrade rewrote it" in out, err
+    assert len(members(R.Run.open(ens))) == 2 and Segmenter(ens, device="cpu").networks
+
+    ens = _format_2_ensemble(pair, tmp_path / "changed")
+    kept = (ens / R.STAMP).read_text()
+    last = tmp_path / "changed" / "b" / R.LAST
+    last.write_bytes(last.read_bytes() + b"\0")  # changed by hand before the upgrade
+    rc, _, err = cli("upgrade", ens)
+    assert rc == 2 and f"{R.LAST}: checkpoint changed since the ensemble was made" in err, err
+    assert (ens / R.STAMP).read_text() == kept

@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tests.run.earlier_formats import to_format_1, to_format_2
 from tests.training.tiny import shared_data, shared_run
 
 from cellprobe.errors import InputError
 from cellprobe.run import run_folder as R
 from cellprobe.run.checkpoint import load_checkpoint, save_checkpoint
 from cellprobe.run.upgrade import lr_from_logs, upgrade_run
-from cellprobe.training.build import data_sha256
+from cellprobe.training.build import training_data_facts
 
 
 @pytest.fixture(scope="module")
@@ -25,37 +26,18 @@ def run(tmp_path_factory):
     return shared_run(tmp_path_factory)
 
 
-def _to_format_1(run_dir):
-    """Lay a current run folder out as run format 1 wrote it (the inverse of the upgrade)."""
-    stamp = json.loads((run_dir / R.STAMP).read_text())
-    enc = stamp["encoder"]
-    old_identity = {"encoder": enc["name"], "family": enc["family"], "weights": "random",
-                    "weights_digest": enc["weights_digest"], "tap_channels": enc["tap_channels"],
-                    "tap_strides": enc["tap_strides"], "num_classes": len(stamp["class_names"]),
-                    "class_names": stamp["class_names"]}
-    for name in (R.BEST, R.LAST):
-        ckpt = load_checkpoint(run_dir / name)
-        ckpt["state_dict"] = {k.removeprefix("network."): v for k, v in ckpt["state_dict"].items()}
-        ckpt["cellprobe"] = dict(old_identity)
-        save_checkpoint(ckpt, run_dir / name)
-    for key in ("learning_rates", "data_sha256", "started"):
-        del stamp[key]
-    stamp.update(run_format=1, encoder=old_identity)
-    (run_dir / R.STAMP).write_text(json.dumps(stamp))
-
-
 def test_format_1_is_refused_then_upgraded_to_the_same_run(run, tmp_path):
     from cellprobe.inference.segmenter import Segmenter
 
     old = tmp_path / "old"
     shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
-    _to_format_1(old)
+    to_format_1(old)
     with pytest.raises(InputError, match=r"earlier run format 1.*cellprobe upgrade"):
         R.Run.open(old)
 
-    done = upgrade_run(old, data_sha256)
+    done = upgrade_run(old, training_data_facts)
     assert any("network weights" in line for line in done) and done[-1].endswith("run format 1 → 3")
-    assert upgrade_run(old, data_sha256) == []  # current now: nothing to do
+    assert upgrade_run(old, training_data_facts) == []  # current now: nothing to do
     for name in (R.BEST, R.LAST):
         a, b = load_checkpoint(run / name), load_checkpoint(old / name)
         assert a["cellprobe"] == b["cellprobe"] and a["state_dict"].keys() == b["state_dict"].keys()
@@ -79,7 +61,7 @@ def test_format_1_is_refused_then_upgraded_to_the_same_run(run, tmp_path):
 def test_the_cli_upgrades_and_bad_folders_are_one_line(run, tmp_path, cli):
     old = tmp_path / "old"
     shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
-    _to_format_1(old)
+    to_format_1(old)
     rc, out, _ = cli("upgrade", old)
     assert rc == 0 and "run format 1 → 3" in out
     rc, out, _ = cli("upgrade", old)
@@ -92,19 +74,6 @@ def test_the_cli_upgrades_and_bad_folders_are_one_line(run, tmp_path, cli):
     assert rc == 2 and err.count("\n") == 1 and "not a cellprobe run folder" in err
 
 
-def _to_format_2(run_dir, kept=()):
-    """Lay a current run folder out as run format 2 wrote it: no µm/px in the checkpoints, data_sha256 and
-    started only where ``kept``."""
-    stamp = json.loads((run_dir / R.STAMP).read_text())
-    for name in (R.BEST, R.LAST):
-        ckpt = load_checkpoint(run_dir / name)
-        del ckpt["cellprobe"]["mpp"]
-        save_checkpoint(ckpt, run_dir / name)
-    (run_dir / R.STAMP).write_text(json.dumps({**{k: v for k, v in stamp.items() if k in kept or k not in
-                                                  ("data_sha256", "started")}, "run_format": 2}))
-    return stamp
-
-
 @pytest.mark.parametrize("kept", [(), ("started",), ("data_sha256", "started")])
 def test_format_2_gets_the_data_digest_start_and_mpp_recorded(run, tmp_path, cli, kept):
     """Format 2 did not always record the training data's digest and start (runs from before them), nor the
@@ -112,7 +81,7 @@ def test_format_2_gets_the_data_digest_start_and_mpp_recorded(run, tmp_path, cli
     now less the training time last.ckpt's time budget says was spent."""
     old = tmp_path / "old"
     shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
-    stamp = _to_format_2(old, kept)
+    stamp = to_format_2(old, kept)
     ckpt = load_checkpoint(old / R.LAST)
     ckpt["callbacks"]["Timer"] = {"time_elapsed": {"train": 500.0, "validate": 20.0}}
     save_checkpoint(ckpt, old / R.LAST)
@@ -132,16 +101,23 @@ def test_format_2_gets_the_data_digest_start_and_mpp_recorded(run, tmp_path, cli
 
 @pytest.mark.parametrize("damage, problem", [
     ({"data_sha256": "abc"}, "data_sha256 'abc' is not a sha256"), ({"version": "0.0.9"}, "cellprobe 0.0.9"),
-    ({"status": "done"}, "status 'done'"), ({"data_path": "gone"}, "must read it: restore it")])
+    ({"status": "done"}, "status 'done'"), ({"data_path": "gone"}, "restore it, then upgrade"),
+    # the nineteenth probe: a hand-edited mpp was copied into the checkpoints (evaluate then resized by 0.5)
+    ({"mpp": 0.5}, "mpp 0.5, but the training data"), ({"data_sha256": "0" * 64}, "changed since the run trained"),
+    ({"timer": 1e10}, "more than since 1970")])
 def test_an_upgrade_it_cannot_finish_changes_nothing(run, tmp_path, cli, damage, problem):
     """The eighteenth probe: a format-2 stamp with a bad value was rewritten as format 3 before being refused
     (then never upgradable, its message no longer naming upgrade); another version's stamp was relabelled as
     this version's format; a run whose training data is gone said only 'does not exist'."""
     old = tmp_path / "old"
     shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
-    _to_format_2(old)
+    to_format_2(old)
     stamp = json.loads((old / R.STAMP).read_text())
-    if "data_path" in damage:
+    if "timer" in damage:  # the nineteenth probe: a start before 1970 was written, then refused naming run.json
+        ckpt = load_checkpoint(old / R.LAST)
+        ckpt["callbacks"]["Timer"] = {"time_elapsed": {"train": damage["timer"]}}
+        save_checkpoint(ckpt, old / R.LAST)
+    elif "data_path" in damage:
         config = (old / R.CONFIG).read_text()
         data_path = str(R.Run.open(run).config.data.path)
         (old / R.CONFIG).write_text(config.replace(data_path, str(tmp_path / "gone")))
@@ -160,7 +136,7 @@ def test_a_format_1_checkpoint_of_another_network_is_refused(run, tmp_path, key,
     another weights digest) was upgraded with the run's identity stamped on it, then used by predict."""
     old = tmp_path / "old"
     shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
-    _to_format_1(old)
+    to_format_1(old)
     ckpt = load_checkpoint(old / R.BEST)
     if key is None:
         del ckpt["cellprobe"]
@@ -169,7 +145,7 @@ def test_a_format_1_checkpoint_of_another_network_is_refused(run, tmp_path, key,
     save_checkpoint(ckpt, old / R.BEST)
     kept = {name: (old / name).read_bytes() for name in (R.BEST, R.LAST, R.STAMP)}
     with pytest.raises(InputError, match="cannot be upgraded") as err:
-        upgrade_run(old, data_sha256)
+        upgrade_run(old, training_data_facts)
     assert err.value.path == str(old / R.BEST) and (key is None or key in err.value.problem)
     assert {name: (old / name).read_bytes() for name in kept} == kept  # nothing converted
 
@@ -202,18 +178,18 @@ def test_stamps_the_upgrade_cannot_convert_are_refused_before_any_change(run, tm
                             ({"class_names": 5}, "'class_names'"), ({"class_names": None}, "'class_names'")):
         old = tmp_path / f"old{len(list(tmp_path.iterdir()))}"
         shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
-        _to_format_1(old)
+        to_format_1(old)
         stamp = json.loads((old / R.STAMP).read_text())
         (old / R.STAMP).write_text(json.dumps({**stamp, **change}))
         before = (old / R.BEST).read_bytes()
         with pytest.raises(InputError, match=problem):
-            upgrade_run(old, data_sha256)
+            upgrade_run(old, training_data_facts)
         assert (old / R.BEST).read_bytes() == before and json.loads((old / R.STAMP).read_text())["run_format"] == 1
     old = tmp_path / "nologs"
     shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache", "logs"))
-    _to_format_1(old)
+    to_format_1(old)
     with pytest.raises(InputError, match="learning rates only in its logs"):
-        upgrade_run(old, data_sha256)
+        upgrade_run(old, training_data_facts)
 
 
 @pytest.mark.parametrize(("field", "value", "problem"), [

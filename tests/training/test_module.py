@@ -102,7 +102,7 @@ def test_checkpoint_of_another_encoder_is_refused():
     with pytest.raises(InputError, match=r"trained on data at None µm/px, the run records 0\.5"):
         check_identity(ckpt, IDENTITY, CLASSES, where="m.ckpt", mpp=0.5)  # run.json's mpp edited by hand
     del ckpt["cellprobe"]["mpp"]
-    with pytest.raises(InputError, match=r"records no µm/px.*cellprobe upgrade"):
+    with pytest.raises(InputError, match=r"records no µm/px.*restore the run.s own checkpoint"):
         check_identity(ckpt, IDENTITY, CLASSES, where="m.ckpt", mpp=None)
 
 

@@ -163,15 +163,31 @@ def _load_examples(path: Path) -> dict[str, np.ndarray]:
     return data
 
 
-def _check_examples_digest(path: Path, recorded: object) -> None:
-    """Refuse an examples file that is not the one its cell's result.json records (swapped with another cell's,
-    or edited): its panel would show another model's predictions under this one's name."""
+def _recorded_examples(cell_dir: Path, recorded: object) -> Path | None:
+    """The cell's examples file when its result.json records one, checked against the recorded sha256 (one
+    swapped with another cell's, or edited, would show another model's predictions under this one's name);
+    None when the cell kept none."""
+    import re
+
     from cellprobe.hashing import file_sha256
 
-    if not isinstance(recorded, str) or file_sha256(path) != recorded:
-        raise InputError(path, "is not the examples file its cell wrote (result.json's examples_sha256 is "
-                               f"{'not recorded' if not isinstance(recorded, str) else 'another'}): swapped or "
-                               "edited by hand; remove the cell's folder and run the benchmark again")
+    path, result = Path(cell_dir) / layout.EXAMPLES, Path(cell_dir) / layout.RESULT
+    if recorded is None or (isinstance(recorded, float) and np.isnan(recorded)):  # absent from the table
+        if path.exists():
+            raise InputError(result, f"records no examples_sha256 though {layout.EXAMPLES} is there (a result "
+                                     "written before cellprobe recorded it, or edited): remove the cell's folder "
+                                     "and run the benchmark again")
+        return None
+    if not (isinstance(recorded, str) and re.fullmatch(r"[0-9a-f]{64}", recorded)):
+        raise InputError(result, f"examples_sha256 {recorded!r} is not the digest cellprobe writes (edited by hand?)")
+    if not path.is_file():
+        raise InputError(path, "is gone (its cell's result.json records it): remove the cell's folder and run the "
+                               "benchmark again")
+    if file_sha256(path) != recorded:
+        raise InputError(path, "is not the examples file its cell wrote (its sha256 is not the one result.json "
+                               "records): swapped or edited by hand; remove the cell's folder and run the benchmark "
+                               "again")
+    return path
 
 
 def examples_figure(runs: pd.DataFrame, models: Sequence[str], max_examples: int) -> bytes | None:
@@ -181,9 +197,8 @@ def examples_figure(runs: pd.DataFrame, models: Sequence[str], max_examples: int
     for model in models:
         rows = runs[runs["model"] == model].sort_values(["fold", "seed"])
         for cell_dir, digest in zip(rows["cell_dir"], rows.get("examples_sha256", [None] * len(rows)), strict=True):
-            path = Path(cell_dir) / layout.EXAMPLES
-            if path.is_file():
-                _check_examples_digest(path, digest)
+            path = _recorded_examples(cell_dir, digest)
+            if path is not None:
                 chosen[model] = _load_examples(path)
                 break
     if not chosen:

@@ -15,8 +15,8 @@ def register(app: typer.Typer) -> None:
         """Convert run folders written before the current run format (checkpoints rewritten atomically; a killed
         upgrade is run again). Current run folders are left as they are."""
         from cellprobe.run.upgrade import upgrade_run
-        from cellprobe.training.build import data_sha256
+        from cellprobe.training.build import training_data_facts
 
         for run in runs:
-            done = upgrade_run(run, data_sha256)
+            done = upgrade_run(run, training_data_facts)
             typer.echo(f"{run}: " + ("already current" if not done else "; ".join(done)))

@@ -94,8 +94,9 @@ def check_identity(checkpoint: dict[str, Any], encoder: EncoderIdentity, class_n
         raise InputError(where, f"checkpoint was trained for classes {saved.get('class_names')}, the model has "
                                 f"{list(class_names)}")
     if "mpp" not in saved:
-        raise InputError(where, "checkpoint records no µm/px of its training data (written before run format 3: "
-                                "`cellprobe upgrade` its run folder)")
+        raise InputError(where, "checkpoint records no µm/px of its training data, which every checkpoint of run "
+                                "format 3 does: one of an earlier format (put back by hand?) or edited; restore the "
+                                "run's own checkpoint")
     if saved["mpp"] != mpp:
         raise InputError(where, f"checkpoint was trained on data at {saved['mpp']!r} µm/px, the run records "
                                 f"{mpp!r} (run.json edited by hand?)")

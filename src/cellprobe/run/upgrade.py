@@ -19,7 +19,8 @@ checkpoint. The new stamp is checked as every command will check it before any f
 of another cellprobe version is refused, not relabelled.
 
 Checkpoints are rewritten atomically, and the stamp's format is bumped last, so a killed upgrade is simply
-run again. An ensemble folder only needs its stamp converted (its members are upgraded on their own).
+run again. An ensemble's members are upgraded with it, and its record of their checkpoints' digests follows
+what their upgrade rewrote (each upgraded run keeps the before and after digests in run.json's info).
 """
 
 from __future__ import annotations
@@ -155,10 +156,20 @@ def upgrade_checkpoint(path: Path, encoder: EncoderIdentity, class_names: list[s
     return True
 
 
-def upgrade_run(run_dir: str | Path, data_sha256: Callable[[TrainConfig], str]) -> list[str]:
+#: what :func:`upgrade_run` is handed to read a config's training data: (samples' sha256, µm/px)
+DataFacts = Callable[[TrainConfig], tuple[str, float | None]]
+#: the record in an upgraded run's ``info`` of each checkpoint it rewrote: name → [sha256 before, after], so
+#: that an ensemble made of the run before can follow its member (:func:`_follow_members`)
+UPGRADED_KEY = "upgraded_checkpoints"
+
+
+def upgrade_run(run_dir: str | Path, data_facts: DataFacts) -> list[str]:
     """Convert ``run_dir`` in place; returns what was done, one line each (nothing for a current run).
-    ``data_sha256``: the digest of a config's training data as run.json records it. Everything is worked out
-    and checked before the first file is rewritten; checkpoints go first and the stamp last."""
+    ``data_facts``: reads a config's training data as run.json records it. Everything is worked out and
+    checked before the first file is rewritten; checkpoints go first and the stamp last. An ensemble's members
+    are upgraded first, and its record of their checkpoints follows what their upgrade rewrote."""
+    from cellprobe.hashing import file_sha256
+
     run_dir = Path(run_dir)
     path = run_dir / R.STAMP
     if not path.exists():
@@ -174,7 +185,9 @@ def upgrade_run(run_dir: str | Path, data_sha256: Callable[[TrainConfig], str]) 
     check_v1_stamp(data, path)
     was, new = data["run_format"], dict(data)
     done = _from_format_1(run_dir, new, config, path) if was == 1 else []
-    done += _record_data_and_start(run_dir, new, config, data_sha256)
+    if R.ENSEMBLE_KEY in new["info"]:
+        done += _follow_members(run_dir, new, data_facts)
+    done += _record_training_facts(run_dir, new, config, data_facts)
     new["run_format"] = R.RUN_FORMAT
     stamp = R.stamp_from_record(new, run_dir)  # what every command will check, checked before any change
     if R.ENSEMBLE_KEY not in stamp.info and stamp.encoder is not None:
@@ -182,13 +195,52 @@ def upgrade_run(run_dir: str | Path, data_sha256: Callable[[TrainConfig], str]) 
             if (run_dir / name).is_file():
                 check_earlier_checkpoint(run_dir / name, data.get("encoder") or {}, stamp.class_names,
                                          stamp.encoder, stamp.mpp)
+        rewritten: dict[str, list[str]] = {}
         for name in (R.BEST, R.LAST):
-            if (run_dir / name).is_file() and upgrade_checkpoint(run_dir / name, stamp.encoder, stamp.class_names,
-                                                                 stamp.mpp):
+            if not (run_dir / name).is_file():
+                continue
+            before = file_sha256(run_dir / name)
+            if upgrade_checkpoint(run_dir / name, stamp.encoder, stamp.class_names, stamp.mpp):
+                rewritten[name] = [before, file_sha256(run_dir / name)]
                 done.append(f"{name}: the run's identity (encoder, classes, µm/px)"
                             + (f", network weights under '{NETWORK_PREFIX}'" if was == 1 else ""))
+        if rewritten:
+            new["info"] = {**new["info"], UPGRADED_KEY: rewritten}
     atomic.write_json(path, new)  # last: a killed upgrade leaves the earlier format, and runs again
     done.append(f"{R.STAMP}: run format {was} → {R.RUN_FORMAT}")
+    return done
+
+
+def _follow_members(run_dir: Path, data: dict[str, Any], data_facts: DataFacts) -> list[str]:
+    """Upgrade each member of the ensemble whose stamp is ``data`` (updated), and record its checkpoints'
+    digests as its upgrade rewrote them; a checkpoint changed otherwise since the ensemble was made is
+    refused, as every command using the ensemble refuses it."""
+    from cellprobe.hashing import file_sha256
+
+    done: list[str] = []
+    entries = data["info"][R.ENSEMBLE_KEY]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("path"), str)
+                                                and isinstance(e.get("checkpoints"), dict) for e in entries):
+        raise InputError(run_dir / R.STAMP, "ensemble member entries are not paths with their checkpoints' sha256")
+    followed = []
+    for entry in entries:
+        member = Path(entry["path"]) if Path(entry["path"]).is_absolute() else run_dir / entry["path"]
+        if not member.is_dir():
+            raise InputError(run_dir / R.STAMP, f"ensemble member {entry['path']} is missing (resolved to {member})")
+        done += [f"member {entry['path']}: {line}" for line in upgrade_run(member, data_facts)]
+        rewritten = R.read_stamp(member).info.get(UPGRADED_KEY, {})
+        digests = dict(entry["checkpoints"])
+        for which, name in (("best", R.BEST), ("last", R.LAST)):
+            now = file_sha256(member / name) if (member / name).is_file() else None
+            if digests.get(which) == now:
+                continue
+            if rewritten.get(name) != [digests.get(which), now]:
+                raise InputError(member / name, "checkpoint changed since the ensemble was made (not by its "
+                                                "upgrade); make the ensemble again")
+            digests[which] = now
+            done.append(f"{R.STAMP}: member {entry['path']}'s {name} as its upgrade rewrote it")
+        followed.append({**entry, "checkpoints": digests})
+    data["info"] = {**data["info"], R.ENSEMBLE_KEY: followed}
     return done
 
 
@@ -214,12 +266,15 @@ def _from_format_1(run_dir: Path, data: dict[str, Any], config: TrainConfig, pat
     return done
 
 
-def _record_data_and_start(run_dir: Path, data: dict[str, Any], config: TrainConfig,
-                           data_sha256: Callable[[TrainConfig], str]) -> list[str]:
-    """``data_sha256`` and ``started`` in the stamp ``data``: kept where recorded; for a run that trained, the
-    data's digest now and, as the start, now less the training time its last checkpoint says was spent (the
-    latest start that checkpoint allows: a later resume may not claim more); None (both) for one that never
-    trained and for an ensemble (its members keep theirs)."""
+def _record_training_facts(run_dir: Path, data: dict[str, Any], config: TrainConfig,
+                           data_facts: DataFacts) -> list[str]:
+    """``data_sha256`` and ``started`` in the stamp ``data`` (updated), for a run that trained: the training
+    data is read (its µm/px must be run.json's, and its digest the recorded one where there is one: the
+    µm/px the checkpoints will carry is then the data's); the start, where none is recorded, is now less the
+    training time last.ckpt's time budget says was spent (the latest start it allows: a later resume may not
+    claim more). None (both) for a run that never trained and for an ensemble (its members keep theirs)."""
+    import math
+    import re
     import time
 
     from cellprobe.run.checkpoint import saved_training_seconds
@@ -231,17 +286,28 @@ def _record_data_and_start(run_dir: Path, data: dict[str, Any], config: TrainCon
         data.setdefault("data_sha256", None)
         data.setdefault("started", None)
         return done
-    if data.get("data_sha256") is None:
-        try:
-            data["data_sha256"] = data_sha256(config)
-        except InputError as exc:
-            raise InputError(exc.path, f"{exc.problem}; the upgrade records the digest of the run's training data "
-                                       f"({config.data.path}), so it must read it: restore it, then upgrade") from None
+    try:
+        digest, mpp = data_facts(config)
+    except InputError as exc:
+        raise InputError(exc.path, f"{exc.problem}; the upgrade reads the run's training data ({config.data.path}) "
+                                   "for its digest and µm/px: restore it, then upgrade") from None
+    recorded = data.get("data_sha256")
+    if isinstance(recorded, str) and re.fullmatch(r"[0-9a-f]{64}", recorded) and recorded != digest:
+        raise InputError(run_dir / R.STAMP, f"the training data ({config.data.path}) changed since the run trained on "
+                                            "it, so its µm/px then is unknown; restore the data, then upgrade")
+    if data.get("mpp") != mpp:
+        raise InputError(run_dir / R.STAMP, f"mpp {data.get('mpp')!r}, but the training data ({config.data.path}) is "
+                                            f"at {mpp!r} µm/px (edited by hand?): the checkpoints would record it")
+    if recorded is None:
+        data["data_sha256"] = digest
         done.append(f"{R.STAMP}: the sha256 of the training data as it is now ({config.data.path}), which a resume, "
                     "refit or tune compares with")
     if data.get("started") is None:
         last = run_dir / R.LAST
         spent = saved_training_seconds(load_checkpoint(last)) if last.is_file() else 0.0
+        if not (math.isfinite(spent) and spent < time.time()):
+            raise InputError(last, f"its time budget's saved training time ({spent:g} s) is more than since 1970: "
+                                   "a damaged checkpoint; the run cannot be upgraded")
         data["started"] = time.time() - spent
         done.append(f"{R.STAMP}: the time training started taken as now less the {spent:.0f} s its last checkpoint "
                     "says were spent")

@@ -82,10 +82,17 @@ def check_data_unchanged(run: Any, data: TrainData, why: str) -> None:
                                              f"trained on it: {why}; restore the data, or train the run again")
 
 
-def data_sha256(config: TrainConfig) -> str:
-    """The digest run.json records for ``config``'s training data as it is now (``cellprobe upgrade`` records it
-    for a run of an earlier format, which kept none)."""
-    return open_training_data(config).fingerprint()
+def training_data_facts(config: TrainConfig) -> tuple[str, float | None]:
+    """What run.json records of ``config``'s training data as it is now: its samples' digest and its µm/px
+    (``cellprobe upgrade`` reads them for a run of an earlier format)."""
+    data = open_training_data(config)
+    return data.fingerprint(), data_mpp(data)
+
+
+def data_mpp(data: TrainData) -> float | None:
+    """The training data's µm/px as run.json and the checkpoints record it (a plain number, or None)."""
+    mpp = getattr(data.train, "mpp", None)
+    return None if mpp is None else float(mpp)
 
 
 def _repeats_at(dataset: PatchDataset, positions: np.ndarray) -> np.ndarray | None:

@@ -34,6 +34,7 @@ from cellprobe.training.build import (
     TrainData,
     build_module,
     check_data_unchanged,
+    data_mpp,
     open_training_data,
     resolve_class_weights,
 )
@@ -267,8 +268,7 @@ def _train(cfg: TrainConfig, data: TrainData, encoder: Any, class_weights: list[
         run.stamp.data_sha256 = fingerprint
         run.stamp.started = run.stamp.started or time.time()  # a resumed run keeps its first start
         run.stamp.encoder, run.stamp.class_names = encoder.identity, data.class_names
-        mpp = getattr(data.train, "mpp", None)
-        run.stamp.mpp = None if mpp is None else float(mpp)  # a plain number: checkpoints keep it too
+        run.stamp.mpp = data_mpp(data)
         run.save_stamp()
         if resume is not None and L.pytorch.utilities.rank_zero_only.rank == 0:
             _keep_earlier_logs(run.path)
