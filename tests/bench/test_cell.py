@@ -105,3 +105,33 @@ def test_a_finished_cells_run_changed_by_hand_is_refused_by_bench_and_report(dat
             command()
         assert err.value.path == str(result)
     result.write_text(kept_result)
+
+
+def test_a_cells_run_upgraded_from_format_2_is_still_the_cells(data, tmp_path):
+    """The nineteenth probe: upgrading the runs of a finished format-2 benchmark rewrote their best.ckpt, and
+    the next bench run refused every cell as 're-tuned or retrained by hand'. run.json records what its
+    upgrade rewrote; a checkpoint changed otherwise is still refused."""
+    from tests.run.earlier_formats import to_format_2
+
+    from cellprobe.bench import layout
+    from cellprobe.bench.report import ReportOptions, build_report
+    from cellprobe.bench.runner import run_bench
+    from cellprobe.errors import InputError
+    from cellprobe.hashing import file_sha256
+    from cellprobe.run.upgrade import upgrade_run
+    from cellprobe.training.build import training_data_facts
+
+    config = _config(data, examples=0)
+    run_bench(config, tmp_path / "bench")
+    cell = layout.cell_dir(tmp_path / "bench", next(expand(config)).cell)
+    run, result = cell / layout.CELL_RUN, cell / layout.RESULT
+    to_format_2(run, kept=("data_sha256", "started"))  # as a format-2 benchmark left it
+    record = json.loads(result.read_text())
+    record["run_files"]["best.ckpt"] = file_sha256(run / R.BEST)
+    result.write_text(json.dumps(record))
+    upgrade_run(run, training_data_facts)
+    assert run_bench(config, tmp_path / "bench").skipped
+    build_report(tmp_path / "bench", options=ReportOptions(n_boot=20))
+    (run / R.BEST).write_bytes((run / R.BEST).read_bytes() + b"\0")
+    with pytest.raises(InputError, match="changed since the cell was scored"):
+        run_bench(config, tmp_path / "bench")

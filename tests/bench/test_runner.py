@@ -200,6 +200,13 @@ def test_data_changed_under_a_killed_cell_is_refused_before_anything_is_written(
             run_bench(config.model_copy(update={"seeds": seeds}), out, cell)
         assert err.value.path == str(out / ".cellprobe-inputs.json") and cell.attempts == 0
         assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == records
+    # the nineteenth probe: the killed cell's run config made unreadable took it out of the protection
+    killed = next((out / "cells").glob("*/run/config.yaml"))
+    killed.write_text("data: [")
+    with pytest.raises(InputError, match="not valid YAML") as err:
+        run_bench(config, out, FakeCell())
+    assert err.value.path == str(killed)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == records
 
 
 def test_a_report_of_a_partly_failed_or_unfinished_matrix_says_so(tmp_path):

@@ -250,3 +250,17 @@ def test_an_ensemble_and_its_members_upgrade_together(pair, tmp_path, cli, order
     rc, _, err = cli("upgrade", ens)
     assert rc == 2 and f"{R.LAST}: checkpoint changed since the ensemble was made" in err, err
     assert (ens / R.STAMP).read_text() == kept
+
+
+@pytest.mark.parametrize("encoder", [None, {"name": "vit-fake"}])
+def test_an_ensembles_encoder_identity_must_be_its_first_members(pair, tmp_path, encoder):
+    """The nineteenth probe: an ensemble's run.json encoder edited to another name and digest passed, and a
+    slide of it recorded the false identity."""
+    _, a, b = pair
+    ens = make_ensemble([a, b], tmp_path / "e")
+    stamp = json.loads((ens / R.STAMP).read_text())
+    stamp["encoder"] = None if encoder is None else {**stamp["encoder"], **encoder}
+    (ens / R.STAMP).write_text(json.dumps(stamp))
+    with pytest.raises(InputError, match="encoder identity is not its first member's") as err:
+        members(R.Run.open(ens))
+    assert err.value.path == str(ens / R.STAMP)

@@ -156,7 +156,11 @@ def check_runs_unchanged(bench_dir: Path) -> None:
             raise InputError(path, f"run_files {recorded!r} is not the record cellprobe writes")
         run = Path(run_dir) if Path(run_dir).is_absolute() else path.parent / run_dir
         now = run_files_record(run)
-        changed = next((name for name in RUN_FILES if now[name] != recorded[name]), None)
+        from cellprobe.run.run_folder import same_checkpoint
+
+        changed = next((name for name in RUN_FILES if now[name] != recorded[name]
+                        and not (name.endswith(".ckpt") and same_checkpoint(run, name, recorded[name], now[name]))),
+                       None)
         if changed is not None:
             how = "appeared" if recorded[changed] is None else "is gone" if now[changed] is None else "changed"
             raise InputError(run / changed, f"{how} since the cell was scored (re-tuned or retrained by hand?): "

@@ -123,14 +123,14 @@ def _resumable_inputs(bench_dir: Path, config: BenchConfig) -> dict[str, set[str
     for run in sorted(Path(bench_dir).glob(f"cells/*/{layout.CELL_RUN}")):
         if not (run / LAST).exists():
             continue
-        try:
-            settings = load_yaml(run / RUN_CONFIG)
-        except InputError:  # a damaged run is the cell's own error, met when it runs
-            continue
+        settings = load_yaml(run / RUN_CONFIG)  # unreadable: what the killed cell trained on is unknown
         data = settings.get("data") if isinstance(settings, dict) else None
         encoder = settings.get("encoder") if isinstance(settings, dict) else None
         path = data.get("path") if isinstance(data, dict) else None
         weights = encoder.get("weights") if isinstance(encoder, dict) else None
+        if not (isinstance(path, str) and isinstance(weights, str)):
+            raise InputError(run / RUN_CONFIG, "names no data.path and encoder.weights: what this killed cell trained "
+                                               "on is unknown; remove its folder to run the cell again")
         dataset = by_path.get(Path(path).resolve()) if isinstance(path, str) else None
         read[run.parent.name] = {key for key in (dataset, f"weights {weights}") if key}
     return read

@@ -79,6 +79,11 @@ def members(run: R.Run) -> list[Member]:
                                                   f"{entry['path']}'s (the patches it trained and validated on): "
                                                   "tuning would not be on held-out patches; make the ensemble again")
         out.append(member)
+    if run.stamp.encoder != out[0].run.stamp.encoder:  # what its results (a slide's stamp) are labelled with
+        differ = ("null" if run.stamp.encoder is None
+                  else "; ".join(out[0].run.stamp.encoder.differences(run.stamp.encoder)))
+        raise InputError(stamp_path, f"the ensemble's encoder identity is not its first member's ({differ}): "
+                                     "run.json edited by hand? make the ensemble again")
     return out
 
 

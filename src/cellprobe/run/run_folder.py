@@ -54,6 +54,9 @@ PER_IMAGE = "per_image.csv"
 UPGRADABLE = (1, 2)
 #: key of run.json's info that makes a run folder an ensemble of other runs (cellprobe.run.ensemble)
 ENSEMBLE_KEY = "ensemble"
+#: key of run.json's info where ``cellprobe upgrade`` records each checkpoint it rewrote: name → [sha256 before,
+#: after], so that records of the checkpoint made before (an ensemble's, a benchmark cell's) still know it
+UPGRADED_KEY = "upgraded_checkpoints"
 
 
 @dataclass
@@ -170,6 +173,18 @@ def _check_stamp(stamp: RunStamp, path: Path) -> None:
         raise InputError(path, f"status 'finished' without the record training writes when it finishes (info.epochs "
                                f"{epochs!r}, {len(stamp.learning_rates)} learning rate(s) recorded): the run may "
                                "not have finished (a status set by hand?)")
+
+
+def same_checkpoint(run_dir: Path, name: str, recorded: str | None, now: str | None) -> bool:
+    """Whether the run's checkpoint ``name``, whose sha256 is ``now``, is the one a record made earlier knows as
+    ``recorded``: the same bytes, or what ``cellprobe upgrade`` rewrote those bytes into (run.json says so)."""
+    if recorded == now:
+        return True
+    try:
+        upgraded = read_stamp(Path(run_dir)).info.get(UPGRADED_KEY)
+    except InputError:
+        return False
+    return isinstance(upgraded, dict) and upgraded.get(name) == [recorded, now]
 
 
 def read_config(run_dir: Path) -> TrainConfig:

@@ -158,9 +158,6 @@ def upgrade_checkpoint(path: Path, encoder: EncoderIdentity, class_names: list[s
 
 #: what :func:`upgrade_run` is handed to read a config's training data: (samples' sha256, µm/px)
 DataFacts = Callable[[TrainConfig], tuple[str, float | None]]
-#: the record in an upgraded run's ``info`` of each checkpoint it rewrote: name → [sha256 before, after], so
-#: that an ensemble made of the run before can follow its member (:func:`_follow_members`)
-UPGRADED_KEY = "upgraded_checkpoints"
 
 
 def upgrade_run(run_dir: str | Path, data_facts: DataFacts) -> list[str]:
@@ -205,7 +202,7 @@ def upgrade_run(run_dir: str | Path, data_facts: DataFacts) -> list[str]:
                 done.append(f"{name}: the run's identity (encoder, classes, µm/px)"
                             + (f", network weights under '{NETWORK_PREFIX}'" if was == 1 else ""))
         if rewritten:
-            new["info"] = {**new["info"], UPGRADED_KEY: rewritten}
+            new["info"] = {**new["info"], R.UPGRADED_KEY: rewritten}
     atomic.write_json(path, new)  # last: a killed upgrade leaves the earlier format, and runs again
     done.append(f"{R.STAMP}: run format {was} → {R.RUN_FORMAT}")
     return done
@@ -228,13 +225,12 @@ def _follow_members(run_dir: Path, data: dict[str, Any], data_facts: DataFacts) 
         if not member.is_dir():
             raise InputError(run_dir / R.STAMP, f"ensemble member {entry['path']} is missing (resolved to {member})")
         done += [f"member {entry['path']}: {line}" for line in upgrade_run(member, data_facts)]
-        rewritten = R.read_stamp(member).info.get(UPGRADED_KEY, {})
         digests = dict(entry["checkpoints"])
         for which, name in (("best", R.BEST), ("last", R.LAST)):
             now = file_sha256(member / name) if (member / name).is_file() else None
             if digests.get(which) == now:
                 continue
-            if rewritten.get(name) != [digests.get(which), now]:
+            if not R.same_checkpoint(member, name, digests.get(which), now):
                 raise InputError(member / name, "checkpoint changed since the ensemble was made (not by its "
                                                 "upgrade); make the ensemble again")
             digests[which] = now
