@@ -115,16 +115,17 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
     """JSON with NaN and ±infinity written as ``null`` (strict JSON readers reject both)."""
-    write_text(path, json.dumps(_nan_to_none(obj), indent=indent, sort_keys=False, allow_nan=False) + "\n")
+    write_text(path, json.dumps(json_ready(obj), indent=indent, sort_keys=False, allow_nan=False) + "\n")
 
 
-def _nan_to_none(obj: Any) -> Any:
+def json_ready(obj: Any) -> Any:
+    """``obj`` as :func:`write_json` writes it (NaN and ±infinity as None, numpy scalars as Python numbers)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
+        return {k: json_ready(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_nan_to_none(v) for v in obj]
+        return [json_ready(v) for v in obj]
     if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy scalar
-        return _nan_to_none(obj.item())
+        return json_ready(obj.item())
     return obj

@@ -52,3 +52,11 @@ def tree_sha256(path: Path) -> str:
                 for block in iter(lambda h=handle: h.read(1 << 20), b""):
                     digest.update(block)
     return digest.hexdigest()
+
+
+def record_check(fields: Mapping[str, object]) -> str:
+    """sha256 of a record's fields (JSON, keys sorted): kept in the record itself, so that one edited by hand
+    (a count raised, a digest replaced) no longer matches it. ``fields`` as they read back from JSON."""
+    import json
+
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()

@@ -73,11 +73,14 @@ def test_slide_writes_its_outputs_and_a_rerun_skips_it(cli, run, slide, tmp_path
             assert rc == 2 and f"{folder / name}: {problem}" in err and "the finished results" in err, err
             _one_line(err, name)
         (folder / name).write_bytes(kept_file)
-    # a summary without the digests (hand-made, or an older cellprobe's) proves nothing about the files
-    record.write_text(json.dumps({k: v for k, v in summary.items() if k != "files"}))
-    rc, _, err = cli(*args)
-    assert rc == 2 and f"{record}: records no digests of the result files" in err, err
-    _one_line(err, "summary.json")
+    # a summary without the digests (hand-made, or an older cellprobe's) proves nothing about the files; one
+    # with a count edited (the nineteenth probe: nuclei.total 0 → 999 was skipped as finished) is not the one written
+    for edited in ({k: v for k, v in summary.items() if k != "files"},
+                   {**summary, "nuclei": {**summary["nuclei"], "total": 999}}):
+        record.write_text(json.dumps(edited))
+        rc, _, err = cli(*args)
+        assert rc == 2 and f"{record}: is not the summary cellprobe wrote" in err, err
+        _one_line(err, "summary.json")
     record.write_bytes(kept)
     # the thirteenth probe: --overwrite deleted a user's files kept in the results folder, unsaid
     (folder / "my_notes.txt").write_text("counts checked by hand\n")
@@ -183,6 +186,10 @@ def test_bad_inputs_are_one_line_and_write_nothing(cli, run, slide, tmp_path):
     dotted.write_bytes(slide.read_bytes())
     folder_named_svs = tmp_path / "folder.svs"
     folder_named_svs.mkdir()
+    import os
+
+    fifo = tmp_path / "mask.png"
+    os.mkfifo(fifo)
     cases = [
         ((truncated, *target), "cut.svs"),
         ((text, *target), "notes.txt"),
@@ -201,6 +208,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(cli, run, slide, tmp_path):
         ((slide, "--target-mpp", "0"), "--target-mpp"),
         ((dotted, *target), ".hidden.svs"),  # cellprobe's own folders beside the results start with '.'
         ((folder_named_svs, *target), "folder.svs"),
+        ((slide, *target, "--tissue-mask", fifo), "is not a regular file"),  # nineteenth probe: 'no such file'
     ]
     out = tmp_path / "out"
     for extra, name in cases:

@@ -55,7 +55,7 @@ def test_a_damaged_record_only_costs_a_read(tmp_path, hashed, record):
     slide.write_bytes(b"pyramid")
     (out / D.DIGESTS).mkdir(parents=True)
     if record == "SEEN_GARBAGE":  # the eighteenth probe: a hand-edited digest of the right file was used as is
-        record = json.dumps({"seen": D._seen(slide), "sha256": "garbage"})
+        record = json.dumps({"seen": D._seen(D.slide_files(slide)), "sha256": "garbage"})
     (out / D.DIGESTS / "s.json").write_text(record)
     assert D.slide_sha256(slide, "s", out) == file_sha256(slide) and len(hashed) == 1
     D.remember(slide, "s", out, file_sha256(slide))
@@ -100,3 +100,28 @@ def test_a_slide_written_while_it_is_read_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "file_sha256", growing)
     with pytest.raises(InputError, match="changed while it was read"):
         D.slide_sha256(slide, "s", None)
+
+
+def test_a_slide_of_several_files_is_all_of_them(tmp_path, hashed, monkeypatch):
+    """The nineteenth probe: a Hamamatsu .vms slide whose image file was rescanned beside an unchanged index
+    was skipped as finished (only the index was hashed). MIRAX and VMS/VMU slides are hashed with the files
+    OpenSlide reads their pixels from."""
+    vms = tmp_path / "s.vms"
+    vms.write_text("[Virtual Microscope Specimen]\nNoLayers=1\nImageFile=s.jpg\nMapFile=s_map.jpg\n"
+                   "OptimisationFile=s.opt\nMacroImage=\n")
+    for name in ("s.jpg", "s_map.jpg", "s.opt", "other.jpg"):
+        (tmp_path / name).write_bytes(name.encode())
+    assert [p.name for p in D.slide_files(vms)] == ["s.vms", "s.jpg", "s.opt", "s_map.jpg"]
+    mrxs = tmp_path / "m.mrxs"
+    mrxs.write_bytes(b"index")
+    (tmp_path / "m").mkdir()
+    for name in ("Slidedat.ini", "Data0000.dat"):
+        (tmp_path / "m" / name).write_bytes(name.encode())
+    assert [p.name for p in D.slide_files(mrxs)] == ["m.mrxs", "Data0000.dat", "Slidedat.ini"]
+    before = {p: D.slide_sha256(p, p.stem, None) for p in (vms, mrxs)}
+    (tmp_path / "s.jpg").write_bytes(b"rescanned")
+    (tmp_path / "m" / "Data0000.dat").write_bytes(b"rescanned")
+    assert all(D.slide_sha256(p, p.stem, None) != before[p] for p in (vms, mrxs))
+    (tmp_path / "other.jpg").write_bytes(b"not part of the slide")
+    assert D.slide_sha256(vms, "s", None) == D.slide_sha256(vms, "s", None)
+    assert D.slide_sha256(tmp_path / "other.jpg", "other", None) == file_sha256(tmp_path / "other.jpg")

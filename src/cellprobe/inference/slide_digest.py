@@ -1,17 +1,19 @@
-"""The sha256 of a whole slide file, which the slide's stamp carries: a finished slide is skipped, and a killed
-one resumed, only while the file holds the same bytes.
+"""The sha256 of a whole slide (every file it is made of: :func:`slide_files`), which the slide's stamp carries:
+a finished slide is skipped, and a killed one resumed, only while its files hold the same bytes.
 
 Hashing a slide reads all of it (gigabytes), so each digest is kept beside the results, in
-``<out>/.cellprobe-slide-digests/<slide name>.json``, with the file's device, inode, size, modification and
-status-change times (``ctime``). A later run reuses it while all five are unchanged and hashes the file again
+``<out>/.cellprobe-slide-digests/<slide name>.json``, with each file's path, device, inode, size, modification
+and status-change times (``ctime``). A later run reuses it while all are unchanged and hashes the files again
 otherwise. No user-level call sets ``ctime``: any write to the file, a ``touch`` setting its time back, a move
 over it or a chmod changes it, so a slide rewritten in place with its time restored is hashed again and told
-apart, and a chmod costs one re-read, not a wrong result. The record is a cache, never evidence: one that is
-unreadable or of another file only means the file is hashed again.
+apart, and a chmod costs one re-read, not a wrong result. A record that is unreadable, not a digest, or of other
+files only means the files are hashed again; one forged with another slide's digest beside this slide's
+current times would be believed, as any record cellprobe keeps could be forged in step with what it guards.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -25,28 +27,65 @@ from cellprobe.hashing import file_sha256
 DIGESTS = ".cellprobe-slide-digests"
 
 #: digests worked out in this process (a command plans each slide twice: once checking, once running)
-_known: dict[tuple[Any, ...], str] = {}
+_known: dict[str, str] = {}
+
+#: keys of a Hamamatsu VMS/VMU index naming the files the slide's pixels are in (beside the index)
+VMS_FILE_KEYS = ("ImageFile", "MapFile", "OptimisationFile", "MacroImage")
 
 
-def _seen(path: Path) -> list[Any]:
-    """What tells the file's bytes unchanged without reading them: its path, device, inode, size, times."""
-    stat = path.stat()
-    return [str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+def slide_files(path: Path) -> list[Path]:
+    """The files a slide is made of: OpenSlide reads a MIRAX slide (.mrxs) from the folder of the same name
+    beside it, and a Hamamatsu VMS/VMU slide from the image files its index names; a slide whose pixels
+    changed in any of them is another slide. Other formats are one file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".mrxs":
+        folder = path.with_suffix("")
+        return [path, *sorted(p for p in folder.rglob("*") if p.is_file())] if folder.is_dir() else [path]
+    if suffix in (".vms", ".vmu"):
+        names: list[str] = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip().startswith(VMS_FILE_KEYS) and value.strip():
+                names.append(value.strip())
+        return [path, *(path.parent / n for n in sorted(set(names)) if (path.parent / n).is_file())]
+    return [path]
+
+
+def _seen(files: list[Path]) -> list[list[Any]]:
+    """What tells the files' bytes unchanged without reading them: each one's path, device, inode, size, times."""
+    out = []
+    for file in files:
+        stat = file.stat()
+        out.append([str(file.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns])
+    return out
 
 
 def _record_path(out_dir: Path, name: str) -> Path:
     return Path(out_dir) / DIGESTS / f"{name}.json"
 
 
+def _hash(path: Path, files: list[Path]) -> str:
+    """One file's sha256; for a slide of several, the sha256 over each file's name (relative to the slide's
+    folder) and sha256."""
+    if files == [path]:
+        return file_sha256(path)
+    lines = "".join(f"{f.relative_to(path.parent).as_posix()}|{file_sha256(f)}\n" for f in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def slide_sha256(path: Path, name: str, out_dir: Path | None) -> str:
-    """The sha256 of the slide at ``path`` (its results named ``name`` in ``out_dir``), from this process's
-    memory or ``out_dir``'s record while the file is unchanged, else read and hashed."""
-    seen = _seen(path)
-    if tuple(seen) in _known:
-        return _known[tuple(seen)]
+    """The sha256 of the slide at ``path`` (every file it is made of; its results named ``name`` in
+    ``out_dir``), from this process's memory or ``out_dir``'s record while the files are unchanged, else read
+    and hashed."""
+    files = slide_files(path)
+    seen = _seen(files)
+    key = json.dumps(seen)
+    if key in _known:
+        return _known[key]
     record = _record_path(out_dir, name) if out_dir is not None else None
     digest = None
-    if record is not None and record.is_file():
+    if record is not None and record.is_file() and not record.is_symlink():
         from cellprobe.config import read_json
         from cellprobe.errors import InputError
 
@@ -58,13 +97,13 @@ def slide_sha256(path: Path, name: str, out_dir: Path | None) -> str:
                 and re.fullmatch(r"[0-9a-f]{64}", data["sha256"])):
             digest = data["sha256"]
     if digest is None:
-        digest = file_sha256(path)
-        if _seen(path) != seen:  # written to while being read: no digest of one version
+        digest = _hash(path, files)
+        if _seen(slide_files(path)) != seen:  # written to while being read: no digest of one version
             from cellprobe.errors import InputError
 
             raise InputError(path, "changed while it was read (a copy still being written?); run again once it "
                                    "is complete")
-    _known[tuple(seen)] = digest
+    _known[key] = digest
     return digest
 
 
@@ -84,8 +123,8 @@ def check_record_place(out_dir: Path, name: str) -> None:
 def remember(path: Path, name: str, out_dir: Path, digest: str) -> None:
     """Keep ``digest`` of the slide at ``path`` in ``out_dir`` (an existing output folder) for later runs."""
     record = _record_path(out_dir, name)
-    seen = _seen(path)
-    if _known.get(tuple(seen)) != digest:  # the file changed since it was hashed: keep nothing
+    seen = _seen(slide_files(path))
+    if _known.get(json.dumps(seen)) != digest:  # the files changed since they were hashed: keep nothing
         return
     data = {"seen": seen, "sha256": digest}
     try:

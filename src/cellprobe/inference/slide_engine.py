@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
+import json
 import multiprocessing
 import os
 import queue
@@ -115,6 +116,8 @@ def network_facts(segmenter: Segmenter) -> dict[str, Any]:
 RESULT_FILES = (CELLS, GEOJSON, SUMMARY, OVERVIEW)
 #: the result files whose digests the summary records (a skipped slide's results are checked against them)
 DIGESTED_FILES = (CELLS, GEOJSON, OVERVIEW)
+#: the key of summary.json holding the sha256 of its other keys (:func:`cellprobe.hashing.record_check`)
+CHECK = "check"
 
 
 def make_pool(workers: int) -> Executor | None:
@@ -174,8 +177,12 @@ def _check_complete(folder: Path, summary: dict[str, Any]) -> None:
     """A finished results folder is skipped only whole and as written: every result file there with the
     digest its summary recorded. A lost, damaged or hand-replaced one is refused naming it rather than
     reported as done (a cells GeoJSON replaced by another slide's would otherwise pass as this one's)."""
-    from cellprobe.hashing import changed_result
+    from cellprobe.hashing import changed_result, record_check
 
+    if summary.get(CHECK) != record_check({k: v for k, v in summary.items() if k != CHECK}):
+        raise InputError(folder / SUMMARY, f"is not the summary cellprobe wrote (its '{CHECK}' does not match its "
+                                           "contents: edited by hand, or written by an earlier cellprobe); pass "
+                                           "--overwrite to make the results again")
     files = summary.get("files")
     if (not isinstance(files, dict) or set(files) != set(DIGESTED_FILES)
             or not all(isinstance(v, str) for v in files.values())):
@@ -458,7 +465,7 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
     """Segment every nucleus of ``slide`` into ``out_dir/<slide name>/`` (resuming a killed run, skipping a
     finished one). ``pool``: post-processing processes to reuse across slides (default: made here from
     ``settings.workers`` and shut down at the end)."""
-    from cellprobe.hashing import folder_digests
+    from cellprobe.hashing import folder_digests, record_check
     from cellprobe.inference.slide_digest import remember
     from cellprobe.locking import exclusive
 
@@ -491,6 +498,8 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
             timer.add("total", start)
             data = _summary(plan, segmenter, counts, resumed, writer.cut, writer.windows, timer, settings)
             data["files"] = folder_digests(result, DIGESTED_FILES)
+            data = json.loads(json.dumps(atomic.json_ready(data)))  # as it reads back
+            data[CHECK] = record_check(data)  # a count or digest edited by hand no longer matches it
             atomic.write_json(result / SUMMARY, data)
             final = results_folder(out_dir, plan.name)
             publish(result, final, journal.folder)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 from cellprobe.inference.slide_config import SlideSettings
 from cellprobe.inference.slide_tiles import TileGrid, make_grid
 from cellprobe.inference.slide_windows import WindowPlan
@@ -119,8 +119,9 @@ def _tissue(reader: Any, settings: SlideSettings, mask_path: Path | None) -> Any
 
     if mask_path is None:
         return detect_tissue(reader, settings.tissue)
-    if not mask_path.is_file():
-        raise InputError(mask_path, "no such tissue mask file")
+    problem = not_a_file(mask_path)
+    if problem is not None:
+        raise InputError(mask_path, f"{problem}: the tissue mask must be a GeoJSON or PNG file")
     downsample = max(reader.levels[0].width, reader.levels[0].height) / settings.tissue.thumbnail_side
     suffix = mask_path.suffix.lower()
     if suffix in (".geojson", ".json"):

@@ -12,7 +12,6 @@ slide) makes the partial results useless: they are cleared and the slide starts 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -50,8 +49,9 @@ ENTRY_KEYS = {"part", "tiles", "cells", "sha256", "check"}
 def _line_check(entry: dict[str, Any]) -> str:
     """The sha256 of a journal line's other fields: a line edited by hand (its tile count raised, so that tiles
     never segmented pass as done) no longer matches it."""
-    fields = {k: entry[k] for k in sorted(ENTRY_KEYS - {"check"})}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    from cellprobe.hashing import record_check
+
+    return record_check({k: entry[k] for k in sorted(ENTRY_KEYS - {"check"})})
 
 
 def _check_entry(entry: Any, before: Done, where: str) -> None:
