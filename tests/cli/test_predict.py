@@ -329,3 +329,28 @@ def test_a_photo_turned_by_its_exif_orientation_is_said(cli, run, tmp_path):
     assert said == [f"warning: {tmp_path / 'turned.jpg'}: its EXIF orientation (6) is not applied: pixels are read "
                     "as stored, and the results (masks, overlay, GeoJSON) follow the stored order"], err
     assert tifffile.imread(tmp_path / "out" / "turned_inst.tif").shape == (64, 96)
+
+
+def test_predictions_made_before_an_upgrade_are_still_the_runs(cli, run, tmp_path):
+    """The nineteenth probe: a predict folder made with a format-2 run was refused as 'another run or setup'
+    once `cellprobe upgrade` had rewritten the run's checkpoint: the same network, as run.json records."""
+    import shutil
+
+    from tests.run.earlier_formats import to_format_2
+
+    from cellprobe.hashing import file_sha256
+
+    own = tmp_path / "run"
+    shutil.copytree(run, own, ignore=shutil.ignore_patterns("feature_cache"))
+    _patch_folder(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    assert cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")[0] == 0
+    to_format_2(own, kept=("data_sha256", "started"))  # as the folder was made, with the run of format 2
+    record = json.loads((out / ".cellprobe-predict.json").read_text())
+    record["setup"]["checkpoint_files"][0][1] = file_sha256(own / "best.ckpt")
+    (out / ".cellprobe-predict.json").write_text(json.dumps(record))
+    assert cli("upgrade", own)[0] == 0
+    result = next(out.glob("*.geojson"))
+    before = result.stat().st_mtime_ns
+    rc, _, err = cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")
+    assert rc == 0 and result.stat().st_mtime_ns == before, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -97,7 +98,16 @@ def test_a_run_resumed_on_changed_data_is_refused(tmp_path):
     with pytest.raises(InputError, match="changed since the run trained on it: its later epochs") as err:
         train(cfg)
     assert err.value.path == str(tmp_path / "run" / R.STAMP)
-    shutil.copy(kept, image)  # the data restored: the run resumes and finishes
+    shutil.copy(kept, image)
+    # the nineteenth probe: the data's µm/px or class names changed (samples unchanged): the refused resume had
+    # already rewritten run.json with them, and blamed a hand edit
+    stamp = (tmp_path / "run" / R.STAMP).read_text()
+    for text, what in (("mpp: 0.5\n", "µm/px 0.5"), ("class_names: [a, b]\n", "class names ['a', 'b']")):
+        (data / "dataset.yaml").write_text(text)
+        with pytest.raises(InputError, match=f"has {re.escape(what)}, the run trained with") as err:
+            train(cfg)
+        assert err.value.path == str(tmp_path / "run" / R.STAMP) and (tmp_path / "run" / R.STAMP).read_text() == stamp
+    (data / "dataset.yaml").unlink()  # the data restored: the run resumes and finishes
     run = train(cfg)
     assert run.finished and run.stamp.data_sha256 == recorded
     # the sixteenth probe: tune (on its own validation patches) and refit of a run whose data changed since

@@ -87,6 +87,24 @@ def prediction_setup(run: Path, checkpoint: str, window: Any, tta: int) -> dict[
             "window": window.model_dump(mode="json"), "tta": tta}
 
 
+def same_setup(recorded: Any, setup: dict[str, Any]) -> bool:
+    """Whether a folder's recorded setup is ``setup``: equal, but for checkpoint files that ``cellprobe upgrade``
+    rewrote since (the same network: their run's run.json records both digests)."""
+    from cellprobe.run.run_folder import same_checkpoint
+
+    if recorded == setup:
+        return True
+    if not isinstance(recorded, dict) or ({k: v for k, v in recorded.items() if k != "checkpoint_files"}
+                                          != {k: v for k, v in setup.items() if k != "checkpoint_files"}):
+        return False
+    before, now = recorded.get("checkpoint_files"), setup["checkpoint_files"]
+    if not isinstance(before, list) or len(before) != len(now):
+        return False
+    return all(isinstance(old, list) and len(old) == 2 and old[0] == path and isinstance(old[1], str)
+               and same_checkpoint(Path(path).parent, Path(path).name, old[1], digest)
+               for old, (path, digest) in zip(before, now, strict=True))
+
+
 def check_inputs(files: Sequence[Path]) -> None:
     """Every input is a readable image (its header: size, depth, frames; an alpha channel opaque), checked
     before anything is written: a bad file late in a folder must not stop a run half-way."""
@@ -122,7 +140,7 @@ def recorded_inputs(out_dir: Path, setup: dict[str, Any] | None) -> dict[str, st
     (written before digests) proves nothing about which image a result came from, so it counts as none: its
     results are replaced only with --overwrite."""
     manifest = _manifest(out_dir)
-    if setup is None or manifest.get("setup") != setup:
+    if setup is None or not same_setup(manifest.get("setup"), setup):
         return None
     done = manifest.get("done") or {}
     if not isinstance(done, dict) or not all(isinstance(v, str) for v in done.values()):
@@ -244,7 +262,7 @@ def _refuse_other_setups(out_dir: Path, setup: dict[str, Any] | None) -> None:
                                  f"{out_dir} is unknown; pass --overwrite to start the record over, or --out for "
                                  "another folder")
     done = data.get("done")
-    if data["setup"] != setup and done:
+    if not same_setup(data["setup"], setup) and done:
         count = len(done) if isinstance(done, dict | list) else "some"
         raise InputError(out_dir, f"holds predictions of {count} input(s) made with another run or setup (its record "
                                   f"{MANIFEST}); give another --out, or pass --overwrite to start the record over "

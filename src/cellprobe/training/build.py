@@ -72,11 +72,18 @@ class TrainData:
 
 def check_data_unchanged(run: Any, data: TrainData, why: str) -> None:
     """Refuse ``data`` (the run's training data, opened now) when it is not what the run trained and validated
-    on: its samples' sha256 differs from the one run.json records. ``why``: what would go wrong (a resume
-    training later epochs on other data, a refit replaying choices made on other data, thresholds tuned on
-    other validation patches). Every run that trained records the digest (run format 3)."""
+    on: its samples' sha256 differs from the one run.json records, or its class names or µm/px (checked first:
+    the digest covers the samples only). ``why``: what would go wrong (a resume training later epochs on other
+    data, a refit replaying choices made on other data, thresholds tuned on other validation patches). Every
+    run that trained records the digest (run format 3)."""
     from cellprobe.run import run_folder as R
 
+    for what, now, then in (("class names", list(data.class_names), list(run.stamp.class_names)),
+                            ("µm/px", data_mpp(data), run.stamp.mpp)):
+        if run.stamp.data_sha256 is not None and now != then:  # what the samples' digest does not cover
+            raise InputError(run.path / R.STAMP, f"the training data ({run.config.data.path}) has {what} {now!r}, the "
+                                                 f"run trained with {then!r}: {why}; restore the data, or train the "
+                                                 "run again")
     if data.fingerprint() != run.stamp.data_sha256:
         raise InputError(run.path / R.STAMP, f"the training data ({run.config.data.path}) changed since the run "
                                              f"trained on it: {why}; restore the data, or train the run again")
