@@ -132,6 +132,12 @@ def test_a_cells_run_upgraded_from_format_2_is_still_the_cells(data, tmp_path):
     upgrade_run(run, training_data_facts)
     assert run_bench(config, tmp_path / "bench").skipped
     build_report(tmp_path / "bench", options=ReportOptions(n_boot=20))
+    stamp = (run / R.STAMP).read_text()
+    (run / R.STAMP).write_text(stamp[:40])  # the twentieth probe: best.ckpt was blamed for a damaged run.json
+    with pytest.raises(InputError) as err:
+        run_bench(config, tmp_path / "bench")
+    assert err.value.path == str(run / R.STAMP)
+    (run / R.STAMP).write_text(stamp)
     (run / R.BEST).write_bytes((run / R.BEST).read_bytes() + b"\0")
     with pytest.raises(InputError, match="changed since the cell was scored"):
         run_bench(config, tmp_path / "bench")

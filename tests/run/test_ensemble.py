@@ -243,6 +243,19 @@ def test_an_ensemble_and_its_members_upgrade_together(pair, tmp_path, cli, order
     assert rc == 0 and "as its upgrade rewrote it" in out, err
     assert len(members(R.Run.open(ens))) == 2 and Segmenter(ens, device="cpu").networks
 
+    # the twentieth probe: a missing member was found after the other was upgraded; itself as a member recursed
+    ens = _format_2_ensemble(pair, tmp_path / "missing")
+    shutil.rmtree(tmp_path / "missing" / "b")
+    kept_a = (tmp_path / "missing" / "a" / R.STAMP).read_text()
+    rc, _, err = cli("upgrade", ens)
+    assert rc == 2 and "ensemble member ../b is missing" in err and err.count("\n") == 1, err
+    assert (tmp_path / "missing" / "a" / R.STAMP).read_text() == kept_a
+    stamp = json.loads((ens / R.STAMP).read_text())
+    stamp["info"]["ensemble"][0]["path"] = "."
+    (ens / R.STAMP).write_text(json.dumps(stamp))
+    rc, _, err = cli("upgrade", ens)
+    assert rc == 2 and "is an ensemble (or this one)" in err and err.count("\n") == 1, err
+
     ens = _format_2_ensemble(pair, tmp_path / "changed")
     kept = (ens / R.STAMP).read_text()
     last = tmp_path / "changed" / "b" / R.LAST

@@ -15,6 +15,7 @@ from tests.run.earlier_formats import to_format_1, to_format_2
 from tests.training.tiny import shared_data, shared_run
 
 from cellprobe.errors import InputError
+from cellprobe.locking import LOCK
 from cellprobe.run import run_folder as R
 from cellprobe.run.checkpoint import load_checkpoint, save_checkpoint
 from cellprobe.run.upgrade import lr_from_logs, upgrade_run
@@ -123,10 +124,10 @@ def test_an_upgrade_it_cannot_finish_changes_nothing(run, tmp_path, cli, damage,
         (old / R.CONFIG).write_text(config.replace(data_path, str(tmp_path / "gone")))
     else:
         (old / R.STAMP).write_text(json.dumps({**stamp, **damage}))
-    before = {p.name: p.read_bytes() for p in old.iterdir() if p.is_file()}
+    before = {p.name: p.read_bytes() for p in old.iterdir() if p.is_file() and p.name != LOCK}
     rc, _, err = cli("upgrade", old)
     assert rc == 2 and problem in err and err.count("\n") == 1, err
-    assert {p.name: p.read_bytes() for p in old.iterdir() if p.is_file()} == before
+    assert {p.name: p.read_bytes() for p in old.iterdir() if p.is_file() and p.name != LOCK} == before
 
 
 @pytest.mark.parametrize("key, value", [("weights_digest", "f" * 64), ("encoder", "resnet50"),
@@ -223,3 +224,43 @@ def test_a_stamp_whose_format_only_compares_equal_is_refused(run, tmp_path, cli,
     for command in (("upgrade", copy), ("evaluate", copy, "--data", shared_data(), "--out", tmp_path / "ev")):
         rc, _, err = cli(*command)
         assert rc == 2 and f"run.json: {problem}" in err and err.count("\n") == 1, err
+
+
+def test_a_killed_upgrade_still_records_what_it_rewrote(run, tmp_path, monkeypatch):
+    """The twentieth probe: an upgrade killed after rewriting the checkpoints, before run.json, was run again
+    and recorded no upgraded_checkpoints (the checkpoints were already current), so ensembles, bench cells and
+    predict folders made with the run refused it. What it rewrote is recorded before each file is replaced."""
+    from cellprobe.hashing import file_sha256
+    from cellprobe.run import upgrade as U
+
+    old = tmp_path / "old"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
+    to_format_2(old, kept=("data_sha256", "started"))
+    before = {name: file_sha256(old / name) for name in (R.BEST, R.LAST)}
+    write_json = U.atomic.write_json
+
+    def killed_at_the_stamp(path, obj, **kw):
+        if str(path).endswith(R.STAMP):
+            raise KeyboardInterrupt
+        write_json(path, obj, **kw)
+
+    monkeypatch.setattr(U.atomic, "write_json", killed_at_the_stamp)
+    with pytest.raises(KeyboardInterrupt):
+        upgrade_run(old, training_data_facts)
+    monkeypatch.setattr(U.atomic, "write_json", write_json)
+    assert json.loads((old / R.STAMP).read_text())["run_format"] == 2 and (old / U.PENDING).is_file()
+    upgrade_run(old, training_data_facts)
+    info = R.Run.open(old).stamp.info
+    assert info[R.UPGRADED_KEY] == {name: [before[name], file_sha256(old / name)] for name in (R.BEST, R.LAST)}
+    assert not (old / U.PENDING).exists()
+
+
+def test_two_upgrades_of_one_run_do_not_run_at_once(run, tmp_path):
+    """The twentieth probe: two upgrades at once lost the record of what was rewritten."""
+    from cellprobe.locking import exclusive
+
+    old = tmp_path / "old"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
+    to_format_2(old, kept=("data_sha256", "started"))
+    with exclusive(old, "upgrading"), pytest.raises(InputError, match="in use by another cellprobe process"):
+        upgrade_run(old, training_data_facts)

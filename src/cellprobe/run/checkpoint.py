@@ -51,11 +51,16 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     return ckpt
 
 
-def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
-    """Write ``checkpoint`` atomically (a killed write leaves the previous file intact)."""
+def checkpoint_bytes(checkpoint: dict[str, Any]) -> bytes:
+    """The bytes :func:`save_checkpoint` writes for ``checkpoint``."""
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    atomic.write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Write ``checkpoint`` atomically (a killed write leaves the previous file intact)."""
+    atomic.write_bytes(path, checkpoint_bytes(checkpoint))
 
 
 def identity_record(encoder: EncoderIdentity, class_names: list[str], mpp: float | None) -> dict[str, Any]:

@@ -180,10 +180,7 @@ def same_checkpoint(run_dir: Path, name: str, recorded: str | None, now: str | N
     ``recorded``: the same bytes, or what ``cellprobe upgrade`` rewrote those bytes into (run.json says so)."""
     if recorded == now:
         return True
-    try:
-        upgraded = read_stamp(Path(run_dir)).info.get(UPGRADED_KEY)
-    except InputError:
-        return False
+    upgraded = read_stamp(Path(run_dir)).info.get(UPGRADED_KEY)  # an unreadable run.json is named, not guessed
     return isinstance(upgraded, dict) and upgraded.get(name) == [recorded, now]
 
 

@@ -38,7 +38,6 @@ from cellprobe.run.checkpoint import (
     NETWORK_PREFIX,
     RAW_STATE_KEY,
     load_checkpoint,
-    save_checkpoint,
 )
 from cellprobe.run.train_config import TrainConfig
 
@@ -136,26 +135,50 @@ def check_earlier_checkpoint(path: Path, stamp_encoder: dict[str, Any], class_na
                                f"{', '.join(differ)}): not this run's checkpoint; it cannot be upgraded")
 
 
-def upgrade_checkpoint(path: Path, encoder: EncoderIdentity, class_names: list[str], mpp: float | None) -> bool:
+def upgrade_checkpoint(path: Path, encoder: EncoderIdentity, class_names: list[str], mpp: float | None,
+                       pending: Path) -> None:
     """Rewrite one checkpoint of format 1 or 2 (checked first: :func:`check_earlier_checkpoint`) with the
-    current identity record; False when it already has it."""
-    from cellprobe.run.checkpoint import identity_record
+    current identity record, unless it already has it. Its sha256 before and after are added to ``pending``
+    (a record the stamp takes over once the upgrade ends) before the file is replaced: a killed upgrade's rerun
+    still knows what it rewrote."""
+    import hashlib
+
+    from cellprobe.hashing import file_sha256
+    from cellprobe.run.checkpoint import checkpoint_bytes, identity_record
 
     ckpt = load_checkpoint(path)
     saved = ckpt.get(IDENTITY_KEY)
     record = identity_record(encoder, class_names, mpp)
     if saved == record:
-        return False  # converted by an earlier, interrupted upgrade
+        return  # converted by an earlier, interrupted upgrade
     if not (isinstance(saved, dict) and isinstance(saved.get("encoder"), dict)):  # format 1's layout
         for key in ("state_dict", RAW_STATE_KEY):
             if key in ckpt:
                 ckpt[key] = {(NETWORK_PREFIX + k if k.startswith(NETWORK_PARTS) else k): v
                              for k, v in ckpt[key].items()}
     ckpt[IDENTITY_KEY] = record
-    save_checkpoint(ckpt, path)
-    return True
+    data = checkpoint_bytes(ckpt)
+    rewritten = {**_pending(pending), path.name: [file_sha256(path), hashlib.sha256(data).hexdigest()]}
+    atomic.write_json(pending, rewritten)
+    atomic.write_bytes(path, data)
 
 
+def _pending(path: Path) -> dict[str, list[str]]:
+    """The checkpoints an unfinished upgrade rewrote (name → [sha256 before, after]); {} when there is none."""
+    from cellprobe.config import read_json
+
+    if not path.is_file():
+        return {}
+    data = read_json(path, "upgrade record")
+    if not (isinstance(data, dict) and all(isinstance(v, list) and len(v) == 2 and all(isinstance(d, str) for d in v)
+                                           for v in data.values())):
+        raise InputError(path, "is not the record of an upgrade cellprobe writes; the upgrade cannot tell what it "
+                               "rewrote")
+    return data
+
+
+#: the record, in a run folder being upgraded, of the checkpoints rewritten so far (run.json takes it over)
+PENDING = ".cellprobe-upgrade.json"
 #: what :func:`upgrade_run` is handed to read a config's training data: (samples' sha256, µm/px)
 DataFacts = Callable[[TrainConfig], tuple[str, float | None]]
 
@@ -165,12 +188,18 @@ def upgrade_run(run_dir: str | Path, data_facts: DataFacts) -> list[str]:
     ``data_facts``: reads a config's training data as run.json records it. Everything is worked out and
     checked before the first file is rewritten; checkpoints go first and the stamp last. An ensemble's members
     are upgraded first, and its record of their checkpoints follows what their upgrade rewrote."""
-    from cellprobe.hashing import file_sha256
+    from cellprobe.locking import exclusive
 
     run_dir = Path(run_dir)
     path = run_dir / R.STAMP
     if not path.exists():
         raise InputError(run_dir, f"not a cellprobe run folder (no {R.STAMP})")
+    with exclusive(run_dir, "upgrading"):  # two upgrades of one run would each think the other's rewrite theirs
+        return _upgrade_locked(run_dir, data_facts)
+
+
+def _upgrade_locked(run_dir: Path, data_facts: DataFacts) -> list[str]:
+    path = run_dir / R.STAMP
     data = R.stamp_data(path)
     R.check_version(data, run_dir)  # another version's files may mean other things: not relabelled as ours
     if data["run_format"] not in (*R.UPGRADABLE, R.RUN_FORMAT):
@@ -187,23 +216,22 @@ def upgrade_run(run_dir: str | Path, data_facts: DataFacts) -> list[str]:
     done += _record_training_facts(run_dir, new, config, data_facts)
     new["run_format"] = R.RUN_FORMAT
     stamp = R.stamp_from_record(new, run_dir)  # what every command will check, checked before any change
+    pending = run_dir / PENDING
     if R.ENSEMBLE_KEY not in stamp.info and stamp.encoder is not None:
         for name in (R.BEST, R.LAST):  # all checked before any is rewritten
             if (run_dir / name).is_file():
                 check_earlier_checkpoint(run_dir / name, data.get("encoder") or {}, stamp.class_names,
                                          stamp.encoder, stamp.mpp)
-        rewritten: dict[str, list[str]] = {}
         for name in (R.BEST, R.LAST):
-            if not (run_dir / name).is_file():
-                continue
-            before = file_sha256(run_dir / name)
-            if upgrade_checkpoint(run_dir / name, stamp.encoder, stamp.class_names, stamp.mpp):
-                rewritten[name] = [before, file_sha256(run_dir / name)]
-                done.append(f"{name}: the run's identity (encoder, classes, µm/px)"
-                            + (f", network weights under '{NETWORK_PREFIX}'" if was == 1 else ""))
+            if (run_dir / name).is_file():
+                upgrade_checkpoint(run_dir / name, stamp.encoder, stamp.class_names, stamp.mpp, pending)
+        rewritten = _pending(pending)
+        done += [f"{name}: the run's identity (encoder, classes, µm/px)"
+                 + (f", network weights under '{NETWORK_PREFIX}'" if was == 1 else "") for name in rewritten]
         if rewritten:
             new["info"] = {**new["info"], R.UPGRADED_KEY: rewritten}
     atomic.write_json(path, new)  # last: a killed upgrade leaves the earlier format, and runs again
+    pending.unlink(missing_ok=True)
     done.append(f"{R.STAMP}: run format {was} → {R.RUN_FORMAT}")
     return done
 
@@ -219,11 +247,18 @@ def _follow_members(run_dir: Path, data: dict[str, Any], data_facts: DataFacts) 
     if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("path"), str)
                                                 and isinstance(e.get("checkpoints"), dict) for e in entries):
         raise InputError(run_dir / R.STAMP, "ensemble member entries are not paths with their checkpoints' sha256")
-    followed = []
-    for entry in entries:
+    folders = []
+    for entry in entries:  # all checked before the first member is upgraded
         member = Path(entry["path"]) if Path(entry["path"]).is_absolute() else run_dir / entry["path"]
         if not member.is_dir():
             raise InputError(run_dir / R.STAMP, f"ensemble member {entry['path']} is missing (resolved to {member})")
+        info = R.stamp_data(member / R.STAMP).get("info") if (member / R.STAMP).is_file() else None
+        if member.resolve() == run_dir.resolve() or (isinstance(info, dict) and R.ENSEMBLE_KEY in info):
+            raise InputError(run_dir / R.STAMP, f"ensemble member {entry['path']} is an ensemble (or this one): "
+                                                "members are single runs")
+        folders.append(member)
+    followed = []
+    for entry, member in zip(entries, folders, strict=True):
         done += [f"member {entry['path']}: {line}" for line in upgrade_run(member, data_facts)]
         digests = dict(entry["checkpoints"])
         for which, name in (("best", R.BEST), ("last", R.LAST)):
@@ -292,8 +327,10 @@ def _record_training_facts(run_dir: Path, data: dict[str, Any], config: TrainCon
         raise InputError(run_dir / R.STAMP, f"the training data ({config.data.path}) changed since the run trained on "
                                             "it, so its µm/px then is unknown; restore the data, then upgrade")
     if data.get("mpp") != mpp:
-        raise InputError(run_dir / R.STAMP, f"mpp {data.get('mpp')!r}, but the training data ({config.data.path}) is "
-                                            f"at {mpp!r} µm/px (edited by hand?): the checkpoints would record it")
+        raise InputError(run_dir / R.STAMP, f"records mpp {data.get('mpp')!r}, but the training data "
+                                            f"({config.data.path}) is at {mpp!r} µm/px now: the data (its "
+                                            "dataset.yaml?) or run.json changed since training; restore it, then "
+                                            "upgrade")
     if recorded is None:
         data["data_sha256"] = digest
         done.append(f"{R.STAMP}: the sha256 of the training data as it is now ({config.data.path}), which a resume, "
