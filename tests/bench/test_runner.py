@@ -361,3 +361,15 @@ def test_a_bench_folder_inside_a_run_folder_is_refused_before_any_cell(tmp_path)
     with pytest.raises(InputError, match="is the run folder"):  # the eleventh probe: it ran its cells there
         run_bench(_config(seeds=[0]), run, cell)
     assert sorted(p.name for p in run.iterdir()) == ["bench", "bench1", "config.yaml", "run.json"]
+
+
+def test_a_result_from_before_the_examples_digest_is_made_again(tmp_path):
+    """The twentieth probe: a finished cell whose result.json predates examples_sha256 was skipped as done,
+    then its report refused it ('run the benchmark again', which skipped it again). It is made again."""
+    run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    result = sorted(tmp_path.glob(f"cells/*/{layout.RESULT}"))[0]
+    result.write_text(json.dumps({k: v for k, v in json.loads(result.read_text()).items() if k != "examples_sha256"}))
+    cell = FakeCell()
+    summary = run_bench(_config(seeds=[0]), tmp_path, cell)
+    assert cell.calls == [result.parent.name] and "examples_sha256" in json.loads(result.read_text())
+    assert len(summary.done) == 1

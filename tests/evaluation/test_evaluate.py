@@ -79,7 +79,8 @@ def test_results_of_another_evaluation_are_not_replaced_silently(run, tmp_path):
     with pytest.raises(InputError, match="--overwrite"):
         evaluate(run, shared_data(), "train", format="patches", out=tmp_path)
     assert (tmp_path / R.METRICS).read_text() == before
-    evaluate(run, shared_data(), "train", format="patches", out=tmp_path, overwrite=True)
+    with pytest.warns(UserWarning, match="overstate"):  # its training split: said (see below)
+        evaluate(run, shared_data(), "train", format="patches", out=tmp_path, overwrite=True)
     assert json.loads((tmp_path / R.METRICS).read_text())["evaluation"]["split"] == "train"
 
 
@@ -275,3 +276,13 @@ def test_an_unfinished_run_is_not_tuned_and_its_evaluation_says_so(run, tmp_path
         evaluate(copy, shared_data(), "test", format="patches", out=tmp_path / "ev")
     assert any(issubclass(w.category, DataWarning) and "has not finished training" in str(w.message) for w in seen)
     assert json.loads((tmp_path / "ev" / R.METRICS).read_text())["evaluation"]["run_finished"] is False
+
+
+def test_scores_on_the_runs_own_training_patches_are_said_and_recorded(run, tmp_path):
+    """The twentieth probe: evaluate on the run's training split exited 0 with nothing said (tune refuses it)."""
+    from cellprobe.data.validate import DataWarning
+
+    config = R.Run.open(run).config
+    with pytest.warns(DataWarning, match="patches the run trained on and overstate it"):
+        evaluate(run, config.data.path, config.data.train_split, format="patches", out=tmp_path)
+    assert json.loads((tmp_path / R.METRICS).read_text())["evaluation"]["on_training_patches"] is True

@@ -111,13 +111,13 @@ def test_a_slide_of_several_files_is_all_of_them(tmp_path, hashed, monkeypatch):
                    "OptimisationFile=s.opt\nMacroImage=\n")
     for name in ("s.jpg", "s_map.jpg", "s.opt", "other.jpg"):
         (tmp_path / name).write_bytes(name.encode())
-    assert [p.name for p in D.slide_files(vms)] == ["s.vms", "s.jpg", "s.opt", "s_map.jpg"]
+    assert [p.name for _, p in D.slide_files(vms)] == ["s.vms", "s.jpg", "s.opt", "s_map.jpg"]
     mrxs = tmp_path / "m.mrxs"
     mrxs.write_bytes(b"index")
     (tmp_path / "m").mkdir()
     for name in ("Slidedat.ini", "Data0000.dat"):
         (tmp_path / "m" / name).write_bytes(name.encode())
-    assert [p.name for p in D.slide_files(mrxs)] == ["m.mrxs", "Data0000.dat", "Slidedat.ini"]
+    assert [p.name for _, p in D.slide_files(mrxs)] == ["m.mrxs", "Data0000.dat", "Slidedat.ini"]
     before = {p: D.slide_sha256(p, p.stem, None) for p in (vms, mrxs)}
     (tmp_path / "s.jpg").write_bytes(b"rescanned")
     (tmp_path / "m" / "Data0000.dat").write_bytes(b"rescanned")
@@ -125,3 +125,19 @@ def test_a_slide_of_several_files_is_all_of_them(tmp_path, hashed, monkeypatch):
     (tmp_path / "other.jpg").write_bytes(b"not part of the slide")
     assert D.slide_sha256(vms, "s", None) == D.slide_sha256(vms, "s", None)
     assert D.slide_sha256(tmp_path / "other.jpg", "other", None) == file_sha256(tmp_path / "other.jpg")
+
+
+def test_a_vms_image_named_by_absolute_path_is_read_where_openslide_reads_it(tmp_path, hashed):
+    """The twentieth probe: ImageFile=/abs/path.jpg (OpenSlide joins it to the index's folder) was hashed at
+    the absolute path (a ValueError traceback when that existed) or left out (a rescan skipped as finished)."""
+    outside = tmp_path / "elsewhere.jpg"
+    outside.write_bytes(b"not read by OpenSlide")
+    slide_dir = tmp_path / "slide"
+    (slide_dir / str(outside).lstrip("/")).parent.mkdir(parents=True)
+    (slide_dir / str(outside).lstrip("/")).write_bytes(b"pixels")
+    vms = slide_dir / "s.vms"
+    vms.write_text(f"[Virtual Microscope Specimen]\nImageFile={outside}\n")
+    assert [p for _, p in D.slide_files(vms)] == [vms, slide_dir / str(outside).lstrip("/")]
+    before = D.slide_sha256(vms, "s", None)
+    (slide_dir / str(outside).lstrip("/")).write_bytes(b"rescanned")
+    assert D.slide_sha256(vms, "s", None) != before

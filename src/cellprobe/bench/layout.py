@@ -119,6 +119,8 @@ def is_done(bench_dir: Path, cell: Cell, test_only: tuple[str, ...] = ()) -> boo
         return False
     if not (isinstance(result, dict) and result.get("cell_id") == cell.cell_id and "metrics" in result):
         return False
+    if "examples_sha256" not in result:  # written before the record: made again (its run resumes as finished)
+        return False
     scored = result.get("test_only") or []
     if not (isinstance(scored, list) and set(test_only) <= set(scored)):
         return False

@@ -97,3 +97,25 @@ def check_eval_data(dataset: PatchDataset, class_names: list[str], data: PatchDa
         raise InputError(where, f"split {split!r} holds no patches: nothing to score")
     if same_classes and list(dataset.class_names) != list(class_names):
         raise InputError(where, f"dataset classes {list(dataset.class_names)} differ from the run's {list(class_names)}")
+
+
+def training_patches_named(config: Any, data: str | Path | PatchDataset, split: str | None, format: str | None,
+                           options: Any) -> str | None:
+    """What ``data`` at ``split`` is, when it holds the patches the run trained on (its dataset, read with its
+    options, at its training split or whole; None otherwise): tuned there, thresholds would look better than
+    they are (tune refuses), and scores there overstate the run (evaluate says so). A copy of the dataset
+    elsewhere is not recognised."""
+    own = config.data
+    if isinstance(data, PatchDataset):  # a dataset opened by the caller: where it was read from, if it says
+        data = getattr(data, "root", None)
+        if data is None:
+            return None
+    same_source = (Path(data).resolve() == Path(own.path).resolve() and format in (None, own.format)
+                   and (not options or dict(options) == own.options))
+    if not same_source:
+        return None
+    if split is not None and own.train_split is not None and split != own.train_split:
+        return None
+    what = (f"the split '{split}' the run trained on" if split is not None and split == own.train_split
+            else "the run's training patches among others")
+    return f"{data} [{split or 'whole'}] holds {what}"

@@ -22,6 +22,7 @@ from cellprobe.evaluation.eval_data import (
     open_eval_data,
     resize,
     run_scale,
+    training_patches_named,
 )
 from cellprobe.run import run_folder as R
 
@@ -67,6 +68,14 @@ def _evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str |
     check_eval_data(dataset, seg.class_names, data, split, same_classes=False)
     agnostic = list(dataset.class_names) != seg.class_names
     scale = run_scale(dataset, seg.run.stamp.mpp, data_where(dataset, data))
+    named = None if seg.run.is_ensemble else training_patches_named(seg.run.config, data, split, format, options)
+    if named is not None:  # a diagnostic, not a test score: said, and recorded with the metrics
+        import warnings
+
+        from cellprobe.data.validate import DataWarning
+
+        warnings.warn(f"{named}: these scores are on patches the run trained on and overstate it", DataWarning,
+                      stacklevel=3)
     names = [AGNOSTIC_CLASS] if agnostic else seg.class_names
     acc = ConicAccumulator(len(names), mpp=dataset.mpp, class_names=names)
     sources = []
@@ -89,6 +98,7 @@ def _evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str |
     record = {**result.to_dict(), "evaluation": {
         "run": _run_seen_from(out_dir, run_dir), "data": data_label(data), "split": split,
         "checkpoint": checkpoint, "tta_views": tta, "run_finished": seg.run.finished, "scoring": scoring, "data_mpp": dataset.mpp, "run_mpp": seg.run.stamp.mpp, "resized_by": scale,
+        "on_training_patches": named is not None,
         "postprocess": seg.params.model_dump(mode="json")}}
     atomic.write_json(out_dir / R.METRICS, record)
     result.write(csv_path=out_dir / R.PER_IMAGE)

@@ -36,31 +36,6 @@ def load_grid(path: str | Path) -> dict[str, list]:
     return grid
 
 
-def _refuse_training_patches(config: Any, data: str | Path | PatchDataset, split: str | None, format: str | None,
-                             options: Mapping[str, Any]) -> None:
-    """Refuse ``--data``/``--split`` that name the patches the run trained on (its dataset, read with its
-    options, at its training split or whole): thresholds tuned on them would look better than they are, which
-    validation is held out to prevent. A copy of the dataset elsewhere is not recognised."""
-    from cellprobe.errors import InputError
-
-    own = config.data
-    if isinstance(data, PatchDataset):  # a dataset opened by the caller: where it was read from, if it says
-        data = getattr(data, "root", None)
-        if data is None:
-            return
-    same_source = (Path(data).resolve() == Path(own.path).resolve() and format in (None, own.format)
-                   and (not options or dict(options) == own.options))
-    if not same_source:
-        return
-    if split is not None and own.train_split is not None and split != own.train_split:
-        return
-    what = (f"the split '{split}' the run trained on" if split is not None and split == own.train_split
-            else "the run's training patches among others")
-    raise InputError("--split" if split is not None else "--data",
-                     f"{data} [{split or 'whole'}] holds {what}: thresholds tuned there would look better than they "
-                     "are; give held-out patches (another split, or another dataset)")
-
-
 def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, split: str | None = None, *,
          metric: str = "pq", grid: Mapping[str, Sequence] | None = None, search: str = "coordinate",
          checkpoint: str = "best", device: str | None = None, format: str | None = None, tta: int = 1,
@@ -76,7 +51,12 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
     ``overwrite``. ``given``: how the user gave ``metric``, ``search`` and ``grid`` (options, a file), named when
     one is refused."""
     from cellprobe.errors import InputError
-    from cellprobe.evaluation.eval_data import check_eval_data, iter_predictions, open_eval_data
+    from cellprobe.evaluation.eval_data import (
+        check_eval_data,
+        iter_predictions,
+        open_eval_data,
+        training_patches_named,
+    )
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.postprocess import MapPrediction, tune_params
     from cellprobe.postprocess.param_search import CLASS_METRICS, check_search
@@ -106,7 +86,11 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
             check_data_unchanged(run, td, "tuning would not be on the validation patches the run held out")
         dataset, positions = td.val, td.val_positions
     else:
-        _refuse_training_patches(seg.run.config, data, split, format, options)
+        named = training_patches_named(seg.run.config, data, split, format, options)
+        if named is not None:
+            raise InputError("--split" if split is not None else "--data",
+                             f"{named}: thresholds tuned there would look better than they are; give held-out "
+                             "patches (another split, or another dataset)")
         dataset = open_eval_data(data, split, format, seg.run.config, **options)
         check_eval_data(dataset, seg.class_names, data, split)
         positions = np.arange(len(dataset))

@@ -33,29 +33,32 @@ _known: dict[str, str] = {}
 VMS_FILE_KEYS = ("ImageFile", "MapFile", "OptimisationFile", "MacroImage")
 
 
-def slide_files(path: Path) -> list[Path]:
-    """The files a slide is made of: OpenSlide reads a MIRAX slide (.mrxs) from the folder of the same name
-    beside it, and a Hamamatsu VMS/VMU slide from the image files its index names; a slide whose pixels
-    changed in any of them is another slide. Other formats are one file."""
+def slide_files(path: Path) -> list[tuple[str, Path]]:
+    """The files a slide is made of, each with its name as the slide names it: OpenSlide reads a MIRAX slide
+    (.mrxs) from the folder of the same name beside it, and a Hamamatsu VMS/VMU slide from the image files its
+    index names (joined to the index's folder even when written as absolute paths, as OpenSlide joins them); a
+    slide whose pixels changed in any of them is another slide. Other formats are one file."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".mrxs":
         folder = path.with_suffix("")
-        return [path, *sorted(p for p in folder.rglob("*") if p.is_file())] if folder.is_dir() else [path]
+        inside = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        return [(path.name, path), *((p.relative_to(path.parent).as_posix(), p) for p in inside)]
     if suffix in (".vms", ".vmu"):
-        names: list[str] = []
+        names: set[str] = set()
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             key, sep, value = line.partition("=")
             if sep and key.strip().startswith(VMS_FILE_KEYS) and value.strip():
-                names.append(value.strip())
-        return [path, *(path.parent / n for n in sorted(set(names)) if (path.parent / n).is_file())]
-    return [path]
+                names.add(value.strip())
+        files = ((name, path.parent / name.lstrip("/\\")) for name in sorted(names))
+        return [(path.name, path), *((name, file) for name, file in files if file.is_file())]
+    return [(path.name, path)]
 
 
-def _seen(files: list[Path]) -> list[list[Any]]:
+def _seen(files: list[tuple[str, Path]]) -> list[list[Any]]:
     """What tells the files' bytes unchanged without reading them: each one's path, device, inode, size, times."""
     out = []
-    for file in files:
+    for _, file in files:
         stat = file.stat()
         out.append([str(file.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns])
     return out
@@ -65,12 +68,11 @@ def _record_path(out_dir: Path, name: str) -> Path:
     return Path(out_dir) / DIGESTS / f"{name}.json"
 
 
-def _hash(path: Path, files: list[Path]) -> str:
-    """One file's sha256; for a slide of several, the sha256 over each file's name (relative to the slide's
-    folder) and sha256."""
-    if files == [path]:
-        return file_sha256(path)
-    lines = "".join(f"{f.relative_to(path.parent).as_posix()}|{file_sha256(f)}\n" for f in files)
+def _hash(files: list[tuple[str, Path]]) -> str:
+    """One file's sha256; for a slide of several, the sha256 over each file's name and sha256."""
+    if len(files) == 1:
+        return file_sha256(files[0][1])
+    lines = "".join(f"{name}|{file_sha256(file)}\n" for name, file in files)
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
@@ -97,7 +99,7 @@ def slide_sha256(path: Path, name: str, out_dir: Path | None) -> str:
                 and re.fullmatch(r"[0-9a-f]{64}", data["sha256"])):
             digest = data["sha256"]
     if digest is None:
-        digest = _hash(path, files)
+        digest = _hash(files)
         if _seen(slide_files(path)) != seen:  # written to while being read: no digest of one version
             from cellprobe.errors import InputError
 
