@@ -373,3 +373,14 @@ def test_a_result_from_before_the_examples_digest_is_made_again(tmp_path):
     summary = run_bench(_config(seeds=[0]), tmp_path, cell)
     assert cell.calls == [result.parent.name] and "examples_sha256" in json.loads(result.read_text())
     assert len(summary.done) == 1
+
+
+def test_a_cell_whose_examples_were_lost_is_made_again(tmp_path):
+    """The twenty-first probe: a cell whose recorded examples.npz was deleted was skipped as done, then the
+    report refused it ('run the benchmark again', which skipped it again)."""
+    run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    examples = sorted(tmp_path.glob(f"cells/*/{layout.EXAMPLES}"))[0]
+    examples.unlink()
+    cell = FakeCell()
+    run_bench(_config(seeds=[0]), tmp_path, cell)
+    assert cell.calls == [examples.parent.name] and examples.is_file()

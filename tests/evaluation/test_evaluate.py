@@ -286,3 +286,16 @@ def test_scores_on_the_runs_own_training_patches_are_said_and_recorded(run, tmp_
     with pytest.warns(DataWarning, match="patches the run trained on and overstate it"):
         evaluate(run, config.data.path, config.data.train_split, format="patches", out=tmp_path)
     assert json.loads((tmp_path / R.METRICS).read_text())["evaluation"]["on_training_patches"] is True
+
+
+def test_training_patches_are_recognised_with_the_format_spelt_out(run):
+    """The twenty-first probe: --format patches (what the run's data, of no format given, was detected as) hid
+    its training split from evaluate's check."""
+    from cellprobe.evaluation.eval_data import training_patches_named
+
+    config = R.Run.open(run).config
+    detected = config.model_copy(update={"data": config.data.model_copy(update={"format": None})})
+    for cfg in (config, detected):
+        for given in (None, "patches"):
+            assert training_patches_named(cfg, config.data.path, config.data.train_split, given, {}) is not None
+    assert training_patches_named(detected, config.data.path, "test", "patches", {}) is None

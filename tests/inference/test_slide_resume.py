@@ -172,3 +172,35 @@ def test_a_journal_edited_or_a_part_replaced_by_hand_is_refused(tmp_path, damage
         Journal.open(folder, {"run": "r"}, False)
     assert err.value.path == where and "--overwrite" in err.value.problem
     assert Journal.open(folder, {"run": "r"}, True).progress.parts == 0  # --overwrite starts again
+
+
+@pytest.mark.parametrize("damage", ["parts deleted", "journal a folder", "part a folder"])
+def test_a_partial_folder_damaged_by_hand_is_one_line_or_resumed(tmp_path, damage):
+    """The twenty-first probe: parts/ deleted, journal.jsonl a folder, or a part that is a folder stopped a
+    resumed slide with a traceback. The first two are refused naming the path (--overwrite starts again); a
+    journaled part that is a folder is not a part: the slide resumes from before it."""
+    import shutil
+
+    from cellprobe.inference.slide_resume import Journal
+
+    folder = tmp_path / ".s.partial"
+    journal = Journal.open(folder, {"run": "r"}, False)
+    for tiles, cells in ((3, 40), (5, 70)):
+        part = journal.part_path()
+        part.write_bytes(f"part of {cells}".encode())
+        journal.record(part, tiles, cells)
+    if damage == "part a folder":
+        (folder / "parts" / "part-000001.parquet").unlink()
+        (folder / "parts" / "part-000001.parquet").mkdir()
+        assert Journal.open(folder, {"run": "r"}, False).progress.tiles == 3
+        return
+    where = folder / ("parts" if damage == "parts deleted" else "journal.jsonl")
+    if damage == "parts deleted":
+        shutil.rmtree(where)
+    else:
+        where.unlink()
+        where.mkdir()
+    with pytest.raises(InputError, match="cannot be resumed from it") as err:
+        Journal.open(folder, {"run": "r"}, False)
+    assert err.value.path == str(where)
+    assert Journal.open(folder, {"run": "r"}, True).progress.parts == 0

@@ -256,6 +256,19 @@ def test_an_ensemble_and_its_members_upgrade_together(pair, tmp_path, cli, order
     rc, _, err = cli("upgrade", ens)
     assert rc == 2 and "is an ensemble (or this one)" in err and err.count("\n") == 1, err
 
+    # the twenty-first probe: the ensemble's own bad stamp, or a member's checkpoint gone, was found after its
+    # members were upgraded
+    for damage in ("mpp", "gone"):
+        ens = _format_2_ensemble(pair, tmp_path / damage)
+        if damage == "mpp":
+            (ens / R.STAMP).write_text(json.dumps({**json.loads((ens / R.STAMP).read_text()), "mpp": -1}))
+        else:
+            (tmp_path / damage / "b" / R.LAST).unlink()
+        kept_a = (tmp_path / damage / "a" / R.BEST).read_bytes()
+        rc, _, err = cli("upgrade", ens)
+        assert rc == 2 and ("mpp -1" in err if damage == "mpp" else "last.ckpt: is gone" in err), err
+        assert (tmp_path / damage / "a" / R.BEST).read_bytes() == kept_a
+
     ens = _format_2_ensemble(pair, tmp_path / "changed")
     kept = (ens / R.STAMP).read_text()
     last = tmp_path / "changed" / "b" / R.LAST
@@ -277,3 +290,14 @@ def test_an_ensembles_encoder_identity_must_be_its_first_members(pair, tmp_path,
     with pytest.raises(InputError, match="encoder identity is not its first member's") as err:
         members(R.Run.open(ens))
     assert err.value.path == str(ens / R.STAMP)
+
+
+def test_an_ensemble_scored_on_its_members_training_patches_is_said(pair, tmp_path):
+    """The twenty-first probe: evaluate of an ensemble on the split its members trained on said nothing."""
+    from cellprobe.data.validate import DataWarning
+
+    data, a, b = pair
+    ens = make_ensemble([a, b], tmp_path / "e")
+    with pytest.warns(DataWarning, match="overstate it"):
+        evaluate(ens, data, "train", format="patches", out=tmp_path / "ev")
+    assert json.loads((tmp_path / "ev" / R.METRICS).read_text())["evaluation"]["on_training_patches"] is True

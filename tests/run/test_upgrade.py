@@ -264,3 +264,23 @@ def test_two_upgrades_of_one_run_do_not_run_at_once(run, tmp_path):
     to_format_2(old, kept=("data_sha256", "started"))
     with exclusive(old, "upgrading"), pytest.raises(InputError, match="in use by another cellprobe process"):
         upgrade_run(old, training_data_facts)
+
+
+@pytest.mark.parametrize("pending", ["FOLDER", {"zzz": ["c", "d"]}, {"best.ckpt": ["c", "d"]}])
+def test_a_damaged_upgrade_record_is_refused_before_any_rewrite(run, tmp_path, pending):
+    """The twenty-first probe: .cellprobe-upgrade.json a folder was a traceback; one naming a file that is no
+    checkpoint, or holding no digests, was copied into run.json."""
+    from cellprobe.run import upgrade as U
+
+    old = tmp_path / "old"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("feature_cache"))
+    to_format_2(old, kept=("data_sha256", "started"))
+    if pending == "FOLDER":
+        (old / U.PENDING).mkdir()
+    else:
+        (old / U.PENDING).write_text(json.dumps(pending))
+    before = {p.name: p.read_bytes() for p in old.iterdir() if p.is_file() and p.name != LOCK}
+    with pytest.raises(InputError) as err:
+        upgrade_run(old, training_data_facts)
+    assert err.value.path == str(old / U.PENDING)
+    assert {p.name: p.read_bytes() for p in old.iterdir() if p.is_file() and p.name != LOCK} == before

@@ -121,6 +121,8 @@ def is_done(bench_dir: Path, cell: Cell, test_only: tuple[str, ...] = ()) -> boo
         return False
     if "examples_sha256" not in result:  # written before the record: made again (its run resumes as finished)
         return False
+    if result["examples_sha256"] is not None and not (path.parent / EXAMPLES).is_file():  # lost: made again
+        return False
     scored = result.get("test_only") or []
     if not (isinstance(scored, list) and set(test_only) <= set(scored)):
         return False

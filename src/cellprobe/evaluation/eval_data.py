@@ -110,8 +110,13 @@ def training_patches_named(config: Any, data: str | Path | PatchDataset, split: 
         data = getattr(data, "root", None)
         if data is None:
             return None
-    same_source = (Path(data).resolve() == Path(own.path).resolve() and format in (None, own.format)
-                   and (not options or dict(options) == own.options))
+    from cellprobe.data.formats import detect_format
+
+    if Path(data).resolve() != Path(own.path).resolve():
+        return None
+    # a format spelt out is the one detected when it is the one the run's data was read as
+    read_as = own.format or detect_format(own.path)
+    same_source = format in (None, read_as) and (not options or dict(options) == own.options)
     if not same_source:
         return None
     if split is not None and own.train_split is not None and split != own.train_split:

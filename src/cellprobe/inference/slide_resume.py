@@ -125,6 +125,14 @@ class Journal:
 
     @staticmethod
     def _replay(folder: Path) -> Done:
+        from cellprobe.errors import not_a_file
+
+        for where, problem in ((folder / PARTS, None if (folder / PARTS).is_dir() else "is not a folder"),
+                               (folder / JOURNAL, None if not (folder / JOURNAL).exists()
+                                else not_a_file(folder / JOURNAL))):
+            if problem is not None:  # the partial folder damaged by hand: not resumable as it stands
+                raise InputError(where, f"{problem}: the unfinished run cannot be resumed from it; pass --overwrite "
+                                        "to start the slide again")
         progress = Done()
         named: set[str] = set()
         path = folder / JOURNAL
@@ -146,7 +154,10 @@ class Journal:
             atomic.write_text(path, "".join(g + "\n" for g in good))
         for part in (folder / PARTS).iterdir():
             if part.name not in named:  # written but never journaled, or a temporary of a killed write
-                part.unlink()
+                if part.is_dir() and not part.is_symlink():
+                    shutil.rmtree(part)
+                else:
+                    part.unlink()
         return progress
 
     def part_path(self) -> Path:

@@ -25,6 +25,7 @@ what their upgrade rewrote (each upgraded run keeps the before and after digests
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -167,11 +168,14 @@ def _pending(path: Path) -> dict[str, list[str]]:
     """The checkpoints an unfinished upgrade rewrote (name → [sha256 before, after]); {} when there is none."""
     from cellprobe.config import read_json
 
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return {}
+    if not path.is_file():
+        raise InputError(path, "is in the way of cellprobe's upgrade record (not a plain file); move it")
     data = read_json(path, "upgrade record")
-    if not (isinstance(data, dict) and all(isinstance(v, list) and len(v) == 2 and all(isinstance(d, str) for d in v)
-                                           for v in data.values())):
+    if not (isinstance(data, dict) and set(data) <= {R.BEST, R.LAST} and all(
+            isinstance(v, list) and len(v) == 2 and all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{64}", d)
+                                                        for d in v) for v in data.values())):
         raise InputError(path, "is not the record of an upgrade cellprobe writes; the upgrade cannot tell what it "
                                "rewrote")
     return data
@@ -211,11 +215,11 @@ def _upgrade_locked(run_dir: Path, data_facts: DataFacts) -> list[str]:
     check_v1_stamp(data, path)
     was, new = data["run_format"], dict(data)
     done = _from_format_1(run_dir, new, config, path) if was == 1 else []
-    if R.ENSEMBLE_KEY in new["info"]:
-        done += _follow_members(run_dir, new, data_facts)
     done += _record_training_facts(run_dir, new, config, data_facts)
     new["run_format"] = R.RUN_FORMAT
     stamp = R.stamp_from_record(new, run_dir)  # what every command will check, checked before any change
+    if R.ENSEMBLE_KEY in new["info"]:  # its members upgraded (their own checks first), then followed
+        done += _follow_members(run_dir, new, data_facts)
     pending = run_dir / PENDING
     if R.ENSEMBLE_KEY not in stamp.info and stamp.encoder is not None:
         for name in (R.BEST, R.LAST):  # all checked before any is rewritten
@@ -256,6 +260,10 @@ def _follow_members(run_dir: Path, data: dict[str, Any], data_facts: DataFacts) 
         if member.resolve() == run_dir.resolve() or (isinstance(info, dict) and R.ENSEMBLE_KEY in info):
             raise InputError(run_dir / R.STAMP, f"ensemble member {entry['path']} is an ensemble (or this one): "
                                                 "members are single runs")
+        for name in (R.BEST, R.LAST):
+            if not (member / name).is_file():
+                raise InputError(member / name, "is gone (the ensemble was made with it); restore it, or make the "
+                                                "ensemble again")
         folders.append(member)
     followed = []
     for entry, member in zip(entries, folders, strict=True):
@@ -305,7 +313,6 @@ def _record_training_facts(run_dir: Path, data: dict[str, Any], config: TrainCon
     training time last.ckpt's time budget says was spent (the latest start it allows: a later resume may not
     claim more). None (both) for a run that never trained and for an ensemble (its members keep theirs)."""
     import math
-    import re
     import time
 
     from cellprobe.run.checkpoint import saved_training_seconds
