@@ -384,3 +384,20 @@ def test_a_cell_whose_examples_were_lost_is_made_again(tmp_path):
     cell = FakeCell()
     run_bench(_config(seeds=[0]), tmp_path, cell)
     assert cell.calls == [examples.parent.name] and examples.is_file()
+
+
+def test_a_cell_run_of_an_earlier_format_is_refused_before_any_cell_runs(tmp_path):
+    """The twenty-first probe: a bench whose unfinished cell's run was of run format 2 re-scored another cell
+    first, then stopped at that cell with the upgrade hint. It is refused up front."""
+    run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    cells = sorted(tmp_path.glob(f"cells/*/{layout.RESULT}"))
+    redo = cells[-1].parent
+    (redo / layout.RESULT).unlink()  # unfinished
+    (redo / layout.CELL_RUN).mkdir()
+    from cellprobe import __version__
+
+    (redo / layout.CELL_RUN / "run.json").write_text(json.dumps({"version": __version__, "run_format": 2}))
+    cell = FakeCell()
+    with pytest.raises(InputError, match="cellprobe upgrade") as err:
+        run_bench(_config(seeds=[0]), tmp_path, cell)
+    assert err.value.path == str(redo / layout.CELL_RUN) and cell.attempts == 0

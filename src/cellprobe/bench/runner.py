@@ -136,6 +136,18 @@ def _resumable_inputs(bench_dir: Path, config: BenchConfig) -> dict[str, set[str
     return read
 
 
+def _check_runs_to_resume(bench_dir: Path, config: BenchConfig) -> None:
+    """The run of every cell this config will run and that has one already (a killed or re-scored cell) opens
+    as a run of this cellprobe: one of an earlier run format (``cellprobe upgrade``), of another version or
+    damaged is refused before any cell runs, not once its turn comes after others were redone."""
+    from cellprobe.run.run_folder import STAMP, read_stamp
+
+    for task in expand(config):
+        run = layout.cell_dir(bench_dir, task.cell) / layout.CELL_RUN
+        if (run / STAMP).exists() and not layout.is_done(bench_dir, task.cell, task.test_only_names):
+            read_stamp(run)
+
+
 def _reads(key: str, read: set[str]) -> bool:
     """Whether ``key`` (a dataset, its split file, or a weights file) is among a cell's inputs ``read``."""
     kind, rest = key.split(" ", 1)
@@ -220,6 +232,7 @@ def run_bench(
     _check_same_setup(bench_dir, config)
     inputs = _check_inputs_unchanged(bench_dir, config)
     layout.check_runs_unchanged(bench_dir)
+    _check_runs_to_resume(bench_dir, config)
     with exclusive(bench_dir, "a benchmark"):  # a second bench on this folder would run the same cells
         atomic.write_json(bench_dir / INPUTS, inputs)
         if cluster is not None:
