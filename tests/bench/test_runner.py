@@ -401,3 +401,17 @@ def test_a_cell_run_of_an_earlier_format_is_refused_before_any_cell_runs(tmp_pat
     with pytest.raises(InputError, match="cellprobe upgrade") as err:
         run_bench(_config(seeds=[0]), tmp_path, cell)
     assert err.value.path == str(redo / layout.CELL_RUN) and cell.attempts == 0
+
+
+@pytest.mark.parametrize("where", ["bench.yaml", "result.json"])
+def test_a_folder_in_the_way_of_a_record_is_refused_before_any_cell(tmp_path, where):
+    """The twenty-first probe: a cell's result.json (or the folder's bench.yaml) that was a folder gave a
+    traceback, the first after the cell had been scored again."""
+    run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    path = tmp_path / where if where == "bench.yaml" else sorted(tmp_path.glob(f"cells/*/{layout.RESULT}"))[0]
+    path.unlink()
+    path.mkdir()
+    cell = FakeCell()
+    with pytest.raises(InputError, match="is in the way of a benchmark record") as err:
+        run_bench(_config(seeds=[0]), tmp_path, cell)
+    assert err.value.path == str(path) and cell.attempts == 0

@@ -76,3 +76,15 @@ def test_a_run_that_never_trained_may_lack_both(tmp_path_factory, tmp_path):
         (run / name).unlink()
     (run / R.STAMP).write_text(json.dumps({**stamp, "status": "training", "data_sha256": None, "started": None}))
     assert R.Run.open(run).stamp.started is None
+
+
+@pytest.mark.parametrize("name", [R.BEST, R.CONFIG])
+def test_a_run_file_that_is_a_folder_is_named_as_such(tmp_path_factory, tmp_path, name):
+    """The twenty-first probe: best.ckpt a folder was 'the run has not finished an epoch' (it had), config.yaml
+    a folder 'not a cellprobe run folder'."""
+    run = shutil.copytree(shared_run(tmp_path_factory), tmp_path / "run", ignore=shutil.ignore_patterns("feature*"))
+    (run / name).unlink()
+    (run / name).mkdir()
+    with pytest.raises(InputError, match="is a folder, not a file") as err:
+        R.Run.open(run).checkpoint("best")
+    assert err.value.path == str(run / name)

@@ -136,6 +136,20 @@ def _resumable_inputs(bench_dir: Path, config: BenchConfig) -> dict[str, set[str
     return read
 
 
+def _refuse_records_in_the_way(bench_dir: Path, config: BenchConfig) -> None:
+    """Something other than a file (a folder, a link to nothing, a device) where the benchmark writes one of
+    its records, or a cell of ``config`` one of its results, is refused before any cell runs (not met as a
+    traceback once the cell has run)."""
+    paths = [bench_dir / name for name in (layout.CONFIG, INPUTS, layout.INDEX)]
+    for task in expand(config):
+        folder = layout.cell_dir(bench_dir, task.cell)
+        paths += [folder / name for name in (layout.RESULT, layout.PER_IMAGE, layout.EXAMPLES, layout.ERROR)]
+    for path in paths:
+        if atomic.in_the_way(path):
+            raise InputError(path, "is in the way of a benchmark record (not a file); move it, or use a new output "
+                                   "folder")
+
+
 def _check_runs_to_resume(bench_dir: Path, config: BenchConfig) -> None:
     """The run of every cell this config will run and that has one already (a killed or re-scored cell) opens
     as a run of this cellprobe: one of an earlier run format (``cellprobe upgrade``), of another version or
@@ -230,6 +244,7 @@ def run_bench(
     check_distinct_data(config)
     check_distinct_cells(config)
     _check_same_setup(bench_dir, config)
+    _refuse_records_in_the_way(bench_dir, config)
     inputs = _check_inputs_unchanged(bench_dir, config)
     layout.check_runs_unchanged(bench_dir)
     _check_runs_to_resume(bench_dir, config)

@@ -31,7 +31,7 @@ from cellprobe import __version__, atomic
 from cellprobe.config import differing_keys, dump_config, load_yaml, parse_config, read_json
 from cellprobe.data.io import refuse_output_inside
 from cellprobe.encoders.identity import EncoderIdentity
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 from cellprobe.locking import LOCK
 from cellprobe.run.train_config import TrainConfig
 
@@ -188,8 +188,11 @@ def read_config(run_dir: Path) -> TrainConfig:
     """The run's config.yaml, which train writes with every key: one lacking a key (cut, or edited) is refused
     rather than completed with today's defaults, which may not be what the run was trained with."""
     path = run_dir / CONFIG
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise InputError(run_dir, f"not a cellprobe run folder (no {CONFIG})")
+    problem = not_a_file(path)
+    if problem is not None:
+        raise InputError(path, f"{problem}: the run's config cannot be read")
     data = load_yaml(path)
     config = parse_config(TrainConfig, data, path)
     missing = _missing_keys(config.model_dump(mode="json"), data)
@@ -236,8 +239,11 @@ class Run:
         if self.is_ensemble:
             raise InputError(self.path, "an ensemble has no checkpoint of its own (its members have)")
         path = self.path / name
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise InputError(path, "checkpoint missing: the run has not finished an epoch")
+        problem = not_a_file(path)
+        if problem is not None:
+            raise InputError(path, f"{problem}: not a checkpoint")
         return path
 
     @property
