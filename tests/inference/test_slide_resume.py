@@ -143,6 +143,18 @@ def test_a_journal_line_that_is_no_entry_is_refused_naming_it(tmp_path, line):
     assert Journal.open(folder, {"run": "r"}, True).progress.parts == 0  # --overwrite starts again
 
 
+def _two_parts(folder):
+    """A slide's partial folder with two journaled parts (3 tiles and 40 nuclei, then 5 and 70)."""
+    from cellprobe.inference.slide_resume import Journal
+
+    journal = Journal.open(folder, {"run": "r"}, False)
+    for tiles, cells in ((3, 40), (5, 70)):
+        part = journal.part_path()
+        part.write_bytes(f"part of {cells}".encode())
+        journal.record(part, tiles, cells)
+    return folder
+
+
 @pytest.mark.parametrize("damage", ["tiles raised", "cells raised", "part replaced"])
 def test_a_journal_edited_or_a_part_replaced_by_hand_is_refused(tmp_path, damage):
     """The fifteenth probe: a journal line whose tile count was raised made a resumed slide skip tiles never
@@ -151,12 +163,7 @@ def test_a_journal_edited_or_a_part_replaced_by_hand_is_refused(tmp_path, damage
     line carries its part's sha256 and a check of itself: all three are refused before any work."""
     from cellprobe.inference.slide_resume import Journal
 
-    folder = tmp_path / ".s.partial"
-    journal = Journal.open(folder, {"run": "r"}, False)
-    for tiles, cells in ((3, 40), (5, 70)):
-        part = journal.part_path()
-        part.write_bytes(f"part of {cells}".encode())
-        journal.record(part, tiles, cells)
+    folder = _two_parts(tmp_path / ".s.partial")
     assert Journal.open(folder, {"run": "r"}, False).progress.tiles == 5  # as written: resumed
     path = folder / "journal.jsonl"
     lines = path.read_text().splitlines()
@@ -183,12 +190,7 @@ def test_a_partial_folder_damaged_by_hand_is_one_line_or_resumed(tmp_path, damag
 
     from cellprobe.inference.slide_resume import Journal
 
-    folder = tmp_path / ".s.partial"
-    journal = Journal.open(folder, {"run": "r"}, False)
-    for tiles, cells in ((3, 40), (5, 70)):
-        part = journal.part_path()
-        part.write_bytes(f"part of {cells}".encode())
-        journal.record(part, tiles, cells)
+    folder = _two_parts(tmp_path / ".s.partial")
     if damage == "part a folder":
         (folder / "parts" / "part-000001.parquet").unlink()
         (folder / "parts" / "part-000001.parquet").mkdir()
