@@ -8,6 +8,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
+def is_sha256(value: object) -> bool:
+    """Whether ``value`` is a sha256 as cellprobe's records write it (64 lowercase hex digits)."""
+    import re
+
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
+
+
 def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file's bytes, streamed (standard library ``hashlib.file_digest``)."""
     with open(path, "rb") as handle:

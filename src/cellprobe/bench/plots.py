@@ -167,9 +167,7 @@ def _recorded_examples(cell_dir: Path, recorded: object) -> Path | None:
     """The cell's examples file when its result.json records one, checked against the recorded sha256 (one
     swapped with another cell's, or edited, would show another model's predictions under this one's name);
     None when the cell kept none."""
-    import re
-
-    from cellprobe.hashing import file_sha256
+    from cellprobe.hashing import file_sha256, is_sha256
 
     path, result = Path(cell_dir) / layout.EXAMPLES, Path(cell_dir) / layout.RESULT
     if recorded is None or (isinstance(recorded, float) and np.isnan(recorded)):  # absent from the table
@@ -178,7 +176,7 @@ def _recorded_examples(cell_dir: Path, recorded: object) -> Path | None:
                                      "written before cellprobe recorded it, or edited): remove the cell's folder "
                                      "and run the benchmark again")
         return None
-    if not (isinstance(recorded, str) and re.fullmatch(r"[0-9a-f]{64}", recorded)):
+    if not is_sha256(recorded):
         raise InputError(result, f"examples_sha256 {recorded!r} is not the digest cellprobe writes (edited by hand?)")
     if not path.is_file():
         raise InputError(path, "is gone (its cell's result.json records it): remove the cell's folder and run the "

@@ -16,12 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from cellprobe import atomic
-from cellprobe.hashing import file_sha256
+from cellprobe.hashing import file_sha256, is_sha256
 
 #: the folder, in a slide command's output folder, that keeps each slide's digest
 DIGESTS = ".cellprobe-slide-digests"
@@ -95,8 +94,7 @@ def slide_sha256(path: Path, name: str, out_dir: Path | None) -> str:
             data = read_json(record, "slide digest")
         except InputError:
             data = None
-        if (isinstance(data, dict) and data.get("seen") == seen and isinstance(data.get("sha256"), str)
-                and re.fullmatch(r"[0-9a-f]{64}", data["sha256"])):
+        if isinstance(data, dict) and data.get("seen") == seen and is_sha256(data.get("sha256")):
             digest = data["sha256"]
     if digest is None:
         digest = _hash(files)

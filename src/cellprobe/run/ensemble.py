@@ -17,7 +17,6 @@ make the thresholds look better than they are.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 from cellprobe import atomic
 from cellprobe.config import dump_config
 from cellprobe.errors import InputError
-from cellprobe.hashing import file_sha256
+from cellprobe.hashing import file_sha256, is_sha256
 from cellprobe.run import run_folder as R
 from cellprobe.run.train_config import TrainConfig
 
@@ -58,7 +57,7 @@ def members(run: R.Run) -> list[Member]:
         digests = entry.get("checkpoints") if isinstance(entry, dict) else None
         if not (isinstance(entry, dict) and set(entry) == {"path", "checkpoints"} and isinstance(entry["path"], str)
                 and isinstance(digests, dict) and set(digests) == {"best", "last"}
-                and all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{64}", d) for d in digests.values())):
+                and all(is_sha256(d) for d in digests.values())):
             raise InputError(stamp_path, f"ensemble member entry {str(entry)[:120]} is not a path with its "
                                          "checkpoints' sha256 (best, last)")
         path = Path(entry["path"])

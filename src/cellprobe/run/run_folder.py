@@ -22,7 +22,6 @@ from a current run.json is a damaged record, never an older one whose checks wou
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from cellprobe.config import differing_keys, dump_config, load_yaml, parse_confi
 from cellprobe.data.io import refuse_output_inside
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError, not_a_file
+from cellprobe.hashing import is_sha256
 from cellprobe.locking import LOCK
 from cellprobe.run.train_config import TrainConfig
 
@@ -159,8 +159,7 @@ def _check_stamp(stamp: RunStamp, path: Path) -> None:
          f"started {stamp.started!r} is not a time"),
         ((stamp.started is None) != (stamp.data_sha256 is None),  # both are written when training starts
          f"started {stamp.started!r} beside data_sha256 {stamp.data_sha256!r}: training records both or neither"),
-        (stamp.data_sha256 is not None and not (isinstance(stamp.data_sha256, str)
-                                                and re.fullmatch(r"[0-9a-f]{64}", stamp.data_sha256)),
+        (stamp.data_sha256 is not None and not is_sha256(stamp.data_sha256),
          f"data_sha256 {stamp.data_sha256!r} is not a sha256"),
     ]
     for bad, problem in problems:

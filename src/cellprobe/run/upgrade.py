@@ -25,7 +25,6 @@ what their upgrade rewrote (each upgraded run keeps the before and after digests
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 from cellprobe import atomic
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError
+from cellprobe.hashing import is_sha256
 from cellprobe.run import run_folder as R
 from cellprobe.run.checkpoint import (
     IDENTITY_KEY,
@@ -174,8 +174,7 @@ def _pending(path: Path) -> dict[str, list[str]]:
         raise InputError(path, "is in the way of cellprobe's upgrade record (not a plain file); move it")
     data = read_json(path, "upgrade record")
     if not (isinstance(data, dict) and set(data) <= {R.BEST, R.LAST} and all(
-            isinstance(v, list) and len(v) == 2 and all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{64}", d)
-                                                        for d in v) for v in data.values())):
+            isinstance(v, list) and len(v) == 2 and all(is_sha256(d) for d in v) for v in data.values())):
         raise InputError(path, "is not the record of an upgrade cellprobe writes; the upgrade cannot tell what it "
                                "rewrote")
     return data
@@ -330,7 +329,7 @@ def _record_training_facts(run_dir: Path, data: dict[str, Any], config: TrainCon
         raise InputError(exc.path, f"{exc.problem}; the upgrade reads the run's training data ({config.data.path}) "
                                    "for its digest and µm/px: restore it, then upgrade") from None
     recorded = data.get("data_sha256")
-    if isinstance(recorded, str) and re.fullmatch(r"[0-9a-f]{64}", recorded) and recorded != digest:
+    if is_sha256(recorded) and recorded != digest:
         raise InputError(run_dir / R.STAMP, f"the training data ({config.data.path}) changed since the run trained on "
                                             "it, so its µm/px then is unknown; restore the data, then upgrade")
     if data.get("mpp") != mpp:
