@@ -269,13 +269,36 @@ def test_an_ensemble_and_its_members_upgrade_together(pair, tmp_path, cli, order
         assert rc == 2 and ("mpp -1" in err if damage == "mpp" else "last.ckpt: is gone" in err), err
         assert (tmp_path / damage / "a" / R.BEST).read_bytes() == kept_a
 
-    ens = _format_2_ensemble(pair, tmp_path / "changed")
-    kept = (ens / R.STAMP).read_text()
-    last = tmp_path / "changed" / "b" / R.LAST
-    last.write_bytes(last.read_bytes() + b"\0")  # changed by hand before the upgrade
+    # the twenty-second probe: a member's checkpoint replaced, or a member's own bad stamp, was found after the
+    # members before it were upgraded
+    for damage in ("changed", "replaced", "member mpp"):
+        ens = _format_2_ensemble(pair, tmp_path / damage)
+        root = tmp_path / damage
+        kept = {p: p.read_bytes() for p in (ens / R.STAMP, *(root / m / f for m in "ab"
+                                                             for f in (R.STAMP, R.BEST, R.LAST)))}
+        last = root / "b" / R.LAST
+        if damage == "changed":
+            last.write_bytes(last.read_bytes() + b"\0")  # changed by hand before the upgrade
+        elif damage == "replaced":
+            last.write_bytes((root / "b" / R.BEST).read_bytes())
+        else:
+            (root / "b" / R.STAMP).write_text(json.dumps({**json.loads((root / "b" / R.STAMP).read_text()),
+                                                         "mpp": -1}))
+        kept.update({p: p.read_bytes() for p in (last, root / "b" / R.STAMP)})
+        rc, _, err = cli("upgrade", ens)
+        assert rc == 2 and err.count("\n") == 1, err
+        assert (f"{R.LAST}: checkpoint changed since the ensemble was made" in err if damage != "member mpp"
+                else f"b/{R.STAMP}: records mpp -1" in err), err
+        assert {p: p.read_bytes() for p in kept} == kept  # no member was rewritten
+        assert not (root / "a" / ".cellprobe-upgrade.json").exists()
+
+    # a member listed twice (made by hand) is named, not reported as busy
+    ens = _format_2_ensemble(pair, tmp_path / "twice")
+    stamp = json.loads((ens / R.STAMP).read_text())
+    stamp["info"]["ensemble"][1] = stamp["info"]["ensemble"][0]
+    (ens / R.STAMP).write_text(json.dumps(stamp))
     rc, _, err = cli("upgrade", ens)
-    assert rc == 2 and f"{R.LAST}: checkpoint changed since the ensemble was made" in err, err
-    assert (ens / R.STAMP).read_text() == kept
+    assert rc == 2 and "ensemble member ../a is listed twice" in err, err
 
 
 @pytest.mark.parametrize("encoder", [None, {"name": "vit-fake"}])

@@ -26,6 +26,7 @@ what their upgrade rewrote (each upgraded run keeps the before and after digests
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -186,22 +187,48 @@ PENDING = ".cellprobe-upgrade.json"
 DataFacts = Callable[[TrainConfig], tuple[str, float | None]]
 
 
+@dataclass
+class _Member:
+    """An ensemble member as its ensemble records it, with its folder and its own upgrade (None: current)."""
+
+    entry: dict[str, Any]
+    folder: Path
+    plan: _Plan | None
+
+
+@dataclass
+class _Plan:
+    """One run's upgrade, worked out and checked, nothing rewritten yet."""
+
+    run_dir: Path
+    was: int
+    new: dict[str, Any]  # the stamp to write, less what rewriting the checkpoints adds
+    stamp: R.RunStamp
+    done: list[str]
+    members: list[_Member] = field(default_factory=list)
+
+
 def upgrade_run(run_dir: str | Path, data_facts: DataFacts) -> list[str]:
     """Convert ``run_dir`` in place; returns what was done, one line each (nothing for a current run).
     ``data_facts``: reads a config's training data as run.json records it. Everything is worked out and
-    checked before the first file is rewritten; checkpoints go first and the stamp last. An ensemble's members
-    are upgraded first, and its record of their checkpoints follows what their upgrade rewrote."""
-    from cellprobe.locking import exclusive
+    checked before the first file is rewritten, for an ensemble its members' upgrades too (a refused member
+    leaves every run as it was); checkpoints go first and the stamp last."""
+    from contextlib import ExitStack
 
     run_dir = Path(run_dir)
-    path = run_dir / R.STAMP
-    if not path.exists():
+    if not (run_dir / R.STAMP).exists():
         raise InputError(run_dir, f"not a cellprobe run folder (no {R.STAMP})")
-    with exclusive(run_dir, "upgrading"):  # two upgrades of one run would each think the other's rewrite theirs
-        return _upgrade_locked(run_dir, data_facts)
+    with ExitStack() as locks:  # every run the upgrade rewrites is held until it ends
+        plan = _plan(run_dir, data_facts, locks)
+        return [] if plan is None else _apply(plan)
 
 
-def _upgrade_locked(run_dir: Path, data_facts: DataFacts) -> list[str]:
+def _plan(run_dir: Path, data_facts: DataFacts, locks: Any) -> _Plan | None:
+    """``run_dir``'s upgrade checked (None: the run is current), its lock taken into ``locks``: two upgrades of
+    one run would each think the other's rewrite theirs."""
+    from cellprobe.locking import exclusive
+
+    locks.enter_context(exclusive(run_dir, "upgrading"))
     path = run_dir / R.STAMP
     data = R.stamp_data(path)
     R.check_version(data, run_dir)  # another version's files may mean other things: not relabelled as ours
@@ -209,7 +236,7 @@ def _upgrade_locked(run_dir: Path, data_facts: DataFacts) -> list[str]:
         raise InputError(path, f"run format {data['run_format']!r} cannot be upgraded")
     if data["run_format"] == R.RUN_FORMAT:
         R.Run.open(run_dir)  # read as every other command reads it: "already current" means usable as it is
-        return []
+        return None
     config = R.read_config(run_dir)
     check_v1_stamp(data, path)
     was, new = data["run_format"], dict(data)
@@ -217,41 +244,30 @@ def _upgrade_locked(run_dir: Path, data_facts: DataFacts) -> list[str]:
     done += _record_training_facts(run_dir, new, config, data_facts)
     new["run_format"] = R.RUN_FORMAT
     stamp = R.stamp_from_record(new, run_dir)  # what every command will check, checked before any change
-    if R.ENSEMBLE_KEY in new["info"]:  # its members upgraded (their own checks first), then followed
-        done += _follow_members(run_dir, new, data_facts)
-    pending = run_dir / PENDING
-    if R.ENSEMBLE_KEY not in stamp.info and stamp.encoder is not None:
-        for name in (R.BEST, R.LAST):  # all checked before any is rewritten
+    plan = _Plan(run_dir, was, new, stamp, done)
+    if R.ENSEMBLE_KEY in stamp.info:
+        plan.members = _plan_members(run_dir, new, data_facts, locks)
+    elif stamp.encoder is not None:
+        _pending(run_dir / PENDING)  # a damaged record of a killed upgrade is named now, not halfway
+        for name in (R.BEST, R.LAST):
             if (run_dir / name).is_file():
                 check_earlier_checkpoint(run_dir / name, data.get("encoder") or {}, stamp.class_names,
                                          stamp.encoder, stamp.mpp)
-        for name in (R.BEST, R.LAST):
-            if (run_dir / name).is_file():
-                upgrade_checkpoint(run_dir / name, stamp.encoder, stamp.class_names, stamp.mpp, pending)
-        rewritten = _pending(pending)
-        done += [f"{name}: the run's identity (encoder, classes, µm/px)"
-                 + (f", network weights under '{NETWORK_PREFIX}'" if was == 1 else "") for name in rewritten]
-        if rewritten:
-            new["info"] = {**new["info"], R.UPGRADED_KEY: rewritten}
-    atomic.write_json(path, new)  # last: a killed upgrade leaves the earlier format, and runs again
-    pending.unlink(missing_ok=True)
-    done.append(f"{R.STAMP}: run format {was} → {R.RUN_FORMAT}")
-    return done
+    return plan
 
 
-def _follow_members(run_dir: Path, data: dict[str, Any], data_facts: DataFacts) -> list[str]:
-    """Upgrade each member of the ensemble whose stamp is ``data`` (updated), and record its checkpoints'
-    digests as its upgrade rewrote them; a checkpoint changed otherwise since the ensemble was made is
-    refused, as every command using the ensemble refuses it."""
+def _plan_members(run_dir: Path, data: dict[str, Any], data_facts: DataFacts, locks: Any) -> list[_Member]:
+    """The members of the ensemble whose stamp is ``data``, each checked and its upgrade planned; a checkpoint
+    changed since the ensemble was made (other than by an upgrade) is refused, as every command using the
+    ensemble refuses it."""
     from cellprobe.hashing import file_sha256
 
-    done: list[str] = []
     entries = data["info"][R.ENSEMBLE_KEY]
     if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("path"), str)
                                                 and isinstance(e.get("checkpoints"), dict) for e in entries):
         raise InputError(run_dir / R.STAMP, "ensemble member entries are not paths with their checkpoints' sha256")
-    folders = []
-    for entry in entries:  # all checked before the first member is upgraded
+    planned: list[_Member] = []
+    for entry in entries:
         member = Path(entry["path"]) if Path(entry["path"]).is_absolute() else run_dir / entry["path"]
         if not member.is_dir():
             raise InputError(run_dir / R.STAMP, f"ensemble member {entry['path']} is missing (resolved to {member})")
@@ -259,26 +275,57 @@ def _follow_members(run_dir: Path, data: dict[str, Any], data_facts: DataFacts) 
         if member.resolve() == run_dir.resolve() or (isinstance(info, dict) and R.ENSEMBLE_KEY in info):
             raise InputError(run_dir / R.STAMP, f"ensemble member {entry['path']} is an ensemble (or this one): "
                                                 "members are single runs")
+        if any(member.resolve() == other.folder.resolve() for other in planned):
+            raise InputError(run_dir / R.STAMP, f"ensemble member {entry['path']} is listed twice")
         for name in (R.BEST, R.LAST):
             if not (member / name).is_file():
                 raise InputError(member / name, "is gone (the ensemble was made with it); restore it, or make the "
                                                 "ensemble again")
-        folders.append(member)
-    followed = []
-    for entry, member in zip(entries, folders, strict=True):
-        done += [f"member {entry['path']}: {line}" for line in upgrade_run(member, data_facts)]
-        digests = dict(entry["checkpoints"])
+        plan = _plan(member, data_facts, locks)
+        rewritten = _pending(member / PENDING) if plan is not None else {}
         for which, name in (("best", R.BEST), ("last", R.LAST)):
-            now = file_sha256(member / name) if (member / name).is_file() else None
-            if digests.get(which) == now:
-                continue
-            if not R.same_checkpoint(member, name, digests.get(which), now):
-                raise InputError(member / name, "checkpoint changed since the ensemble was made (not by its "
+            recorded, now = entry["checkpoints"].get(which), file_sha256(member / name)
+            known = (R.same_checkpoint(member, name, recorded, now) if plan is None  # upgraded on its own
+                     else recorded == now or rewritten.get(name) == [recorded, now])  # or by a killed upgrade
+            if not known:
+                raise InputError(member / name, "checkpoint changed since the ensemble was made (not by an "
                                                 "upgrade); make the ensemble again")
-            digests[which] = now
-            done.append(f"{R.STAMP}: member {entry['path']}'s {name} as its upgrade rewrote it")
-        followed.append({**entry, "checkpoints": digests})
-    data["info"] = {**data["info"], R.ENSEMBLE_KEY: followed}
+        planned.append(_Member(entry, member, plan))
+    return planned
+
+
+def _apply(plan: _Plan) -> list[str]:
+    """Rewrite what ``plan`` checked: an ensemble's members first, then the checkpoints, the stamp last (a
+    killed upgrade leaves the earlier format, and runs again)."""
+    from cellprobe.hashing import file_sha256
+
+    done, run_dir, stamp = list(plan.done), plan.run_dir, plan.stamp
+    pending = run_dir / PENDING
+    if plan.members:
+        followed = []
+        for member in plan.members:
+            if member.plan is not None:
+                done += [f"member {member.entry['path']}: {line}" for line in _apply(member.plan)]
+            digests = dict(member.entry["checkpoints"])
+            for which, name in (("best", R.BEST), ("last", R.LAST)):
+                now = file_sha256(member.folder / name)
+                if digests.get(which) != now:  # what the member's upgrade rewrote (checked in the plan)
+                    digests[which] = now
+                    done.append(f"{R.STAMP}: member {member.entry['path']}'s {name} as its upgrade rewrote it")
+            followed.append({**member.entry, "checkpoints": digests})
+        plan.new["info"] = {**plan.new["info"], R.ENSEMBLE_KEY: followed}
+    elif R.ENSEMBLE_KEY not in stamp.info and stamp.encoder is not None:
+        for name in (R.BEST, R.LAST):
+            if (run_dir / name).is_file():
+                upgrade_checkpoint(run_dir / name, stamp.encoder, stamp.class_names, stamp.mpp, pending)
+        rewritten = _pending(pending)
+        done += [f"{name}: the run's identity (encoder, classes, µm/px)"
+                 + (f", network weights under '{NETWORK_PREFIX}'" if plan.was == 1 else "") for name in rewritten]
+        if rewritten:
+            plan.new["info"] = {**plan.new["info"], R.UPGRADED_KEY: rewritten}
+    atomic.write_json(run_dir / R.STAMP, plan.new)
+    pending.unlink(missing_ok=True)
+    done.append(f"{R.STAMP}: run format {plan.was} → {R.RUN_FORMAT}")
     return done
 
 
