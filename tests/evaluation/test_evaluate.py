@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -248,11 +249,9 @@ def test_tuning_on_the_runs_training_patches_is_refused(run, tmp_path):
     copy = shutil.copytree(run, tmp_path / "run")
     own = R.Run.open(copy).config.data
     before = (copy / R.POSTPROCESS).read_bytes() if (copy / R.POSTPROCESS).exists() else None
-    for split, shown in ((own.train_split, f"holds the split '{own.train_split}' the run trained on"),
-                         (None, "holds the run's training patches among others")):
-        with pytest.raises(InputError, match=shown) as err:
-            tune(copy, own.path, split, format=own.format, overwrite=True)
-        assert err.value.path == ("--split" if split else "--data")
+    with pytest.raises(InputError, match=f"holds the split '{own.train_split}' the run trained on") as err:
+        tune(copy, own.path, own.train_split, format=own.format, overwrite=True)
+    assert err.value.path == "--split"
     assert ((copy / R.POSTPROCESS).read_bytes() if (copy / R.POSTPROCESS).exists() else None) == before
 
 
@@ -288,14 +287,52 @@ def test_scores_on_the_runs_own_training_patches_are_said_and_recorded(run, tmp_
     assert json.loads((tmp_path / R.METRICS).read_text())["evaluation"]["on_training_patches"] is True
 
 
-def test_training_patches_are_recognised_with_the_format_spelt_out(run):
+def test_training_patches_are_recognised_however_they_are_named(run, tmp_path):
     """The twenty-first probe: --format patches (what the run's data, of no format given, was detected as) hid
-    its training split from evaluate's check."""
+    its training split from evaluate's check. The twenty-second: so did the split given as a folder of its own
+    (``-d data/train``), for evaluate and tune."""
+    from cellprobe.data.validate import DataWarning
     from cellprobe.evaluation.eval_data import training_patches_named
 
     config = R.Run.open(run).config
+    root, split = Path(config.data.path), config.data.train_split
     detected = config.model_copy(update={"data": config.data.model_copy(update={"format": None})})
+    (tmp_path / "link").symlink_to(root)
     for cfg in (config, detected):
         for given in (None, "patches"):
-            assert training_patches_named(cfg, config.data.path, config.data.train_split, given, {}) is not None
-    assert training_patches_named(detected, config.data.path, "test", "patches", {}) is None
+            for path, at in ((root, split), (root / split, None), (root / split, split), (tmp_path / "link", split)):
+                named = training_patches_named(cfg, open_dataset(path, format=given, split=at), {})
+                assert named is not None and f"holds the split '{split}' the run trained on" in named, (path, at)
+        assert training_patches_named(cfg, open_dataset(root, split="test"), {}) is None
+        assert training_patches_named(cfg, open_dataset(root / "test"), {}) is None
+
+    import shutil
+
+    copy = shutil.copytree(run, tmp_path / "run")
+    before = (copy / R.POSTPROCESS).read_bytes() if (copy / R.POSTPROCESS).exists() else None
+    with pytest.raises(InputError, match=f"holds the split '{split}' the run trained on") as err:
+        tune(copy, root / split, overwrite=True)
+    assert err.value.path == "--data"
+    assert ((copy / R.POSTPROCESS).read_bytes() if (copy / R.POSTPROCESS).exists() else None) == before
+    with pytest.warns(DataWarning, match="patches the run trained on and overstate it"):
+        evaluate(copy, root / split, None, out=tmp_path / "ev")
+    assert json.loads((tmp_path / "ev" / R.METRICS).read_text())["evaluation"]["on_training_patches"] is True
+
+
+def test_training_patches_among_others_are_recognised(tmp_path):
+    """A dataset read whole that holds the run's training split (a CoNIC layout, whose splits are selections)."""
+    from types import SimpleNamespace
+
+    from cellprobe.data import fixtures, open_dataset
+    from cellprobe.evaluation.eval_data import training_patches_named
+
+    images, inst, cls = fixtures.synthetic_set(6, seed=1, size=64)
+    conic_root = fixtures.write_conic(tmp_path / "conic", images, inst, cls, [f"src{i // 2}-{i:04d}" for i in range(6)])
+
+    own = SimpleNamespace(path=str(conic_root), format="conic", train_split="train", options={"val_fraction": 0.5})
+    config = SimpleNamespace(data=own)
+    whole = open_dataset(conic_root, val_fraction=0.5)
+    assert "holds the run's training patches among others" in training_patches_named(config, whole, {})
+    assert "the split 'train'" in training_patches_named(config, open_dataset(conic_root, split="train",
+                                                                              val_fraction=0.5), {})
+    assert training_patches_named(config, open_dataset(conic_root, split="val", val_fraction=0.5), {}) is None

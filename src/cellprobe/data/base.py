@@ -46,6 +46,12 @@ class Reader(PatchDataset):
         """The splits the release itself defines under ``root`` (what ``data check`` walks); [] for none."""
         return []
 
+    def read_from(self) -> tuple[Path, str | None]:
+        """Where the samples are stored (resolved) and the split selected there (None: all of it): two readers of
+        one format and options with the same answer read the same samples, however the path was spelt (a split
+        folder named as a split of its dataset, or given as a folder of its own)."""
+        return self.root.resolve(), self.split
+
     def _index(self, index: int) -> int:
         n = len(self)
         if not -n <= index < n:

@@ -197,6 +197,9 @@ class PatchesDataset(Reader):
     def released_splits(cls, root: Path) -> list[str]:
         return [] if is_split_folder(Path(root)) else split_folders(Path(root))
 
+    def read_from(self) -> tuple[Path, str | None]:
+        return self.folder.resolve(), None  # the split is a folder: the folder is the place
+
     def __len__(self) -> int:
         return len(self.names)
 

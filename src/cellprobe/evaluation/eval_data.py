@@ -99,28 +99,34 @@ def check_eval_data(dataset: PatchDataset, class_names: list[str], data: PatchDa
         raise InputError(where, f"dataset classes {list(dataset.class_names)} differ from the run's {list(class_names)}")
 
 
-def training_patches_named(config: Any, data: str | Path | PatchDataset, split: str | None, format: str | None,
-                           options: Any) -> str | None:
-    """What ``data`` at ``split`` is, when it holds the patches the run trained on (its dataset, read with its
-    options, at its training split or whole; None otherwise): tuned there, thresholds would look better than
-    they are (tune refuses), and scores there overstate the run (evaluate says so). A copy of the dataset
-    elsewhere is not recognised."""
-    own = config.data
-    if isinstance(data, PatchDataset):  # a dataset opened by the caller: where it was read from, if it says
-        data = getattr(data, "root", None)
-        if data is None:
-            return None
-    from cellprobe.data.formats import detect_format
+def training_patches_named(config: Any, dataset: PatchDataset, options: Any) -> str | None:
+    """What ``dataset`` (opened with reader ``options``) is, when it holds the patches the run trained on: its
+    training data's samples, read by the same reader with its options, at the training split or whole (None
+    otherwise). Tuned there, thresholds would look better than they are (tune refuses), and scores there
+    overstate the run (evaluate says so). The place is the one the readers read (a split folder given as a
+    dataset of its own is its dataset's split); a copy of the dataset elsewhere is not recognised."""
+    import warnings
 
-    if Path(data).resolve() != Path(own.path).resolve():
+    from cellprobe.data import open_dataset
+    from cellprobe.data.base import Reader
+    from cellprobe.data.validate import DataWarning
+
+    own = config.data
+    if not isinstance(dataset, Reader) or (options and dict(options) != own.options):
         return None
-    # a format spelt out is the one detected when it is the one the run's data was read as
-    read_as = own.format or detect_format(own.path)
-    same_source = format in (None, read_as) and (not options or dict(options) == own.options)
-    if not same_source:
+    try:
+        with warnings.catch_warnings():  # the training data's own warnings were said when it trained
+            warnings.simplefilter("ignore", DataWarning)
+            trained = open_dataset(own.path, format=own.format, split=own.train_split, **own.options)
+    except InputError:
+        return None  # no longer where the run read it: what is here now is not known as its patches
+    if type(trained) is not type(dataset):
         return None
-    if split is not None and own.train_split is not None and split != own.train_split:
+    here, there = dataset.read_from(), trained.read_from()
+    if here == there and own.train_split is not None:
+        what = f"the split '{own.train_split}' the run trained on"
+    elif here == there or (here[0] == there[0] and here[1] is None):
+        what = "the run's training patches among others"
+    else:
         return None
-    what = (f"the split '{split}' the run trained on" if split is not None and split == own.train_split
-            else "the run's training patches among others")
-    return f"{data} [{split or 'whole'}] holds {what}"
+    return f"{dataset.root} [{dataset.split or 'whole'}] holds {what}"

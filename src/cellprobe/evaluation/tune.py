@@ -86,12 +86,12 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
             check_data_unchanged(run, td, "tuning would not be on the validation patches the run held out")
         dataset, positions = td.val, td.val_positions
     else:
-        named = training_patches_named(seg.run.config, data, split, format, options)
+        dataset = open_eval_data(data, split, format, seg.run.config, **options)
+        named = training_patches_named(seg.run.config, dataset, options)
         if named is not None:
             raise InputError("--split" if split is not None else "--data",
                              f"{named}: thresholds tuned there would look better than they are; give held-out "
                              "patches (another split, or another dataset)")
-        dataset = open_eval_data(data, split, format, seg.run.config, **options)
         check_eval_data(dataset, seg.class_names, data, split)
         positions = np.arange(len(dataset))
     from cellprobe.locking import exclusive
