@@ -296,3 +296,29 @@ def test_empty_patches_split_reads_as_empty(tmp_path, synth):
     np.savez_compressed(empty / "labels.npz", inst=np.zeros((1, 64, 64), np.int32), cls=np.zeros((1, 64, 64), np.uint8))
     with pytest.raises(InputError, match=r"mismatched counts: 'inst' has 1 rows, patch_info\.csv 0"):
         open_dataset(tmp_path / "ds", split="test")
+
+
+@pytest.mark.parametrize("kind", ["folder", "pipe", "link to nothing"])
+def test_a_dataset_yaml_that_is_no_file_is_refused_not_skipped(tmp_path, synth, kind):
+    """The twenty-second probe: dataset.yaml a folder or a pipe was skipped without a word, the data then
+    read with numbered classes and no µm/px (train exit 0). A split file that is a pipe was called a folder."""
+    import os
+
+    _patches(tmp_path, synth)
+    path = tmp_path / "ds" / "dataset.yaml"
+    {"folder": path.mkdir, "pipe": lambda: os.mkfifo(path),
+     "link to nothing": lambda: path.symlink_to(tmp_path / "ds" / "gone.yaml")}[kind]()
+    problem = {"folder": "is a folder, not a file", "pipe": r"is not a regular file \(a device, pipe or socket\)",
+               "link to nothing": "is a link to nothing"}[kind]
+    with pytest.raises(InputError, match=f"{problem}: the dataset's classes and µm/px cannot be read") as err:
+        open_dataset(tmp_path / "ds", split="train")
+    assert err.value.path == str(path)
+
+    if kind == "pipe":
+        path.unlink()
+        labels = tmp_path / "ds" / "train" / "labels.npz"
+        labels.unlink()
+        os.mkfifo(labels)
+        with pytest.raises(InputError, match="is not a regular file .*: the split folder 'train' has") as err:
+            open_dataset(tmp_path / "ds", split="train")
+        assert err.value.path == str(labels)

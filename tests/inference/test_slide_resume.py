@@ -206,3 +206,35 @@ def test_a_partial_folder_damaged_by_hand_is_one_line_or_resumed(tmp_path, damag
         Journal.open(folder, {"run": "r"}, False)
     assert err.value.path == str(where)
     assert Journal.open(folder, {"run": "r"}, True).progress.parts == 0
+
+
+@pytest.mark.parametrize("link", ["parts", "result", "partial folder"])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_link_in_a_partial_folder_is_refused_and_what_it_points_at_kept(tmp_path, link, overwrite):
+    """The twenty-second probe: a killed slide's parts/ replaced by a link to a user's folder; the resume
+    cleared what no journal line names there, deleting the user's file (exit 0). A link where cellprobe keeps
+    a slide's work is refused (--overwrite too), and nothing it points at is touched."""
+    import shutil
+
+    from cellprobe.inference.slide_resume import Journal
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("years of work")
+    folder = _two_parts(tmp_path / "out" / ".s.partial")
+    where = folder if link == "partial folder" else folder / link
+    if link == "partial folder":
+        shutil.move(folder, victim / "moved")
+        folder.symlink_to(victim / "moved")
+    elif link == "parts":
+        for part in (folder / "parts").iterdir():
+            shutil.move(part, victim / part.name)
+        (folder / "parts").rmdir()
+        where.symlink_to(victim)
+    else:
+        where.symlink_to(victim)
+    kept = sorted((p.relative_to(victim), p.read_bytes()) for p in victim.rglob("*") if p.is_file())
+    with pytest.raises(InputError, match="is a link where cellprobe keeps an unfinished slide's work") as err:
+        Journal.open(folder, {"run": "r"}, overwrite)
+    assert err.value.path == str(where)
+    assert sorted((p.relative_to(victim), p.read_bytes()) for p in victim.rglob("*") if p.is_file()) == kept

@@ -11,7 +11,7 @@ from pydantic import AfterValidator
 
 from cellprobe.config import StrictModel, load_yaml, parse_config
 from cellprobe.data.io import inside_dataset
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 
 INFO_FILE = "dataset.yaml"
 MAX_CLASSES = 255  # class ids are stored as uint8 (0 = background)
@@ -64,6 +64,9 @@ def read_info(*folders: Path) -> DatasetInfo:
                                                      "exactly); rename it, or remove it beside one")
         if path.is_file() or path.is_symlink():
             inside_dataset(path, Path(folders[-1]), path)
+        problem = not_a_file(path) if path.exists() or path.is_symlink() else None
+        if problem is not None:  # not read, its classes and µm/px would silently be the defaults
+            raise InputError(path, f"{problem}: the dataset's classes and µm/px cannot be read from it")
         if path.is_file():
             return parse_config(DatasetInfo, load_yaml(path), path)
     return DatasetInfo()

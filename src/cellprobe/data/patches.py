@@ -42,7 +42,7 @@ from cellprobe.data.io import (
 )
 from cellprobe.data.sample import SampleMeta
 from cellprobe.data.validate import DataWarning, RawSample
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 
 
 class PatchesOptions(StrictModel):
@@ -75,7 +75,7 @@ def split_folders(root: Path) -> list[str]:
             found.append(folder.name)
         elif present:
             name = next(n for n in SPLIT_FILES if not (folder / n).is_file())
-            problem = "is a folder, not a file" if (folder / name).exists() else "is missing"
+            problem = "is missing" if not (folder / name).exists() else not_a_file(folder / name)
             raise InputError(folder / name, f"{problem}: the split folder '{folder.name}' has "
                                             f"{' and '.join(present)} but needs both labels.npz and patch_info.csv")
     return found

@@ -56,7 +56,7 @@ from cellprobe.inference.slide_outputs import (
     write_part,
 )
 from cellprobe.inference.slide_plan import SlideInputs, SlidePlan, plan_slide, stamp_difference
-from cellprobe.inference.slide_resume import Journal, partial_dir, publish
+from cellprobe.inference.slide_resume import Journal, check_partial_place, partial_dir, publish
 from cellprobe.inference.slide_tiles import Tile
 from cellprobe.inference.slide_windows import TileMaps, WindowCache
 from cellprobe.inference.window import WindowConfig, predict_batch
@@ -557,9 +557,11 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
         results = results_folder(out_dir, name)
         if path.resolve() == results.resolve() or path.resolve().is_relative_to(results.resolve()):
             raise InputError(path, f"its results folder {results} would replace it; give another --out")
-        if results.exists() and not results.is_dir():
-            raise InputError(results, "is a file where this slide's results folder goes; give another --out")
+        if results.is_symlink() or (results.exists() and not results.is_dir()):
+            raise InputError(results, f"is a {'link' if results.is_symlink() else 'file'} where this slide's "
+                                      "results folder goes; give another --out")
         check_record_place(out_dir, name)
+        check_partial_place(partial_dir(out_dir, name))
         if overwrite:  # the folder is replaced whole (without, a finished one is skipped or refused)
             _refuse_foreign_files(results)
         for own in (results.name, partial_dir(out_dir, name).name):  # finished, or a killed slide's work folder

@@ -33,6 +33,21 @@ def partial_dir(out_dir: Path, name: str) -> Path:
     return out_dir / f".{name}.partial"
 
 
+def check_partial_place(folder: Path) -> None:
+    """Refuse a partial folder, or its ``parts``/``result`` folder, that is a link or not a folder: a resume
+    clears what no journal line names and redoes an interrupted finish, which must happen in cellprobe's own
+    folder, never in one a link points at (a user's files there would be deleted)."""
+    for path in (folder, folder / PARTS, folder / RESULT):
+        if path.is_symlink():
+            raise InputError(path, "is a link where cellprobe keeps an unfinished slide's work (a folder it makes): "
+                                   "remove the link (nothing it points at is touched), then run again")
+        if path.exists() and not path.is_dir():
+            raise InputError(path, "is not a folder, where cellprobe keeps an unfinished slide's work: remove it, "
+                                   "then run again")
+        if not folder.is_dir():
+            return
+
+
 @dataclass
 class Done:
     """Tiles of the to-do list done, nuclei written, part files written."""
@@ -93,6 +108,7 @@ class Journal:
         """Resume ``folder`` when it was started with ``stamp``; one of another setup (run, slide, settings)
         is refused unless ``overwrite``, which starts over (a kill must not cost a finished part silently)."""
         restarted = False
+        check_partial_place(folder)
         if folder.exists():
             from cellprobe.inference.slide_plan import stamp_difference
 
