@@ -415,3 +415,36 @@ def test_a_folder_in_the_way_of_a_record_is_refused_before_any_cell(tmp_path, wh
     with pytest.raises(InputError, match="is in the way of a benchmark record") as err:
         run_bench(_config(seeds=[0]), tmp_path, cell)
     assert err.value.path == str(path) and cell.attempts == 0
+
+
+@pytest.mark.parametrize("damage", ["cells a file", "cell a file", "cell a link to nothing", "run a file"])
+def test_a_file_in_the_way_of_a_benchmark_folder_is_refused_before_anything_is_written(tmp_path, damage):
+    """The twenty-second probe: cells/ (or a cell's folder) that was a file, or a link to nothing, gave a
+    traceback after the folder's records were written. It is refused first, naming it."""
+    import shutil
+
+    run_bench(_config(seeds=[0]), tmp_path / "done", FakeCell())
+    cell_id = sorted((tmp_path / "done" / "cells").iterdir())[0].name
+    bench = tmp_path / "b"
+    bench.mkdir()
+    if damage == "cells a file":
+        where = bench / "cells"
+        where.write_text("x")
+    else:
+        (bench / "cells").mkdir()
+        where = bench / "cells" / cell_id
+        if damage == "cell a file":
+            where.write_text("x")
+        elif damage == "cell a link to nothing":
+            where.symlink_to(tmp_path / "gone")
+        else:
+            shutil.copytree(tmp_path / "done" / "cells" / cell_id, where)
+            (where / layout.RESULT).unlink()
+            where = where / layout.CELL_RUN
+            where.write_text("x")
+    before = sorted(p.name for p in bench.iterdir())
+    cell = FakeCell()
+    with pytest.raises(InputError, match="is in the way of a benchmark folder") as err:
+        run_bench(_config(seeds=[0]), bench, cell)
+    assert err.value.path == str(where) and cell.attempts == 0
+    assert sorted(p.name for p in bench.iterdir()) == before

@@ -141,9 +141,17 @@ def _refuse_records_in_the_way(bench_dir: Path, config: BenchConfig) -> None:
     its records, or a cell of ``config`` one of its results, is refused before any cell runs (not met as a
     traceback once the cell has run)."""
     paths = [bench_dir / name for name in (layout.CONFIG, INPUTS, layout.INDEX)]
+    folders = [bench_dir / "cells"]
     for task in expand(config):
         folder = layout.cell_dir(bench_dir, task.cell)
-        paths += [folder / name for name in (layout.RESULT, layout.PER_IMAGE, layout.EXAMPLES, layout.ERROR)]
+        scored = [folder / layout.TEST_ONLY / layout.safe_name(name) for name in task.test_only_names]
+        folders += [folder, folder / layout.CELL_RUN, *([folder / layout.TEST_ONLY] if scored else []), *scored]
+        paths += [place / name for place in (folder, *scored)
+                  for name in (layout.RESULT, layout.PER_IMAGE, layout.EXAMPLES, layout.ERROR)]
+    for path in folders:  # a file, or a link to nothing, where a folder is made (a link to a folder is used)
+        if (path.is_symlink() and not path.exists()) or (path.exists() and not path.is_dir()):
+            raise InputError(path, "is in the way of a benchmark folder (not a folder); move it, or use a new "
+                                   "output folder")
     for path in paths:
         if atomic.in_the_way(path):
             raise InputError(path, "is in the way of a benchmark record (not a file); move it, or use a new output "
