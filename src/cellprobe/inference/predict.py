@@ -291,6 +291,8 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
     _refuse_clashes(out_dir, files, slide or SlideSettings())
     for name in (n for f in files for n in output_names(f.stem)):
         for stale in out_dir.glob(f".{name}.*.tmp"):  # an atomic write that a kill interrupted
+            if stale.is_dir() and not stale.is_symlink():  # not one cellprobe writes: not removed
+                raise InputError(stale, "is a folder named as cellprobe's temporary files; move it")
             stale.unlink(missing_ok=True)
     if overwrite:
         return

@@ -56,7 +56,7 @@ from cellprobe.inference.slide_outputs import (
     write_part,
 )
 from cellprobe.inference.slide_plan import SlideInputs, SlidePlan, plan_slide, stamp_difference
-from cellprobe.inference.slide_resume import Journal, check_partial_place, partial_dir, publish
+from cellprobe.inference.slide_resume import Journal, aside_path, check_partial_place, partial_dir, publish
 from cellprobe.inference.slide_tiles import Tile
 from cellprobe.inference.slide_windows import TileMaps, WindowCache
 from cellprobe.inference.window import WindowConfig, predict_batch
@@ -562,6 +562,10 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
                                       "results folder goes; give another --out")
         check_record_place(out_dir, name)
         check_partial_place(partial_dir(out_dir, name))
+        aside = aside_path(results)  # an earlier result an interrupted --overwrite left: removed when one ends
+        if aside.is_symlink() or (aside.exists() and not aside.is_dir()):
+            raise InputError(aside, "is in the way of the folder an --overwrite moves earlier results to (not a "
+                                    "folder); move it")
         if overwrite:  # the folder is replaced whole (without, a finished one is skipped or refused)
             _refuse_foreign_files(results)
         for own in (results.name, partial_dir(out_dir, name).name):  # finished, or a killed slide's work folder

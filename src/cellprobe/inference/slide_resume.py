@@ -200,10 +200,15 @@ class Journal:
         return path
 
 
+def aside_path(final: Path) -> Path:
+    """Where :func:`publish` moves an earlier result while it puts the new one in place."""
+    return final.with_name(f".{final.name}.old")
+
+
 def publish(result: Path, final: Path, partial: Path) -> None:
     """Move a finished slide's result folder to its final name in one rename (an earlier result, when
     overwriting, is moved aside first and removed after), then drop the partial folder."""
-    aside = final.with_name(f".{final.name}.old")
+    aside = aside_path(final)
     if aside.exists():
         shutil.rmtree(aside)
     if final.exists():
