@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import re
 import socket
 import tarfile
 import threading
+import warnings
 import zipfile
 
 import pytest
@@ -341,3 +343,53 @@ def test_a_user_catalog_is_strict_about_names_and_verification(cli, server, tmp_
     catalog.write_text(yaml.safe_dump({"raw": {"title": "raw", "files": [sized.model_dump()]}}))
     rc, _, err = cli("data", "download", "raw", "--root", tmp_path / "root", "--catalog", catalog)
     assert rc == 0 and "note: no sha256 for raw.bin: verified by size (where known) and archive format only" in err, err
+
+
+def _tar_list(path, members):
+    """A tar of (name, bytes or None for a folder) in order, duplicates kept."""
+    with tarfile.open(path, "w") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            else:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(("members", "problem"), [
+    ([("ok/c.txt", b"first"), ("ok/c.txt", b"second")], "member 'ok/c.txt' is in the archive twice"),
+    ([("ok/c.txt", b"first"), ("./ok/c.txt", b"second")], "member './ok/c.txt' is in the archive twice"),
+    ([("ok/C.txt", b"first"), ("ok/c.txt", b"second")], "'ok/c.txt' and 'ok/C.txt' differ only in case"),
+    ([("ok/d", b"a file"), ("ok/d/e.txt", b"below it")], "member 'ok/d/e.txt' lies below 'ok/d', a file"),
+    ([("ok/d", None), ("ok/d", b"a file")], "member 'ok/d' is in the archive twice"),
+])
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_an_archive_that_would_not_unpack_as_listed_is_refused_before_writing(tmp_path, members, problem, kind):
+    """The twenty-second probe: a member given twice silently replaced the first (exit 0); a member below a
+    file member half-unpacked, then failed naming no member."""
+    if kind == "tar":
+        archive = _tar_list(tmp_path / "m.tar", members)
+    else:
+        archive = tmp_path / "m.zip"
+        with zipfile.ZipFile(archive, "w") as zf, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # zipfile warns of a duplicate name
+            for name, data in members:
+                if data is None:
+                    zf.writestr(name.rstrip("/") + "/", b"")
+                else:
+                    zf.writestr(name, data)
+    with pytest.raises(InputError, match=re.escape(problem)):
+        unpack(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_member_meeting_a_file_already_there_is_named(tmp_path):
+    (tmp_path / "out" / "ok").mkdir(parents=True)
+    (tmp_path / "out" / "ok" / "d").write_text("the user's")
+    archive = _tar_list(tmp_path / "m.tar", [("ok/d/e.txt", b"x")])
+    with pytest.raises(InputError, match="member 'ok/d/e.txt' would unpack onto .*ok/d, a file already there"):
+        unpack(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "ok" / "d").read_text() == "the user's"

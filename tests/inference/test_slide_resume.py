@@ -208,7 +208,7 @@ def test_a_partial_folder_damaged_by_hand_is_one_line_or_resumed(tmp_path, damag
     assert Journal.open(folder, {"run": "r"}, True).progress.parts == 0
 
 
-@pytest.mark.parametrize("link", ["parts", "result", "partial folder"])
+@pytest.mark.parametrize("link", ["parts", "result", "partial folder", "journal.jsonl", "stamp.json"])
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_a_link_in_a_partial_folder_is_refused_and_what_it_points_at_kept(tmp_path, link, overwrite):
     """The twenty-second probe: a killed slide's parts/ replaced by a link to a user's folder; the resume
@@ -231,6 +231,9 @@ def test_a_link_in_a_partial_folder_is_refused_and_what_it_points_at_kept(tmp_pa
             shutil.move(part, victim / part.name)
         (folder / "parts").rmdir()
         where.symlink_to(victim)
+    elif link in ("journal.jsonl", "stamp.json"):
+        shutil.move(where, victim / link)
+        where.symlink_to(victim / link)
     else:
         where.symlink_to(victim)
     kept = sorted((p.relative_to(victim), p.read_bytes()) for p in victim.rglob("*") if p.is_file())

@@ -198,6 +198,38 @@ def _safe_target(dest: Path, name: str, archive: Path) -> Path:
     return target
 
 
+def _check_layout(members: list[tuple[str, bool]], archive: Path, dest: Path) -> None:
+    """Refuse members (name, is a folder) that would not unpack as listed: one file given twice (the later
+    silently replaces the earlier), two names that differ only in case or Unicode spelling (one file on macOS
+    and Windows), a member below one that is a file, or one meeting a file or folder of the other kind already
+    in ``dest``; each found before anything is written, naming the member."""
+    kinds: dict[str, tuple[str, bool]] = {}
+    spelt: dict[str, str] = {}  # portable key → the path as the archive spells it, '.' parts dropped
+    for name, is_dir in members:
+        parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p != "."]
+        key = "/".join(atomic.portable_name(p) for p in parts)
+        earlier = kinds.get(key)
+        if earlier is not None and not (is_dir and earlier[1]):
+            raise InputError(archive, f"refused: member '{name}' " + (
+                "is in the archive twice (the later would replace the earlier)" if spelt[key] == "/".join(parts)
+                else f"and '{earlier[0]}' differ only in case or Unicode spelling (one file on macOS and Windows)"))
+        kinds[key], spelt[key] = (name, is_dir), "/".join(parts)
+    for key, (name, is_dir) in kinds.items():
+        parts = key.split("/")
+        for depth in range(1, len(parts)):
+            above = kinds.get("/".join(parts[:depth]))
+            if above is not None and not above[1]:
+                raise InputError(archive, f"refused: member '{name}' lies below '{above[0]}', a file of the archive")
+        target = dest / PurePosixPath(name.replace("\\", "/"))
+        there = [target, *[p for p in target.parents if p.is_relative_to(dest) and p != dest]]
+        for path in there:
+            wants_dir = path != target or is_dir
+            if (path.exists() or path.is_symlink()) and (path.is_dir() != wants_dir or path.is_symlink()):
+                raise InputError(archive, f"refused: member '{name}' would unpack onto {path}, "
+                                          f"{'a link' if path.is_symlink() else 'a folder' if path.is_dir() else 'a file'}"
+                                          " already there")
+
+
 def unpack(archive: Path, dest: Path) -> list[str]:
     """Extract a zip or tar archive into ``dest`` after checking *every* member first (nothing is written
     when any member would escape ``dest`` or is a link); returns the member names."""
@@ -221,6 +253,7 @@ def _unpack(archive: Path, dest: Path) -> list[str]:
                 if stat.S_ISLNK(info.external_attr >> 16):
                     raise InputError(archive, f"refused: member '{info.filename}' is a symbolic link")
                 _safe_target(dest, info.filename, archive)
+            _check_layout([(i.filename, i.is_dir()) for i in zf.infolist()], archive, dest)
             zf.extractall(dest)
             return zf.namelist()
     if kind == "tar":
@@ -236,6 +269,7 @@ def _unpack(archive: Path, dest: Path) -> list[str]:
                     tarfile.data_filter(member, str(dest))
                 except tarfile.FilterError as exc:
                     raise InputError(archive, f"refused: {exc}") from None
+            _check_layout([(m.name, m.isdir()) for m in members], archive, dest)
             tf.extractall(dest, filter="data")
             return [m.name for m in members]
     raise InputError(archive, "not a zip or tar archive")

@@ -34,14 +34,15 @@ def partial_dir(out_dir: Path, name: str) -> Path:
 
 
 def check_partial_place(folder: Path) -> None:
-    """Refuse a partial folder, or its ``parts``/``result`` folder, that is a link or not a folder: a resume
-    clears what no journal line names and redoes an interrupted finish, which must happen in cellprobe's own
-    folder, never in one a link points at (a user's files there would be deleted)."""
-    for path in (folder, folder / PARTS, folder / RESULT):
+    """Refuse a partial folder, or its ``parts``/``result`` folder, that is a link or not a folder, and a
+    journal or stamp that is a link: a resume clears what no journal line names, redoes an interrupted finish
+    and appends to its journal, which must happen in cellprobe's own folder, never where a link points (a
+    user's files there would be deleted or written)."""
+    for path in (folder, folder / PARTS, folder / RESULT, folder / JOURNAL, folder / STAMP):
         if path.is_symlink():
             raise InputError(path, "is a link where cellprobe keeps an unfinished slide's work (a folder it makes): "
                                    "remove the link (nothing it points at is touched), then run again")
-        if path.exists() and not path.is_dir():
+        if path.name not in (JOURNAL, STAMP) and path.exists() and not path.is_dir():
             raise InputError(path, "is not a folder, where cellprobe keeps an unfinished slide's work: remove it, "
                                    "then run again")
         if not folder.is_dir():
