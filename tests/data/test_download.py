@@ -390,6 +390,6 @@ def test_a_member_meeting_a_file_already_there_is_named(tmp_path):
     (tmp_path / "out" / "ok").mkdir(parents=True)
     (tmp_path / "out" / "ok" / "d").write_text("the user's")
     archive = _tar_list(tmp_path / "m.tar", [("ok/d/e.txt", b"x")])
-    with pytest.raises(InputError, match="member 'ok/d/e.txt' would unpack onto .*ok/d, a file already there"):
+    with pytest.raises(InputError, match=r"member 'ok/d/e.txt' would unpack onto .*ok/d, a file already there"):
         unpack(archive, tmp_path / "out")
     assert (tmp_path / "out" / "ok" / "d").read_text() == "the user's"
