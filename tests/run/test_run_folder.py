@@ -88,3 +88,18 @@ def test_a_run_file_that_is_a_folder_is_named_as_such(tmp_path_factory, tmp_path
     with pytest.raises(InputError, match="is a folder, not a file") as err:
         R.Run.open(run).checkpoint("best")
     assert err.value.path == str(run / name)
+
+
+@pytest.mark.parametrize(("kind", "problem"), [("folder", "is a folder, not a file"),
+                                               ("pipe", "is not a regular file (a device, pipe or socket)"),
+                                               ("link to nothing", "is a link to nothing")])
+def test_thresholds_that_are_no_file_are_named_for_what_they_are(tmp_path, kind, problem):
+    """The twenty-second probe: a postprocess.json that was a pipe was called a folder or a link to nothing."""
+    import os
+
+    path = tmp_path / R.POSTPROCESS
+    {"folder": path.mkdir, "pipe": lambda: os.mkfifo(path),
+     "link to nothing": lambda: path.symlink_to(tmp_path / "gone")}[kind]()
+    with pytest.raises(InputError) as err:
+        R.load_postprocess(tmp_path)
+    assert err.value.path == str(path) and err.value.problem.startswith(f"{problem}: the run's tuned thresholds")

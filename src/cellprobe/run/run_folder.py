@@ -390,8 +390,8 @@ def load_postprocess(run_dir: Path, untuned: PostprocessParams | None = None) ->
 
     path = Path(run_dir) / POSTPROCESS
     if atomic.in_the_way(path):  # not "untuned": it would score otherwise
-        raise InputError(path, "is not a file (a folder, or a link to nothing): the run's tuned thresholds go "
-                               "here; move it, then tune again")
+        raise InputError(path, f"{not_a_file(path)}: the run's tuned thresholds go here; move it, then tune "
+                               "again")
     if not path.is_file():
         return untuned or PostprocessParams()
     values = read_json(path, "post-processing parameters")
