@@ -319,6 +319,6 @@ def test_a_dataset_yaml_that_is_no_file_is_refused_not_skipped(tmp_path, synth, 
         labels = tmp_path / "ds" / "train" / "labels.npz"
         labels.unlink()
         os.mkfifo(labels)
-        with pytest.raises(InputError, match=r"is not a regular file .*: the split folder 'train' has") as err:
+        with pytest.raises(InputError, match=r"is not a regular file .*: the split folder 'train' needs") as err:
             open_dataset(tmp_path / "ds", split="train")
         assert err.value.path == str(labels)

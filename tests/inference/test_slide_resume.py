@@ -237,7 +237,7 @@ def test_a_link_in_a_partial_folder_is_refused_and_what_it_points_at_kept(tmp_pa
     else:
         where.symlink_to(victim)
     kept = sorted((p.relative_to(victim), p.read_bytes()) for p in victim.rglob("*") if p.is_file())
-    with pytest.raises(InputError, match="is a link where cellprobe keeps an unfinished slide's work") as err:
+    with pytest.raises(InputError, match="is a link, where cellprobe keeps an unfinished slide's work") as err:
         Journal.open(folder, {"run": "r"}, overwrite)
     assert err.value.path == str(where)
     assert sorted((p.relative_to(victim), p.read_bytes()) for p in victim.rglob("*") if p.is_file()) == kept

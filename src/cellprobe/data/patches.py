@@ -75,8 +75,10 @@ def split_folders(root: Path) -> list[str]:
             found.append(folder.name)
         elif present:
             name = next(n for n in SPLIT_FILES if not (folder / n).is_file())
-            problem = "is missing" if not (folder / name).exists() else not_a_file(folder / name)
-            raise InputError(folder / name, f"{problem}: the split folder '{folder.name}' has "
+            if (folder / name).exists() or (folder / name).is_symlink():
+                raise InputError(folder / name, f"{not_a_file(folder / name)}: the split folder '{folder.name}' "
+                                                "needs labels.npz and patch_info.csv as files")
+            raise InputError(folder / name, f"is missing: the split folder '{folder.name}' has "
                                             f"{' and '.join(present)} but needs both labels.npz and patch_info.csv")
     return found
 

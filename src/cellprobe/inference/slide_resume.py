@@ -40,7 +40,8 @@ def check_partial_place(folder: Path) -> None:
     user's files there would be deleted or written)."""
     for path in (folder, folder / PARTS, folder / RESULT, folder / JOURNAL, folder / STAMP):
         if path.is_symlink():
-            raise InputError(path, "is a link where cellprobe keeps an unfinished slide's work (a folder it makes): "
+            raise InputError(path, "is a link, where cellprobe keeps an unfinished slide's work in its own "
+                                   f"{'folder' if path.name in (PARTS, RESULT) or path == folder else 'file'}: "
                                    "remove the link (nothing it points at is touched), then run again")
         if path.name not in (JOURNAL, STAMP) and path.exists() and not path.is_dir():
             raise InputError(path, "is not a folder, where cellprobe keeps an unfinished slide's work: remove it, "
