@@ -221,7 +221,7 @@ def test_folders_in_the_way_of_tunes_results_are_refused_before_work(run, tmp_pa
     for name in ("tune.csv", R.POSTPROCESS):
         (copy / name).unlink(missing_ok=True)
         (copy / name).mkdir()
-        with pytest.raises(InputError, match=r"is in the way of tune's results|is not a file") as err:
+        with pytest.raises(InputError, match=r"is in the way of tune.s results|is a folder, not a file") as err:
             tune(copy, grid={"fg_threshold": [0.5]}, overwrite=True)
         assert err.value.path == str(copy / name)
         (copy / name).rmdir()
@@ -236,7 +236,7 @@ def test_a_folder_where_the_thresholds_go_is_refused_not_read_as_untuned(run, tm
     shutil.copytree(run, copy)
     (copy / R.POSTPROCESS).unlink(missing_ok=True)
     (copy / R.POSTPROCESS).mkdir()
-    with pytest.raises(InputError, match="is not a file") as err:
+    with pytest.raises(InputError, match="is a folder, not a file") as err:
         evaluate(copy, shared_data(), "test", format="patches", out=tmp_path / "out")
     assert err.value.path == str(copy / R.POSTPROCESS)
 
