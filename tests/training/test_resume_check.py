@@ -171,6 +171,26 @@ def test_a_folder_where_a_checkpoint_goes_is_refused_before_an_epoch_trains(inte
         last.write_bytes(original)
 
 
+def test_a_link_where_the_run_keeps_its_logs_is_refused_before_an_epoch_trains(interrupted, tmp_path):
+    """Beside the twenty-second probe's slide journal: the run's logs are appended to where they are, so a link
+    there would write outside the run folder."""
+    cfg, out, _ = interrupted
+    log = out / R.LOGS / "framework.log"
+    elsewhere = tmp_path / "elsewhere.log"
+    elsewhere.write_text("a user's file")
+    had = log.read_bytes() if log.exists() else None
+    log.unlink(missing_ok=True)
+    log.symlink_to(elsewhere)
+    try:
+        with pytest.raises(InputError, match="is a link, where the run keeps its own logs") as err:
+            train(cfg)
+        assert err.value.path == str(log) and elsewhere.read_text() == "a user's file"
+    finally:
+        log.unlink()
+        if had is not None:
+            log.write_bytes(had)
+
+
 def test_the_undamaged_checkpoint_still_resumes(interrupted):
     cfg, out, _ = interrupted
     run = train(cfg)

@@ -362,6 +362,10 @@ def _refuse_in_the_way(run_dir: Path) -> None:
         path = run_dir / name
         if atomic.in_the_way(path):
             raise InputError(path, "is in the way of a file training writes (not a file); move it")
+    for path in (logs, *(run_dir / name for name in _TRAINING_FILES if name.startswith(f"{LOGS}/"))):
+        if path.is_symlink():  # the logs are appended to where they are: never through a link, out of the run
+            raise InputError(path, "is a link, where the run keeps its own logs; remove the link (nothing it points "
+                                   "at is touched)")
 
 
 def start_run(config: TrainConfig) -> tuple[Run, Path | None]:
