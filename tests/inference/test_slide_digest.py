@@ -83,6 +83,17 @@ def test_something_in_the_way_of_the_record_is_refused_naming_it(tmp_path):
         D.check_record_place(tmp_path, "s")
     D.check_record_place(tmp_path, "other")
     D.check_record_place(tmp_path / "missing", "s")
+    # the twenty-third probe: a link there led the records outside the output folder (or to a traceback)
+    import shutil
+
+    shutil.rmtree(tmp_path / D.DIGESTS)
+    for target in (tmp_path / "elsewhere", tmp_path / "nowhere"):
+        (tmp_path / "elsewhere").mkdir(exist_ok=True)
+        (tmp_path / D.DIGESTS).symlink_to(target)
+        with pytest.raises(InputError, match="is a link, where cellprobe keeps its own folder") as err:
+            D.check_record_place(tmp_path, "s")
+        assert err.value.path == str(tmp_path / D.DIGESTS)
+        (tmp_path / D.DIGESTS).unlink()
 
 
 def test_a_slide_written_while_it_is_read_is_refused(tmp_path, monkeypatch):

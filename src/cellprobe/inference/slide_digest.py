@@ -113,6 +113,9 @@ def check_record_place(out_dir: Path, name: str) -> None:
     from cellprobe.errors import InputError
 
     folder, record = Path(out_dir) / DIGESTS, _record_path(out_dir, name)
+    if folder.is_symlink():  # its records would be written (and replaced) wherever the link points
+        raise InputError(folder, "is a link, where cellprobe keeps its own folder of slide digests; remove the link "
+                                 "(nothing it points at is touched)")
     if folder.exists() and not folder.is_dir():
         raise InputError(folder, "is in the way of cellprobe's record of slide digests (not a folder); move it")
     if (record.exists() and not record.is_file()) or record.is_symlink():
