@@ -75,6 +75,28 @@ def test_test_only_data_must_be_other_data_however_it_is_spelled(tmp_path, entry
     assert "test_datasets 'm'" in err.value.problem
 
 
+def test_a_test_split_that_links_to_the_training_split_is_refused(tmp_path):
+    """The twenty-third probe: a fold whose test split was a link to its training split ran (exit 0, a
+    warning per cell) and reported test-on-train scores as test scores. The config's own checks compare
+    names; the readers' places are compared before any cell runs."""
+    import shutil
+
+    from cellprobe.bench.runner import check_cell_inputs
+
+    data = _patches_release(tmp_path / "data")
+    shutil.rmtree(data / "val")
+    shutil.rmtree(data / "test")
+    (data / "test").symlink_to(data / "train")
+    config = _config(datasets=[{"name": "alpha", "path": str(data), "format": "patches",
+                                "folds": [{"train_split": "train", "val_split": None, "test_split": "test"}]}],
+                     encoders=[{"name": "efficientnet-lite0"}])
+    with pytest.raises(InputError) as err:
+        check_cell_inputs(config)
+    assert err.value.path == str(data)
+    assert "dataset 'alpha' fold 0: test_split 'test' and train_split 'train' read the same patches" in \
+        err.value.problem, err.value
+
+
 def test_one_dataset_listed_under_two_names_is_refused(tmp_path):
     from cellprobe.bench.runner import check_distinct_data
 

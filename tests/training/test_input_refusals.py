@@ -40,3 +40,18 @@ def test_a_key_found_bad_at_train_time_names_its_override_or_the_file(tmp_path, 
         train(path)
     assert err.value.path == str(path)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_validation_split_that_is_the_training_split_by_another_name_is_refused(tmp_path, tiny_data):
+    """The twenty-third probe: val/ a link to train/ trained a run that chose its epoch (and later its
+    thresholds) on its own training patches, exit 0; the same name twice is refused by the config."""
+    import shutil
+
+    data = shutil.copytree(tiny_data, tmp_path / "data")
+    (data / "val").symlink_to(data / "train")
+    cfg = tiny_config(data, tmp_path / "run", epochs=1, cache_views=1)
+    cfg["data"].pop("val_fraction")
+    cfg["data"]["val_split"] = "val"
+    with pytest.raises(InputError, match=r"split .val. .* holds the patches of the training split 'train'") as err:
+        train(cfg)
+    assert err.value.path == str(data) and not (tmp_path / "run").exists()

@@ -352,6 +352,7 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
     from cellprobe.encoders.registry import get_spec
     from cellprobe.run.train_config import check_machine
 
+    readers: dict[tuple[str, str], Any] = {}  # (dataset, split) → its reader, to tell splits that are one
     fit = config.training.encoder.fit
     for i, encoder in enumerate(config.encoders):
         try:
@@ -378,16 +379,35 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
                                for s in (fold.train_split, fold.val_split, fold.test_split) if s is not None)
         for split in splits:
             try:
-                open_dataset(dataset.path, format=dataset.format, split=split, **dataset.options)
+                readers[dataset.name, split] = open_dataset(dataset.path, format=dataset.format, split=split,
+                                                            **dataset.options)
             except InputError as exc:
                 raise InputError(exc.path or dataset.path,
                                  f"dataset '{dataset.name}', split '{split}': {exc.problem}") from None
+        _check_folds_apart(dataset, readers)
     for test in config.test_datasets:
-        try:
+        try:  # one that is a split of a training dataset, however spelt: check_distinct_data
             open_dataset(test.path, format=test.format, split=test.split, **test.options)
         except InputError as exc:
             raise InputError(exc.path or test.path,
                              f"test_datasets '{test.name}', split '{test.split}': {exc.problem}") from None
+
+
+def _check_folds_apart(dataset: Any, readers: dict[tuple[str, str], Any]) -> None:
+    """No fold of ``dataset`` tests (or validates) on the patches it trains on under another split name (a link,
+    a split folder spelt otherwise): the config's own check compares the names only."""
+    from cellprobe.data.base import holds_samples_of
+
+    for f_i, fold in enumerate(dataset.folds):
+        roles = [(role, split) for role, split in (("train_split", fold.train_split), ("val_split", fold.val_split),
+                                                   ("test_split", fold.test_split)) if split is not None]
+        for i, (role, split) in enumerate(roles):
+            for other_role, other in roles[i + 1:]:
+                a, b = readers[dataset.name, split], readers[dataset.name, other]
+                if split != other and (holds_samples_of(a, b) or holds_samples_of(b, a)):
+                    raise InputError(dataset.path, f"dataset '{dataset.name}' fold {f_i}: {other_role} '{other}' "
+                                                   f"and {role} '{split}' read the same patches "
+                                                   f"({b.read_from()[0]}): each must be patches of its own")
 
 
 def _data_key(source: Any) -> tuple[str, str, str]:

@@ -73,6 +73,19 @@ class Reader(PatchDataset):
         return raw, sample_problems(raw, self.num_classes, self.allow_float_image, self.allow_float_labels)
 
 
+def holds_samples_of(reader: PatchDataset, other: PatchDataset) -> str | None:
+    """Whether ``reader`` reads ``other``'s samples: ``"same"`` (the same format and place, however either path
+    was spelt), ``"among others"`` (the whole of the place ``other`` selects a split from), None when neither
+    (or either is no :class:`Reader`, whose place is unknown). Both are taken to be opened with one set of
+    reader options."""
+    if not (isinstance(reader, Reader) and isinstance(other, Reader)) or type(reader) is not type(other):
+        return None
+    here, there = reader.read_from(), other.read_from()
+    if here == there:
+        return "same"
+    return "among others" if here[0] == there[0] and here[1] is None else None
+
+
 # --- windows over large images -----------------------------------------------------------------------------
 
 class WindowOptions(StrictModel):

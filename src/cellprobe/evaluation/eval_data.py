@@ -108,7 +108,7 @@ def training_patches_named(config: Any, dataset: PatchDataset, options: Any) -> 
     import warnings
 
     from cellprobe.data import open_dataset
-    from cellprobe.data.base import Reader
+    from cellprobe.data.base import Reader, holds_samples_of
     from cellprobe.data.validate import DataWarning
 
     own = config.data
@@ -120,13 +120,9 @@ def training_patches_named(config: Any, dataset: PatchDataset, options: Any) -> 
             trained = open_dataset(own.path, format=own.format, split=own.train_split, **own.options)
     except InputError:
         return None  # no longer where the run read it: what is here now is not known as its patches
-    if type(trained) is not type(dataset):
+    held = holds_samples_of(dataset, trained)
+    if held is None:
         return None
-    here, there = dataset.read_from(), trained.read_from()
-    if here == there and own.train_split is not None:
-        what = f"the split '{own.train_split}' the run trained on"
-    elif here == there or (here[0] == there[0] and here[1] is None):
-        what = "the run's training patches among others"
-    else:
-        return None
+    what = (f"the split '{own.train_split}' the run trained on" if held == "same" and own.train_split is not None
+            else "the run's training patches among others")
     return f"{dataset.root} [{dataset.split or 'whole'}] holds {what}"
