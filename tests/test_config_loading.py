@@ -191,3 +191,48 @@ def test_a_key_found_bad_after_validation_is_reported_where_it_was_given(tmp_pat
     with pytest.raises(InputError) as err, keys_attributed(cfg):
         raise InputError("data.npy", "config key 'encoder.taps': a file's own problem")
     assert err.value.path == "data.npy"
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A few hundred bytes of YAML whose aliases expand to 9**levels values."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    (_alias_bomb(), r"its aliases expand to 490,329,064 values, more than any config holds \(limit 1,000,000\)"),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 100 levels deep"),
+    ("a: &x [1, *x]\n", "an alias refers to a value that contains it"),
+    ("epochs: " + "9" * 5000 + "\n", "a whole number of 5,000 digits is beyond any setting"),
+])
+def test_yaml_that_would_hang_or_crash_the_reader_is_one_line(tmp_path, text, problem):
+    """The twenty-third probe: a 360-byte alias bomb hung tune --grid and data check; deep nesting and a
+    5,000-digit number were tracebacks (RecursionError, ValueError), also through --set."""
+    import time
+
+    from cellprobe.cli.options import parse_sets
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    start = time.perf_counter()
+    with pytest.raises(InputError, match=problem) as err:
+        load_yaml(path)
+    assert err.value.path == str(path) and time.perf_counter() - start < 5
+    if text.startswith("epochs"):
+        with pytest.raises(InputError, match=problem):
+            parse_sets([f"epochs={'9' * 5000}"])
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("[" * 100000 + "]" * 100000, "nested deeper than any"),
+    ('{"mpp": ' + "9" * 5000 + "}", "Exceeds the limit"),
+])
+def test_json_that_would_crash_the_reader_is_one_line(tmp_path, text, problem):
+    from cellprobe.config import read_json
+
+    path = tmp_path / "r.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=problem) as err:
+        read_json(path, "run stamp")
+    assert err.value.path == str(path) and "\n" not in str(err.value)

@@ -151,9 +151,18 @@ UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?
 _PLAIN_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
 
 
+#: the most digits a whole number in a config may have: no setting needs more, and Python refuses to convert
+#: over 4,300 (a ValueError deep in the reader)
+MAX_INT_DIGITS = 100
+
+
 def _plain_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
     if ":" in node.value or "_" in node.value:
         return node.value
+    if len(node.value.lstrip("+-")) > MAX_INT_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a whole number of {len(node.value.lstrip('+-')):,} digits is beyond any setting (at most "
+                        f"{MAX_INT_DIGITS})", node.start_mark)
     if not _PLAIN_INT.match(node.value):
         raise yaml.constructor.ConstructorError(
             None, None, f"'{node.value}' is not a plain decimal number (YAML 1.1 would read it as "
@@ -172,9 +181,63 @@ UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _plain_int)
 UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _plain_float)
 
 
+#: the most values (scalars, lists and mappings, aliases counted as often as they are used) a YAML document may
+#: expand to: a few hundred bytes of nested aliases (a "billion laughs") expand to billions, which would hang
+#: every check that walks the config
+MAX_YAML_VALUES = 1_000_000
+#: the deepest nesting of lists and mappings in a YAML or JSON document: configs nest a few levels; the readers
+#: recurse per level and would end in a RecursionError
+MAX_NESTING = 100
+
+
+def _yaml_size(root: yaml.Node) -> int:
+    """The number of values ``root`` expands to, aliases counted at each use (walked without recursion, each
+    node once); a node that contains itself, or nesting deeper than :data:`MAX_NESTING`, is refused."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        children = ([c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode)
+                    else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        if done:
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            open_nodes.discard(id(node))
+            continue
+        if id(node) in sizes:
+            continue
+        if depth > MAX_NESTING:
+            raise yaml.YAMLError(f"nested more than {MAX_NESTING} levels deep (line {node.start_mark.line + 1})")
+        if id(node) in open_nodes:
+            raise yaml.YAMLError(f"an alias refers to a value that contains it (line {node.start_mark.line + 1})")
+        open_nodes.add(id(node))
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _read_yaml(text: str) -> Any:
+    """``text`` read with :class:`UniqueKeyLoader` (a SafeLoader subclass: no arbitrary objects), once its
+    node graph is known to expand to at most :data:`MAX_YAML_VALUES` values; problems are YAMLErrors."""
+    loader = UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _yaml_size(node)
+        if size > MAX_YAML_VALUES:
+            raise yaml.YAMLError(f"its aliases expand to {size:,} values, more than any config holds (limit "
+                                 f"{MAX_YAML_VALUES:,})")
+        return loader.construct_document(node)
+    except RecursionError:
+        raise yaml.YAMLError(f"nested more than {MAX_NESTING} levels deep") from None
+    finally:
+        loader.dispose()
+
+
 def yaml_value(text: str) -> Any:
     """One value written as YAML (a ``--set`` value), read as config files are."""
-    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
+    return _read_yaml(text)
 
 
 #: the largest config, record or annotation file read as text (a tissue annotation GeoJSON of a whole slide is
@@ -207,7 +270,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     text = read_text_file(path, "config")
     try:
-        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
+        data = _read_yaml(text)
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
     if data is None:
@@ -422,3 +485,7 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         raise InputError(path, f"unreadable {what}: key {exc.key!r} is given twice in one object") from None
     except json.JSONDecodeError as exc:
         raise InputError(path, f"unreadable {what}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except RecursionError:
+        raise InputError(path, f"unreadable {what}: nested deeper than any {what} cellprobe writes") from None
+    except ValueError as exc:  # a whole number of more digits than Python converts
+        raise InputError(path, f"unreadable {what}: {exc}") from None

@@ -133,7 +133,7 @@ def remember(path: Path, name: str, out_dir: Path, digest: str) -> None:
     try:
         if json.loads(record.read_text(encoding="utf-8")) == data:
             return
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         pass
     os.makedirs(record.parent, exist_ok=True)
     atomic.write_json(record, data)

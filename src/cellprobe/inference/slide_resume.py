@@ -159,7 +159,7 @@ class Journal:
         for number, line in enumerate(lines, 1):
             try:
                 entry = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 break  # a line cut by a kill is the last one
             _check_entry(entry, progress, f"{path} line {number}")
             if not (folder / PARTS / entry["part"]).is_file():
