@@ -3,6 +3,7 @@ InputError naming the file (and row or sample), across every reader with the sam
 
 from __future__ import annotations
 
+import re
 import struct
 import warnings
 import zlib
@@ -322,3 +323,29 @@ def test_a_dataset_yaml_that_is_no_file_is_refused_not_skipped(tmp_path, synth, 
         with pytest.raises(InputError, match=r"is not a regular file .*: the split folder 'train' needs") as err:
             open_dataset(tmp_path / "ds", split="train")
         assert err.value.path == str(labels)
+
+
+@pytest.mark.parametrize("damage", ["raw member", "array twice"])
+def test_a_label_archive_numpy_would_misread_is_refused(tmp_path, synth, damage):
+    """The twenty-third probe: a labels.npz holding a raw member 'inst' beside inst.npy was a traceback
+    (numpy hands back bytes); inst.npy stored twice was read as the last copy without a word."""
+    import io
+    import zipfile
+
+    folder = _patches(tmp_path, synth)
+    labels = folder / "labels.npz"
+    with zipfile.ZipFile(labels, "a") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns of the duplicate name
+        if damage == "raw member":
+            archive.writestr("inst", b"not an array")
+        else:
+            buf = io.BytesIO()
+            np.save(buf, np.zeros((6, 64, 64), np.int32))
+            archive.writestr("inst.npy", buf.getvalue())
+    problem = ("holds member 'inst', which is not an array (.npy)" if damage == "raw member"
+               else "holds array 'inst' twice")
+    with pytest.raises(InputError, match=re.escape(problem)) as err:
+        open_dataset(tmp_path / "ds", split="train")
+    assert err.value.path == str(labels)
+    with pytest.raises(InputError, match=re.escape(problem)):  # data check says the same
+        check_path(tmp_path / "ds")

@@ -30,6 +30,7 @@ import re
 import unicodedata
 import warnings
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -195,21 +196,33 @@ def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
 
 
 def npz_member_names(path: Path) -> list[str]:
-    """The names of the arrays of a ``.npz`` archive (``.npy`` dropped), from its directory only."""
+    """The names of the arrays of a ``.npz`` archive (``.npy`` dropped), from its directory only. A member that
+    is no ``.npy`` array, or an array stored twice, is refused: numpy would hand back raw bytes for the one, and
+    silently the last of the two for the other."""
     require_file(path, "label archive")
     try:
         with zipfile.ZipFile(path) as archive:
-            return [n.removesuffix(".npy") for n in archive.namelist()]
+            members = archive.namelist()
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(path, f"truncated or corrupt .npz archive ({str(exc).splitlines()[0]})") from None
+    names: list[str] = []
+    for member in members:
+        if not member.endswith(".npy"):
+            raise InputError(path, f"holds member '{member}', which is not an array (.npy): not an .npz numpy "
+                                   "writes; save the arrays with numpy.savez_compressed")
+        if member.removesuffix(".npy") in names:
+            raise InputError(path, f"holds array '{member.removesuffix('.npy')}' twice: which one is meant is "
+                                   "unknown; save the arrays again, once each")
+        names.append(member.removesuffix(".npy"))
+    return names
 
 
 def npz_member_shape(path: Path, key: str) -> tuple[int, ...]:
     """The shape of one array of a ``.npz`` archive, from its header (nothing is decompressed beyond it)."""
     require_file(path, "label archive")
     try:
+        names = npz_member_names(path)
         with zipfile.ZipFile(path) as archive:
-            names = [n.removesuffix(".npy") for n in archive.namelist()]
             if key not in names:
                 raise InputError(path, f"has no array '{key}' (has: {', '.join(names) or 'none'})")
             with archive.open(f"{key}.npy") as member:
@@ -227,7 +240,7 @@ def npz_member_shape(path: Path, key: str) -> tuple[int, ...]:
 
 def load_npz_member(path: Path, key: str) -> np.ndarray:
     """One array of a (compressed) ``.npz`` archive, read whole (compressed members cannot be memory-mapped)."""
-    require_file(path, "label archive")
+    npz_member_names(path)  # arrays only, each once
     try:
         with np.load(path, allow_pickle=False) as archive:
             if key not in archive.files:
@@ -235,7 +248,7 @@ def load_npz_member(path: Path, key: str) -> np.ndarray:
             return archive[key]
     except InputError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as exc:
         raise InputError(path, f"truncated or corrupt .npz archive ({str(exc).splitlines()[0]})") from None
 
 
