@@ -28,8 +28,11 @@ def exclusive(folder: str | Path, what: str) -> Iterator[None]:
     folder = Path(folder)
     made = not folder.exists()
     atomic.output_folder(folder)  # made; a file or a link to nothing on the way is one line naming it
+    if (folder / LOCK).is_symlink() or ((folder / LOCK).exists() and not (folder / LOCK).is_file()):
+        # the lock's file is truncated and written: never through a link (a user's file would be replaced)
+        raise InputError(folder / LOCK, "is not cellprobe's lock file (a link, folder or device); remove it")
     try:
-        fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR, 0o666)
+        fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o666)
     except OSError as exc:
         raise InputError(folder, f"cannot use this output folder ({exc.strerror or exc})") from None
     try:

@@ -1,0 +1,36 @@
+"""The output folder's lock (cellprobe.locking)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cellprobe.errors import InputError
+from cellprobe.locking import LOCK, exclusive
+
+
+@pytest.mark.parametrize("kind", ["link to a file", "link to nothing", "folder", "pipe"])
+def test_a_lock_place_that_is_no_lock_file_is_refused_and_left_as_it_is(tmp_path, kind):
+    """The twenty-third probe: a lock file that was a link to a user's file had that file truncated and
+    overwritten (every command holding an output folder); a link to nothing created a file where it pointed."""
+    out, target = tmp_path / "out", tmp_path / "thesis.txt"
+    out.mkdir()
+    if kind == "link to a file":
+        target.write_text("years of work")
+    lock = out / LOCK
+    {"link to a file": lambda: lock.symlink_to(target), "link to nothing": lambda: lock.symlink_to(target),
+     "folder": lock.mkdir, "pipe": lambda: os.mkfifo(lock)}[kind]()
+    with pytest.raises(InputError, match="is not cellprobe's lock file") as err, exclusive(out, "evaluating"):
+        pass
+    assert err.value.path == str(lock)
+    assert (target.read_text() == "years of work") if kind == "link to a file" else not target.exists()
+
+
+def test_the_lock_is_held_and_named(tmp_path):
+    with exclusive(tmp_path / "out", "evaluating"):
+        with pytest.raises(InputError, match=r"in use by another cellprobe process \(evaluating\)"), \
+                exclusive(tmp_path / "out", "tuning"):
+            pass
+    with exclusive(tmp_path / "out", "tuning"):
+        pass
