@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
 import re
 import socket
 import tarfile
@@ -386,10 +387,105 @@ def test_an_archive_that_would_not_unpack_as_listed_is_refused_before_writing(tm
     assert not (tmp_path / "out").exists()
 
 
-def test_a_member_meeting_a_file_already_there_is_named(tmp_path):
+@pytest.mark.parametrize("there", ["file", "folder"])
+def test_a_member_meeting_a_file_already_there_is_refused_and_the_file_kept(tmp_path, there):
+    """The twenty-third probe: a file already in the dataset folder (a user's, or another archive's) was
+    silently replaced by a member of the same name."""
     (tmp_path / "out" / "ok").mkdir(parents=True)
-    (tmp_path / "out" / "ok" / "d").write_text("the user's")
-    archive = _tar_list(tmp_path / "m.tar", [("ok/d/e.txt", b"x")])
-    with pytest.raises(InputError, match=r"member 'ok/d/e.txt' would unpack onto .*ok/d, a file already there"):
+    user = tmp_path / "out" / "ok" / ("d" if there == "file" else "c.txt")
+    user.write_text("the user's")
+    member = "ok/d/e.txt" if there == "file" else "ok/c.txt"
+    archive = _tar_list(tmp_path / "m.tar", [(member, b"x")])
+    with pytest.raises(InputError, match=rf"member '{member}' would replace .*, a file already there "
+                                         r"\(not unpacked from this archive\)"):
         unpack(archive, tmp_path / "out")
-    assert (tmp_path / "out" / "ok" / "d").read_text() == "the user's"
+    assert user.read_text() == "the user's"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok"]
+
+
+def test_two_archives_of_one_dataset_may_not_hold_one_file(server, tmp_path):
+    """The twenty-third probe: the second archive's ok/c.txt silently replaced the first's."""
+    first, second = tar_bytes({"ok/c.txt": b"first"}), tar_bytes({"ok/c.txt": b"second", "ok/d.txt": b"d"})
+    files = [server.add("a1.tar.gz", first), server.add("a2.tar.gz", second)]
+    with pytest.raises(InputError, match=r"member .ok/c\.txt. would replace"):
+        download_dataset("two", DatasetSource(title="two", files=files), tmp_path)
+    assert (tmp_path / "two" / "ok" / "c.txt").read_bytes() == b"first"
+    assert not (tmp_path / "two" / "ok" / "d.txt").exists()
+
+
+def _zip_damaged(path, how):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ok/a.txt", b"a" * 1000)
+        zf.writestr("ok/b.txt", b"b" * 1000)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        second = zf.infolist()[1]
+    if how == "encrypted":  # the flag bit in the local header and the central directory
+        data[second.header_offset + 6] |= 1
+        central = data.rfind(b"PK\x01\x02")
+        data[central + 8] |= 1
+    else:  # a bad CRC: one byte of the stored data changed
+        data[second.header_offset + 30 + len("ok/b.txt")] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("how", ["encrypted", "bad crc", "truncated tar"])
+def test_a_damaged_archive_unpacks_nothing_and_is_one_line(tmp_path, how):
+    """The twenty-third probe: an encrypted member, a bad CRC or a truncated tar were tracebacks after the
+    members before them had been unpacked (a corrupt one among them)."""
+    if how == "truncated tar":
+        archive = tmp_path / "m.tar"
+        _tar_list(archive, [("ok/a.txt", b"a" * 5000), ("ok/b.txt", b"b" * 5000)])
+        archive.write_bytes(archive.read_bytes()[:8000])  # within the second member's data
+    else:
+        archive = _zip_damaged(tmp_path / "m.zip", how)
+    with pytest.raises(InputError, match="cannot unpack: a damaged") as err:
+        unpack(archive, tmp_path / "out")
+    assert err.value.path == str(archive)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.txt"))
+
+
+def test_a_killed_move_is_finished_by_the_next_unpack(tmp_path, monkeypatch):
+    """Files move into place only once the whole archive is unpacked; a kill during the move is finished by the
+    next call (what moved already is not refused as "already there")."""
+    from cellprobe.data import download as D
+
+    archive = _tar_list(tmp_path / "m.tar", [("ok/a.txt", b"a"), ("ok/b.txt", b"b")])
+    moved = []
+    real = os.replace
+
+    def killed_after_one(src, dst):
+        if moved:
+            raise KeyboardInterrupt
+        moved.append(dst)
+        real(src, dst)
+
+    monkeypatch.setattr(D.os, "replace", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        unpack(archive, tmp_path / "out")
+    monkeypatch.setattr(D.os, "replace", real)
+    assert unpack(archive, tmp_path / "out", tmp_path / "out" / ".unpacked-m.tar") == ["ok/a.txt", "ok/b.txt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".unpacked-m.tar", "ok"]
+    assert (tmp_path / "out" / "ok" / "b.txt").read_bytes() == b"b"
+
+
+@pytest.mark.parametrize("where", ["part", "final"])
+@pytest.mark.parametrize("kind", ["link to a file", "link to nothing", "folder"])
+def test_a_link_or_folder_where_a_download_goes_is_refused(server, tmp_path, where, kind):
+    """The twenty-third probe: a .part file that was a link had the user's file it pointed at replaced by the
+    download (a link to nothing created a file there); a folder where the download goes was a traceback."""
+    remote = server.add("d.zip", zip_bytes({"a.txt": b"a"}))
+    folder, user = tmp_path / "downloads", tmp_path / "user.bin"
+    folder.mkdir()
+    path = folder / ("d.zip.part" if where == "part" else "d.zip")
+    if kind == "folder":
+        path.mkdir()
+    else:
+        if kind == "link to a file":
+            user.write_bytes(b"the user's")
+        path.symlink_to(user)
+    with pytest.raises(InputError, match="is not a download cellprobe keeps") as err:
+        fetch(remote, folder)
+    assert err.value.path == str(path)
+    assert (user.read_bytes() == b"the user's") if kind == "link to a file" else not user.exists()

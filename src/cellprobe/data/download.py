@@ -13,6 +13,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
@@ -154,6 +155,10 @@ def fetch(remote: RemoteFile, folder: Path, cfg: DownloadConfig | None = None, p
         raise InputError(url, "only http(s) addresses are downloaded")
     atomic.output_folder(folder, "download")
     final, part = folder / remote.filename, folder / f"{remote.filename}.part"
+    for path in (final, part):  # written, or appended to, where it is: never through a link
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise InputError(path, "is not a download cellprobe keeps (a link, folder or device); remove it, then "
+                                   "run again")
     if final.exists():
         _verify(final, remote, None)
         return final
@@ -222,22 +227,49 @@ def _check_layout(members: list[tuple[str, bool]], archive: Path, dest: Path) ->
                 raise InputError(archive, f"refused: member '{name}' lies below '{above[0]}', a file of the archive")
         target = dest / PurePosixPath(name.replace("\\", "/"))
         there = [target, *[p for p in target.parents if p.is_relative_to(dest) and p != dest]]
-        for path in there:
+        for path in there:  # unpacked into a folder of its own first: a file here now is not this archive's
             wants_dir = path != target or is_dir
-            if (path.exists() or path.is_symlink()) and (path.is_dir() != wants_dir or path.is_symlink()):
-                raise InputError(archive, f"refused: member '{name}' would unpack onto {path}, "
+            if (path.exists() or path.is_symlink()) and (not wants_dir or not path.is_dir() or path.is_symlink()):
+                raise InputError(archive, f"refused: member '{name}' would replace {path}, "
                                           f"{'a link' if path.is_symlink() else 'a folder' if path.is_dir() else 'a file'}"
-                                          " already there")
+                                          " already there (not unpacked from this archive); move it, or give "
+                                          "another --root")
 
 
-def unpack(archive: Path, dest: Path) -> list[str]:
-    """Extract a zip or tar archive into ``dest`` after checking *every* member first (nothing is written
-    when any member would escape ``dest`` or is a link); returns the member names."""
+#: the folder, inside the target, an archive is unpacked into before its files move into place (``<name>``:
+#: the archive's file name), and the file in it saying the unpacking ended (only the move is left)
+WORK_PREFIX, UNPACKED = ".unpacking-", ".complete"
+#: what a damaged or unsupported archive raises while it is read (encrypted or unknown-method zip members, a bad
+#: CRC, a truncated tar or stream)
+_DAMAGED = (RuntimeError, NotImplementedError, zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error)
+
+
+def unpack(archive: Path, dest: Path, marker: Path | None = None) -> list[str]:
+    """Extract a zip or tar archive into ``dest`` after checking *every* member first (nothing is written when
+    any member would escape ``dest``, is a link, or would replace a file already there); returns the member
+    names. The archive is unpacked into a folder of its own inside ``dest`` and its files then moved into place,
+    so that a damaged archive leaves nothing half-unpacked, and a kill during the move is finished by the next
+    call. ``marker``, when given, is written (the archive's sha256) before that folder is removed."""
     created = _missing_folders(dest)
     try:
         atomic.output_folder(dest, "dataset")
+        work = dest / f"{WORK_PREFIX}{archive.name}"
         try:
-            return _unpack(archive, dest)
+            names = _member_list(archive, dest, check=not (work / UNPACKED).is_file())
+            if not (work / UNPACKED).is_file():  # else unpacked whole by a killed call: only the move is left
+                _clear(work)
+                try:
+                    _extract(archive, work)
+                except _DAMAGED as exc:
+                    _clear(work)
+                    raise InputError(archive, f"cannot unpack: a damaged or unsupported archive ({_first_line(exc)}); "
+                                              "delete it and download again") from None
+                (work / UNPACKED).write_text("")
+            _move_into(work, dest)
+            if marker is not None:
+                atomic.write_text(marker, f"{sha256_of(archive)}\n")
+            _clear(work)
+            return names
         except OSError as exc:  # disk full, a member's folder taken by a file: one line, not a traceback
             raise InputError(dest, f"cannot unpack {archive.name} here ({exc.strerror or exc})") from None
     except BaseException:
@@ -245,34 +277,72 @@ def unpack(archive: Path, dest: Path) -> list[str]:
         raise
 
 
-def _unpack(archive: Path, dest: Path) -> list[str]:
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _clear(work: Path) -> None:
+    """Remove an unpacking folder (a link there is removed, never followed)."""
+    if work.is_symlink() or work.is_file():
+        work.unlink()
+    elif work.exists():
+        shutil.rmtree(work)
+
+
+def _move_into(work: Path, dest: Path) -> None:
+    """Move every file unpacked in ``work`` to the same place under ``dest`` (folders made as needed)."""
+    for folder, _, files in os.walk(work):
+        rel = Path(folder).relative_to(work)
+        (dest / rel).mkdir(exist_ok=True)
+        for name in files:
+            if Path(folder) != work or name != UNPACKED:
+                os.replace(Path(folder) / name, dest / rel / name)
+
+
+def _member_list(archive: Path, dest: Path, check: bool) -> list[str]:
+    """The archive's member names, each checked (``check``) as :func:`unpack` promises."""
     kind = archive_kind(archive)
-    if kind == "zip":
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                if stat.S_ISLNK(info.external_attr >> 16):
-                    raise InputError(archive, f"refused: member '{info.filename}' is a symbolic link")
-                _safe_target(dest, info.filename, archive)
-            _check_layout([(i.filename, i.is_dir()) for i in zf.infolist()], archive, dest)
-            zf.extractall(dest)
-            return zf.namelist()
-    if kind == "tar":
-        with tarfile.open(archive) as tf:
-            members = tf.getmembers()
-            for member in members:
-                if member.issym() or member.islnk():
-                    raise InputError(archive, f"refused: member '{member.name}' is a link")
-                if not (member.isfile() or member.isdir()):
-                    raise InputError(archive, f"refused: member '{member.name}' is not a file or folder")
-                _safe_target(dest, member.name, archive)
-                try:
-                    tarfile.data_filter(member, str(dest))
-                except tarfile.FilterError as exc:
-                    raise InputError(archive, f"refused: {exc}") from None
-            _check_layout([(m.name, m.isdir()) for m in members], archive, dest)
-            tf.extractall(dest, filter="data")
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+            if check:
+                for info in infos:
+                    if stat.S_ISLNK(info.external_attr >> 16):
+                        raise InputError(archive, f"refused: member '{info.filename}' is a symbolic link")
+                    _safe_target(dest, info.filename, archive)
+                _check_layout([(i.filename, i.is_dir()) for i in infos], archive, dest)
+            return [i.filename for i in infos]
+        if kind == "tar":
+            with tarfile.open(archive) as tf:
+                members = tf.getmembers()
+            if check:
+                for member in members:
+                    if member.issym() or member.islnk():
+                        raise InputError(archive, f"refused: member '{member.name}' is a link")
+                    if not (member.isfile() or member.isdir()):
+                        raise InputError(archive, f"refused: member '{member.name}' is not a file or folder")
+                    _safe_target(dest, member.name, archive)
+                    try:
+                        tarfile.data_filter(member, str(dest))
+                    except tarfile.FilterError as exc:
+                        raise InputError(archive, f"refused: {exc}") from None
+                _check_layout([(m.name, m.isdir()) for m in members], archive, dest)
             return [m.name for m in members]
+    except _DAMAGED as exc:
+        raise InputError(archive, f"cannot unpack: a damaged archive ({_first_line(exc)}); delete it and download "
+                                  "again") from None
     raise InputError(archive, "not a zip or tar archive")
+
+
+def _extract(archive: Path, work: Path) -> None:
+    work.mkdir(parents=True)
+    if archive_kind(archive) == "zip":
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(work)
+    else:
+        with tarfile.open(archive) as tf:
+            tf.extractall(work, filter="data")
 
 
 def download_dataset(name: str, source: DatasetSource, root: Path, cfg: DownloadConfig | None = None,
@@ -322,11 +392,11 @@ def _download_into(name: str, source: DatasetSource, root: Path, cfg: DownloadCo
         made_from = marker if remote.unpack else target / remote.filename
         if made_from.exists():
             _check_same_version(made_from, path, target, remote)
+            _clear(target / f"{WORK_PREFIX}{path.name}")  # left by a kill after the marker was written
             continue
         try:
             if remote.unpack:
-                unpack(path, target)
-                atomic.write_text(marker, f"{sha256_of(path)}\n")
+                unpack(path, target, marker)
             else:
                 atomic.output_folder(target, "dataset")
                 with open(path, "rb") as source_file, atomic.atomic_open(target / remote.filename) as copy:
