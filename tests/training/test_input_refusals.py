@@ -55,3 +55,20 @@ def test_a_validation_split_that_is_the_training_split_by_another_name_is_refuse
     with pytest.raises(InputError, match=r"split .val. .* holds the patches of the training split 'train'") as err:
         train(cfg)
     assert err.value.path == str(data) and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "link to nothing"])
+def test_a_feature_cache_place_that_is_no_folder_is_refused_before_anything_is_made(tmp_path, tiny_data, kind):
+    """The twenty-third probe: cache_dir (or a run's feature_cache) that was a file or a link to nothing was a
+    traceback once the features were being cached, leaving config.yaml and run.json behind."""
+    cache = tmp_path / "cache"
+    if kind == "file":
+        cache.write_text("mine")
+    else:
+        cache.symlink_to(tmp_path / "nowhere")
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1, cache_views=1, cache_dir=str(cache))
+    with pytest.raises(InputError, match="is in the way of the feature cache folder") as err:
+        train(cfg)
+    assert err.value.path == str(cache) and not (tmp_path / "run").exists()
+    assert not (tmp_path / "nowhere").exists()
+

@@ -156,7 +156,11 @@ class FeatureCache:
     def _create(self, tap_shapes: Sequence[tuple[int, int, int]], chunk_size: int) -> dict[str, Any]:
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file, or a link to nothing, on its way
+            raise InputError(self.directory, f"cannot make the feature cache folder ({exc.strerror or exc}): "
+                                             "something on its way is not a folder; move it") from None
         n = self.key.num_items
         files = []
         for i, shape in enumerate(tap_shapes):

@@ -322,6 +322,9 @@ def find_run(config: TrainConfig) -> Run | None:
     for made in (run_dir, config.cache_dir):  # the run, its feature cache: never into the data they come from
         if made is not None:
             refuse_output_inside(made, config.data.path)
+    cache = config.feature_cache_dir()
+    if config.cache_features and ((cache.is_symlink() and not cache.exists()) or (cache.exists() and not cache.is_dir())):
+        raise InputError(cache, "is in the way of the feature cache folder (a file, or a link to nothing); move it")
     if not (run_dir.is_dir() and (run_dir / CONFIG).exists()):
         if run_dir.is_dir() and any(p.name not in (STAMP, "feature_cache", LOCK) for p in run_dir.iterdir()):
             raise InputError(run_dir, "output folder is not empty and holds no cellprobe run; choose another --out")
