@@ -195,14 +195,31 @@ def check_scheduler_address(address: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- client
+#: the folder, in a command's output folder, of Dask's log and the local workers' output
+LOG_DIR = "logs"
+
+
+def check_log_place(out_dir: Path) -> None:
+    """Refuse a file, or a link, where the cluster's logs folder goes in ``out_dir``, before any work: logs are
+    appended where they are, never through a link out of the output folder."""
+    from cellprobe.errors import InputError
+
+    log_dir = Path(out_dir) / LOG_DIR
+    if log_dir.is_symlink() or (log_dir.exists() and not log_dir.is_dir()):
+        raise InputError(log_dir, f"is {'a link' if log_dir.is_symlink() else 'not a folder'}, where cellprobe "
+                                  "keeps the cluster's logs in its own folder; move it")
+
+
 @contextlib.contextmanager
-def open_client(spec: ClusterSpec, log_dir: Path) -> Iterator[Client]:
+def open_client(spec: ClusterSpec, out_dir: Path) -> Iterator[Client]:
     """A Dask client on ``spec``'s cluster (started here for ``local`` and ``slurm``, closed on exit), with
-    Dask's log lines in ``log_dir``/dask.log and, for a local cluster, each worker's output in
-    ``log_dir``/worker-<name>.log."""
+    Dask's log lines in ``out_dir``/:data:`LOG_DIR`/dask.log and, for a local cluster, each worker's output in
+    ``out_dir``/:data:`LOG_DIR`/worker-<name>.log."""
     import dask
     from distributed import Client
 
+    check_log_place(out_dir)
+    log_dir = Path(out_dir) / LOG_DIR
     log_dir.mkdir(parents=True, exist_ok=True)
     with _dask_log(log_dir / DASK_LOG), dask.config.set(CLIENT_SETTINGS):
         cluster, wait_s = None, SCHEDULER_WORKER_WAIT_S

@@ -448,3 +448,21 @@ def test_a_file_in_the_way_of_a_benchmark_folder_is_refused_before_anything_is_w
         run_bench(_config(seeds=[0]), bench, cell)
     assert err.value.path == str(where) and cell.attempts == 0
     assert sorted(p.name for p in bench.iterdir()) == before
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+def test_a_file_or_link_where_the_clusters_logs_go_is_refused_before_anything_is_written(tmp_path, kind):
+    """The twenty-third probe (slide's twin): logs/ that was a file gave a traceback once the cluster started;
+    a link would have led the workers' logs out of the folder."""
+    from cellprobe.cluster import ClusterSpec
+
+    bench = tmp_path / "b"
+    bench.mkdir()
+    if kind == "file":
+        (bench / "logs").write_text("mine")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        (bench / "logs").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="where cellprobe keeps the cluster's logs") as err:
+        run_bench(_config(seeds=[0]), bench, FakeCell(), cluster=ClusterSpec("local", workers=1))
+    assert err.value.path == str(bench / "logs") and sorted(p.name for p in bench.iterdir()) == ["logs"]

@@ -329,7 +329,7 @@ def test_the_scale_of_a_tissue_mask_is_still_a_setting(cli, run, slide, tmp_path
     assert rc == 0, err
 
 
-@pytest.mark.parametrize("place", ["tissue", ".tissue.partial", ".tissue.old"])
+@pytest.mark.parametrize("place", ["tissue", ".tissue.partial", ".tissue.old", ".cellprobe-slides"])
 def test_a_link_where_a_slides_folders_go_is_refused_before_any_work(cli, run, slide, tmp_path, place):
     """The twenty-second probe: links where cellprobe makes a slide's folders led its work (and its clearing of
     unjournaled parts) into the folder they point at. Both are refused, naming the link, before any work."""
@@ -342,3 +342,14 @@ def test_a_link_where_a_slides_folders_go_is_refused_before_any_work(cli, run, s
     assert rc == 2 and str(out / place) in err and err.count("\n") == 1, err
     assert ("(not a folder)" if place.endswith(".old") else "is a link") in err, err
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
+
+
+def test_a_file_where_the_clusters_logs_go_is_refused_before_any_work(cli, run, slide, tmp_path):
+    """The twenty-third probe: with --cluster, a file named logs in the output folder was a FileExistsError
+    traceback once the cluster started."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "logs").write_text("mine")
+    rc, _, err = cli("slide", run, slide, "--out", out, "--target-mpp", "0.5", *FAST, "--cluster", "local:1")
+    assert rc == 2 and f"{out / 'logs'}: is not a folder, where cellprobe keeps the cluster's logs" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["logs"]

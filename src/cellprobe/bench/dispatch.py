@@ -33,8 +33,6 @@ from cellprobe.config import dump_config
 from cellprobe.errors import InputError
 from cellprobe.locking import exclusive
 
-#: the Dask logs of a distributed benchmark, in its folder
-LOG_DIR = "logs"
 #: event topics from the cell tasks to the client: a cell started, progress inside a cell
 START_TOPIC = "cellprobe-cell-start"
 PROGRESS_TOPIC = "cellprobe-cell-progress"
@@ -159,7 +157,7 @@ def dispatch_cells(config: BenchConfig, bench_dir: Path, cell_fn: CellFn, spec: 
                 on_cell(task, "skip")
         else:
             pending.append(task)
-    with dask_cluster.open_client(spec, bench_dir / LOG_DIR) as client:
+    with dask_cluster.open_client(spec, bench_dir) as client:
         dask_cluster.check_shared_folder(client, bench_dir)
         gpu = cells_need_gpu(config, client)
         atomic.write_text(bench_dir / layout.CONFIG, dump_config(config))
@@ -167,7 +165,7 @@ def dispatch_cells(config: BenchConfig, bench_dir: Path, cell_fn: CellFn, spec: 
             link = dask_cluster.dashboard_link(client)
             workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
             notify(f"{spec.describe()}: {workers} worker(s) now, {len(pending)} cell(s) to run; dashboard: "
-                   f"{link or 'none (install bokeh for it)'}; Dask logs in {bench_dir / LOG_DIR}")
+                   f"{link or 'none (install bokeh for it)'}; Dask logs in {bench_dir / dask_cluster.LOG_DIR}")
         if pending:
             _run_tasks(client, config, bench_dir, cell_fn, pending, gpu, on_cell, progress, summary)
     summary.seconds = time.perf_counter() - start

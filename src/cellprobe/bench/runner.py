@@ -253,6 +253,10 @@ def run_bench(
     check_distinct_cells(config)
     _check_same_setup(bench_dir, config)
     _refuse_records_in_the_way(bench_dir, config)
+    if cluster is not None:
+        from cellprobe.cluster import check_log_place
+
+        check_log_place(bench_dir)
     inputs = _check_inputs_unchanged(bench_dir, config)
     layout.check_runs_unchanged(bench_dir)
     _check_runs_to_resume(bench_dir, config)

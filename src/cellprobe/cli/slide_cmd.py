@@ -126,6 +126,9 @@ def register(app: typer.Typer) -> None:
 
         check_slides(run_folder, slides, out, settings, inputs, WindowConfig(), overwrite)  # before loading
         if spec is not None:
+            from cellprobe.cluster import check_log_place
+
+            check_log_place(out)
             _on_cluster(spec, run_folder.path, checkpoint, device, tta, slides, out, settings, inputs, overwrite)
             return
 

@@ -23,8 +23,6 @@ from cellprobe.inference.slide_plan import SlideInputs
 
 #: what workers publish while a slide runs: ("start", name, total tiles, done) and ("advance", name, tiles, nuclei)
 PROGRESS_TOPIC = "cellprobe-slide-progress"
-#: where the Dask logs of a cohort go, under the output folder
-LOG_DIR = "logs"
 
 
 @dataclass(frozen=True)
@@ -72,14 +70,14 @@ def run_cohort(spec: Any, network: NetworkChoice, slides: list[Path], out_dir: P
     from distributed import as_completed
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with dask_cluster.open_client(spec, out_dir / LOG_DIR) as client:
+    with dask_cluster.open_client(spec, out_dir) as client:
         dask_cluster.check_shared_folder(client, out_dir)
         gpu = network.device != "cpu" and dask_cluster.workers_have_gpus(client)
         if notify:
             workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
             notify(f"{spec.describe()}: {workers} worker(s) now, {len(slides)} slide(s); dashboard: "
                    f"{dask_cluster.dashboard_link(client) or 'none (install bokeh for it)'}; Dask logs in "
-                   f"{out_dir / LOG_DIR}")
+                   f"{out_dir / dask_cluster.LOG_DIR}")
         if on_progress:
             dask_cluster.subscribe(client, PROGRESS_TOPIC, on_progress)
         tag = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:12]

@@ -61,6 +61,9 @@ from cellprobe.inference.slide_tiles import Tile
 from cellprobe.inference.slide_windows import TileMaps, WindowCache
 from cellprobe.inference.window import WindowConfig, predict_batch
 
+#: the folder, in the output folder, of each slide's lock (one slide is worked on by one process at a time)
+SLIDE_LOCKS = ".cellprobe-slides"
+
 #: seconds between checks of the stop flag while a queue is full or empty
 POLL_S = 0.1
 #: seconds between a worker's checks that the process that made its pool is alive
@@ -479,7 +482,7 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
         if done is not None:
             remember(plan.path, plan.name, out_dir, plan.stamp["slide"]["sha256"])
             return SlideSummary(plan.name, results_folder(out_dir, plan.name), True, done)
-        with exclusive(out_dir / ".cellprobe-slides" / plan.name, f"slide {plan.name}"):
+        with exclusive(out_dir / SLIDE_LOCKS / plan.name, f"slide {plan.name}"):
             remember(plan.path, plan.name, out_dir, plan.stamp["slide"]["sha256"])
             journal = Journal.open(partial_dir(out_dir, plan.name), plan.stamp, overwrite)
             resumed = journal.progress.tiles
@@ -562,6 +565,10 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
                                       "results folder goes; give another --out")
         check_record_place(out_dir, name)
         check_partial_place(partial_dir(out_dir, name))
+        for place in (out_dir / SLIDE_LOCKS, out_dir / SLIDE_LOCKS / name):  # each slide's lock lives there
+            if place.is_symlink() or (place.exists() and not place.is_dir()):
+                raise InputError(place, f"is {'a link' if place.is_symlink() else 'not a folder'}, where cellprobe "
+                                        "keeps its slides' locks in its own folder; move it")
         aside = aside_path(results)  # an earlier result an interrupted --overwrite left: removed when one ends
         if aside.is_symlink() or (aside.exists() and not aside.is_dir()):
             raise InputError(aside, "is in the way of the folder an --overwrite moves earlier results to (not a "
