@@ -93,7 +93,7 @@ def test_a_test_split_that_links_to_the_training_split_is_refused(tmp_path):
     with pytest.raises(InputError) as err:
         check_cell_inputs(config)
     assert err.value.path == str(data)
-    assert "dataset 'alpha' fold 0: test_split 'test' and train_split 'train' read the same patches" in \
+    assert "dataset 'alpha' fold 0: 8 patches of test_split 'test' show images of train_split 'train'" in \
         err.value.problem, err.value
 
 

@@ -301,10 +301,10 @@ def test_training_patches_are_recognised_however_they_are_named(run, tmp_path):
     for cfg in (config, detected):
         for given in (None, "patches"):
             for path, at in ((root, split), (root / split, None), (root / split, split), (tmp_path / "link", split)):
-                named = training_patches_named(cfg, open_dataset(path, format=given, split=at), {})
+                named = training_patches_named(cfg, open_dataset(path, format=given, split=at))
                 assert named is not None and f"holds the split '{split}' the run trained on" in named, (path, at)
-        assert training_patches_named(cfg, open_dataset(root, split="test"), {}) is None
-        assert training_patches_named(cfg, open_dataset(root / "test"), {}) is None
+        assert training_patches_named(cfg, open_dataset(root, split="test")) is None
+        assert training_patches_named(cfg, open_dataset(root / "test")) is None
 
     import shutil
 
@@ -320,7 +320,8 @@ def test_training_patches_are_recognised_however_they_are_named(run, tmp_path):
 
 
 def test_training_patches_among_others_are_recognised(tmp_path):
-    """A dataset read whole that holds the run's training split (a CoNIC layout, whose splits are selections)."""
+    """A dataset read whole that holds the run's training split (a CoNIC layout, whose splits are selections of
+    one array file)."""
     from types import SimpleNamespace
 
     from cellprobe.data import fixtures, open_dataset
@@ -328,11 +329,33 @@ def test_training_patches_among_others_are_recognised(tmp_path):
 
     images, inst, cls = fixtures.synthetic_set(6, seed=1, size=64)
     conic_root = fixtures.write_conic(tmp_path / "conic", images, inst, cls, [f"src{i // 2}-{i:04d}" for i in range(6)])
-
     own = SimpleNamespace(path=str(conic_root), format="conic", train_split="train", options={"val_fraction": 0.5})
     config = SimpleNamespace(data=own)
     whole = open_dataset(conic_root, val_fraction=0.5)
-    assert "holds the run's training patches among others" in training_patches_named(config, whole, {})
-    assert "the split 'train'" in training_patches_named(config, open_dataset(conic_root, split="train",
-                                                                              val_fraction=0.5), {})
-    assert training_patches_named(config, open_dataset(conic_root, split="val", val_fraction=0.5), {}) is None
+    train = open_dataset(conic_root, split="train", val_fraction=0.5)
+    assert f"holds {len(train)} of its 6 patches among those the run trained on" in training_patches_named(config, whole)
+    assert "the split 'train'" in training_patches_named(config, train)
+    assert training_patches_named(config, open_dataset(conic_root, split="val", val_fraction=0.5)) is None
+
+
+def test_test_images_linked_to_training_images_are_recognised(run, tmp_path):
+    """The twenty-third probe: a test split whose images were links to the training images (labels copied) was
+    scored as held out, without a word."""
+    import shutil
+
+    from cellprobe.data import open_dataset
+    from cellprobe.evaluation.eval_data import training_patches_named
+
+    config = R.Run.open(run).config
+    root = Path(config.data.path)
+    data = shutil.copytree(root, tmp_path / "data")
+    test = data / "test"
+    train_images = sorted((data / "train" / "images").iterdir())
+    test_images = sorted((test / "images").iterdir())
+    for image, linked in zip(test_images[:2], train_images, strict=False):
+        image.unlink()
+        image.symlink_to(linked)
+    own = config.data.model_copy(update={"path": data})
+    cfg = config.model_copy(update={"data": own})
+    named = training_patches_named(cfg, open_dataset(data, split="test"))
+    assert named is not None and f"holds 2 of its {len(test_images)} patches among those the run trained on" in named

@@ -52,7 +52,7 @@ def test_a_validation_split_that_is_the_training_split_by_another_name_is_refuse
     cfg = tiny_config(data, tmp_path / "run", epochs=1, cache_views=1)
     cfg["data"].pop("val_fraction")
     cfg["data"]["val_split"] = "val"
-    with pytest.raises(InputError, match=r"split .val. .* holds the patches of the training split 'train'") as err:
+    with pytest.raises(InputError, match=r"8 of the 8 patches of split 'val' show images of the training split 'train' \(the same files\)") as err:
         train(cfg)
     assert err.value.path == str(data) and not (tmp_path / "run").exists()
 

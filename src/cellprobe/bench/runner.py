@@ -400,18 +400,18 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
 def _check_folds_apart(dataset: Any, readers: dict[tuple[str, str], Any]) -> None:
     """No fold of ``dataset`` tests (or validates) on the patches it trains on under another split name (a link,
     a split folder spelt otherwise): the config's own check compares the names only."""
-    from cellprobe.data.base import holds_samples_of
+    from cellprobe.data.base import shared_images
 
     for f_i, fold in enumerate(dataset.folds):
         roles = [(role, split) for role, split in (("train_split", fold.train_split), ("val_split", fold.val_split),
                                                    ("test_split", fold.test_split)) if split is not None]
         for i, (role, split) in enumerate(roles):
             for other_role, other in roles[i + 1:]:
-                a, b = readers[dataset.name, split], readers[dataset.name, other]
-                if split != other and (holds_samples_of(a, b) or holds_samples_of(b, a)):
-                    raise InputError(dataset.path, f"dataset '{dataset.name}' fold {f_i}: {other_role} '{other}' "
-                                                   f"and {role} '{split}' read the same patches "
-                                                   f"({b.read_from()[0]}): each must be patches of its own")
+                shared = shared_images(readers[dataset.name, other], readers[dataset.name, split])
+                if split != other and shared:
+                    raise InputError(dataset.path, f"dataset '{dataset.name}' fold {f_i}: {shared} patches of "
+                                                   f"{other_role} '{other}' show images of {role} '{split}' (the same "
+                                                   "files): each split must hold images of its own")
 
 
 def _data_key(source: Any) -> tuple[str, str, str]:

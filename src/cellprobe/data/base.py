@@ -46,11 +46,11 @@ class Reader(PatchDataset):
         """The splits the release itself defines under ``root`` (what ``data check`` walks); [] for none."""
         return []
 
-    def read_from(self) -> tuple[Path, str | None]:
-        """Where the samples are stored (resolved) and the split selected there (None: all of it): two readers of
-        one format and options with the same answer read the same samples, however the path was spelt (a split
-        folder named as a split of its dataset, or given as a folder of its own)."""
-        return self.root.resolve(), self.split
+    def stored_image(self, index: int) -> tuple[Path, str]:
+        """The file that stores the pixels of sample ``index`` and where in it (an array row; "" for a file
+        holding one image, windows of it included): two samples with the same answer, the file compared by
+        identity, show the same pixels however their paths are spelt or linked. Readers override it."""
+        raise NotImplementedError(f"{type(self).__name__} does not say where its images are stored")
 
     def _index(self, index: int) -> int:
         n = len(self)
@@ -73,17 +73,33 @@ class Reader(PatchDataset):
         return raw, sample_problems(raw, self.num_classes, self.allow_float_image, self.allow_float_labels)
 
 
-def holds_samples_of(reader: PatchDataset, other: PatchDataset) -> str | None:
-    """Whether ``reader`` reads ``other``'s samples: ``"same"`` (the same format and place, however either path
-    was spelt), ``"among others"`` (the whole of the place ``other`` selects a split from), None when neither
-    (or either is no :class:`Reader`, whose place is unknown). Both are taken to be opened with one set of
-    reader options."""
-    if not (isinstance(reader, Reader) and isinstance(other, Reader)) or type(reader) is not type(other):
+def stored_images(reader: PatchDataset) -> list[tuple[int, int, str]] | None:
+    """Each sample's stored image as (device, inode, where in the file): :meth:`Reader.stored_image` with the file
+    known by identity (a link, a hard link and a path spelt otherwise are the same file). None for a dataset
+    that is no :class:`Reader`, whose storage is unknown."""
+    import os
+
+    if not isinstance(reader, Reader):
         return None
-    here, there = reader.read_from(), other.read_from()
-    if here == there:
-        return "same"
-    return "among others" if here[0] == there[0] and here[1] is None else None
+    seen: dict[Path, tuple[int, int]] = {}
+    out = []
+    for i in range(len(reader)):
+        path, where = reader.stored_image(i)
+        if path not in seen:
+            st = os.stat(path)
+            seen[path] = (st.st_dev, st.st_ino)
+        out.append((*seen[path], where))
+    return out
+
+
+def shared_images(reader: PatchDataset, other: PatchDataset) -> int | None:
+    """How many samples of ``reader`` show an image ``other`` stores too (the same file and row): a split linked
+    to another, or given by another path, is found, a copy is not. None when either's storage is unknown."""
+    mine, theirs = stored_images(reader), stored_images(other)
+    if mine is None or theirs is None:
+        return None
+    known = set(theirs)
+    return sum(image in known for image in mine)
 
 
 # --- windows over large images -----------------------------------------------------------------------------

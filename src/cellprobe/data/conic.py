@@ -110,6 +110,9 @@ class ConicDataset(Reader):
     def repeats(self) -> np.ndarray | None:
         return None if self._repeats is None else self._repeats.copy()
 
+    def stored_image(self, index: int) -> tuple[Path, str]:
+        return self.images_path, str(int(self.rows[self._index(index)]))
+
     def sample_file(self, index: int) -> str:
         return f"{self.images_path}[{int(self.rows[self._index(index)])}]"
 

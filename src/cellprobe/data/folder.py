@@ -106,7 +106,6 @@ class FolderDataset(WholeImageReader):
         else:
             which = "choose one" if split is None else f"split '{split}' is missing"
             raise InputError(self.root, f"holds split folders ({', '.join(splits)}): {which}")
-        self._read_from = (folder.resolve(), sub_split)
         info = read_info(folder, dataset_root)
         self.name = info.name or dataset_root.name
         self.mpp = opts.mpp if opts.mpp is not None else info.mpp
@@ -165,9 +164,6 @@ class FolderDataset(WholeImageReader):
     @classmethod
     def released_splits(cls, root: Path) -> list[str]:
         return folder_splits(Path(root))
-
-    def read_from(self) -> tuple[Path, str | None]:
-        return self._read_from  # a split folder is the place; a split within it is chosen as the options say
 
     def load_labels(self, item: Item) -> tuple[np.ndarray, np.ndarray | None]:
         cls = read_label_image(Path(item.extra["cls"])) if "cls" in item.extra else None

@@ -197,6 +197,10 @@ class PanNukeDataset(Reader):
     def repeats(self) -> np.ndarray | None:
         return None if self._repeats is None else self._repeats.copy()
 
+    def stored_image(self, index: int) -> tuple[Path, str]:
+        fold, j = self._locate(self._index(index))
+        return fold.paths[0], str(j)
+
     def sample_file(self, index: int) -> str:
         fold, j = self._locate(self._index(index))
         return f"{fold.paths[0]}[{j}]"

@@ -199,8 +199,8 @@ class PatchesDataset(Reader):
     def released_splits(cls, root: Path) -> list[str]:
         return [] if is_split_folder(Path(root)) else split_folders(Path(root))
 
-    def read_from(self) -> tuple[Path, str | None]:
-        return self.folder.resolve(), None  # the split is a folder: the folder is the place
+    def stored_image(self, index: int) -> tuple[Path, str]:
+        return self.image_paths[self._index(index)], ""
 
     def __len__(self) -> int:
         return len(self.names)

@@ -72,6 +72,9 @@ class WholeImageReader(Reader):
     def sources(self) -> list[str]:
         return [self.items[w.item].source for w in self.windows]
 
+    def stored_image(self, index: int) -> tuple[Path, str]:
+        return Path(self.items[self.windows[self._index(index)].item].image), ""  # any window shows its pixels
+
     def sample_file(self, index: int) -> str:
         w = self.windows[self._index(index)]
         return str(self.items[w.item].image) + ("" if self.window_options.crop == "none" else f"[y={w.y}, x={w.x}]")

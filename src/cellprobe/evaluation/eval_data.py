@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cellprobe.data.base import shared_images
 from cellprobe.data.sample import PatchDataset
 from cellprobe.errors import InputError
 from cellprobe.inference.slide_config import MAX_RESAMPLE
@@ -99,30 +100,31 @@ def check_eval_data(dataset: PatchDataset, class_names: list[str], data: PatchDa
         raise InputError(where, f"dataset classes {list(dataset.class_names)} differ from the run's {list(class_names)}")
 
 
-def training_patches_named(config: Any, dataset: PatchDataset, options: Any) -> str | None:
-    """What ``dataset`` (opened with reader ``options``) is, when it holds the patches the run trained on: its
-    training data's samples, read by the same reader with its options, at the training split or whole (None
-    otherwise). Tuned there, thresholds would look better than they are (tune refuses), and scores there
-    overstate the run (evaluate says so). The place is the one the readers read (a split folder given as a
-    dataset of its own is its dataset's split); a copy of the dataset elsewhere is not recognised."""
+def training_patches_named(config: Any, dataset: PatchDataset) -> str | None:
+    """What ``dataset`` is, when any of its patches shows an image the run trained on: an image file (or array
+    row) of its training split, however the path was spelt or linked (None otherwise). Tuned there,
+    thresholds would look better than they are (tune refuses), and scores there overstate the run (evaluate
+    says so). A copy of the training images is not recognised: only the same files are."""
     import warnings
 
     from cellprobe.data import open_dataset
-    from cellprobe.data.base import Reader, holds_samples_of
     from cellprobe.data.validate import DataWarning
 
     own = config.data
-    if not isinstance(dataset, Reader) or (options and dict(options) != own.options):
-        return None
     try:
         with warnings.catch_warnings():  # the training data's own warnings were said when it trained
             warnings.simplefilter("ignore", DataWarning)
             trained = open_dataset(own.path, format=own.format, split=own.train_split, **own.options)
     except InputError:
         return None  # no longer where the run read it: what is here now is not known as its patches
-    held = holds_samples_of(dataset, trained)
-    if held is None:
+    shared = shared_images(dataset, trained)
+    if not shared:
         return None
-    what = (f"the split '{own.train_split}' the run trained on" if held == "same" and own.train_split is not None
-            else "the run's training patches among others")
-    return f"{dataset.root} [{dataset.split or 'whole'}] holds {what}"
+    n = len(dataset)
+    if shared == n and own.train_split is not None and n == len(trained):
+        what = f"the split '{own.train_split}' the run trained on"
+    elif shared == n:
+        what = "only patches the run trained on"
+    else:
+        what = f"{shared} of its {n} patches among those the run trained on"
+    return f"{dataset.root} [{dataset.split or 'whole'}] holds {what}"  # shared: a Reader's

@@ -68,7 +68,7 @@ def _evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str |
     check_eval_data(dataset, seg.class_names, data, split, same_classes=False)
     agnostic = list(dataset.class_names) != seg.class_names
     scale = run_scale(dataset, seg.run.stamp.mpp, data_where(dataset, data))
-    named = training_patches_named(seg.run.config, dataset, options)  # an ensemble's: its members'
+    named = training_patches_named(seg.run.config, dataset)  # an ensemble's: its members'
 
     if named is not None:  # a diagnostic, not a test score: said, and recorded with the metrics
         import warnings

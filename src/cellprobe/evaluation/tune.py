@@ -87,7 +87,7 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
         dataset, positions = td.val, td.val_positions
     else:
         dataset = open_eval_data(data, split, format, seg.run.config, **options)
-        named = training_patches_named(seg.run.config, dataset, options)
+        named = training_patches_named(seg.run.config, dataset)
         if named is not None:
             raise InputError("--split" if split is not None else "--data",
                              f"{named}: thresholds tuned there would look better than they are; give held-out "

@@ -112,7 +112,7 @@ def _repeats_at(dataset: PatchDataset, positions: np.ndarray) -> np.ndarray | No
 
 def open_training_data(config: TrainConfig) -> TrainData:
     from cellprobe.data import open_dataset
-    from cellprobe.data.base import holds_samples_of
+    from cellprobe.data.base import shared_images
     from cellprobe.data.splits import split_by_source
 
     d = config.data
@@ -120,10 +120,12 @@ def open_training_data(config: TrainConfig) -> TrainData:
     everything = np.arange(len(train))
     if d.val_split is not None:
         val = open_dataset(d.path, format=d.format, split=d.val_split, **d.options)
-        if holds_samples_of(val, train) is not None:  # a link, or the split folder spelt otherwise
-            raise InputError(d.path, f"split '{d.val_split}' ({val.read_from()[0]}) holds the patches of the training "
-                                     f"split '{d.train_split}': validating there would pick the epoch on what the "
-                                     "network learnt; give a split of other patches, or a val_fraction")
+        shared = shared_images(val, train)
+        if shared:  # a link, or the split folder spelt otherwise
+            raise InputError(d.path, f"{shared} of the {len(val)} patches of split '{d.val_split}' show images of the "
+                                     f"training split '{d.train_split}' (the same files): validating there would pick "
+                                     "the epoch on what the network learnt; give a split of other patches, or a "
+                                     "val_fraction")
         if tuple(val.class_names) != tuple(train.class_names):
             raise InputError(d.path, f"split '{d.val_split}' has classes {val.class_names}, split "
                                      f"'{d.train_split}' has {train.class_names}")
