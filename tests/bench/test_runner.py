@@ -417,7 +417,8 @@ def test_a_folder_in_the_way_of_a_record_is_refused_before_any_cell(tmp_path, wh
     assert err.value.path == str(path) and cell.attempts == 0
 
 
-@pytest.mark.parametrize("damage", ["cells a file", "cell a file", "cell a link to nothing", "run a file"])
+@pytest.mark.parametrize("damage", ["cells a file", "cell a file", "cell a link to nothing", "run a file",
+                                    "feature_cache a file"])
 def test_a_file_in_the_way_of_a_benchmark_folder_is_refused_before_anything_is_written(tmp_path, damage):
     """The twenty-second probe: cells/ (or a cell's folder) that was a file, or a link to nothing, gave a
     traceback after the folder's records were written. It is refused first, naming it."""
@@ -427,8 +428,8 @@ def test_a_file_in_the_way_of_a_benchmark_folder_is_refused_before_anything_is_w
     cell_id = sorted((tmp_path / "done" / "cells").iterdir())[0].name
     bench = tmp_path / "b"
     bench.mkdir()
-    if damage == "cells a file":
-        where = bench / "cells"
+    if damage in ("cells a file", "feature_cache a file"):
+        where = bench / damage.split()[0]
         where.write_text("x")
     else:
         (bench / "cells").mkdir()

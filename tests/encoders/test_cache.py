@@ -77,6 +77,28 @@ def test_open_without_manifest_or_with_wrong_shapes(tmp_path):
         FeatureCache(tmp_path / "c", _key())
 
 
+@pytest.mark.parametrize("damage", ["pipe", "folder", "nested manifest"])
+def test_cache_files_that_would_hang_or_crash_a_resume_are_one_line(tmp_path, damage):
+    """The twenty-third probe: a cached tap file that was a pipe hung a resumed training; a manifest nested
+    100,000 levels deep was a RecursionError."""
+    import os
+
+    FeatureCache(tmp_path / "c", _key(), SHAPES)
+    path = tmp_path / "c" / ("manifest.json" if damage == "nested manifest" else "tap1.npy")
+    path.unlink()
+    if damage == "pipe":
+        os.mkfifo(path)
+    elif damage == "folder":
+        path.mkdir()
+    else:
+        path.write_text("[" * 100000 + "]" * 100000)
+    problem = {"pipe": "unreadable cached features: is not a regular file", "folder": "is a folder, not a file",
+               "nested manifest": "nested deeper than any cache manifest"}[damage]
+    with pytest.raises(InputError, match=re.escape(problem)) as err:
+        FeatureCache(tmp_path / "c", _key())
+    assert err.value.path == str(path)
+
+
 @pytest.mark.parametrize(("change", "problem"), [
     ({"files": None}, "files None are not tap0.npy"), ({"tap_shapes": [[4, 8, 8]]}, "files"),
     ({"chunk_size": 2.0}, "chunk_size 2.0 is not an integer"), ({"num_chunks": True}, "num_chunks True"),

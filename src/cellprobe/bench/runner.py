@@ -138,12 +138,14 @@ def _resumable_inputs(bench_dir: Path, config: BenchConfig) -> dict[str, set[str
 
 def _refuse_records_in_the_way(bench_dir: Path, config: BenchConfig) -> None:
     """Something other than a file (a folder, a link to nothing, a device) where the benchmark writes one of
-    its records, or a cell of ``config`` one of its results, is refused before any cell runs (not met as a
-    traceback once the cell has run)."""
+    its records, or a cell of ``config`` one of its results, and a file or a link to nothing where it makes a
+    folder (cells, their runs, the feature caches), is refused before any cell runs (not met as a traceback
+    once the cell has run)."""
     paths = [bench_dir / name for name in (layout.CONFIG, INPUTS, layout.INDEX)]
-    folders = [bench_dir / "cells"]
+    folders = [bench_dir / "cells", bench_dir / "feature_cache"]
     for task in expand(config):
         folder = layout.cell_dir(bench_dir, task.cell)
+        folders.append(replace(task, bench_dir=bench_dir).feature_cache_dir())
         scored = [folder / layout.TEST_ONLY / layout.safe_name(name) for name in task.test_only_names]
         folders += [folder, folder / layout.CELL_RUN, *([folder / layout.TEST_ONLY] if scored else []), *scored]
         paths += [place / name for place in (folder, *scored)

@@ -27,7 +27,7 @@ from cellprobe import atomic
 from cellprobe.config import read_json
 from cellprobe.data.views import check_view, view_array
 from cellprobe.encoders.identity import EncoderIdentity
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -177,6 +177,9 @@ class FeatureCache:
         n = self.key.num_items
         for name, shape in zip(self.manifest["files"], self.manifest["tap_shapes"], strict=True):
             path = self.directory / name
+            problem = not_a_file(path)
+            if problem is not None:  # a pipe would be waited on forever
+                raise InputError(path, f"unreadable cached features: {problem}; delete the cache folder to rebuild it")
             try:
                 array = np.load(path, mmap_mode="r")
             except (OSError, ValueError) as exc:
