@@ -99,6 +99,18 @@ def test_cache_files_that_would_hang_or_crash_a_resume_are_one_line(tmp_path, da
     assert err.value.path == str(path)
 
 
+def test_a_link_where_a_new_cache_writes_is_refused_and_its_target_kept(tmp_path):
+    """Beside the twenty-third probe's lock link: a cache file is written in place, so a link there (in a cache
+    folder without a manifest) would have the file it points at overwritten."""
+    user = tmp_path / "user.bin"
+    user.write_bytes(b"mine")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "tap0.npy").symlink_to(user)
+    with pytest.raises(InputError, match="is a link, where the feature cache writes its own file"):
+        FeatureCache(tmp_path / "c", _key(), SHAPES)
+    assert user.read_bytes() == b"mine"
+
+
 @pytest.mark.parametrize(("change", "problem"), [
     ({"files": None}, "files None are not tap0.npy"), ({"tap_shapes": [[4, 8, 8]]}, "files"),
     ({"chunk_size": 2.0}, "chunk_size 2.0 is not an integer"), ({"num_chunks": True}, "num_chunks True"),

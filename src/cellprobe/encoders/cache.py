@@ -165,6 +165,9 @@ class FeatureCache:
         files = []
         for i, shape in enumerate(tap_shapes):
             name = f"tap{i}.npy"
+            if (self.directory / name).is_symlink():  # written in place: never through a link out of the cache
+                raise InputError(self.directory / name, "is a link, where the feature cache writes its own file; "
+                                                        "remove it")
             np.lib.format.open_memmap(self.directory / name, mode="w+", dtype=DTYPE, shape=(n, *shape)).flush()
             files.append(name)
         manifest = {"format": FORMAT_VERSION, "key": self.key.to_json(), "dtype": DTYPE.name,
