@@ -225,8 +225,8 @@ def test_yaml_that_would_hang_or_crash_the_reader_is_one_line(tmp_path, text, pr
 
 
 @pytest.mark.parametrize(("text", "problem"), [
-    ("[" * 100000 + "]" * 100000, "nested deeper than any"),
-    ('{"mpp": ' + "9" * 5000 + "}", "Exceeds the limit"),
+    ("[" * 100000 + "]" * 100000, "nested too deeply to read"),
+    ('{"mpp": ' + "9" * 5000 + "}", "holds a whole number of thousands of digits"),
 ])
 def test_json_that_would_crash_the_reader_is_one_line(tmp_path, text, problem):
     from cellprobe.config import read_json

@@ -486,6 +486,8 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(path, f"unreadable {what}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     except RecursionError:
-        raise InputError(path, f"unreadable {what}: nested deeper than any {what} cellprobe writes") from None
-    except ValueError as exc:  # a whole number of more digits than Python converts
-        raise InputError(path, f"unreadable {what}: {exc}") from None
+        raise InputError(path, f"unreadable {what}: lists or objects nested too deeply to read (a damaged file?)") \
+            from None
+    except ValueError:  # a whole number of more digits than Python converts (4,300)
+        raise InputError(path, f"unreadable {what}: holds a whole number of thousands of digits (a damaged "
+                               "file?)") from None

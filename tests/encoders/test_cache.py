@@ -93,7 +93,7 @@ def test_cache_files_that_would_hang_or_crash_a_resume_are_one_line(tmp_path, da
     else:
         path.write_text("[" * 100000 + "]" * 100000)
     problem = {"pipe": "unreadable cached features: is not a regular file", "folder": "is a folder, not a file",
-               "nested manifest": "nested deeper than any cache manifest"}[damage]
+               "nested manifest": "nested too deeply to read"}[damage]
     with pytest.raises(InputError, match=re.escape(problem)) as err:
         FeatureCache(tmp_path / "c", _key())
     assert err.value.path == str(path)
