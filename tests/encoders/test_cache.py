@@ -77,7 +77,7 @@ def test_open_without_manifest_or_with_wrong_shapes(tmp_path):
         FeatureCache(tmp_path / "c", _key())
 
 
-@pytest.mark.parametrize("damage", ["pipe", "folder", "nested manifest"])
+@pytest.mark.parametrize("damage", ["pipe", "folder", "nested manifest", "negative shape"])
 def test_cache_files_that_would_hang_or_crash_a_resume_are_one_line(tmp_path, damage):
     """The twenty-third probe: a cached tap file that was a pipe hung a resumed training; a manifest nested
     100,000 levels deep was a RecursionError."""
@@ -90,10 +90,14 @@ def test_cache_files_that_would_hang_or_crash_a_resume_are_one_line(tmp_path, da
         os.mkfifo(path)
     elif damage == "folder":
         path.mkdir()
+    elif damage == "negative shape":  # the twenty-fourth probe: an OverflowError traceback
+        from tests.metrics.test_inputs import negative_shape_npy
+
+        path.write_bytes(negative_shape_npy())
     else:
         path.write_text("[" * 100000 + "]" * 100000)
     problem = {"pipe": "unreadable cached features: is not a regular file", "folder": "is a folder, not a file",
-               "nested manifest": "nested too deeply to read"}[damage]
+               "nested manifest": "nested too deeply to read", "negative shape": "unreadable cached features"}[damage]
     with pytest.raises(InputError, match=re.escape(problem)) as err:
         FeatureCache(tmp_path / "c", _key())
     assert err.value.path == str(path)

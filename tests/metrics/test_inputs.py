@@ -30,6 +30,7 @@ def test_load_npy_memory_maps_a_good_file(tmp_path):
         (lambda p: p.write_bytes(b"not numpy at all"), "not a readable .npy"),
         (lambda p: np.save(p, np.array([{"a": 1}], dtype=object)), "not a readable .npy"),
         (lambda p: p.write_bytes(_npy_bytes(np.zeros((4, 64), np.int32))[:-100]), "not a readable .npy"),
+        (lambda p: p.write_bytes(negative_shape_npy()), "not a readable .npy"),  # the twenty-fourth probe
     ],
 )
 def test_load_npy_errors_name_the_file(tmp_path, write, message):
@@ -99,3 +100,21 @@ def test_load_types(tmp_path):
     np.save(path, np.zeros(2))
     with pytest.raises(InputError, match="strings"):
         load_types(path, 2)
+
+
+def negative_shape_npy() -> bytes:
+    """A .npy file whose header declares a negative dimension (an OverflowError inside numpy's memory map)."""
+    data = _npy_bytes(np.zeros((2, 4, 4, 2), np.int32))
+    return data.replace(b"(2, 4, 4, 2)", b"(2, 4, 4,-2)")
+
+
+def test_a_negative_shape_is_one_line_in_every_npy_reader(tmp_path):
+    """The twenty-fourth probe: score, a CoNIC or PanNuke array and a cached tap file whose .npy header declares
+    a negative dimension were OverflowError tracebacks."""
+    from cellprobe.data.io import load_npy as load_data_npy
+
+    path = tmp_path / "x.npy"
+    path.write_bytes(negative_shape_npy())
+    with pytest.raises(InputError, match="corrupt .npy header") as err:
+        load_data_npy(path)
+    assert err.value.path == str(path)

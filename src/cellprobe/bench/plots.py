@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -144,7 +145,7 @@ def _load_examples(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, OverflowError, MemoryError, zlib.error) as exc:
         raise InputError(path, f"unreadable examples file ({exc})") from None
     missing = [k for k in EXAMPLE_KEYS if k not in data]
     if missing:

@@ -193,6 +193,8 @@ def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
         raise InputError(path, f"truncated or corrupt .npy file ({text})") from None
     except (OSError, EOFError) as exc:
         raise InputError(path, f"cannot read .npy file ({exc})") from None
+    except (OverflowError, MemoryError) as exc:  # a header declaring a negative or impossibly large shape
+        raise InputError(path, f"corrupt .npy header ({type(exc).__name__}: {exc})") from None
 
 
 def npz_member_names(path: Path) -> list[str]:
@@ -248,7 +250,8 @@ def load_npz_member(path: Path, key: str) -> np.ndarray:
             return archive[key]
     except InputError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, zlib.error, OverflowError,
+            MemoryError) as exc:
         raise InputError(path, f"truncated or corrupt .npz archive ({str(exc).splitlines()[0]})") from None
 
 

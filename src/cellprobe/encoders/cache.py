@@ -185,7 +185,7 @@ class FeatureCache:
                 raise InputError(path, f"unreadable cached features: {problem}; delete the cache folder to rebuild it")
             try:
                 array = np.load(path, mmap_mode="r")
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, OverflowError, MemoryError) as exc:
                 raise InputError(path, f"unreadable cached features ({exc})") from None
             if array.shape != (n, *shape) or array.dtype != DTYPE:
                 raise InputError(path, f"cached features have shape {array.shape} {array.dtype}, manifest says "

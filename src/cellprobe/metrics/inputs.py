@@ -61,6 +61,8 @@ def _read_npy(path: Path, what: str, mmap: bool) -> np.ndarray:
                                "which cellprobe never loads; store a plain numeric array")
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OverflowError, MemoryError) as exc:  # a header declaring a negative or impossibly large shape
+        raise InputError(path, f"{what}: not a readable .npy array (corrupt header: {exc})") from None
     except (ValueError, OSError, EOFError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "pickle" in detail.lower() or "object" in detail.lower():
