@@ -115,6 +115,6 @@ def test_a_negative_shape_is_one_line_in_every_npy_reader(tmp_path):
 
     path = tmp_path / "x.npy"
     path.write_bytes(negative_shape_npy())
-    with pytest.raises(InputError, match="corrupt .npy header") as err:
+    with pytest.raises(InputError, match=r"corrupt \.npy header") as err:
         load_data_npy(path)
     assert err.value.path == str(path)
