@@ -52,6 +52,21 @@ MAX_NAME_BYTES = 255
 MAX_RESULT_NAME_BYTES = MAX_NAME_BYTES - len("..12345678.tmp")
 
 
+def undecodable(text: str) -> bool:
+    """Whether ``text`` holds bytes that are not UTF-8 (Python keeps them as lone surrogates in a file name):
+    such a name cannot go into cellprobe's records (JSON, YAML, Parquet are UTF-8), so it is refused, naming it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def shown(text: str) -> str:
+    """``text`` as an error line can print it: undecodable bytes as ``\\xff`` escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def portable_name(name: str) -> str:
     """``name`` as macOS and Windows file systems compare names: case-insensitive, with é spelt as one code point
     or as e + combining accent alike. Two results whose names agree here are one file once a folder is copied

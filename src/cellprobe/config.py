@@ -12,7 +12,7 @@ import copy
 import json
 import re
 import weakref
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -297,6 +297,11 @@ def parse_config(model: type[M], data: dict[str, Any], source: str | Path | None
         raise InputError(override_of(exc.keys, overridden) or source, exc.problem) from None
     except InputError as exc:
         raise InputError(source, exc.problem) from None
+    bad = _undecodable_at(data)
+    if bad is not None:  # a path with bytes that are not UTF-8: refused naming the key, not as broken JSON
+        key, value = bad
+        raise InputError(override_of([key], overridden) or source, f"config key '{key}': '{value}' is not valid UTF-8 "
+                                                                   "(a file name with undecodable bytes?); rename it")
     try:
         text = json.dumps(data, default=_as_json, allow_nan=True)
     except (TypeError, ValueError) as exc:
@@ -320,6 +325,23 @@ def parse_config(model: type[M], data: dict[str, Any], source: str | Path | None
         raise InputError(override_of(keys, overridden) or source, f"{what}: {message}{more}") from None
     _remember(parsed, source, overridden)
     return parsed
+
+
+def _undecodable_at(data: Any, key: str = "") -> tuple[str, str] | None:
+    """The dotted key and shown value of the first string (or path) in ``data`` that is not valid UTF-8."""
+    from cellprobe.atomic import shown, undecodable
+
+    if isinstance(data, dict):
+        items: Iterable[tuple[Any, Any]] = data.items()
+    elif isinstance(data, list | tuple):
+        items = enumerate(data)
+    else:
+        return (key, shown(str(data))) if isinstance(data, str | Path) and undecodable(str(data)) else None
+    for k, v in items:
+        found = _undecodable_at(v, f"{key}.{k}" if key else str(k))
+        if found is not None:
+            return found
+    return None
 
 
 def override_of(keys: Sequence[str], overridden: Mapping[str, str] | None) -> str | None:

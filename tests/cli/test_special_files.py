@@ -44,3 +44,32 @@ def test_a_config_larger_than_any_config_is_refused_unread(tmp_path):
         f.truncate(MAX_TEXT_BYTES + 1)  # sparse: no disk, and nothing of it is read
     with pytest.raises(InputError, match=f"cannot read config: {MAX_TEXT_BYTES + 1:,} bytes is more than any config holds"):
         load_yaml(path)
+
+
+def test_names_that_are_not_utf8_are_one_line_naming_them(cli, tmp_path):
+    """The twenty-fourth probe: an image or slide whose file name held bytes that are not UTF-8 was a
+    UnicodeEncodeError traceback; a dataset folder so named was refused as "Invalid JSON: lone leading
+    surrogate". Such a name can go into no record: it is refused, shown with its bytes escaped."""
+    import os
+
+    from PIL import Image
+
+    from cellprobe.config import parse_config
+    from cellprobe.errors import InputError
+    from cellprobe.inference.predict import collect_inputs
+    from cellprobe.run.train_config import TrainConfig
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    bad = os.fsdecode(bytes(folder) + b"/a\xff.png")
+    Image.new("RGB", (8, 8)).save(os.fsencode(bad), format="PNG")
+    rc, _, err = cli("predict", "some-run", bad, "--out", tmp_path / "out")
+    assert rc == 2 and err == f"cellprobe: error: {folder}/a\\xff.png: not valid UTF-8 (a file name with " \
+                              "undecodable bytes?); rename it\n", err
+    with pytest.raises(InputError, match="its name is not valid UTF-8") as found:
+        collect_inputs([folder])  # found in a folder, not given
+    assert found.value.path == f"{folder}/a\\xff.png"
+    with pytest.raises(InputError, match=r"config key 'data.path': '.*d\\xfc' is not valid UTF-8") as err_cfg:
+        parse_config(TrainConfig, {"output": str(tmp_path / "run"), "encoder": {"name": "efficientnet-lite0"},
+                                   "data": {"path": os.fsdecode(bytes(tmp_path) + b"/d\xfc")}}, "run.yaml")
+    assert err_cfg.value.path == "run.yaml"

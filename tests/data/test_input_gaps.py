@@ -349,3 +349,18 @@ def test_a_label_archive_numpy_would_misread_is_refused(tmp_path, synth, damage)
     assert err.value.path == str(labels)
     with pytest.raises(InputError, match=re.escape(problem)):  # data check says the same
         check_path(tmp_path / "ds")
+
+
+def test_an_image_name_that_is_not_utf8_is_refused_naming_it(tmp_path, synth):
+    """The twenty-fourth probe's sibling: a folder dataset whose image name held bytes that are not UTF-8 could
+    not go into a sample's name or any record."""
+    import os
+
+    images, inst, cls = synth
+    root = fixtures.write_folder(tmp_path / "f", images[:2], inst[:2], None, ["a", "b"])
+    for sub, suffix in (("images", ".png"), ("inst", ".tif")):
+        found = next((root / sub).glob(f"b{suffix}*"))
+        os.rename(found, os.fsencode(found.parent) + b"/b\xff" + os.fsencode(found.suffix))
+    with pytest.raises(InputError, match="its name is not valid UTF-8") as err:
+        open_dataset(root, format="folder")
+    assert "b\\xff" in str(err.value.path)

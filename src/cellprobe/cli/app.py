@@ -65,8 +65,14 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, mapping bad input to exit status 2 with one line, no traceback; cellprobe's own
     warnings are one line each too."""
+    from cellprobe.atomic import shown, undecodable
     from cellprobe.cli.warning_lines import data_warnings_as_lines
 
+    bad = next((arg for arg in (sys.argv[1:] if argv is None else argv) if undecodable(str(arg))), None)
+    if bad is not None:  # a file name with bytes that are not UTF-8: no record can hold it
+        print(f"cellprobe: error: {_one_line(shown(str(bad)))}: not valid UTF-8 (a file name with undecodable bytes?); "
+              "rename it", file=sys.stderr)
+        return 2
     try:
         with data_warnings_as_lines():
             rv = app(args=argv, standalone_mode=False)

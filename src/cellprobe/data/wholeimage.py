@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellprobe.atomic import shown, undecodable
 from cellprobe.data.base import DecodeCache, Reader, Window, WindowOptions, make_windows
 from cellprobe.data.io import image_size, inside_dataset, read_image
 from cellprobe.data.sample import SampleMeta
@@ -39,6 +40,8 @@ class WholeImageReader(Reader):
             raise InputError(self.root, f"no images found for split '{self.split}'" if self.split else "no images found")
         for item in items:
             for path in (item.image, item.label, *([Path(item.extra["cls"])] if "cls" in item.extra else [])):
+                if undecodable(str(path)):  # its name could not go into a sample's name, a record, a report
+                    raise InputError(shown(str(path)), "its name is not valid UTF-8 (undecodable bytes); rename it")
                 inside_dataset(path, self.root, path)
         self.items = items
         self.window_options = windows

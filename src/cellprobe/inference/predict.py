@@ -43,6 +43,8 @@ def collect_inputs(inputs: Iterable[str | Path], notice: Callable[[str], None] |
             raise InputError(item, "no such file or folder")
     by_stem: dict[str, Path] = {}
     for path in files:
+        if atomic.undecodable(str(path)):  # found in a folder: its results' names and records could not hold it
+            raise InputError(atomic.shown(str(path)), "its name is not valid UTF-8 (undecodable bytes); rename the file")
         too_long = [n for n in output_names(path.stem) if len(n.encode()) > atomic.MAX_RESULT_NAME_BYTES]
         if too_long:
             raise InputError(path, f"its name is too long for its results' file names ({too_long[0][:40]}…: over "
