@@ -356,7 +356,7 @@ def test_an_image_name_that_is_not_utf8_is_refused_naming_it(tmp_path, synth):
     not go into a sample's name or any record."""
     import os
 
-    images, inst, cls = synth
+    images, inst, _ = synth
     root = fixtures.write_folder(tmp_path / "f", images[:2], inst[:2], None, ["a", "b"])
     for sub, suffix in (("images", ".png"), ("inst", ".tif")):
         found = next((root / sub).glob(f"b{suffix}*"))
