@@ -79,3 +79,20 @@ def test_tiff_image_and_labels(tmp_path):
     tifffile.imwrite(tmp_path / "three.tif", np.zeros((2, 5, 6), np.int32))
     with pytest.raises(InputError, match="2-D"):
         read_label_image(tmp_path / "three.tif")
+
+
+def test_an_rgb_tiff_stored_planar_reads_as_the_same_image(tmp_path):
+    """The twenty-fourth probe: an RGB TIFF with PlanarConfiguration=2 (samples stored as planes) was refused as
+    'not RGB (shape (3, 96, 96))'."""
+    import tifffile
+
+    from cellprobe.data.io import image_size, read_image
+
+    rgb = (np.random.default_rng(0).random((20, 30, 3)) * 255).astype(np.uint8)
+    planar, contiguous = tmp_path / "planar.tif", tmp_path / "contiguous.tif"
+    tifffile.imwrite(planar, np.moveaxis(rgb, -1, 0), planarconfig="separate", photometric="rgb")
+    tifffile.imwrite(contiguous, rgb, photometric="rgb")
+    with tifffile.TiffFile(planar) as tif:
+        assert tif.series[0].axes == "SYX" and tif.pages[0].planarconfig == 2
+    assert image_size(planar) == (20, 30)
+    assert np.array_equal(read_image(planar), rgb) and np.array_equal(read_image(contiguous), rgb)

@@ -359,6 +359,10 @@ def _tiff(path: Path, what: str, decode: bool, rgb: bool) -> tuple[int, int] | n
                 _single_frame(path, len(tif.pages), what)
             series = tif.series[0]
             shape, dtype = tuple(int(s) for s in series.shape), np.dtype(series.dtype)
+            # an RGB image stored planar (PlanarConfiguration=2): samples first, read as the same (H, W, 3) image
+            planar = rgb and len(shape) == 3 and series.axes in ("SYX", "CYX") and shape[0] in (3, 4)
+            if planar:
+                shape = (*shape[1:], shape[0])
             if len(shape) < 2:
                 raise InputError(path, f"{what} has shape {shape}; expected an image")
             check_not_empty(path, shape, what)
@@ -372,7 +376,8 @@ def _tiff(path: Path, what: str, decode: bool, rgb: bool) -> tuple[int, int] | n
                 raise InputError(path, f"image is {dtype}, expected uint8 RGB")
             if not decode:
                 return shape[0], shape[1]
-            return np.asarray(series.asarray())
+            pixels = np.asarray(series.asarray())
+            return np.ascontiguousarray(np.moveaxis(pixels, 0, -1)) if planar else pixels
     except InputError:
         raise
     except Exception as exc:  # tifffile raises many types for corrupt files
