@@ -97,6 +97,34 @@ def test_a_test_split_that_links_to_the_training_split_is_refused(tmp_path):
         err.value.problem, err.value
 
 
+@pytest.mark.parametrize("how", ["another option", "hard-linked copy"])
+def test_a_test_only_dataset_showing_training_images_is_refused(tmp_path, how):
+    """The twenty-fourth probe: the training dataset listed as a test-only dataset with one more reader option
+    (or a hard-linked copy of it) was scored as cross-dataset data, exit 0. The image files are compared."""
+    import os
+
+    from cellprobe.bench.runner import check_cell_inputs
+
+    data = _patches_release(tmp_path / "data")
+    test = {"name": "m", "path": str(data), "split": "train", "format": "patches", "options": {"mpp": 0.5}}
+    if how == "hard-linked copy":
+        copy = tmp_path / "copy"
+        for path in sorted(data.rglob("*")):
+            target = copy / path.relative_to(data)
+            if path.is_dir():
+                target.mkdir(parents=True)
+            else:
+                os.link(path, target)
+        test = {"name": "m", "path": str(copy), "split": "train", "format": "patches"}
+    config = _config(datasets=[{"name": "alpha", "path": str(data), "format": "patches",
+                                "folds": [{"train_split": "train", "val_split": None, "test_split": "test"}]}],
+                     encoders=[{"name": "efficientnet-lite0"}], test_datasets=[test])
+    with pytest.raises(InputError) as err:
+        check_cell_inputs(config)
+    assert "test_datasets 'm': 8 of its patches show images of split 'train' of dataset 'alpha'" in \
+        err.value.problem, err.value
+
+
 def test_one_dataset_listed_under_two_names_is_refused(tmp_path):
     from cellprobe.bench.runner import check_distinct_data
 

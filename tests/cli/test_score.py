@@ -189,3 +189,12 @@ def test_a_dangling_link_at_an_output_is_something_there(cli, conic_files, tmp_p
     (tmp_path / "link.json").symlink_to(tmp_path / "nowhere.json")
     rc, _, err = cli("score", "--format", "conic", "--true", true, "--pred", pred, "--json", tmp_path / "link.json")
     assert rc == 2 and "exists already" in err and (tmp_path / "link.json").is_symlink(), err
+
+
+def test_the_truth_is_not_scored_against_itself(cli, conic_files, tmp_path):
+    """The twenty-fourth probe: --pred the --true file (or a link to it) scored PQ 1.0, exit 0."""
+    true, _ = conic_files
+    (tmp_path / "link.npy").symlink_to(true)
+    for pred in (true, tmp_path / "link.npy"):
+        rc, _, err = cli("score", "--format", "conic", "--true", true, "--pred", pred)
+        assert rc == 2 and "the truth would be scored against itself" in err and err.count("\n") == 1, err

@@ -54,8 +54,16 @@ def test_split_file_errors(tmp_path):
     path.write_text("what,ever\n1,2\n")
     with pytest.raises(InputError, match="needs a patch column"):
         read_split_file(path, ["a"])
-    with pytest.raises(InputError, match="split file not found"):
+    with pytest.raises(InputError, match="split file: no such file"):
         read_split_file(tmp_path / "none.csv", ["a"])
+    # the twenty-fourth probe: a split file that is a folder or a pipe was "not found"
+    import os
+
+    (tmp_path / "dir.csv").mkdir()
+    os.mkfifo(tmp_path / "fifo.csv")
+    for name, problem in (("dir.csv", "is a folder, not a file"), ("fifo.csv", "is not a regular file")):
+        with pytest.raises(InputError, match=f"split file: {problem}"):
+            read_split_file(tmp_path / name, ["a"])
 
 
 def test_repeated_rows_become_repeats(tmp_path):

@@ -320,3 +320,21 @@ def test_every_family_round_trips_through_the_filter(tiny, tmp_path, name):
     loaded = build_encoder(tiny[name], weights=_save(source.model.state_dict(), tmp_path / "w.safetensors"))
     assert loaded.weights_digest != source.weights_digest  # file digest vs state-dict digest
     assert W.state_dict_sha256(loaded.model) == source.weights_digest
+
+
+@pytest.mark.parametrize(("make", "problem"), [("folder", "is a folder, not a file"),
+                                               ("pipe", "is not a regular file"), (None, "not found")])
+def test_a_weights_path_that_is_no_file_says_what_it_is(tmp_path, make, problem):
+    """The twenty-fourth probe: a weights path that was a folder or a pipe was reported 'not found'."""
+    import os
+
+    from cellprobe.encoders.registry import get_spec
+
+    path = tmp_path / "w.safetensors"
+    if make == "folder":
+        path.mkdir()
+    elif make == "pipe":
+        os.mkfifo(path)
+    with pytest.raises(InputError, match=f"weights for encoder 'efficientnet-lite0': {problem}") as err:
+        W.resolve_weights(get_spec("efficientnet-lite0"), str(path))
+    assert err.value.path == str(path)

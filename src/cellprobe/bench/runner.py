@@ -22,7 +22,7 @@ from cellprobe.bench.cell import run_cell
 from cellprobe.bench.matrix import CellFn, CellOutput, CellTask, expand
 from cellprobe.config import config_source, dump_config, keys_attributed, parse_config
 from cellprobe.data.io import refuse_output_inside
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 from cellprobe.locking import exclusive
 from cellprobe.run.run_folder import CONFIG as RUN_CONFIG
 from cellprobe.run.run_folder import LAST, refuse_inside_run
@@ -355,6 +355,7 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
     is there and its train, validation and test splits open; every encoder is known; every weights file
     exists."""
     from cellprobe.data import open_dataset
+    from cellprobe.data.base import shared_images
     from cellprobe.encoders.registry import get_spec
     from cellprobe.run.train_config import check_machine
 
@@ -373,8 +374,10 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
         for j, weights in enumerate(encoder.weights):
             if weights not in ("pretrained", "random") and not Path(weights).is_file():
                 key = f"encoders.{i}.weights.{j}"
-                raise InputError(config_source(config, key), f"config key '{key}': encoder '{encoder.name}': no "
-                                 f"weights file {weights} (weights are 'pretrained', 'random' or an existing file)")
+                found = "no such file" if not Path(weights).exists() else not_a_file(Path(weights))
+                raise InputError(config_source(config, key), f"config key '{key}': encoder '{encoder.name}': "
+                                 f"weights {weights}: {found} (weights are 'pretrained', 'random' or an existing "
+                                 "file)")
     if cluster is None:  # on a cluster the workers' machines decide, which this one cannot see
         with keys_attributed(config):
             check_machine(config.training.trainer, "training.trainer")
@@ -392,11 +395,17 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
                                  f"dataset '{dataset.name}', split '{split}': {exc.problem}") from None
         _check_folds_apart(dataset, readers)
     for test in config.test_datasets:
-        try:  # one that is a split of a training dataset, however spelt: check_distinct_data
-            open_dataset(test.path, format=test.format, split=test.split, **test.options)
+        try:
+            reader = open_dataset(test.path, format=test.format, split=test.split, **test.options)
         except InputError as exc:
             raise InputError(exc.path or test.path,
                              f"test_datasets '{test.name}', split '{test.split}': {exc.problem}") from None
+        for (name, split), used in readers.items():  # the same image files, whatever options or paths say
+            shared = shared_images(reader, used) if name in (test.trained_on or [name]) else None
+            if shared:
+                raise InputError(test.path, f"test_datasets '{test.name}': {shared} of its patches show images of "
+                                            f"split '{split}' of dataset '{name}' (the same files), which its cells "
+                                            "train, validate or test on; a test-only dataset must be other data")
 
 
 def _check_folds_apart(dataset: Any, readers: dict[tuple[str, str], Any]) -> None:

@@ -162,6 +162,9 @@ def register(app: typer.Typer) -> None:
         """Score predictions with the official PanNuke / CoNIC / HoVer-Net metric definitions."""
         read = [true, pred] if fmt is ScoreFormat.conic else [true / "masks.npy", true / "types.npy", pred / "masks.npy"]
         check_output_files([json_out, per_image], read, overwrite)  # the files read, not PanNuke's folders
+        truth, scored = (true, pred) if fmt is ScoreFormat.conic else (true / "masks.npy", pred / "masks.npy")
+        if truth.exists() and scored.exists() and truth.samefile(scored):  # a copy-paste slip scoring PQ 1.0
+            raise InputError(pred, f"is the --true file ({truth}): the truth would be scored against itself")
         names = _class_names(classes)
         for flag, value in (("--radius", radius), ("--mpp", mpp), ("--r2-crop", r2_crop)):
             if value is not None and (not math.isfinite(value) or value <= 0):

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from cellprobe.config import Seed, StrictModel
 from cellprobe.data.io import csv_row, read_csv_rows
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 
 
 def _groups(sources: Sequence[str]) -> np.ndarray:
@@ -153,7 +153,7 @@ def split_file_folds(path: Path) -> list[str]:
     only when read with :func:`read_split_file`)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "split file not found")
+        raise InputError(path, f"split file: {not_a_file(path)}")
     header, table = read_csv_rows(path, "split file")
     fold = _fold_column(path, header)
     if fold is None:
@@ -182,7 +182,7 @@ def read_split_file(path: Path, names: Sequence[str], explain: Callable[[str], s
     patches to leave out a fold of their own (e.g. ``unused``)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "split file not found")
+        raise InputError(path, f"split file: {not_a_file(path)}")
     header, table = read_csv_rows(path, "split file")
     keys = [c for c in KEY_COLUMNS if c in header]
     fold = _fold_column(path, header)

@@ -29,7 +29,7 @@ from torch import nn
 
 from cellprobe.encoders.convert import StateDict, to_timm
 from cellprobe.encoders.registry import EncoderSpec
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 from cellprobe.hashing import file_sha256 as file_sha256  # re-exported: weights' digest API
 from cellprobe.torch_files import load_torch_file, state_problems
 
@@ -58,7 +58,8 @@ def resolve_weights(spec: EncoderSpec, weights: str | Path) -> ResolvedWeights:
         return ResolvedWeights("file", _hub_file(spec), spec.weights.label)
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise InputError(path, f"weights for encoder '{spec.name}' not found (expected 'pretrained', 'random' "
+        found = "not found" if not (path.exists() or path.is_symlink()) else not_a_file(path)
+        raise InputError(path, f"weights for encoder '{spec.name}': {found} (expected 'pretrained', 'random' "
                                "or a .safetensors / .pth / .pt / .bin file)")
     return ResolvedWeights("file", path.resolve(), str(path.resolve()))
 
