@@ -136,6 +136,8 @@ def test_a_bench_name_is_a_plain_folder_name(tmp_path, name):
     ({"encoders": [{"name": "a"}, {"name": "a"}]}, "config key 'encoders': encoder names must be unique"),
     ({"encoders": [{"name": "a", "weights": ["random", "random"]}]},
      "config key 'encoders.0.weights': encoder 'a': weights must be unique"),
+    ({"encoders": [{"name": "a", "weights": ["/wa/w.pth", "/wb/W.pth"]}]},  # the twenty-fourth probe
+     "config key 'encoders.0.weights': encoder 'a': two weights files share a file name"),
     ({"datasets": [{"name": "ds", "path": "/d"}, {"name": "ds", "path": "/e"}]}, "config key 'datasets': dataset names"),
     ({"datasets": [{"name": "ds", "path": "/d"}, {"name": "DS", "path": "/e"}]},
      "config key 'datasets': dataset names must be unique in any case"),

@@ -10,11 +10,12 @@ and weights, data source and splits, seed, output, feature cache folder) is refu
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from cellprobe import atomic
 from cellprobe.config import (
     KEY_ERROR,
     ConfigKeyError,
@@ -176,6 +177,11 @@ class BenchConfig(StrictModel):
         for i, e in enumerate(self.encoders):
             if len(set(e.weights)) != len(e.weights):
                 raise key_error(f"encoders.{i}.weights", f"encoder '{e.name}': weights must be unique, got {e.weights}")
+            labels = [atomic.portable_name(PurePath(w).name) for w in e.weights]
+            if len(set(labels)) != len(labels):  # models and feature caches are known by the file's name
+                raise key_error(f"encoders.{i}.weights", f"encoder '{e.name}': two weights files share a file name "
+                                                         f"({e.weights}): the report would show them as one model "
+                                                         "and their cells would share a feature cache; rename one")
         for d_i, d in enumerate(self.datasets):
             folds = [f.model_dump_json() for f in d.folds]
             for i, fold in enumerate(folds):
