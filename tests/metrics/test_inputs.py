@@ -100,6 +100,25 @@ def test_load_types(tmp_path):
     np.save(path, np.zeros(2))
     with pytest.raises(InputError, match="strings"):
         load_types(path, 2)
+    # the twenty-fourth probe: ' Colon' beside 'Colon', or '', were tissues of their own in bPQ and mPQ
+    for names, bad in ((["Colon", " Colon"], 1), (["", "Colon"], 0)):
+        np.save(path, np.array(names))
+        with pytest.raises(InputError, match="is empty or has spaces around it") as err:
+            load_types(path, 2)
+        assert err.value.path == f"{path}[{bad}]"
+
+
+def test_a_pannuke_fold_with_a_padded_tissue_name_is_refused(tmp_path):
+    from cellprobe.data import fixtures, open_dataset
+
+    root = fixtures.write_pannuke(tmp_path / "p", {1: 2, 2: 2, 3: 2}, size=32)
+    types = root / "Fold 1" / "images" / "fold1" / "types.npy"
+    if not types.exists():
+        types = next(root.glob("Fold 1/**/types.npy"))
+    np.save(types, np.array(["Colon", "Colon "]))
+    with pytest.raises(InputError, match="is empty or has spaces around it") as err:
+        open_dataset(root, split="fold1")
+    assert err.value.path == f"{types}[1]"
 
 
 def negative_shape_npy() -> bytes:

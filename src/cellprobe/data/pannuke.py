@@ -64,6 +64,15 @@ def patch_name(tissue: str, k: int, j: int) -> str:
     return f"pannuke_{str(tissue).lower()}_fold{k}_{j}"
 
 
+def check_tissue_names(types: np.ndarray, path: Path) -> None:
+    """PanNuke's tissue names (types.npy) as the official scores group them: an empty name, or one with spaces
+    around it (' Colon' beside 'Colon'), would be a tissue of its own in the mean over tissues (bPQ, mPQ)."""
+    for i, name in enumerate(np.asarray(types).astype(str).tolist()):
+        if not name or name != name.strip():
+            raise InputError(f"{path}[{i}]", f"tissue type {name!r} is empty or has spaces around it: the scores "
+                                             "averaged over tissues would count it as a tissue of its own")
+
+
 def fold_paths(root: Path, k: int) -> tuple[Path, Path, Path]:
     base = root / f"Fold {k}"
     return (base / "images" / f"fold{k}" / "images.npy", base / "images" / f"fold{k}" / "types.npy",
@@ -152,6 +161,7 @@ class PanNukeDataset(Reader):
         check_pixels(paths[0], int(images.shape[1]), int(images.shape[2]))
         if masks.ndim != 4 or masks.shape[3] != 6 or masks.shape[1:3] != images.shape[1:3]:
             raise InputError(paths[2], f"expected (N, {images.shape[1]}, {images.shape[2]}, 6) masks, got {masks.shape}")
+        check_tissue_names(types, paths[1])
         if not (len(images) == len(masks) == len(types)):
             raise InputError(paths[0].parent, f"mismatched counts: images.npy {len(images)}, masks.npy {len(masks)}, "
                                               f"types.npy {len(types)}")

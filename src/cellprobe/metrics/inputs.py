@@ -305,4 +305,7 @@ def load_types(path: str | Path, n_images: int) -> np.ndarray:
         raise InputError(path, f"tissue types: expected a 1-D array of strings, got {types.dtype} {types.shape}")
     if types.shape[0] != n_images:
         raise InputError(path, f"{types.shape[0]} tissue types for {n_images} images")
+    from cellprobe.data.pannuke import check_tissue_names
+
+    check_tissue_names(types, path)
     return types.astype(str)
