@@ -335,9 +335,9 @@ def test_finished_cells_outside_the_current_matrix_are_named(tmp_path):
 def test_two_cells_sharing_a_folder_are_refused(tmp_path, weights):
     """Folder names drop '/' and spaces, and case-insensitive file systems merge case: the second cell would
     be skipped as 'already done' with the first one's results."""
-    config = _config(seeds=[0], encoders=[{"name": "lite0", "weights": weights}])
-    with pytest.raises(InputError, match="two cells would share the folder") as err:
-        run_bench(config, tmp_path / "out", FakeCell())
+    with pytest.raises(InputError, match=r"two cells would share the folder|two weights files share a file name") \
+            as err:  # the second pair has one file name: the config itself refuses it
+        run_bench(_config(seeds=[0], encoders=[{"name": "lite0", "weights": weights}]), tmp_path / "out", FakeCell())
     assert weights[0] in str(err.value) and weights[1] in str(err.value)
     assert not (tmp_path / "out").exists()
 
@@ -412,7 +412,9 @@ def test_a_folder_in_the_way_of_a_record_is_refused_before_any_cell(tmp_path, wh
     path.unlink()
     path.mkdir()
     cell = FakeCell()
-    with pytest.raises(InputError, match="is in the way of a benchmark record") as err:
+    problem = "is in the way of a benchmark record" if where != "bench.yaml" else \
+        "is a folder, not a file: the benchmark config cellprobe writes here cannot be read"
+    with pytest.raises(InputError, match=problem) as err:
         run_bench(_config(seeds=[0]), tmp_path, cell)
     assert err.value.path == str(path) and cell.attempts == 0
 
@@ -467,3 +469,17 @@ def test_a_file_or_link_where_the_clusters_logs_go_is_refused_before_anything_is
     with pytest.raises(InputError, match="where cellprobe keeps the cluster's logs") as err:
         run_bench(_config(seeds=[0]), bench, FakeCell(), cluster=ClusterSpec("local", workers=1))
     assert err.value.path == str(bench / "logs") and sorted(p.name for p in bench.iterdir()) == ["logs"]
+
+
+@pytest.mark.parametrize("kind", ["folder", "pipe"])
+def test_a_bench_config_record_that_is_no_file_is_refused_not_taken_as_absent(tmp_path, kind):
+    """The twenty-fourth probe: report took a bench.yaml that was a folder or a pipe for no record, and dropped
+    its note that some cells of the matrix have no result (exit 0)."""
+    import os
+
+    path = tmp_path / layout.CONFIG
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    with pytest.raises(InputError, match="the benchmark config cellprobe writes here cannot be read") as err:
+        layout.read_config(tmp_path)
+    assert err.value.path == str(path)
+    assert layout.read_config(tmp_path / "fresh") is None  # none written yet: no record, no error

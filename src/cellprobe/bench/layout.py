@@ -30,7 +30,7 @@ import pandas as pd
 
 from cellprobe import atomic
 from cellprobe.config import read_json
-from cellprobe.errors import InputError
+from cellprobe.errors import InputError, not_a_file
 
 if TYPE_CHECKING:
     from cellprobe.bench.bench_config import BenchConfig
@@ -76,8 +76,11 @@ def read_config(bench_dir: Path) -> BenchConfig | None:
     from cellprobe.config import load_yaml, parse_config
 
     path = Path(bench_dir) / CONFIG
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
+    if not path.is_file():  # a folder or pipe there is no record, nor proof that none was written
+        raise InputError(path, f"{not_a_file(path)}: the benchmark config cellprobe writes here cannot be read; "
+                               "move it")
     try:
         return parse_config(BenchConfig, load_yaml(path), path)
     except InputError as exc:
