@@ -420,7 +420,7 @@ def test_a_folder_in_the_way_of_a_record_is_refused_before_any_cell(tmp_path, wh
 
 
 @pytest.mark.parametrize("damage", ["cells a file", "cell a file", "cell a link to nothing", "run a file",
-                                    "feature_cache a file"])
+                                    "feature_cache a file", "cell a link to a finished cell elsewhere"])
 def test_a_file_in_the_way_of_a_benchmark_folder_is_refused_before_anything_is_written(tmp_path, damage):
     """The twenty-second probe: cells/ (or a cell's folder) that was a file, or a link to nothing, gave a
     traceback after the folder's records were written. It is refused first, naming it."""
@@ -440,6 +440,8 @@ def test_a_file_in_the_way_of_a_benchmark_folder_is_refused_before_anything_is_w
             where.write_text("x")
         elif damage == "cell a link to nothing":
             where.symlink_to(tmp_path / "gone")
+        elif damage == "cell a link to a finished cell elsewhere":  # the twenty-fourth probe: counted as done
+            where.symlink_to(tmp_path / "done" / "cells" / cell_id)
         else:
             shutil.copytree(tmp_path / "done" / "cells" / cell_id, where)
             (where / layout.RESULT).unlink()

@@ -72,3 +72,14 @@ def test_a_feature_cache_place_that_is_no_folder_is_refused_before_anything_is_m
     assert err.value.path == str(cache) and not (tmp_path / "run").exists()
     assert not (tmp_path / "nowhere").exists()
 
+
+
+def test_a_link_where_the_run_keeps_its_own_feature_cache_is_refused(tmp_path, tiny_data):
+    """The twenty-fourth probe: a run's feature_cache that was a link to a folder outside had the cache written
+    there; a cache elsewhere is given as cache_dir."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "feature_cache").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="is a link, where the run keeps its own feature cache") as err:
+        train(tiny_config(tiny_data, tmp_path / "run", epochs=1, cache_views=1))
+    assert err.value.path == str(tmp_path / "run" / "feature_cache") and not any((tmp_path / "elsewhere").iterdir())

@@ -325,6 +325,9 @@ def find_run(config: TrainConfig) -> Run | None:
     cache = config.feature_cache_dir()
     if config.cache_features and ((cache.is_symlink() and not cache.exists()) or (cache.exists() and not cache.is_dir())):
         raise InputError(cache, "is in the way of the feature cache folder (a file, or a link to nothing); move it")
+    if config.cache_features and config.cache_dir is None and cache.is_symlink():  # the run's own: never a link
+        raise InputError(cache, "is a link, where the run keeps its own feature cache; remove it, or give the "
+                                "folder as cache_dir")
     if not (run_dir.is_dir() and (run_dir / CONFIG).exists()):
         if run_dir.is_dir() and any(p.name not in (STAMP, "feature_cache", LOCK) for p in run_dir.iterdir()):
             raise InputError(run_dir, "output folder is not empty and holds no cellprobe run; choose another --out")
