@@ -287,6 +287,7 @@ def test_score_command_gives_one_line_for_each_gap(cli, tmp_path):
         "class9.npy": np.where(true == 3, 9, true),
         "none.npy": true[:0],
         "flat.npy": np.zeros((2, 0, 0, 2), np.int64),
+        "flat2.npy": np.zeros((2, 0, 0, 2), np.int64),  # another file: one file as both is refused as such
     }
     for name, arr in files.items():
         np.save(tmp_path / name, arr)
@@ -299,7 +300,7 @@ def test_score_command_gives_one_line_for_each_gap(cli, tmp_path):
 
     assert "P.npy" not in run("T.npy", "class9.npy") and "class9.npy[0]" in run("T.npy", "class9.npy")
     assert "swapped.npy[0]" in run("swapped.npy", "P.npy") and "look swapped" in run("swapped.npy", "P.npy")
-    assert "no images" in run("none.npy", "none.npy") and "size 0×0" in run("flat.npy", "flat.npy")
+    assert "no images" in run("none.npy", "none.npy") and "size 0×0" in run("flat.npy", "flat2.npy")
     assert "--mpp must be a finite number > 0, got nan" in run("T.npy", "P.npy", "--mpp", "nan")
     assert "--radius must be a finite number > 0, got inf" in run("T.npy", "P.npy", "--radius", "inf")
     assert "'a' is listed twice" in run("T.npy", "P.npy", "--classes", "a,a")

@@ -48,8 +48,16 @@ def _score_conic(true: Path, pred: Path, names, radius, mpp, r2_crop, workers):
 
     true_arr = load_npy(true, "truth labels")
     pred_arr = load_npy(pred, "predicted labels")
+    _refuse_self_scoring(true, pred, len(true_arr))
     return score_conic(true_arr, pred_arr, radius=radius, mpp=mpp, r2_crop=r2_crop, class_names=names,
                        workers=workers, sources=(str(true), str(pred)))
+
+
+def _refuse_self_scoring(true: Path, pred: Path, n_images: int) -> None:
+    """The --true file given as --pred too (or a link to it): a slip that would score PQ 1.0 (checked once both
+    read as arrays, so a file's own problem is named first)."""
+    if n_images and true.samefile(pred):
+        raise InputError(pred, f"is the --true file ({true}): the truth would be scored against itself")
 
 
 def _score_pannuke(true: Path, pred: Path, names, workers):
@@ -60,6 +68,7 @@ def _score_pannuke(true: Path, pred: Path, names, workers):
     pred_path = _folder_file(pred, "masks.npy", "prediction")
     true_arr = load_npy(true_path, "truth masks")
     pred_arr = load_npy(pred_path, "predicted masks")
+    _refuse_self_scoring(true_path, pred_path, len(true_arr))
     types = load_types(true / "types.npy", true_arr.shape[0])
     return score_pannuke(true_arr, pred_arr, types.tolist(), class_names=names, workers=workers,
                          sources=(str(true_path), str(pred_path)))
@@ -162,9 +171,6 @@ def register(app: typer.Typer) -> None:
         """Score predictions with the official PanNuke / CoNIC / HoVer-Net metric definitions."""
         read = [true, pred] if fmt is ScoreFormat.conic else [true / "masks.npy", true / "types.npy", pred / "masks.npy"]
         check_output_files([json_out, per_image], read, overwrite)  # the files read, not PanNuke's folders
-        truth, scored = (true, pred) if fmt is ScoreFormat.conic else (true / "masks.npy", pred / "masks.npy")
-        if truth.exists() and scored.exists() and truth.samefile(scored):  # a copy-paste slip scoring PQ 1.0
-            raise InputError(pred, f"is the --true file ({truth}): the truth would be scored against itself")
         names = _class_names(classes)
         for flag, value in (("--radius", radius), ("--mpp", mpp), ("--r2-crop", r2_crop)):
             if value is not None and (not math.isfinite(value) or value <= 0):
