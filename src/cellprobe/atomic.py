@@ -52,6 +52,17 @@ MAX_NAME_BYTES = 255
 MAX_RESULT_NAME_BYTES = MAX_NAME_BYTES - len("..12345678.tmp")
 
 
+def own_folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a folder cellprobe makes and works in ("a link", "not a folder"; None when it is
+    one, or is not there yet): what is written, appended to or cleared there must stay in the output folder, and
+    a link would lead it elsewhere."""
+    if path.is_symlink():
+        return "a link"
+    if path.exists() and not path.is_dir():
+        return "not a folder"
+    return None
+
+
 def undecodable(text: str) -> bool:
     """Whether ``text`` holds bytes that are not UTF-8 (Python keeps them as lone surrogates in a file name):
     such a name cannot go into cellprobe's records (JSON, YAML, Parquet are UTF-8), so it is refused, naming it."""

@@ -202,12 +202,13 @@ LOG_DIR = "logs"
 def check_log_place(out_dir: Path) -> None:
     """Refuse a file, or a link, where the cluster's logs folder goes in ``out_dir``, before any work: logs are
     appended where they are, never through a link out of the output folder."""
+    from cellprobe.atomic import own_folder_problem
     from cellprobe.errors import InputError
 
     log_dir = Path(out_dir) / LOG_DIR
-    if log_dir.is_symlink() or (log_dir.exists() and not log_dir.is_dir()):
-        raise InputError(log_dir, f"is {'a link' if log_dir.is_symlink() else 'not a folder'}, where cellprobe "
-                                  "keeps the cluster's logs in its own folder; move it")
+    problem = own_folder_problem(log_dir)
+    if problem is not None:
+        raise InputError(log_dir, f"is {problem}, where cellprobe keeps the cluster's logs in its own folder; move it")
 
 
 @contextlib.contextmanager

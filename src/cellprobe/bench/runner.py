@@ -151,9 +151,10 @@ def _refuse_records_in_the_way(bench_dir: Path, config: BenchConfig) -> None:
         paths += [place / name for place in (folder, *scored)
                   for name in (layout.RESULT, layout.PER_IMAGE, layout.EXAMPLES, layout.ERROR)]
     for path in folders:  # cellprobe's own folders: a link would lead cells, runs and caches out of the folder
-        if path.is_symlink() or (path.exists() and not path.is_dir()):
-            raise InputError(path, f"is in the way of a benchmark folder ({'a link' if path.is_symlink() else 'not a folder'}"
-                                   "); move it, or use a new output folder")
+        problem = atomic.own_folder_problem(path)
+        if problem is not None:
+            raise InputError(path, f"is in the way of a benchmark folder ({problem}); move it, or use a new output "
+                                   "folder")
     for path in paths:
         if atomic.in_the_way(path):
             raise InputError(path, "is in the way of a benchmark record (not a file); move it, or use a new output "

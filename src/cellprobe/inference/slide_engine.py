@@ -560,19 +560,16 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
         results = results_folder(out_dir, name)
         if path.resolve() == results.resolve() or path.resolve().is_relative_to(results.resolve()):
             raise InputError(path, f"its results folder {results} would replace it; give another --out")
-        if results.is_symlink() or (results.exists() and not results.is_dir()):
-            raise InputError(results, f"is a {'link' if results.is_symlink() else 'file'} where this slide's "
-                                      "results folder goes; give another --out")
         check_record_place(out_dir, name)
         check_partial_place(partial_dir(out_dir, name))
-        for place in (out_dir / SLIDE_LOCKS, out_dir / SLIDE_LOCKS / name):  # each slide's lock lives there
-            if place.is_symlink() or (place.exists() and not place.is_dir()):
-                raise InputError(place, f"is {'a link' if place.is_symlink() else 'not a folder'}, where cellprobe "
-                                        "keeps its slides' locks in its own folder; move it")
-        aside = aside_path(results)  # an earlier result an interrupted --overwrite left: removed when one ends
-        if aside.is_symlink() or (aside.exists() and not aside.is_dir()):
-            raise InputError(aside, "is in the way of the folder an --overwrite moves earlier results to (not a "
-                                    "folder); move it")
+        # the results, each slide's lock, and an earlier result an interrupted --overwrite left aside
+        for place, what in ((results, "this slide's results"), (out_dir / SLIDE_LOCKS, "its slides' locks"),
+                            (out_dir / SLIDE_LOCKS / name, "this slide's lock"),
+                            (aside_path(results), "results an --overwrite moves aside")):
+            problem = atomic.own_folder_problem(place)
+            if problem is not None:
+                raise InputError(place, f"is {problem}, where cellprobe keeps {what} in its own folder; move it, "
+                                        "or give another --out")
         if overwrite:  # the folder is replaced whole (without, a finished one is skipped or refused)
             _refuse_foreign_files(results)
         for own in (results.name, partial_dir(out_dir, name).name):  # finished, or a killed slide's work folder

@@ -38,16 +38,17 @@ def check_partial_place(folder: Path) -> None:
     journal or stamp that is a link: a resume clears what no journal line names, redoes an interrupted finish
     and appends to its journal, which must happen in cellprobe's own folder, never where a link points (a
     user's files there would be deleted or written)."""
-    for path in (folder, folder / PARTS, folder / RESULT, folder / JOURNAL, folder / STAMP):
-        if path.is_symlink():
-            raise InputError(path, "is a link, where cellprobe keeps an unfinished slide's work in its own "
-                                   f"{'folder' if path.name in (PARTS, RESULT) or path == folder else 'file'}: "
-                                   "remove the link (nothing it points at is touched), then run again")
-        if path.name not in (JOURNAL, STAMP) and path.exists() and not path.is_dir():
-            raise InputError(path, "is not a folder, where cellprobe keeps an unfinished slide's work: remove it, "
-                                   "then run again")
+    for path in (folder, folder / PARTS, folder / RESULT):
+        problem = atomic.own_folder_problem(path)
+        if problem is not None:
+            raise InputError(path, f"is {problem}, where cellprobe keeps an unfinished slide's work in its own "
+                                   "folder: remove it (nothing a link points at is touched), then run again")
         if not folder.is_dir():
             return
+    for path in (folder / JOURNAL, folder / STAMP):
+        if path.is_symlink():
+            raise InputError(path, "is a link, where cellprobe keeps an unfinished slide's work in its own file: "
+                                   "remove it (nothing it points at is touched), then run again")
 
 
 @dataclass
