@@ -4,9 +4,11 @@ windows (whole images, tiles or random crops) over large images with a small dec
 from __future__ import annotations
 
 import abc
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -52,6 +54,21 @@ class Reader(PatchDataset):
         identity, show the same pixels however their paths are spelt or linked. Readers override it."""
         raise NotImplementedError(f"{type(self).__name__} does not say where its images are stored")
 
+    @cached_property
+    def image_identities(self) -> list[tuple[int, int, str]]:
+        """:meth:`stored_image` of every sample with the file known by identity (a link, a hard link and a path
+        spelt otherwise are the same file); worked out once per reader (a reader's samples do not change), one
+        ``stat`` per file."""
+        seen: dict[Path, tuple[int, int]] = {}
+        out = []
+        for i in range(len(self)):
+            path, where = self.stored_image(i)
+            if path not in seen:
+                st = os.stat(path)
+                seen[path] = (st.st_dev, st.st_ino)
+            out.append((*seen[path], where))
+        return out
+
     def _index(self, index: int) -> int:
         n = len(self)
         if not -n <= index < n:
@@ -74,22 +91,9 @@ class Reader(PatchDataset):
 
 
 def stored_images(reader: PatchDataset) -> list[tuple[int, int, str]] | None:
-    """Each sample's stored image as (device, inode, where in the file): :meth:`Reader.stored_image` with the file
-    known by identity (a link, a hard link and a path spelt otherwise are the same file). None for a dataset
-    that is no :class:`Reader`, whose storage is unknown."""
-    import os
-
-    if not isinstance(reader, Reader):
-        return None
-    seen: dict[Path, tuple[int, int]] = {}
-    out = []
-    for i in range(len(reader)):
-        path, where = reader.stored_image(i)
-        if path not in seen:
-            st = os.stat(path)
-            seen[path] = (st.st_dev, st.st_ino)
-        out.append((*seen[path], where))
-    return out
+    """Each sample's stored image as (device, inode, where in the file): :attr:`Reader.image_identities`. None for
+    a dataset that is no :class:`Reader`, whose storage is unknown."""
+    return reader.image_identities if isinstance(reader, Reader) else None
 
 
 def shared_images(reader: PatchDataset, other: PatchDataset) -> int | None:
