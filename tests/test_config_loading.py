@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from cellprobe import atomic
 from cellprobe.config import load_yaml
@@ -72,6 +73,17 @@ def test_exponent_floats_are_numbers_as_in_yaml_1_2(tmp_path):
     cfg = load_config(TrainSettings, path, parse_sets(["lr=2e-4"]))
     assert cfg.lr == 2e-4 and cfg.weight_decay == 5e-5
     assert parse_sets(["name='1e-3'"]) == {"name": "1e-3"}  # quoted: still a string
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("+.5", 0.5), ("-.5", -0.5), (".5", 0.5), ("1.", 1.0), ("+1.5E+2", 150.0), ("2E3", 2000.0), ("12", 12),
+])
+def test_every_yaml_1_2_float_spelling_is_a_number(text, value):
+    """YAML 1.2 reads +.5 and -.5 as numbers; PyYAML gave strings, and strict typing refused a valid value."""
+    from cellprobe.config import UniqueKeyLoader
+
+    read = yaml.load(f"x: {text}\n", Loader=UniqueKeyLoader)["x"]
+    assert read == value and type(read) is type(value)
 
 
 @pytest.mark.parametrize(("text", "reading"), [

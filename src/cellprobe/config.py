@@ -126,10 +126,12 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-# YAML 1.2 reads 1e-3 as a number; PyYAML (YAML 1.1) needs a dot (1.0e-3) and otherwise gives the string
-# '1e-3', which strict typing then refuses: read exponent floats as numbers, as a user who wrote one meant
+# YAML 1.2 reads 1e-3, +.5 and -.5 as numbers; PyYAML (YAML 1.1) needs a dot and a signed exponent (1.0e-3)
+# and no sign before a leading dot, and otherwise gives the string, which strict typing then refuses: read every
+# YAML 1.2 float spelling as the number a user meant (tried after the integer resolver, so 12 stays an integer)
 UniqueKeyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$"),
     list("-+0123456789."))
 
 
