@@ -30,6 +30,24 @@ def test_valid_sample_converted_losslessly():
     assert np.array_equal(s.inst, r.inst) and np.array_equal(s.cls, r.cls)
 
 
+@pytest.mark.parametrize(("dtype", "offset"), [(np.uint32, 2**31), (np.int64, 2**40), (np.uint64, 2**64 - 2**20)])
+def test_instance_ids_beyond_int32_are_renumbered_in_order_not_refused(dtype, offset):
+    """Label maps with uint32/uint64 ids (hashes, slide-wide counters) were refused ('does not fit int32')
+    while score read the same ids: the sample holds the same instances, numbered 1..n in their order."""
+    base = raw()
+    inst = np.where(base.inst > 0, base.inst.astype(np.uint64) + np.uint64(offset), 0).astype(dtype)
+    s = to_sample(raw(inst=inst, cls=base.cls), num_classes=2)
+    assert s.inst.dtype == np.int32 and np.array_equal(s.inst, base.inst)
+    no_background = np.full((2, 2), offset, dtype)
+    no_background[0, 0] += 1
+    assert to_sample(raw(image=np.zeros((2, 2, 3), np.uint8), inst=no_background,
+                         cls=np.ones((2, 2), np.uint8)), 1).inst.tolist() == [[2, 1], [1, 1]]
+    wrong = raw(inst=inst, cls=base.cls.copy())
+    wrong.cls[2, 2] = 2
+    with pytest.raises(InputError, match=rf"instance {int(offset) + 1} has several classes \[1, 2\]"):
+        to_sample(wrong, num_classes=2)
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (lambda r: setattr(r, "inst", r.inst.astype(np.float32)), "instance ids are float"),
     (lambda r: r.inst.__setitem__((0, 0), -3), "negative instance id -3"),

@@ -1,7 +1,7 @@
 """The one sample type and dataset interface every format reader produces.
 
 A sample is an RGB uint8 image with its instance map and class map at the same size. Instance ids are int32,
-0 = background, any positive ids (not necessarily contiguous); the class map is per pixel, 0 = background,
+0 = background, any positive ids (not necessarily contiguous; larger ones are renumbered in order); the class map is per pixel, 0 = background,
 1..C = the dataset's classes (``class_names[c - 1]``).
 """
 
@@ -12,6 +12,24 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+#: the largest instance id a sample holds as it is (int32); larger ids are renumbered by :func:`int32_ids`
+INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+def int32_ids(ids: np.ndarray) -> np.ndarray:
+    """Non-negative integer instance ids as int32: as they are when they fit, else renumbered 1..n in their order
+    (0 stays background). An id names an instance and nothing more, so label maps of tools that write uint32 or
+    uint64 ids (hashes, slide-wide counters) read as the same instances; metrics depend only on which pixels
+    share an id and on the ids' order."""
+    ids = np.asarray(ids)
+    if ids.size == 0 or int(ids.max()) <= INT32_MAX:
+        return ids.astype(np.int32, copy=False)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    dense = inverse.reshape(ids.shape).astype(np.int32)
+    if uniq[0] != 0:  # no background pixel: ids start at 1
+        dense += 1
+    return dense
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cellprobe.data.sample import Sample, SampleMeta
+from cellprobe.data.sample import Sample, SampleMeta, int32_ids
 from cellprobe.errors import InputError
-
-INT32_MAX = np.iinfo(np.int32).max
 
 
 class DataWarning(UserWarning):
@@ -106,8 +104,6 @@ def label_problems(raw: RawSample, num_classes: int, allow_float: bool = False) 
         return out
     if inst.size and inst.min() < 0:
         out.append(Anomaly(where, "negative_id", f"negative instance id {int(inst.min())}"))
-    if inst.size and inst.max() > INT32_MAX:
-        out.append(Anomaly(where, "id_range", f"instance id {int(inst.max())} does not fit int32"))
     if cls is not None and cls.size:
         lo, hi = int(cls.min()), int(cls.max())
         if lo < 0 or hi > num_classes:
@@ -127,10 +123,16 @@ def class_mismatch(inst: np.ndarray, cls: np.ndarray) -> str | None:
     fg = (inst > 0) | (cls > 0)
     if not fg.any():
         return None
-    ids = inst[fg].astype(np.int64)
+    ids = inst[fg]
+    names = None  # ids beyond int32 are numbered 0..n-1 in order for the pair keys, and named as given
+    if int(ids.max()) > np.iinfo(np.int32).max:
+        names, ids = np.unique(ids, return_inverse=True)
+    ids = ids.astype(np.int64)
     classes = cls[fg].astype(np.int64)
     pairs = np.unique(ids * 65536 + classes)
     pid, pcls = pairs // 65536, pairs % 65536
+    if names is not None:
+        pid = names[pid]
     stray = pcls[pid == 0]
     if stray.size:
         return f"class {int(stray[0])} pixels outside every instance"
@@ -187,7 +189,7 @@ def to_sample(raw: RawSample, num_classes: int, allow_float_image: bool = False,
     if image.dtype != np.uint8:  # whole values in 0..255, checked above
         image = image.astype(np.uint8)
     inst = np.asarray(raw.inst)
-    inst = inst.astype(np.int32) if inst.dtype != np.int32 else np.array(inst)  # ranges checked above
+    inst = int32_ids(inst) if inst.dtype != np.int32 else np.array(inst)  # non-negative: checked above
     if raw.cls is None:
         cls = (inst > 0).astype(np.uint8)
     else:

@@ -25,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cellprobe.data.sample import INT32_MAX, int32_ids
 from cellprobe.errors import InputError, not_a_file
 
 #: Most classes a class list may hold (class maps are uint8 throughout cellprobe); also bounds every table
 #: sized by the number of classes.
 MAX_CLASSES = 255
-#: Instance ids above this are relabelled 1..n (order kept) before scoring, so that no key overflows.
-_RELABEL_ABOVE = np.iinfo(np.int32).max
 _INT64_LIMIT = 2.0**63
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -211,13 +210,9 @@ def instance_ids(arr: np.ndarray, where: str, what: str = "instance ids") -> np.
     order (memory bounded by the image, metrics unchanged: they depend only on which pixels share an id and on
     the order of the ids)."""
     arr = as_ids(arr, where, what)
-    if arr.size == 0 or int(arr.max()) <= _RELABEL_ABOVE:
+    if arr.size == 0 or int(arr.max()) <= INT32_MAX:
         return arr
-    uniq, inverse = np.unique(arr, return_inverse=True)
-    dense = inverse.reshape(arr.shape).astype(np.int64)
-    if uniq[0] != 0:  # no background pixel: ids start at 1
-        dense += 1
-    return dense
+    return int32_ids(arr)
 
 
 def swapped_channels(inst: np.ndarray, cls: np.ndarray, num_classes: int | None = None) -> bool:
