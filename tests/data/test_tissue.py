@@ -163,6 +163,31 @@ def test_png_mask(slide, tmp_path):
     assert mask.touches(300, 300, 1, 1) and not mask.touches(100, 100, 100, 100)
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_png_mask_saved_as_grey_rgb_reads_as_its_one_channel(slide, tmp_path, channels):
+    """Twenty-fifth probe: a black-and-white mask saved as RGB (as image editors do) was refused as 'label map
+    must be 2-D'; grey RGB and opaque RGBA read as the one-channel mask, colours and transparency are named."""
+    from PIL import Image
+
+    drawn = np.zeros((HEIGHT // 4, WIDTH // 4, channels), np.uint8)
+    drawn[64:128, 64:256, :3] = 255
+    if channels == 4:
+        drawn[..., 3] = 255
+    Image.fromarray(drawn).save(tmp_path / "mask.png")
+    mask = mask_from_png(tmp_path / "mask.png", slide, 8.0)
+    assert mask.mask.shape == (192, 256) and mask.mask.sum() == 32 * 96
+    drawn[0, 0, 0] = 7
+    Image.fromarray(drawn).save(tmp_path / "colour.png")
+    with pytest.raises(InputError, match="tissue mask is in colour") as info:
+        mask_from_png(tmp_path / "colour.png", slide, 8.0)
+    assert info.value.path == str(tmp_path / "colour.png")
+    if channels == 4:
+        drawn[0, 0] = (0, 0, 0, 0)
+        Image.fromarray(drawn).save(tmp_path / "clear.png")
+        with pytest.raises(InputError, match="tissue mask has transparent pixels"):
+            mask_from_png(tmp_path / "clear.png", slide, 8.0)
+
+
 @pytest.mark.parametrize(("shape", "fill", "match"), [((384, 384), 1, "aspect ratio"), ((384, 512), 0, "mask is empty")])
 def test_bad_png_mask(slide, tmp_path, shape, fill, match):
     path = tmp_path / "mask.png"

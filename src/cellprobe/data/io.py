@@ -439,34 +439,50 @@ def exif_orientation(path: Path) -> int:
             return 0
 
 
-def read_label_image(path: Path) -> np.ndarray:
+def read_label_image(path: Path, what: str = "label map", grey_rgb: bool = False) -> np.ndarray:
     """A 2-D label map (instance or class ids) from TIFF, PNG or ``.npy``; dtype is kept as stored. The size
-    limit (:data:`MAX_IMAGE_PIXELS`) is checked from the header before the map is read."""
+    limit (:data:`MAX_IMAGE_PIXELS`) is checked from the header before the map is read. ``grey_rgb``: an RGB or
+    RGBA file whose colour channels are equal everywhere (and alpha, if any, opaque) is read as that one channel:
+    a black-and-white mask saved by an image editor is often stored so (ids never are)."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
         mapped = load_npy(path, mmap=True)
-        check_not_empty(path, mapped.shape, "label map")
+        check_not_empty(path, mapped.shape, what)
         if mapped.ndim >= 2:
-            check_pixels(path, int(np.prod(mapped.shape[:-1])), int(mapped.shape[-1]), "label map")
+            check_pixels(path, int(np.prod(mapped.shape[:-1])), int(mapped.shape[-1]), what)
         arr = np.array(mapped)
     elif suffix in (".tif", ".tiff"):
-        require_file(path, "label file")
-        arr = _tiff(path, "label map", decode=True, rgb=False)
+        require_file(path, f"{what} file")
+        arr = _tiff(path, what, decode=True, rgb=False)
     else:
-        require_file(path, "label file")
-        img = _open_pil(path, "label image")
+        require_file(path, f"{what} file")
+        img = _open_pil(path, f"{what} image")
         with img:
             try:
                 img.load()
                 arr = np.asarray(img)
             except Exception as exc:
-                raise InputError(path, f"unreadable or truncated label image ({exc})") from None
+                raise InputError(path, f"unreadable or truncated {what} image ({exc})") from None
     assert isinstance(arr, np.ndarray)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
+    if grey_rgb and arr.ndim == 3 and arr.shape[2] in (3, 4):
+        arr = _grey_of(path, arr, what)
     if arr.ndim != 2:
-        raise InputError(path, f"label map must be 2-D, got shape {arr.shape}")
+        raise InputError(path, f"{what} must be 2-D (one channel), got shape {arr.shape}")
     return arr
+
+
+def _grey_of(path: Path, arr: np.ndarray, what: str) -> np.ndarray:
+    """The one channel of an RGB(A) array whose colours are grey and alpha opaque, else a refusal naming why."""
+    if arr.shape[2] == 4:
+        opaque = np.iinfo(arr.dtype).max if arr.dtype.kind in "iu" else 1.0
+        if np.any(arr[..., 3] != opaque):
+            raise InputError(path, f"{what} has transparent pixels: save it as one channel (non-zero = "
+                                   "tissue), without transparency")
+    if np.any(arr[..., 0] != arr[..., 1]) or np.any(arr[..., 0] != arr[..., 2]):
+        raise InputError(path, f"{what} is in colour: save it as one channel or grey (non-zero = tissue)")
+    return arr[..., 0]
 
 
 def read_mat(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -160,12 +160,12 @@ def detect_tissue(reader: SlideReader, settings: TissueSettings) -> TissueMask:
 # --- masks from files ----------------------------------------------------------------------------------------
 
 def mask_from_png(path: Path, reader: SlideReader, downsample: float) -> TissueMask:
-    """A mask image (single channel, non-zero = tissue) covering the whole slide, resized (nearest) to
+    """A mask image (one channel, or RGB(A) in grey; non-zero = tissue) covering the whole slide, resized (nearest) to
     ``downsample``; its aspect ratio must be the slide's."""
     import cv2
 
     path = Path(path)
-    pixels = read_label_image(path) != 0
+    pixels = read_label_image(path, "tissue mask", grey_rgb=True) != 0
     if not pixels.any():
         raise InputError(path, "mask is empty (no non-zero pixel)")
     base = reader.levels[0]
