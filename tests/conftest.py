@@ -44,3 +44,26 @@ def tiny_data(tmp_path_factory) -> Path:
     from tests.training.tiny import make_tiny_data
 
     return make_tiny_data(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture
+def held_elsewhere():
+    """``held_elsewhere(folder, what)``: a context in which another process holds ``folder``'s cellprobe lock
+    (as a running command does; this process's own locks never stand in its way)."""
+    import contextlib
+    import subprocess
+    import sys
+
+    @contextlib.contextmanager
+    def hold(folder: Path, what: str):
+        code = ("import sys\nfrom cellprobe.locking import exclusive\n"
+                f"with exclusive({str(folder)!r}, {what!r}):\n    print('held', flush=True)\n    sys.stdin.read()\n")
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+            yield
+        finally:
+            proc.communicate("", timeout=60)
+
+    return hold

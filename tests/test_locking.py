@@ -7,7 +7,7 @@ import os
 import pytest
 
 from cellprobe.errors import InputError
-from cellprobe.locking import LOCK, exclusive
+from cellprobe.locking import LOCK, exclusive, refuse_if_in_use
 
 
 @pytest.mark.parametrize("kind", ["link to a file", "link to nothing", "folder", "pipe"])
@@ -34,3 +34,17 @@ def test_the_lock_is_held_and_named(tmp_path):
             pass
     with exclusive(tmp_path / "out", "tuning"):
         pass
+
+
+def test_a_folder_in_use_is_named_before_the_lock_is_taken_and_nothing_is_made(tmp_path, held_elsewhere):
+    """Commands check a folder's contents before they take its lock (validate, then create): a folder another
+    command is writing is said to be in use first, and the check itself makes no folder and no lock."""
+    refuse_if_in_use(tmp_path / "absent")
+    assert not (tmp_path / "absent").exists()
+    with held_elsewhere(tmp_path / "out", "training"):
+        with pytest.raises(InputError, match=r"in use by another cellprobe process \(training\)") as err:
+            refuse_if_in_use(tmp_path / "out")
+        assert err.value.path == str(tmp_path / "out")
+    refuse_if_in_use(tmp_path / "out")  # released with its holder
+    with exclusive(tmp_path / "out", "tuning"):  # the check holds nothing after it
+        refuse_if_in_use(tmp_path / "out")  # nor does this process's own lock stand in its way

@@ -15,6 +15,8 @@ from cellprobe import atomic
 from cellprobe.errors import InputError
 
 LOCK = ".cellprobe.lock"
+#: the folders whose lock this process holds (resolved): its own checks of them see no other process
+_HELD: set[str] = set()
 
 
 @contextlib.contextmanager
@@ -40,10 +42,11 @@ def exclusive(folder: str | Path, what: str) -> Iterator[None]:
     except BlockingIOError:
         holder = _holder(fd)
         os.close(fd)
-        raise InputError(folder, f"in use by another cellprobe process ({holder or what}); wait for it to end, "
-                                 "or choose another output folder") from None
+        raise _in_use(folder, holder or what) from None
     os.ftruncate(fd, 0)  # what the holder does, for a refused command to name (not what that one would do)
     os.pwrite(fd, what.encode(), 0)
+    held = str(folder.resolve())
+    _HELD.add(held)
     try:
         yield
     except BaseException:
@@ -52,8 +55,38 @@ def exclusive(folder: str | Path, what: str) -> Iterator[None]:
             folder.rmdir()
         raise
     finally:
+        _HELD.discard(held)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def refuse_if_in_use(folder: str | Path) -> None:
+    """An InputError when another process holds ``folder``'s lock; makes and changes nothing. For the checks a
+    command makes of a folder before it takes the lock (validate first, then create): what a folder being
+    written holds is not yet what it will hold, so its state would be misread (a run that "never finished an
+    epoch" while it trains its first) and a refusal's advice could harm the running command."""
+    lock = Path(folder) / LOCK
+    if lock.is_symlink() or not lock.is_file():
+        return  # none, or not cellprobe's: exclusive() names that when it comes to it
+    if os.environ.get("LOCAL_RANK", "0") != "0" or str(Path(folder).resolve()) in _HELD:
+        return  # held by this command: by this process, or by the launcher of this DDP rank
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _in_use(Path(folder), _holder(fd) or "holding its lock") from None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _in_use(folder: Path, holder: str) -> InputError:
+    return InputError(folder, f"in use by another cellprobe process ({holder}); wait for it to end, or choose "
+                              "another output folder")
 
 
 def _holder(fd: int) -> str:

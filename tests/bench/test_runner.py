@@ -114,6 +114,15 @@ def test_a_changed_training_setup_is_refused_in_the_same_folder(tmp_path):
     assert (tmp_path / layout.CONFIG).read_text() == written
 
 
+def test_a_folder_in_use_is_said_before_its_setup_is_compared(tmp_path, held_elsewhere):
+    """Twenty-fifth probe (siblings): a benchmark running in the folder is named as that, not as a setup that
+    differs from one still being written."""
+    run_bench(_config(seeds=[0]), tmp_path, FakeCell())
+    with held_elsewhere(tmp_path, "a benchmark"), \
+            pytest.raises(InputError, match=r"in use by another cellprobe process \(a benchmark\)"):
+        run_bench(_config(seeds=[0], training={"epochs": 3}), tmp_path, FakeCell())
+
+
 @pytest.mark.parametrize("text, problem", [("[1, 2]\n", "must be a mapping"), ("a: [\n", "not valid YAML"),
                                            ("", "holds no settings")])
 def test_a_broken_bench_yaml_in_the_folder_is_one_error_naming_it(tmp_path, text, problem):

@@ -255,7 +255,7 @@ def test_tuning_on_the_runs_training_patches_is_refused(run, tmp_path):
     assert ((copy / R.POSTPROCESS).read_bytes() if (copy / R.POSTPROCESS).exists() else None) == before
 
 
-def test_an_unfinished_run_is_not_tuned_and_its_evaluation_says_so(run, tmp_path):
+def test_an_unfinished_run_is_not_tuned_and_its_evaluation_says_so(run, tmp_path, held_elsewhere):
     """The sixteenth probe: a killed run was tuned (the thresholds then kept for the network its resume
     finished with) and evaluated without a word. Tuning waits for the run to finish; evaluating (and
     predicting) it is said, and recorded."""
@@ -270,6 +270,8 @@ def test_an_unfinished_run_is_not_tuned_and_its_evaluation_says_so(run, tmp_path
     with pytest.raises(InputError, match="has not finished training") as err:
         tune(copy, overwrite=True)
     assert err.value.path == str(copy / R.STAMP)
+    with held_elsewhere(copy, "training"), pytest.raises(InputError, match=r"in use .* \(training\)"):
+        tune(copy, overwrite=True)  # not "resume it": it is training now (twenty-fifth probe, siblings)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         evaluate(copy, shared_data(), "test", format="patches", out=tmp_path / "ev")

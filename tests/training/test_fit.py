@@ -235,6 +235,16 @@ def test_a_second_command_on_a_run_folder_in_use_is_refused(tiny_data, tmp_path)
     assert train(cfg).finished  # the lock went with its holder
 
 
+def test_a_run_folder_in_use_is_named_so_before_its_config_is_compared(tiny_data, tmp_path, held_elsewhere):
+    """Twenty-fifth probe: a train of another config into a folder whose run was training its first epoch was
+    told the folder held a run that 'never finished an epoch ... delete the folder' (the running one)."""
+    R.start_run(train_config(tiny_config(tiny_data, tmp_path / "run", epochs=1)))
+    with held_elsewhere(tmp_path / "run", "training"), \
+            pytest.raises(InputError, match=r"in use by another cellprobe process \(training\)") as err:
+        train(tiny_config(tiny_data, tmp_path / "run", epochs=2))
+    assert "delete" not in str(err.value)
+
+
 def test_a_folder_of_another_config_that_never_finished_an_epoch_says_nothing_would_be_lost(tiny_data, tmp_path):
     """A run that failed before its first checkpoint (bad weights found late, a crash) blocks the corrected
     command; the refusal says the folder holds nothing to keep, instead of only 'choose another --out'."""

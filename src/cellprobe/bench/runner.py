@@ -23,7 +23,7 @@ from cellprobe.bench.matrix import CellFn, CellOutput, CellTask, expand
 from cellprobe.config import config_source, dump_config, keys_attributed, parse_config
 from cellprobe.data.io import refuse_output_inside
 from cellprobe.errors import InputError, not_a_file
-from cellprobe.locking import exclusive
+from cellprobe.locking import exclusive, refuse_if_in_use
 from cellprobe.run.run_folder import CONFIG as RUN_CONFIG
 from cellprobe.run.run_folder import LAST, refuse_inside_run
 
@@ -246,6 +246,7 @@ def run_bench(
     # as the benchmark already in the folder
     if bench_dir.exists() and not bench_dir.is_dir():
         raise InputError(bench_dir, "the benchmark output folder is an existing file, not a folder")
+    refuse_if_in_use(bench_dir)  # a benchmark running there is not compared with this one: it is not done
     refuse_inside_run(bench_dir, itself=True)  # its cells are runs: each would be refused inside another run
     for source in (*config.datasets, *config.test_datasets):
         refuse_output_inside(bench_dir, source.path)

@@ -58,6 +58,7 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
         training_patches_named,
     )
     from cellprobe.inference.segmenter import Segmenter
+    from cellprobe.locking import exclusive, refuse_if_in_use
     from cellprobe.postprocess import MapPrediction, tune_params
     from cellprobe.postprocess.param_search import CLASS_METRICS, check_search
     from cellprobe.training.build import check_data_unchanged, open_training_data
@@ -67,6 +68,7 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
     if data is None and (split is not None or format is not None or options):
         raise InputError(None, "--split, --format and reader options choose patches of --data; without --data "
                                "the run's own validation patches are used")
+    refuse_if_in_use(run_path)  # a run training or tuned now is not what it will be
     run = R.Run.open(run_path)
     if not run.finished:  # its checkpoints would still change: thresholds tuned now would be for another network
         raise InputError(run_path / R.STAMP, "the run has not finished training: its best.ckpt may still change; "
@@ -94,7 +96,6 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
                              "patches (another split, or another dataset)")
         check_eval_data(dataset, seg.class_names, data, split)
         positions = np.arange(len(dataset))
-    from cellprobe.locking import exclusive
 
     with exclusive(run_path, "tuning"):  # a second tune, or a training, of this run would race for its files
         for path in (run_path / TUNE_TABLE, target):  # before the network runs, --overwrite or not

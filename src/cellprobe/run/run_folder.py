@@ -32,7 +32,7 @@ from cellprobe.data.io import refuse_output_inside
 from cellprobe.encoders.identity import EncoderIdentity
 from cellprobe.errors import InputError, not_a_file
 from cellprobe.hashing import is_sha256
-from cellprobe.locking import LOCK
+from cellprobe.locking import LOCK, refuse_if_in_use
 from cellprobe.run.train_config import TrainConfig
 
 if TYPE_CHECKING:
@@ -318,6 +318,7 @@ def find_run(config: TrainConfig) -> Run | None:
     run_dir = Path(config.output)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(run_dir, "output exists and is not a folder")
+    refuse_if_in_use(run_dir)  # a run training now is not compared with this config: it is not what it will be
     refuse_inside_run(run_dir)
     for made in (run_dir, config.cache_dir):  # the run, its feature cache: never into the data they come from
         if made is not None:
