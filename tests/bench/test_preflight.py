@@ -55,6 +55,32 @@ def test_a_split_that_does_not_open_names_dataset_and_split(tmp_path):
     _refused(_config(datasets=[bad], encoders=ENCODERS), tmp_path / "out", r"dataset 'pn', split 'fold7'", check_inputs=True)
 
 
+@pytest.mark.parametrize("where", ["fold", "test_datasets"])
+def test_a_bad_patch_of_any_split_is_refused_before_any_cell_trains(tmp_path, where):
+    """Twenty-fifth probe: a test split whose last patch held an instance of two classes was found only when the
+    first cell scored it, after the folder, bench.yaml and a trained cell were made."""
+    from cellprobe.data.fixtures import fold_paths
+
+    root = _pannuke(tmp_path)
+    masks_path = fold_paths(root, 3)[2]
+    masks = np.load(masks_path)
+    y, x = np.argwhere(masks[1, ..., 0] > 0)[0]
+    masks[1, y, x, 1] = masks[1, y, x, 0]  # one pixel in two class channels
+    np.save(masks_path, masks)
+    fold = {"train_split": "fold1", "val_split": "fold2", "test_split": "fold3"}
+    if where == "fold":
+        cfg = _config(datasets=[{"name": "pn", "path": str(root), "format": "pannuke", "folds": [fold]}],
+                      encoders=ENCODERS)
+        match = r"dataset 'pn', split 'fold3': .*several class channels"
+    else:
+        other = _pannuke(tmp_path / "other")
+        cfg = _config(datasets=[{"name": "pn", "path": str(other), "format": "pannuke", "folds": [fold]}],
+                      test_datasets=[{"name": "ext", "path": str(root), "format": "pannuke", "split": "fold3"}],
+                      encoders=ENCODERS)
+        match = r"test_datasets 'ext', split 'fold3': .*several class channels"
+    _refused(cfg, tmp_path / "out", match, check_inputs=True)
+
+
 def test_unknown_encoder_and_missing_weights_file_are_refused(tmp_path):
     root = _pannuke(tmp_path)
     ds = [{"name": "pn", "path": str(root), "format": "pannuke",

@@ -396,18 +396,32 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
                 raise InputError(exc.path or dataset.path,
                                  f"dataset '{dataset.name}', split '{split}': {exc.problem}") from None
         _check_folds_apart(dataset, readers)
+        for split in splits:
+            _check_every_sample(readers[dataset.name, split], f"dataset '{dataset.name}', split '{split}'")
     for test in config.test_datasets:
         try:
             reader = open_dataset(test.path, format=test.format, split=test.split, **test.options)
         except InputError as exc:
             raise InputError(exc.path or test.path,
                              f"test_datasets '{test.name}', split '{test.split}': {exc.problem}") from None
+        _check_every_sample(reader, f"test_datasets '{test.name}', split '{test.split}'")
         for (name, split), used in readers.items():  # the same image files, whatever options or paths say
             shared = shared_images(reader, used) if name in (test.trained_on or [name]) else None
             if shared:
                 raise InputError(test.path, f"test_datasets '{test.name}': {shared} of its patches show images of "
                                             f"split '{split}' of dataset '{name}' (the same files), which its cells "
                                             "train, validate or test on; a test-only dataset must be other data")
+
+
+def _check_every_sample(reader: Any, what: str) -> None:
+    """Every patch of ``reader`` read and validated, as a cell would read it, so that a bad one (a row of labels
+    that disagree, a truncated image) is refused before any cell trains (about 1 ms a 256² patch: seconds for
+    PanNuke's three folds), not after a cell trained on the other splits."""
+    for index in range(len(reader)):
+        try:
+            reader[index]
+        except InputError as exc:
+            raise InputError(exc.path or reader.sample_file(index), f"{what}: {exc.problem}") from None
 
 
 def _check_folds_apart(dataset: Any, readers: dict[tuple[str, str], Any]) -> None:
