@@ -120,6 +120,27 @@ def test_a_report_never_goes_into_a_run_folder(cli, tmp_path):
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "run.json"]
 
 
+def test_a_report_never_goes_into_the_benchmarks_data_nor_its_cells(cli, tmp_path):
+    """Twenty-fifth probe: report --out the benchmark's own dataset wrote report.md/html into the data (and the
+    next bench then found the dataset changed); --out a cell's folder or the feature cache was taken too."""
+    bench = synth.make_bench(tmp_path / "bench", {"a": 0.9, "b": 0.7}, datasets=("ds",), seeds=(0,), n_images=8)
+    data, test_only = tmp_path / "data", tmp_path / "other"
+    for folder in (data / "test", test_only):
+        folder.mkdir(parents=True)
+    (bench / "bench.yaml").write_text(
+        f"name: t\ndatasets:\n  - {{name: ds, path: {data}, format: patches}}\n"
+        f"test_datasets:\n  - {{name: ext, path: {test_only}, format: patches, split: test}}\n"
+        "encoders: [{name: efficientnet-lite0}]\nseeds: [0]\n")
+    cell = next((bench / "cells").iterdir())
+    for out, problem in ((data / "test", "is inside the dataset folder"), (test_only, "is the dataset folder"),
+                         (cell, "is inside the benchmark folder"), (bench / "feature_cache", "inside the benchmark")):
+        rc, _, err = cli("report", bench, "--n-boot", "30", "--n-perm", "30", "--out", out)
+        assert rc == 2 and problem in err and err.count("\n") == 1, err
+    assert not any(p.name.startswith("report") for p in (*data.rglob("*"), *test_only.iterdir(), *cell.iterdir()))
+    rc, _, err = cli("report", bench, "--n-boot", "30", "--n-perm", "30")  # the benchmark folder itself
+    assert rc == 0, err
+
+
 def test_a_report_killed_between_its_files_is_redone_by_the_same_command(cli, tmp_path, monkeypatch):
     """The sixteenth probe: a report killed after report.md was replaced (report.html still the old one) was
     refused on the rerun as 'not a report of this benchmark … your own file'. The record lists the old and the

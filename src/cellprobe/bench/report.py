@@ -33,6 +33,7 @@ from pydantic import Field
 from cellprobe import atomic
 from cellprobe.bench import layout, plots, stats
 from cellprobe.config import Seed, StrictModel, read_json
+from cellprobe.data.io import refuse_output_inside
 from cellprobe.data.validate import DataWarning
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256
@@ -256,6 +257,14 @@ def check_report_target(out_dir: Path, bench_dir: Path, overwrite: bool = False)
     even ``overwrite`` replaces it) or, without ``overwrite``, that the record there does not show as written,
     unchanged, by a report of ``bench_dir``."""
     refuse_inside_run(out_dir, itself=True)  # a run folder holds one run: a report there reads as the run's
+    inside = Path(out_dir).resolve()
+    if inside != Path(bench_dir).resolve() and inside.is_relative_to(Path(bench_dir).resolve()):
+        raise InputError(out_dir, f"is inside the benchmark folder {bench_dir}, where cellprobe keeps its cells and "
+                                  "feature caches: give the benchmark folder itself (the default) or a folder "
+                                  "outside it")
+    config = layout.read_config(bench_dir)
+    for source in () if config is None else (*config.datasets, *config.test_datasets):
+        refuse_output_inside(out_dir, source.path)  # the benchmark's data: only read, never written into
     for name in (*REPORT_FILES, REPORT_RECORD):
         path = out_dir / name
         if atomic.in_the_way(path):
