@@ -107,10 +107,12 @@ def _area(reader: Any, target: float, region: tuple[int, int, int, int] | None,
                                           "at level 0)")
         origin = (round(x / scale), round(y / scale))
         size = (max(1, round(w / scale)), max(1, round(h / scale)))
-    if min(size) < window:
-        what = "region" if region else "slide"
-        raise InputError(reader.path, f"{what} is {size[0]}×{size[1]} px at {target:g} µm/px, smaller than one "
-                                      f"network window ({window} px)")
+    if min(size) < window:  # the engine's windows lie inside the area; an image smaller than one is predict's
+        side = math.ceil(window * scale)
+        advice = (f"give a region of at least {side}×{side} px at level 0" if region and min(width, height) >= side
+                  else "segment it as an image with `cellprobe predict` (any size, at the run's µm/px)")
+        raise InputError(reader.path, f"{'region' if region else 'slide'} is {size[0]}×{size[1]} px at {target:g} "
+                                      f"µm/px, smaller than one network window ({window} px): {advice}")
     return origin, size
 
 
