@@ -255,6 +255,19 @@ def test_tuning_on_the_runs_training_patches_is_refused(run, tmp_path):
     assert ((copy / R.POSTPROCESS).read_bytes() if (copy / R.POSTPROCESS).exists() else None) == before
 
 
+def test_tune_never_writes_into_data_it_reads(run, tmp_path):
+    """Twenty-fifth probe (siblings): an ensemble made inside its members' data was tuned there, tune.csv and
+    postprocess.json written into the dataset; a run inside the folder given as --data likewise."""
+    import shutil
+
+    data = shutil.copytree(shared_data(), tmp_path / "data")
+    inside = shutil.copytree(run, data / "test" / "run")
+    before = sorted(p.name for p in inside.iterdir())
+    with pytest.raises(InputError, match="is inside the dataset folder") as err:
+        tune(inside, data, "test", format="patches", overwrite=True)
+    assert err.value.path == str(inside) and sorted(p.name for p in inside.iterdir()) == before
+
+
 def test_an_unfinished_run_is_not_tuned_and_its_evaluation_says_so(run, tmp_path, held_elsewhere):
     """The sixteenth probe: a killed run was tuned (the thresholds then kept for the network its resume
     finished with) and evaluated without a word. Tuning waits for the run to finish; evaluating (and

@@ -106,6 +106,9 @@ def test_refusals(pair, tmp_path):
         make_ensemble([a], tmp_path / "e2")
     with pytest.raises(InputError, match="is inside the run folder"):
         make_ensemble([a, b], b / "ens")
+    with pytest.raises(InputError, match="is inside the dataset folder"):  # 25th probe: tune then wrote into it
+        make_ensemble([a, b], data / "ens")
+    assert not (data / "ens").exists()
     with pytest.raises(InputError, match="listed twice") as err:
         make_ensemble([a, a], tmp_path / "e3")
     assert str(a) in str(err.value)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from cellprobe import atomic
+from cellprobe.data.io import refuse_output_inside
 from cellprobe.data.sample import PatchDataset
 from cellprobe.run import run_folder as R
 
@@ -73,6 +74,8 @@ def tune(run_dir: str | Path, data: PatchDataset | str | Path | None = None, spl
     if not run.finished:  # its checkpoints would still change: thresholds tuned now would be for another network
         raise InputError(run_path / R.STAMP, "the run has not finished training: its best.ckpt may still change; "
                                              "resume it (the same training command) before tuning")
+    for read in (run.config.data.path, *([] if data is None or isinstance(data, PatchDataset) else [data])):
+        refuse_output_inside(run_path, read)  # tune writes into the run: never into data it reads
     seg = Segmenter(run, checkpoint=checkpoint, device=device, tta=tta)
     untuned = seg.run.config.selection.postprocess
     check_search(grid, metric, search, untuned, given)

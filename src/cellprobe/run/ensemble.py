@@ -25,6 +25,7 @@ from typing import Any
 
 from cellprobe import atomic
 from cellprobe.config import dump_config
+from cellprobe.data.io import refuse_output_inside
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256, is_sha256
 from cellprobe.run import run_folder as R
@@ -120,6 +121,8 @@ def make_ensemble(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
             raise InputError(r.path, f"run is listed twice (also as {seen[r.path.resolve()]})")
         seen[r.path.resolve()] = r.path
     R.refuse_inside_run(out)  # a member's folder or any other run's
+    for r in runs:  # an ensemble is a run: tuning it writes into it, so never into the data it would read
+        refuse_output_inside(out, r.config.data.path)
     first = runs[0]
     for r in runs:
         if r.is_ensemble:
