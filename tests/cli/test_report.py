@@ -118,6 +118,9 @@ def test_a_report_never_goes_into_a_run_folder(cli, tmp_path):
         rc, _, err = cli("report", bench, "--n-boot", "30", "--n-perm", "30", "--out", out)
         assert rc == 2 and problem in err and err.count("\n") == 1, err
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "run.json"]
+    for given, problem in ((run, "is the run folder"), (run / "sub", "is inside the run folder")):  # 25th probe
+        rc, _, err = cli("report", given, "--n-boot", "30", "--n-perm", "30")
+        assert rc == 2 and f"{problem} {run}, not a benchmark folder" in err and err.count("\n") == 1, err
 
 
 def test_a_report_never_goes_into_the_benchmarks_data_nor_its_cells(cli, tmp_path):

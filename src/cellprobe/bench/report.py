@@ -37,7 +37,7 @@ from cellprobe.data.io import refuse_output_inside
 from cellprobe.data.validate import DataWarning
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256
-from cellprobe.run.run_folder import refuse_inside_run
+from cellprobe.run.run_folder import owning_run, refuse_inside_run
 
 # Leaderboard columns, in order, when the results have them: (summary key, label).
 HEADLINE = (
@@ -135,6 +135,11 @@ def build_report(
     another benchmark's report) are replaced only with ``overwrite``; checked before any work."""
     options = options or ReportOptions()
     bench_dir = Path(bench_dir)
+    run = owning_run(bench_dir)
+    if run is not None:  # said as what it is, not as a place the report may not go
+        where = "is" if run == bench_dir.resolve() else "is inside"
+        raise InputError(bench_dir, f"{where} the run folder {run}, not a benchmark folder: report reads the folder "
+                                    "`cellprobe bench` wrote (a run is scored with `cellprobe evaluate`)")
     out_dir = atomic.output_folder(out_dir or bench_dir, create=False)
     check_report_target(out_dir, bench_dir, overwrite)
     results = layout.read_results(bench_dir)
