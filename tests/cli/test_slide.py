@@ -201,6 +201,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(cli, run, slide, tmp_path):
         ((slide, *target, "--region", "400,400,300,300"), "tissue.svs"),
         ((slide, *target, "--region", "1,2,3"), "--region"),
         ((slide, *target, "--region", "0,0,100,80"), "give a region of at least"),  # 25th probe: say what to do
+        ((slide, *target, "--region", "0,0,0,0"), "is empty"),  # not "not inside the slide"
         ((slide, *target, "--region", "\u0661,0,300,300"), "--region"),  # eleventh probe: read as 1
         ((slide, *target, "--region", " 1,0,300,300"), "--region"),
         ((blank, *target), "blank.svs"),  # no tissue found

@@ -107,6 +107,26 @@ def test_ome_physical_size_units(image, tmp_path, size, unit, mpp):
         assert slide.mpp == pytest.approx(mpp)
 
 
+@pytest.mark.parametrize(("tag_mpp", "refused"), [(2.5, True), (0.26, False), (None, False)])
+def test_ome_size_and_resolution_tags_that_disagree_are_refused(image, tmp_path, tag_mpp, refused):
+    """Twenty-fifth probe (noted): OME PhysicalSize 0.25 µm/px beside resolution tags of 2.5 µm/px took the OME
+    value without a word; one of the two is wrong, and only the user knows which (--mpp)."""
+    metadata = {"axes": "YXS", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25}
+    extra = {} if tag_mpp is None else {"resolution": (1e4 / tag_mpp, 1e4 / tag_mpp), "resolutionunit": "CENTIMETER"}
+    path = tmp_path / "a.ome.tif"
+    tifffile.imwrite(path, image[:256, :256], photometric="rgb", ome=True, metadata=metadata, **extra)
+    if refused:
+        with pytest.raises(InputError, match=r"OME metadata gives 0\.25 µm/px and its TIFF resolution tags 2\.5 "
+                                             r"µm/px: pass --mpp") as err:
+            open_slide(path)
+        assert err.value.path == str(path)
+        with open_slide(path, mpp=0.25) as slide:
+            assert slide.mpp == 0.25
+    else:
+        with open_slide(path) as slide:
+            assert (slide.mpp, slide.mpp_source) == (0.25, "OME PhysicalSizeX/Y")
+
+
 # --- µm/px from TIFF resolution tags -----------------------------------------------------------------------
 
 @pytest.mark.parametrize(("resolution", "unit"), [((40_000, 40_000), "CENTIMETER"), ((101_600, 101_600), "INCH")])

@@ -27,7 +27,8 @@ with ``ResolutionUnit`` inch or centimeter (PNG/JPEG: their dpi). Resolution tag
 :data:`PLAUSIBLE_TAG_MPP` (a microscope's range; 72 dpi is 353 µm/px), and ``ResolutionUnit`` none never
 counts. OpenSlide derives ``openslide.mpp-x`` of a generic TIFF from those same tags, so the same rule applies
 there. Unknown µm/px is an error, never a silent default, as are x and y µm/px more than
-:data:`MPP_XY_TOLERANCE` apart (non-square pixels).
+:data:`MPP_XY_TOLERANCE` apart (non-square pixels), as are OME sizes and plausible resolution tags more than
+:data:`MPP_SOURCES_TOLERANCE` apart.
 
 Every problem with the file (unreadable, truncated, unsupported, empty, not RGB) is one
 :class:`~cellprobe.errors.InputError` naming it. Readers are safe to share between threads (OpenSlide is;
@@ -53,6 +54,9 @@ from cellprobe.errors import InputError
 
 #: x and y µm/px further apart than this (relative) are refused: pixels must be square.
 MPP_XY_TOLERANCE = 0.01
+#: OME PhysicalSize and plausible TIFF resolution tags further apart than this (relative) are refused: one of
+#: the two is wrong, and which cannot be told (a 10 % error is a 20 % error in nucleus areas)
+MPP_SOURCES_TOLERANCE = 0.1
 #: A level up to this much (relative) coarser than a target µm/px still counts as fine enough for it.
 LEVEL_TOLERANCE = 0.01
 #: Resampling is skipped when it would move no pixel of a region by this many pixels.
@@ -479,13 +483,23 @@ class TiffReader(SlideReader):
         return tuple(SlideLevel(w, h, (width0 / w + height0 / h) / 2 if w and h else 1.0) for w, h in sizes)
 
     def _metadata_mpp(self) -> MppFound | str:
+        tagged = self._tags_mpp()
         if self._tif.is_ome and self._tif.ome_metadata:
             found = _ome_mpp(self._tif.ome_metadata)
             if not isinstance(found, str):
+                if not isinstance(tagged, str) and abs(found[0] - tagged[0]) > MPP_SOURCES_TOLERANCE * max(
+                        found[0], tagged[0]):  # two measurements that disagree: which is the slide's is unknown
+                    raise InputError(self.path, f"its OME metadata gives {found[0]:.4g} µm/px and its TIFF resolution "
+                                                f"tags {tagged[0]:.4g} µm/px: pass --mpp with the slide's own")
                 return found
+        if tagged == "no resolution tags" and self._tif.is_ome:
+            return "no physical size in the OME metadata or resolution tags"
+        return tagged
+
+    def _tags_mpp(self) -> MppFound | str:
         tags = self._pages[0].keyframe.tags
         if "XResolution" not in tags or "YResolution" not in tags:
-            return "no physical size in the OME metadata or resolution tags" if self._tif.is_ome else "no resolution tags"
+            return "no resolution tags"
         unit = _TIFF_UNITS.get(int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2, "none")
         x, y = (_rational(tags[name].value) for name in ("XResolution", "YResolution"))
         return resolution_mpp(x, y, unit)

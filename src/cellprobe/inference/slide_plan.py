@@ -102,7 +102,10 @@ def _area(reader: Any, target: float, region: tuple[int, int, int, int] | None,
         origin, size = (0, 0), slide_size_at_mpp(reader, target)
     else:
         x, y, w, h = region
-        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+        if w <= 0 or h <= 0:
+            raise InputError(reader.path, f"region {x},{y},{w},{h} is empty: its width and height (the last two "
+                                          "numbers) must be positive")
+        if x < 0 or y < 0 or x + w > width or y + h > height:
             raise InputError(reader.path, f"region {x},{y},{w},{h} is not inside the slide ({width}×{height} px "
                                           "at level 0)")
         origin = (round(x / scale), round(y / scale))
