@@ -81,3 +81,23 @@ def test_commands_do_not_import_each_other():
 def test_tta_limits(cli):
     rc, _, err = cli("predict", ".", "x.png", "--out", "o", "--tta", "0")
     assert rc == 2 and "--tta" in err
+
+
+@pytest.mark.parametrize(("args", "where"), [
+    (("evaluate", "run", "--out"), "cellprobe evaluate"),  # an option missing its value: the parser's own error
+    (("data", "download", "monuseg", "--root", "d", "--retries", "1.5"), "cellprobe data download"),
+    (("data", "check", "d", "--bogus"), "cellprobe data check"),
+    (("data", "bogus"), "cellprobe data"),
+    (("bogus",), "cellprobe"),
+])
+def test_a_usage_error_names_the_command_it_is_about(cli, args, where):
+    """Twenty-fifth probe siblings: usage errors named 'cellprobe download' (no such command) or the top command
+    for an option of evaluate missing its value, and sent the user to the wrong --help."""
+    rc, _, err = cli(*args)
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"cellprobe: error: {where}: ") and err.rstrip().endswith(f"(see {where} --help)"), err
+
+
+def test_a_group_without_its_command_shows_its_help_and_no_empty_error(cli):
+    rc, out, err = cli("data")
+    assert rc == 2 and "download" in out and err == "", (out, err)

@@ -94,12 +94,29 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # usage errors (typer bundles its own click): one line, exit 2
         if not hasattr(exc, "format_message"):
             raise
-        ctx = getattr(exc, "ctx", None)
-        where = "cellprobe" + (f" {ctx.info_name}" if ctx is not None and ctx.parent is not None else "")
+        where = " ".join(["cellprobe", *_command_path(sys.argv[1:] if argv is None else argv)])
         message = " ".join(exc.format_message().split())
+        if not message:  # a group called without a command: its help was shown, which says it all
+            return int(getattr(exc, "exit_code", 2))
         print(f"cellprobe: error: {where}: {message} (see {where} --help)", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     return rv if isinstance(rv, int) else 0
+
+
+def _command_path(argv: list[str]) -> list[str]:
+    """The (sub)command names ``argv`` starts with (``["data", "download"]``), as far as they name commands: a
+    usage error names the command it is about, and the parser's own errors (an option missing its value) carry
+    no context that would say."""
+    command = typer.main.get_command(app)
+    path: list[str] = []
+    for arg in map(str, argv):
+        sub = command.commands.get(arg) if hasattr(command, "commands") else None
+        if sub is not None:
+            path.append(arg)
+            command = sub
+        elif not arg.startswith("-") or not hasattr(command, "commands"):
+            break
+    return path
 
 
 def _one_line(text: str) -> str:
