@@ -22,8 +22,9 @@ _HELD: set[str] = set()
 @contextlib.contextmanager
 def exclusive(folder: str | Path, what: str) -> Iterator[None]:
     """Hold ``folder``'s lock (creating the folder) for ``what`` the caller does; refused while another
-    process holds it. A folder made here that holds only the lock when the caller fails is removed again. Worker processes of one command (DDP ranks other than 0, which Lightning starts with
-    ``LOCAL_RANK`` set) work under their launcher's lock and take none."""
+    process holds it. When the caller fails, a lock file made here is removed again, and so is a folder made
+    here that then holds nothing. Worker processes of one command (DDP ranks other than 0, which Lightning
+    starts with ``LOCAL_RANK`` set) work under their launcher's lock and take none."""
     if os.environ.get("LOCAL_RANK", "0") != "0":
         yield
         return
@@ -33,6 +34,7 @@ def exclusive(folder: str | Path, what: str) -> Iterator[None]:
     if (folder / LOCK).is_symlink() or ((folder / LOCK).exists() and not (folder / LOCK).is_file()):
         # the lock's file is truncated and written: never through a link (a user's file would be replaced)
         raise InputError(folder / LOCK, "is not cellprobe's lock file (a link, folder or device); remove it")
+    created = not (folder / LOCK).exists()
     try:
         fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o666)
     except OSError as exc:
@@ -49,9 +51,10 @@ def exclusive(folder: str | Path, what: str) -> Iterator[None]:
     _HELD.add(held)
     try:
         yield
-    except BaseException:
-        if made and [p.name for p in folder.iterdir()] == [LOCK]:  # refused before writing: nothing is left
+    except BaseException:  # refused or failed: a lock file this call made goes again (a user's folder, or
+        if created:         # data, is left as it was), and so does a folder made for it that holds nothing else
             (folder / LOCK).unlink(missing_ok=True)
+        if made and not any(folder.iterdir()):
             folder.rmdir()
         raise
     finally:

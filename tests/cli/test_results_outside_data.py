@@ -52,3 +52,30 @@ def test_no_command_writes_its_results_into_the_data_it_reads(cli, run, tmp_path
     _refused(cli("data", "check", data, "--json", data / "train" / "patch_info.csv", "--overwrite"),
              data / "train" / "patch_info.csv", data)
     assert _files(data) == before
+
+
+def test_predictions_go_neither_into_the_runs_training_data_nor_into_a_run_folder(cli, run, tmp_path):
+    """Twenty-sixth probe: predict and slide wrote their results into the run's own training data (its split
+    folder, its images folder), into the run folder and its feature cache; evaluate --out into the training data
+    of the run (another dataset scored) likewise."""
+    import numpy as np
+    from PIL import Image
+    from tests.training.tiny import shared_data
+
+    trained_on = shared_data()
+    before, run_before = _files(trained_on), _files(run)
+    image = tmp_path / "img.png"
+    Image.fromarray(np.full((300, 300, 3), 200, np.uint8)).save(image)
+    for out in (trained_on, trained_on / "train", trained_on / "train" / "images"):
+        _refused(cli("predict", run, image, "--out", out), out, trained_on)
+        _refused(cli("slide", run, image, "--out", out, "--mpp", "0.25"), out, trained_on)
+    other = make_tiny_data(tmp_path / "other")
+    _refused(cli("evaluate", run, "--data", other, "--split", "test", "--out", trained_on / "test"),
+             trained_on / "test", trained_on)
+    for out, where in ((run, "is the run folder"), (run / "feature_cache", "is inside the run folder"),
+                       (run / "predictions", "is inside the run folder")):
+        for command in (("predict", run, image), ("slide", run, image, "--mpp", "0.25")):
+            rc, _, err = cli(*command, "--out", out)
+            assert rc == 2 and f"{where} {run}, where the run keeps its own files" in err, err
+    assert _files(trained_on) == before and _files(run) == run_before
+    assert not (run / "predictions").exists()

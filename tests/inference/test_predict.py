@@ -1,5 +1,8 @@
+import json
+
 import numpy as np
 import pytest
+from tests.training.tiny import shared_run
 
 from cellprobe.errors import InputError
 from cellprobe.inference.predict import collect_inputs
@@ -62,7 +65,7 @@ def test_the_output_folder_is_checked_before_any_work(tmp_path):
     assert err.value.path == str(out / ".x.geojson.abc123.tmp")
 
 
-def test_a_record_with_a_key_given_twice_is_no_record(tmp_path):
+def test_a_record_with_a_key_given_twice_is_no_record(tmp_path, tmp_path_factory):
     """The folder's record is read strictly: with 'done' given twice it proves nothing, so results there are
     'made otherwise' (refused without --overwrite), not resumed."""
     from cellprobe.inference.predict import MANIFEST, prepare_output
@@ -70,13 +73,14 @@ def test_a_record_with_a_key_given_twice_is_no_record(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "x_inst.tif").write_bytes(b"earlier result")
-    (out / MANIFEST).write_text('{"setup": {"run": "r"}, "done": {}, "done": {"x": "abc"}}')
+    run = json.dumps(str(shared_run(tmp_path_factory)))
+    (out / MANIFEST).write_text('{"setup": {"run": ' + run + '}, "done": {}, "done": {"x": "abc"}}')
     with pytest.raises(InputError, match="--overwrite"):
-        prepare_output(out, [_png(tmp_path / "x.png")], setup={"run": "r"})
+        prepare_output(out, [_png(tmp_path / "x.png")], setup={"run": json.loads(run)})
 
 
 @pytest.mark.parametrize("done", ['["x"]', '{"x": null}', '{"x": 7}'])
-def test_a_record_of_names_without_digests_is_no_record(tmp_path, done):
+def test_a_record_of_names_without_digests_is_no_record(tmp_path, tmp_path_factory, done):
     """A record of names only (written before inputs were hashed) cannot tell which image a result came from:
     another image named x.png replaced x's results without --overwrite. It counts as no record."""
     from cellprobe.inference.predict import MANIFEST, prepare_output, recorded_inputs
@@ -84,11 +88,12 @@ def test_a_record_of_names_without_digests_is_no_record(tmp_path, done):
     out = tmp_path / "out"
     out.mkdir()
     (out / "x_inst.tif").write_bytes(b"earlier result")
-    (out / MANIFEST).write_text('{"setup": {"run": "r"}, "done": ' + done + '}')
-    assert recorded_inputs(out, {"run": "r"}) is None
+    run = str(shared_run(tmp_path_factory))  # a run of its own: prepare_output reads where it trained
+    (out / MANIFEST).write_text(json.dumps({"setup": {"run": run}, "done": "DONE"}).replace('"DONE"', done))
+    assert recorded_inputs(out, {"run": run}) is None
     (tmp_path / "x.png").write_bytes(b"another image")
     with pytest.raises(InputError, match="--overwrite"):
-        prepare_output(out, [_png(tmp_path / "x.png")], setup={"run": "r"})
+        prepare_output(out, [_png(tmp_path / "x.png")], setup={"run": run})
 
 
 def _png(path):

@@ -48,6 +48,7 @@ def evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str | 
     R.Run.open(run_dir)  # a folder that is no run is said first, as that (it could be the data too)
     if not isinstance(data, PatchDataset):
         refuse_output_inside(out_dir, data)
+    R.refuse_results_place(out_dir, run_dir, into_run=True)  # another run's folder, the run's training data
     # the results folder held: a second evaluation into it (or a tune of the run, when it is the run's) would
     # race with this one; a folder made for the lock goes again if the evaluation stops before writing
     with exclusive(out_dir, "evaluating"):
@@ -142,12 +143,11 @@ def _earlier_evaluation(metrics: Path) -> dict[str, Any]:
 
 def check_not_replacing(out_dir: Path, run_dir: str | Path, data: str, split: str | None, checkpoint: str,
                         tta: int, overwrite: bool = False) -> None:
-    """Before any work: refuse results folders where the results would pass for another run's (another run's
-    folder, or inside one), a folder in the way of a result file (even with ``overwrite``), and, without
-    ``overwrite``, replacing results of another run, of other data, another split, another checkpoint or
-    other test-time views, or a per_image.csv with no evaluation beside it (scoring the same again, e.g. after
-    tuning, replaces them)."""
-    R.refuse_other_runs(out_dir, run_dir)
+    """Before any work, in the held results folder (its place is checked before it is held:
+    :func:`~cellprobe.run.run_folder.refuse_results_place`): refuse a folder in the way of a result file (even
+    with ``overwrite``), and, without ``overwrite``, replacing results of another run, of other data, another
+    split, another checkpoint or other test-time views, or a per_image.csv with no evaluation beside it
+    (scoring the same again, e.g. after tuning, replaces them)."""
     metrics = out_dir / R.METRICS
     for path in (metrics, out_dir / R.PER_IMAGE):
         if atomic.in_the_way(path):

@@ -274,17 +274,18 @@ def _refuse_other_setups(out_dir: Path, setup: dict[str, Any] | None) -> None:
 def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False,
                    setup: dict[str, Any] | None = None, digests: dict[str, str] | None = None,
                    slide: SlideSettings | None = None) -> None:
-    """Check ``out_dir`` before any image is segmented: it must be (or become) a folder other than an input's and
-    other than another run's (``setup``'s run: :func:`~cellprobe.run.run_folder.refuse_other_runs`), and it
+    """Check ``out_dir`` before any image is segmented: it must be (or become) a folder other than an input's,
+    outside run folders and the run's training data (``setup``'s run:
+    :func:`~cellprobe.run.run_folder.refuse_results_place`), and it
     must not hold results for these inputs made otherwise (another run or setup, or no record) unless
     ``overwrite``; results of the same ``setup`` are resumed. Temporary files a killed run left there are
     removed. ``digests``: the inputs' :func:`input_digests` where the caller has them (else computed for the
     recorded names only); ``slide``: the whole-slide engine's settings, which decide what is a large image."""
     from cellprobe.inference.slide_config import SlideSettings
-    from cellprobe.run.run_folder import refuse_other_runs
+    from cellprobe.run.run_folder import refuse_results_place
 
     if setup is not None:
-        refuse_other_runs(out_dir, setup["run"])
+        refuse_results_place(out_dir, setup["run"])
     folders = {f.parent.resolve(): f for f in files}
     if out_dir.resolve() in folders:
         raise InputError(out_dir, f"--out is the folder of the input {folders[out_dir.resolve()]}: its results "

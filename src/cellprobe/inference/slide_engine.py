@@ -535,10 +535,10 @@ def check_slides(run: Any, slides: list[Path], out_dir: Path, settings: SlideSet
     in place."""
     from cellprobe.inference.slide_digest import check_record_place
     from cellprobe.inference.slide_plan import run_identity, slide_name
-    from cellprobe.run.run_folder import refuse_other_runs
+    from cellprobe.run.run_folder import refuse_results_place
 
     atomic.output_folder(out_dir, create=False)
-    refuse_other_runs(out_dir, run.path)
+    refuse_results_place(out_dir, run.path)
     by_name: dict[str, Path] = {}  # by atomic.portable_name: folders differing in case or é spelling collide
     held = atomic.entries_by_portable_name(out_dir)
     for path in map(Path, slides):

@@ -291,14 +291,21 @@ def _holds_run_stamp(folder: Path) -> bool:
     return isinstance(data, dict) and "version" in data and "run_format" in data
 
 
-def refuse_other_runs(folder: str | Path, run_dir: str | Path) -> None:
-    """An InputError when ``folder`` (an output for results of the run ``run_dir``) is, or lies inside, the folder
-    of another run: there they would read as that run's."""
+def refuse_results_place(folder: str | Path, run_dir: str | Path, *, into_run: bool = False) -> None:
+    """An InputError when ``folder``, an output for results of the run ``run_dir``, is or lies inside a run
+    folder (another run's: the results would read as that run's; the run's own too unless ``into_run``, for
+    evaluate's scores, which are the run's record) or the data the run trained on (only read: results there
+    would be read as its data next time)."""
     owner = owning_run(folder)
-    if owner is not None and owner != Path(run_dir).resolve():
+    own = Path(run_dir).resolve()
+    if owner is not None and not (into_run and owner == own):
         where = "the" if owner == Path(folder).resolve() else "inside the"
+        if owner == own:
+            raise InputError(folder, f"is {where} run folder {owner}, where the run keeps its own files: its results "
+                                     "go in a folder of their own; give --out outside it")
         raise InputError(folder, f"is {where} run folder {owner}: results of {run_dir} there would read as that "
                                  "run's; give --out outside it")
+    refuse_output_inside(folder, read_config(Path(run_dir)).data.path)
 
 
 def refuse_inside_run(folder: str | Path, itself: bool = False) -> None:
