@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from tests.training.tiny import make_tiny_data, tiny_config
 
@@ -217,3 +218,32 @@ def test_schedule_and_stopping_settings_this_run_would_not_use_are_refused(cli, 
         rc, _, err = cli(*base, *(x for s in sets for x in ("--set", s)))
         assert rc == 2 and shown in err and err.count("\n") == 1, err
         assert not (tmp_path / "run").exists() and not (tmp_path / "fc").exists()
+
+
+@pytest.mark.parametrize(("given", "where", "problem"), [
+    (("--set", "refit_of=run"), "--set refit_of", "config key 'refit_of': is written by `cellprobe refit`"),
+    ({"refit_of": "run"}, "train.yaml", "config key 'refit_of': is written by `cellprobe refit`"),
+    ({"data": {"options": {"foo": 1}}}, "train.yaml", "config key 'data.options.foo': Extra inputs"),
+    (("--set", "data.options.foo=1"), "--set data.options.foo", "config key 'data.options.foo': Extra inputs"),
+    (("--set", "data.options.mpp=abc"), "--set data.options.mpp", "config key 'data.options.mpp': Input should"),
+])
+def test_a_refused_config_key_is_named_where_it_was_given(cli, tmp_path, given, where, problem):
+    """Twenty-sixth probe: refit_of named no file nor --set, and an unknown or ill-typed reader option of the
+    config was named at the dataset folder as 'config key foo', not where the config gave data.options.foo."""
+    data = make_tiny_data(tmp_path / "data")
+    args = ["train", "-e", "efficientnet-lite0", "--weights", "random", "-d", data, "-o", tmp_path / "run"]
+    if isinstance(given, dict):
+        (tmp_path / "train.yaml").write_text(yaml.safe_dump(given))
+        args += ["-c", tmp_path / "train.yaml"]
+        where = str(tmp_path / where)
+    else:
+        args += list(given)
+    rc, _, err = cli(*args)
+    assert rc == 2 and err.startswith(f"cellprobe: error: {where}: {problem}") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_reader_option_is_named_as_one_with_the_formats_options(cli, tmp_path):
+    data = make_tiny_data(tmp_path / "data")
+    rc, _, err = cli("data", "check", data, "--format", "patches", "-o", "foo=1")
+    assert rc == 2 and f"{data}: reader option 'foo': Extra inputs are not permitted (this format's options: " in err

@@ -33,5 +33,5 @@ def test_unknown_layouts_and_formats(tmp_path):
 
 
 def test_unknown_reader_option_is_an_error(consep_root):
-    with pytest.raises(InputError, match="config key 'crop_sise'"):
+    with pytest.raises(InputError, match=r"reader option 'crop_sise'.*this format's options: class_names"):
         open_dataset(consep_root, split="test", crop_sise=3)

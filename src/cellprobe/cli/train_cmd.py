@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
             get_spec(encoder)
         except InputError as exc:
             raise InputError("--encoder", exc.problem) from None
+        from cellprobe.config import keys_attributed
         from cellprobe.run.train_config import check_unused_settings, train_config
         from cellprobe.training.fit import train
 
@@ -42,7 +43,8 @@ def register(app: typer.Typer) -> None:
         if format is not None:
             overrides["data.format"] = format
         cfg = train_config(config if config is not None else {}, with_sets(set_, overrides, fixed=list(overrides)))
-        check_unused_settings(cfg)
+        with keys_attributed(cfg):  # named where given: the config file or the --set
+            check_unused_settings(cfg)
         split_file = cfg.data.options.get("split_file")
         if isinstance(split_file, str) and not Path(split_file).expanduser().is_absolute():  # stored absolute too
             options = {**cfg.data.options, "split_file": str(Path(split_file).expanduser().absolute())}

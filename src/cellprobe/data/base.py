@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,13 +19,25 @@ from pydantic import Field, model_validator
 from cellprobe.config import Seed, StrictModel, parse_config
 from cellprobe.data.sample import PatchDataset, Sample
 from cellprobe.data.validate import Anomaly, RawSample, sample_problems, to_sample
+from cellprobe.errors import InputError
 
 OptionsT = TypeVar("OptionsT", bound=StrictModel)
 
 
 def parse_options(model: type[OptionsT], options: dict[str, Any], root: Path) -> OptionsT:
-    """Reader options validated like a config: an unknown or ill-typed option is one InputError line."""
-    return parse_config(model, dict(options), root)
+    """Reader options validated like a config: an unknown or ill-typed option is one InputError line naming the
+    dataset and the option as a reader option (``reader option 'crop'``: given with ``-o``, a config's
+    ``data.options`` or a benchmark dataset's ``options``), and, for an unknown one, the format's options."""
+    try:
+        return parse_config(model, dict(options), root)
+    except InputError as exc:
+        match = re.match(r"config keys? '([^']+)'", exc.problem)
+        if match is None:
+            raise
+        problem = f"reader option '{match.group(1)}'{exc.problem[match.end():]}"
+        if match.group(1).split(".")[0] not in model.model_fields:
+            problem += f" (this format's options: {', '.join(sorted(model.model_fields)) or 'none'})"
+        raise InputError(exc.path, problem) from None
 
 
 class Reader(PatchDataset):

@@ -4,7 +4,9 @@ the Lightning module around the run's network (assembled by :mod:`cellprobe.run.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,16 +112,35 @@ def _repeats_at(dataset: PatchDataset, positions: np.ndarray) -> np.ndarray | No
     return repeats if (repeats > 1).any() else None
 
 
-def open_training_data(config: TrainConfig) -> TrainData:
+def _open_split(config: TrainConfig, split: str | None) -> Any:
+    """One split of the config's data; a refused reader option is named where the config gave it (its file, or
+    the --set), as the config key ``data.options.<name>``, rather than at the dataset folder."""
+    from cellprobe.config import config_source
     from cellprobe.data import open_dataset
+
+    d = config.data
+    try:
+        return open_dataset(d.path, format=d.format, split=split, **d.options)
+    except InputError as exc:
+        match = re.match(r"reader option '([^']+)'", exc.problem)
+        key = None if match is None else f"data.options.{match.group(1).split('.')[0]}"
+        at_root = exc.path is not None and Path(exc.path).resolve() == Path(d.path).resolve()
+        where = config_source(config, key) if key is not None and at_root else None
+        if where is None:
+            raise
+        raise InputError(where, f"config key 'data.options.{match.group(1)}'{exc.problem[match.end():]} (a reader "
+                                f"option of {d.path})") from None
+
+
+def open_training_data(config: TrainConfig) -> TrainData:
     from cellprobe.data.base import shared_images
     from cellprobe.data.splits import split_by_source
 
     d = config.data
-    train = open_dataset(d.path, format=d.format, split=d.train_split, **d.options)
+    train = _open_split(config, d.train_split)
     everything = np.arange(len(train))
     if d.val_split is not None:
-        val = open_dataset(d.path, format=d.format, split=d.val_split, **d.options)
+        val = _open_split(config, d.val_split)
         shared = shared_images(val, train)
         if shared:  # a link, or the split folder spelt otherwise
             raise InputError(d.path, f"{shared} of the {len(val)} patches of split '{d.val_split}' show images of the "
