@@ -302,7 +302,13 @@ def test_slide_results_never_go_into_another_runs_folder(cli, run, slide, tmp_pa
     (("--set", "predict_large_pixels=100"), "--set predict_large_pixels: predict_large_pixels applies to "
                                             "`cellprobe predict` only"),
     (("--set", "mpp_tolerance=0.3"), "mpp_tolerance applies only without resampling"),
-    (("--no-resample", "--set", "max_resample=4"), "max_resample applies only when resampling"),
+    (("--no-resample", "--set", "max_resample=4"), "--no-resample: config keys 'max_resample', 'resample': "
+                                                   "max_resample applies only when resampling"),  # not --resample
+    (("--set", "tissue.method=threshold", "--set", "tissue.threshold=1"),  # twenty-sixth probe: 'no tissue found'
+     "--set tissue.threshold: config keys 'tissue.threshold', 'tissue.channel': threshold 1 is not below the "
+     "saturation's largest value (1): no pixel could be tissue"),
+    (("--set", "tissue.method=threshold", "--set", "tissue.channel=od", "--set", "tissue.threshold=2.5"),
+     "threshold 2.5 is not below the od's largest value (2.41)"),
     (("--set", "tissue.method=all", "--set", "tissue.otsu_floor=0.2"), "otsu_floor is not used by method 'all'"),
     (("--set", "tissue.method=threshold", "--set", "tissue.threshold=0.1", "--set", "tissue.otsu_floor=0.2"),
      "otsu_floor is not used by method 'threshold'"),

@@ -113,7 +113,8 @@ def register(app: typer.Typer) -> None:
                "resample": None if resample else False}
         own = {k: v for k, v in own.items() if v is not None}
         overrides = with_sets(set_, own, fixed=list(own))
-        given = {k: (f"--{k.replace('_', '-')}" if k in own else f"--set {k}") for k in overrides}
+        flags = {"resample": "--no-resample"}  # the flag that sets the key, as the user typed it
+        given = {k: (flags.get(k, f"--{k.replace('_', '-')}") if k in own else f"--set {k}") for k in overrides}
         settings = parse_config(SlideSettings, with_overrides({}, overrides), "--tile/--overlap/--set", given)
         if "workers" in overrides:  # the default (2) is not refused on a 1-core machine; a value given is
             _check_workers(settings.workers, given["workers"], spec)

@@ -34,6 +34,9 @@ POLYGON_SHIFT = 4
 #: A mask image's height may differ from the slide's aspect ratio by this much (relative) or one pixel.
 ASPECT_TOLERANCE = 0.01
 _MIN_RING_POINTS = 3
+#: the largest value of each tissue channel: saturation is in [0, 1]; optical density, the mean over RGB of
+#: -log10((v + 1) / 256), is at most log10(256) (black)
+CHANNEL_MAX = {"saturation": 1.0, "od": float(np.log10(256.0))}
 
 
 class TissueSettings(StrictModel):
@@ -54,6 +57,10 @@ class TissueSettings(StrictModel):
             raise ValueError("method 'threshold' needs a threshold value")
         if self.method != "threshold" and self.threshold is not None:
             raise ValueError(f"threshold is used only by method 'threshold' (method is '{self.method}')")
+        top = CHANNEL_MAX[self.channel]
+        if self.threshold is not None and self.threshold >= top:  # tissue is where the channel exceeds it
+            raise key_error(["threshold", "channel"], f"threshold {self.threshold:g} is not below the {self.channel}'s "
+                                                      f"largest value ({top:.3g}): no pixel could be tissue")
         unused = {"all": ("channel", "otsu_floor", "smoothing_um", "min_tissue_mm2", "max_hole_mm2", "thumbnail_side"),
                   "threshold": ("otsu_floor",)}.get(self.method, ())
         changed = self.non_default(*unused) if unused else []
@@ -107,7 +114,7 @@ def _channel(rgb: np.ndarray, channel: str) -> np.ndarray:
 
     if channel == "saturation":
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32) / 255.0
-    density = -np.log10((rgb.astype(np.float32) + 1.0) / 256.0)  # 0 for white, ~2.4 for black
+    density = -np.log10((rgb.astype(np.float32) + 1.0) / 256.0)  # 0 for white, CHANNEL_MAX["od"] for black
     return density.mean(axis=2)
 
 
