@@ -17,6 +17,13 @@ def test_collect_inputs(tmp_path):
     assert collect_inputs([tmp_path / "a", tmp_path / "y.tif"], notice=said.append) == [tmp_path / "a" / "x.png",
                                                                                        tmp_path / "y.tif"]
     assert said == [f"{tmp_path / 'a'}: left out 1 non-image entry (notes.txt)"]
+    (tmp_path / "a" / "._x.png").write_bytes(b"")  # twenty-sixth probe: left out without a word
+    (tmp_path / "a" / ".DS_Store").write_bytes(b"")
+    said.clear()
+    assert collect_inputs([tmp_path / "a"], notice=said.append) == [tmp_path / "a" / "x.png"]
+    assert said == [f"{tmp_path / 'a'}: left out 1 non-image entry (notes.txt)",
+                    f"{tmp_path / 'a'}: left out 1 hidden image entry (._x.png)"]
+    assert collect_inputs([tmp_path / "a" / "._x.png"]) == [tmp_path / "a" / "._x.png"]  # named: predicted
     (tmp_path / "b").mkdir()
     with pytest.raises(InputError, match="no image"):
         collect_inputs([tmp_path / "b"])

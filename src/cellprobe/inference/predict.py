@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 def collect_inputs(inputs: Iterable[str | Path], notice: Callable[[str], None] | None = None) -> list[Path]:
     """Image files named directly or found (not recursively) in named folders; in a stable order. Other files
-    in those folders are left out, and ``notice`` is told which (never silently)."""
+    in those folders, and hidden ones named as images, are left out, and ``notice`` is told which (never
+    silently)."""
     from cellprobe.data.io import IMAGE_SUFFIXES
 
     files: list[Path] = []
@@ -30,10 +31,14 @@ def collect_inputs(inputs: Iterable[str | Path], notice: Callable[[str], None] |
             if not found:
                 raise InputError(item, f"folder holds no image ({', '.join(IMAGE_SUFFIXES)})")
             others = [p.name for p in entries if p not in found]
-            if others and notice is not None:
-                shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-                notice(f"{item}: left out {len(others)} non-image entr{'y' if len(others) == 1 else 'ies'} "
-                       f"({shown})")
+            # hidden files are not inputs (macOS ._x.jpg resource forks, editors' copies), but one named as an
+            # image is said, as the other entries are: given by name, it is predicted
+            hidden = sorted(p.name for p in item.iterdir() if p.name.startswith(".")
+                            and p.suffix.lower() in IMAGE_SUFFIXES)
+            for names, what in ((others, "non-image entr"), (hidden, "hidden image entr")):
+                if names and notice is not None:
+                    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+                    notice(f"{item}: left out {len(names)} {what}{'y' if len(names) == 1 else 'ies'} ({shown})")
             files += found
         elif item.is_file():
             files.append(item)
