@@ -73,3 +73,24 @@ def test_names_that_are_not_utf8_are_one_line_naming_them(cli, tmp_path):
         parse_config(TrainConfig, {"output": str(tmp_path / "run"), "encoder": {"name": "efficientnet-lite0"},
                                    "data": {"path": os.fsdecode(bytes(tmp_path) + b"/d\xfc")}}, "run.yaml")
     assert err_cfg.value.path == "run.yaml"
+
+
+def test_a_result_file_option_never_replaces_a_device_or_pipe(cli, tmp_path, pipe):
+    """Twenty-sixth probe (major): `score --json /dev/null --overwrite` renamed its results onto the name, so a
+    device (as root, the system's /dev/null), a pipe, or a link to /proc/self/fd/1 became a regular file."""
+    import numpy as np
+
+    true = tmp_path / "true.npy"
+    labels = np.zeros((1, 16, 16, 2), np.int32)
+    labels[0, 2:6, 2:6] = (1, 1)
+    np.save(true, labels)
+    np.save(tmp_path / "pred.npy", labels)
+    (tmp_path / "out").symlink_to(pipe)  # as /dev/stdout is a link to /proc/self/fd/1, a pipe or terminal
+    (tmp_path / "ds").mkdir()
+    for target in (pipe, tmp_path / "out"):
+        for option in ("--json", "--per-image"):
+            _refused(cli("score", "--format", "conic", "--true", true, "--pred", tmp_path / "pred.npy", option, target,
+                         "--overwrite"), str(target), "is not a regular file (a device, pipe or socket, or a link")
+        _refused(cli("data", "check", tmp_path / "ds", "--json", target, "--overwrite"), str(target),
+                 "is not a regular file (a device, pipe or socket, or a link")
+    assert pipe.is_fifo() and (tmp_path / "out").is_symlink()

@@ -126,8 +126,8 @@ def cluster_spec(cluster: str | None, cluster_config: Path | None, scheduler: st
 def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite: bool,
                        read_folders: tuple[Path, ...] = ()) -> None:
     """Result files a command is about to write, checked before any work: not one of its inputs nor inside a
-    dataset folder it reads (``read_folders``), not the same file twice, not a folder, and not an existing
-    file unless ``overwrite``."""
+    dataset folder it reads (``read_folders``), not the same file twice, not a folder nor a device, pipe or
+    socket, and not an existing file unless ``overwrite``."""
     from cellprobe.atomic import output_folder
     from cellprobe.data.io import refuse_output_inside
     from cellprobe.errors import InputError
@@ -144,6 +144,10 @@ def check_output_files(outputs: list[Path | None], inputs: list[Path], overwrite
             raise InputError(path, "is given for two outputs")
         if path.is_dir():
             raise InputError(path, "is a folder; give a file name")
+        if path.exists() and not path.is_file():  # results go to a new file renamed into place, which would put
+            # a regular file where the device, pipe or socket was (as root: /dev/null itself), --overwrite or not
+            raise InputError(path, "is not a regular file (a device, pipe or socket, or a link to one): results "
+                                   "are written as a new file that would take its place; give a file name")
         if (path.exists() or path.is_symlink()) and not overwrite:  # a dangling link is still something there
             raise InputError(path, "exists already; pass --overwrite to replace it")
         output_folder(path.parent, "output", create=False)  # a folder that cannot be made fails now, not after
