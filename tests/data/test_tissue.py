@@ -127,6 +127,8 @@ def test_geojson_polygons_with_holes(slide, tmp_path):
     masks = [mask_from_geojson(_write(tmp_path / f"{i}.geojson", data), slide, 8.0)
              for i, data in enumerate([{"type": "FeatureCollection", "features": features}, features])]
     single = mask_from_geojson(_write(tmp_path / "one.geojson", features[0]), slide, 8.0)
+    bare = mask_from_geojson(_write(tmp_path / "bare.geojson", features[0]["geometry"]), slide, 8.0)  # 26th probe
+    assert np.array_equal(bare.mask, single.mask)
     assert np.array_equal(masks[0].mask, masks[1].mask) and masks[0].mask.shape == (192, 256)
     mask = masks[0]
     assert mask.touches(300, 300, 1, 1) and not mask.touches(500, 500, 1, 1)  # the hole is cut out
@@ -138,7 +140,8 @@ def test_geojson_polygons_with_holes(slide, tmp_path):
 
 @pytest.mark.parametrize(("content", "match"), [
     ("{not json", "not valid JSON"),
-    ('{"type": "Point", "coordinates": [1, 2]}', "expected a GeoJSON Feature"),
+    ('{"type": "Point", "coordinates": [1, 2]}', "feature 0: geometry 'Point' is not an area"),
+    ('{"type": "Topology"}', "expected a GeoJSON Feature, FeatureCollection, geometry or list"),
     (json.dumps([_feature("Point", [1, 2])]), "feature 0: geometry 'Point' is not an area"),
     (json.dumps([_feature("Polygon", [SQUARE]), _feature("Polygon", [[["1", "2"], [3, 4], [5, 6]]])]),
      "feature 1: polygon ring"),

@@ -259,8 +259,16 @@ def _features(path: Path, data: Any) -> list[Any]:
         if isinstance(features, list):
             return features
         raise InputError(path, "FeatureCollection without a 'features' list")
+    if isinstance(data, dict) and data.get("type") in _GEOMETRIES:  # a bare geometry is GeoJSON too (RFC 7946)
+        return [{"type": "Feature", "geometry": data}]
     found = data.get("type") if isinstance(data, dict) else type(data).__name__
-    raise InputError(path, f"expected a GeoJSON Feature, FeatureCollection or list of features, got {found!r}")
+    raise InputError(path, f"expected a GeoJSON Feature, FeatureCollection, geometry or list of features, got "
+                           f"{found!r}")
+
+
+#: GeoJSON's geometry types: a file of one is read as one feature (only areas are then taken)
+_GEOMETRIES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
+               "GeometryCollection")
 
 
 def _feature_polygons(feature: Any) -> list[list[np.ndarray]]:
