@@ -376,8 +376,8 @@ def _check_same_version(made_from: Path, download: Path, target: Path, remote: R
     else:
         had = sha256_of(made_from)
     if had != wanted:
-        kind = "unpacked from" if remote.unpack else "a copy of"
-        raise InputError(made_from, f"{target} holds data {kind} another version of {remote.filename} (sha256 "
+        kind = "data unpacked from" if remote.unpack else "a copy of"
+        raise InputError(made_from, f"{target} holds {kind} another version of {remote.filename} (sha256 "
                                     f"{had[:12]}…, the download's {wanted[:12]}…); remove {target}, or give another "
                                     "--root, to get this version")
 
