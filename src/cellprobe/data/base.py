@@ -24,20 +24,30 @@ from cellprobe.errors import InputError
 OptionsT = TypeVar("OptionsT", bound=StrictModel)
 
 
+class ReaderOptionError(InputError):
+    """A refused reader option: ``option`` (dotted) and ``detail`` (what is wrong, after the name), so that a
+    caller that knows where the option was given (a config's ``data.options``) can name that place instead."""
+
+    def __init__(self, root: Path | str | None, option: str, detail: str) -> None:
+        super().__init__(root, f"reader option '{option}'{detail}")
+        self.option, self.detail = option, detail
+
+
 def parse_options(model: type[OptionsT], options: dict[str, Any], root: Path) -> OptionsT:
-    """Reader options validated like a config: an unknown or ill-typed option is one InputError line naming the
-    dataset and the option as a reader option (``reader option 'crop'``: given with ``-o``, a config's
-    ``data.options`` or a benchmark dataset's ``options``), and, for an unknown one, the format's options."""
+    """Reader options validated like a config: an unknown or ill-typed option is one
+    :class:`ReaderOptionError` line naming the dataset and the option as a reader option (given with ``-o``,
+    a config's ``data.options`` or a benchmark dataset's ``options``), and, for an unknown one, the format's
+    options."""
     try:
         return parse_config(model, dict(options), root)
     except InputError as exc:
         match = re.match(r"config keys? '([^']+)'", exc.problem)
         if match is None:
             raise
-        problem = f"reader option '{match.group(1)}'{exc.problem[match.end():]}"
+        detail = exc.problem[match.end():]
         if match.group(1).split(".")[0] not in model.model_fields:
-            problem += f" (this format's options: {', '.join(sorted(model.model_fields)) or 'none'})"
-        raise InputError(exc.path, problem) from None
+            detail += f" (this format's options: {', '.join(sorted(model.model_fields)) or 'none'})"
+        raise ReaderOptionError(exc.path, match.group(1), detail) from None
 
 
 class Reader(PatchDataset):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cellprobe.data.sample import Sample, SampleMeta, int32_ids
+from cellprobe.data.sample import INT32_MAX, Sample, SampleMeta, int32_ids
 from cellprobe.errors import InputError
 
 
@@ -125,7 +125,7 @@ def class_mismatch(inst: np.ndarray, cls: np.ndarray) -> str | None:
         return None
     ids = inst[fg]
     names = None  # ids beyond int32 are numbered 0..n-1 in order for the pair keys, and named as given
-    if int(ids.max()) > np.iinfo(np.int32).max:
+    if int(ids.max()) > INT32_MAX:
         names, ids = np.unique(ids, return_inverse=True)
     ids = ids.astype(np.int64)
     classes = cls[fg].astype(np.int64)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellprobe.data.sample import INT32_MAX, int32_ids
+from cellprobe.data.sample import int32_ids
 from cellprobe.errors import InputError, not_a_file
 
 #: Most classes a class list may hold (class maps are uint8 throughout cellprobe); also bounds every table
@@ -209,10 +209,7 @@ def instance_ids(arr: np.ndarray, where: str, what: str = "instance ids") -> np.
     """:func:`as_ids` for instance ids of any magnitude: ids above 2**31 - 1 are relabelled 1..n in their
     order (memory bounded by the image, metrics unchanged: they depend only on which pixels share an id and on
     the order of the ids)."""
-    arr = as_ids(arr, where, what)
-    if arr.size == 0 or int(arr.max()) <= INT32_MAX:
-        return arr
-    return int32_ids(arr)
+    return int32_ids(as_ids(arr, where, what))
 
 
 def swapped_channels(inst: np.ndarray, cls: np.ndarray, num_classes: int | None = None) -> bool:

@@ -4,9 +4,7 @@ the Lightning module around the run's network (assembled by :mod:`cellprobe.run.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,19 +115,17 @@ def _open_split(config: TrainConfig, split: str | None) -> Any:
     the --set), as the config key ``data.options.<name>``, rather than at the dataset folder."""
     from cellprobe.config import config_source
     from cellprobe.data import open_dataset
+    from cellprobe.data.base import ReaderOptionError
 
     d = config.data
     try:
         return open_dataset(d.path, format=d.format, split=split, **d.options)
-    except InputError as exc:
-        match = re.match(r"reader option '([^']+)'", exc.problem)
-        key = None if match is None else f"data.options.{match.group(1).split('.')[0]}"
-        at_root = exc.path is not None and Path(exc.path).resolve() == Path(d.path).resolve()
-        where = config_source(config, key) if key is not None and at_root else None
+    except ReaderOptionError as exc:
+        where = config_source(config, f"data.options.{exc.option.split('.')[0]}")
         if where is None:
             raise
-        raise InputError(where, f"config key 'data.options.{match.group(1)}'{exc.problem[match.end():]} (a reader "
-                                f"option of {d.path})") from None
+        raise InputError(where, f"config key 'data.options.{exc.option}'{exc.detail} (a reader option of "
+                                f"{d.path})") from None
 
 
 def open_training_data(config: TrainConfig) -> TrainData:
