@@ -97,6 +97,8 @@ def test_a_running_scheduler_is_used_by_address():
     ("local:2", "c.yaml", None, "only goes with --cluster slurm"),
     ("local:2", None, "tcp://127.0.0.1:1", "not both"),
     (None, None, "localhost:8786", "not a scheduler address"),
+    (None, None, "tcp://[::1", "not a scheduler address"),  # the 27th probe: urlsplit's ValueError, a traceback
+    (None, None, "tcp://[zz]:8786", "not a scheduler address"),
     (None, None, "tcp://127.0.0.1:CLOSED", "no Dask scheduler reachable"),
 ])
 def test_bad_cluster_options_are_one_line_exit_2_within_seconds(cli, tmp_path, cluster_opt, config, scheduler, says):

@@ -178,11 +178,11 @@ def parse_cluster_spec(cluster: str | None, cluster_config: Path | None, schedul
 
 def check_scheduler_address(address: str) -> str:
     """``tcp://HOST:PORT`` (or ``tls://``) of a scheduler that accepts a connection now."""
-    parts = urlsplit(address)
-    try:
+    try:  # a malformed bracketed host ("tcp://[::1") is refused by urlsplit itself
+        parts = urlsplit(address)
         port = parts.port
     except ValueError:
-        port = None
+        parts, port = urlsplit(""), None
     if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None:
         raise InputError("--scheduler", f"'{address}' is not a scheduler address (tcp://HOST:PORT)")
     try:

@@ -289,12 +289,25 @@ def test_server_stating_more_than_declared_size_is_refused_at_once(server, tmp_p
     assert not part.exists()
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://host/x.zip"])
-def test_refused_url_leaves_no_folder_behind(tmp_path, url):
-    root = tmp_path / "new" / "root"
-    source = DatasetSource(title="t", files=[RemoteFile(url=url, filename="x.zip")])
-    with pytest.raises(InputError, match="only http"):
-        download_dataset("toy", source, root)
+BAD_URLS = [("file:///etc/passwd", "is not an http(s) address"), ("ftp://host/x.zip", "is not an http(s) address"),
+            ("http://[::1/x.zip", "is not a web address (Invalid IPv6 URL)"),
+            ("http://[zz]/x.zip", "is not a web address"), ("https:///x.zip", "names no host"),
+            ("http://host:abc/x.zip", "is not a web address (Port could not be cast")]
+
+
+@pytest.mark.parametrize(("url", "says"), BAD_URLS)
+def test_a_bad_address_is_refused_with_the_catalog_before_any_folder(cli, tmp_path, url, says):
+    """The 27th probe: a bracketed host urlsplit refuses ('http://[::1') was a traceback; an address without a
+    host, or with a port that is no number, was tried as one and reported as unreachable."""
+    with pytest.raises(ValueError, match=re.escape(says)):
+        RemoteFile(url=url, filename="x.zip")
+    catalog = tmp_path / "c.yaml"
+    catalog.write_text(yaml.safe_dump({"mine": {"title": "t", "files": [{"url": url, "filename": "x.zip"}]}}))
+    rc, _, err = cli("data", "download", "mine", "--root", tmp_path / "new" / "root", "--catalog", catalog)
+    assert rc == 2 and says in err and str(catalog) in err and err.count("\n") == 1, err
+    mirror = url.removesuffix("/x.zip")
+    rc, _, err = cli("data", "download", "cisca-splits", "--root", tmp_path / "new" / "root", "--mirror", mirror)
+    assert rc == 2 and err.startswith("cellprobe: error: --mirror: ") and says in err and err.count("\n") == 1, err
     assert not (tmp_path / "new").exists()
 
 

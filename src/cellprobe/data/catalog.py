@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -37,12 +38,35 @@ def name_problem(name: str) -> str | None:
             "separator, no leading dot)")
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be downloaded from (a catalog's address, or ``--mirror``), or None: an http(s)
+    address with a host and, where given, a numeric port, told before anything is made or fetched."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises for a port that is not a number in 0..65535)
+    except ValueError as exc:
+        return f"'{url}' is not a web address ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"'{url}' is not an http(s) address: only those are downloaded"
+    if not parts.hostname:
+        return f"'{url}' names no host"
+    return None
+
+
 class RemoteFile(StrictModel):
     url: str
     filename: str = Field(pattern=PLAIN_NAME)  # a plain file name: it must not steer the path
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     size: int | None = Field(None, gt=0)
     unpack: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class DatasetSource(StrictModel):

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from cellprobe import atomic
 from cellprobe.config import StrictModel, read_text_file
-from cellprobe.data.catalog import DatasetSource, RemoteFile, check_name
+from cellprobe.data.catalog import DatasetSource, RemoteFile, check_name, url_problem
 from cellprobe.errors import InputError
 from cellprobe.hashing import file_sha256 as sha256_of
 from cellprobe.locking import exclusive
@@ -151,8 +151,9 @@ def fetch(remote: RemoteFile, folder: Path, cfg: DownloadConfig | None = None, p
     An already complete, verified file is not downloaded again."""
     cfg = cfg or DownloadConfig()
     url = url or remote.url
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise InputError(url, "only http(s) addresses are downloaded")
+    problem = url_problem(url)
+    if problem:
+        raise InputError(None, problem)
     atomic.output_folder(folder, "download")
     final, part = folder / remote.filename, folder / f"{remote.filename}.part"
     for path in (final, part):  # written, or appended to, where it is: never through a link
@@ -350,6 +351,9 @@ def download_dataset(name: str, source: DatasetSource, root: Path, cfg: Download
     """Fetch every file of ``source`` into ``root/downloads`` and unpack archives into ``root/name``
     (once: a marker file records each archive unpacked). ``mirror`` replaces the address up to the file name."""
     check_name(name)
+    problem = None if mirror is None else url_problem(mirror)
+    if problem:
+        raise InputError("--mirror", problem)
     if not source.files:
         raise InputError(None, f"{name}: {source.note or 'no public download address'}")
     created = _missing_folders(Path(root))
