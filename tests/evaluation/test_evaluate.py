@@ -85,6 +85,38 @@ def test_results_of_another_evaluation_are_not_replaced_silently(run, tmp_path):
     assert json.loads((tmp_path / R.METRICS).read_text())["evaluation"]["split"] == "train"
 
 
+def test_results_of_other_thresholds_or_another_network_are_not_replaced_silently(run, tmp_path):
+    """The 27th probe: an evaluation made before a retune, or by a network since retrained at the run's place,
+    was replaced without --overwrite (predict refused both). Both are said; the same evaluation again is not."""
+    import shutil
+
+    run = shutil.copytree(run, tmp_path / "run")
+    out = tmp_path / "ev"
+    out.mkdir()
+    evaluate(run, shared_data(), "test", format="patches", out=out)
+    before = (out / R.METRICS).read_text()
+    (run / R.POSTPROCESS).write_text(PostprocessParams(min_size=400).model_dump_json())
+    with pytest.raises(InputError, match=r"other post-processing thresholds \(min_size: the run was tuned since") as err:
+        evaluate(run, shared_data(), "test", format="patches", out=out)
+    assert err.value.path == str(out / R.METRICS) and (out / R.METRICS).read_text() == before
+    evaluate(run, shared_data(), "test", format="patches", out=out, overwrite=True)
+    assert json.loads((out / R.METRICS).read_text())["evaluation"]["postprocess"]["min_size"] == 400
+    evaluate(run, shared_data(), "test", format="patches", out=out)  # the same again: replaced, as before
+    before = (out / R.METRICS).read_text()
+    import torch
+
+    from cellprobe.run.checkpoint import load_checkpoint, save_checkpoint
+
+    best = R.Run.open(run).checkpoint("best")
+    state = load_checkpoint(best)
+    first = next(k for k, v in state["state_dict"].items() if torch.is_floating_point(v))
+    state["state_dict"][first] = state["state_dict"][first] + 1.0  # retrained: other weights at the same path
+    save_checkpoint(state, best)
+    with pytest.raises(InputError, match="another network at .*checkpoint has changed since"):
+        evaluate(run, shared_data(), "test", format="patches", out=out)
+    assert (out / R.METRICS).read_text() == before
+
+
 @pytest.mark.parametrize("damage", ["abc", None, 7, {"data": 3}, {"tta_views": "1"}, {"split": ["test"]},
                                     {"run": True}, {"checkpoint": None}, "NO_RUN"])
 def test_a_damaged_evaluation_record_is_refused_naming_it(run, tmp_path, damage):

@@ -62,7 +62,8 @@ def _score(run_dir: Path, source: DataSource, split: str, tta: int, out: Path | 
     test = open_dataset(source.path, format=source.format, split=split, **source.options)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    score = evaluate(run_dir, test, split, tta=tta, out=out, overwrite=out is not None)
+    # the cell owns its run and results folders: a resumed cell scores again over what it wrote before
+    score = evaluate(run_dir, test, split, tta=tta, out=out, overwrite=True)
     per_image = score.per_image.copy()
     if len(per_image) != len(test):
         raise RuntimeError(f"{len(per_image)} per-image rows for {len(test)} test patches")

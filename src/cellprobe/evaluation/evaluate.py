@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from cellprobe import atomic
-from cellprobe.config import read_json
+from cellprobe.config import differing_keys, read_json
 from cellprobe.data.io import refuse_output_inside
 from cellprobe.data.sample import PatchDataset
 from cellprobe.errors import InputError
@@ -63,7 +63,8 @@ def _evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str |
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.metrics import ConicAccumulator
 
-    check_not_replacing(out_dir, run_dir, data_label(data), split, checkpoint, tta, overwrite)
+    network = network_made_of(run_dir, checkpoint)
+    check_not_replacing(out_dir, run_dir, data_label(data), split, checkpoint, tta, overwrite, network)
     seg = Segmenter(run_dir, checkpoint=checkpoint, device=device, tta=tta)
     dataset = open_eval_data(data, split, format, seg.run.config, **options)
     check_eval_data(dataset, seg.class_names, data, split, same_classes=False)
@@ -100,12 +101,36 @@ def _evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str |
     record = {**result.to_dict(), "evaluation": {
         "run": _run_seen_from(out_dir, run_dir), "data": data_label(data), "split": split,
         "checkpoint": checkpoint, "tta_views": tta, "run_finished": seg.run.finished, "scoring": scoring, "data_mpp": dataset.mpp, "run_mpp": seg.run.stamp.mpp, "resized_by": scale,
-        "on_training_patches": named is not None,
-        "postprocess": seg.params.model_dump(mode="json")}}
+        "on_training_patches": named is not None, **network}}
     atomic.write_json(out_dir / R.METRICS, record)
     result.write(csv_path=out_dir / R.PER_IMAGE)
     result.params["scoring"] = scoring
     return result
+
+
+def network_made_of(run_dir: str | Path, checkpoint: str) -> dict[str, Any]:
+    """What the scores depend on in the run besides its place: the sha256 of each network's checkpoint file (a
+    retrained or replaced one is another network, whatever its path) and the post-processing thresholds (a
+    retune changes the instances). Read before the network is loaded, for :func:`check_not_replacing`."""
+    from cellprobe.hashing import file_sha256
+    from cellprobe.run.ensemble import checkpoints
+
+    run = R.Run.open(run_dir)
+    return {"checkpoint_sha256": [file_sha256(path) for _, path in checkpoints(run, checkpoint)],
+            "postprocess": R.load_postprocess(run.path, run.config.selection.postprocess).model_dump(mode="json")}
+
+
+def _same_network(run_dir: str | Path, checkpoint: str, recorded: Any, now: list[str]) -> bool:
+    """Whether recorded checkpoint digests are ``now``'s: equal, or what ``cellprobe upgrade`` rewrote them into
+    (see :func:`~cellprobe.run.run_folder.same_checkpoint`)."""
+    from cellprobe.run.ensemble import checkpoints
+
+    if recorded == now:
+        return True
+    paths = [path for _, path in checkpoints(R.Run.open(run_dir), checkpoint)]
+    return (isinstance(recorded, list) and len(recorded) == len(now)
+            and all(isinstance(old, str) and R.same_checkpoint(path.parent, path.name, old, digest)
+                    for old, digest, path in zip(recorded, now, paths, strict=True)))
 
 
 def _run_seen_from(out_dir: Path, run_dir: str | Path) -> str:
@@ -142,12 +167,13 @@ def _earlier_evaluation(metrics: Path) -> dict[str, Any]:
 
 
 def check_not_replacing(out_dir: Path, run_dir: str | Path, data: str, split: str | None, checkpoint: str,
-                        tta: int, overwrite: bool = False) -> None:
+                        tta: int, overwrite: bool = False, network: dict[str, Any] | None = None) -> None:
     """Before any work, in the held results folder (its place is checked before it is held:
     :func:`~cellprobe.run.run_folder.refuse_results_place`): refuse a folder in the way of a result file (even
     with ``overwrite``), and, without ``overwrite``, replacing results of another run, of other data, another
-    split, another checkpoint or other test-time views, or a per_image.csv with no evaluation beside it
-    (scoring the same again, e.g. after tuning, replaces them)."""
+    split, another checkpoint or other test-time views, of another network at the run's place or other
+    post-processing thresholds (``network``: :func:`network_made_of`; a retune makes other results, as for
+    ``predict``), or a per_image.csv with no evaluation beside it (scoring the same again replaces them)."""
     metrics = out_dir / R.METRICS
     for path in (metrics, out_dir / R.PER_IMAGE):
         if atomic.in_the_way(path):
@@ -176,4 +202,16 @@ def check_not_replacing(out_dir: Path, run_dir: str | Path, data: str, split: st
     if before != (checkpoint, tta):
         raise InputError(metrics, f"holds this evaluation with checkpoint {before[0]} and {before[1]} view(s), not "
                                   f"{checkpoint} and {tta}; pass --overwrite to replace it, or --out for another "
+                                  "folder")
+    if network is None:
+        return
+    if "checkpoint_sha256" in earlier and not _same_network(run_dir, checkpoint, earlier["checkpoint_sha256"],
+                                                             network["checkpoint_sha256"]):
+        raise InputError(metrics, f"holds the evaluation of another network at {run_dir} (its {checkpoint} "
+                                  "checkpoint has changed since: retrained?); pass --overwrite to replace it, or "
+                                  "--out for another folder")
+    if "postprocess" in earlier and earlier["postprocess"] != network["postprocess"]:
+        differ = ", ".join(differing_keys(earlier.get("postprocess"), network["postprocess"])[:4])
+        raise InputError(metrics, f"holds this evaluation with other post-processing thresholds ({differ}: the "
+                                  "run was tuned since?); pass --overwrite to replace it, or --out for another "
                                   "folder")
