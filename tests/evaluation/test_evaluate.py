@@ -112,7 +112,7 @@ def test_results_of_other_thresholds_or_another_network_are_not_replaced_silentl
     first = next(k for k, v in state["state_dict"].items() if torch.is_floating_point(v))
     state["state_dict"][first] = state["state_dict"][first] + 1.0  # retrained: other weights at the same path
     save_checkpoint(state, best)
-    with pytest.raises(InputError, match="another network at .*checkpoint has changed since"):
+    with pytest.raises(InputError, match=r"another network at .*checkpoint has changed since"):
         evaluate(run, shared_data(), "test", format="patches", out=out)
     assert (out / R.METRICS).read_text() == before
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from tests.inference.slide_helpers import (
+    batch_sensitive,
     check_geojson,
     coordinate_image,
     oracle,
@@ -126,6 +127,20 @@ def test_slide_equals_whole_image_prediction_and_keeps_every_nucleus_once_and_wh
     naive = SETTINGS.model_copy(update={"overlap": 0})
     cut = run_slide(_segmenter(inst, cls, tmp_path), slide, tmp_path / "naive", naive)
     assert cut.data["nuclei"]["cut_at_tile_edges"] > 0 and cut.nuclei < n_whole
+
+
+def test_every_network_pass_holds_batch_size_windows(truth, tmp_path):
+    """Windows a tile takes from the cache do not break its passes, and its last pass is filled up: a window's
+    maps do not then depend on which windows shared its pass (see test_slide_resume)."""
+    inst, cls = truth
+    slide = write_coded_slide(tmp_path / "mosaic.ome.tif", *inst.shape, MPP)
+    seg = _segmenter(inst, cls, tmp_path)
+    passes: list[int] = []
+    seg._forward = batch_sensitive(seg._forward, passes)
+    summary = run_slide(seg, slide, tmp_path / "out", SETTINGS.model_copy(update={"batch_size": 3}))
+    assert passes and set(passes) == {3}
+    computed = summary.data["windows"]["computed"]
+    assert len(passes) < computed / 3 + summary.data["tiles"]["grid"]  # at most one filled-up pass per tile
 
 
 def test_worker_pool_and_region_give_the_same_nuclei(truth, tmp_path):

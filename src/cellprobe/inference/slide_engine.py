@@ -296,36 +296,47 @@ def _tile_maps(segmenter: Segmenter, plan: SlidePlan, read: _TileRead, cache: Wi
     shared: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     fresh: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     computed = 0
+    # windows in whole-image order, each with its maps once known: the blend adds them in that order (a sum's
+    # rounding depends on it), while the network's passes take the uncached ones batch_size at a time across
+    # the cached ones between them
+    pending: list[tuple[tuple[int, int], dict[str, np.ndarray] | None]] = []
     queue_: list[tuple[int, int]] = []
     glass = _glass_maps(t, segmenter.num_classes)
 
-    def run(batch: list[tuple[int, int]]) -> None:
+    def run() -> None:
         start = time.perf_counter()
-        crops = np.stack([read.block[y - read.top:y - read.top + t, x - read.left:x - read.left + t] for y, x in batch])
-        out = predict_batch(crops, segmenter._forward, segmenter.device)
+        crops = np.stack([read.block[y - read.top:y - read.top + t, x - read.left:x - read.left + t]
+                          for y, x in queue_])
+        # every pass holds batch_size windows: a window's maps are then the same whichever windows share its pass
+        # (BLAS and cuDNN pick their kernels by batch size), so a resumed slide, whose first tile computes
+        # windows an uninterrupted run took from the cache, ends with the same cells
+        out = predict_batch(crops, segmenter._forward, segmenter.device, batch_size=batch_size)
         timer.add("network", start)
-        for j, key in enumerate(batch):
-            one = {k: v[j] for k, v in out.items()}
-            maps.add(*key, one)
+        done = {key: {k: v[j] for k, v in out.items()} for j, key in enumerate(queue_)}
+        for key, one in done.items():
             if key[1] + t > next_x or key[0] + t > next_y:
                 shared[key] = fresh[key] = {k: v.copy() for k, v in one.items()}
+        for key, known in pending:
+            maps.add(*key, done[key] if known is None else known)
+        pending.clear()
+        queue_.clear()
 
-    for key in read.windows:  # whole-image order: a cached window waits for the batch before it
+    for key in read.windows:
         cached = cache.get(key) or (glass if _on_glass(plan, key) else None)
         if cached is None:
             queue_.append(key)
+            pending.append((key, None))
             computed += 1
             if len(queue_) == batch_size:
-                run(queue_)
-                queue_ = []
+                run()
             continue
-        if queue_:
-            run(queue_)
-            queue_ = []
-        maps.add(*key, cached)
         shared[key] = cached
+        if queue_:
+            pending.append((key, cached))  # added after the windows before it, once their pass is done
+        else:
+            maps.add(*key, cached)
     if queue_:
-        run(queue_)
+        run()
     cache.keep(shared, fresh, tile_y, next_x, next_y, t)
     return maps.result(), computed
 

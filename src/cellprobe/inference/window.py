@@ -89,12 +89,18 @@ def probabilities(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
-def predict_batch(images: np.ndarray, fn: MapFn, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+def predict_batch(images: np.ndarray, fn: MapFn, device: torch.device | str = "cpu",
+                  batch_size: int | None = None) -> dict[str, np.ndarray]:
     """Maps of a (B, h, w, 3) uint8 batch (sides multiples of the decoder's input multiple): the one place
-    where images become network input and outputs become probability maps, (B, C, h, w) arrays."""
+    where images become network input and outputs become probability maps, (B, C, h, w) arrays.
+    ``batch_size``: run a fuller batch padded to that many with copies of the last image (their maps are
+    dropped), so that an image's maps do not depend on how many share its pass."""
+    n = len(images)
+    if batch_size is not None and n < batch_size:
+        images = np.concatenate([images, np.repeat(images[-1:], batch_size - n, axis=0)])
     tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
     with torch.no_grad():
-        return {k: v.cpu().numpy() for k, v in probabilities(fn(tensor)).items()}
+        return {k: v[:n].cpu().numpy() for k, v in probabilities(fn(tensor)).items()}
 
 
 def predict_maps(image: np.ndarray, fn: MapFn, config: WindowConfig | None = None,
