@@ -355,6 +355,8 @@ class _Writer:
         self.cut = 0
         #: network windows computed (more than the area's own where tile rows share windows)
         self.windows = 0
+        #: copies run to fill up each tile's last pass (see :func:`_tile_maps`): the cost of that in windows
+        self.filler = 0
 
     def add(self, cells: TileCells) -> None:
         self.buffer.append(cells)
@@ -406,6 +408,7 @@ def _process(segmenter: Segmenter, plan: SlidePlan, journal: Journal, settings: 
         for read in _reads(reads, timer):
             maps, computed = _tile_maps(segmenter, plan, read, cache, settings.batch_size, timer)
             writer.windows += computed
+            writer.filler += -computed % settings.batch_size
             if pool is None:
                 pending.append(tile_cells(maps, read.tile, ctx))
             else:
@@ -448,8 +451,8 @@ def _class_counts(cells: Path, class_names: list[str]) -> dict[str, int]:
     return {name: int(counts[i + 1]) for i, name in enumerate(class_names)}
 
 
-def _summary(plan: SlidePlan, segmenter: Segmenter, counts: dict[str, int], resumed: int, cut: int,
-             windows: int, timer: _Timer, settings: SlideSettings) -> dict[str, Any]:
+def _summary(plan: SlidePlan, segmenter: Segmenter, counts: dict[str, int], resumed: int, writer: _Writer,
+             timer: _Timer, settings: SlideSettings) -> dict[str, Any]:
     total = sum(counts.values())
     per_mm2 = (lambda n: n / plan.tissue_mm2) if plan.tissue_mm2 > 0 else (lambda n: float("nan"))
     reader = plan.reader
@@ -461,12 +464,13 @@ def _summary(plan: SlidePlan, segmenter: Segmenter, counts: dict[str, int], resu
         "region": plan.stamp["region"],
         "tiles": {"grid": len(plan.grid), "tissue": len(plan.todo), "resumed": resumed,
                   "side": settings.tile, "overlap": settings.overlap},
-        "windows": {"computed": windows, "area": len(plan.windows.ys) * len(plan.windows.xs),
+        "windows": {"computed": writer.windows, "filler": writer.filler,
+                    "area": len(plan.windows.ys) * len(plan.windows.xs),
                     "side": plan.windows.config.tile, "overlap": plan.windows.config.overlap},
         "tissue_mm2": plan.tissue_mm2,
         "nuclei": {"total": total, "per_class": counts, "per_mm2": per_mm2(total),
                    "per_class_per_mm2": {k: per_mm2(v) for k, v in counts.items()},
-                   "cut_at_tile_edges": cut},
+                   "cut_at_tile_edges": writer.cut},
         "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
         "workers": settings.workers, "batch_size": settings.batch_size, "device": str(segmenter.device),
         "cellprobe": __version__, "run": plan.stamp["run"], "stamp": plan.stamp,
@@ -510,7 +514,7 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
             result, _ = _finish(plan, journal, segmenter.class_names, settings, timer)
             counts = _class_counts(result / CELLS, segmenter.class_names)
             timer.add("total", start)
-            data = _summary(plan, segmenter, counts, resumed, writer.cut, writer.windows, timer, settings)
+            data = _summary(plan, segmenter, counts, resumed, writer, timer, settings)
             data["files"] = folder_digests(result, DIGESTED_FILES)
             data = json.loads(json.dumps(atomic.json_ready(data)))  # as it reads back
             data[CHECK] = record_check(data)  # a count or digest edited by hand no longer matches it
