@@ -151,6 +151,21 @@ def test_default_resolution_is_not_a_pixel_size(image, tmp_path, resolution, uni
         assert (slide.mpp, slide.mpp_source, slide.kind) == (0.5, "--mpp", "openslide" if tiled else "tiff")
 
 
+@pytest.mark.parametrize("tile", [16, 48, 64])
+def test_a_tiled_tiff_openslide_cannot_decode_is_read_by_tifffile(image, tmp_path, tile):
+    """The 27th probe: uncompressed 16- and 48-px tiles, valid TIFF, were refused as 'unreadable image data'
+    (OpenSlide 4.0's generic-TIFF decoder refuses every such tile); 64 px stays with OpenSlide."""
+    import openslide
+
+    path = tmp_path / f"t{tile}.tif"
+    tifffile.imwrite(path, image, photometric="rgb", tile=(tile, tile), resolution=(40_000, 40_000),
+                     resolutionunit="CENTIMETER")
+    assert openslide.OpenSlide.detect_format(str(path)) == "generic-tiff"
+    with open_slide(path) as slide:
+        assert slide.kind == ("openslide" if tile == 64 else "tiff") and slide.mpp == pytest.approx(0.25)
+        assert np.array_equal(slide.read(0, 5, 30, 300, 90), image[30:120, 5:305])
+
+
 def test_non_square_pixels_refused(image, tmp_path):
     path = tmp_path / "xy.tif"
     tifffile.imwrite(path, image, photometric="rgb", resolution=(40_000, 39_000), resolutionunit="CENTIMETER")

@@ -5,7 +5,8 @@
 - ``openslide``: what ``openslide.OpenSlide.detect_format`` recognises (SVS, NDPI, MRXS, SCN, BIF, Philips,
   DICOM, generic tiled TIFF), except OME-TIFF, which OpenSlide would read as a generic TIFF without its
   SubIFD pyramid or its physical pixel size.
-- ``tiff``: OME-TIFF and every other TIFF (stripped, SubIFD pyramids) via tifffile. A read decodes only the
+- ``tiff``: OME-TIFF and every other TIFF (stripped, SubIFD pyramids, and tiled ones OpenSlide's generic-TIFF
+  reader cannot decode: :func:`_openslide_decodes`) via tifffile. A read decodes only the
   tiles or strips that intersect the region (tifffile's own segment reader and decoder, which its zarr store
   also uses; calling them directly spares a zarr dependency); sparse (empty) tiles read as white.
 - ``image``: PNG, JPEG, BMP. These formats cannot be decoded in part, so the image is decoded whole, in memory,
@@ -619,12 +620,29 @@ def _openslide_vendor(path: Path) -> str | None:
         return None
 
 
+def _openslide_decodes(path: Path) -> bool:
+    """Whether OpenSlide decodes the slide's first level-0 tile. Its generic-TIFF reader (libtiff's RGBA path)
+    refuses every tile of some valid files, e.g. uncompressed tiles of 16 or 48 px ("Invalid tile byte count"),
+    which tifffile reads exactly; a slide it cannot decode at all goes to tifffile instead."""
+    import openslide
+
+    try:
+        with openslide.OpenSlide(str(path)) as slide:
+            slide.read_region((0, 0), 0, (1, 1))
+    except (openslide.OpenSlideError, OSError):
+        return False
+    return True
+
+
 def detect_kind(path: Path) -> str:
     """``"openslide"``, ``"tiff"`` or ``"image"`` from the file's content (see the module docstring)."""
     tiff = _is_tiff(path)
     if tiff and _is_ome(path):
         return "tiff"
-    if _openslide_vendor(path):
+    vendor = _openslide_vendor(path)
+    if vendor == "generic-tiff" and not _openslide_decodes(path):
+        return "tiff"
+    if vendor:
         return "openslide"
     if tiff:
         return "tiff"
