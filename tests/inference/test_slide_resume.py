@@ -78,6 +78,17 @@ def _segmenter(consep_root, tmp_path, params=PARAMS):
     return seg
 
 
+class _Counted:
+    """A progress bar's view of the engine's calls."""
+
+    def start(self, name: str, total: int, done: int) -> None:
+        self.tiles, self.nuclei = done, 0
+
+    def advance(self, tiles: int, nuclei: int) -> None:
+        self.tiles += tiles
+        self.nuclei += nuclei
+
+
 def test_a_killed_slide_resumes_to_the_same_cells(consep_root, tmp_path):
     _, inst, _ = consep_mosaic(consep_root, 3, 4, seed=1)
     slide = write_coded_slide(tmp_path / "mosaic.ome.tif", *inst.shape, MPP)
@@ -109,8 +120,11 @@ def test_a_killed_slide_resumes_to_the_same_cells(consep_root, tmp_path):
     with pytest.raises(InputError, match="unfinished run of this slide with another run"):  # its parts are kept
         run_slide(other, slide, out, SETTINGS)
     assert len(journal.read_text().splitlines()) == done + 1
-    resumed = run_slide(_segmenter(consep_root, tmp_path), slide, out, SETTINGS)
+    bar = _Counted()
+    resumed = run_slide(_segmenter(consep_root, tmp_path), slide, out, SETTINGS, progress=bar)
     assert resumed.data["tiles"]["resumed"] >= 3 and not (out / ".mosaic.partial").exists()
+    # the bar counts the slide's tiles and nuclei, the resumed ones too (the 27th probe: nuclei of this session)
+    assert (bar.tiles, bar.nuclei) == (resumed.data["tiles"]["tissue"], resumed.nuclei)
     whole = run_slide(_segmenter(consep_root, tmp_path), slide, tmp_path / "uninterrupted", SETTINGS)
     a, b = (pq.read_table(s.folder / "cells.parquet") for s in (resumed, whole))
     assert a.num_rows > 100 and a.equals(b)

@@ -503,6 +503,7 @@ def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideS
             resumed = journal.progress.tiles
             if progress is not None:
                 progress.start(plan.name, len(plan.todo), resumed)
+                progress.advance(0, journal.progress.cells)  # the resumed tiles' nuclei: the bar counts the slide's
             timer = _Timer()
             own_pool = pool is None and settings.workers > 0
             pool = make_pool(settings.workers) if own_pool else pool
