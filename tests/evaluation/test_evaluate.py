@@ -95,7 +95,8 @@ def test_results_of_other_thresholds_or_another_network_are_not_replaced_silentl
     out.mkdir()
     evaluate(run, shared_data(), "test", format="patches", out=out)
     before = (out / R.METRICS).read_text()
-    (run / R.POSTPROCESS).write_text(PostprocessParams(min_size=400).model_dump_json())
+    tuned = R.load_postprocess(run, R.Run.open(run).config.selection.postprocess)
+    (run / R.POSTPROCESS).write_text(tuned.model_copy(update={"min_size": 400}).model_dump_json())
     with pytest.raises(InputError, match=r"other post-processing thresholds \(min_size: the run was tuned since") as err:
         evaluate(run, shared_data(), "test", format="patches", out=out)
     assert err.value.path == str(out / R.METRICS) and (out / R.METRICS).read_text() == before
