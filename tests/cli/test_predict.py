@@ -326,7 +326,7 @@ def test_a_photo_turned_by_its_exif_orientation_is_said(cli, run, tmp_path):
                      "--device", "cpu")
     assert rc == 0, err
     said = [line for line in err.splitlines() if line.startswith("warning:")]
-    assert said == [f"warning: {tmp_path / 'turned.jpg'}: its EXIF orientation (6) is not applied: pixels are read "
+    assert said == [f"warning: {tmp_path / 'turned.jpg'}: its orientation tag (6) is not applied: pixels are read "
                     "as stored, and the results (masks, overlay, GeoJSON) follow the stored order"], err
     assert tifffile.imread(tmp_path / "out" / "turned_inst.tif").shape == (64, 96)
 

@@ -44,6 +44,7 @@ LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
 #: The most pixels (height × width) of one image or label map that is decoded: 8192² (see the module docstring).
 MAX_IMAGE_PIXELS = 8192 * 8192
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF and BigTIFF, either byte order
 
 
 def require_file(path: Path, what: str) -> Path:
@@ -300,6 +301,33 @@ def _opaque_rgb(arr: np.ndarray, where: str) -> np.ndarray:
     return arr
 
 
+def _tiff_colours(path: Path, page: Any, palette: bool) -> None:
+    """Refuse a TIFF image whose samples are not RGB (the 4th sample of CMYK was taken for alpha), naming what
+    they are: colours are not converted, as no conversion of CMYK or greyscale gives the stained slide."""
+    import tifffile
+
+    kind = page.photometric
+    if palette or kind == tifffile.PHOTOMETRIC.RGB:
+        return
+    if kind == tifffile.PHOTOMETRIC.YCBCR and page.compression in (tifffile.COMPRESSION.JPEG,
+                                                                    tifffile.COMPRESSION.OJPEG):
+        return  # JPEG tiles: the decoder gives RGB
+    name = {tifffile.PHOTOMETRIC.SEPARATED: "CMYK (separated)", tifffile.PHOTOMETRIC.MINISBLACK: "greyscale",
+            tifffile.PHOTOMETRIC.MINISWHITE: "greyscale (white is zero)"}.get(kind, getattr(kind, "name", str(kind)))
+    raise InputError(path, f"image is {name}, not RGB (TIFF photometric {getattr(kind, 'name', kind)}); "
+                           "expected RGB: convert it first")
+
+
+def _palette_rgb(path: Path, indices: np.ndarray, colormap: np.ndarray | None) -> np.ndarray:
+    """The RGB colours a palette TIFF shows. Its colour map holds 16-bit values: each must be an 8-bit value
+    scaled by 257 (as writers store 8-bit palettes), else the colours would be rounded, and that is refused."""
+    if colormap is None or colormap.ndim != 2 or colormap.shape[0] != 3 or int(indices.max()) >= colormap.shape[1]:
+        raise InputError(path, "palette image without a colour map for every index; expected RGB")
+    if np.any(colormap % 257):
+        raise InputError(path, "palette image with 16-bit colours; convert it to 8-bit RGB first")
+    return np.ascontiguousarray((colormap // 257).astype(np.uint8)[:, indices].transpose(1, 2, 0))
+
+
 def _open_pil(path: Path, what: str) -> Any:
     """A Pillow image opened lazily (header only), its size checked against :data:`MAX_IMAGE_PIXELS`."""
     from PIL import Image
@@ -338,15 +366,35 @@ def _pil_rgb(path: Path, decode: bool) -> tuple[int, int] | np.ndarray:
         bits = _png_bit_depth(path) if img.format == "PNG" else 8
         if bits > 8:
             raise InputError(path, _depth_problem(bits))
-        if img.mode not in ("RGB", "RGBA"):
-            raise InputError(path, f"image is not RGB (mode {img.mode})")
+        if img.mode not in ("RGB", "RGBA", "P", "PA"):
+            held = _PIL_MODES.get(img.mode)
+            raise InputError(path, f"image is {held}, not RGB (mode {img.mode}); convert it to RGB first" if held
+                             else f"image is not RGB (mode {img.mode})")
         if not decode:
             return int(img.height), int(img.width)
         try:
             img.load()
-            return np.asarray(img)
+            keyed = img.mode == "RGB" and "transparency" in img.info
+            if img.mode in ("P", "PA") or keyed:  # the colours shown, exactly; a colour key as alpha
+                img = img.convert("RGBA" if _pil_transparent(img) else "RGB")
+            pixels = np.asarray(img)
         except Exception as exc:  # truncated data, decoder errors
             raise InputError(path, f"unreadable or truncated image ({exc})") from None
+    if keyed and not np.all(pixels[..., 3] == 255):
+        raise InputError(path, "image has a colour key (PNG tRNS) that makes some pixels transparent; expected "
+                               "opaque RGB")
+    return pixels
+
+
+#: what Pillow's modes that are not RGB hold, for the message refusing them
+_PIL_MODES = {"L": "greyscale", "LA": "greyscale with alpha", "1": "black and white", "CMYK": "CMYK",
+              "I;16": "16-bit greyscale", "I": "32-bit greyscale", "F": "floating point", "YCbCr": "YCbCr",
+              "LAB": "Lab", "HSV": "HSV"}
+
+
+def _pil_transparent(img: Any) -> bool:
+    """Whether a Pillow image may hide pixels: an alpha channel, or a colour key (PNG tRNS) on RGB or a palette."""
+    return img.mode in ("RGBA", "PA") or "transparency" in img.info
 
 
 def _tiff(path: Path, what: str, decode: bool, rgb: bool) -> tuple[int, int] | np.ndarray:
@@ -370,13 +418,19 @@ def _tiff(path: Path, what: str, decode: bool, rgb: bool) -> tuple[int, int] | n
                 check_pixels(path, shape[0], shape[1], what)
             else:  # a stack of planes (refused later as not 2-D / not RGB): count every pixel first
                 check_pixels(path, int(np.prod(shape[:-1])), shape[-1], what)
-            if rgb and dtype == np.uint16:
+            page = tif.pages[0]
+            palette = rgb and page.photometric == tifffile.PHOTOMETRIC.PALETTE and len(shape) == 2
+            if rgb:
+                _tiff_colours(path, page, palette)
+            if rgb and not palette and dtype == np.uint16:
                 raise InputError(path, _depth_problem(16))
-            if rgb and dtype != np.uint8:
+            if rgb and not palette and dtype != np.uint8:
                 raise InputError(path, f"image is {dtype}, expected uint8 RGB")
             if not decode:
                 return shape[0], shape[1]
             pixels = np.asarray(series.asarray())
+            if palette:
+                return _palette_rgb(path, pixels, page.colormap)
             return np.ascontiguousarray(np.moveaxis(pixels, 0, -1)) if planar else pixels
     except InputError:
         raise
@@ -384,11 +438,22 @@ def _tiff(path: Path, what: str, decode: bool, rgb: bool) -> tuple[int, int] | n
         raise InputError(path, f"unreadable or truncated TIFF ({exc})") from None
 
 
+def holds_tiff(path: Path) -> bool:
+    """Whether the file is a TIFF (or BigTIFF) by its first bytes, whatever its name: each file goes to the
+    decoder made for its contents (Pillow read a 16-bit RGB TIFF named .png as 8-bit, without a word)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in _TIFF_MAGIC
+    except OSError:  # unreadable: the decoder that opens it next says so, naming the file
+        return False
+
+
 def read_image(path: Path) -> np.ndarray:
     """An RGB uint8 image from PNG/JPEG/BMP (Pillow) or TIFF (tifffile), checked from its header first (size
-    limit, 8 bits per channel, RGB) and decoded only then."""
+    limit, 8 bits per channel, RGB) and decoded only then. A palette image is read as the RGB colours it shows;
+    transparency (an alpha channel or a PNG colour key) must be opaque wherever it is."""
     require_file(path, "image file")
-    if path.suffix.lower() in (".tif", ".tiff"):
+    if holds_tiff(path):
         arr = _tiff(path, "image", decode=True, rgb=True)
     else:
         arr = _pil_rgb(path, decode=True)
@@ -401,7 +466,7 @@ def image_size(path: Path) -> tuple[int, int]:
     more than 8 bits per channel, a mode other than RGB(A) or a non-uint8 TIFF are refused here already (only
     the alpha check of :func:`read_image` waits for the pixels)."""
     require_file(path, "image file")
-    if path.suffix.lower() in (".tif", ".tiff"):
+    if holds_tiff(path):
         size = _tiff(path, "image", decode=False, rgb=True)
     else:
         size = _pil_rgb(path, decode=False)
@@ -414,24 +479,32 @@ def check_image(path: Path) -> tuple[int, int]:
     as :func:`image_size` does, and for an image with an alpha channel its pixels too (a non-opaque alpha is
     refused; only those images are decoded here)."""
     size = image_size(path)
-    if path.suffix.lower() in (".tif", ".tiff"):
+    if holds_tiff(path):
         import tifffile
 
         with tifffile.TiffFile(path) as tif:  # readable: image_size opened it
-            alpha = len(tif.series[0].shape) == 3 and tif.series[0].shape[2] == 4
+            alpha = 4 in tif.series[0].shape  # (H, W, 4) or planar (4, H, W); a palette is opaque
     else:
         with _open_pil(path, "image") as img:
-            alpha = img.mode == "RGBA"
+            alpha = _pil_transparent(img)
     if alpha:
         read_image(path)
     return size
 
 
-def exif_orientation(path: Path) -> int:
-    """The EXIF orientation a camera recorded (1: pixels stored upright; 0: none recorded). cellprobe reads
-    pixels as stored, as the training data is read, so results follow the stored order whatever this says."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        return 0
+def orientation_tag(path: Path) -> int:
+    """The orientation a camera or scanner recorded (EXIF, or the TIFF tag: 1 = pixels stored upright; 0: none
+    recorded). cellprobe reads pixels as stored, as the training data is read, so results follow the stored
+    order whatever this says."""
+    if holds_tiff(path):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                tag = tif.pages[0].tags.get(274)
+                return int(tag.value) if tag is not None else 0
+        except Exception:  # damaged: the pixel read says what is wrong
+            return 0
     with _open_pil(path, "image") as img:
         try:
             return int(img.getexif().get(0x0112, 0) or 0)
@@ -451,8 +524,7 @@ def read_label_image(path: Path, what: str = "label map", grey_rgb: bool = False
         if mapped.ndim >= 2:
             check_pixels(path, int(np.prod(mapped.shape[:-1])), int(mapped.shape[-1]), what)
         arr = np.array(mapped)
-    elif suffix in (".tif", ".tiff"):
-        require_file(path, f"{what} file")
+    elif holds_tiff(require_file(path, f"{what} file")):
         arr = _tiff(path, what, decode=True, rgb=False)
     else:
         require_file(path, f"{what} file")

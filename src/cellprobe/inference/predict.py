@@ -122,14 +122,15 @@ def check_inputs(files: Sequence[Path]) -> None:
 
 
 def _say_orientation(files: Sequence[Path]) -> None:
-    """A photo a viewer shows turned (its EXIF orientation) is read as stored, as training data is: said."""
-    from cellprobe.data.io import exif_orientation
+    """A photo a viewer shows turned (its EXIF or TIFF orientation tag) is read as stored, as training data
+    is: said."""
+    from cellprobe.data.io import orientation_tag
     from cellprobe.data.validate import DataWarning
 
     for path in files:
-        turned = exif_orientation(path)
+        turned = orientation_tag(path)
         if turned > 1:
-            warnings.warn(f"{path}: its EXIF orientation ({turned}) is not applied: pixels are read as stored, and "
+            warnings.warn(f"{path}: its orientation tag ({turned}) is not applied: pixels are read as stored, and "
                           "the results (masks, overlay, GeoJSON) follow the stored order", DataWarning, stacklevel=3)
 
 
