@@ -167,6 +167,30 @@ def test_worker_pool_and_region_give_the_same_nuclei(truth, tmp_path):
     assert pooled.data["region"] == list(region)
 
 
+def test_nuclei_beyond_the_tissue_mask_are_left_out_of_the_cells_and_the_density(truth, tmp_path):
+    """The 28th probe: with a tissue mask (a region a user drew), the windows at its edge saw nuclei beyond it,
+    and those were kept and counted in nuclei per mm² of the mask's area (inflated by 20 % on its repro)."""
+    from scipy import ndimage
+
+    inst, cls = truth
+    h, w = inst.shape
+    slide = write_coded_slide(tmp_path / "mosaic.ome.tif", h, w, MPP)
+    edge = 400
+    mask = tmp_path / "left.geojson"
+    mask.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {
+        "type": "Polygon", "coordinates": [[[0, 0], [edge, 0], [edge, h], [0, h], [0, 0]]]}}))
+    settings = SETTINGS.model_copy(update={"tissue": SETTINGS.tissue.model_copy(update={"method": "otsu"})})
+    summary = run_slide(_segmenter(inst, cls, tmp_path), slide, tmp_path / "out", settings,
+                        inputs=SlideInputs(tissue_mask=mask))
+    xs = pq.read_table(summary.folder / "cells.parquet")["x_px"].to_numpy()
+    whole = _whole_image(inst, cls, coordinate_image(h, w))[0]
+    centroids = np.asarray(ndimage.center_of_mass(whole > 0, whole, np.arange(1, whole.max() + 1)))[:, 1] + 0.5
+    assert xs.max() < edge + 1 and summary.data["nuclei"]["outside_tissue"] > 10
+    assert (centroids < edge - 2).sum() <= summary.nuclei <= (centroids < edge + 2).sum()
+    assert summary.data["tissue_mm2"] == pytest.approx(edge * h * MPP**2 / 1e6, rel=0.01)
+    assert summary.data["nuclei"]["per_mm2"] == pytest.approx(summary.nuclei / summary.data["tissue_mm2"])
+
+
 @pytest.mark.slow
 def test_a_trained_network_gives_the_same_nuclei_as_whole_image_prediction(consep_root, tmp_path):
     """A real run (frozen pretrained EfficientNet-Lite0 trained as ``cellprobe demo`` does, on the shipped

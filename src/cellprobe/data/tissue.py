@@ -89,6 +89,17 @@ class TissueMask:
         """Whether any tissue lies in the level-0 box."""
         return bool(self.mask[self._box(x0, y0, width, height)].any())
 
+    def covers(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each level-0 point lies on tissue (a mask pixel covers level-0 [j·d, (j+1)·d)); points off
+        the mask are not."""
+        rows, cols = self.mask.shape
+        r = np.floor(np.asarray(y, np.float64) / self.downsample)
+        c = np.floor(np.asarray(x, np.float64) / self.downsample)
+        inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
+        out = np.zeros(inside.shape, bool)
+        out[inside] = self.mask[r[inside].astype(np.int64), c[inside].astype(np.int64)]
+        return out
+
     def fraction(self, x0: float, y0: float, width: float, height: float) -> float:
         """Share of the level-0 box's mask pixels that are tissue (0 outside the slide)."""
         part = self.mask[self._box(x0, y0, width, height)]

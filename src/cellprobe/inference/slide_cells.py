@@ -57,6 +57,13 @@ class TileCells:
     def __len__(self) -> int:
         return len(self.uuid)
 
+    def subset(self, keep: np.ndarray) -> TileCells:
+        """These nuclei where ``keep`` (bool, one per nucleus) is true; their UUIDs stay theirs."""
+        index = np.flatnonzero(keep)
+        return TileCells(self.tile, [self.uuid[i] for i in index], self.x[index], self.y[index], self.area[index],
+                         self.cls[index], self.probs[index] if len(self.probs) else self.probs,
+                         [self.outline[i] for i in index], self.cut, self.seconds)
+
 
 def _largest_ring(rings: list[list[list[float]]]) -> np.ndarray:
     def area(r: np.ndarray) -> float:

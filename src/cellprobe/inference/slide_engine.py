@@ -353,6 +353,8 @@ class _Writer:
         self.tiles = journal.progress.tiles
         self.cells = journal.progress.cells
         self.cut = 0
+        #: nuclei seen beyond the tissue (mask) by windows that touch it: dropped, as the area counted ends there
+        self.off_tissue = 0
         #: network windows computed (more than the area's own where tile rows share windows)
         self.windows = 0
         #: copies run to fill up each tile's last pass (see :func:`_tile_maps`): the cost of that in windows
@@ -399,7 +401,9 @@ def _process(segmenter: Segmenter, plan: SlidePlan, journal: Journal, settings: 
         start = time.perf_counter()
         cells = item.result() if isinstance(item, Future) else item
         timer.add("wait_for_postprocess", start)
-        writer.add(cells)
+        on_tissue = plan.tissue.covers(cells.x, cells.y)  # a window touching the tissue also sees beyond it:
+        writer.off_tissue += len(cells) - int(on_tissue.sum())  # those nuclei lie outside the area counted
+        writer.add(cells.subset(on_tissue) if not on_tissue.all() else cells)
         if progress is not None:
             progress.advance(1, len(cells))
 
@@ -470,7 +474,7 @@ def _summary(plan: SlidePlan, segmenter: Segmenter, counts: dict[str, int], resu
         "tissue_mm2": plan.tissue_mm2,
         "nuclei": {"total": total, "per_class": counts, "per_mm2": per_mm2(total),
                    "per_class_per_mm2": {k: per_mm2(v) for k, v in counts.items()},
-                   "cut_at_tile_edges": writer.cut},
+                   "cut_at_tile_edges": writer.cut, "outside_tissue": writer.off_tissue},
         "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
         "workers": settings.workers, "batch_size": settings.batch_size, "device": str(segmenter.device),
         "cellprobe": __version__, "run": plan.stamp["run"], "stamp": plan.stamp,

@@ -187,6 +187,7 @@ def plan_slide(path: Path, run: Run, settings: SlideSettings, inputs: SlideInput
             "overview_side": settings.overview_side,  # a result file's size: another value is another result
             "tissue": settings.tissue.model_dump(mode="json"),
             "tissue_mask": None if inputs.tissue_mask is None else _sha256(inputs.tissue_mask),
+            "nuclei": "centroid on tissue",  # those beyond it are dropped (earlier versions kept them)
             "todo": hashlib.sha256(json.dumps(todo).encode()).hexdigest(),
         }
         return SlidePlan(slide_name(path), path, reader, target, run.stamp.mpp, scale,
