@@ -31,3 +31,36 @@ def test_an_output_folder_through_a_dangling_link_names_the_link(tmp_path):
             atomic.output_folder(out)
         assert err.value.path == str(tmp_path / "gone")
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_killed_write_leaves_a_temporary_that_the_next_write_of_the_file_removes(tmp_path):
+    """The 28th probe: tune, evaluate and predict killed inside an atomic write (their postprocess.json,
+    metrics.json, record) left its temporary in the user's folder for good, though their reruns succeeded."""
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "metrics.json"
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, sys\n"
+        "from cellprobe import atomic\n"
+        "with atomic.atomic_open(sys.argv[1], 'w') as f:\n"
+        "    f.write('half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"), str(target)], timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    left = list(tmp_path.glob(".metrics.json.*.tmp"))
+    assert len(left) == 1 and not target.exists()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as writer:  # a live writer's
+        try:
+            live = tmp_path / f".metrics.json.{writer.pid}-abcdefgh.tmp"  # temporary, being written: kept
+            live.write_text("being written")
+            (tmp_path / ".per_image.csv.1-abcdefgh.tmp").write_text("another file's")
+            (tmp_path / ".metrics.json.old12345.tmp").write_text("an earlier version's")
+            (tmp_path / ".metrics.json.2-abcdefgh.tmp").mkdir()  # not cellprobe's
+            atomic.write_json(target, {"pq": 0.5})
+            assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+                [".metrics.json.2-abcdefgh.tmp", ".per_image.csv.1-abcdefgh.tmp", live.name, "metrics.json"])
+        finally:
+            writer.kill()
+    atomic.write_json(target, {"pq": 0.5})  # its writer gone: removed too
+    assert not live.exists()

@@ -8,6 +8,7 @@ give it (0666 less the user's umask), so a lab's group can read results: ``mkste
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
@@ -24,7 +25,8 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise ValueError(f"atomic_open writes only ('w' or 'wb'), got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clear_interrupted_writes(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
@@ -38,6 +40,38 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
+def clear_interrupted_writes(path: str | Path) -> list[Path]:
+    """Remove the temporaries that killed writes of ``path`` left beside it (``.<name>.<pid>-<random>.tmp``,
+    or ``.<name>.<random>.tmp`` of earlier versions), so that a rerun leaves none behind; returns them. A
+    temporary whose writer is a live process of this machine is kept: it is being written now. Folders so named
+    are not cellprobe's and are left alone."""
+    path = Path(path)
+    cleared = []
+    with contextlib.suppress(OSError):  # a folder that cannot be listed: the write itself says what is wrong
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            tag = stale.name[len(path.name) + 2:-len(".tmp")]
+            writer = tag.split("-", 1)[0] if "-" in tag else ""
+            if (writer.isdigit() and _alive(int(writer))) or (stale.is_dir() and not stale.is_symlink()):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+                cleared.append(stale)
+    return cleared
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a process of this machine (one of another user counts)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
+
+
 def current_umask() -> int:
     """The process's umask (reading it means setting it: it is put back at once)."""
     mask = os.umask(0o022)
@@ -48,8 +82,8 @@ def current_umask() -> int:
 #: the longest file name most filesystems take (ext4, XFS, APFS, NTFS: 255 bytes or UTF-16 units); results named
 #: after their inputs are checked against it before any work
 MAX_NAME_BYTES = 255
-#: the longest name of a result written here: its temporary sibling adds a dot and ".<8 random>.tmp"
-MAX_RESULT_NAME_BYTES = MAX_NAME_BYTES - len("..12345678.tmp")
+#: the longest name of a result written here: its temporary sibling adds a dot and ".<pid>-<8 random>.tmp"
+MAX_RESULT_NAME_BYTES = MAX_NAME_BYTES - len("..4194304-12345678.tmp")
 
 
 def own_folder_problem(path: Path) -> str | None:
