@@ -354,3 +354,37 @@ def test_predictions_made_before_an_upgrade_are_still_the_runs(cli, run, tmp_pat
     before = result.stat().st_mtime_ns
     rc, _, err = cli("predict", own, tmp_path / "in", "--out", out, "--device", "cpu")
     assert rc == 0 and result.stat().st_mtime_ns == before, err
+
+
+def test_a_predict_killed_between_an_images_results_and_its_record_resumes(cli, run, tmp_path):
+    """The 28th probe: killed after an image's four result files were written and before the folder's record
+    named it, the same command was refused ('records no digests of ...') instead of making them again."""
+    import signal
+    import subprocess
+    import sys
+
+    inputs = tmp_path / "in"
+    _patch_folder(inputs, 3, "p")
+    rc, _, err = cli("predict", run, inputs, "--out", tmp_path / "ref", "--device", "cpu")
+    assert rc == 0, err
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from cellprobe import atomic\n"
+        "from cellprobe.inference.predict import MANIFEST\n"
+        "write, calls = atomic.write_json, []\n"
+        "def kill_at_second_record(path, *args, **kwargs):\n"
+        "    calls.extend([1] if Path(path).name == MANIFEST else [])\n"
+        "    if len(calls) == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return write(path, *args, **kwargs)\n"
+        "atomic.write_json = kill_at_second_record\n"
+        "from cellprobe.cli.app import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"), "predict", str(run), str(inputs), "--out", str(tmp_path / "out"),
+        "--device", "cpu"], timeout=300, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (tmp_path / "out" / "p1_inst.tif").is_file() and not (tmp_path / "out" / "p2_inst.tif").exists()
+    rc, stdout, err = cli("predict", run, inputs, "--out", tmp_path / "out", "--device", "cpu")
+    assert rc == 0 and "3 image(s)" in stdout, err
+    for made in sorted((tmp_path / "ref").glob("p*")):
+        assert (tmp_path / "out" / made.name).read_bytes() == made.read_bytes(), made.name

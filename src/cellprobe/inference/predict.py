@@ -181,7 +181,7 @@ def _hand_changed(out_dir: Path, files: Sequence[Path], recorded: dict[str, str]
     from cellprobe.hashing import changed_result
 
     for f in files:
-        if recorded.get(f.stem) != digests.get(f.stem):
+        if f.stem not in recorded or recorded[f.stem] != digests.get(f.stem):  # not finished: made again
             continue
         if f.stem not in outputs:  # results there, their digests lost (a damaged or older record)
             there = [out_dir / n for n in output_names(f.stem) if (out_dir / n).exists()]
@@ -298,11 +298,8 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
                                   "would be read as inputs by the next run; give another folder")
     atomic.output_folder(out_dir, create=False)  # made by predict_files once every check has passed
     _refuse_clashes(out_dir, files, slide or SlideSettings())
-    for name in (n for f in files for n in output_names(f.stem)):
-        for stale in out_dir.glob(f".{name}.*.tmp"):  # an atomic write that a kill interrupted
-            if stale.is_dir() and not stale.is_symlink():  # not one cellprobe writes: not removed
-                raise InputError(stale, "is a folder named as cellprobe's temporary files; move it")
-            stale.unlink(missing_ok=True)
+    for name in [MANIFEST, *(n for f in files for n in output_names(f.stem))]:  # though resumed inputs are not
+        atomic.clear_interrupted_writes(out_dir / name)  # written again, their killed writes left temporaries
     if overwrite:
         return
     _refuse_other_setups(out_dir, setup)
