@@ -79,6 +79,8 @@ def test_tune_with_a_grid_file(cli, run, tmp_path):
 @pytest.mark.parametrize("text, problem", [("contour_wieght: [1.0]\n", "unknown parameter 'contour_wieght'"),
                                            ("min_size: 10\n", "non-empty list"),
                                            ("body_threshold: [0.5, 1.5]\n", "invalid setting"),
+                                           # the 28th probe: float32 overflow, NaN relief, tuned and scored
+                                           ("contour_weight: [1.0, 1.0e+300]\n", "less than or equal to 1000"),
                                            ("- 1\n", "must be a mapping")])
 def test_bad_grid_file(cli, run, tmp_path, text, problem):
     grid = tmp_path / "grid.yaml"

@@ -29,7 +29,9 @@ class PostprocessParams(StrictModel):
     body_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     contour_threshold: float = Field(0.5, gt=0.0, le=1.0)
     contour_step: int = Field(1, ge=1, le=8)
-    contour_weight: float = Field(1.0, ge=0.0)
+    # at most 1000: beyond, 1 - P(body) is lost in the rounding of the relief (and past ~1e38 the float32
+    # contour strength times it overflows to inf and NaN)
+    contour_weight: float = Field(1.0, ge=0.0, le=1000.0)
     min_marker_size: int = Field(3, ge=1)
     min_size: int = Field(3, ge=1)
     max_hole_size: int = Field(8, ge=0)
@@ -47,7 +49,7 @@ class HoverParams(StrictModel):
     fg_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     sobel_ksize: int = Field(21, ge=1, le=31)
     edge_threshold: float = Field(0.4, gt=0.0, lt=1.0)
-    marker_open_size: int = Field(5, ge=1)
+    marker_open_size: int = Field(5, ge=1, le=255)  # OpenCV's kernel sizes are C ints
     min_marker_size: int = Field(10, ge=1)
     min_size: int = Field(10, ge=1)
 
