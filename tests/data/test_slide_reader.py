@@ -324,13 +324,16 @@ def test_16_bit_tiff_is_refused_whichever_reader_reads_it(image, tmp_path, tiled
 @pytest.mark.parametrize(("samples", "photometric", "problem"), [
     (5, "minisblack", r"5 samples per pixel \(photometric MINISBLACK\), expected RGB"),
     (1, "minisblack", r"1 sample per pixel \(grey, photometric MINISBLACK\), expected RGB"),
-    (5, "rgb", r"5 samples per pixel \(RGB and 2 extra: unspecified, unspecified\), expected RGB"),
-], ids=["5-channel", "grey", "rgb+2"])
+    (5, "rgb", r"5 samples per pixel \(RGB and 2 extra: unspecified ×2\), expected RGB"),
+    # the 28th probe: 1024 samples gave a line naming 'unspecified' 1021 times
+    (1024, "rgb", r"1024 samples per pixel \(RGB and 1021 extra: unspecified ×1021\), expected RGB"),
+], ids=["5-channel", "grey", "rgb+2", "rgb+61"])
 def test_extra_channels_and_grey_are_refused_whichever_reader_reads_them(image, tmp_path, tiled, samples,
                                                                          photometric, problem):
     """Neither OpenSlide nor tifffile may drop channels (or make grey RGB) silently: one line naming the file,
     at open, before any tissue detection."""
-    pixels = np.dstack([image[:512, :512], image[:512, :512, :2]])[..., :samples]
+    pixels = np.resize(image[:512, :512], (512, 512, samples)) if samples > 5 else (
+        np.dstack([image[:512, :512], image[:512, :512, :2]])[..., :samples])
     path = tmp_path / "channels.tif"
     tile = {"tile": (256, 256)} if tiled else {}
     tifffile.imwrite(path, pixels[..., 0] if samples == 1 else pixels, photometric=photometric,

@@ -38,6 +38,7 @@ tifffile's file handle gets its lock).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -359,7 +360,8 @@ def tiff_sample_problem(key: Any, decoder: str) -> str | None:
         return (f"YCbCr samples with compression {_enum_name(int(key.compression), 'COMPRESSION')}, which is "
                 "not decoded to RGB here; expected RGB")
     if photometric == _RGB and samples > 3:
-        marks = ", ".join(_enum_name(e, "EXTRASAMPLE").lower() for e in extras)
+        counted = collections.Counter(_enum_name(e, "EXTRASAMPLE").lower() for e in extras)  # one line, however many
+        marks = ", ".join(f"{mark} ×{n}" if n > 1 else mark for mark, n in counted.items())
         return (f"{samples} samples per pixel (RGB and {samples - 3} extra: {marks}), expected RGB (3 samples, "
                 "or 4 with alpha): refused rather than dropping channels")
     if photometric in (_MINISWHITE, _MINISBLACK) and samples == 1:
@@ -464,7 +466,7 @@ class TiffReader(SlideReader):
         for index, level in enumerate(self._tif.series[0].levels):
             if len(level.pages) != 1:
                 raise InputError(self.path, f"level {index} has {len(level.pages)} planes (shape {level.shape}, "
-                                            f"axes {level.axes}); expected one RGB or grey image")
+                                            f"axes {level.axes}); expected one RGB image")
             page = level.pages[0]
             self._check_page(index, page.keyframe)
             pages.append(page)
