@@ -277,3 +277,18 @@ def test_augmentation_that_would_change_nothing_or_break_images_is_refused(overr
     for same in ({"cache_features": False, "augment.elastic.p": 0.5}, {"cache_views": 1},
                  {"augment.elastic.p": 0.2}):  # options of the mode trained, or defaults: fine
         train_config(base, same)
+
+
+@pytest.mark.parametrize(("override", "problem"), [
+    ({"lr": 1e300}, r"config key 'lr'.*less than or equal to 1"),  # the 28th probe's sibling: a traceback
+    ({"lr": 2.0}, r"config key 'lr'.*less than or equal to 1"),  # inside AdamW's step (float overflow)
+    ({"lr_steps": {0: 1e300}, "lr": 1e-3}, r"config key 'lr_steps'.*at most 1"),
+    ({"weight_decay": 1e300}, r"config keys 'weight_decay', 'lr': weight_decay 1e\+300 times the learning rate "
+                              r"0.001 is not below 1"),
+    ({"weight_decay": 2.0, "lr": 0.5}, r"config keys 'weight_decay', 'lr': .* is not below 1"),
+])
+def test_learning_rates_and_decay_that_only_diverge_are_refused(override, problem):
+    base = {"output": "r", "encoder": {"name": "x"}, "data": {"path": "d"}}
+    with pytest.raises(InputError, match=problem):
+        train_config(base, override)
+    assert train_config(base, {"lr": 1.0, "weight_decay": 0.5}).lr == 1.0  # the edges are allowed

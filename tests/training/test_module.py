@@ -138,3 +138,24 @@ def test_an_empty_checkpoint_file_is_one_input_error(tmp_path):
     (tmp_path / "best.ckpt").write_bytes(b"")
     with pytest.raises(InputError, match="not a loadable checkpoint"):
         load_checkpoint(tmp_path / "best.ckpt")
+
+
+def test_a_loss_that_turns_nan_stops_training_with_one_line(tmp_path):
+    """The 28th probe's sibling: an absurd learning rate diverged (or failed inside AdamW's step with a
+    traceback); a loss that is no longer finite stops the fit, rather than training and checkpointing NaN
+    weights that evaluate then scores."""
+
+    class Poisoned(FakeBatches):
+        def __getitem__(self, i):
+            item = super().__getitem__(i)
+            if i == 2:  # the second batch
+                item["image"][0, 0, 0] = float("nan")
+            return item
+
+    module = make_module(FakeEncoder())
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
+                        enable_checkpointing=False)
+    with pytest.raises(InputError, match=r"training diverged: the loss is not finite at epoch 0, step 1 "
+                                         r"\(learning rate 0.01\); train again with a lower lr"):
+        trainer.fit(module, DataLoader(Poisoned(), batch_size=2))

@@ -40,6 +40,9 @@ from cellprobe.postprocess.params import PostprocessParams
 
 #: patches per batch beyond any memory (a typo such as 1e20 is refused, not met as an overflow)
 MAX_BATCH = 65536
+#: the largest learning rate: AdamW steps each weight by about the rate, so past 1 the decoder only diverges
+#: (and past float32's range, 3.4e38, torch fails inside the optimizer step)
+MAX_LR = 1.0
 #: dihedral views of the feature cache: the identity view only, or all 8
 CacheViews = int_choice(1, 8)
 
@@ -182,7 +185,7 @@ class TrainSettings(StrictModel):
     cache_views: CacheViews = 8
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(8, ge=1, le=MAX_BATCH)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, le=MAX_LR)
     weight_decay: float = Field(1e-4, ge=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
     # JSON, which strict parsing goes through, makes every mapping key a string (and pydantic reads "1" back as 1):
@@ -217,8 +220,9 @@ class TrainSettings(StrictModel):
         if self.lr_steps is not None:
             if 0 not in self.lr_steps:
                 raise key_error("lr_steps", "lr_steps must give the learning rate of epoch 0")
-            if any(e < 0 for e in self.lr_steps) or any(not lr > 0 for lr in self.lr_steps.values()):
-                raise key_error("lr_steps", "lr_steps: epochs must be >= 0 and learning rates > 0")
+            if any(e < 0 for e in self.lr_steps) or any(not 0 < lr <= MAX_LR for lr in self.lr_steps.values()):
+                raise key_error("lr_steps", f"lr_steps: epochs must be >= 0 and learning rates > 0 and at most "
+                                            f"{MAX_LR:g}")
             late = sorted(e for e in self.lr_steps if e >= self.epochs)
             if late:
                 raise key_error(["lr_steps", "epochs"], f"lr_steps gives a rate from epoch {late[0]}, but the run "
@@ -229,6 +233,11 @@ class TrainSettings(StrictModel):
         elif self.plateau.min_lr >= self.lr:
             raise key_error(["plateau.min_lr", "lr"], f"plateau.min_lr {self.plateau.min_lr} is not below lr "
                             f"{self.lr}: the plateau could never lower the learning rate")
+        top = max(self.lr_steps.values()) if self.lr_steps else self.lr
+        if top * self.weight_decay >= 1:
+            raise key_error(["weight_decay", "lr_steps" if self.lr_steps else "lr"], f"weight_decay "
+                            f"{self.weight_decay:g} times the learning rate {top:g} is not below 1: AdamW multiplies "
+                            "the weights by 1 - lr·weight_decay each step, which would zero or flip them")
         return self
 
 

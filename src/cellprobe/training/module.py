@@ -16,6 +16,7 @@ import torch
 
 from cellprobe.decoder import CellLoss
 from cellprobe.encoders.identity import EncoderIdentity
+from cellprobe.errors import InputError
 from cellprobe.run.checkpoint import (
     IDENTITY_KEY,
     NETWORK_PREFIX,
@@ -94,7 +95,16 @@ class SegmenterModule(L.LightningModule):
         return total, out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")[0]
+        total = self._step(batch, "train")[0]
+        diverged = not bool(torch.isfinite(total.detach()))
+        if self._trainer is not None:  # every process stops, not only the one whose loss it was
+            diverged = self.trainer.strategy.reduce_boolean_decision(diverged, all=False)
+        if diverged:  # else the weights turn NaN, and the run would go on to evaluate them
+            rate = self.optimizers().param_groups[0]["lr"] if self._trainer is not None else self.lr
+            raise InputError(None, f"training diverged: the loss is not finite at epoch {self.current_epoch}, "
+                                   f"step {self.global_step} (learning rate {rate:g}); train again with a lower lr "
+                                   "into another --out")
+        return total
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         """The outputs go to the callbacks' ``on_validation_batch_end`` (validation PQ scores them)."""
