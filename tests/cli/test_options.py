@@ -101,3 +101,24 @@ def test_a_usage_error_names_the_command_it_is_about(cli, args, where):
 def test_a_group_without_its_command_shows_its_help_and_no_empty_error(cli):
     rc, out, err = cli("data")
     assert rc == 2 and "download" in out and err == "", (out, err)
+
+
+@pytest.mark.parametrize("error", [MemoryError(), MemoryError("Unable to allocate 2.3 TiB for an array"),
+                                   "torch.OutOfMemoryError"])
+def test_memory_a_setting_asks_for_is_one_line(monkeypatch, capsys, error):
+    """The 28th probe's class: a batch or tile the machine cannot hold ended in a MemoryError traceback."""
+    from cellprobe.cli import app as app_module
+
+    if error == "torch.OutOfMemoryError":  # an accelerator's (a RuntimeError)
+        import torch
+
+        error = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB\nmore lines")
+
+    def exhausted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(app_module, "app", exhausted)
+    assert app_module.main(["encoders"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cellprobe: error: out of memory (") and "lower the batch size" in err
+    assert err.count("\n") == 1

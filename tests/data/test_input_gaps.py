@@ -273,7 +273,8 @@ def test_download_root_that_is_not_a_writable_folder_is_one_line(cli, tmp_path):
         assert rc == 2 and err.count("\n") == 1 and problem in err and "Traceback" not in err, err
 
 
-@pytest.mark.parametrize("option, value", [("--timeout", "0"), ("--timeout", "-1"), ("--retries", "-1")])
+@pytest.mark.parametrize("option, value", [("--timeout", "0"), ("--timeout", "-1"), ("--retries", "-1"),
+                                           ("--timeout", "1e308")])  # the 28th probe: an OverflowError traceback
 def test_download_option_errors_name_the_option(cli, tmp_path, option, value):
     catalog = _catalog(tmp_path, ["ok"])
     rc, _, err = cli("data", "download", "ok", "--root", tmp_path / "root", "--catalog", catalog, option, value)

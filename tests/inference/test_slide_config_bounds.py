@@ -29,3 +29,13 @@ def test_workers_are_bounded_by_the_usable_cores(monkeypatch):
     assert info.value.path == "--workers" and "\n" not in str(info.value)
     with pytest.raises(InputError, match="in each SLURM job"):
         check_workers(8, "--set workers", cores=4, where="in each SLURM job (cores in --cluster-config)")
+
+
+def test_a_pass_of_windows_is_bounded():
+    """The 28th probe: slide --batch-size 100000000 ended in a MemoryError traceback."""
+    from cellprobe.inference.window import MAX_WINDOWS, WindowConfig
+
+    assert SlideSettings(batch_size=MAX_WINDOWS).batch_size == WindowConfig(batch_size=MAX_WINDOWS).batch_size
+    for model in (SlideSettings, WindowConfig):
+        with pytest.raises(ValidationError, match=f"less than or equal to {MAX_WINDOWS}"):
+            model(batch_size=100_000_000)

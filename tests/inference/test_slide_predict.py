@@ -33,6 +33,10 @@ def test_predict_sends_a_large_image_to_the_engine(tmp_path_factory, tmp_path):
     assert all(p.is_file() for p in written[0].values()) and all(p.is_file() for p in written[1].values())
     summary = json.loads(written[0]["summary"].read_text())
     assert summary["level0"] == {"width": 300, "height": 320} and summary["tiles"]["grid"] == 4
+    # the 28th probe: its µm/px was recorded as given by --mpp, which predict has not
+    assert summary["mpp"]["source"] == ("the run's (predict reads every image at it)" if summary["mpp"]["run"]
+                                        else "nominal (the run records none; predict reads every image at the run's)")
+    assert summary["mpp"]["slide"] == summary["mpp"]["target"]
 
 
 @pytest.mark.parametrize("scale", [1.0, 2.0])

@@ -292,3 +292,12 @@ def test_learning_rates_and_decay_that_only_diverge_are_refused(override, proble
     with pytest.raises(InputError, match=problem):
         train_config(base, override)
     assert train_config(base, {"lr": 1.0, "weight_decay": 0.5}).lr == 1.0  # the edges are allowed
+
+
+def test_a_time_budget_past_what_a_timer_holds_is_refused():
+    """The 28th probe: trainer.max_minutes=1e13 was an OverflowError traceback inside Lightning's timer (a
+    timedelta), with the run folder made."""
+    base = {"output": "r", "encoder": {"name": "x"}, "data": {"path": "d"}}
+    with pytest.raises(InputError, match=r"--set trainer.max_minutes: .*less than or equal to 10000000"):
+        train_config(base, {"trainer.max_minutes": 1e13})
+    assert train_config(base, {"trainer.max_minutes": 1e7}).trainer.max_minutes == 1e7

@@ -79,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"cellprobe: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # settings the machine cannot hold (a batch, a tile): theirs to change
+        print(f"cellprobe: error: {_out_of_memory(exc)}", file=sys.stderr)
+        return 2
     except (RuntimeError, OSError) as exc:
+        if _is_device_out_of_memory(exc):
+            print(f"cellprobe: error: {_out_of_memory(exc)}", file=sys.stderr)
+            return 2
         loop = _symlink_loop(exc)
         if loop is None:
             raise
@@ -123,6 +129,19 @@ def _one_line(text: str) -> str:
     """``text`` with control characters written as escapes (``\\n``, ``\\x00``): a file name or a name read from
     a file may hold a line break, and the error must stay one line (and show what is really there)."""
     return "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+
+
+def _is_device_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's out-of-memory error of an accelerator (a RuntimeError)."""
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    return oom is not None and isinstance(exc, oom)
+
+
+def _out_of_memory(exc: BaseException) -> str:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"out of memory ({_one_line(detail[:200])}): lower the batch size (--batch-size, batch_size) or the "
+            "tile size; a killed slide, training or benchmark resumes where it stopped")
 
 
 def _symlink_loop(exc: BaseException) -> str | None:

@@ -33,7 +33,7 @@ Progress = Callable[[str, int, int | None], None]  # (file name, bytes done, tot
 
 
 class DownloadConfig(StrictModel):
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0, le=86400.0)  # a day: past ~1e9 s the socket's timer overflows
     retries: int = Field(2, ge=0)  # extra attempts after an interrupted transfer, each resuming
     chunk_bytes: int = Field(1 << 20, ge=1024)
 

@@ -14,6 +14,7 @@ from cellprobe.config import StrictModel, key_error
 from cellprobe.data.tissue import TissueSettings
 from cellprobe.decoder.model import INPUT_MULTIPLE
 from cellprobe.errors import InputError
+from cellprobe.inference.window import MAX_WINDOWS
 from cellprobe.machine import usable_cores
 
 #: default pixels per image above which ``cellprobe predict`` hands an image to the whole-slide engine: its
@@ -45,7 +46,7 @@ class SlideSettings(StrictModel):
 
     tile: int = Field(1024, ge=2 * INPUT_MULTIPLE)
     overlap: int = Field(96, ge=0)
-    batch_size: int = Field(4, ge=1)
+    batch_size: int = Field(4, ge=1, le=MAX_WINDOWS)
     workers: int = Field(2, ge=0)
     read_ahead: int = Field(8, ge=1)
     in_flight: int = Field(0, ge=0)

@@ -31,12 +31,14 @@ SLIDE_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".svs", ".ndpi", ".s
 class SlideInputs:
     """Per-slide inputs besides the file: ``mpp`` overrides the slide's metadata; ``target_mpp`` the run's
     µm/px; ``region`` (x, y, width, height in level-0 px) limits the work; ``tissue_mask``: a QuPath GeoJSON
-    annotation file or a PNG instead of detecting tissue."""
+    annotation file or a PNG instead of detecting tissue; ``mpp_source``: where ``mpp`` came from, as
+    summary.json records it (None: the user's --mpp)."""
 
     mpp: float | None = None
     target_mpp: float | None = None
     region: tuple[int, int, int, int] | None = None
     tissue_mask: Path | None = None
+    mpp_source: str | None = None
 
 
 @dataclass
@@ -163,6 +165,8 @@ def plan_slide(path: Path, run: Run, settings: SlideSettings, inputs: SlideInput
 
     path = Path(path)
     reader = open_slide(path, mpp=inputs.mpp)
+    if inputs.mpp_source is not None:
+        reader.mpp_source = inputs.mpp_source
     try:
         target = target_resolution(reader, run, settings, inputs)
         scale = target / reader.mpp

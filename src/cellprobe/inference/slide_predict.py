@@ -39,5 +39,8 @@ def predict_large(segmenter: Segmenter, path: Path, out_dir: Path, settings: Sli
     """Segment a large image with the engine at its own resolution; returns the paths written."""
     mpp = segmenter.run.stamp.mpp or NOMINAL_MPP
     everything = settings.model_copy(update={"tissue": settings.tissue.model_copy(update={"method": "all"})})
-    run_slide(segmenter, path, out_dir, everything, inputs=SlideInputs(mpp=mpp, target_mpp=mpp), overwrite=overwrite)
+    source = ("the run's (predict reads every image at it)" if segmenter.run.stamp.mpp
+              else "nominal (the run records none; predict reads every image at the run's)")
+    run_slide(segmenter, path, out_dir, everything, inputs=SlideInputs(mpp=mpp, target_mpp=mpp, mpp_source=source),
+              overwrite=overwrite)
     return large_outputs(out_dir, path)

@@ -19,6 +19,10 @@ from pydantic import Field, model_validator
 from cellprobe.config import StrictModel
 from cellprobe.decoder.model import INPUT_MULTIPLE
 
+#: the most network windows in one pass: 4096 windows of 256² px are 3 GiB of input alone (a typo such as 1e8
+#: is refused, not met as a MemoryError)
+MAX_WINDOWS = 4096
+
 MapFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
@@ -29,7 +33,7 @@ class WindowConfig(StrictModel):
     tile: int = Field(256, ge=INPUT_MULTIPLE)
     overlap: int = Field(64, ge=0)
     blend: int = Field(16, ge=0)
-    batch_size: int = Field(4, ge=1)
+    batch_size: int = Field(4, ge=1, le=MAX_WINDOWS)
 
     @model_validator(mode="after")
     def _check(self) -> WindowConfig:

@@ -160,7 +160,9 @@ class TrainerSection(StrictModel):
     log_every_n_steps: int = Field(10, ge=1)
     limit_train_batches: int | None = Field(None, ge=1)  # a cap per epoch (quick checks), None: all
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None leaves torch's default
-    max_minutes: float | None = Field(None, gt=0)  # wall-clock budget of the fit (counted across resumes)
+    # wall-clock budget of the fit (counted across resumes); at most 10^7 (19 years): Lightning's timer is a
+    # timedelta, which ends at 1.4e12 minutes
+    max_minutes: float | None = Field(None, gt=0, le=1e7)
 
 
 class TrainSettings(StrictModel):
