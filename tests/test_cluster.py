@@ -125,6 +125,8 @@ def test_bad_cluster_options_are_one_line_exit_2_within_seconds(cli, tmp_path, c
     ("jobs: 2\nwalltime: 8h\n", "walltime"),
     ("jobs: 2\nqueue: gpu\n", "queue"),
     ("jobs: 99999999\n", "jobs"),
+    ("jobs: 1\nworker_wait_minutes: 1.0e+300\n", "worker_wait_minutes"),  # the 28th probe's class: overflow
+    ("jobs: 1\ncores: 1000000000\n", "cores"),
     # the tenth probe: these reached sbatch (a newline in a directive starts a shell line of the job script)
     ("jobs: 1\nwalltime: '\u0668:00:00'\n", "walltime"), ("jobs: 1\nwalltime: '8:61:00'\n", "walltime"),
     ("jobs: 1\nmemory: '\u0668GB'\n", "memory"), ("jobs: 1\nmemory: \"8\u00a0GB\"\n", "memory"),

@@ -105,7 +105,7 @@ class SlurmClusterConfig(StrictModel):
     partition: Word | None = None  # sbatch -p
     account: Word | None = None  # sbatch -A
     gpus_per_job: int = Field(1, ge=0, le=1)  # one worker per GPU: scale with jobs (DDP: train one cell alone)
-    cores: int = Field(4, ge=1)  # CPU cores per job (data loading, post-processing)
+    cores: int = Field(4, ge=1, le=4096)  # CPU cores per job (data loading, post-processing)
     memory: str = Field("32GB", pattern=r"^[0-9]+(\.[0-9]+)? ?[KMGT]i?B$")  # per job, e.g. 64GB
     walltime: str = Field("04:00:00", pattern=r"^([0-9]+-)?[0-9]{1,3}:[0-5][0-9]:[0-5][0-9]$")  # [D-]HH:MM:SS
     jobs: int | None = Field(None, ge=1, le=MAX_JOBS)  # a fixed number of jobs (workers)
@@ -116,7 +116,8 @@ class SlurmClusterConfig(StrictModel):
     local_directory: Line | None = None  # the worker's scratch folder on the node (e.g. $TMPDIR)
     log_directory: Line | None = None  # where SLURM writes each job's output
     interface: Word | None = None  # the network interface the workers listen on (e.g. ib0)
-    worker_wait_minutes: float = Field(30.0, gt=0)  # how long the queue may take to start the first job
+    # how long the queue may take to start the first job; at most a week (1e300 overflowed Dask's timer)
+    worker_wait_minutes: float = Field(30.0, gt=0, le=10080)
 
     @model_validator(mode="after")
     def _one_scaling(self) -> SlurmClusterConfig:

@@ -96,6 +96,20 @@ def test_config_is_strict():
         parse_config(AugmentConfig, {"blur": {"max_kernel": 4}})
 
 
+@pytest.mark.parametrize(("section", "value", "bound"), [
+    ({"elastic": {"sigma": 1e300}}, 1e300, 256),  # a kernel that filled memory: the process was killed
+    ({"elastic": {"alpha": 1e300}}, 1e300, 1000),  # every pixel left the patch: white, no nucleus, exit 0
+    ({"blur": {"max_kernel": 1_000_000_001}}, 1_000_000_001, 99),  # an OpenCV traceback
+    ({"stain": {"shift": 1e300}}, 1e300, 1),  # exp overflowed: saturated patches
+])
+def test_augmentation_strengths_past_any_use_are_refused(section, value, bound):
+    """The 28th probe's class (numbers past what the code holds), found beside it in the augment section."""
+    from cellprobe.config import parse_config
+
+    with pytest.raises(InputError, match=rf"less than or equal to {bound}"):
+        parse_config(AugmentConfig, section)
+
+
 @pytest.mark.parametrize("view", range(8))
 def test_views_and_inverses(view):
     s = sample(5, size=32)

@@ -87,6 +87,20 @@ def test_settings_are_strict():
     assert parse_config(TissueSettings, {"method": "threshold", "threshold": 0.2}).threshold == 0.2
 
 
+def test_smoothing_past_what_the_blur_holds_is_refused(slide):
+    """The 28th probe's class, found beside it: tissue.smoothing_um 1e300 hung OpenCV's blur, and a few thousand
+    thumbnail pixels crashed the process (a segmentation fault); the setting and the pixels it makes are bounded."""
+    with pytest.raises(InputError, match="less than or equal to 100"):
+        parse_config(TissueSettings, {"smoothing_um": 1e300})
+    with pytest.raises(InputError, match="less than or equal to 16384"):
+        parse_config(TissueSettings, {"thumbnail_side": 10**9})
+    # the full-resolution thumbnail of a 2048-px slide at 0.25 µm/px: 100 µm are 400 px
+    with pytest.raises(InputError, match=r"tissue.smoothing_um 100 µm is 400 px of its thumbnail \(0.25 µm/px\), "
+                                         r"over 256 px") as info:
+        detect_tissue(slide, TissueSettings(smoothing_um=100))
+    assert info.value.path == str(slide.path)
+
+
 def test_blank_slide_has_no_tissue(tmp_path):
     glass = np.clip(np.random.default_rng(1).normal(243, 3, (512, 768, 3)), 0, 255).astype(np.uint8)
     path = write_aperio_tiff(tmp_path / "blank.svs", glass, 768, 512, mpp=MPP, levels=(1,), compression="zlib")

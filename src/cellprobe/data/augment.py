@@ -30,13 +30,15 @@ IMAGE_FILL = 255  # out-of-image pixels after deformation: white (slide backgrou
 
 class ElasticConfig(StrictModel):
     p: float = Field(0.2, ge=0, le=1)
-    alpha: float = Field(30.0, ge=0)  # displacement scale (pixels, before smoothing)
-    sigma: float = Field(6.0, gt=0)  # smoothing of the displacement field
+    # bounded so that a typo is refused: past 1000 px every pixel leaves the patch (a white image, no nucleus);
+    # a sigma past a patch side is one shift of the whole patch, and its kernel filled memory (sigma 1e300: killed)
+    alpha: float = Field(30.0, ge=0, le=1000)  # displacement scale (pixels, before smoothing)
+    sigma: float = Field(6.0, gt=0, le=256)  # smoothing of the displacement field (pixels)
 
 
 class BlurConfig(StrictModel):
     p: float = Field(0.1, ge=0, le=1)
-    max_kernel: int = Field(5, ge=3)
+    max_kernel: int = Field(5, ge=3, le=99)  # OpenCV's kernel sizes are C ints; 99 px blurs a patch away
 
     @field_validator("max_kernel")
     @classmethod
@@ -75,7 +77,7 @@ class StainConfig(StrictModel):
     p: float = Field(0.5, ge=0, le=1)
     space: Literal["hed", "nissl"] = "hed"
     scale: float = Field(0.05, ge=0, lt=1)
-    shift: float = Field(0.005, ge=0)
+    shift: float = Field(0.005, ge=0, le=1)  # beyond, every pixel saturates (1e300 overflowed exp)
     nissl_vector: tuple[float, float, float] = (0.46, 0.78, 0.42)  # R, G, B optical density (violet)
 
     @field_validator("nissl_vector")

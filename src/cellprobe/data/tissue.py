@@ -46,8 +46,8 @@ class TissueSettings(StrictModel):
     channel: Literal["saturation", "od"] = "saturation"  # saturation in [0, 1]; optical density (mean of RGB)
     threshold: float | None = Field(None, ge=0)  # method "threshold": tissue where channel > threshold
     otsu_floor: float = Field(0.05, ge=0)  # method "otsu": the threshold is at least this
-    smoothing_um: float = Field(8.0, ge=0)  # Gaussian sigma (µm) on the channel first: pale cells and lumens
-    thumbnail_side: int = Field(2048, ge=64)  # longest side of the thumbnail the mask is computed on
+    smoothing_um: float = Field(8.0, ge=0, le=100)  # Gaussian sigma (µm) on the channel first: pale cells and lumens
+    thumbnail_side: int = Field(2048, ge=64, le=16384)  # longest side of the thumbnail the mask is computed on
     min_tissue_mm2: float = Field(0.002, ge=0)  # smaller tissue components are dropped (dust, debris)
     max_hole_mm2: float = Field(0.002, ge=0)  # smaller holes in tissue are filled
 
@@ -68,6 +68,12 @@ class TissueSettings(StrictModel):
             raise key_error([changed[0], "method"], f"{', '.join(changed)} {'is' if len(changed) == 1 else 'are'} not "
                                                     f"used by method '{self.method}'")
         return self
+
+
+#: the widest tissue smoothing in thumbnail pixels (a small image's thumbnail is at full resolution, where
+#: smoothing_um is many pixels): OpenCV's Gaussian blur of a 2048² thumbnail takes seconds at 256 px and
+#: crashes the process by 8000
+MAX_SMOOTHING_PX = 256
 
 
 @dataclass
@@ -160,7 +166,12 @@ def detect_tissue(reader: SlideReader, settings: TissueSettings) -> TissueMask:
     um_per_px = downsample * reader.mpp
     values = _channel(thumb, settings.channel)
     if settings.smoothing_um > 0:  # texture inside tissue (pale nuclei, lumens) would fall below the cut
-        values = cv2.GaussianBlur(values, (0, 0), settings.smoothing_um / um_per_px)
+        sigma = settings.smoothing_um / um_per_px
+        if sigma > MAX_SMOOTHING_PX:  # OpenCV's blur slows to minutes past it, and crashes further on
+            raise InputError(reader.path, f"tissue.smoothing_um {settings.smoothing_um:g} µm is {sigma:.0f} px of "
+                                          f"its thumbnail ({um_per_px:.3g} µm/px), over {MAX_SMOOTHING_PX} px: lower "
+                                          "tissue.smoothing_um")
+        values = cv2.GaussianBlur(values, (0, 0), sigma)
     if settings.method == "threshold":
         assert settings.threshold is not None  # checked by TissueSettings
         cut, how = settings.threshold, f"threshold {settings.threshold:g}"
