@@ -198,3 +198,18 @@ def test_the_truth_is_not_scored_against_itself(cli, conic_files, tmp_path):
     for pred in (true, tmp_path / "link.npy"):
         rc, _, err = cli("score", "--format", "conic", "--true", true, "--pred", pred)
         assert rc == 2 and "the truth would be scored against itself" in err and err.count("\n") == 1, err
+
+
+def test_a_class_no_nucleus_has_is_said_as_it_lowers_mpq_plus(cli, conic_files, tmp_path):
+    """The 28th probe: a class list naming one class more than the data holds scored it PQ 0 (F1 undefined) and
+    mPQ+ fell from 0.538 to 0.430 without a word. The official CoNIC code counts it so: kept, and said."""
+    true, pred = conic_files
+    args = ("score", "--format", "conic", "--true", true, "--pred", pred)
+    rc, _, err = cli(*args, "--classes", "a,b,c", "--json", tmp_path / "three.json")
+    assert rc == 0 and "warning" not in err, err
+    rc, _, err = cli(*args, "--classes", "a,b,c,extra", "--json", tmp_path / "four.json")
+    assert rc == 0 and err.splitlines() == [
+        "warning: class 'extra' (id 4) has no nucleus in the truth nor the predictions: its PQ counts as 0 in "
+        "mpq_plus, as in the official CoNIC code, and its F1 is undefined"], err
+    three, four = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("three", "four"))
+    assert four["pq_per_class"][3] == 0 and four["mpq_plus"] == pytest.approx(three["mpq_plus"] * 3 / 4)

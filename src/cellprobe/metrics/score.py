@@ -10,6 +10,7 @@ In every case ``summary == aggregate_*(per_image)``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -175,10 +176,23 @@ def _conic_result(rows: np.ndarray, num_classes: int, params: MetricsParams, cla
     stats = pd.DataFrame(rows, columns=list(columns), index=index)
     stats = stats.astype({c: np.int64 for c in columns if "iou_sum" not in c and c not in OVERLAP_COLUMNS})
     summary = aggregate_conic(stats, class_names=class_names)
+    _say_empty_classes(stats, summary["class_names"])
     per_image = pd.concat([stats, conic_image_metrics(stats)], axis=1)
     used = params.model_dump()
     used["radius"] = params.detection_radius
     return ScoreResult(summary, per_image, used)
+
+
+def _say_empty_classes(stats: pd.DataFrame, class_names: Sequence[str]) -> None:
+    """A class with no nucleus in the truth nor the predictions scores PQ 0 and lowers mPQ+, as in the official
+    CoNIC code (its F1 is undefined): said, as a class list naming one the data never holds would do it."""
+    from cellprobe.data.validate import DataWarning
+
+    for c, name in enumerate(class_names, start=1):
+        if not (stats[f"true_count_c{c}"].sum() or stats[f"pred_count_c{c}"].sum()):
+            warnings.warn(f"class '{name}' (id {c}) has no nucleus in the truth nor the predictions: its PQ counts as "
+                          "0 in mpq_plus, as in the official CoNIC code, and its F1 is undefined", DataWarning,
+                          stacklevel=3)
 
 
 def _index(n: int, names: Sequence[str] | None) -> pd.Index:
