@@ -180,6 +180,23 @@ def test_png_mask(slide, tmp_path):
     assert mask.touches(300, 300, 1, 1) and not mask.touches(100, 100, 100, 100)
 
 
+def test_a_palette_png_mask_reads_as_the_greys_it_shows(slide, tmp_path):
+    """The 28th probe: a palette mask whose index 0 is white and 1 black was read by index, the black part
+    taken as tissue: silently inverted."""
+    from PIL import Image
+
+    from cellprobe.data.io import read_label_image
+
+    index = np.zeros((HEIGHT // 4, WIDTH // 4), np.uint8)
+    index[64:128, 64:256] = 1  # black, on white
+    mask = Image.fromarray(index, "P")
+    mask.putpalette([255, 255, 255, 0, 0, 0])
+    mask.save(tmp_path / "palette.png")
+    read = mask_from_png(tmp_path / "palette.png", slide, 8.0)
+    assert read.mask.sum() == 192 * 256 - 32 * 96 and not read.touches(300, 300, 1, 1)  # the white is tissue
+    assert np.array_equal(read_label_image(tmp_path / "palette.png"), index)  # a label map: its indices
+
+
 @pytest.mark.parametrize("channels", [3, 4])
 def test_png_mask_saved_as_grey_rgb_reads_as_its_one_channel(slide, tmp_path, channels):
     """Twenty-fifth probe: a black-and-white mask saved as RGB (as image editors do) was refused as 'label map

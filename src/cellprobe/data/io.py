@@ -516,7 +516,9 @@ def read_label_image(path: Path, what: str = "label map", grey_rgb: bool = False
     """A 2-D label map (instance or class ids) from TIFF, PNG or ``.npy``; dtype is kept as stored. The size
     limit (:data:`MAX_IMAGE_PIXELS`) is checked from the header before the map is read. ``grey_rgb``: an RGB or
     RGBA file whose colour channels are equal everywhere (and alpha, if any, opaque) is read as that one channel:
-    a black-and-white mask saved by an image editor is often stored so (ids never are)."""
+    a black-and-white mask saved by an image editor is often stored so (ids never are), and a palette image as
+    the greys it shows (its indices, which editors order as they like, would invert a mask whose index 0 is
+    white). Without ``grey_rgb`` a palette image's indices are its ids, as label maps are stored (PASCAL VOC)."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
         mapped = load_npy(path, mmap=True)
@@ -532,6 +534,8 @@ def read_label_image(path: Path, what: str = "label map", grey_rgb: bool = False
         with img:
             try:
                 img.load()
+                if grey_rgb and img.mode in ("P", "PA"):
+                    img = img.convert("RGBA" if _pil_transparent(img) else "RGB")
                 arr = np.asarray(img)
             except Exception as exc:
                 raise InputError(path, f"unreadable or truncated {what} image ({exc})") from None
