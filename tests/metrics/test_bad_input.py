@@ -251,6 +251,8 @@ def test_duplicate_or_malformed_class_names_are_refused():
             call("abc")
         with pytest.raises(InputError, match="class names: '' is not a class name"):
             call(["a", "", "c"])
+        with pytest.raises(InputError, match=r"class names: class name 'b\\x1b\[31m' holds the control character"):
+            call(["a", "b\x1b[31m", "c"])  # the 28th probe: written into the JSON as it was
 
 
 # --- 8. files that are not .npy arrays ------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellprobe.data.io import refuse_control
 from cellprobe.data.sample import int32_ids
 from cellprobe.errors import InputError, not_a_file
 
@@ -151,6 +152,7 @@ def check_class_names(class_names: Sequence[str] | None) -> list[str] | None:
     for name in names:
         if not isinstance(name, str) or not name.strip():
             raise InputError(None, f"class names: {name!r} is not a class name (non-empty text)")
+        refuse_control(name, "class names", "class name")  # written into results and tables as it is
     seen: set[str] = set()
     for name in names:
         if name in seen:
