@@ -64,3 +64,16 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_write_of_the_file_remov
             writer.kill()
     atomic.write_json(target, {"pq": 0.5})  # its writer gone: removed too
     assert not live.exists()
+
+
+def test_the_umask_is_read_without_setting_it(monkeypatch):
+    """The 28th probe's note: reading the umask by setting it left a moment in which another thread's new file
+    got 022 whatever the user's mask; on Linux it is read from /proc, and os.umask is not called."""
+    old = os.umask(0o027)
+    try:
+        if os.path.exists("/proc/self/status"):
+            monkeypatch.setattr(os, "umask", lambda _mask: pytest.fail("the umask was set to read it"))
+        assert atomic.current_umask() == 0o027
+    finally:
+        monkeypatch.undo()
+        os.umask(old)

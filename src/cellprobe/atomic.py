@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -73,10 +74,23 @@ def _alive(pid: int) -> bool:
 
 
 def current_umask() -> int:
-    """The process's umask (reading it means setting it: it is put back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
+    """The process's umask, from /proc where Linux shows it. Elsewhere reading it means setting it: the interim
+    mask is the strictest, so a file another thread makes meanwhile is never more readable than the user asked,
+    and two readers take turns (one would read the other's interim mask)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)  # the strictest interim value: nothing made meanwhile is more readable than asked
+        os.umask(mask)
     return mask
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 #: the longest file name most filesystems take (ext4, XFS, APFS, NTFS: 255 bytes or UTF-16 units); results named
