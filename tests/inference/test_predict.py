@@ -164,3 +164,41 @@ def test_two_large_inputs_sharing_a_results_folder_and_a_record_in_the_way_are_r
     (tmp_path / "out3" / MANIFEST).mkdir(parents=True)
     with pytest.raises(InputError, match="is in the way of predict's record"):
         prepare_output(tmp_path / "out3", inputs[1:])
+
+
+def test_an_image_recording_another_resolution_than_the_runs_is_said(tmp_path):
+    """The 28th probe: a 0.5 µm/px image was predicted at the run's 0.25 µm/px (as predict reads every image)
+    without a word, its sizes in µm halved."""
+    import warnings
+
+    import tifffile
+    from PIL import Image
+
+    from cellprobe.data.slide_reader import recorded_mpp
+    from cellprobe.data.validate import DataWarning
+    from cellprobe.inference.predict import _say_resolution
+
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    files = {"half.png": 0.5, "close.png": 0.26, "screen.png": None, "none.jpg": None, "half.tif": 0.5,
+             "ome.ome.tif": 0.5}
+    Image.fromarray(pixels).save(tmp_path / "half.png", dpi=(25400 / 0.5, 25400 / 0.5))
+    Image.fromarray(pixels).save(tmp_path / "close.png", dpi=(25400 / 0.26, 25400 / 0.26))
+    Image.fromarray(pixels).save(tmp_path / "screen.png", dpi=(72, 72))  # a writer's default, not a measurement
+    Image.fromarray(pixels).save(tmp_path / "none.jpg")
+    tifffile.imwrite(tmp_path / "half.tif", pixels, photometric="rgb", resolution=(20000, 20000),
+                     resolutionunit="CENTIMETER")
+    tifffile.imwrite(tmp_path / "ome.ome.tif", pixels, photometric="rgb", ome=True,
+                     metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    for name, mpp in files.items():
+        assert recorded_mpp(tmp_path / name) == (pytest.approx(mpp, rel=1e-3) if mpp else None), name
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _say_resolution([tmp_path / n for n in files], 0.25, 0.1)
+    assert sorted(str(w.message).split(":")[0] for w in said if w.category is DataWarning) == [
+        str(tmp_path / n) for n in ("half.png", "half.tif", "ome.ome.tif")]
+    assert "records 0.5 µm/px, the run was trained at 0.25: predict reads every image at the run's" in str(
+        said[0].message)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _say_resolution([tmp_path / "half.png"], None, 0.1)  # a run without a resolution: nothing to compare
+    assert not said

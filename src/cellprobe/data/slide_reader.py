@@ -302,6 +302,46 @@ class OpenSlideReader(SlideReader):
         self._slide.close()
 
 
+def _page_tags_mpp(tags: Any) -> MppFound | str:
+    """µm/px from a TIFF page's resolution tags (tifffile's), or why they give none."""
+    if "XResolution" not in tags or "YResolution" not in tags:
+        return "no resolution tags"
+    unit = _TIFF_UNITS.get(int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2, "none")
+    x, y = (_rational(tags[name].value) for name in ("XResolution", "YResolution"))
+    return resolution_mpp(x, y, unit)
+
+
+def _header_dpi_mpp(path: Path) -> MppFound | str:
+    """µm/px from a PNG, JPEG or BMP header's resolution (Pillow's dpi), or why it gives none."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        dpi = img.info.get("dpi")
+    if not dpi:
+        return "no resolution in the image header"
+    found = _tag_mpp(dpi[0], dpi[1], "inch")
+    return found if isinstance(found, str) else (found[0], found[1], "image dpi")
+
+
+def recorded_mpp(path: Path) -> float | None:
+    """The µm/px an image file records (OME size or TIFF resolution tags, a PNG/JPEG header's dpi) where it is a
+    plausible microscope's, else None; from the header only. For images whose pixels are taken at the run's
+    µm/px (predict), to say when the file says otherwise."""
+    try:
+        if _head(path, 4) in _TIFF_MAGIC:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                found = _ome_mpp(tif.ome_metadata) if tif.is_ome and tif.ome_metadata else "no OME size"
+                if isinstance(found, str):
+                    found = _page_tags_mpp(tif.pages[0].tags)
+        else:
+            found = _header_dpi_mpp(path)
+    except Exception:  # a header this cannot parse records nothing usable; reading the pixels says what is wrong
+        return None
+    return None if isinstance(found, str) else (found[0] + found[1]) / 2
+
+
 def _tag_mpp(x: Any, y: Any, unit: str) -> MppFound | str:
     if x is None or y is None:
         return "no resolution tags"
@@ -500,12 +540,7 @@ class TiffReader(SlideReader):
         return tagged
 
     def _tags_mpp(self) -> MppFound | str:
-        tags = self._pages[0].keyframe.tags
-        if "XResolution" not in tags or "YResolution" not in tags:
-            return "no resolution tags"
-        unit = _TIFF_UNITS.get(int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2, "none")
-        x, y = (_rational(tags[name].value) for name in ("XResolution", "YResolution"))
-        return resolution_mpp(x, y, unit)
+        return _page_tags_mpp(self._pages[0].keyframe.tags)
 
     def _read(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
         page = self._pages[level]
@@ -576,14 +611,7 @@ class ImageReader(SlideReader):
         self.mpp, self.mpp_source = resolve_mpp(self.path, mpp, self._metadata_mpp)
 
     def _metadata_mpp(self) -> MppFound | str:
-        from PIL import Image
-
-        with Image.open(self.path) as img:  # read and checked already: only the header is parsed here
-            dpi = img.info.get("dpi")
-        if not dpi:
-            return "no resolution in the image header"
-        found = _tag_mpp(dpi[0], dpi[1], "inch")
-        return found if isinstance(found, str) else (found[0], found[1], "image dpi")
+        return _header_dpi_mpp(self.path)  # read and checked already: only the header is parsed here
 
     def _read(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
         return self._pixels[y : y + height, x : x + width].copy()

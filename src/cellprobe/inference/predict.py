@@ -134,6 +134,22 @@ def _say_orientation(files: Sequence[Path]) -> None:
                           "the results (masks, overlay, GeoJSON) follow the stored order", DataWarning, stacklevel=3)
 
 
+def _say_resolution(files: Sequence[Path], run_mpp: float | None, tolerance: float) -> None:
+    """An image whose file records another µm/px than the run's is read at the run's all the same (as patches
+    are), so its nuclei are measured at a scale it does not have: said."""
+    from cellprobe.data.slide_reader import recorded_mpp
+    from cellprobe.data.validate import DataWarning
+
+    if run_mpp is None:
+        return
+    for path in files:
+        mpp = recorded_mpp(path)
+        if mpp is not None and abs(mpp / run_mpp - 1) > tolerance:
+            warnings.warn(f"{path}: the file records {mpp:.4g} µm/px, the run was trained at {run_mpp:.4g}: predict "
+                          "reads every image at the run's µm/px (sizes in µm follow it); resample the image first, "
+                          "or give a slide to cellprobe slide, which resamples", DataWarning, stacklevel=3)
+
+
 def _manifest(out_dir: Path) -> dict[str, Any]:
     try:
         data = read_json(out_dir / MANIFEST, "predict record")
@@ -333,6 +349,7 @@ def predict_files(segmenter: Segmenter, files: Sequence[Path], out_dir: Path,
 
     check_inputs(files)
     _say_orientation(files)
+    _say_resolution(files, segmenter.run.stamp.mpp, slide.mpp_tolerance)
     digests = input_digests(files)  # each input read once for its digest
     with exclusive(out_dir, "predicting"):  # a second predict here would replace this one's record
         prepare_output(out_dir, files, overwrite, setup, digests, slide)  # what another may have left too
