@@ -213,3 +213,19 @@ def test_a_class_no_nucleus_has_is_said_as_it_lowers_mpq_plus(cli, conic_files, 
         "mpq_plus, as in the official CoNIC code, and its F1 is undefined"], err
     three, four = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("three", "four"))
     assert four["pq_per_class"][3] == 0 and four["mpq_plus"] == pytest.approx(three["mpq_plus"] * 3 / 4)
+
+
+def test_the_empty_class_is_said_where_a_user_reads_scores_not_in_tunings_many(conic_files):
+    """Tuning and training score thousands of times: the library's scoring stays silent, score and evaluate say."""
+    import warnings
+
+    from cellprobe.data.validate import DataWarning
+    from cellprobe.metrics import score_conic
+    from cellprobe.metrics.score import say_empty_classes
+
+    true = np.load(conic_files[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        result = score_conic(true, true.copy(), class_names=["a", "b", "c", "extra"])
+    with pytest.warns(DataWarning, match=r"class 'extra' \(id 4\) has no nucleus"):
+        say_empty_classes(result)

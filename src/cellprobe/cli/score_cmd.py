@@ -183,7 +183,10 @@ def register(app: typer.Typer) -> None:
             raise InputError(None, f"--workers {workers}: {usable_cores()} core(s) usable here; give at most "
                                    f"{usable_cores()} (0 = all of them)")
         if fmt is ScoreFormat.conic:
+            from cellprobe.metrics.score import say_empty_classes
+
             result = _score_conic(true, pred, names, radius, mpp, r2_crop, workers)
+            say_empty_classes(result)
             _print_conic(result.summary, result.params["radius"])
         else:
             result = _score_pannuke(true, pred, names, workers)

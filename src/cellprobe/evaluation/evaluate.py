@@ -62,6 +62,7 @@ def _evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str |
     """:func:`evaluate` in its held results folder."""
     from cellprobe.inference.segmenter import Segmenter
     from cellprobe.metrics import ConicAccumulator
+    from cellprobe.metrics.score import say_empty_classes
 
     network = network_made_of(run_dir, checkpoint)
     check_not_replacing(out_dir, run_dir, data_label(data), split, checkpoint, tta, overwrite, network)
@@ -94,6 +95,7 @@ def _evaluate(run_dir: str | Path, data: PatchDataset | str | Path, split: str |
         acc.add(sample.inst, true_cls, inst, cls_map, name=sample.meta.name)
         sources.append(sample.meta.source)
     result = acc.result()
+    say_empty_classes(result)
     # the source image of each patch: overlapping patches of one source are resampled together (bench.stats)
     result.per_image["source"] = sources
     scoring = (f"class-agnostic: the data's classes {list(dataset.class_names)} are not the run's "

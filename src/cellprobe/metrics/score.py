@@ -176,23 +176,26 @@ def _conic_result(rows: np.ndarray, num_classes: int, params: MetricsParams, cla
     stats = pd.DataFrame(rows, columns=list(columns), index=index)
     stats = stats.astype({c: np.int64 for c in columns if "iou_sum" not in c and c not in OVERLAP_COLUMNS})
     summary = aggregate_conic(stats, class_names=class_names)
-    _say_empty_classes(stats, summary["class_names"])
     per_image = pd.concat([stats, conic_image_metrics(stats)], axis=1)
     used = params.model_dump()
     used["radius"] = params.detection_radius
     return ScoreResult(summary, per_image, used)
 
 
-def _say_empty_classes(stats: pd.DataFrame, class_names: Sequence[str]) -> None:
-    """A class with no nucleus in the truth nor the predictions scores PQ 0 and lowers mPQ+, as in the official
-    CoNIC code (its F1 is undefined): said, as a class list naming one the data never holds would do it."""
+def say_empty_classes(result: ScoreResult) -> None:
+    """For the scores a user reads (score, evaluate; not tuning's or training's many): a class with no nucleus in
+    the truth nor the predictions of a CoNIC-format result scores PQ 0 and lowers mPQ+, as in the official CoNIC
+    code (its F1 is undefined). Said, as a class list naming one the data never holds would do it silently."""
     from cellprobe.data.validate import DataWarning
 
-    for c, name in enumerate(class_names, start=1):
+    if result.summary.get("format") != "conic":
+        return
+    stats = result.per_image
+    for c, name in enumerate(result.summary["class_names"], start=1):
         if not (stats[f"true_count_c{c}"].sum() or stats[f"pred_count_c{c}"].sum()):
             warnings.warn(f"class '{name}' (id {c}) has no nucleus in the truth nor the predictions: its PQ counts as "
                           "0 in mpq_plus, as in the official CoNIC code, and its F1 is undefined", DataWarning,
-                          stacklevel=3)
+                          stacklevel=2)
 
 
 def _index(n: int, names: Sequence[str] | None) -> pd.Index:
