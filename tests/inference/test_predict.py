@@ -179,8 +179,8 @@ def test_an_image_recording_another_resolution_than_the_runs_is_said(tmp_path):
     from cellprobe.inference.predict import _say_resolution
 
     pixels = np.zeros((32, 32, 3), np.uint8)
-    files = {"half.png": 0.5, "close.png": 0.26, "screen.png": None, "none.jpg": None, "half.tif": 0.5,
-             "ome.ome.tif": 0.5}
+    files = {"half.png": (0.5, 0.5), "close.png": (0.26, 0.26), "screen.png": None, "none.jpg": None,
+             "half.tif": (0.5, 0.5), "ome.ome.tif": (0.5, 0.5), "oblong.tif": (0.25, 0.5)}
     Image.fromarray(pixels).save(tmp_path / "half.png", dpi=(25400 / 0.5, 25400 / 0.5))
     Image.fromarray(pixels).save(tmp_path / "close.png", dpi=(25400 / 0.26, 25400 / 0.26))
     Image.fromarray(pixels).save(tmp_path / "screen.png", dpi=(72, 72))  # a writer's default, not a measurement
@@ -189,15 +189,19 @@ def test_an_image_recording_another_resolution_than_the_runs_is_said(tmp_path):
                      resolutionunit="CENTIMETER")
     tifffile.imwrite(tmp_path / "ome.ome.tif", pixels, photometric="rgb", ome=True,
                      metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    tifffile.imwrite(tmp_path / "oblong.tif", pixels, photometric="rgb", resolution=(40000, 20000),
+                     resolutionunit="CENTIMETER")
     for name, mpp in files.items():
         assert recorded_mpp(tmp_path / name) == (pytest.approx(mpp, rel=1e-3) if mpp else None), name
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         _say_resolution([tmp_path / n for n in files], 0.25, 0.1)
     assert sorted(str(w.message).split(":")[0] for w in said if w.category is DataWarning) == [
-        str(tmp_path / n) for n in ("half.png", "half.tif", "ome.ome.tif")]
+        str(tmp_path / n) for n in ("half.png", "half.tif", "oblong.tif", "ome.ome.tif")]
     assert "records 0.5 µm/px, the run was trained at 0.25: predict reads every image at the run's" in str(
         said[0].message)
+    oblong = next(str(w.message) for w in said if "oblong" in str(w.message))
+    assert "records 0.25 × 0.5 µm/px (x × y: non-square pixels), the run" in oblong  # not their mean
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         _say_resolution([tmp_path / "half.png"], None, 0.1)  # a run without a resolution: nothing to compare

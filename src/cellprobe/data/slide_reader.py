@@ -323,9 +323,9 @@ def _header_dpi_mpp(path: Path) -> MppFound | str:
     return found if isinstance(found, str) else (found[0], found[1], "image dpi")
 
 
-def recorded_mpp(path: Path) -> float | None:
-    """The µm/px an image file records (OME size or TIFF resolution tags, a PNG/JPEG header's dpi) where it is a
-    plausible microscope's, else None; from the header only. For images whose pixels are taken at the run's
+def recorded_mpp(path: Path) -> tuple[float, float] | None:
+    """The (x, y) µm/px an image file records (OME size or TIFF resolution tags, a PNG/JPEG header's dpi) where it
+    is a plausible microscope's, else None; from the header only. For images whose pixels are taken at the run's
     µm/px (predict), to say when the file says otherwise."""
     try:
         if _head(path, 4) in _TIFF_MAGIC:
@@ -339,7 +339,7 @@ def recorded_mpp(path: Path) -> float | None:
             found = _header_dpi_mpp(path)
     except Exception:  # a header this cannot parse records nothing usable; reading the pixels says what is wrong
         return None
-    return None if isinstance(found, str) else (found[0] + found[1]) / 2
+    return None if isinstance(found, str) else (found[0], found[1])
 
 
 def _tag_mpp(x: Any, y: Any, unit: str) -> MppFound | str:

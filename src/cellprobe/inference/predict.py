@@ -143,9 +143,12 @@ def _say_resolution(files: Sequence[Path], run_mpp: float | None, tolerance: flo
     if run_mpp is None:
         return
     for path in files:
-        mpp = recorded_mpp(path)
-        if mpp is not None and abs(mpp / run_mpp - 1) > tolerance:
-            warnings.warn(f"{path}: the file records {mpp:.4g} µm/px, the run was trained at {run_mpp:.4g}: predict "
+        found = recorded_mpp(path)
+        if found is None or all(abs(m / run_mpp - 1) <= tolerance for m in found):
+            continue
+        x, y = found
+        recorded = f"{x:.4g} µm/px" if x == y else f"{x:.4g} × {y:.4g} µm/px (x × y: non-square pixels)"
+        warnings.warn(f"{path}: the file records {recorded}, the run was trained at {run_mpp:.4g}: predict "
                           "reads every image at the run's µm/px (sizes in µm follow it); resample the image first, "
                           "or give a slide to cellprobe slide, which resamples", DataWarning, stacklevel=3)
 
