@@ -33,7 +33,7 @@ def test_an_output_folder_through_a_dangling_link_names_the_link(tmp_path):
     assert not (tmp_path / "missing").exists()
 
 
-def test_a_killed_write_leaves_a_temporary_that_the_next_write_of_the_file_removes(tmp_path):
+def test_a_killed_write_leaves_a_temporary_that_the_next_write_into_its_folder_removes(tmp_path):
     """The 28th probe: tune, evaluate and predict killed inside an atomic write (their postprocess.json,
     metrics.json, record) left its temporary in the user's folder for good, though their reruns succeeded."""
     import signal
@@ -57,13 +57,16 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_write_of_the_file_remov
             (tmp_path / ".per_image.csv.1-abcdefgh.tmp").write_text("another file's")
             (tmp_path / ".metrics.json.old12345.tmp").write_text("an earlier version's")
             (tmp_path / ".metrics.json.2-abcdefgh.tmp").mkdir()  # not cellprobe's
-            atomic.write_json(target, {"pq": 0.5})
+            (tmp_path / ".per_image.csv.4194304-abcdefgh.tmp").write_text("a dead writer's, of another file")
+            atomic.write_json(target, {"pq": 0.5})  # the first write into the folder sweeps it, once
             assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-                [".metrics.json.2-abcdefgh.tmp", ".per_image.csv.1-abcdefgh.tmp", live.name, "metrics.json"])
+                [".metrics.json.2-abcdefgh.tmp", ".metrics.json.old12345.tmp", ".per_image.csv.1-abcdefgh.tmp",
+                 live.name, "metrics.json"])
         finally:
             writer.kill()
-    atomic.write_json(target, {"pq": 0.5})  # its writer gone: removed too
-    assert not live.exists()
+    assert atomic.sweep_interrupted_writes(tmp_path) == [live]  # its writer gone: removed too
+    assert (tmp_path / ".metrics.json.old12345.tmp").exists()  # an earlier version's: only where it is named
+    assert atomic.sweep_interrupted_writes(tmp_path, {"metrics.json"}) == [tmp_path / ".metrics.json.old12345.tmp"]
 
 
 def test_the_umask_is_read_without_setting_it(monkeypatch):

@@ -8,13 +8,13 @@ give it (0666 less the user's umask), so a lab's group can read results: ``mkste
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import math
 import os
+import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,7 +26,8 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise ValueError(f"atomic_open writes only ('w' or 'wb'), got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    clear_interrupted_writes(path)
+    if os.path.abspath(path.parent) not in _SWEPT:  # a killed run's temporaries of this folder go at the first
+        sweep_interrupted_writes(path.parent)  # write into it (listing it at every write would cost O(files²))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
@@ -41,22 +42,33 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
-def clear_interrupted_writes(path: str | Path) -> list[Path]:
-    """Remove the temporaries that killed writes of ``path`` left beside it (``.<name>.<pid>-<random>.tmp``,
-    or ``.<name>.<random>.tmp`` of earlier versions), so that a rerun leaves none behind; returns them. A
-    temporary whose writer is a live process of this machine is kept: it is being written now. Folders so named
-    are not cellprobe's and are left alone."""
-    path = Path(path)
+#: a temporary of :func:`atomic_open`: ``.<name>.<pid>-<8 random>.tmp``, or ``.<name>.<8 random>.tmp`` as earlier
+#: versions named them (mkstemp's random part: lower-case letters, digits, underscore)
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>[0-9]+)-)?[a-z0-9_]{8}\.tmp$")
+#: folders this process has swept (:func:`sweep_interrupted_writes`): once each, not at every write
+_SWEPT: set[str] = set()
+
+
+def sweep_interrupted_writes(folder: str | Path, names: Collection[str] = ()) -> list[Path]:
+    """Remove the temporaries that killed atomic writes left in ``folder``, so that a rerun leaves none behind;
+    returns them. One listing of the folder: a temporary named after a writer that is no live process of this
+    machine goes (a live one's is being written now), and one of an earlier version's, which names no writer,
+    only where its file is one of ``names``. Folders so named are not cellprobe's and are left alone."""
     cleared = []
-    with contextlib.suppress(OSError):  # a folder that cannot be listed: the write itself says what is wrong
-        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            tag = stale.name[len(path.name) + 2:-len(".tmp")]
-            writer = tag.split("-", 1)[0] if "-" in tag else ""
-            if (writer.isdigit() and _alive(int(writer))) or (stale.is_dir() and not stale.is_symlink()):
-                continue
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # not there yet, or not listable: the write itself says what is wrong
+        return cleared
+    for entry in entries:
+        found = _TEMPORARY.match(entry.name)
+        if found is None or (entry.is_dir(follow_symlinks=False)):
+            continue
+        pid = found.group("pid")
+        if (pid is not None and not _alive(int(pid))) or (pid is None and found.group("name") in names):
             with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-                cleared.append(stale)
+                os.unlink(entry.path)
+                cleared.append(Path(entry.path))
+    _SWEPT.add(os.path.abspath(folder))
     return cleared
 
 

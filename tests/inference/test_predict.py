@@ -58,17 +58,17 @@ def test_the_output_folder_is_checked_before_any_work(tmp_path):
     assert not out.exists()  # checked only: predict_files makes it (a refusal after the check leaves nothing)
     out.mkdir()
     (out / "x_inst.tif").write_bytes(b"earlier result")
-    (out / ".x.geojson.abc123.tmp").write_bytes(b"half written by a killed run")
+    (out / ".x.geojson.abc12345.tmp").write_bytes(b"half written by a killed run")
     (out / "other.txt").write_text("not ours")
     with pytest.raises(InputError, match="--overwrite"):
         prepare_output(out, inputs)
-    assert not (out / ".x.geojson.abc123.tmp").exists()  # a killed run's temporaries are cleared
+    assert not (out / ".x.geojson.abc12345.tmp").exists()  # a killed run's temporaries are cleared
     prepare_output(out, inputs, overwrite=True)
     assert (out / "x_inst.tif").read_bytes() == b"earlier result" and (out / "other.txt").exists()
     prepare_output(out, [_png(tmp_path / "y.png")])  # other inputs: nothing of theirs there
-    (out / ".x.geojson.abc123.tmp").mkdir()  # not a temporary cellprobe writes: left alone
+    (out / ".x.geojson.abc12345.tmp").mkdir()  # not a temporary cellprobe writes: left alone
     prepare_output(out, inputs, overwrite=True)
-    assert (out / ".x.geojson.abc123.tmp").is_dir()
+    assert (out / ".x.geojson.abc12345.tmp").is_dir()
 
 
 def test_a_record_with_a_key_given_twice_is_no_record(tmp_path, tmp_path_factory):

@@ -317,8 +317,9 @@ def prepare_output(out_dir: Path, files: Sequence[Path], overwrite: bool = False
                                   "would be read as inputs by the next run; give another folder")
     atomic.output_folder(out_dir, create=False)  # made by predict_files once every check has passed
     _refuse_clashes(out_dir, files, slide or SlideSettings())
-    for name in [MANIFEST, *(n for f in files for n in output_names(f.stem))]:  # though resumed inputs are not
-        atomic.clear_interrupted_writes(out_dir / name)  # written again, their killed writes left temporaries
+    # resumed inputs are not written again, yet their killed writes may have left temporaries (earlier versions'
+    # too, which name no writer: those of these inputs' files)
+    atomic.sweep_interrupted_writes(out_dir, {MANIFEST, *(n for f in files for n in output_names(f.stem))})
     if overwrite:
         return
     _refuse_other_setups(out_dir, setup)
