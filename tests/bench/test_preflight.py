@@ -95,6 +95,10 @@ def test_unknown_encoder_and_missing_weights_file_are_refused(tmp_path):
     _refused(_config(datasets=ds, encoders=ENCODERS, training={"encoder": {"fit": "pad"}}), tmp_path / "out",
              r"config key 'training\.encoder\.fit': encoder 'efficientnet-lite0' has no fit 'pad' \(its fits: "
              r"native\)", check_inputs=True)
+    # the 29th probe: taps the decoder cannot take made the folder and failed in every cell
+    _refused(_config(datasets=ds, encoders=ENCODERS, training={"encoder": {"taps": [1, 2, 3]}}), tmp_path / "out",
+             r"config key 'training\.encoder\.taps': encoder 'efficientnet-lite0' takes 4 distinct increasing "
+             r"indices in 0\.\.4 .* got \[1, 2, 3\]", check_inputs=True)
 
 
 def test_unknown_tune_metric_is_refused_where_the_config_is_read(tmp_path):

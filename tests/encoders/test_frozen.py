@@ -81,8 +81,8 @@ def test_taps_can_be_overridden_and_are_validated(tiny):
     encoder = build_encoder("efficientnet-lite0", weights="random", taps=(0, 2, 3, 4))
     assert encoder.tap_strides == (2, 8, 16, 32) and encoder.tap_channels == (16, 40, 112, 320)
     assert encoder.tap_names == ["blocks.0", "blocks.2", "blocks.4", "blocks.6"]
-    for bad in ((0, 0, 1, 2), (3, 2, 1, 0), (1, 2, 3, 9), ()):
-        with pytest.raises(InputError, match="takes distinct increasing indices"):
+    for bad in ((0, 0, 1, 2), (3, 2, 1, 0), (1, 2, 3, 9), (), (1, 2, 3), (0, 1, 2, 3, 4)):
+        with pytest.raises(InputError, match="takes 4 distinct increasing indices"):
             build_encoder(tiny["tiny-vit"], weights="random", taps=bad)
 
 

@@ -21,6 +21,8 @@ def _yaml(tmp_path, tiny_data, **changes):
 
 @pytest.mark.parametrize("key,value,problem", [
     ("encoder.taps", [1, 1, 2, 3], "distinct increasing indices"),
+    # the 29th probe: three taps were a traceback from the decoder's neck, the run folder made
+    ("encoder.taps", [1, 2, 3], r"takes 4 distinct increasing indices .* got \[1, 2, 3\]"),
     ("loss.class_weights", [1.0, 1.0], "2 values; needs 3"),
     ("trainer.devices", usable_cores() + 1, "devices, but this machine has"),
     ("trainer.num_workers", 4 * usable_cores() + 1, "data-loading workers, but this machine has"),

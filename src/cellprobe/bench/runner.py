@@ -358,6 +358,7 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
     exists."""
     from cellprobe.data import open_dataset
     from cellprobe.data.base import shared_images
+    from cellprobe.encoders.frozen import taps_problem
     from cellprobe.encoders.registry import get_spec
     from cellprobe.run.train_config import check_machine
 
@@ -373,6 +374,11 @@ def check_cell_inputs(config: BenchConfig, cluster: ClusterSpec | None = None) -
             key = "training.encoder.fit"
             raise InputError(config_source(config, key), f"config key '{key}': encoder '{encoder.name}' has no fit "
                                                          f"'{fit}' (its fits: {', '.join(spec.fits)})")
+        taps = config.training.encoder.taps
+        problem = None if taps is None else taps_problem(spec, taps)  # as do its taps (checked without weights)
+        if problem is not None:
+            key = "training.encoder.taps"
+            raise InputError(config_source(config, key), f"config key '{key}': {problem}")
         for j, weights in enumerate(encoder.weights):
             if weights not in ("pretrained", "random") and not Path(weights).is_file():
                 key = f"encoders.{i}.weights.{j}"

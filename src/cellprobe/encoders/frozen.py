@@ -22,6 +22,7 @@ from torch import nn
 
 from cellprobe.encoders import weights as W
 from cellprobe.encoders.identity import EncoderIdentity
+from cellprobe.encoders.necks import PYRAMID_STRIDES
 from cellprobe.encoders.registry import FITS, INPUT_SCALE_RANGE, TOKEN_STRIDE, EncoderSpec, Fit, get_spec
 from cellprobe.errors import InputError
 
@@ -224,6 +225,17 @@ def _window_offsets(length: int, window: int, step: int) -> list[int]:
     return [round(i * span / (n - 1)) * step for i in range(n)]
 
 
+def taps_problem(spec: EncoderSpec, taps: Sequence[int], model: nn.Module | None = None) -> str | None:
+    """Why ``taps`` cannot be the encoder's tapped levels (None: they can): one distinct level per level of the
+    decoder's pyramid, in increasing order. ``model``: the built architecture (else a bare one, without memory)."""
+    levels = len(_tap_levels(spec, model if model is not None else create_timm_model(spec, device="meta")))
+    bad = [t for t in taps if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < levels]
+    if len(taps) != len(PYRAMID_STRIDES) or bad or len(set(taps)) != len(taps) or list(taps) != sorted(taps):
+        return (f"encoder '{spec.name}' takes {len(PYRAMID_STRIDES)} distinct increasing indices in 0..{levels - 1} "
+                f"(one per level of the decoder's pyramid), got {list(taps)}")
+    return None
+
+
 def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", taps: Sequence[int] | None = None,
                   *, fit: Fit | None = None, input_scale: float = 1.0, seed: int = 0,
                   device: str | torch.device = "cpu") -> FrozenEncoder:
@@ -255,11 +267,9 @@ def build_encoder(name: str | EncoderSpec, weights: str | Path = "pretrained", t
     if resolved.path is not None:
         W.load_strict(model, spec, W.read_checkpoint(resolved.path), resolved.origin)
     taps = tuple(spec.default_taps if taps is None else taps)
-    levels = len(_tap_levels(spec, model))
-    bad = [t for t in taps if not isinstance(t, int) or not 0 <= t < levels]
-    if not taps or bad or len(set(taps)) != len(taps) or list(taps) != sorted(taps):
-        raise InputError(None, f"config key 'encoder.taps': encoder '{spec.name}' takes distinct increasing "
-                               f"indices in 0..{levels - 1}, got {list(taps)}")
+    problem = taps_problem(spec, taps, model)
+    if problem is not None:
+        raise InputError(None, f"config key 'encoder.taps': {problem}")
     encoder = FrozenEncoder(spec, model, taps, fit, resolved, input_scale)
     return encoder if str(device) in ("cpu", "meta") else encoder.to(device)
 
