@@ -96,6 +96,10 @@ def test_wrong_inputs(cli, run, tmp_path):
     assert rc == 2 and "no such file" in err
     rc, _, err = cli("predict", run, tmp_path / "opaque.png", "--out", tmp_path / "o", "--tile", "100")
     assert rc == 2 and "multiple of 32" in err
+    rc, _, err = cli("predict", run, tmp_path / "opaque.png", "--out", tmp_path / "o", "--overlap", "8")
+    assert rc == 2 and err.strip() == ("cellprobe: error: --tile/--overlap: config key 'overlap': overlap 8 is below "
+                                       "the 16 px over which windows cross-fade at their seams: give at least 16"), err
+    assert "blend" not in err  # the 29th probe: it named 'blend', which predict has no option for
     (tmp_path / "a-file").write_text("")
     for out in (tmp_path / "a-file", tmp_path / "a-file" / "below"):
         rc, _, err = cli("predict", run, tmp_path / "opaque.png", "--out", out)

@@ -67,12 +67,17 @@ def test_bad_options_refused_by_every_reader_that_takes_them(tmp_path, synth, co
     for root, fmt in ((conic_root, "conic"), (pannuke_root, "pannuke"), (folder, "folder")):
         with pytest.raises(InputError, match="mpp"):
             open_dataset(root, format=fmt, mpp=-0.5)
-    with pytest.raises(InputError, match="class_names lists 'a' twice"):
+    with pytest.raises(InputError, match="class_names: 'a' is listed twice"):
         open_dataset(conic_root, format="conic", class_names=["a", "a", "b", "c", "d", "e"])
-    with pytest.raises(InputError, match="at least one class"):
+    with pytest.raises(InputError, match="class_names: it lists no class"):
         open_dataset(folder, format="folder", class_names=[])
     (folder / "dataset.yaml").write_text("class_names: [w, x, w, z]\n")
     with pytest.raises(InputError, match="twice") as err:
+        open_dataset(folder, format="folder")
+    assert err.value.path == str(folder / "dataset.yaml")
+    # the 29th probe: shown as 'z' in every table, matched as 'z ' (a run of 'z' then scored it class-agnostic)
+    (folder / "dataset.yaml").write_text("class_names: [w, x, y, 'z ']\n")
+    with pytest.raises(InputError, match="class_names: 'z ' has spaces around it") as err:
         open_dataset(folder, format="folder")
     assert err.value.path == str(folder / "dataset.yaml")
 

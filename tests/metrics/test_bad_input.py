@@ -305,6 +305,8 @@ def test_score_command_gives_one_line_for_each_gap(cli, tmp_path):
     assert "no images" in run("none.npy", "none.npy") and "size 0×0" in run("flat.npy", "flat2.npy")
     assert "--mpp must be a finite number > 0, got nan" in run("T.npy", "P.npy", "--mpp", "nan")
     assert "--radius must be a finite number > 0, got inf" in run("T.npy", "P.npy", "--radius", "inf")
+    # the 29th probe: --mpp beside --radius changed nothing, and was recorded in the JSON as if it applied
+    assert "beside --radius it would change nothing" in run("T.npy", "P.npy", "--radius", "12", "--mpp", "0.5")
     assert "'a' is listed twice" in run("T.npy", "P.npy", "--classes", "a,a")
     assert "listed twice" in run("T.npy", "P.npy", "--classes", "a,b,a")
     text = run("text.npy", "P.npy")

@@ -27,12 +27,14 @@ class ScoreFormat(StrEnum):
 def _class_names(classes: str | None) -> list[str] | None:
     if classes is None:
         return None
+    from cellprobe.data.info import class_names_problem
+
     names = [name.strip() for name in classes.split(",")]
     if not all(names):
         raise InputError(None, f"--classes: empty class name in {classes!r}")
-    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
-    if twice is not None:
-        raise InputError(None, f"--classes: {twice!r} is listed twice")
+    problem = class_names_problem(names)  # the one rule for class lists
+    if problem is not None:
+        raise InputError(None, f"--classes: {problem}")
     return names
 
 
@@ -177,6 +179,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError(None, f"{flag} must be a finite number > 0, got {value}")
             if value is not None and fmt is ScoreFormat.pannuke:
                 raise InputError(None, f"{flag} applies to --format conic only")
+        if radius is not None and mpp is not None:  # a setting that changes nothing is refused, not ignored
+            raise InputError(None, "--mpp sets the default --radius only (3 µm at that µm/px); beside --radius it "
+                                   "would change nothing: give one of them")
         if workers < 0:
             raise InputError(None, f"--workers must be >= 0 (0 = all cores), got {workers}")
         if workers > usable_cores():  # as slide's --workers: the rest would only wait, each holding images

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +16,9 @@ from cellprobe.data.io import inside_dataset
 from cellprobe.errors import InputError, not_a_file
 
 INFO_FILE = "dataset.yaml"
-MAX_CLASSES = 255  # class ids are stored as uint8 (0 = background)
+#: most classes a class list may hold: class ids are stored as uint8 (0 = background); also bounds every table
+#: sized by the number of classes
+MAX_CLASSES = 255
 
 
 def _check_mpp(value: float) -> float:
@@ -23,19 +27,33 @@ def _check_mpp(value: float) -> float:
     return float(value)
 
 
-def _check_class_names(names: tuple[str, ...]) -> tuple[str, ...]:
+def class_names_problem(names: Sequence[str]) -> str | None:
+    """Why ``names`` cannot be a list of classes, None when it can: the one rule, for dataset.yaml, reader
+    options, score's --classes and the metrics. Names are matched exactly across runs and datasets, so one with
+    spaces around it (shown as the name without them) or a control character (written into results) is refused."""
     if not names:
-        raise ValueError("class_names must list at least one class")
+        return "it lists no class"
     if len(names) > MAX_CLASSES:
-        raise ValueError(f"class_names lists {len(names)} classes, at most {MAX_CLASSES} are possible")
-    for name in names:
-        if not name.strip():
-            raise ValueError("class_names holds an empty name")
+        return f"it lists {len(names)} classes, at most {MAX_CLASSES} are possible"
     seen: set[str] = set()
     for name in names:
+        if not isinstance(name, str) or not name.strip():
+            return f"{name!r} is not a class name (non-empty text)"
+        if name != name.strip():
+            return f"{name!r} has spaces around it"
+        hidden = next((c for c in name if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+        if hidden is not None:
+            return f"class name {name!r} holds the control character {hidden!a}"
         if name in seen:
-            raise ValueError(f"class_names lists '{name}' twice")
+            return f"{name!r} is listed twice; class names must be unique"
         seen.add(name)
+    return None
+
+
+def _check_class_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    problem = class_names_problem(names)
+    if problem is not None:
+        raise ValueError(f"class_names: {problem}")
     return tuple(names)
 
 

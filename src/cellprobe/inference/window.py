@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from cellprobe.config import StrictModel
+from cellprobe.config import StrictModel, key_error
 from cellprobe.decoder.model import INPUT_MULTIPLE
 
 #: the most network windows in one pass: 4096 windows of 256² px are 3 GiB of input alone (a typo such as 1e8
@@ -42,7 +42,8 @@ class WindowConfig(StrictModel):
         if self.overlap >= self.tile // 2:
             raise ValueError(f"overlap must be less than half the tile ({self.tile // 2}), got {self.overlap}")
         if self.blend > self.overlap:
-            raise ValueError(f"blend ({self.blend}) must not exceed overlap ({self.overlap})")
+            raise key_error("overlap", f"overlap {self.overlap} is below the {self.blend} px over which windows "
+                                       f"cross-fade at their seams: give at least {self.blend}")
         return self
 
 

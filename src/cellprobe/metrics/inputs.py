@@ -25,13 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cellprobe.data.io import refuse_control
+from cellprobe.data.info import MAX_CLASSES, class_names_problem
 from cellprobe.data.sample import int32_ids
 from cellprobe.errors import InputError, not_a_file
 
-#: Most classes a class list may hold (class maps are uint8 throughout cellprobe); also bounds every table
-#: sized by the number of classes.
-MAX_CLASSES = 255
 _INT64_LIMIT = 2.0**63
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -149,16 +146,9 @@ def check_class_names(class_names: Sequence[str] | None) -> list[str] | None:
     if isinstance(class_names, (str, bytes)):
         raise InputError(None, f"class names: expected a list of names, got the string {class_names!r}")
     names = list(class_names)
-    for name in names:
-        if not isinstance(name, str) or not name.strip():
-            raise InputError(None, f"class names: {name!r} is not a class name (non-empty text)")
-        refuse_control(name, "class names", "class name")  # written into results and tables as it is
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise InputError(None, f"class names: {name!r} is listed twice; class names must be unique")
-        seen.add(name)
-    check_num_classes(len(names))
+    problem = class_names_problem(names) if names else None  # an empty list declares no class: allowed here
+    if problem is not None:
+        raise InputError(None, f"class names: {problem}")
     return names
 
 
