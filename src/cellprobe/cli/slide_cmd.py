@@ -183,7 +183,10 @@ def _check_workers(workers: int, option: str, spec: Any) -> None:
 
 
 def _said(console: Any, summary: Any) -> None:
-    """One line per finished slide."""
+    """One line per finished slide (and a warning line of the nuclei its tiles cut)."""
+    from cellprobe.inference.slide_engine import say_cut_nuclei
+
+    say_cut_nuclei(summary)
     if summary.skipped:
         console.print(f"{summary.name}: finished earlier, skipped ({summary.folder})")
     else:

@@ -29,6 +29,7 @@ import queue
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -479,6 +480,19 @@ def _summary(plan: SlidePlan, segmenter: Segmenter, counts: dict[str, int], resu
         "workers": settings.workers, "batch_size": settings.batch_size, "device": str(segmenter.device),
         "cellprobe": __version__, "run": plan.stamp["run"], "stamp": plan.stamp,
     }
+
+
+def say_cut_nuclei(summary: SlideSummary) -> None:
+    """Nuclei cut by a tile's inner edge are dropped (counted in summary.json): said, with what to change, as a
+    smaller --overlap than the largest nucleus loses them (22 % of a slide's with --overlap 0)."""
+    from cellprobe.data.validate import DataWarning
+
+    cut = int(summary.data.get("nuclei", {}).get("cut_at_tile_edges", 0)) if not summary.skipped else 0
+    if cut:
+        overlap = summary.data.get("tiles", {}).get("overlap")
+        warnings.warn(f"{summary.name}: {cut} nuclei reached past the tile overlap ({overlap} px) and were cut by tile "
+                      "edges, so left out of the results (nuclei.cut_at_tile_edges); give a larger --overlap",
+                      DataWarning, stacklevel=2)
 
 
 def run_slide(segmenter: Segmenter, slide: Path, out_dir: Path, settings: SlideSettings | None = None,

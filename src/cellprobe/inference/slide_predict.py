@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cellprobe.inference.segmenter import Segmenter
 from cellprobe.inference.slide_config import SlideSettings
-from cellprobe.inference.slide_engine import results_folder, run_slide
+from cellprobe.inference.slide_engine import results_folder, run_slide, say_cut_nuclei
 from cellprobe.inference.slide_outputs import CELLS, GEOJSON, OVERVIEW, SUMMARY
 from cellprobe.inference.slide_plan import SlideInputs, slide_name
 
@@ -41,6 +41,6 @@ def predict_large(segmenter: Segmenter, path: Path, out_dir: Path, settings: Sli
     everything = settings.model_copy(update={"tissue": settings.tissue.model_copy(update={"method": "all"})})
     source = ("the run's (predict reads every image at it)" if segmenter.run.stamp.mpp
               else "nominal (the run records none; predict reads every image at the run's)")
-    run_slide(segmenter, path, out_dir, everything, inputs=SlideInputs(mpp=mpp, target_mpp=mpp, mpp_source=source),
-              overwrite=overwrite)
+    say_cut_nuclei(run_slide(segmenter, path, out_dir, everything,
+                             inputs=SlideInputs(mpp=mpp, target_mpp=mpp, mpp_source=source), overwrite=overwrite))
     return large_outputs(out_dir, path)
