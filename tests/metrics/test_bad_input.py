@@ -215,7 +215,10 @@ def test_pannuke_truth_pixel_in_two_class_channels():
         ({"radius": float("inf")}, "metric parameter radius=inf: Input should be a finite number"),
         ({"radius": float("nan")}, "metric parameter radius=nan: Input should be a finite number"),
         ({"r2_crop": float("inf")}, "metric parameter r2_crop=inf: Input should be a finite number"),
-        ({"mpp": 1e-320}, "infinite detection radius"),
+        ({"mpp": 1e-320}, "metric parameter mpp=1e-320: Input should be greater than or equal to 0.01"),
+        # the 30th probe: 1e-300 µm/px made a radius of 3e300 px, and a shifted prediction scored F1 1.0
+        ({"mpp": 1e-300}, "metric parameter mpp=1e-300: Input should be greater than or equal to 0.01"),
+        ({"radius": 1e300}, "metric parameter radius=1e\\+300: Input should be less than or equal to 1000"),
         ({"match_iou": float("nan")}, "metric parameter match_iou=nan: Input should be a finite number"),
     ],
 )

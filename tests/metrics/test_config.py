@@ -32,7 +32,10 @@ def test_non_finite_values_are_refused(bad):
         MetricsParams(**bad)
 
 
-def test_an_mpp_that_overflows_the_radius_is_refused():
-    with pytest.raises(ValidationError, match="infinite detection radius"):
-        MetricsParams(mpp=1e-320)
-    assert MetricsParams(mpp=1e-320, radius=5).detection_radius == 5.0
+def test_an_mpp_outside_a_microscopes_range_is_refused():
+    """1e-320 overflowed the radius to infinity; 1e-300 (the 30th probe) gave 3e300 px, pairing every nucleus."""
+    for mpp in (1e-320, 1e-300, 0.005, 101.0):
+        with pytest.raises(ValidationError, match=r"(greater|less) than or equal to"):
+            MetricsParams(mpp=mpp)
+    assert MetricsParams(mpp=0.01).detection_radius == 300.0 and MetricsParams(mpp=100).detection_radius == 0.03
+    assert MetricsParams(mpp=0.5, radius=5).detection_radius == 5.0

@@ -21,9 +21,16 @@ INFO_FILE = "dataset.yaml"
 MAX_CLASSES = 255
 
 
+#: the µm/px a dataset or score may be given: from a 500× objective to a low-power overview. Outside it the
+#: detection radius (3 µm) and resizing factors become absurd: 1e-300 µm/px paired every nucleus with every other
+MPP_RANGE = (0.01, 100.0)
+
+
 def _check_mpp(value: float) -> float:
     if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"mpp (µm/px) must be a finite number > 0, got {value!r}")
+    if not MPP_RANGE[0] <= value <= MPP_RANGE[1]:
+        raise ValueError(f"mpp (µm/px) must be between {MPP_RANGE[0]:g} and {MPP_RANGE[1]:g}, got {value!r}")
     return float(value)
 
 

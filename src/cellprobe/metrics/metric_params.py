@@ -2,16 +2,15 @@
 
 The pairing threshold and the detection radius are the two numbers every published table depends on; they
 live here (not as literals in the code) so that a run folder records them with its results. Every value must
-be a finite number (NaN and infinity are refused, as is an ``mpp`` so small that the radius overflows).
+be a finite number (NaN and infinity are refused), and ``mpp`` a microscope's (:data:`~cellprobe.data.info.MPP_RANGE`).
 """
 
 from __future__ import annotations
 
-import math
-
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from cellprobe.config import StrictModel
+from cellprobe.data.info import MPP_RANGE
 
 #: HoVer-Net pairs centroids within 12 px at 40× (0.25 µm/px), i.e. 3 µm; 6 px at 20× (0.5 µm/px).
 DETECTION_RADIUS_UM = 3.0
@@ -37,15 +36,10 @@ class MetricsParams(StrictModel):
 
 
     match_iou: float = Field(0.5, ge=0.5, lt=1.0, allow_inf_nan=False)
-    radius: float | None = Field(None, gt=0, allow_inf_nan=False)
-    mpp: float | None = Field(None, gt=0, allow_inf_nan=False)
+    # a radius past a patch pairs nuclei nowhere near each other (the truth's with any prediction)
+    radius: float | None = Field(None, gt=0, le=1000, allow_inf_nan=False)
+    mpp: float | None = Field(None, ge=MPP_RANGE[0], le=MPP_RANGE[1], allow_inf_nan=False)
     r2_crop: int | None = Field(None, gt=0)
-
-    @model_validator(mode="after")
-    def _finite_radius(self) -> MetricsParams:
-        if not math.isfinite(self.detection_radius):
-            raise ValueError(f"mpp={self.mpp!r} µm/px gives an infinite detection radius; give a realistic mpp")
-        return self
 
     @property
     def detection_radius(self) -> float:
