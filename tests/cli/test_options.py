@@ -117,8 +117,40 @@ def test_memory_a_setting_asks_for_is_one_line(monkeypatch, capsys, error):
     def exhausted(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(app_module, "app", exhausted)
+    monkeypatch.setattr("cellprobe.encoders.registry.list_encoders", exhausted)  # inside a command
     assert app_module.main(["encoders"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cellprobe: error: out of memory (") and "lower the batch size" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [
+    ("predict", "RUN", "x.png", "--out", "OUT", "--tile", "3_2"),  # Python's int() read 32
+    ("predict", "RUN", "x.png", "--out", "OUT", "--tile=32.0"),
+    ("predict", "RUN", "x.png", "--out", "OUT", "--tta", "\u0668"),  # an Arabic-Indic 8
+    ("score", "--format", "conic", "--true", "T.npy", "--pred", "P.npy", "--r2-crop", "2_24"),
+    ("score", "--format", "conic", "--true", "T.npy", "--pred", "P.npy", "--radius", "1_2"),
+    ("score", "--format", "conic", "--true", "T.npy", "--pred", "P.npy", "--workers", "1.0"),
+    ("slide", "RUN", "s.tif", "--out", "OUT", "--mpp", "0.2_5"),
+    ("data", "download", "x", "--root", "OUT", "--retries", "1_0"),
+])
+def test_number_options_are_read_as_written_not_as_python_would(cli, tmp_path, args):
+    """The 30th probe: Click reads option numbers with int() and float(), which take '3_2' as 32 and '1.0' as an
+    integer; config values (YAML 1.2) refuse them, and so do the options now, naming the option."""
+    args = [str(tmp_path / a) if a in ("RUN", "OUT") else a for a in args]
+    flag = next(a.split("=")[0] for a in args if a.startswith("--") and a.split("=")[0] in (
+        "--tile", "--tta", "--r2-crop", "--radius", "--workers", "--mpp", "--retries"))
+    rc, _, err = cli(*args)
+    where = "cellprobe data download" if args[0] == "data" else f"cellprobe {args[0]}"
+    assert rc == 2 and err.startswith(f"cellprobe: error: {where}: {flag}: ") and " is not a" in err, err
+    assert err.rstrip().endswith(f"(see {where} --help)") and err.count("\n") == 1
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_plain_numbers_signs_and_exponents_still_read():
+    from cellprobe.cli.app import _strict_numbers
+
+    _strict_numbers(["predict", "r", "x.png", "--tile", "256", "--overlap", "+64"])
+    _strict_numbers(["score", "--radius", "1.5e1", "--mpp", ".25", "--r2-crop", "224", "--workers", "0"])
+    _strict_numbers(["score", "--radius", "nan"])  # refused by the option's own check, which says why
+    _strict_numbers(["data", "download", "x", "--retries", "-1"])  # likewise

@@ -197,6 +197,8 @@ def test_data_at_another_resolution_is_brought_to_the_runs_and_scored_at_its_own
         with pytest.raises(InputError, match="beyond the 16× an image is resampled by") as err:
             run_scale(ds, run_mpp, fine)
         assert err.value.path == str(fine)
+    with pytest.raises(InputError, match=r"is 16\.04× the run's"):  # the 30th probe: '16×' read as within 16×
+        run_scale(ds, 0.25 / 16.04, fine)
     evaluate(run_dir, fine, "test", format="patches", out=tmp_path / "out")
     record = json.loads((tmp_path / "out" / R.METRICS).read_text())
     assert record["evaluation"]["resized_by"] == 0.5 and record["num_images"] == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import re
 import sys
 import unicodedata
 
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
               "rename it", file=sys.stderr)
         return 2
     try:
+        _strict_numbers(sys.argv[1:] if argv is None else argv)
         with data_warnings_as_lines():
             rv = app(args=argv, standalone_mode=False)
     except InputError as err:
@@ -123,6 +125,39 @@ def _command_path(argv: list[str]) -> list[str]:
         elif not arg.startswith("-") or not hasattr(command, "commands"):
             break
     return path
+
+
+#: how a number option's value is written: Click reads it with Python's int() and float(), which also take
+#: '1_000', '3.0' for an integer and Arabic-Indic digits; config values (YAML 1.2) refuse those, and so do these.
+#: nan and inf pass, to be refused by the option's own check, which says why.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_REAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
+def _strict_numbers(argv: list[str]) -> None:
+    """Refuse a number option's value that is not plainly an integer or a decimal number, naming the option,
+    before Click reads it leniently (``--tile 3_2`` was 32, ``--workers 1.0`` 1)."""
+    command, path = typer.main.get_command(app), _command_path(argv)
+    for name in path:
+        command = command.commands[name]
+    where = " ".join(["cellprobe", *path])
+    kinds = {}
+    for param in getattr(command, "params", []):
+        kind = {"int": (_INTEGER, "an integer"), "float": (_REAL, "a number")}.get(param.bare_type())
+        for flag in (*param.opts, *param.secondary_opts):
+            if kind is not None and flag.startswith("-"):
+                kinds[flag] = kind
+    args = [str(a) for a in argv]
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        flag, given, value = arg.partition("=")
+        if not given:
+            value = args[i + 1] if i + 1 < len(args) else None
+        if flag in kinds and value is not None and not kinds[flag][0].fullmatch(value):
+            plain = "plain digits, such as 256" if kinds[flag][0] is _INTEGER else "a plain decimal, such as 0.25"
+            raise InputError(None, f"{where}: {flag}: {value!r} is not {kinds[flag][1]} written as {plain} (see "
+                                   f"{where} --help)")  # as the parser's own usage errors say
 
 
 def _one_line(text: str) -> str:

@@ -72,7 +72,7 @@ def run_scale(dataset: PatchDataset, run_mpp: float | None, where: Any) -> float
                                 "'mpp', or the reader option mpp) so the images can be brought to the run's scale")
     factor = mpp / run_mpp
     if not 1 / MAX_RESAMPLE <= factor <= MAX_RESAMPLE:  # 1e-300 would shrink every image to nothing
-        raise InputError(where, f"the data's {mpp:.4g} µm/px is {factor:.3g}× the run's {run_mpp:.4g} µm/px, beyond "
+        raise InputError(where, f"the data's {mpp:.4g} µm/px is {factor:.4g}× the run's {run_mpp:.4g} µm/px, beyond "
                                 f"the {MAX_RESAMPLE:g}× an image is resampled by: check the data's mpp")
     return 1.0 if abs(factor - 1.0) <= MPP_TOLERANCE else factor
 
