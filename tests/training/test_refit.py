@@ -83,8 +83,9 @@ def test_refit_takes_the_references_epochs_schedule_and_thresholds(tiny_data, tm
         refit_config(run, tmp_path / "refit-of-refit")
     # the sixteenth probe: a time budget finished a refit after 1 of its epochs, thresholds copied as if whole
     for key in ("epochs", "lr", "data.val_fraction", "decoder.stem_depth", "trainer.max_minutes"):
-        with pytest.raises(InputError, match=f"refit decides {key}"):
-            refit_config(ref, tmp_path / "changed", {key: 5})
+        with pytest.raises(InputError, match=f"refit decides {key} from the reference run \\(it trains the "
+                                             "reference's config, data and encoder"):  # the 31st probe: it gave
+            refit_config(ref, tmp_path / "changed", {key: 5})  # only the epochs as the reason, whatever the key
     thresholds = {**json.loads(tuned), "fg_threshold": "0.5"}
     (ref / R.POSTPROCESS).write_text(json.dumps(thresholds))  # taken over: checked before any training
     with pytest.raises(InputError, match="config key 'fg_threshold'") as err:

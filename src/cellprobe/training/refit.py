@@ -78,8 +78,9 @@ def refit_config(reference: str | Path, out: str | Path, overrides: dict[str, An
     allowed = R.RUNTIME_KEYS - {"trainer.max_minutes"}  # a refit cut short by a time budget is no refit
     decided = sorted(k for k in (overrides or {}) if k not in allowed)
     if decided:
-        raise InputError(None, f"refit decides {', '.join(decided)} from the reference run (it trains exactly the "
-                               f"reference's best epoch + 1 epochs); --set takes only how it runs "
+        raise InputError(None, f"refit decides {', '.join(decided)} from the reference run (it trains the "
+                               "reference's config, data and encoder on all its training patches, for its best "
+                               "epoch + 1 epochs at the rates it used); --set takes only how it runs "
                                f"({', '.join(sorted(allowed))})")
     ref = R.Run.open(reference)
     if not ref.finished:
