@@ -327,3 +327,16 @@ def test_an_ensemble_scored_on_its_members_training_patches_is_said(pair, tmp_pa
     with pytest.warns(DataWarning, match="overstate it"):
         evaluate(ens, data, "train", format="patches", out=tmp_path / "ev")
     assert json.loads((tmp_path / "ev" / R.METRICS).read_text())["evaluation"]["on_training_patches"] is True
+
+
+def test_training_into_an_ensemble_folder_is_refused(pair, tmp_path):
+    """The 31st probe: train --out ENS with its first member's config found the ensemble 'trained' (its config is
+    that member's) and exited 0 without training; the user then tuned and scored the ensemble as the new run."""
+    data, a, b = pair
+    ens = make_ensemble([a, b], tmp_path / "ens")
+    before = {p.name: p.read_bytes() for p in ens.iterdir() if p.is_file()}
+    cfg = train_config(_config(data, ens, 0, split_seed=0, cache_dir=str(tmp_path / "cache")))
+    with pytest.raises(InputError, match="holds an ensemble of other runs, not a run to train") as err:
+        train(cfg)
+    assert err.value.path == str(ens)
+    assert {p.name: p.read_bytes() for p in ens.iterdir() if p.is_file()} == before

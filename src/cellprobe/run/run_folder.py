@@ -341,6 +341,8 @@ def find_run(config: TrainConfig) -> Run | None:
             raise InputError(run_dir, "output folder is not empty and holds no cellprobe run; choose another --out")
         return None
     run = Run.open(run_dir)
+    if run.is_ensemble:  # its config is its first member's: the same command would find it "trained"
+        raise InputError(run_dir, "holds an ensemble of other runs, not a run to train; choose another --out")
     _refuse_in_the_way(run_dir)
     old, new = run.config.model_dump(mode="json"), config.model_dump(mode="json")
     for section in (old, new):  # data paths spelt relative, through a link or with '..': the same files
