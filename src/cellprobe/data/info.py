@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 from cellprobe.config import StrictModel, load_yaml, parse_config
-from cellprobe.data.io import inside_dataset
+from cellprobe.data.io import control_character, inside_dataset
 from cellprobe.errors import InputError, not_a_file
 
 INFO_FILE = "dataset.yaml"
@@ -48,7 +47,7 @@ def class_names_problem(names: Sequence[str]) -> str | None:
             return f"{name!r} is not a class name (non-empty text)"
         if name != name.strip():
             return f"{name!r} has spaces around it"
-        hidden = next((c for c in name if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+        hidden = control_character(name)
         if hidden is not None:
             return f"class name {name!r} holds the control character {hidden!a}"
         if name in seen:

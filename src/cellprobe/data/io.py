@@ -60,10 +60,16 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+def control_character(text: str) -> str | None:
+    """The first control character or line/paragraph separator in ``text`` (None: none): a name holding one
+    could not be shown on one line."""
+    return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+
+
 def refuse_control(value: str, where: str | Path, what: str) -> None:
     """A name read from a table with a control character in it (a quoted line break, a tab) is refused: no
     file is called so, and the name could not be shown on one line."""
-    hidden = next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    hidden = control_character(value)
     if hidden is not None:
         raise InputError(where, f"{what} {value!r} holds the control character {hidden!a}")
 

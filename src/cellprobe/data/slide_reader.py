@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from cellprobe.data.io import check_pixels, read_image, require_file
+from cellprobe.data.io import check_pixels, holds_tiff, read_image, require_file
 from cellprobe.errors import InputError
 
 #: x and y µm/px further apart than this (relative) are refused: pixels must be square.
@@ -73,7 +73,6 @@ _UM_PER_UNIT = {"inch": 25_400.0, "centimeter": 10_000.0}
 _TIFF_UNITS = {2: "inch", 3: "centimeter"}  # ResolutionUnit tag values; 1 is "none"
 _OME_UM_PER_UNIT = {"pm": 1e-6, "nm": 1e-3, "µm": 1.0, "μm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6,
                     "Å": 1e-4}
-_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"BM")
 # TIFF photometric interpretations: grey (refused), RGB, YCbCr (decoded to RGB by the JPEG codec).
 _MINISWHITE, _MINISBLACK, _RGB, _YCBCR = 0, 1, 2, 6
@@ -328,7 +327,7 @@ def recorded_mpp(path: Path) -> tuple[float, float] | None:
     is a plausible microscope's, else None; from the header only. For images whose pixels are taken at the run's
     µm/px (predict), to say when the file says otherwise."""
     try:
-        if _head(path, 4) in _TIFF_MAGIC:
+        if holds_tiff(path):
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
@@ -426,7 +425,7 @@ def tiff_levels_problem(path: Path, sizes: list[tuple[int, int]]) -> str | None:
     (OpenSlide's verdict then stands)."""
     import tifffile
 
-    if not _is_tiff(path):
+    if not holds_tiff(path):
         return None
     try:
         with _tifffile_complaints(), tifffile.TiffFile(path) as tif:
@@ -444,7 +443,7 @@ def tiff_truncation(path: Path) -> str | None:
     a TIFF tifffile parses (the format's own reader then decides)."""
     import tifffile
 
-    if not _is_tiff(path):
+    if not holds_tiff(path):
         return None
     try:
         with _tifffile_complaints(), tifffile.TiffFile(path) as tif:
@@ -627,10 +626,6 @@ def _head(path: Path, size: int = 8) -> bytes:
         return handle.read(size)
 
 
-def _is_tiff(path: Path) -> bool:
-    return _head(path)[:4] in _TIFF_MAGIC
-
-
 def _is_ome(path: Path) -> bool:
     import tifffile
 
@@ -666,7 +661,7 @@ def _openslide_decodes(path: Path) -> bool:
 
 def detect_kind(path: Path) -> str:
     """``"openslide"``, ``"tiff"`` or ``"image"`` from the file's content (see the module docstring)."""
-    tiff = _is_tiff(path)
+    tiff = holds_tiff(path)
     if tiff and _is_ome(path):
         return "tiff"
     vendor = _openslide_vendor(path)
